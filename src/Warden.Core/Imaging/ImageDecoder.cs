@@ -1,0 +1,191 @@
+using NetVips;
+using NetVipsImage = NetVips.Image;
+
+namespace Warden.Core.Imaging;
+
+/// <summary>
+/// Decodes images in process with libvips (NetVips): libjpeg-turbo, libspng, libwebp, libtiff, cgif.
+/// Only the loaders for <see cref="ImageFormat"/> are reachable: the format is sniffed first and the
+/// matching loader called by name, and libvips' untrusted loaders are blocked.
+/// </summary>
+public static class ImageDecoder
+{
+    private static readonly object InitLock = new();
+    private static bool s_initialised;
+
+    /// <summary>
+    /// Decodes <paramref name="data"/>. When <paramref name="minShortSide"/> &gt; 0 and the format can
+    /// shrink while decoding (JPEG DCT scaling), the largest factor of 2, 4 or 8 that keeps the shorter side
+    /// at or above it is used; otherwise the image is decoded at full size.
+    /// </summary>
+    /// <exception cref="ImageDecodeException">Empty, unsupported, truncated, corrupt or over-limit input.</exception>
+    public static DecodedImage Decode(byte[] data, int minShortSide = 0, ImageLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        limits ??= ImageLimits.Default;
+        if (data.Length == 0)
+        {
+            throw new ImageDecodeException(ImageDecodeError.Empty, "The file is empty.");
+        }
+
+        if (data.Length > limits.MaxBytes)
+        {
+            throw new ImageDecodeException(ImageDecodeError.TooManyBytes, $"The file has {data.Length} bytes; the limit is {limits.MaxBytes}.");
+        }
+
+        var format = ImageFormatSniffer.Sniff(data);
+        if (format == ImageFormat.Unknown)
+        {
+            throw new ImageDecodeException(ImageDecodeError.UnsupportedFormat, "Not a supported image format (JPEG, PNG, WebP, GIF, BMP, TIFF).");
+        }
+
+        if (format == ImageFormat.Bmp)
+        {
+            return BmpDecoder.Decode(data, limits);
+        }
+
+        EnsureInitialised();
+        try
+        {
+            // Opening reads the header only; pixels are decoded by WriteToMemory below.
+            var header = Load(format, data, 1);
+            var width = header.Width;
+            var height = header.Height;
+            CheckPixels(width, height, limits);
+
+            var image = header;
+            if (format == ImageFormat.Jpeg && minShortSide > 0)
+            {
+                var shrink = ShrinkFactor(width, height, minShortSide);
+                if (shrink > 1)
+                {
+                    header.Dispose();
+                    image = Load(format, data, shrink);
+                }
+            }
+
+            using (image)
+            {
+                return ToPixels(image, format, width, height);
+            }
+        }
+        catch (VipsException ex)
+        {
+            throw Classify(ex);
+        }
+    }
+
+    /// <summary>The JPEG scale-on-load factor (1, 2, 4 or 8) that keeps the short side ≥ <paramref name="minShortSide"/>.</summary>
+    public static int ShrinkFactor(int width, int height, int minShortSide)
+    {
+        var shortSide = Math.Min(width, height);
+        var factor = 8;
+        while (factor > 1 && shortSide / factor < minShortSide)
+        {
+            factor /= 2;
+        }
+
+        return factor;
+    }
+
+    private static void CheckPixels(int width, int height, ImageLimits limits)
+    {
+        if ((long)width * height > limits.MaxPixels)
+        {
+            throw new ImageDecodeException(
+                ImageDecodeError.TooManyPixels,
+                $"The image declares {width}x{height} pixels; the limit is {limits.MaxPixels} pixels.");
+        }
+    }
+
+    private static NetVipsImage Load(ImageFormat format, byte[] data, int shrink)
+    {
+        // fail_on=truncated: a cut-off file is an error, not a grey-filled image. autorotate stays off:
+        // the reference ignores EXIF orientation, and dihedral variants cover it.
+        const Enums.FailOn failOn = Enums.FailOn.Truncated;
+        return format switch
+        {
+            ImageFormat.Jpeg => NetVipsImage.JpegloadBuffer(data, shrink: shrink, autorotate: false, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.Png => NetVipsImage.PngloadBuffer(data, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.WebP => NetVipsImage.WebploadBuffer(data, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.Gif => NetVipsImage.GifloadBuffer(data, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.Tiff => NetVipsImage.TiffloadBuffer(data, access: Enums.Access.Sequential, failOn: failOn),
+            _ => throw new ImageDecodeException(ImageDecodeError.UnsupportedFormat, $"No decoder for {format}."),
+        };
+    }
+
+    private static unsafe DecodedImage ToPixels(NetVipsImage image, ImageFormat format, int width, int height)
+    {
+        var converted = image;
+        try
+        {
+            // Bring any colour space or depth (CMYK, 16-bit, float, LAB, palette) to 8-bit sRGB or grey,
+            // keeping alpha as the last band (the hasher ignores it, as the reference drops it).
+            var grey = converted.Bands <= 2 && converted.Interpretation is Enums.Interpretation.Bw or Enums.Interpretation.Grey16 or Enums.Interpretation.Multiband;
+            if (converted.Format != Enums.BandFormat.Uchar || !(grey || converted.Interpretation == Enums.Interpretation.Srgb))
+            {
+                converted = converted.Colourspace(grey ? Enums.Interpretation.Bw : Enums.Interpretation.Srgb);
+                if (converted.Format != Enums.BandFormat.Uchar)
+                {
+                    converted = converted.Cast(Enums.BandFormat.Uchar);
+                }
+            }
+
+            if (converted.Bands > 4)
+            {
+                converted = converted.ExtractBand(0, 3);
+            }
+
+            var pixelWidth = converted.Width;
+            var pixelHeight = converted.Height;
+            var bands = converted.Bands;
+            var ptr = converted.WriteToMemory(out var size);
+            return new DecodedImage(format, width, height, pixelWidth, pixelHeight, bands, ptr, (long)size, NetVips.NetVips.Free);
+        }
+        finally
+        {
+            if (!ReferenceEquals(converted, image))
+            {
+                converted.Dispose();
+            }
+        }
+    }
+
+    private static ImageDecodeException Classify(VipsException ex)
+    {
+        var message = ex.Message;
+        var truncated = message.Contains("truncat", StringComparison.OrdinalIgnoreCase) ||
+                        message.Contains("premature end", StringComparison.OrdinalIgnoreCase) ||
+                        message.Contains("unexpected end", StringComparison.OrdinalIgnoreCase) ||
+                        message.Contains("not enough data", StringComparison.OrdinalIgnoreCase);
+        var firstLine = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "decode failed";
+        return truncated
+            ? new ImageDecodeException(ImageDecodeError.Truncated, $"The image data is truncated ({firstLine}).", ex)
+            : new ImageDecodeException(ImageDecodeError.Corrupt, $"The image data is corrupt ({firstLine}).", ex);
+    }
+
+    private static void EnsureInitialised()
+    {
+        if (Volatile.Read(ref s_initialised))
+        {
+            return;
+        }
+
+        lock (InitLock)
+        {
+            if (s_initialised)
+            {
+                return;
+            }
+
+            // One thread per decode: callers parallelise across files. No operation cache: every
+            // upload is different, and the cache would hold decoded pixels of submitted media.
+            NetVips.NetVips.Concurrency = 1;
+            Cache.Max = 0;
+            Cache.MaxFiles = 0;
+            Cache.MaxMem = 0;
+            NetVips.NetVips.BlockUntrusted = true;
+            Volatile.Write(ref s_initialised, true);
+        }
+    }
+}

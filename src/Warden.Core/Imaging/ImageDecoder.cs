@@ -119,7 +119,12 @@ public static class ImageDecoder
         var converted = image;
         try
         {
-            // Bring any colour space or depth (CMYK, 16-bit, float, LAB, palette) to 8-bit sRGB or grey,
+            if (converted.Interpretation == Enums.Interpretation.Cmyk && converted.Format == Enums.BandFormat.Uchar && converted.Bands == 4)
+            {
+                return CmykToRgb(converted, format, width, height);
+            }
+
+            // Bring any colour space or depth (16-bit, float, LAB, palette) to 8-bit sRGB or grey,
             // keeping alpha as the last band (the hasher ignores it, as the reference drops it).
             var grey = converted.Bands <= 2 && converted.Interpretation is Enums.Interpretation.Bw or Enums.Interpretation.Grey16 or Enums.Interpretation.Multiband;
             if (converted.Format != Enums.BandFormat.Uchar || !(grey || converted.Interpretation == Enums.Interpretation.Srgb))
@@ -149,6 +154,32 @@ public static class ImageDecoder
                 converted.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// CMYK without colour management, as ImageMagick converts it for the reference CLI:
+    /// R = (255 − C)(255 − K) / 255, rounded. (libvips would go through an ICC profile, which moves
+    /// the hash further from Meta's outputs.) libvips has already undone Adobe's inverted storage.
+    /// </summary>
+    private static unsafe DecodedImage CmykToRgb(NetVipsImage image, ImageFormat format, int width, int height)
+    {
+        var w = image.Width;
+        var h = image.Height;
+        var ptr = image.WriteToMemory(out var size);
+        var cmyk = new Span<byte>((void*)ptr, checked((int)size));
+        var pixels = (long)w * h;
+        for (long i = 0; i < pixels; i++)
+        {
+            var c = cmyk[(int)(i * 4)];
+            var m = cmyk[(int)(i * 4) + 1];
+            var y = cmyk[(int)(i * 4) + 2];
+            var k = 255 - cmyk[(int)(i * 4) + 3];
+            cmyk[(int)(i * 3)] = (byte)((((255 - c) * k) + 127) / 255);
+            cmyk[(int)(i * 3) + 1] = (byte)((((255 - m) * k) + 127) / 255);
+            cmyk[(int)(i * 3) + 2] = (byte)((((255 - y) * k) + 127) / 255);
+        }
+
+        return new DecodedImage(format, width, height, w, h, 3, ptr, pixels * 3, NetVips.NetVips.Free);
     }
 
     private static ImageDecodeException Classify(VipsException ex)

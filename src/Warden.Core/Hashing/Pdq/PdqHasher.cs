@@ -37,7 +37,7 @@ public sealed class PdqHasher
     private float[] _full2 = [];
 
     /// <summary>Hashes interleaved 8-bit pixels (1 = grey, 2 = grey+alpha, 3 = RGB, 4 = RGBA).</summary>
-    public PdqResult Hash(ReadOnlySpan<byte> pixels, int width, int height, int stride, int bytesPerPixel, PdqResize resize = PdqResize.Fast, bool dihedral = false)
+    public PdqResult Hash(ReadOnlySpan<byte> pixels, int width, int height, int stride, int bytesPerPixel, PdqResize resize = PdqResize.Fast, bool dihedral = false, int fastMinSide = FastMinSide)
     {
         int rows, cols;
         var grey = PdqStages.IsGrey(pixels, width, height, stride, bytesPerPixel);
@@ -47,7 +47,7 @@ public sealed class PdqHasher
             EnsureBuffers(rows * cols);
             PdqStages.FillLumaNearest(pixels, width, height, stride, bytesPerPixel, cols, rows, _full1, grey);
         }
-        else if (resize == PdqResize.Fast && FastReductionFactor(width, height) is var factor and > 1)
+        else if (resize == PdqResize.Fast && FastReductionFactor(width, height, fastMinSide) is var factor and > 1)
         {
             EnsureBuffers(((width + factor - 1) / factor) * ((height + factor - 1) / factor));
             PdqStages.FillLumaBoxReduced(pixels, width, height, stride, bytesPerPixel, factor, _full1, out cols, out rows, grey);
@@ -64,7 +64,7 @@ public sealed class PdqHasher
     }
 
     /// <summary>The integer block size the fast path averages over: keeps the short side ≥ <see cref="FastMinSide"/>.</summary>
-    public static int FastReductionFactor(int width, int height) => Math.Max(1, Math.Min(width, height) / FastMinSide);
+    public static int FastReductionFactor(int width, int height, int minSide = FastMinSide) => Math.Max(1, Math.Min(width, height) / minSide);
 
     /// <summary>
     /// Hashes a float luma image (row-major, <paramref name="rows"/> x <paramref name="cols"/>) with the

@@ -22,11 +22,14 @@ public sealed class PdqImageHasher(PdqResize resize = PdqResize.Fast, ImageLimit
     /// <summary>The pre-resize policy in use.</summary>
     public PdqResize Resize { get; } = resize;
 
+    /// <summary>Short-side floor for the fast path's scaled decode and block reduction.</summary>
+    public int FastMinSide { get; init; } = PdqHasher.FastMinSide;
+
     /// <summary>Decodes and hashes. Throws <see cref="ImageDecodeException"/> on bad input.</summary>
     public PdqImageResult Hash(byte[] encoded, bool dihedral = false)
     {
-        using var image = ImageDecoder.Decode(encoded, Resize == PdqResize.Fast ? PdqHasher.FastMinSide : 0, _limits);
-        var result = _hasher.Hash(image.Pixels, image.PixelWidth, image.PixelHeight, image.Stride, image.BytesPerPixel, Resize, dihedral);
+        using var image = ImageDecoder.Decode(encoded, Resize == PdqResize.Fast ? FastMinSide : 0, _limits);
+        var result = _hasher.Hash(image.Pixels, image.PixelWidth, image.PixelHeight, image.Stride, image.BytesPerPixel, Resize, dihedral, FastMinSide);
         return new PdqImageResult(result, image.Format, image.Width, image.Height);
     }
 }

@@ -52,7 +52,7 @@ public sealed class ExactHasher : IDisposable
     /// set the bytes are also collected (up to <paramref name="maxKeep"/>; beyond it keeping stops and
     /// <paramref name="kept"/> is null, while hashing goes on).
     /// </summary>
-    public ExactHashes HashStream(Stream stream, bool keep, long maxKeep, out byte[]? kept)
+    public ExactHashes HashStream(Stream stream, bool keep, long maxKeep, out byte[]? kept, out long length)
     {
         ArgumentNullException.ThrowIfNull(stream);
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
@@ -66,9 +66,11 @@ public sealed class ExactHasher : IDisposable
             }
 
             int read;
+            length = 0;
             while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
             {
                 var chunk = buffer.AsSpan(0, read);
+                length += read;
                 Append(chunk);
                 if (collected is not null)
                 {
@@ -84,6 +86,7 @@ public sealed class ExactHasher : IDisposable
                 }
             }
 
+            // The decoder takes a whole array, so hand over the buffer itself when it is exactly full.
             kept = collected is null ? null : collected.Length == collected.Capacity ? collected.GetBuffer() : collected.ToArray();
             return Finish();
         }

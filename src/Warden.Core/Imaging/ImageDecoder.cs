@@ -216,6 +216,10 @@ public static class ImageDecoder
             Cache.MaxFiles = 0;
             Cache.MaxMem = 0;
             NetVips.NetVips.BlockUntrusted = true;
+
+            // libvips reports recoverable oddities of submitted files ("unknown EXIF resolution unit") as GLib
+            // warnings on stderr. They are not ours to print: failures surface as ImageDecodeException.
+            Log.SetLogHandler("VIPS", Enums.LogLevelFlags.Warning | Enums.LogLevelFlags.Message | Enums.LogLevelFlags.Info, static (_, _, _) => { });
             Volatile.Write(ref s_initialised, true);
         }
     }

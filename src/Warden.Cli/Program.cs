@@ -1,0 +1,3 @@
+using Warden.Cli;
+
+return WardenCli.Run(args, Console.Out, Console.Error);

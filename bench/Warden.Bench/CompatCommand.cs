@@ -4,8 +4,9 @@ using Warden.Core.Hashing.Pdq;
 namespace Warden.Bench;
 
 /// <summary>
-/// `compat`: Hamming distance of each pipeline's hash from Meta's CLI (pdq-cli.csv) and core
-/// (pdq-core-fullres.csv) on every reference image, with the max/mean over quality ≥ 80 JPEGs.
+/// `compat [MINSIDE...]`: Hamming distance of each pipeline's hash from Meta's CLI (pdq-cli.csv) and core
+/// (pdq-core-fullres.csv) on every reference image, with max/mean over quality ≥ 80 JPEG/WebP photos and
+/// over the PNGs. Each MINSIDE adds a fast pipeline with that short-side floor.
 /// </summary>
 internal static class CompatCommand
 {
@@ -23,7 +24,10 @@ internal static class CompatCommand
         pipelines.AddRange(minSides.Select(m => ($"fast{m}", new PdqImageHasher(PdqResize.Fast) { FastMinSide = m })));
 
         Console.WriteLine($"{"file",-48} {"q",3} " + string.Join(" ", pipelines.Select(p => $"{p.Name + ":cli",11} {p.Name + ":core",12}")));
-        var jpegStats = pipelines.ToDictionary(p => p.Name, _ => new List<int>());
+        var photoCli = pipelines.ToDictionary(p => p.Name, _ => new List<int>());
+        var photoCore = pipelines.ToDictionary(p => p.Name, _ => new List<int>());
+        var pngCli = pipelines.ToDictionary(p => p.Name, _ => new List<int>());
+        var pngCore = pipelines.ToDictionary(p => p.Name, _ => new List<int>());
         foreach (var (path, (cliHash, quality)) in cli)
         {
             var bytes = File.ReadAllBytes(Path.Combine(pdq, path));
@@ -34,9 +38,20 @@ internal static class CompatCommand
                 var dc = h.DistanceTo(cliHash);
                 var dk = h.DistanceTo(core[path].Hash);
                 cells.Add($"{dc,11} {dk,12}");
-                if (path.EndsWith(".jpg", StringComparison.Ordinal) && quality >= 80)
+                if (quality < 80)
                 {
-                    jpegStats[name].Add(dc);
+                    continue;
+                }
+
+                if (path.EndsWith(".jpg", StringComparison.Ordinal) || path.EndsWith(".webp", StringComparison.Ordinal))
+                {
+                    photoCli[name].Add(dc);
+                    photoCore[name].Add(dk);
+                }
+                else if (path.EndsWith(".png", StringComparison.Ordinal))
+                {
+                    pngCli[name].Add(dc);
+                    pngCore[name].Add(dk);
                 }
             }
 
@@ -44,13 +59,21 @@ internal static class CompatCommand
         }
 
         Console.WriteLine();
-        Console.WriteLine("JPEG photos with quality >= 80, distance to pdq-cli.csv:");
-        foreach (var (name, d) in jpegStats)
-        {
-            Console.WriteLine($"  {name,-10} n={d.Count} max={d.Max()} mean={d.Average():F2} within10={d.Count(x => x <= 10)}/{d.Count}");
-        }
+        Summarise("JPEG/WebP photos with quality >= 80, distance to pdq-cli.csv:", photoCli);
+        Summarise("JPEG/WebP photos with quality >= 80, distance to pdq-core-fullres.csv:", photoCore);
+        Summarise("PNGs with quality >= 80, distance to pdq-cli.csv:", pngCli);
+        Summarise("PNGs with quality >= 80, distance to pdq-core-fullres.csv:", pngCore);
 
         return 0;
+    }
+
+    private static void Summarise(string title, Dictionary<string, List<int>> stats)
+    {
+        Console.WriteLine(title);
+        foreach (var (name, d) in stats)
+        {
+            Console.WriteLine($"  {name,-10} n={d.Count} max={d.Max()} mean={d.Average():F2} within8={d.Count(x => x <= 8)}/{d.Count} within10={d.Count(x => x <= 10)}/{d.Count}");
+        }
     }
 
     private static Dictionary<string, (PdqHash Hash, int Quality)> Load(string file) =>

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using NetVips;
-using Warden.Cli;
 
 namespace Warden.Cli.Tests;
 
@@ -131,7 +130,7 @@ public sealed class HashCommandTests : IDisposable
     }
 
     [Fact]
-    public void The_real_executable_runs_as_a_process()
+    public async Task The_real_executable_runs_as_a_process()
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "warden.dll");
         var psi = new ProcessStartInfo("dotnet", [dll, "hash", "--format", "jsonl", "--no-progress", _dir])
@@ -140,12 +139,13 @@ public sealed class HashCommandTests : IDisposable
             RedirectStandardError = true,
         };
         using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(60_000));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var stdout = p.StandardOutput.ReadToEndAsync(timeout.Token);
+        var stderr = p.StandardError.ReadToEndAsync(timeout.Token);
+        await p.WaitForExitAsync(timeout.Token);
         Assert.Equal(1, p.ExitCode);
-        Assert.Equal(5, stdout.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
-        Assert.Contains("notes.txt", stderr.Result, StringComparison.Ordinal);
-        Assert.DoesNotContain("VIPS-WARNING", stderr.Result, StringComparison.Ordinal);
+        Assert.Equal(5, (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Contains("notes.txt", await stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("VIPS-WARNING", await stderr, StringComparison.Ordinal);
     }
 }

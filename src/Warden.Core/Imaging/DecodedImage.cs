@@ -9,6 +9,7 @@ public sealed unsafe class DecodedImage : IDisposable
 {
     private readonly Action<nint>? _free;
     private nint _pixels;
+    private byte[]? _managed;
 
     internal DecodedImage(ImageFormat format, int width, int height, int pixelWidth, int pixelHeight, int bytesPerPixel, nint pixels, long length, Action<nint>? free)
     {
@@ -22,6 +23,9 @@ public sealed unsafe class DecodedImage : IDisposable
         Length = length;
         _free = free;
     }
+
+    internal DecodedImage(ImageFormat format, int width, int height, int pixelWidth, int pixelHeight, int bytesPerPixel, byte[] pixels)
+        : this(format, width, height, pixelWidth, pixelHeight, bytesPerPixel, 0, pixels.Length, null) => _managed = pixels;
 
     /// <summary>The container format.</summary>
     public ImageFormat Format { get; }
@@ -51,6 +55,11 @@ public sealed unsafe class DecodedImage : IDisposable
     {
         get
         {
+            if (_managed is not null)
+            {
+                return _managed.AsSpan(0, checked((int)Length));
+            }
+
             ObjectDisposedException.ThrowIf(_pixels == 0, this);
             return new ReadOnlySpan<byte>((void*)_pixels, checked((int)Length));
         }
@@ -59,6 +68,7 @@ public sealed unsafe class DecodedImage : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        _managed = null;
         var p = _pixels;
         _pixels = 0;
         if (p != 0)

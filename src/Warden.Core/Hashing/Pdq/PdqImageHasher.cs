@@ -18,18 +18,22 @@ public sealed class PdqImageHasher(PdqResize resize = PdqResize.Fast, ImageLimit
 {
     private readonly PdqHasher _hasher = new();
     private readonly ImageLimits _limits = limits ?? ImageLimits.Default;
+    private Func<int, int, int>? _fastReduction;
 
     /// <summary>The pre-resize policy in use.</summary>
     public PdqResize Resize { get; } = resize;
 
-    /// <summary>Short-side floor for the fast path's scaled decode and block reduction.</summary>
+    /// <summary>Short-side unit of the fast path's reduction (<see cref="PdqHasher.FastScale"/>).</summary>
     public int FastMinSide { get; init; } = PdqHasher.FastMinSide;
 
     /// <summary>Decodes and hashes. Throws <see cref="ImageDecodeException"/> on bad input.</summary>
     public PdqImageResult Hash(byte[] encoded, bool dihedral = false)
     {
-        using var image = ImageDecoder.Decode(encoded, Resize == PdqResize.Fast ? FastMinSide : 0, _limits);
-        var result = _hasher.Hash(image.Pixels, image.PixelWidth, image.PixelHeight, image.Stride, image.BytesPerPixel, Resize, dihedral, FastMinSide);
+        using var image = ImageDecoder.Decode(encoded, _limits, Resize == PdqResize.Fast ? _fastReduction ??= FastReduction : null);
+        var result = _hasher.Hash(image.Pixels, image.PixelWidth, image.PixelHeight, image.Stride, image.BytesPerPixel, Resize, dihedral, FastMinSide, image.Width, image.Height);
         return new PdqImageResult(result, image.Format, image.Width, image.Height);
     }
+
+    // The decoder may reduce by up to the fast path's overall scale; block averaging makes up the rest.
+    private int FastReduction(int width, int height) => PdqHasher.FastScale(width, height, FastMinSide);
 }

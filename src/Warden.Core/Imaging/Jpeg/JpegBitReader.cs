@@ -1,0 +1,498 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+
+namespace Warden.Core.Imaging.Jpeg;
+
+/// <summary>
+/// Reads entropy-coded bits MSB first through a 64-bit buffer, removing 0xFF00 stuffing. At a marker or
+/// the end of the data it feeds zero bits (so lookahead past the last code is harmless) and counts them;
+/// consuming any of those is how truncation is detected, as a typed error instead of libjpeg's grey fill.
+/// </summary>
+internal ref struct JpegBitReader
+{
+    private readonly ReadOnlySpan<byte> _data;
+    private int _position;
+    private ulong _buffer;
+    private int _bitCount;
+    private int _fakeBits;
+    private bool _atMarker;
+
+    /// <summary>Starts reading entropy-coded data at <paramref name="position"/>.</summary>
+    public JpegBitReader(ReadOnlySpan<byte> data, int position)
+    {
+        _data = data;
+        _position = position;
+    }
+
+    /// <summary>
+    /// Decodes a run of consecutive sequential blocks of one component: each DC difference (accumulated in
+    /// <paramref name="predictor"/>, stored as libjpeg's 16-bit coefficient) and every AC code after it,
+    /// whose values are skipped without being extended.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void DecodeSequentialRun(JpegHuffmanTable dcTable, JpegHuffmanTable acTable, Span<short> coefficients, ref int predictor)
+    {
+        // Locals, not fields: the JIT keeps them in registers across the loops.
+        var buffer = _buffer;
+        var count = _bitCount;
+        var dcLookup = dcTable.Lookup;
+        var acLookup = acTable.Lookup;
+        var value = predictor;
+        for (var i = 0; i < coefficients.Length; i++)
+        {
+            if (count < 32)
+            {
+                (buffer, count) = Refill(buffer, count);
+            }
+
+            var entry = dcLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+            if (entry == 0)
+            {
+                entry = DecodeLongDc(dcTable, buffer);
+            }
+
+            var length = (int)(entry & 0xFF);
+            var category = (int)(entry >> 8);
+            buffer <<= length;
+            count -= length;
+            value += Extend(buffer, category);
+            buffer <<= category;
+            count -= category;
+            coefficients[i] = (short)value;
+
+            for (var k = 1; k < 64;)
+            {
+                if (count < 32)
+                {
+                    (buffer, count) = Refill(buffer, count);
+                }
+
+                entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+                if (entry == 0)
+                {
+                    entry = DecodeLongAc(acTable, buffer);
+                }
+
+                var skip = (int)(entry & 0xFF);
+                buffer <<= skip;
+                count -= skip;
+                k += (int)(entry >> 8);
+            }
+        }
+
+        predictor = value;
+        _buffer = buffer;
+        _bitCount = count;
+    }
+
+    /// <summary>
+    /// Decodes a run of consecutive progressive DC-first blocks: each difference is accumulated in
+    /// <paramref name="predictor"/> and stored shifted left by the point transform <paramref name="al"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void DecodeDcFirstRun(JpegHuffmanTable dcTable, Span<short> coefficients, ref int predictor, int al)
+    {
+        var buffer = _buffer;
+        var count = _bitCount;
+        var lookup = dcTable.Lookup;
+        var value = predictor;
+        for (var i = 0; i < coefficients.Length; i++)
+        {
+            if (count < 32)
+            {
+                (buffer, count) = Refill(buffer, count);
+            }
+
+            var entry = lookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+            if (entry == 0)
+            {
+                entry = DecodeLongDc(dcTable, buffer);
+            }
+
+            var length = (int)(entry & 0xFF);
+            var category = (int)(entry >> 8);
+            buffer <<= length;
+            count -= length;
+            value += Extend(buffer, category);
+            buffer <<= category;
+            count -= category;
+            coefficients[i] = (short)(value << al);
+        }
+
+        predictor = value;
+        _buffer = buffer;
+        _bitCount = count;
+    }
+
+    /// <summary>Applies a run of progressive DC refinement bits: one raw bit per block, OR-ed in at bit <paramref name="al"/>.</summary>
+    public void DecodeDcRefineRun(Span<short> coefficients, int al)
+    {
+        var buffer = _buffer;
+        var count = _bitCount;
+        for (var i = 0; i < coefficients.Length; i++)
+        {
+            if (count < 32)
+            {
+                (buffer, count) = Refill(buffer, count);
+            }
+
+            coefficients[i] |= (short)((int)(buffer >> 63) << al);
+
+            buffer <<= 1;
+            count--;
+        }
+
+        _buffer = buffer;
+        _bitCount = count;
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="mcuCount"/> interleaved MCUs of a progressive DC-first scan starting at MCU
+    /// (<paramref name="mx"/>, <paramref name="my"/>), accumulating each component's difference in
+    /// <paramref name="predictors"/> and storing it shifted left by <paramref name="al"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void DecodeDcFirstMcus(JpegMcuLayout layout, int mx, int my, int mcuCount, scoped Span<int> predictors, int al)
+    {
+        var buffer = _buffer;
+        var count = _bitCount;
+        var blocks = layout.BlockCount;
+        var coefficients = layout.Coefficients;
+        var tables = layout.DcTables;
+        var components = layout.Component;
+        var stepX = layout.McuStepX;
+        Span<int> index = stackalloc int[blocks];
+        layout.RowStart(my, mx, index);
+        for (var m = 0; m < mcuCount; m++)
+        {
+            for (var b = 0; b < blocks; b++)
+            {
+                if (count < 32)
+                {
+                    (buffer, count) = Refill(buffer, count);
+                }
+
+                var table = tables[b]!;
+                var entry = table.Lookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+                if (entry == 0)
+                {
+                    entry = DecodeLongDc(table, buffer);
+                }
+
+                var length = (int)(entry & 0xFF);
+                var category = (int)(entry >> 8);
+                buffer <<= length;
+                count -= length;
+                ref var predictor = ref predictors[components[b]];
+                predictor += Extend(buffer, category);
+                buffer <<= category;
+                count -= category;
+                coefficients[b][index[b]] = (short)(predictor << al);
+                index[b] += stepX[b];
+            }
+        }
+
+        _buffer = buffer;
+        _bitCount = count;
+    }
+
+    /// <summary>Applies <paramref name="mcuCount"/> interleaved MCUs of progressive DC refinement bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void DecodeDcRefineMcus(JpegMcuLayout layout, int mx, int my, int mcuCount, int al)
+    {
+        var buffer = _buffer;
+        var count = _bitCount;
+        var blocks = layout.BlockCount;
+        var coefficients = layout.Coefficients;
+        var stepX = layout.McuStepX;
+        Span<int> index = stackalloc int[blocks];
+        layout.RowStart(my, mx, index);
+        for (var m = 0; m < mcuCount; m++)
+        {
+            for (var b = 0; b < blocks; b++)
+            {
+                if (count < 32)
+                {
+                    (buffer, count) = Refill(buffer, count);
+                }
+
+                // Branch-free: refinement bits are close to random, so a branch would mispredict half the time.
+                coefficients[b][index[b]] |= (short)((int)(buffer >> 63) << al);
+
+                buffer <<= 1;
+                count--;
+                index[b] += stepX[b];
+            }
+        }
+
+        _buffer = buffer;
+        _bitCount = count;
+    }
+
+    /// <summary>T.81 F.12 EXTEND of the <paramref name="category"/> bits at the top of <paramref name="buffer"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Extend(ulong buffer, int category)
+    {
+        // Branch-free. Two shifts so that category 0 reads nothing (a single shift by 64 would be a no-op);
+        // then raw = 0, negative = 1 and the result is 0 - (1 - 1) = 0, as it should be.
+        var raw = (int)(buffer >> (63 - category) >> 1);
+        var negative = (raw >> (category - 1)) ^ 1;
+        return raw - ((negative << category) - negative);
+    }
+
+    /// <summary>Refill for the run loops: spills their locals to the fields and reloads them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private (ulong Buffer, int Count) Refill(ulong buffer, int count)
+    {
+        _buffer = buffer;
+        _bitCount = count;
+        Refill();
+        return (_buffer, _bitCount);
+    }
+
+    /// <summary>
+    /// Ends a restart interval: drops the padding bits, then requires RST<paramref name="expected"/>
+    /// as the next marker and continues after it.
+    /// </summary>
+    public void Restart(int expected)
+    {
+        var marker = EndSegment(out var markerPosition);
+        if (marker != 0xD0 + expected)
+        {
+            throw marker is < 0 or 0xD9
+                ? new ImageDecodeException(ImageDecodeError.Truncated, "The JPEG data ends inside a scan.")
+                : new ImageDecodeException(ImageDecodeError.Corrupt, "A restart marker is missing or out of sequence.");
+        }
+
+        _position = markerPosition;
+        SkipMarker();
+        _buffer = 0;
+        _bitCount = 0;
+        _fakeBits = 0;
+        _atMarker = false;
+    }
+
+    /// <summary>
+    /// Ends the scan: checks no bits beyond the data were used and returns the position of the 0xFF
+    /// that starts the next marker (or the data length when none follows).
+    /// </summary>
+    public int FinishScan()
+    {
+        EndSegment(out var markerPosition);
+        return markerPosition;
+    }
+
+    /// <summary>
+    /// Finds the next marker that is not a restart marker, from <paramref name="position"/>, without decoding:
+    /// how progressive AC scans are skipped. Returns the position of its 0xFF, or the data length.
+    /// </summary>
+    public static int SkipEntropyData(ReadOnlySpan<byte> data, int position)
+    {
+        while (true)
+        {
+            var found = position < data.Length ? data[position..].IndexOf((byte)0xFF) : -1;
+            if (found < 0)
+            {
+                return data.Length;
+            }
+
+            var ff = position + found;
+            var next = ff + 1;
+            if (next >= data.Length)
+            {
+                return data.Length;
+            }
+
+            var b = data[next];
+            if (b == 0xFF)
+            {
+                // Fill bytes: the marker code is the first byte after them.
+                position = next;
+                continue;
+            }
+
+            if (b == 0x00 || (b >= 0xD0 && b <= 0xD7))
+            {
+                position = next + 1;
+                continue;
+            }
+
+            return ff;
+        }
+    }
+
+    private void SkipMarker()
+    {
+        // _position is at an 0xFF: step over it, any fill bytes and the marker code.
+        _position++;
+        while (_position < _data.Length && _data[_position] == 0xFF)
+        {
+            _position++;
+        }
+
+        _position++;
+    }
+
+    /// <summary>Checks for over-read, then locates the marker ending this segment; returns its code or -1 at the end of data.</summary>
+    private int EndSegment(out int markerPosition)
+    {
+        if (_fakeBits > _bitCount)
+        {
+            throw Overrun();
+        }
+
+        // Whole bytes still buffered were read ahead of the marker, so the marker is where reading stopped
+        // when it was reached; otherwise bytes remain (padding, or garbage libjpeg would warn about).
+        var from = _position;
+        markerPosition = _atMarker ? from : FindMarker(_data, from);
+        if (markerPosition >= _data.Length)
+        {
+            return -1;
+        }
+
+        var p = markerPosition + 1;
+        while (p < _data.Length && _data[p] == 0xFF)
+        {
+            p++;
+        }
+
+        return p < _data.Length ? _data[p] : -1;
+    }
+
+    private static int FindMarker(ReadOnlySpan<byte> data, int position)
+    {
+        while (true)
+        {
+            var found = position < data.Length ? data[position..].IndexOf((byte)0xFF) : -1;
+            if (found < 0)
+            {
+                return data.Length;
+            }
+
+            var ff = position + found;
+            var p = ff + 1;
+            while (p < data.Length && data[p] == 0xFF)
+            {
+                p++;
+            }
+
+            if (p >= data.Length)
+            {
+                return data.Length;
+            }
+
+            if (data[p] != 0x00)
+            {
+                return ff;
+            }
+
+            position = p + 1;
+        }
+    }
+
+    /// <summary>Tops the buffer up to at least 57 bits (zeros past a marker or the end of the data).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Refill()
+    {
+        if (_fakeBits > _bitCount)
+        {
+            // Bits past the end were consumed: no valid stream does that.
+            throw Overrun();
+        }
+
+        var data = _data;
+        var position = _position;
+        var buffer = _buffer;
+        var count = _bitCount;
+        if (!_atMarker && position + 8 <= data.Length)
+        {
+            var word = BinaryPrimitives.ReadUInt64BigEndian(data[position..]);
+            var inverted = ~word;
+            if (((inverted - 0x0101010101010101UL) & ~inverted & 0x8080808080808080UL) == 0)
+            {
+                // No 0xFF among the next 8 bytes: take as many whole bytes as fit.
+                var bytes = (64 - count) >> 3;
+                buffer |= (word >> (64 - (bytes * 8))) << (64 - (bytes * 8) - count);
+                _buffer = buffer;
+                _bitCount = count + (bytes * 8);
+                _position = position + bytes;
+                return;
+            }
+        }
+
+        while (count <= 56)
+        {
+            if (_atMarker || position >= data.Length)
+            {
+                _atMarker = true;
+                count += 8;
+                _fakeBits += 8;
+                continue;
+            }
+
+            var b = data[position];
+            if (b != 0xFF)
+            {
+                buffer |= (ulong)b << (56 - count);
+                count += 8;
+                position++;
+                continue;
+            }
+
+            var p = position + 1;
+            while (p < data.Length && data[p] == 0xFF)
+            {
+                p++;
+            }
+
+            if (p < data.Length && data[p] == 0x00)
+            {
+                buffer |= 0xFFUL << (56 - count);
+                count += 8;
+                position = p + 1;
+                continue;
+            }
+
+            // A marker (or the end): stop here, leaving the position on its first 0xFF.
+            _atMarker = true;
+        }
+
+        _buffer = buffer;
+        _bitCount = count;
+        _position = position;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private uint DecodeLongDc(JpegHuffmanTable dcTable, ulong buffer)
+    {
+        var category = dcTable.DecodeLong(buffer, out var length);
+        return category < 0 ? throw BadCode() : (uint)(length | (category << 8));
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private uint DecodeLongAc(JpegHuffmanTable acTable, ulong buffer)
+    {
+        var symbol = acTable.DecodeLong(buffer, out var length);
+        return symbol < 0 ? throw BadCode() : JpegHuffmanTable.AcEntry(length, symbol);
+    }
+
+    private readonly ImageDecodeException BadCode() =>
+        _fakeBits > 0
+            ? Overrun()
+            : new ImageDecodeException(ImageDecodeError.Corrupt, "The entropy-coded data holds an invalid Huffman code.");
+
+    /// <summary>The error for a scan that needs more bits than precede its ending marker.</summary>
+    private readonly ImageDecodeException Overrun()
+    {
+        // The end of the data, or EOI, means a cut-off file; any other marker means damaged data.
+        var p = _position;
+        while (p < _data.Length && _data[p] == 0xFF)
+        {
+            p++;
+        }
+
+        return p >= _data.Length || _data[p] == 0xD9
+            ? new ImageDecodeException(ImageDecodeError.Truncated, "The JPEG data ends inside a scan.")
+            : new ImageDecodeException(ImageDecodeError.Corrupt, "A marker interrupts the entropy-coded data of a scan.");
+    }
+}

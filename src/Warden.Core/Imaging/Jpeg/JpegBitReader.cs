@@ -40,24 +40,7 @@ internal ref struct JpegBitReader
         var value = predictor;
         for (var i = 0; i < coefficients.Length; i++)
         {
-            if (count < 32)
-            {
-                (buffer, count) = Refill(buffer, count);
-            }
-
-            var entry = dcLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
-            if (entry == 0)
-            {
-                entry = DecodeLongDc(dcTable, buffer);
-            }
-
-            var length = (int)(entry & 0xFF);
-            var category = (int)(entry >> 8);
-            buffer <<= length;
-            count -= length;
-            value += Extend(buffer, category);
-            buffer <<= category;
-            count -= category;
+            value += DecodeDcDifference(dcTable, dcLookup, ref buffer, ref count);
             coefficients[i] = (short)value;
 
             for (var k = 1; k < 64;)
@@ -67,7 +50,7 @@ internal ref struct JpegBitReader
                     (buffer, count) = Refill(buffer, count);
                 }
 
-                entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+                var entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
                 if (entry == 0)
                 {
                     entry = DecodeLongAc(acTable, buffer);
@@ -98,30 +81,38 @@ internal ref struct JpegBitReader
         var value = predictor;
         for (var i = 0; i < coefficients.Length; i++)
         {
-            if (count < 32)
-            {
-                (buffer, count) = Refill(buffer, count);
-            }
-
-            var entry = lookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
-            if (entry == 0)
-            {
-                entry = DecodeLongDc(dcTable, buffer);
-            }
-
-            var length = (int)(entry & 0xFF);
-            var category = (int)(entry >> 8);
-            buffer <<= length;
-            count -= length;
-            value += Extend(buffer, category);
-            buffer <<= category;
-            count -= category;
+            value += DecodeDcDifference(dcTable, lookup, ref buffer, ref count);
             coefficients[i] = (short)(value << al);
         }
 
         predictor = value;
         _buffer = buffer;
         _bitCount = count;
+    }
+
+    /// <summary>One DC difference: Huffman category, then that many raw bits, sign-extended.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int DecodeDcDifference(JpegHuffmanTable dcTable, uint[] lookup, ref ulong buffer, ref int count)
+    {
+        if (count < 32)
+        {
+            (buffer, count) = Refill(buffer, count);
+        }
+
+        var entry = lookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+        if (entry == 0)
+        {
+            entry = DecodeLongDc(dcTable, buffer);
+        }
+
+        var length = (int)(entry & 0xFF);
+        var category = (int)(entry >> 8);
+        buffer <<= length;
+        count -= length;
+        var difference = Extend(buffer, category);
+        buffer <<= category;
+        count -= category;
+        return difference;
     }
 
     /// <summary>Applies a run of progressive DC refinement bits: one raw bit per block, OR-ed in at bit <paramref name="al"/>.</summary>
@@ -167,26 +158,9 @@ internal ref struct JpegBitReader
         {
             for (var b = 0; b < blocks; b++)
             {
-                if (count < 32)
-                {
-                    (buffer, count) = Refill(buffer, count);
-                }
-
                 var table = tables[b]!;
-                var entry = table.Lookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
-                if (entry == 0)
-                {
-                    entry = DecodeLongDc(table, buffer);
-                }
-
-                var length = (int)(entry & 0xFF);
-                var category = (int)(entry >> 8);
-                buffer <<= length;
-                count -= length;
                 ref var predictor = ref predictors[components[b]];
-                predictor += Extend(buffer, category);
-                buffer <<= category;
-                count -= category;
+                predictor += DecodeDcDifference(table, table.Lookup, ref buffer, ref count);
                 coefficients[b][index[b]] = (short)(predictor << al);
                 index[b] += stepX[b];
             }

@@ -94,3 +94,51 @@ public sealed class PdqReferenceTests(ITestOutputHelper output)
         Assert.Equal(dih.Hashes, cliResult.Dihedral!.Select(h => h.ToString()));
     }
 }
+
+/// <summary>
+/// Lossy photos: JPEG pixels depend on the decoder, so Meta's rule is ≤ 10 bits from its CLI where quality ≥ 80.
+/// Warden's libjpeg-turbo decode gives the reference's pixels, so the CLI pipeline is even exact here.
+/// </summary>
+public sealed class PdqLossyReferenceTests(ITestOutputHelper output)
+{
+    public static TheoryData<string> LossyPhotos()
+    {
+        var data = new TheoryData<string>();
+        if (TestData.Shared is null)
+        {
+            data.Add("(shared testdata absent)");
+            return data;
+        }
+
+        foreach (var row in OracleRow.Load(Path.Combine(TestData.Shared, "pdq", "expected", "pdq-cli.csv")))
+        {
+            if (row.Quality >= 80 && (row.Path.EndsWith(".jpg", StringComparison.Ordinal) || row.Path.EndsWith(".webp", StringComparison.Ordinal)))
+            {
+                data.Add(row.Path);
+            }
+        }
+
+        return data;
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(LossyPhotos))]
+    public void Every_pipeline_is_within_10_bits_of_the_reference_cli_and_cli512_is_exact(string path)
+    {
+        var root = TestData.SharedPath("pdq");
+        var bytes = File.ReadAllBytes(Path.Combine(root, path));
+        var cli = OracleRow.Load(Path.Combine(root, "expected", "pdq-cli.csv")).Single(r => r.Path == path);
+        var expected = PdqHash.Parse(cli.Hash);
+
+        var fast = new PdqImageHasher(PdqResize.Fast).Hash(bytes).Pdq;
+        var full = new PdqImageHasher(PdqResize.FullResolution).Hash(bytes).Pdq;
+        var cli512 = new PdqImageHasher(PdqResize.Cli512).Hash(bytes).Pdq;
+        output.WriteLine($"{path}: fast {fast.Hash.DistanceTo(expected)}, full {full.Hash.DistanceTo(expected)}, cli512 {cli512.Hash.DistanceTo(expected)} bits");
+
+        Assert.InRange(fast.Hash.DistanceTo(expected), 0, 10);
+        Assert.InRange(full.Hash.DistanceTo(expected), 0, 10);
+        Assert.Equal(cli.Hash, cli512.Hash.ToString());
+        Assert.Equal(cli.Quality, cli512.Quality);
+        Assert.InRange(fast.Quality, 80, 100);
+    }
+}

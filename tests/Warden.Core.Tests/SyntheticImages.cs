@@ -33,6 +33,34 @@ internal static class SyntheticImages
         return px;
     }
 
+    /// <summary>RGB pixels: soft-edged discs of random colours on a gradient, a photo-like layout with distinct features.</summary>
+    public static byte[] Blobs(int width, int height, int seed)
+    {
+        var rng = new Random(seed);
+        var blobs = Enumerable.Range(0, 12).Select(_ => (x: rng.NextDouble() * width, y: rng.NextDouble() * height, r: (0.05 + (rng.NextDouble() * 0.2)) * width, c: new[] { rng.Next(256), rng.Next(256), rng.Next(256) })).ToArray();
+        var px = new byte[width * height * 3];
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                for (var c = 0; c < 3; c++)
+                {
+                    var v = 60.0 + (120.0 * x / width * (c + 1) / 3) + (40.0 * y / height);
+                    foreach (var b in blobs)
+                    {
+                        var d = Math.Sqrt(((x - b.x) * (x - b.x)) + ((y - b.y) * (y - b.y)));
+                        var w = Math.Clamp((b.r - d) / 4, 0, 1);
+                        v = (v * (1 - w)) + (b.c[c] * w);
+                    }
+
+                    px[(((y * width) + x) * 3) + c] = (byte)Math.Clamp(v, 0, 255);
+                }
+            }
+        }
+
+        return px;
+    }
+
     /// <summary>Applies a dihedral transform to square RGB pixels (n x n).</summary>
     public static byte[] Transform(byte[] px, int n, Dihedral d)
     {

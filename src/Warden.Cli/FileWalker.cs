@@ -3,6 +3,9 @@ namespace Warden.Cli;
 /// <summary>Expands the paths given on the command line into files, recursively, in a stable order.</summary>
 internal static class FileWalker
 {
+    /// <summary>The path that means "read the content from standard input".</summary>
+    public const string StandardInput = "-";
+
     /// <summary>
     /// Files in argument order; a folder contributes its files sorted by ordinal path, recursively.
     /// Symbolic links to folders are not followed (no cycles); paths that do not exist are reported.
@@ -11,7 +14,11 @@ internal static class FileWalker
     {
         foreach (var path in paths)
         {
-            if (File.Exists(path))
+            if (path == StandardInput)
+            {
+                yield return (path, null);
+            }
+            else if (File.Exists(path))
             {
                 yield return (path, null);
             }

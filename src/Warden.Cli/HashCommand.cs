@@ -18,7 +18,7 @@ internal static class HashCommand
     {
         var paths = new Argument<string[]>("PATH")
         {
-            Description = "Files or folders to hash. Folders are walked recursively; files are recognised by content, not by name.",
+            Description = "Files or folders to hash ('-' reads one file from standard input). Folders are walked recursively; files are recognised by content, not by name.",
             Arity = ArgumentArity.OneOrMore,
         };
         var format = new Option<string>("--format", "-f")
@@ -52,7 +52,7 @@ internal static class HashCommand
 
         var command = new Command("hash", "Compute PDQ (with quality), MD5, SHA-1 and SHA-256 of images, with width and height.\n" +
             "Files that cannot be hashed are reported on stderr with the reason; the others are still hashed, and the exit code is 1.\n\n" +
-            "Examples:\n  warden hash photo.jpg\n  warden hash --format jsonl uploads/ > hashes.jsonl\n  warden hash --dihedral --format csv a.png b.webp")
+            "Examples:\n  warden hash photo.jpg\n  cat upload.bin | warden hash -f jsonl -\n  warden hash --format jsonl uploads/ > hashes.jsonl\n  warden hash --dihedral --format csv a.png b.webp")
         {
             paths, format, dihedral, resize, threads, noProgress, maxPixels,
         };
@@ -167,7 +167,17 @@ internal static class HashCommand
 
         try
         {
-            var hashes = hasher.HashFile(item.Path, dihedral);
+            ContentHashes hashes;
+            if (item.Path == FileWalker.StandardInput)
+            {
+                using var stdin = Console.OpenStandardInput();
+                hashes = hasher.HashStream(stdin, dihedral);
+            }
+            else
+            {
+                hashes = hasher.HashFile(item.Path, dihedral);
+            }
+
             return hashes.Error is null
                 ? new Outcome(item, hashes, null)
                 : new Outcome(item, null, $"{Describe(hashes.Error.Error)}: {hashes.Error.Message}");

@@ -148,4 +148,27 @@ public sealed class HashCommandTests : IDisposable
         Assert.Contains("notes.txt", await stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("VIPS-WARNING", await stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Standard_input_is_hashed_when_the_path_is_a_dash()
+    {
+        var file = Path.Combine(_dir, "a.jpg");
+        var dll = Path.Combine(AppContext.BaseDirectory, "warden.dll");
+        var psi = new ProcessStartInfo("dotnet", [dll, "hash", "-f", "jsonl", "-"])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var p = Process.Start(psi)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await p.StandardInput.BaseStream.WriteAsync(await File.ReadAllBytesAsync(file, timeout.Token), timeout.Token);
+        p.StandardInput.Close();
+        var stdout = await p.StandardOutput.ReadToEndAsync(timeout.Token);
+        await p.WaitForExitAsync(timeout.Token);
+        Assert.Equal(0, p.ExitCode);
+        var row = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal("-", row.GetProperty("path").GetString());
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(file))), row.GetProperty("sha256").GetString());
+    }
 }

@@ -1,0 +1,133 @@
+using Warden.Core.Banks;
+
+namespace Warden.Storage.Tests;
+
+/// <summary>The bank store on real SQLite files in a temp folder.</summary>
+public sealed class BankStoreTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("warden-store-").FullName;
+
+    private string DbPath => Path.Combine(_dir, "warden.db");
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private static BankEntryRecord Pdq(int i, string? classification = null) => new(
+        "pdq",
+        $"{i:x16}{i:x16}{i:x16}{i:x16}",
+        classification is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["classification"] = classification });
+
+    [Fact]
+    public void Banks_are_created_listed_and_switched()
+    {
+        using var store = BankStore.Open(DbPath);
+        var bank = store.CreateBank("ncmec_industry", BankKind.BlockList, pdqThreshold: 20, description: "test");
+        store.CreateBank("benign-valve", BankKind.AllowList);
+        Assert.Equal(["benign-valve", "ncmec_industry"], store.ListBanks().Select(b => b.Name));
+        Assert.Equal((BankKind.BlockList, true, 20), (bank.Kind, bank.Enabled, bank.PdqThreshold));
+
+        var disabled = store.UpdateBank("ncmec_industry", enabled: false);
+        Assert.False(disabled.Enabled);
+        Assert.Equal(20, disabled.PdqThreshold);
+        Assert.Null(store.UpdateBank("ncmec_industry", clearThreshold: true).PdqThreshold);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("has space")]
+    [InlineData("-leading")]
+    [InlineData("a/b")]
+    public void Bad_bank_names_are_refused(string name)
+    {
+        using var store = BankStore.Open(DbPath);
+        Assert.Equal(StorageError.Invalid, Assert.Throws<StorageException>(() => store.CreateBank(name)).Error);
+    }
+
+    [Fact]
+    public void Duplicate_and_missing_banks_are_clear_errors()
+    {
+        using var store = BankStore.Open(DbPath);
+        store.CreateBank("a");
+        Assert.Equal(StorageError.Conflict, Assert.Throws<StorageException>(() => store.CreateBank("a")).Error);
+        var missing = Assert.Throws<StorageException>(() => store.RequireBank("b"));
+        Assert.Equal(StorageError.NotFound, missing.Error);
+        Assert.Contains("Banks: a", missing.Message, StringComparison.Ordinal);
+        Assert.Equal(StorageError.Invalid, Assert.Throws<StorageException>(() => store.CreateBank("c", pdqThreshold: 300)).Error);
+    }
+
+    [Fact]
+    public void Reimporting_the_same_records_adds_nothing_and_label_changes_update()
+    {
+        using var store = BankStore.Open(DbPath);
+        var bank = store.CreateBank("list");
+        var records = Enumerable.Range(1, 50_000).Select(i => Pdq(i, "A1")).ToList();
+
+        var first = store.Import(bank.Id, records, "list.csv");
+        Assert.Equal((50_000L, 50_000L, 0L, 0L), (first.Processed, first.Added, first.Updated, first.Unchanged));
+
+        var again = store.Import(bank.Id, records, "list.csv");
+        Assert.Equal((50_000L, 0L, 0L, 50_000L), (again.Processed, again.Added, again.Updated, again.Unchanged));
+
+        var changed = store.Import(bank.Id, [Pdq(7, "B2"), Pdq(50_001)], "more.csv");
+        Assert.Equal((1L, 1L, 0L), (changed.Added, changed.Updated, changed.Unchanged));
+        Assert.Equal(50_001, store.CountEntries()[bank.Id]);
+        var seven = store.ExportEntries(bank.Id).Single(e => e.Signal == Pdq(7).Signal);
+        Assert.Equal("B2", seven.Labels["classification"]);
+    }
+
+    [Fact]
+    public void Tombstones_remove_entries_from_matching_but_keep_them()
+    {
+        using var store = BankStore.Open(DbPath);
+        var bank = store.CreateBank("feed");
+        store.Import(bank.Id, [
+            Pdq(1) with { ExternalId = "9002-img-1-pdq" },
+            Pdq(2) with { ExternalId = "9002-img-2-pdq" },
+            Pdq(3),
+        ], "feed");
+        var result = store.Import(bank.Id, [
+            new BankEntryRecord("pdq", string.Empty, new Dictionary<string, string>(), ExternalId: "9002-img-1", Deleted: true),
+            Pdq(3) with { Deleted = true },
+        ], "feed");
+        Assert.Equal(2, result.Deleted);
+        Assert.Equal([Pdq(2).Signal], store.EnabledEntries().Select(e => e.Signal));
+        Assert.Equal(3, store.ExportEntries(bank.Id, includeDeleted: true).Count());
+
+        // A re-import of a deleted signal brings it back.
+        Assert.Equal(1, store.Import(bank.Id, [Pdq(3)], "feed").Updated);
+        Assert.Equal(2, store.EnabledEntries().Count());
+    }
+
+    [Fact]
+    public void Disabled_banks_are_not_indexed_and_data_survives_reopening()
+    {
+        using (var store = BankStore.Open(DbPath))
+        {
+            var a = store.CreateBank("a");
+            var b = store.CreateBank("b");
+            store.Import(a.Id, [Pdq(1)], null);
+            store.Import(b.Id, [Pdq(2)], null);
+            store.UpdateBank("b", enabled: false);
+        }
+
+        using var reopened = BankStore.Open(DbPath);
+        Assert.Equal([Pdq(1).Signal], reopened.EnabledEntries().Select(e => e.Signal));
+        var entry = reopened.EnabledEntries().Single();
+        Assert.Equal(Pdq(1).Signal, reopened.GetEntries([entry.Id])[entry.Id].Signal);
+        Assert.True(reopened.DeleteEntry(entry.Id));
+        Assert.False(reopened.DeleteEntry(entry.Id));
+        Assert.Empty(reopened.EnabledEntries());
+    }
+
+    [Fact]
+    public void A_file_that_is_not_a_database_is_refused_clearly()
+    {
+        File.WriteAllText(DbPath, new string('x', 4096));
+        var ex = Assert.Throws<StorageException>(() => BankStore.Open(DbPath));
+        Assert.Equal(StorageError.Incompatible, ex.Error);
+        Assert.Contains("not a Warden database", ex.Message, StringComparison.Ordinal);
+    }
+}

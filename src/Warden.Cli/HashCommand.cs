@@ -1,8 +1,6 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Spectre.Console;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Imaging;
@@ -80,124 +78,24 @@ internal static class HashCommand
 
     internal sealed record HashOptions(string[] Paths, string Format, bool Dihedral, PdqResize Resize, int Threads, bool Progress, long MaxPixels);
 
-    private sealed record Item(int Index, string Path, string? WalkError);
-
-    private sealed record Outcome(Item Item, ContentHashes? Hashes, string? Error);
-
     internal static int Execute(HashOptions options, TextWriter output, TextWriter error)
     {
-        var limits = new ImageLimits(options.MaxPixels);
-        var items = FileWalker.Expand(options.Paths).Select((f, i) => new Item(i, f.Path, f.Error)).ToList();
         var writer = RowWriter.For(options.Format, options.Dihedral, output);
-        var hashers = new ThreadLocal<ContentHasher>(() => new ContentHasher(options.Resize, limits), trackAllValues: true);
-        var failed = 0;
-        var done = 0;
-        long bytes = 0;
-        var clock = Stopwatch.StartNew();
-
-        // Ordered PLINQ: workers hash in parallel, results come back in input order, so output is deterministic.
-        var results = items
-            .AsParallel()
-            .AsOrdered()
-            .WithDegreeOfParallelism(Math.Min(options.Threads, 512))
-            .WithMergeOptions(ParallelMergeOptions.NotBuffered)
-            .Select(item => Process(item, hashers.Value!, options.Dihedral));
-
-        void Consume(Action<Outcome>? onEach)
-        {
-            foreach (var r in results)
+        var (_, failed) = FileBatch.Run<object?>(
+            options.Paths,
+            new BatchOptions(options.Threads, options.Progress, options.Resize, options.MaxPixels, options.Dihedral, "hashed"),
+            error,
+            perFile: null,
+            consume: r =>
             {
-                done++;
-                if (r.Error is not null)
+                if (r.Hashes is not null)
                 {
-                    failed++;
-                    error.WriteLine($"warden: {r.Item.Path}: {r.Error}");
+                    writer.Write(r.Path, r.Hashes);
                 }
-                else
-                {
-                    bytes += r.Hashes!.Length;
-                    writer.Write(r.Item.Path, r.Hashes);
-                }
-
-                onEach?.Invoke(r);
-            }
-        }
-
-        var showProgress = options.Progress && items.Count > 1 && !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error);
-        if (showProgress)
-        {
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-            console.Progress()
-                .AutoClear(true)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask($"hashing {items.Count} files", maxValue: items.Count);
-                    Consume(_ => task.Increment(1));
-                });
-        }
-        else
-        {
-            Consume(null);
-        }
-
+            });
         output.Flush();
-        foreach (var h in hashers.Values)
-        {
-            h.Dispose();
-        }
-
-        hashers.Dispose();
-        if (items.Count > 1 || failed > 0)
-        {
-            var seconds = clock.Elapsed.TotalSeconds;
-            error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"warden: hashed {done - failed} of {done} files ({bytes / 1e6:F1} MB) in {seconds:F2} s ({(done - failed) / Math.Max(seconds, 1e-9):F1} files/s); {failed} failed"));
-        }
-
         return failed > 0 ? WardenCli.SomeFailed : WardenCli.Ok;
     }
-
-    private static Outcome Process(Item item, ContentHasher hasher, bool dihedral)
-    {
-        if (item.WalkError is not null)
-        {
-            return new Outcome(item, null, item.WalkError);
-        }
-
-        try
-        {
-            ContentHashes hashes;
-            if (item.Path == FileWalker.StandardInput)
-            {
-                using var stdin = Console.OpenStandardInput();
-                hashes = hasher.HashStream(stdin, dihedral);
-            }
-            else
-            {
-                hashes = hasher.HashFile(item.Path, dihedral);
-            }
-
-            return hashes.Error is null
-                ? new Outcome(item, hashes, null)
-                : new Outcome(item, null, $"{Describe(hashes.Error.Error)}: {hashes.Error.Message}");
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return new Outcome(item, null, $"cannot read: {ex.Message}");
-        }
-    }
-
-    private static string Describe(ImageDecodeError e) => e switch
-    {
-        ImageDecodeError.Empty => "empty",
-        ImageDecodeError.UnsupportedFormat => "unsupported",
-        ImageDecodeError.Truncated => "truncated",
-        ImageDecodeError.Corrupt => "corrupt",
-        ImageDecodeError.TooManyPixels => "too many pixels",
-        ImageDecodeError.TooManyBytes => "too large",
-        _ => "error",
-    };
 
     /// <summary>Formats one result row.</summary>
     private abstract class RowWriter(TextWriter output, bool dihedral)

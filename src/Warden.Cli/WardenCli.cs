@@ -21,6 +21,8 @@ public static class WardenCli
             "Run 'warden COMMAND --help' for a command's options.")
         {
             HashCommand.Create(output, error),
+            ScanCommand.Create(output, error),
+            BankCommand.Create(output, error),
         };
 
         var parse = root.Parse(args);

@@ -10,7 +10,7 @@ namespace Warden.Storage;
 /// <param name="Added">New entries.</param>
 /// <param name="Updated">Existing entries whose labels, note or tombstone changed.</param>
 /// <param name="Unchanged">Records identical to what was stored (re-imports).</param>
-/// <param name="Deleted">Entries turned into tombstones.</param>
+/// <param name="Deleted">Entries turned into tombstones (a tombstone record may delete several: an NCMEC entry's fingerprints).</param>
 public sealed record ImportResult(long Processed, long Added, long Updated, long Unchanged, long Deleted);
 
 /// <summary>An entry as the matcher needs it: ids and the signal.</summary>
@@ -161,18 +161,16 @@ public sealed class BankStore : IDisposable
     public ImportResult Import(long bankId, IEnumerable<BankEntryRecord> records, string? source, Action<long>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(records);
-        long processed = 0, affected = 0, deleted = 0;
+        long processed = 0, affected = 0, deleted = 0, tombstones = 0;
         var before = _connection.ExecuteScalar<long>("SELECT COUNT(*) FROM bank_entries WHERE bank_id = @bankId", new { bankId });
 
         using var upsert = _connection.CreateCommand();
         upsert.CommandText = """
             INSERT INTO bank_entries(bank_id, signal_type, signal, labels, source, external_id, enabled, note, deleted, updated_at, seq)
             VALUES ($bank, $type, $signal, $labels, $source, $ext, 1, $note, 0, $now, $seq)
-            ON CONFLICT(bank_id, signal_type, signal) DO UPDATE SET
-                labels = excluded.labels, note = excluded.note, external_id = COALESCE(excluded.external_id, bank_entries.external_id),
-                deleted = 0, updated_at = excluded.updated_at, seq = excluded.seq
+            ON CONFLICT(bank_id, signal_type, signal, external_id) DO UPDATE SET
+                labels = excluded.labels, note = excluded.note, deleted = 0, updated_at = excluded.updated_at, seq = excluded.seq
             WHERE bank_entries.labels IS NOT excluded.labels OR bank_entries.note IS NOT excluded.note OR bank_entries.deleted = 1
-               OR (excluded.external_id IS NOT NULL AND bank_entries.external_id IS NOT excluded.external_id)
             """;
         var pBank = upsert.Parameters.Add("$bank", SqliteType.Integer);
         var pType = upsert.Parameters.Add("$type", SqliteType.Text);
@@ -188,8 +186,8 @@ public sealed class BankStore : IDisposable
         tombstone.CommandText = """
             UPDATE bank_entries SET deleted = 1, updated_at = $now, seq = $seq
             WHERE bank_id = $bank AND deleted = 0
-              AND (($ext IS NOT NULL AND (external_id = $ext OR external_id LIKE $extPrefix ESCAPE '\'))
-                   OR ($ext IS NULL AND signal_type = $type AND signal = $signal))
+              AND (($ext <> '' AND (external_id = $ext OR external_id LIKE $extPrefix ESCAPE '\'))
+                   OR ($ext = '' AND signal_type = $type AND signal = $signal))
             """;
         var tBank = tombstone.Parameters.Add("$bank", SqliteType.Integer);
         var tExt = tombstone.Parameters.Add("$ext", SqliteType.Text);
@@ -218,13 +216,14 @@ public sealed class BankStore : IDisposable
                 if (record.Deleted)
                 {
                     tBank.Value = bankId;
-                    tExt.Value = (object?)record.ExternalId ?? DBNull.Value;
-                    tExtPrefix.Value = record.ExternalId is null ? DBNull.Value : EscapeLike(record.ExternalId) + "-%";
+                    tExt.Value = record.ExternalId ?? string.Empty;
+                    tExtPrefix.Value = EscapeLike(record.ExternalId ?? string.Empty) + "-%";
                     tType.Value = record.SignalType;
                     tSignal.Value = record.Signal;
                     tNow.Value = now;
                     tSeq.Value = ++seq;
                     deleted += tombstone.ExecuteNonQuery();
+                    tombstones++;
                 }
                 else
                 {
@@ -233,7 +232,7 @@ public sealed class BankStore : IDisposable
                     pSignal.Value = record.Signal;
                     pLabels.Value = LabelsJson.Write(record.Labels);
                     pSource.Value = (object?)source ?? DBNull.Value;
-                    pExt.Value = (object?)record.ExternalId ?? DBNull.Value;
+                    pExt.Value = record.ExternalId ?? string.Empty;
                     pNote.Value = (object?)record.Note ?? DBNull.Value;
                     pNow.Value = now;
                     pSeq.Value = ++seq;
@@ -263,7 +262,7 @@ public sealed class BankStore : IDisposable
 
         var after = _connection.ExecuteScalar<long>("SELECT COUNT(*) FROM bank_entries WHERE bank_id = @bankId", new { bankId });
         var added = after - before;
-        return new ImportResult(processed, added, affected - added, processed - affected - deleted, deleted);
+        return new ImportResult(processed, added, affected - added, processed - affected - tombstones, deleted);
     }
 
     private static string EscapeLike(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
@@ -346,7 +345,7 @@ public sealed class BankStore : IDisposable
         r.GetString(r.GetOrdinal("signal")),
         LabelsJson.Read(r.GetString(r.GetOrdinal("labels"))),
         r.IsDBNull(r.GetOrdinal("source")) ? null : r.GetString(r.GetOrdinal("source")),
-        r.IsDBNull(r.GetOrdinal("external_id")) ? null : r.GetString(r.GetOrdinal("external_id")),
+        r.GetString(r.GetOrdinal("external_id")) is { Length: > 0 } ext ? ext : null,
         r.GetInt64(r.GetOrdinal("enabled")) != 0,
         r.IsDBNull(r.GetOrdinal("note")) ? null : r.GetString(r.GetOrdinal("note")),
         r.GetInt64(r.GetOrdinal("deleted")) != 0,

@@ -27,16 +27,17 @@ internal static class Schema
                 signal      TEXT    NOT NULL,
                 labels      TEXT    NOT NULL DEFAULT '{}',
                 source      TEXT    NULL,
-                external_id TEXT    NULL,
+                external_id TEXT    NOT NULL DEFAULT '',
                 enabled     INTEGER NOT NULL DEFAULT 1,
                 note        TEXT    NULL,
                 deleted     INTEGER NOT NULL DEFAULT 0,
                 updated_at  INTEGER NOT NULL,
                 seq         INTEGER NOT NULL
             );
-            -- One row per signal per bank: re-importing a file adds nothing.
-            CREATE UNIQUE INDEX ux_bank_entries_signal ON bank_entries(bank_id, signal_type, signal);
-            CREATE INDEX ix_bank_entries_external ON bank_entries(bank_id, external_id) WHERE external_id IS NOT NULL;
+            -- One row per signal per source entry per bank: re-importing a file adds nothing, and two
+            -- clearinghouse members sharing a fingerprint stay two entries ('' = no external id).
+            CREATE UNIQUE INDEX ux_bank_entries_signal ON bank_entries(bank_id, signal_type, signal, external_id);
+            CREATE INDEX ix_bank_entries_external ON bank_entries(bank_id, external_id) WHERE external_id <> '';
             -- Change feed: every insert/update takes the next seq, so indexes can tail new rows.
             CREATE INDEX ix_bank_entries_seq ON bank_entries(seq);
             CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);

@@ -130,4 +130,20 @@ public sealed class BankStoreTests : IDisposable
         Assert.Equal(StorageError.Incompatible, ex.Error);
         Assert.Contains("not a Warden database", ex.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Two_sources_sharing_a_fingerprint_stay_two_entries()
+    {
+        using var store = BankStore.Open(DbPath);
+        var bank = store.CreateBank("ncmec");
+        var a = Pdq(5, "A2") with { ExternalId = "9002-vid-0001-md5" };
+        var b = Pdq(5) with { ExternalId = "9004-vid-0001-md5" };
+        Assert.Equal(2, store.Import(bank.Id, [a, b], "feed").Added);
+        Assert.Equal(0, store.Import(bank.Id, [a, b], "feed").Added);
+
+        var result = store.Import(bank.Id, [new BankEntryRecord(string.Empty, string.Empty, new Dictionary<string, string>(), ExternalId: "9004-vid-0001", Deleted: true)], "feed");
+        Assert.Equal((1L, 0L, 1L), (result.Processed, result.Unchanged, result.Deleted));
+        var live = store.ExportEntries(bank.Id).Single();
+        Assert.Equal(("9002-vid-0001-md5", "A2"), (live.ExternalId, live.Labels["classification"]));
+    }
 }

@@ -1,0 +1,162 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using Warden.Core.Banks;
+using Warden.Core.Banks.Formats;
+using Warden.Storage;
+
+namespace Warden.Cli;
+
+/// <summary>`warden bank import` and `warden bank export`.</summary>
+internal static partial class BankCommand
+{
+    private static Command ImportCommand(TextWriter output, TextWriter error)
+    {
+        var name = NameArgument();
+        var file = new Argument<string>("FILE") { Description = "The list to import ('-' for standard input)." };
+        var format = new Option<string?>("--format", "-f") { Description = "csv, jsonl, plain (one hash per line) or ncmec (Hash Sharing v2 XML). Default: detected from the content and name." };
+        format.AcceptOnlyFromAmong([.. BankFileFormats.Names]);
+        var signalType = new Option<string?>("--signal-type", "-t") { Description = "For plain lists: pdq, md5, sha1, sha256, or auto (by length; 64 digits must be named)." };
+        var onError = new Option<string>("--on-error") { Description = "On a bad line: 'abort' (stop, say file:line:reason; lines before it stay imported) or 'skip' (report it and go on).", DefaultValueFactory = _ => "abort" };
+        onError.AcceptOnlyFromAmong("abort", "skip");
+        var noProgress = new Option<bool>("--no-progress") { Description = "Do not show the progress bar on stderr." };
+        var db = CommonOptions.Db();
+        var command = new Command("import", "Import a hash list into a bank. Re-importing the same file adds nothing; changed labels update entries; NCMEC tombstones delete them.\n\n" +
+            "Examples:\n  warden bank import iwf iwf-2026-11.csv\n  warden bank import hotline list.txt --format plain --signal-type md5\n  warden bank import ncmec page-0001.xml --on-error skip")
+        {
+            name, file, format, signalType, onError, noProgress, db,
+        };
+        command.SetAction(p => CommonOptions.WithStore(p.GetRequiredValue(db), error, store =>
+            Import(store, p.GetRequiredValue(name), p.GetRequiredValue(file), p.GetValue(format), p.GetValue(signalType), p.GetRequiredValue(onError) == "skip", !p.GetValue(noProgress), output, error)));
+        return command;
+    }
+
+    private static int Import(BankStore store, string bankName, string path, string? formatName, string? signalType, bool skip, bool progress, TextWriter output, TextWriter error)
+    {
+        var bank = store.RequireBank(bankName);
+        Stream raw;
+        try
+        {
+            raw = path == "-" ? Console.OpenStandardInput() : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"warden: {path}: cannot read: {ex.Message}");
+            return WardenCli.SomeFailed;
+        }
+
+        using (raw)
+        {
+            var stream = raw;
+            BankFileFormat format;
+            if (formatName is not null)
+            {
+                format = ParseFormat(formatName);
+            }
+            else
+            {
+                var buffered = new BufferedStream(stream, 1 << 16);
+                Span<byte> head = stackalloc byte[4096];
+                var n = buffered.CanSeek ? buffered.Read(head) : 0;
+                if (buffered.CanSeek)
+                {
+                    buffered.Seek(0, SeekOrigin.Begin);
+                }
+
+                if (BankFileReader.Detect(path, head[..n]) is not { } detected)
+                {
+                    error.WriteLine($"warden: {path}: cannot tell the list format; give --format {string.Join("|", BankFileFormats.Names)}.");
+                    return WardenCli.UsageError;
+                }
+
+                format = detected;
+                stream = buffered;
+            }
+
+            var report = new ImportReport();
+            var total = stream.CanSeek ? stream.Length : 0;
+            var showProgress = progress && total > 1 << 20 && !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error);
+            ProgressTask? task = null;
+            var options = new ImportOptions(format, signalType, SkipBadLines: skip, SourceName: path, Progress: p =>
+            {
+                if (task is not null && p.BytesRead is { } b)
+                {
+                    task.Value = b;
+                }
+            })
+            {
+                OnError = skip ? e => error.WriteLine($"warden: {e}") : null,
+            };
+
+            ImportResult? result = null;
+            try
+            {
+                void Run() => result = store.Import(bank.Id, BankFileReader.Read(stream, options, report), Path.GetFileName(path));
+                if (showProgress)
+                {
+                    AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }).Progress()
+                        .AutoClear(true)
+                        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+                        .Start(ctx =>
+                        {
+                            task = ctx.AddTask($"importing {Path.GetFileName(path)}", maxValue: total);
+                            Run();
+                        });
+                }
+                else
+                {
+                    Run();
+                }
+            }
+            catch (BankFormatException ex)
+            {
+                error.WriteLine($"warden: {ex.Error}");
+                error.WriteLine($"warden: import stopped; {report.Read} records before line {ex.Line} are in bank {bank.Name}. Fix the line (or use --on-error skip) and import again: re-imported entries are not duplicated.");
+                return WardenCli.SomeFailed;
+            }
+
+            var r = result!;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"imported {path} into {bank.Name} ({BankFileFormats.Name(format)}): {r.Processed} records, {r.Added} added, {r.Updated} updated, {r.Unchanged} unchanged, {r.Deleted} deleted; {report.ErrorCount} bad lines skipped, {report.Unsupported} unsupported fingerprints"));
+            return report.ErrorCount > 0 ? WardenCli.SomeFailed : WardenCli.Ok;
+        }
+    }
+
+    private static Command ExportCommand(TextWriter output, TextWriter error)
+    {
+        var name = NameArgument();
+        var format = CommonOptions.Format("csv, jsonl or plain (one signal per line).", "csv", "jsonl", "plain");
+        var to = new Option<string?>("--output", "-o") { Description = "Write to this file instead of standard output." };
+        var signalType = new Option<string?>("--signal-type", "-t") { Description = "Only entries of this signal type (required for plain lists of mixed banks)." };
+        var includeDeleted = new Option<bool>("--include-deleted") { Description = "Also write tombstones (jsonl and csv mark them)." };
+        var db = CommonOptions.Db();
+        var command = new Command("export", "Write a bank's entries as a list file that 'warden bank import' reads back.") { name, format, to, signalType, includeDeleted, db };
+        command.SetAction(p => CommonOptions.WithStore(p.GetRequiredValue(db), error, store =>
+        {
+            var bank = store.RequireBank(p.GetRequiredValue(name));
+            var f = ParseFormat(p.GetRequiredValue(format));
+            var entries = store.ExportEntries(bank.Id, p.GetValue(includeDeleted))
+                .Select(e => new BankEntryRecord(e.SignalType, e.Signal, e.Labels, e.Note, e.ExternalId, e.Deleted));
+            var options = new ExportOptions { SignalType = p.GetValue(signalType), IncludeDeleted = p.GetValue(includeDeleted) };
+            ExportResult result;
+            if (p.GetValue(to) is { } file)
+            {
+                using var stream = new FileStream(file, FileMode.Create, FileAccess.Write);
+                result = BankFileWriter.Write(stream, f, entries, options);
+                error.WriteLine($"warden: wrote {result.Written} entries of {bank.Name} to {file}");
+            }
+            else
+            {
+                result = BankFileWriter.Write(output, f, entries, options);
+                output.Flush();
+            }
+
+            return WardenCli.Ok;
+        }));
+        return command;
+    }
+
+    // The options accept only known names, so a failure here is a bug, not user input.
+    private static BankFileFormat ParseFormat(string name) =>
+        BankFileFormats.TryParse(name, out var f) ? f : throw new InvalidOperationException($"unknown list format {name}");
+}

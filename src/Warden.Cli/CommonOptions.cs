@@ -1,0 +1,64 @@
+using System.CommandLine;
+using System.Text.Json;
+using Warden.Storage;
+
+namespace Warden.Cli;
+
+/// <summary>Options shared by the commands that touch storage.</summary>
+internal static class CommonOptions
+{
+    /// <summary>The environment variable that names the default database.</summary>
+    public const string DbEnvironmentVariable = "WARDEN_DB";
+
+    public static Option<string> Db() => new("--db")
+    {
+        Description = $"The Warden database (SQLite file; created if missing). Default: ${DbEnvironmentVariable}, else warden.db in the working directory.",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable(DbEnvironmentVariable) is { Length: > 0 } env ? env : "warden.db",
+    };
+
+    public static Option<string> Format(string description, params string[] allowed)
+    {
+        var option = new Option<string>("--format", "-f") { Description = description, DefaultValueFactory = _ => allowed[0] };
+        option.AcceptOnlyFromAmong(allowed);
+        return option;
+    }
+
+    /// <summary>Runs a storage command, turning refusals into a message and exit code 1.</summary>
+    public static int WithStore(string db, TextWriter error, Func<BankStore, int> action)
+    {
+        try
+        {
+            using var store = BankStore.Open(db);
+            return action(store);
+        }
+        catch (StorageException ex)
+        {
+            error.WriteLine($"warden: {ex.Message}");
+            return WardenCli.SomeFailed;
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException ex)
+        {
+            error.WriteLine($"warden: database {db}: {ex.Message}");
+            return WardenCli.SomeFailed;
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            error.WriteLine($"warden: database {db}: {ex.Message}");
+            return WardenCli.SomeFailed;
+        }
+    }
+
+    /// <summary>Writes one JSON object per line.</summary>
+    public static void WriteJsonLine(TextWriter output, Action<Utf8JsonWriter> write)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            write(json);
+            json.WriteEndObject();
+        }
+
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
+    }
+}

@@ -1,0 +1,171 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Warden.Core.Banks;
+using Warden.Core.Hashing.Pdq;
+using Warden.Core.Imaging;
+using Warden.Storage;
+
+namespace Warden.Cli;
+
+/// <summary>`warden scan PATH...`: hash files and match them against the enabled banks.</summary>
+internal static class ScanCommand
+{
+    /// <summary>Exit code with --fail-on-match when any block-list hit was not suppressed.</summary>
+    public const int MatchFound = 3;
+
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var paths = new Argument<string[]>("PATH") { Description = "Files or folders to scan ('-' reads one file from standard input).", Arity = ArgumentArity.OneOrMore };
+        var format = CommonOptions.Format("Output, one row per hit: 'table', 'jsonl' or 'csv'.", "table", "jsonl", "csv");
+        var failOnMatch = new Option<bool>("--fail-on-match") { Description = $"Exit with {MatchFound} when any content matched a block list (and no allow list suppressed it)." };
+        var noDihedral = new Option<bool>("--no-dihedral") { Description = "Match only the image as stored, not its 7 rotations and mirror images." };
+        var threads = new Option<int>("--threads", "-j") { Description = "Files hashed at once (default: one per CPU core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var noProgress = new Option<bool>("--no-progress") { Description = "Do not show the progress bar on stderr." };
+        var db = CommonOptions.Db();
+        var command = new Command("scan", "Hash files (PDQ, MD5, SHA-1, SHA-256) and match them against every enabled bank.\n" +
+            "PDQ matches at each bank's threshold (default: distance ≤ 31, quality ≥ 50), over the 8 rotations/mirror images, and on the\n" +
+            "image with uniform borders trimmed; crypto hashes match exactly. A hit in an allow-list bank suppresses block-list hits on the same file.\n\n" +
+            "Examples:\n  warden scan uploads/\n  warden scan --format jsonl --fail-on-match incoming.jpg")
+        {
+            paths, format, failOnMatch, noDihedral, threads, noProgress, db,
+        };
+        command.SetAction(p =>
+        {
+            if (p.GetValue(threads) < 1)
+            {
+                error.WriteLine("warden: --threads must be at least 1.");
+                return WardenCli.UsageError;
+            }
+
+            return CommonOptions.WithStore(p.GetRequiredValue(db), error, store => Execute(
+                store,
+                p.GetRequiredValue(paths),
+                p.GetRequiredValue(format),
+                p.GetValue(failOnMatch),
+                !p.GetValue(noDihedral),
+                p.GetValue(threads),
+                !p.GetValue(noProgress),
+                output,
+                error));
+        });
+        return command;
+    }
+
+    private static int Execute(BankStore store, string[] paths, string format, bool failOnMatch, bool dihedral, int threads, bool progress, TextWriter output, TextWriter error)
+    {
+        var clock = Stopwatch.StartNew();
+        var banks = store.ListBanks();
+        using var matcher = new BankMatcher(banks);
+        foreach (var e in store.EnabledEntries())
+        {
+            matcher.Add(e.Id, e.BankId, e.SignalType, e.Signal);
+        }
+
+        var enabled = banks.Count(b => b.Enabled);
+        error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warden: matching against {matcher.Count} entries in {enabled} enabled banks (loaded in {clock.Elapsed.TotalSeconds:F2} s)"));
+        if (enabled == 0)
+        {
+            error.WriteLine("warden: no enabled banks: create one with 'warden bank create' and fill it with 'warden bank import'.");
+        }
+
+        var writer = new HitWriter(format, output);
+        var filesWithHits = 0;
+        var filesActionable = 0;
+        var perBank = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var (_, failed) = FileBatch.Run(
+            paths,
+            new BatchOptions(threads, progress, PdqResize.Fast, ImageLimits.DefaultMaxPixels, dihedral, "scanned"),
+            error,
+            perFile: hashes => matcher.Match(ContentSignals.From(hashes)),
+            consume: r =>
+            {
+                if (r.Extra is not { Count: > 0 } hits)
+                {
+                    return;
+                }
+
+                filesWithHits++;
+                if (hits.Any(h => h.Bank.Kind == BankKind.BlockList && !h.Suppressed))
+                {
+                    filesActionable++;
+                }
+
+                var entries = store.GetEntries(hits.Select(h => h.EntryId));
+                foreach (var h in hits)
+                {
+                    perBank[h.Bank.Name] = perBank.GetValueOrDefault(h.Bank.Name) + 1;
+                    writer.Write(r.Path, h, entries.TryGetValue(h.EntryId, out var entry) ? entry.Labels : new Dictionary<string, string>());
+                }
+            });
+        output.Flush();
+        error.WriteLine($"warden: {filesWithHits} files matched ({filesActionable} on block lists, not suppressed); hits per bank: " +
+            (perBank.Count == 0 ? "none" : string.Join(", ", perBank.Select(p => $"{p.Key}={p.Value}"))));
+
+        if (failOnMatch && filesActionable > 0)
+        {
+            return MatchFound;
+        }
+
+        return failed > 0 ? WardenCli.SomeFailed : WardenCli.Ok;
+    }
+
+    private sealed class HitWriter(string format, TextWriter output)
+    {
+        private bool _header;
+
+        public void Write(string path, MatchHit h, IReadOnlyDictionary<string, string> labels)
+        {
+            switch (format)
+            {
+                case "jsonl":
+                    CommonOptions.WriteJsonLine(output, j =>
+                    {
+                        j.WriteString("path", path);
+                        j.WriteString("signal_type", h.SignalType);
+                        j.WriteString("signal", h.Signal);
+                        j.WriteString("bank", h.Bank.Name);
+                        j.WriteString("bank_kind", BankCommand.Kind(h.Bank.Kind));
+                        j.WriteNumber("entry_id", h.EntryId);
+                        j.WriteNumber("distance", h.Distance);
+                        j.WriteString("variant", h.Variant);
+                        j.WriteBoolean("suppressed", h.Suppressed);
+                        j.WriteStartObject("labels");
+                        foreach (var (k, v) in labels)
+                        {
+                            j.WriteString(k, v);
+                        }
+
+                        j.WriteEndObject();
+                    });
+                    break;
+                case "csv":
+                    if (!_header)
+                    {
+                        output.WriteLine("path,signal_type,signal,bank,bank_kind,entry_id,distance,variant,suppressed,labels");
+                        _header = true;
+                    }
+
+                    output.WriteLine(string.Join(',', Csv(path), h.SignalType, h.Signal, Csv(h.Bank.Name), BankCommand.Kind(h.Bank.Kind),
+                        h.EntryId.ToString(CultureInfo.InvariantCulture), h.Distance.ToString(CultureInfo.InvariantCulture), h.Variant, h.Suppressed ? "true" : "false",
+                        Csv(JsonSerializer.Serialize(labels))));
+                    break;
+                default:
+                    if (!_header)
+                    {
+                        output.WriteLine($"{"bank",-20}  {"type",-6}  {"dist",4}  {"variant",-18}  {"entry",8}  {"labels",-30}  path");
+                        _header = true;
+                    }
+
+                    var bank = h.Suppressed ? h.Bank.Name + " (suppressed)" : h.Bank.Name;
+                    var text = string.Join(';', labels.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{bank,-20}  {h.SignalType,-6}  {h.Distance,4}  {h.Variant,-18}  {h.EntryId,8}  {text,-30}  {path}"));
+                    break;
+            }
+        }
+
+        private static string Csv(string s) =>
+            s.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
+    }
+}

@@ -1,0 +1,140 @@
+using System.Runtime.CompilerServices;
+using Warden.Core.Hashing.Pdq;
+
+namespace Warden.Core.Matching;
+
+/// <summary>
+/// One multi-index table: the substring of bits [<see cref="Start"/>, Start + <see cref="Width"/>) of the hash.
+/// The top <see cref="PrefixBits"/> bits of the substring address a directory of runs; the remaining
+/// <see cref="LowBits"/> (0..8) are kept beside each posting and filtered with SIMD inside a run.
+/// </summary>
+internal readonly record struct MihTable(int Start, int Width, int PrefixBits)
+{
+    public int LowBits => Width - PrefixBits;
+
+    public uint LowMask => (1u << LowBits) - 1;
+
+    /// <summary>Extracts the substring (at most 32 bits) from the hash.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint Key(in PdqHash h) => Extract(h, Start, Width);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Extract(in PdqHash h, int start, int width)
+    {
+        ref var w = ref Unsafe.As<PdqHash, ulong>(ref Unsafe.AsRef(in h));
+        var word = start >> 6;
+        var shift = start & 63;
+        var v = Unsafe.Add(ref w, word) >> shift;
+        if (shift + width > 64)
+        {
+            v |= Unsafe.Add(ref w, word + 1) << (64 - shift);
+        }
+
+        return (uint)(v & ((1UL << width) - 1));
+    }
+}
+
+/// <summary>
+/// Chooses the multi-index layout for a segment of N hashes and estimates query costs.
+/// </summary>
+/// <remarks>
+/// Norouzi et al.: with m substrings, optimal width is about log2(N) so that each bucket holds about one entry.
+/// Here m = clamp(round(256 / log2 N), 8, 16) (widths 16..32 bits); the directory addresses the top
+/// floor(log2 N) - 4 bits (runs of about 16 entries), so it costs at most 1/4 of an int per entry and table, and
+/// the last 0..8 bits ride inside each 4-byte posting.
+/// </remarks>
+internal static class MihLayout
+{
+    /// <summary>Segments smaller than this are scanned, never indexed (measured crossover, docs/performance.md).</summary>
+    public const int MinIndexed = 2048;
+
+    /// <summary>Postings pack the slot in 24 bits above the low key bits, so a segment holds at most 2^24 hashes.</summary>
+    public const int MaxSegment = 1 << 24;
+
+    public const int MaxTables = 32;
+
+    // Per-query cost model in nanoseconds (one core, dev machine). The three probe costs were first set from
+    // micro-measurements and then scaled x4 so the predicted crossover matches `bench index sweep` at 1M
+    // (multi-index loses from r ~ 44-48); at 20k this errs towards the scan, which costs microseconds there.
+    private const double CostScan = 1.1;       // brute force, per hash
+    private const double CostRun = 48.0;       // a directory lookup + first cache miss of a run
+    private const double CostPosting = 0.6;    // SIMD low-bit filter, per posting
+    private const double CostCandidate = 36.0; // random fetch of a 32-byte hash + verification
+
+    public static MihTable[] For(int count, int tablesOverride = 0)
+    {
+        if (count < MinIndexed && tablesOverride == 0)
+        {
+            return [];
+        }
+
+        var lg = Math.Log2(Math.Max(count, 2));
+        var m = tablesOverride > 0 ? tablesOverride : Math.Clamp((int)Math.Round(256 / lg), 8, 16);
+        m = Math.Clamp(m, 8, MaxTables);
+        var prefixTarget = Math.Max(1, (int)Math.Floor(lg) - 4);
+        var tables = new MihTable[m];
+        var baseWidth = 256 / m;
+        var extra = 256 % m;
+        var start = 0;
+        for (var j = 0; j < m; j++)
+        {
+            // Wider tables first: they get the smaller per-table radius (see RadiusFor).
+            var width = baseWidth + (j < extra ? 1 : 0);
+            var prefix = Math.Max(width - 8, Math.Min(width, prefixTarget));
+            tables[j] = new MihTable(start, width, prefix);
+            start += width;
+        }
+
+        return tables;
+    }
+
+    /// <summary>
+    /// Per-table search radius from the generalised pigeonhole principle: with r = q*m + a, a hash within r has a
+    /// substring among the last a + 1 tables within q, or among the first m - a - 1 within q - 1
+    /// (if none did, the distance would be at least (a+1)(q+1) + (m-a-1)q = r + 1). -1 means skip the table.
+    /// </summary>
+    public static int RadiusFor(int table, int tableCount, int radius)
+    {
+        var q = radius / tableCount;
+        var a = radius % tableCount;
+        return table >= tableCount - (a + 1) ? q : q - 1;
+    }
+
+    /// <summary>Estimated nanoseconds for one multi-index query at <paramref name="radius"/> on uniform data.</summary>
+    public static double MihCost(ReadOnlySpan<MihTable> tables, int count, int radius)
+    {
+        double total = 0;
+        for (var j = 0; j < tables.Length; j++)
+        {
+            var rj = RadiusFor(j, tables.Length, radius);
+            if (rj < 0)
+            {
+                continue;
+            }
+
+            var t = tables[j];
+            var runs = BinomialSum(t.PrefixBits, rj);
+            var perRun = count / Math.Pow(2, t.PrefixBits);
+            var candidates = count * BinomialSum(t.Width, rj) / Math.Pow(2, t.Width);
+            total += (runs * CostRun) + (runs * perRun * CostPosting) + (candidates * CostCandidate);
+        }
+
+        return total;
+    }
+
+    /// <summary>Estimated nanoseconds for a linear scan.</summary>
+    public static double ScanCost(int count) => count * CostScan;
+
+    /// <summary>Sum of C(n, k) for k = 0..r.</summary>
+    public static double BinomialSum(int n, int r)
+    {
+        double c = 1, sum = 0;
+        for (var k = 0; k <= Math.Min(n, r); k++)
+        {
+            sum += c;
+            c = c * (n - k) / (k + 1);
+        }
+
+        return sum;
+    }
+}

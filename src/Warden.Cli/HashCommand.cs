@@ -195,6 +195,19 @@ internal static class HashCommand
                 json.WriteString("md5", h.Exact.Md5Hex);
                 json.WriteString("sha1", h.Exact.Sha1Hex);
                 json.WriteString("sha256", h.Exact.Sha256Hex);
+                if (img.Trimmed is { } trimmed && img.TrimRect is { } rect)
+                {
+                    // The image had uniform borders: the hash of what is inside them (used by matching).
+                    json.WriteStartObject("trimmed");
+                    json.WriteString("pdq", trimmed.Hash.ToString());
+                    json.WriteNumber("quality", trimmed.Quality);
+                    json.WriteNumber("x", rect.X);
+                    json.WriteNumber("y", rect.Y);
+                    json.WriteNumber("width", rect.Width);
+                    json.WriteNumber("height", rect.Height);
+                    json.WriteEndObject();
+                }
+
                 if (Dihedral && img.Pdq.Dihedral is { } variants)
                 {
                     json.WriteStartObject("dihedral");

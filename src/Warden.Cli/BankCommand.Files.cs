@@ -14,24 +14,25 @@ internal static partial class BankCommand
     {
         var name = NameArgument();
         var file = new Argument<string>("FILE") { Description = "The list to import ('-' for standard input)." };
-        var format = new Option<string?>("--format", "-f") { Description = "csv, jsonl, plain (one hash per line) or ncmec (Hash Sharing v2 XML). Default: detected from the content and name." };
+        var format = new Option<string?>("--list-format", "-l") { Description = "The file's format: csv, jsonl, plain (one hash per line) or ncmec (Hash Sharing v2 XML). Default: detected from the content and name." };
         format.AcceptOnlyFromAmong([.. BankFileFormats.Names]);
         var signalType = new Option<string?>("--signal-type", "-t") { Description = "For plain lists: pdq, md5, sha1, sha256, or auto (by length; 64 digits must be named)." };
         var onError = new Option<string>("--on-error") { Description = "On a bad line: 'abort' (stop, say file:line:reason; lines before it stay imported) or 'skip' (report it and go on).", DefaultValueFactory = _ => "abort" };
         onError.AcceptOnlyFromAmong("abort", "skip");
         var noProgress = new Option<bool>("--no-progress") { Description = "Do not show the progress bar on stderr." };
+        var outputFormat = CommonOptions.Format("Summary: 'table' (a sentence) or 'jsonl' (one JSON object).", "table", "jsonl");
         var db = CommonOptions.Db();
         var command = new Command("import", "Import a hash list into a bank. Re-importing the same file adds nothing; changed labels update entries; NCMEC tombstones delete them.\n\n" +
-            "Examples:\n  warden bank import iwf iwf-2026-11.csv\n  warden bank import hotline list.txt --format plain --signal-type md5\n  warden bank import ncmec page-0001.xml --on-error skip")
+            "Examples:\n  warden bank import iwf iwf-2026-11.csv\n  warden bank import hotline list.txt --list-format plain --signal-type md5\n  warden bank import ncmec page-0001.xml --on-error skip")
         {
-            name, file, format, signalType, onError, noProgress, db,
+            name, file, format, signalType, onError, noProgress, outputFormat, db,
         };
         command.SetAction(p => CommonOptions.WithStore(p.GetRequiredValue(db), error, store =>
-            Import(store, p.GetRequiredValue(name), p.GetRequiredValue(file), p.GetValue(format), p.GetValue(signalType), p.GetRequiredValue(onError) == "skip", !p.GetValue(noProgress), output, error)));
+            Import(store, p.GetRequiredValue(name), p.GetRequiredValue(file), p.GetValue(format), p.GetValue(signalType), p.GetRequiredValue(onError) == "skip", !p.GetValue(noProgress), p.GetRequiredValue(outputFormat) == "jsonl", output, error)));
         return command;
     }
 
-    private static int Import(BankStore store, string bankName, string path, string? formatName, string? signalType, bool skip, bool progress, TextWriter output, TextWriter error)
+    private static int Import(BankStore store, string bankName, string path, string? formatName, string? signalType, bool skip, bool progress, bool json, TextWriter output, TextWriter error)
     {
         var bank = store.RequireBank(bankName);
         Stream raw;
@@ -65,7 +66,7 @@ internal static partial class BankCommand
 
                 if (BankFileReader.Detect(path, head[..n]) is not { } detected)
                 {
-                    error.WriteLine($"warden: {path}: cannot tell the list format; give --format {string.Join("|", BankFileFormats.Names)}.");
+                    error.WriteLine($"warden: {path}: cannot tell the list format; give --list-format {string.Join("|", BankFileFormats.Names)}.");
                     return WardenCli.UsageError;
                 }
 
@@ -116,6 +117,24 @@ internal static partial class BankCommand
             }
 
             var r = result!;
+            if (json)
+            {
+                CommonOptions.WriteJsonLine(output, j =>
+                {
+                    j.WriteString("bank", bank.Name);
+                    j.WriteString("file", path);
+                    j.WriteString("format", BankFileFormats.Name(format));
+                    j.WriteNumber("records", r.Processed);
+                    j.WriteNumber("added", r.Added);
+                    j.WriteNumber("updated", r.Updated);
+                    j.WriteNumber("unchanged", r.Unchanged);
+                    j.WriteNumber("deleted", r.Deleted);
+                    j.WriteNumber("bad_lines", report.ErrorCount);
+                    j.WriteNumber("unsupported", report.Unsupported);
+                });
+                return report.ErrorCount > 0 ? WardenCli.SomeFailed : WardenCli.Ok;
+            }
+
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"imported {path} into {bank.Name} ({BankFileFormats.Name(format)}): {r.Processed} records, {r.Added} added, {r.Updated} updated, {r.Unchanged} unchanged, {r.Deleted} deleted; {report.ErrorCount} bad lines skipped, {report.Unsupported} unsupported fingerprints"));
             return report.ErrorCount > 0 ? WardenCli.SomeFailed : WardenCli.Ok;

@@ -30,12 +30,13 @@ internal static partial class BankCommand
         kind.AcceptOnlyFromAmong("block", "allow");
         var threshold = new Option<int?>("--pdq-threshold") { Description = "PDQ distance at or below which this bank matches (default 31)." };
         var description = new Option<string?>("--description") { Description = "Free text: where the list comes from, who curates it." };
+        var format = OutputFormat();
         var db = CommonOptions.Db();
-        var command = new Command("create", "Create an empty bank.") { name, kind, threshold, description, db };
+        var command = new Command("create", "Create an empty bank.") { name, kind, threshold, description, format, db };
         command.SetAction(p => CommonOptions.WithStore(p.GetRequiredValue(db), error, store =>
         {
             var b = store.CreateBank(p.GetRequiredValue(name), p.GetRequiredValue(kind) == "allow" ? BankKind.AllowList : BankKind.BlockList, p.GetValue(threshold), p.GetValue(description));
-            output.WriteLine($"created bank {b.Name} ({Kind(b.Kind)}, pdq threshold {b.PdqThreshold?.ToString(CultureInfo.InvariantCulture) ?? "31 (default)"}) in {store.Path}");
+            WriteBank(output, p.GetRequiredValue(format), b, $"created bank {b.Name} ({Kind(b.Kind)}, pdq threshold {b.PdqThreshold?.ToString(CultureInfo.InvariantCulture) ?? "31 (default)"}) in {store.Path}");
             return WardenCli.Ok;
         }));
         return command;
@@ -83,15 +84,38 @@ internal static partial class BankCommand
     private static Command SwitchCommand(string verb, bool enabled, TextWriter output, TextWriter error)
     {
         var name = NameArgument();
+        var format = OutputFormat();
         var db = CommonOptions.Db();
-        var command = new Command(verb, enabled ? "Match this bank again." : "Stop matching this bank (its entries are kept).") { name, db };
+        var command = new Command(verb, enabled ? "Match this bank again." : "Stop matching this bank (its entries are kept).") { name, format, db };
         command.SetAction(p => CommonOptions.WithStore(p.GetRequiredValue(db), error, store =>
         {
             var b = store.UpdateBank(p.GetRequiredValue(name), enabled: enabled);
-            output.WriteLine($"bank {b.Name} {(b.Enabled ? "enabled" : "disabled")}");
+            WriteBank(output, p.GetRequiredValue(format), b, $"bank {b.Name} {(b.Enabled ? "enabled" : "disabled")}");
             return WardenCli.Ok;
         }));
         return command;
+    }
+
+    private static Option<string> OutputFormat() => CommonOptions.Format("Output: 'table' (a sentence) or 'jsonl' (one JSON object).", "table", "jsonl");
+
+    private static void WriteBank(TextWriter output, string format, Bank b, string sentence)
+    {
+        if (format == "jsonl")
+        {
+            CommonOptions.WriteJsonLine(output, j =>
+            {
+                j.WriteString("name", b.Name);
+                j.WriteNumber("id", b.Id);
+                j.WriteString("kind", Kind(b.Kind));
+                j.WriteBoolean("enabled", b.Enabled);
+                j.WriteNumber("pdq_threshold", b.PdqThreshold ?? 31);
+                j.WriteString("description", b.Description);
+            });
+        }
+        else
+        {
+            output.WriteLine(sentence);
+        }
     }
 
     internal static string Kind(BankKind kind) => kind == BankKind.AllowList ? "allow" : "block";

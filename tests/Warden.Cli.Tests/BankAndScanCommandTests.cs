@@ -219,4 +219,15 @@ public sealed class BankAndScanCommandTests : IDisposable
         Run("bank", "create", "x");
         Assert.Contains("already exists", Run("bank", "create", "x").Err, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Storage_commands_speak_json_lines_when_asked()
+    {
+        var created = JsonDocument.Parse(Run("bank", "create", "j", "--kind", "allow", "-f", "jsonl").Out).RootElement;
+        Assert.Equal(("j", "allow", true), (created.GetProperty("name").GetString(), created.GetProperty("kind").GetString(), created.GetProperty("enabled").GetBoolean()));
+        var imported = JsonDocument.Parse(Run("bank", "import", "j", WriteBankCsv(), "-f", "jsonl").Out).RootElement;
+        Assert.Equal((6, 6, "csv"), (imported.GetProperty("records").GetInt32(), imported.GetProperty("added").GetInt32(), imported.GetProperty("format").GetString()));
+        var disabled = JsonDocument.Parse(Run("bank", "disable", "j", "-f", "jsonl").Out).RootElement;
+        Assert.False(disabled.GetProperty("enabled").GetBoolean());
+    }
 }

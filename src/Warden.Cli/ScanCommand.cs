@@ -23,13 +23,14 @@ internal static class ScanCommand
         var noDihedral = new Option<bool>("--no-dihedral") { Description = "Match only the image as stored, not its 7 rotations and mirror images." };
         var threads = new Option<int>("--threads", "-j") { Description = "Files hashed at once (default: one per CPU core).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var noProgress = new Option<bool>("--no-progress") { Description = "Do not show the progress bar on stderr." };
+        var noCache = new Option<bool>("--no-index-cache") { Description = "Build the indexes from the database and do not keep a snapshot beside it (DB.index/)." };
         var db = CommonOptions.Db();
         var command = new Command("scan", "Hash files (PDQ, MD5, SHA-1, SHA-256) and match them against every enabled bank.\n" +
             "PDQ matches at each bank's threshold (default: distance ≤ 31, quality ≥ 50), over the 8 rotations/mirror images, and on the\n" +
             "image with uniform borders trimmed; crypto hashes match exactly. A hit in an allow-list bank suppresses block-list hits on the same file.\n\n" +
             "Examples:\n  warden scan uploads/\n  warden scan --format jsonl --fail-on-match incoming.jpg")
         {
-            paths, format, failOnMatch, noDihedral, threads, noProgress, db,
+            paths, format, failOnMatch, noDihedral, threads, noProgress, noCache, db,
         };
         command.SetAction(p =>
         {
@@ -47,24 +48,21 @@ internal static class ScanCommand
                 !p.GetValue(noDihedral),
                 p.GetValue(threads),
                 !p.GetValue(noProgress),
+                !p.GetValue(noCache),
                 output,
                 error));
         });
         return command;
     }
 
-    private static int Execute(BankStore store, string[] paths, string format, bool failOnMatch, bool dihedral, int threads, bool progress, TextWriter output, TextWriter error)
+    private static int Execute(BankStore store, string[] paths, string format, bool failOnMatch, bool dihedral, int threads, bool progress, bool indexCache, TextWriter output, TextWriter error)
     {
         var clock = Stopwatch.StartNew();
         var banks = store.ListBanks();
-        using var matcher = new BankMatcher(banks);
-        foreach (var e in store.EnabledEntries())
-        {
-            matcher.Add(e.Id, e.BankId, e.SignalType, e.Signal);
-        }
-
+        using var matcher = MatcherCache.Open(store, banks, indexCache, error, out var fromCache);
         var enabled = banks.Count(b => b.Enabled);
-        error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warden: matching against {matcher.Count} entries in {enabled} enabled banks (loaded in {clock.Elapsed.TotalSeconds:F2} s)"));
+        error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"warden: matching against {matcher.Count} entries in {enabled} enabled banks (loaded {(fromCache ? "from the index snapshot" : "from the database")} in {clock.Elapsed.TotalSeconds:F2} s)"));
         if (enabled == 0)
         {
             error.WriteLine("warden: no enabled banks: create one with 'warden bank create' and fill it with 'warden bank import'.");

@@ -149,6 +149,9 @@ public sealed class BankStore : IDisposable
         return RequireBank(name);
     }
 
+    /// <summary>The change sequence: grows with every entry written, so equal values mean unchanged entries.</summary>
+    public long ChangeSequence() => _connection.ExecuteScalar<long>("SELECT value FROM counters WHERE name = 'entry_seq'");
+
     /// <summary>Number of live (not deleted) entries per bank id.</summary>
     public IReadOnlyDictionary<long, long> CountEntries() =>
         _connection.Query<(long BankId, long Count)>("SELECT bank_id, COUNT(*) FROM bank_entries WHERE deleted = 0 GROUP BY bank_id").ToDictionary(r => r.BankId, r => r.Count);

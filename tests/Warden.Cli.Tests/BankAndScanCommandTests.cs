@@ -230,4 +230,35 @@ public sealed class BankAndScanCommandTests : IDisposable
         var disabled = JsonDocument.Parse(Run("bank", "disable", "j", "-f", "jsonl").Out).RootElement;
         Assert.False(disabled.GetProperty("enabled").GetBoolean());
     }
+
+    [Fact]
+    public void Index_snapshot_is_reused_while_the_database_is_unchanged_and_rebuilt_after_a_change()
+    {
+        MatcherCache.MinEntriesToSave = 0;
+        Run("bank", "create", "demo");
+        Run("bank", "import", "demo", WriteBankCsv());
+        var uploads = Path.Combine(_dir, "uploads");
+        var first = Run("scan", "-f", "jsonl", uploads);
+        var second = Run("scan", "-f", "jsonl", uploads);
+        Assert.Contains("from the database", first.Err, StringComparison.Ordinal);
+        Assert.Contains("from the index snapshot", second.Err, StringComparison.Ordinal);
+        Assert.Equal(first.Out, second.Out);
+
+        Run("bank", "create", "more");
+        File.WriteAllLines(Path.Combine(_dir, "more.csv"), ["signal_type,signal", $"md5,{new string('c', 32)}"]);
+        Run("bank", "import", "more", Path.Combine(_dir, "more.csv"));
+        Assert.Contains("from the database", Run("scan", "-f", "jsonl", uploads).Err, StringComparison.Ordinal);
+        Run("bank", "disable", "more");
+        Assert.Contains("from the database", Run("scan", "-f", "jsonl", uploads).Err, StringComparison.Ordinal);
+
+        // A damaged snapshot is reported and rebuilt, never trusted.
+        foreach (var f in Directory.GetFiles(Db + ".index", "*.idx"))
+        {
+            File.WriteAllBytes(f, [1, 2, 3]);
+        }
+
+        var damaged = Run("scan", "-f", "jsonl", uploads);
+        Assert.Equal(first.Out, damaged.Out);
+        Assert.Contains("unusable", damaged.Err, StringComparison.Ordinal);
+    }
 }

@@ -52,15 +52,24 @@ public sealed class BankMatcher : IDisposable
 
     private static readonly string[] VariantNames = ["original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1"];
 
+    private const string PdqFile = "pdq.idx";
+
     private readonly List<Bank> _banks;
     private readonly Dictionary<long, int> _slotByBankId;
-    private readonly PdqIndex _pdq = new();
+    private readonly PdqIndex _pdq;
     private readonly Dictionary<string, ExactIndex> _exact;
     private readonly int _maxThreshold;
 
     /// <summary>Creates an empty matcher over <paramref name="banks"/> (disabled banks are ignored).</summary>
     public BankMatcher(IEnumerable<Bank> banks)
+        : this(banks, new PdqIndex(), null)
     {
+    }
+
+    private BankMatcher(IEnumerable<Bank> banks, PdqIndex pdq, Dictionary<string, ExactIndex>? exact)
+    {
+        ArgumentNullException.ThrowIfNull(banks);
+        _pdq = pdq;
         _banks = banks.Where(b => b.Enabled).ToList();
         if (_banks.Count >= 1 << (63 - BankShift))
         {
@@ -68,12 +77,13 @@ public sealed class BankMatcher : IDisposable
         }
 
         _slotByBankId = _banks.Select((b, i) => (b.Id, i)).ToDictionary(p => p.Id, p => p.i);
-        _exact = new Dictionary<string, ExactIndex>(StringComparer.Ordinal)
+        _exact = exact ?? new Dictionary<string, ExactIndex>(StringComparer.Ordinal)
         {
             [SignalTypes.Md5.Name] = new ExactIndex(SignalTypes.Md5.Bytes),
             [SignalTypes.Sha1.Name] = new ExactIndex(SignalTypes.Sha1.Bytes),
             [SignalTypes.Sha256.Name] = new ExactIndex(SignalTypes.Sha256.Bytes),
         };
+        Count = _pdq.Count + _exact.Values.Sum(e => (long)e.Count);
         _maxThreshold = _banks.Count == 0 ? 0 : _banks.Max(b => b.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold);
     }
 
@@ -115,6 +125,47 @@ public sealed class BankMatcher : IDisposable
 
         Count++;
         return true;
+    }
+
+    /// <summary>
+    /// Writes the indexes to <paramref name="directory"/> (one snapshot file per signal type). A matcher
+    /// loaded from them is only valid for the same enabled banks in the same order, which the caller checks.
+    /// </summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        _pdq.Save(Path.Combine(directory, PdqFile));
+        foreach (var (type, index) in _exact)
+        {
+            index.Save(Path.Combine(directory, type + ".idx"));
+        }
+    }
+
+    /// <summary>Loads indexes written by <see cref="Save"/> (the PDQ index memory-mapped) for the same banks.</summary>
+    /// <exception cref="InvalidDataException">A snapshot is damaged.</exception>
+    public static BankMatcher Load(string directory, IEnumerable<Bank> banks)
+    {
+        var pdq = PdqIndex.Load(Path.Combine(directory, PdqFile));
+        var exact = new Dictionary<string, ExactIndex>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var type in new[] { SignalTypes.Md5.Name, SignalTypes.Sha1.Name, SignalTypes.Sha256.Name })
+            {
+                exact[type] = ExactIndex.Load(Path.Combine(directory, type + ".idx"));
+            }
+
+            return new BankMatcher(banks, pdq, exact);
+        }
+        catch
+        {
+            pdq.Dispose();
+            foreach (var e in exact.Values)
+            {
+                e.Dispose();
+            }
+
+            throw;
+        }
     }
 
     /// <summary>Every hit of <paramref name="content"/>, block-list hits flagged when an allow-list bank matched too.</summary>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.InteropServices;
 
 namespace Warden.Core.Matching;
@@ -8,28 +9,42 @@ namespace Warden.Core.Matching;
 /// Many concurrent lookups, serialised writers (<see cref="ReaderWriterLockSlim"/>).
 /// </summary>
 /// <remarks>
-/// Keys live inline in a 32-byte struct (no per-entry objects); a key with several ids keeps the first in the
-/// main dictionary and the rest in a small overflow map, since duplicates are rare.
+/// An open-addressing table with linear probing over two flat arrays (keys inline as 64-bit words, ids beside
+/// them): about 34 bytes per MD5 entry at the 0.7 load limit, no per-entry objects, and a snapshot is those
+/// arrays as they are, so loading is one sequential read. A key may carry several ids (several slots).
+/// Removal by id scans the table (rare: a curator's delete), marking slots deleted.
 /// </remarks>
 public sealed class ExactIndex : IDisposable
 {
     private const ulong FileMagic = 0x5854_4558_4E44_5257; // "WRDNEXTX"
-    private const int FileVersion = 1;
-    private const int HeaderBytes = 32;
+    private const int FileVersion = 2;
+    private const int HeaderBytes = 48;
+    private const long Empty = long.MinValue;
+    private const long Deleted = long.MinValue + 1;
+    private const double MaxLoad = 0.7;
 
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
-    private readonly Dictionary<Key, long> _first = [];
-    private readonly Dictionary<Key, List<long>> _more = [];
-    private readonly Dictionary<long, Key> _byId = [];
-    private readonly Dictionary<long, List<Key>> _byIdMore = [];
+    private readonly int _words;
+    private ulong[] _keys;
+    private long[] _ids;
     private int _count;
+    private long _used; // live + deleted slots: what probing walks over
 
     /// <summary>Creates an empty index for keys of <paramref name="keyBytes"/> bytes (1..32).</summary>
     public ExactIndex(int keyBytes)
+        : this(keyBytes, 16)
+    {
+    }
+
+    private ExactIndex(int keyBytes, long capacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(keyBytes, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(keyBytes, Key.MaxBytes);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(keyBytes, 32);
         KeyBytes = keyBytes;
+        _words = (keyBytes + 7) / 8;
+        _keys = new ulong[capacity * _words];
+        _ids = new long[capacity];
+        _ids.AsSpan().Fill(Empty);
     }
 
     /// <summary>Length of every key.</summary>
@@ -38,14 +53,27 @@ public sealed class ExactIndex : IDisposable
     /// <summary>Number of (key, id) pairs.</summary>
     public int Count => Volatile.Read(ref _count);
 
+    private long Capacity => _ids.LongLength;
+
     /// <summary>Adds a (key, id) pair. Adding the same pair twice stores it once.</summary>
     public void Add(ReadOnlySpan<byte> key, long id)
     {
-        var k = MakeKey(key);
+        if (id is Empty or Deleted)
+        {
+            throw new ArgumentOutOfRangeException(nameof(id), "The two smallest long values are reserved.");
+        }
+
+        Span<ulong> k = stackalloc ulong[4];
+        MakeKey(key, k);
         _lock.EnterWriteLock();
         try
         {
-            AddCore(k, id);
+            if (_used + 1 > Capacity * MaxLoad)
+            {
+                Resize(Math.Max(16, (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(_count + 1, 8) * 2)));
+            }
+
+            AddCore(k[.._words], id);
         }
         finally
         {
@@ -59,21 +87,19 @@ public sealed class ExactIndex : IDisposable
         _lock.EnterWriteLock();
         try
         {
-            if (!_byId.Remove(id, out var key))
+            var removed = 0;
+            var ids = _ids.AsSpan();
+            for (var i = 0; i < ids.Length; i++)
             {
-                return false;
-            }
-
-            RemovePair(key, id);
-            if (_byIdMore.Remove(id, out var extra))
-            {
-                foreach (var k in extra)
+                if (ids[i] == id)
                 {
-                    RemovePair(k, id);
+                    ids[i] = Deleted;
+                    removed++;
                 }
             }
 
-            return true;
+            Volatile.Write(ref _count, _count - removed);
+            return removed > 0;
         }
         finally
         {
@@ -85,16 +111,24 @@ public sealed class ExactIndex : IDisposable
     public void Lookup(ReadOnlySpan<byte> key, List<long> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        var k = MakeKey(key);
+        Span<ulong> k = stackalloc ulong[4];
+        MakeKey(key, k);
+        var words = k[.._words];
         _lock.EnterReadLock();
         try
         {
-            if (_first.TryGetValue(k, out var id))
+            var mask = Capacity - 1;
+            for (var slot = Hash(words) & mask; ; slot = (slot + 1) & mask)
             {
-                ids.Add(id);
-                if (_more.TryGetValue(k, out var rest))
+                var id = _ids[slot];
+                if (id == Empty)
                 {
-                    ids.AddRange(rest);
+                    return;
+                }
+
+                if (id != Deleted && _keys.AsSpan((int)(slot * _words), _words).SequenceEqual(words))
+                {
+                    ids.Add(id);
                 }
             }
         }
@@ -104,34 +138,35 @@ public sealed class ExactIndex : IDisposable
         }
     }
 
-    /// <summary>Writes a snapshot: a 32-byte header (magic, version, key length, count, checksum) then (key, id) records.</summary>
+    /// <summary>
+    /// Writes a snapshot: a 48-byte header (magic, version, key length, capacity, count, checksum) then the key
+    /// words and the ids exactly as the table holds them.
+    /// </summary>
     public void Save(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         _lock.EnterReadLock();
         try
         {
-            var record = KeyBytes + 8;
-            var body = new byte[(long)record * _count > int.MaxValue ? throw new InvalidOperationException("Exact index too large for one snapshot.") : record * _count];
-            var pos = 0;
-            foreach (var (key, id) in Pairs())
-            {
-                key.CopyTo(body.AsSpan(pos, KeyBytes));
-                BinaryPrimitives.WriteInt64LittleEndian(body.AsSpan(pos + KeyBytes), id);
-                pos += record;
-            }
-
-            var header = new byte[HeaderBytes];
+            var keyBytes = MemoryMarshal.AsBytes(_keys.AsSpan());
+            var idBytes = MemoryMarshal.AsBytes(_ids.AsSpan());
+            var sum = default(Checksum);
+            sum.Add(keyBytes);
+            sum.Add(idBytes);
+            Span<byte> header = stackalloc byte[HeaderBytes];
+            header.Clear();
             BinaryPrimitives.WriteUInt64LittleEndian(header, FileMagic);
-            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), FileVersion);
-            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), KeyBytes);
-            BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), _count);
-            BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(24), BodyChecksum(body));
+            BinaryPrimitives.WriteInt32LittleEndian(header[8..], FileVersion);
+            BinaryPrimitives.WriteInt32LittleEndian(header[12..], KeyBytes);
+            BinaryPrimitives.WriteInt64LittleEndian(header[16..], Capacity);
+            BinaryPrimitives.WriteInt64LittleEndian(header[24..], _count);
+            BinaryPrimitives.WriteUInt64LittleEndian(header[32..], sum.Value);
             var tmp = path + ".tmp";
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
             {
                 fs.Write(header);
-                fs.Write(body);
+                fs.Write(keyBytes);
+                fs.Write(idBytes);
                 fs.Flush(flushToDisk: true);
             }
 
@@ -146,160 +181,131 @@ public sealed class ExactIndex : IDisposable
     /// <summary>Reads a snapshot written by <see cref="Save"/>; <see cref="InvalidDataException"/> if it is truncated or corrupt.</summary>
     public static ExactIndex Load(string path)
     {
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < HeaderBytes || BinaryPrimitives.ReadUInt64LittleEndian(bytes) != FileMagic)
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        if (fs.Length < HeaderBytes || fs.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes || BinaryPrimitives.ReadUInt64LittleEndian(header) != FileMagic)
         {
             throw new InvalidDataException($"'{path}' is not a Warden exact index snapshot (short file or bad magic).");
         }
 
-        var version = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8));
-        var keyBytes = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(12));
-        var count = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(16));
+        var version = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
+        var keyBytes = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
+        var capacity = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
+        var count = BinaryPrimitives.ReadInt64LittleEndian(header[24..]);
         if (version != FileVersion)
         {
             throw new InvalidDataException($"Exact index snapshot '{path}' has format version {version}; this build reads version {FileVersion}.");
         }
 
-        if (keyBytes is < 1 or > Key.MaxBytes || count < 0 || (keyBytes + 8L) * count != bytes.Length - HeaderBytes)
+        var words = (keyBytes + 7) / 8;
+        if (keyBytes is < 1 or > 32 || capacity < 16 || capacity * words > Array.MaxLength || !BitOperations.IsPow2(capacity) || count < 0 || count > capacity ||
+            fs.Length != HeaderBytes + (capacity * words * 8) + (capacity * 8))
         {
-            throw new InvalidDataException($"Exact index snapshot '{path}' is truncated or corrupt: {bytes.Length} bytes for {count} records of {keyBytes}-byte keys.");
+            throw new InvalidDataException($"Exact index snapshot '{path}' is truncated or corrupt: {fs.Length} bytes for capacity {capacity} of {keyBytes}-byte keys.");
         }
 
-        var body = bytes.AsSpan(HeaderBytes);
-        if (BodyChecksum(body) != BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(24)))
+        var index = new ExactIndex(keyBytes, capacity);
+        fs.ReadExactly(MemoryMarshal.AsBytes(index._keys.AsSpan()));
+        fs.ReadExactly(MemoryMarshal.AsBytes(index._ids.AsSpan()));
+        var sum = default(Checksum);
+        sum.Add(MemoryMarshal.AsBytes(index._keys.AsSpan()));
+        sum.Add(MemoryMarshal.AsBytes(index._ids.AsSpan()));
+        if (sum.Value != BinaryPrimitives.ReadUInt64LittleEndian(header[32..]))
         {
             throw new InvalidDataException($"Exact index snapshot '{path}' is corrupt: checksum mismatch.");
         }
 
-        var index = new ExactIndex(keyBytes);
-        for (var pos = 0; pos < body.Length; pos += keyBytes + 8)
+        long live = 0, used = 0;
+        foreach (var id in index._ids)
         {
-            index.AddCore(index.MakeKey(body.Slice(pos, keyBytes)), BinaryPrimitives.ReadInt64LittleEndian(body[(pos + keyBytes)..]));
+            used += id == Empty ? 0 : 1;
+            live += id is Empty or Deleted ? 0 : 1;
         }
 
+        // At least one empty slot is what ends every probe.
+        if (live != count || used >= capacity)
+        {
+            throw new InvalidDataException($"Exact index snapshot '{path}' is corrupt: it says {count} entries, holds {live}.");
+        }
+
+        index._count = (int)live;
+        index._used = used;
         return index;
     }
 
     /// <summary>Releases the lock.</summary>
     public void Dispose() => _lock.Dispose();
 
-    private IEnumerable<(byte[] Key, long Id)> Pairs()
-    {
-        foreach (var (k, id) in _first)
-        {
-            yield return (k.ToArray(KeyBytes), id);
-            if (_more.TryGetValue(k, out var rest))
-            {
-                foreach (var r in rest)
-                {
-                    yield return (k.ToArray(KeyBytes), r);
-                }
-            }
-        }
-    }
-
-    private static ulong BodyChecksum(ReadOnlySpan<byte> body)
-    {
-        var sum = default(Checksum);
-        var whole = body.Length & ~7;
-        sum.Add(body[..whole]);
-        Span<byte> last = stackalloc byte[8];
-        last.Clear();
-        body[whole..].CopyTo(last);
-        sum.Add(last);
-        return sum.Value;
-    }
-
-    private void AddCore(Key k, long id)
-    {
-        if (_first.TryGetValue(k, out var existing))
-        {
-            if (existing == id)
-            {
-                return;
-            }
-
-            ref var list = ref CollectionsMarshal.GetValueRefOrAddDefault(_more, k, out _);
-            list ??= [];
-            if (list.Contains(id))
-            {
-                return;
-            }
-
-            list.Add(id);
-        }
-        else
-        {
-            _first.Add(k, id);
-        }
-
-        if (!_byId.TryAdd(id, k))
-        {
-            ref var keys = ref CollectionsMarshal.GetValueRefOrAddDefault(_byIdMore, id, out _);
-            (keys ??= []).Add(k);
-        }
-
-        _count++;
-    }
-
-    private void RemovePair(Key k, long id)
-    {
-        if (!_first.TryGetValue(k, out var first))
-        {
-            return;
-        }
-
-        _more.TryGetValue(k, out var rest);
-        if (first == id)
-        {
-            if (rest is { Count: > 0 })
-            {
-                _first[k] = rest[^1];
-                rest.RemoveAt(rest.Count - 1);
-            }
-            else
-            {
-                _first.Remove(k);
-            }
-        }
-        else if (rest is null || !rest.Remove(id))
-        {
-            return;
-        }
-
-        if (rest is { Count: 0 })
-        {
-            _more.Remove(k);
-        }
-
-        _count--;
-    }
-
-    private Key MakeKey(ReadOnlySpan<byte> key)
+    private void MakeKey(ReadOnlySpan<byte> key, Span<ulong> words)
     {
         if (key.Length != KeyBytes)
         {
-            throw new ArgumentException($"This index holds {KeyBytes}-byte keys, got {key.Length} bytes.", nameof(key));
+            throw new ArgumentException($"Key must be {KeyBytes} bytes, got {key.Length}.", nameof(key));
         }
 
-        var k = default(Key);
-        key.CopyTo(MemoryMarshal.AsBytes(new Span<Key>(ref k)));
-        return k;
+        words.Clear();
+        key.CopyTo(MemoryMarshal.AsBytes(words));
     }
 
-    /// <summary>Up to 32 key bytes, zero padded; hashing is per-process randomised (<see cref="HashCode"/>).</summary>
-    private readonly record struct Key(ulong A, ulong B, ulong C, ulong D)
+    // Digests are uniform already; the multiply spreads structured keys (tests, other types) too.
+    private static long Hash(ReadOnlySpan<ulong> words) => (long)((words[0] ^ (words.Length > 1 ? words[1] : 0)) * 0x9E3779B97F4A7C15UL >> 1);
+
+    private void AddCore(ReadOnlySpan<ulong> words, long id)
     {
-        public const int MaxBytes = 32;
-
-        public bool Equals(Key other) => A == other.A && B == other.B && C == other.C && D == other.D;
-
-        public override int GetHashCode() => HashCode.Combine(A, B, C, D);
-
-        public byte[] ToArray(int length)
+        var mask = Capacity - 1;
+        var free = -1L;
+        for (var slot = Hash(words) & mask; ; slot = (slot + 1) & mask)
         {
-            var copy = this;
-            return MemoryMarshal.AsBytes(new ReadOnlySpan<Key>(in copy))[..length].ToArray();
+            var existing = _ids[slot];
+            if (existing == Empty)
+            {
+                if (free < 0)
+                {
+                    free = slot;
+                    _used++;
+                }
+
+                break;
+            }
+
+            if (existing == Deleted)
+            {
+                if (free < 0)
+                {
+                    free = slot;
+                }
+            }
+            else if (existing == id && _keys.AsSpan((int)(slot * _words), _words).SequenceEqual(words))
+            {
+                return;
+            }
+        }
+
+        words.CopyTo(_keys.AsSpan((int)(free * _words), _words));
+        _ids[free] = id;
+        Volatile.Write(ref _count, _count + 1);
+    }
+
+    private void Resize(long capacity)
+    {
+        if (capacity * _words > Array.MaxLength)
+        {
+            throw new InvalidOperationException($"An exact index holds at most {Array.MaxLength / _words / 2} keys of {KeyBytes} bytes.");
+        }
+
+        var oldKeys = _keys;
+        var oldIds = _ids;
+        _keys = new ulong[capacity * _words];
+        _ids = new long[capacity];
+        _ids.AsSpan().Fill(Empty);
+        _count = 0;
+        _used = 0;
+        for (long i = 0; i < oldIds.LongLength; i++)
+        {
+            if (oldIds[i] is not (Empty or Deleted))
+            {
+                AddCore(oldKeys.AsSpan((int)(i * _words), _words), oldIds[i]);
+            }
         }
     }
 }

@@ -30,7 +30,7 @@ public sealed unsafe class PdqIndex : IDisposable
     internal const int TailCapacity = 4096;
 
     private const ulong FileMagic = 0x5844_5150_4E44_5257; // "WRDNPDQX" little-endian
-    private const int FileVersion = 1;
+    private const int FileVersion = 2; // 2: compact directories, 3-byte postings, hashes sorted by table 0
     private const int FileHeaderBytes = 64;
 
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);

@@ -15,8 +15,10 @@ namespace Warden.Core.Matching;
 /// </summary>
 /// <remarks>
 /// Blob layout (little-endian, every array 64-byte aligned; the snapshot stores blobs verbatim):
-/// 256-byte header, hashes (32 B each), ids (8 B each), then per table a directory of 2^p + 1 ints (run starts,
-/// CSR style) and count postings (uint: slot &lt;&lt; 8 | low key bits), sorted by key and then slot.
+/// 256-byte header, hashes (32 B each), ids (8 B each), then per table a compact directory of run starts (ushort
+/// offsets from an int base per 1,024 prefixes, with an int overflow area) and count postings sorted by key and
+/// then slot: 3-byte slots where the directory addresses the whole key, else uint slot &lt;&lt; 8 | low key bits.
+/// With a whole-key table 0 the hashes are stored sorted by its key and it has no postings (see docs/formats.md).
 /// </remarks>
 internal sealed unsafe class PdqSegment : IDisposable
 {
@@ -27,6 +29,8 @@ internal sealed unsafe class PdqSegment : IDisposable
     private readonly long _hashesOffset;
     private readonly long _idsOffset;
     private readonly long[] _dirOffsets;
+    private readonly long[] _baseOffsets;
+    private readonly long[] _ovfOffsets;
     private readonly long[] _postOffsets;
     private readonly bool _owned;
     private readonly int _scanFromRadius;
@@ -43,8 +47,10 @@ internal sealed unsafe class PdqSegment : IDisposable
         _tables = tables;
         _owned = owned;
         _dirOffsets = new long[tables.Length];
+        _baseOffsets = new long[tables.Length];
+        _ovfOffsets = new long[tables.Length];
         _postOffsets = new long[tables.Length];
-        ComputeLayout(count, tables, out _hashesOffset, out _idsOffset, _dirOffsets, _postOffsets);
+        ComputeLayout(count, tables, out _hashesOffset, out _idsOffset, new TableOffsets(_dirOffsets, _baseOffsets, _ovfOffsets, _postOffsets));
         _scanFromRadius = tables.Length == 0 ? 0 : ScanCrossover(tables, count);
     }
 
@@ -73,8 +79,8 @@ internal sealed unsafe class PdqSegment : IDisposable
     public static PdqSegment Allocate(int count, MihTable[] tables)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MihLayout.MaxSegment);
-        var length = ComputeLayout(count, tables, out _, out _, new long[tables.Length], new long[tables.Length]);
-        var blob = (byte*)NativeMemory.AlignedAlloc((nuint)length, 64);
+        var length = ComputeLayout(count, tables, out _, out _, TableOffsets.Scratch(tables.Length));
+        var blob = LargePages.Alloc(length);
         new Span<byte>(blob, HeaderBytes).Clear();
         BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(blob, 4), Magic);
         BinaryPrimitives.WriteInt32LittleEndian(new Span<byte>(blob + 4, 4), count);
@@ -132,7 +138,7 @@ internal sealed unsafe class PdqSegment : IDisposable
         {
             var t = new MihTable(header[24 + (4 * j)], header[25 + (4 * j)], header[26 + (4 * j)]);
 
-            // The substrings must partition the 256 bits exactly, or the pigeonhole argument (and recall) fails.
+            // Disjoint substrings, in order from bit 0: overlap would break the pigeonhole argument (and recall).
             if (t.Start != start || t.Width is < 1 or > 32 || t.PrefixBits > t.Width || t.LowBits > 8 || t.PrefixBits > 28)
             {
                 throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} table {j} is invalid ({t}).");
@@ -142,12 +148,12 @@ internal sealed unsafe class PdqSegment : IDisposable
             start += t.Width;
         }
 
-        if (tableCount > 0 && start != PdqHash.Bits)
+        if (start > PdqHash.Bits)
         {
-            throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} tables cover {start} bits, not 256.");
+            throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} tables cover {start} bits, more than 256.");
         }
 
-        var expected = ComputeLayout(count, tables, out _, out _, new long[tableCount], new long[tableCount]);
+        var expected = ComputeLayout(count, tables, out _, out _, TableOffsets.Scratch(tableCount));
         if (length != expected)
         {
             throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} is {length} bytes, its header implies {expected}.");
@@ -173,6 +179,11 @@ internal sealed unsafe class PdqSegment : IDisposable
             return;
         }
 
+        if (ImplicitPostings(_tables))
+        {
+            SortByFirstKey();
+        }
+
         // Tables are independent; the bench pins to one core, where this is a plain loop.
         Parallel.For(0, _tables.Length, BuildTable);
     }
@@ -180,30 +191,150 @@ internal sealed unsafe class PdqSegment : IDisposable
     private void BuildTable(int j)
     {
         var t = _tables[j];
-        var dir = Dir(j);
-        var post = Post(j);
         var hashes = Hashes;
         var low = t.LowBits;
         var lowMask = t.LowMask;
-        dir.Clear();
+        var runs = 1 << t.PrefixBits;
+
+        // Counting sort on the prefix: starts[x] = first posting of prefix x (CSR), starts[runs] = N.
+        var starts = new int[runs + 1];
         for (var i = 0; i < hashes.Length; i++)
         {
-            dir[(int)(t.Key(hashes[i]) >> low) + 1]++;
+            starts[(int)(t.Key(hashes[i]) >> low) + 1]++;
         }
 
-        for (var p = 1; p < dir.Length; p++)
+        for (var x = 1; x <= runs; x++)
         {
-            dir[p] += dir[p - 1];
+            starts[x] += starts[x - 1];
         }
 
-        // Scatter with a cursor copy of the run starts: slots ascend within each run.
-        var cursor = GC.AllocateUninitializedArray<int>(dir.Length - 1);
-        dir[..^1].CopyTo(cursor);
+        WriteDirectory(j, starts);
+        if (j == 0 && ImplicitPostings(_tables))
+        {
+            return;
+        }
+
+        // Scatter with the starts as cursors: slots ascend within each run.
+        var post = _base + _postOffsets[j];
         for (var i = 0; i < hashes.Length; i++)
         {
             var key = t.Key(hashes[i]);
-            post[cursor[(int)(key >> low)]++] = ((uint)i << 8) | (key & lowMask);
+            var at = starts[(int)(key >> low)]++;
+            if (low == 0)
+            {
+                // 3-byte posting: the slot alone (the whole key is the prefix).
+                post[3 * (long)at] = (byte)i;
+                post[(3 * (long)at) + 1] = (byte)(i >> 8);
+                post[(3 * (long)at) + 2] = (byte)(i >> 16);
+            }
+            else
+            {
+                ((uint*)post)[at] = ((uint)i << 8) | (key & lowMask);
+            }
         }
+    }
+
+    /// <summary>
+    /// Reorders hashes and ids by the first table's key (a counting sort applied in place along its cycles), so
+    /// that table's runs are ranges of slots: it needs no postings and its candidates are contiguous.
+    /// </summary>
+    private void SortByFirstKey()
+    {
+        var t = _tables[0];
+        var hashes = Hashes;
+        var ids = Ids;
+        var starts = new int[(1 << t.PrefixBits) + 1];
+        for (var i = 0; i < hashes.Length; i++)
+        {
+            starts[(int)t.Key(hashes[i]) + 1]++;
+        }
+
+        for (var x = 1; x < starts.Length; x++)
+        {
+            starts[x] += starts[x - 1];
+        }
+
+        // Stable destinations, then follow each permutation cycle once (dest[i] = -1 marks a placed slot).
+        var dest = GC.AllocateUninitializedArray<int>(hashes.Length);
+        for (var i = 0; i < hashes.Length; i++)
+        {
+            dest[i] = starts[(int)t.Key(hashes[i])]++;
+        }
+
+        for (var i = 0; i < hashes.Length; i++)
+        {
+            if (dest[i] < 0 || dest[i] == i)
+            {
+                continue;
+            }
+
+            var h = hashes[i];
+            var id = ids[i];
+            var at = dest[i];
+            dest[i] = -1;
+            while (at != i)
+            {
+                (hashes[at], h) = (h, hashes[at]);
+                (ids[at], id) = (id, ids[at]);
+                var next = dest[at];
+                dest[at] = -1;
+                at = next;
+            }
+
+            hashes[i] = h;
+            ids[i] = id;
+        }
+    }
+
+    /// <summary>
+    /// Whether table 0 keeps no postings: when its directory addresses its whole key, hashes are stored sorted by
+    /// that key (<see cref="SortByFirstKey"/>) and a run of table 0 is directly a range of slots.
+    /// </summary>
+    private static bool ImplicitPostings(MihTable[] tables) => tables.Length > 0 && tables[0].LowBits == 0;
+
+    /// <summary>
+    /// Stores the run starts compactly: per block of 2^B prefixes an int base, per prefix a ushort offset from it.
+    /// A block spanning more than 65,535 postings (heavy duplicates) keeps plain int starts in an overflow area,
+    /// marked by a negative base (~overflow index); at most N / 65,536 blocks can overflow.
+    /// </summary>
+    private void WriteDirectory(int j, int[] starts)
+    {
+        var t = _tables[j];
+        var blockBits = BlockBits(t);
+        var blockSize = 1 << blockBits;
+        var runs = 1 << t.PrefixBits;
+        var dir = (ushort*)(_base + _dirOffsets[j]);
+        var bases = (int*)(_base + _baseOffsets[j]);
+        var ovf = (int*)(_base + _ovfOffsets[j]);
+        var overflowed = 0;
+        for (var block = 0; block < runs >> blockBits; block++)
+        {
+            var first = block << blockBits;
+            var b = starts[first];
+            if (starts[first + blockSize] - b <= ushort.MaxValue)
+            {
+                bases[block] = b;
+                for (var x = first; x < first + blockSize; x++)
+                {
+                    dir[x] = (ushort)(starts[x] - b);
+                }
+            }
+            else
+            {
+                bases[block] = ~overflowed;
+                for (var x = 0; x < blockSize; x++)
+                {
+                    ovf[((long)overflowed << blockBits) + x] = starts[first + x];
+                    dir[first + x] = 0;
+                }
+
+                overflowed++;
+            }
+        }
+
+        // Sentinel for prefix 2^p (the end of the last run).
+        bases[runs >> blockBits] = Count;
+        dir[runs] = 0;
     }
 
     public void RecountLive()
@@ -266,11 +397,13 @@ internal sealed unsafe class PdqSegment : IDisposable
             if (radii[j] >= 0)
             {
                 var t = _tables[j];
-                Enumerate(scratch, (int*)(_base + _dirOffsets[j]), j, radii[j], t.PrefixBits, keys[j] >> t.LowBits, 0, 0);
+                Enumerate(scratch, (ushort*)(_base + _dirOffsets[j]), j, radii[j], t.PrefixBits, keys[j] >> t.LowBits, 0, 0);
             }
         }
 
-        // 2. Resolve each run's extent; prefetch its first postings.
+        // 2. Resolve each run's extent; prefetch its first postings (for an implicit table 0, its first hash).
+        var hashes = (PdqHash*)(_base + _hashesOffset);
+        var implicit0 = ImplicitPostings(_tables);
         var runs = scratch.Runs;
         var runKey = scratch.RunKey;
         var runStart = scratch.RunStart;
@@ -278,22 +411,47 @@ internal sealed unsafe class PdqSegment : IDisposable
         for (var k = 0; k < runs; k++)
         {
             var j = (int)(runKey[k] >> 40);
-            var dir = (int*)(_base + _dirOffsets[j]);
+            var dir = (ushort*)(_base + _dirOffsets[j]);
+            var bases = (int*)(_base + _baseOffsets[j]);
+            var ovf = (int*)(_base + _ovfOffsets[j]);
+            var blockBits = BlockBits(_tables[j]);
             var prefix = (uint)runKey[k];
-            runStart[k] = dir[prefix];
-            runEnd[k] = dir[prefix + 1];
-            Prefetch((uint*)(_base + _postOffsets[j]) + runStart[k]);
+            runStart[k] = RunStart(dir, bases, ovf, blockBits, prefix);
+            runEnd[k] = RunStart(dir, bases, ovf, blockBits, prefix + 1);
+            Prefetch(j == 0 && implicit0 ? hashes + runStart[k] : _base + _postOffsets[j] + ((long)runStart[k] * PostingBytes(_tables[j])));
         }
 
         // 3. Filter postings on their low key bits; collect candidates and prefetch their hashes.
-        var hashes = (PdqHash*)(_base + _hashesOffset);
         scratch.Candidates = 0;
         for (var k = 0; k < runs; k++)
         {
             var j = (int)(runKey[k] >> 40);
             var budget = (int)(runKey[k] >> 32) & 0xFF;
             var t = _tables[j];
-            FilterRun(scratch, hashes, (uint*)(_base + _postOffsets[j]), runStart[k], runEnd[k], j, budget, t.LowBits, keys[j] & t.LowMask, t.LowMask);
+            if (j == 0 && implicit0)
+            {
+                for (var slot = (uint)runStart[k]; slot < (uint)runEnd[k]; slot++)
+                {
+                    Prefetch(hashes + slot);
+                    scratch.AddCandidate(slot);
+                }
+            }
+            else if (t.LowBits == 0)
+            {
+                // Exact-key runs: every posting is a candidate.
+                var post = _base + _postOffsets[j];
+                var tag = (ulong)j << 32;
+                for (var i = runStart[k]; i < runEnd[k]; i++)
+                {
+                    var slot = Unsafe.ReadUnaligned<uint>(post + (3 * (long)i)) & 0xFFFFFF;
+                    Prefetch(hashes + slot);
+                    scratch.AddCandidate(tag | slot);
+                }
+            }
+            else
+            {
+                FilterRun(scratch, hashes, (uint*)(_base + _postOffsets[j]), runStart[k], runEnd[k], j, budget, t.LowBits, keys[j] & t.LowMask, t.LowMask);
+            }
         }
 
         // 4. Verify with the full distance; report each hash once.
@@ -319,8 +477,21 @@ internal sealed unsafe class PdqSegment : IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int RunStart(ushort* dir, int* bases, int* ovf, int blockBits, uint x)
+    {
+        var b = bases[x >> blockBits];
+        return b >= 0 ? b + dir[x] : ovf[((long)~b << blockBits) + (x & ((1u << blockBits) - 1))];
+    }
+
+    /// <summary>Prefixes per directory block (each block has one int base).</summary>
+    private static int BlockBits(in MihTable t) => Math.Min(t.PrefixBits, 10);
+
+    /// <summary>3-byte postings (slot only) where the directory addresses the whole key, else slot and low bits.</summary>
+    private static int PostingBytes(in MihTable t) => t.LowBits == 0 ? 3 : 4;
+
     /// <summary>Appends every prefix within the table radius of the query's prefix (combinations of flipped bits).</summary>
-    private static void Enumerate(Scratch s, int* dir, int table, int tableRadius, int prefixBits, uint prefix, int fromBit, int flips)
+    private static void Enumerate(Scratch s, ushort* dir, int table, int tableRadius, int prefixBits, uint prefix, int fromBit, int flips)
     {
         s.AddRun(((ulong)table << 40) | ((ulong)(uint)(tableRadius - flips) << 32) | prefix);
         Prefetch(dir + prefix);
@@ -419,33 +590,45 @@ internal sealed unsafe class PdqSegment : IDisposable
         return PdqHash.Bits + 1;
     }
 
-    private Span<int> Dir(int j) => new(_base + _dirOffsets[j], (1 << _tables[j].PrefixBits) + 1);
-
-    private Span<uint> Post(int j) => new(_base + _postOffsets[j], Count);
-
     private void Validate(int index)
     {
         for (var j = 0; j < _tables.Length; j++)
         {
-            var dir = Dir(j);
-            if (dir[0] != 0 || dir[^1] != Count)
+            var t = _tables[j];
+            var dir = (ushort*)(_base + _dirOffsets[j]);
+            var bases = (int*)(_base + _baseOffsets[j]);
+            var ovf = (int*)(_base + _ovfOffsets[j]);
+            var blockBits = BlockBits(t);
+            var runs = 1 << t.PrefixBits;
+            var overflowCap = OverflowBlocks(Count);
+            var previous = 0;
+            for (var x = 0; x <= runs; x++)
             {
-                throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} directory does not span its {Count} postings.");
-            }
-
-            for (var p = 1; p < dir.Length; p++)
-            {
-                if (dir[p] < dir[p - 1])
+                var b = bases[x >> blockBits];
+                if (b < 0 && ~b >= overflowCap)
                 {
-                    throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} directory is not sorted.");
+                    throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} directory block {x >> blockBits} points outside its overflow area.");
                 }
+
+                var start = RunStart(dir, bases, ovf, blockBits, (uint)x);
+                if ((x == 0 && start != 0) || start < previous || (x == runs && start != Count))
+                {
+                    throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} directory is not a sorted span of its {Count} postings.");
+                }
+
+                previous = start;
             }
 
-            var post = Post(j);
-            var limit = (uint)Count << 8;
-            for (var i = 0; i < post.Length; i++)
+            if (j == 0 && ImplicitPostings(_tables))
             {
-                if (post[i] >= limit)
+                continue;
+            }
+
+            var post = _base + _postOffsets[j];
+            for (var i = 0; i < Count; i++)
+            {
+                var slot = t.LowBits == 0 ? Unsafe.ReadUnaligned<uint>(post + (3 * (long)i)) & 0xFFFFFF : ((uint*)post)[i] >> 8;
+                if (slot >= (uint)Count)
                 {
                     throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} posting {i} points outside the segment.");
                 }
@@ -455,7 +638,9 @@ internal sealed unsafe class PdqSegment : IDisposable
 
     private static long Align(long n) => (n + 63) & ~63L;
 
-    private static long ComputeLayout(int count, MihTable[] tables, out long hashes, out long ids, Span<long> dirs, Span<long> posts)
+    private static int OverflowBlocks(int count) => count >> 16;
+
+    private static long ComputeLayout(int count, MihTable[] tables, out long hashes, out long ids, TableOffsets to)
     {
         var off = (long)HeaderBytes;
         hashes = off;
@@ -464,10 +649,18 @@ internal sealed unsafe class PdqSegment : IDisposable
         off += Align(8L * count);
         for (var j = 0; j < tables.Length; j++)
         {
-            dirs[j] = off;
-            off += Align(4L * ((1L << tables[j].PrefixBits) + 1));
-            posts[j] = off;
-            off += Align(4L * count);
+            var t = tables[j];
+            var blockBits = BlockBits(t);
+            to.Dir[j] = off;
+            off += Align(2L * ((1L << t.PrefixBits) + 1));
+            to.Base[j] = off;
+            off += Align(4L * ((1L << (t.PrefixBits - blockBits)) + 1));
+            to.Overflow[j] = off;
+            off += Align(4L * OverflowBlocks(count) << blockBits);
+            to.Post[j] = off;
+
+            // +1: a 3-byte posting is read as 4 unaligned bytes.
+            off += j == 0 && ImplicitPostings(tables) ? 0 : Align((PostingBytes(t) * (long)count) + 1);
         }
 
         return off;
@@ -522,5 +715,11 @@ internal sealed unsafe class PdqSegment : IDisposable
 
             Cand[Candidates++] = c;
         }
+    }
+
+    /// <summary>Per-table offsets of the directory, block bases, overflow area and postings.</summary>
+    private readonly record struct TableOffsets(long[] Dir, long[] Base, long[] Overflow, long[] Post)
+    {
+        public static TableOffsets Scratch(int tables) => new(new long[tables], new long[tables], new long[tables], new long[tables]);
     }
 }

@@ -68,4 +68,27 @@ public sealed class QuickStartTests : IDisposable
         Assert.InRange(a.DistanceTo(b), 0, 8);
         Assert.False(JsonDocument.Parse(original).RootElement.TryGetProperty("trimmed", out _));
     }
+
+    [Fact]
+    public void An_ncmec_feed_imported_into_a_bank_finds_the_synthetic_images_it_lists()
+    {
+        // The constructed Hash Sharing v2 pages list fingerprints of our synthetic test PNGs.
+        var db = Path.Combine(_dir, "warden.db");
+        var feed = Path.Combine(RepoRoot, "tests", "Warden.Core.Tests", "TestData", "ncmec-hashsharing", "scenario");
+        Run("bank", "create", "ncmec", "--db", db);
+        var page1 = Run("bank", "import", "ncmec", Path.Combine(feed, "entries-window1-page1.xml"), "-f", "jsonl", "--db", db);
+        Assert.Equal(0, page1.Exit);
+        Assert.True(JsonDocument.Parse(page1.Out).RootElement.GetProperty("added").GetInt32() > 0);
+        var image = Path.Combine(RepoRoot, "tests", "Warden.Core.Tests", "TestData", "pdq-synthetic", "gradient-64x64.png");
+        List<JsonElement> Scan() => Run("scan", "-f", "jsonl", image, "--db", db).Out
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+
+        var hits = Scan();
+        Assert.Contains(hits, h => h.GetProperty("signal_type").GetString() == "md5" && h.GetProperty("labels").GetProperty("classification").GetString() == "A1");
+        Assert.Contains(hits, h => h.GetProperty("signal_type").GetString() == "pdq" && h.GetProperty("distance").GetInt32() == 0);
+
+        // Page 2 carries a tombstone for that entry (img-0001): the image stops matching.
+        Assert.Equal(0, Run("bank", "import", "ncmec", Path.Combine(feed, "entries-window1-page2.xml"), "--db", db).Exit);
+        Assert.Empty(Scan());
+    }
 }

@@ -9,7 +9,17 @@ using Warden.Core.Imaging;
 namespace Warden.Cli;
 
 /// <summary>How a batch of files is hashed.</summary>
-internal sealed record BatchOptions(int Threads, bool Progress, PdqResize Resize, long MaxPixels, bool Dihedral, string Verb);
+/// <param name="Threads">Files hashed at once.</param>
+/// <param name="Progress">Show a progress bar when stderr is a terminal.</param>
+/// <param name="Resize">PDQ pipeline.</param>
+/// <param name="MaxPixels">Image pixel limit.</param>
+/// <param name="Dihedral">Compute the 8 dihedral PDQ variants.</param>
+/// <param name="Verb">Past participle for progress and summary ("hashed", "scanned").</param>
+/// <param name="AcceptNonImages">
+/// Content that is not an image still counts as processed (its MD5/SHA hashes are the signals); otherwise it is
+/// reported as unsupported.
+/// </param>
+internal sealed record BatchOptions(int Threads, bool Progress, PdqResize Resize, long MaxPixels, bool Dihedral, string Verb, bool AcceptNonImages = false);
 
 /// <summary>One file's result: its signals (or why not) and what the per-file step added.</summary>
 internal sealed record FileOutcome<T>(string Path, ContentHashes? Hashes, T? Extra, string? Error);
@@ -39,7 +49,7 @@ internal static class FileBatch
             .AsOrdered()
             .WithDegreeOfParallelism(Math.Clamp(options.Threads, 1, 512))
             .WithMergeOptions(ParallelMergeOptions.NotBuffered)
-            .Select(item => Process(item.Path, item.Error, hashers.Value!, options.Dihedral, perFile));
+            .Select(item => Process(item.Path, item.Error, hashers.Value!, options, perFile));
 
         void Consume(Action? onEach)
         {
@@ -100,7 +110,7 @@ internal static class FileBatch
         return (done, failed);
     }
 
-    private static FileOutcome<T> Process<T>(string path, string? walkError, ContentHasher hasher, bool dihedral, Func<ContentHashes, T>? perFile)
+    private static FileOutcome<T> Process<T>(string path, string? walkError, ContentHasher hasher, BatchOptions options, Func<ContentHashes, T>? perFile)
     {
         if (walkError is not null)
         {
@@ -113,14 +123,14 @@ internal static class FileBatch
             if (path == FileWalker.StandardInput)
             {
                 using var stdin = Console.OpenStandardInput();
-                hashes = hasher.HashStream(stdin, dihedral);
+                hashes = hasher.HashStream(stdin, options.Dihedral);
             }
             else
             {
-                hashes = hasher.HashFile(path, dihedral);
+                hashes = hasher.HashFile(path, options.Dihedral);
             }
 
-            return hashes.Error is null
+            return hashes.Error is null || (options.AcceptNonImages && hashes.Error.Error == ImageDecodeError.UnsupportedFormat)
                 ? new FileOutcome<T>(path, hashes, perFile is null ? default : perFile(hashes), null)
                 : new FileOutcome<T>(path, null, default, $"{Describe(hashes.Error.Error)}: {hashes.Error.Message}");
         }

@@ -27,7 +27,7 @@ internal static class ScanCommand
         var db = CommonOptions.Db();
         var command = new Command("scan", "Hash files (PDQ, MD5, SHA-1, SHA-256) and match them against every enabled bank.\n" +
             "PDQ matches at each bank's threshold (default: distance ≤ 31, quality ≥ 50), over the 8 rotations/mirror images, and on the\n" +
-            "image with uniform borders trimmed; crypto hashes match exactly. A hit in an allow-list bank suppresses block-list hits on the same file.\n\n" +
+            "image with uniform borders trimmed; crypto hashes match exactly (for any file, image or not). A hit in an allow-list bank suppresses block-list hits on the same file.\n\n" +
             "Examples:\n  warden scan uploads/\n  warden scan --format jsonl --fail-on-match incoming.jpg")
         {
             paths, format, failOnMatch, noDihedral, threads, noProgress, noCache, db,
@@ -74,7 +74,7 @@ internal static class ScanCommand
         var perBank = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var (_, failed) = FileBatch.Run(
             paths,
-            new BatchOptions(threads, progress, PdqResize.Fast, ImageLimits.DefaultMaxPixels, dihedral, "scanned"),
+            new BatchOptions(threads, progress, PdqResize.Fast, ImageLimits.DefaultMaxPixels, dihedral, "scanned", AcceptNonImages: true),
             error,
             perFile: hashes => matcher.Match(ContentSignals.From(hashes)),
             consume: r =>

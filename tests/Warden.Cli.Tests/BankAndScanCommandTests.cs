@@ -261,4 +261,21 @@ public sealed class BankAndScanCommandTests : IDisposable
         Assert.Equal(first.Out, damaged.Out);
         Assert.Contains("unusable", damaged.Err, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Files_that_are_not_images_still_match_by_digest()
+    {
+        var doc = Path.Combine(_dir, "notes.bin");
+        File.WriteAllBytes(doc, [1, 2, 3, 4, 5]);
+#pragma warning disable CA5351 // MD5 as a list identifier, as clearinghouses publish it
+        var md5 = Convert.ToHexStringLower(System.Security.Cryptography.MD5.HashData(File.ReadAllBytes(doc)));
+#pragma warning restore CA5351
+        File.WriteAllLines(Path.Combine(_dir, "md5.txt"), [md5]);
+        Run("bank", "create", "digests");
+        Assert.Equal(0, Run("bank", "import", "digests", Path.Combine(_dir, "md5.txt"), "--list-format", "plain", "--signal-type", "md5").Exit);
+        var (exit, output, error) = Run("scan", "-f", "jsonl", doc);
+        Assert.Equal(0, exit);
+        Assert.Equal("md5", Rows(output).Single().GetProperty("signal_type").GetString());
+        Assert.DoesNotContain("unsupported", error, StringComparison.Ordinal);
+    }
 }

@@ -33,13 +33,13 @@ internal static class IndexCommand
         var centres = Enumerable.Range(0, 1000).Select(_ => rng.Hash()).ToArray();
         var samples = new List<PdqHash>();
 
-        // Generate and add in chunks of at most 2^24 so the input never costs more than one segment's worth.
+        // Generate and add in chunks of one maximal segment so the input never costs more than one segment's worth.
         using var index = new PdqIndex(tables);
         var build = TimeSpan.Zero;
         long nextId = 1;
         for (var done = 0; done < size;)
         {
-            var n = Math.Min(1 << 24, size - done);
+            var n = Math.Min(MihLayout.MaxSegment, size - done);
             build += AddChunk(index, n, clustered, centres, samples, rng, ref nextId);
             done += n;
         }

@@ -48,8 +48,14 @@ internal static class MihLayout
     /// <summary>Segments smaller than this are scanned, never indexed (measured crossover, docs/performance.md).</summary>
     public const int MinIndexed = 2048;
 
-    /// <summary>Postings pack the slot in 24 bits above the low key bits, so a segment holds at most 2^24 hashes.</summary>
-    public const int MaxSegment = 1 << 24;
+    /// <summary>
+    /// Postings keep the low 24 bits of the slot (above the low key bits); the directory also splits each run by
+    /// the slot's 25th bit (<see cref="SlotHighBits"/>), so a segment holds at most 2^25 hashes.
+    /// </summary>
+    public const int MaxSegment = 1 << 25;
+
+    /// <summary>Slot bits a posting stores; any above are implied by the directory entry (see PdqSegment).</summary>
+    public const int PostingSlotBits = 24;
 
     public const int MaxTables = 32;
 
@@ -68,7 +74,9 @@ internal static class MihLayout
             return [];
         }
 
-        var lg = Math.Log2(Math.Max(count, 2));
+        // Above 2^24 the tables stay those of 2^24 (11 x 23 bits): a 2^25 segment then costs half the runs of two
+        // 2^24 ones for the same candidates, and 3-byte postings plus a 1-bit directory split keep its memory.
+        var lg = Math.Min(Math.Log2(Math.Max(count, 2)), 24);
         var m = tablesOverride > 0 ? tablesOverride : Math.Clamp((int)Math.Round(256 / lg), 8, 16);
         m = Math.Clamp(m, 8, MaxTables);
         // Equal widths of floor(256 / m) bits; the 256 mod m leftover bits are covered by no table. That is still
@@ -84,6 +92,9 @@ internal static class MihLayout
 
         return tables;
     }
+
+    /// <summary>Slot bits above <see cref="PostingSlotBits"/> (0 or 1): the directory addresses them beside the key.</summary>
+    public static int SlotHighBits(int count) => count > 1 << PostingSlotBits ? 1 : 0;
 
     /// <summary>
     /// Directory bits: floor(log2 N), about one posting per directory entry. Measured at 10M (huge pages): p = 19

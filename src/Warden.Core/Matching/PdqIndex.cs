@@ -11,7 +11,7 @@ namespace Warden.Core.Matching;
 /// where that is cheaper; incremental add and remove; snapshots that load memory-mapped.
 /// </summary>
 /// <remarks>
-/// <para>Storage is log-structured: immutable segments of up to 2^24 hashes, each with its own multi-index tables
+/// <para>Storage is log-structured: immutable segments of up to 2^25 hashes, each with its own multi-index tables
 /// sized for its count (<see cref="MihLayout"/>), plus a 4,096-entry tail that is scanned. A full tail becomes a
 /// segment; adjacent segments of similar size are merged (a binary counter), so an add costs O(log N) amortised
 /// and a query visits O(log N) small segments plus the bulk ones. Removal writes a tombstone over the id; a
@@ -30,7 +30,7 @@ public sealed unsafe class PdqIndex : IDisposable
     internal const int TailCapacity = 4096;
 
     private const ulong FileMagic = 0x5844_5150_4E44_5257; // "WRDNPDQX" little-endian
-    private const int FileVersion = 2; // 2: compact directories, 3-byte postings, hashes sorted by table 0
+    private const int FileVersion = 3; // 2: compact directories, 3-byte postings, hashes sorted by table 0; 3: byte directories, 2^25 segments
     private const int FileHeaderBytes = 64;
 
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
@@ -119,7 +119,7 @@ public sealed unsafe class PdqIndex : IDisposable
             }
             else
             {
-                // Even chunks of at most 2^24 (a 100M load becomes 6 segments of 16.7M).
+                // Even chunks of at most 2^25 (a 100M load becomes 3 segments of 33.3M).
                 var chunks = (hashes.Length + MihLayout.MaxSegment - 1) / MihLayout.MaxSegment;
                 var per = (hashes.Length + chunks - 1) / chunks;
                 for (var start = 0; start < hashes.Length; start += per)
@@ -463,7 +463,10 @@ public sealed unsafe class PdqIndex : IDisposable
     private PdqSegment Compact(PdqSegment a, PdqSegment? b)
     {
         var count = a.Live + (b?.Live ?? 0);
-        var seg = PdqSegment.Allocate(count, MihLayout.For(count, _tablesOverride));
+        var tables = MihLayout.For(count, _tablesOverride);
+
+        // Counted over every slot of both, removed ones included: an upper bound is all the layout needs.
+        var seg = PdqSegment.Allocate(count, tables, PdqSegment.OverflowCapacity(tables, count, a.Hashes, b is null ? default : b.Hashes));
         var hashes = seg.Hashes;
         var ids = seg.Ids;
         var w = 0;

@@ -9,16 +9,18 @@ using Warden.Core.Hashing.Pdq;
 namespace Warden.Core.Matching;
 
 /// <summary>
-/// An immutable block of up to 2^24 hashes with their multi-index tables, in one contiguous blob of unmanaged
+/// An immutable block of up to 2^25 hashes with their multi-index tables, in one contiguous blob of unmanaged
 /// memory (or a memory-mapped snapshot). Only the ids are written after construction: removal overwrites an id
 /// with <see cref="PdqIndex.Tombstone"/>.
 /// </summary>
 /// <remarks>
 /// Blob layout (little-endian, every array 64-byte aligned; the snapshot stores blobs verbatim):
-/// 256-byte header, hashes (32 B each), ids (8 B each), then per table a compact directory of run starts (ushort
-/// offsets from an int base per 1,024 prefixes, with an int overflow area) and count postings sorted by key and
+/// 256-byte header, hashes (32 B each), ids (8 B each), then per table a compact directory of run starts (byte
+/// offsets from an int base per 64 entries, with an int overflow area) and count postings sorted by key and
 /// then slot: 3-byte slots where the directory addresses the whole key, else uint slot &lt;&lt; 8 | low key bits.
-/// With a whole-key table 0 the hashes are stored sorted by its key and it has no postings (see docs/formats.md).
+/// Postings hold the slot's low 24 bits; in segments over 2^24 the directory is indexed by prefix and the slot's
+/// 25th bit, so each run is two sub-runs. With a whole-key table 0 the hashes are stored sorted by its key and it
+/// has no postings (see docs/formats.md).
 /// </remarks>
 internal sealed unsafe class PdqSegment : IDisposable
 {
@@ -29,28 +31,30 @@ internal sealed unsafe class PdqSegment : IDisposable
     private readonly long _hashesOffset;
     private readonly long _idsOffset;
     private readonly long[] _dirOffsets;
-    private readonly long[] _baseOffsets;
     private readonly long[] _ovfOffsets;
     private readonly long[] _postOffsets;
     private readonly bool _owned;
     private readonly int _scanFromRadius;
+    private readonly int _slotHigh;
+    private readonly int _overflowCap;
     private byte* _base;
 
     [ThreadStatic]
     private static Scratch? _threadScratch;
 
-    private PdqSegment(byte* blob, long length, int count, MihTable[] tables, bool owned)
+    private PdqSegment(byte* blob, long length, int count, MihTable[] tables, int overflowCap, bool owned)
     {
+        _slotHigh = MihLayout.SlotHighBits(count);
+        _overflowCap = overflowCap;
         _base = blob;
         BlobLength = length;
         Count = count;
         _tables = tables;
         _owned = owned;
         _dirOffsets = new long[tables.Length];
-        _baseOffsets = new long[tables.Length];
         _ovfOffsets = new long[tables.Length];
         _postOffsets = new long[tables.Length];
-        ComputeLayout(count, tables, out _hashesOffset, out _idsOffset, new TableOffsets(_dirOffsets, _baseOffsets, _ovfOffsets, _postOffsets));
+        ComputeLayout(count, tables, overflowCap, out _hashesOffset, out _idsOffset, new TableOffsets(_dirOffsets, _ovfOffsets, _postOffsets));
         _scanFromRadius = tables.Length == 0 ? 0 : ScanCrossover(tables, count);
     }
 
@@ -75,16 +79,21 @@ internal sealed unsafe class PdqSegment : IDisposable
 
     public byte* BlobPointer => _base;
 
-    /// <summary>Allocates a segment whose hashes and ids the caller fills before calling <see cref="BuildTables"/>.</summary>
-    public static PdqSegment Allocate(int count, MihTable[] tables)
+    /// <summary>
+    /// Allocates a segment whose hashes and ids the caller fills before calling <see cref="BuildTables"/>;
+    /// <paramref name="overflowCap"/> comes from <see cref="OverflowCapacity"/> over (a superset of) those hashes.
+    /// </summary>
+    public static PdqSegment Allocate(int count, MihTable[] tables, int overflowCap)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MihLayout.MaxSegment);
-        var length = ComputeLayout(count, tables, out _, out _, TableOffsets.Scratch(tables.Length));
+        ArgumentOutOfRangeException.ThrowIfNegative(overflowCap);
+        var length = ComputeLayout(count, tables, overflowCap, out _, out _, TableOffsets.Scratch(tables.Length));
         var blob = LargePages.Alloc(length);
         new Span<byte>(blob, HeaderBytes).Clear();
         BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(blob, 4), Magic);
         BinaryPrimitives.WriteInt32LittleEndian(new Span<byte>(blob + 4, 4), count);
         BinaryPrimitives.WriteInt32LittleEndian(new Span<byte>(blob + 8, 4), tables.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(new Span<byte>(blob + 12, 4), overflowCap);
         BinaryPrimitives.WriteInt64LittleEndian(new Span<byte>(blob + 16, 8), length);
         for (var j = 0; j < tables.Length; j++)
         {
@@ -93,13 +102,54 @@ internal sealed unsafe class PdqSegment : IDisposable
             blob[26 + (4 * j)] = (byte)tables[j].PrefixBits;
         }
 
-        return new PdqSegment(blob, length, count, tables, owned: true);
+        return new PdqSegment(blob, length, count, tables, overflowCap, owned: true);
+    }
+
+    /// <summary>
+    /// Directory blocks needing the overflow area in any one table (each table reserves this many): blocks whose
+    /// runs hold more than 255 postings, counted over <paramref name="a"/> and <paramref name="b"/> (a superset of
+    /// the segment's hashes is fine: it only over-reserves). Zero for uniform data; heavy duplicates need some.
+    /// </summary>
+    public static int OverflowCapacity(MihTable[] tables, int count, ReadOnlySpan<PdqHash> a, ReadOnlySpan<PdqHash> b = default)
+    {
+        var slotHigh = MihLayout.SlotHighBits(count);
+        var cap = 0;
+        for (var j = 0; j < tables.Length; j++)
+        {
+            var t = tables[j];
+
+            // A block's entries cover whole prefixes (blocks are even), so the count needs no slots.
+            var s = DirShift(tables, j, slotHigh);
+            var low = t.LowBits;
+            var blocks = new int[((1 << (t.PrefixBits + s)) / BlockEntries) + 1];
+            for (var i = 0; i < a.Length; i++)
+            {
+                blocks[((t.Key(a[i]) >> low) << s) / BlockEntries]++;
+            }
+
+            for (var i = 0; i < b.Length; i++)
+            {
+                blocks[((t.Key(b[i]) >> low) << s) / BlockEntries]++;
+            }
+
+            var over = 0;
+            foreach (var n in blocks)
+            {
+                over += n > byte.MaxValue ? 1 : 0;
+            }
+
+            cap = Math.Max(cap, over);
+        }
+
+        // A block overflows only with 256+ of the segment's own postings, so at most count / 256 ever do.
+        return Math.Min(cap, count >> 8);
     }
 
     /// <summary>Builds a segment from hashes and ids (copied).</summary>
     public static PdqSegment Build(ReadOnlySpan<PdqHash> hashes, ReadOnlySpan<long> ids, int tablesOverride = 0)
     {
-        var seg = Allocate(hashes.Length, MihLayout.For(hashes.Length, tablesOverride));
+        var tables = MihLayout.For(hashes.Length, tablesOverride);
+        var seg = Allocate(hashes.Length, tables, OverflowCapacity(tables, hashes.Length, hashes));
         hashes.CopyTo(seg.Hashes);
         ids.CopyTo(seg.Ids);
         seg.BuildTables();
@@ -126,10 +176,11 @@ internal sealed unsafe class PdqSegment : IDisposable
 
         var count = BinaryPrimitives.ReadInt32LittleEndian(header[4..]);
         var tableCount = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
+        var overflowCap = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
         var length = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
-        if (count is < 0 or > MihLayout.MaxSegment || tableCount < 0 || tableCount > MihLayout.MaxTables)
+        if (count is < 0 or > MihLayout.MaxSegment || tableCount < 0 || tableCount > MihLayout.MaxTables || overflowCap < 0 || overflowCap > count >> 8)
         {
-            throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} claims {count} hashes in {tableCount} tables.");
+            throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} claims {count} hashes in {tableCount} tables ({overflowCap} overflow blocks).");
         }
 
         var tables = new MihTable[tableCount];
@@ -153,7 +204,7 @@ internal sealed unsafe class PdqSegment : IDisposable
             throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} tables cover {start} bits, more than 256.");
         }
 
-        var expected = ComputeLayout(count, tables, out _, out _, TableOffsets.Scratch(tableCount));
+        var expected = ComputeLayout(count, tables, overflowCap, out _, out _, TableOffsets.Scratch(tableCount));
         if (length != expected)
         {
             throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} is {length} bytes, its header implies {expected}.");
@@ -164,7 +215,7 @@ internal sealed unsafe class PdqSegment : IDisposable
             throw new InvalidDataException($"PDQ index snapshot is truncated: {Where()} needs {length} bytes, {available} left.");
         }
 
-        var seg = new PdqSegment(blob, length, count, tables, owned: false);
+        var seg = new PdqSegment(blob, length, count, tables, overflowCap, owned: false);
         seg.Validate(index);
         seg.RecountLive();
         return seg;
@@ -194,13 +245,15 @@ internal sealed unsafe class PdqSegment : IDisposable
         var hashes = Hashes;
         var low = t.LowBits;
         var lowMask = t.LowMask;
-        var runs = 1 << t.PrefixBits;
+        var s = DirShift(_tables, j, _slotHigh);
+        var runs = 1 << (t.PrefixBits + s);
 
-        // Counting sort on the prefix: starts[x] = first posting of prefix x (CSR), starts[runs] = N.
+        // Counting sort on the directory entry (prefix, then the slot bits postings omit): starts[x] = first
+        // posting of entry x (CSR), starts[runs] = N.
         var starts = new int[runs + 1];
         for (var i = 0; i < hashes.Length; i++)
         {
-            starts[(int)(t.Key(hashes[i]) >> low) + 1]++;
+            starts[(int)(((t.Key(hashes[i]) >> low) << s) | ((uint)i >> MihLayout.PostingSlotBits)) + 1]++;
         }
 
         for (var x = 1; x <= runs; x++)
@@ -219,7 +272,7 @@ internal sealed unsafe class PdqSegment : IDisposable
         for (var i = 0; i < hashes.Length; i++)
         {
             var key = t.Key(hashes[i]);
-            var at = starts[(int)(key >> low)]++;
+            var at = starts[(int)(((key >> low) << s) | ((uint)i >> MihLayout.PostingSlotBits))]++;
             if (low == 0)
             {
                 // 3-byte posting: the slot alone (the whole key is the prefix).
@@ -229,7 +282,7 @@ internal sealed unsafe class PdqSegment : IDisposable
             }
             else
             {
-                ((uint*)post)[at] = ((uint)i << 8) | (key & lowMask);
+                ((uint*)post)[at] = ((uint)(i & 0xFFFFFF) << 8) | (key & lowMask);
             }
         }
     }
@@ -293,48 +346,47 @@ internal sealed unsafe class PdqSegment : IDisposable
     private static bool ImplicitPostings(MihTable[] tables) => tables.Length > 0 && tables[0].LowBits == 0;
 
     /// <summary>
-    /// Stores the run starts compactly: per block of 2^B prefixes an int base, per prefix a ushort offset from it.
-    /// A block spanning more than 65,535 postings (heavy duplicates) keeps plain int starts in an overflow area,
-    /// marked by a negative base (~overflow index); at most N / 65,536 blocks can overflow.
+    /// Stores the run starts compactly, one 64-byte line per block of 60 entries: an int base, then per entry a
+    /// byte offset from it, so a lookup costs one cache line. A block spanning more than 255 postings (dense keys,
+    /// duplicates) keeps plain int starts in an overflow area, marked by a negative base (~overflow index), sized
+    /// by <see cref="OverflowCapacity"/>.
     /// </summary>
     private void WriteDirectory(int j, int[] starts)
     {
-        var t = _tables[j];
-        var blockBits = BlockBits(t);
-        var blockSize = 1 << blockBits;
-        var runs = 1 << t.PrefixBits;
-        var dir = (ushort*)(_base + _dirOffsets[j]);
-        var bases = (int*)(_base + _baseOffsets[j]);
+        var dir = _base + _dirOffsets[j];
         var ovf = (int*)(_base + _ovfOffsets[j]);
         var overflowed = 0;
-        for (var block = 0; block < runs >> blockBits; block++)
+
+        // starts has one entry per directory entry plus the sentinel (the end of the last run); all are stored.
+        for (var first = 0; first < starts.Length; first += BlockEntries)
         {
-            var first = block << blockBits;
+            var line = dir + ((long)(first / BlockEntries) * 64);
+            var n = Math.Min(BlockEntries, starts.Length - first);
             var b = starts[first];
-            if (starts[first + blockSize] - b <= ushort.MaxValue)
+            if (starts[first + n - 1] - b <= byte.MaxValue)
             {
-                bases[block] = b;
-                for (var x = first; x < first + blockSize; x++)
+                *(int*)line = b;
+                for (var x = 0; x < n; x++)
                 {
-                    dir[x] = (ushort)(starts[x] - b);
+                    line[4 + x] = (byte)(starts[first + x] - b);
                 }
             }
             else
             {
-                bases[block] = ~overflowed;
-                for (var x = 0; x < blockSize; x++)
+                if (overflowed == _overflowCap)
                 {
-                    ovf[((long)overflowed << blockBits) + x] = starts[first + x];
-                    dir[first + x] = 0;
+                    throw new InvalidOperationException("PDQ segment overflow area is too small (its capacity was counted over other hashes).");
+                }
+
+                *(int*)line = ~overflowed;
+                for (var x = 0; x < n; x++)
+                {
+                    ovf[((long)overflowed * BlockEntries) + x] = starts[first + x];
                 }
 
                 overflowed++;
             }
         }
-
-        // Sentinel for prefix 2^p (the end of the last run).
-        bases[runs >> blockBits] = Count;
-        dir[runs] = 0;
     }
 
     public void RecountLive()
@@ -397,7 +449,7 @@ internal sealed unsafe class PdqSegment : IDisposable
             if (radii[j] >= 0)
             {
                 var t = _tables[j];
-                Enumerate(scratch, (ushort*)(_base + _dirOffsets[j]), j, radii[j], t.PrefixBits, keys[j] >> t.LowBits, 0, 0);
+                Enumerate(scratch, _base + _dirOffsets[j], DirShift(_tables, j, _slotHigh), j, radii[j], t.PrefixBits, keys[j] >> t.LowBits, 0, 0);
             }
         }
 
@@ -408,23 +460,35 @@ internal sealed unsafe class PdqSegment : IDisposable
         var runKey = scratch.RunKey;
         var runStart = scratch.RunStart;
         var runEnd = scratch.RunEnd;
+        var runMid = scratch.RunMid;
         for (var k = 0; k < runs; k++)
         {
             var j = (int)(runKey[k] >> 40);
-            var dir = (ushort*)(_base + _dirOffsets[j]);
-            var bases = (int*)(_base + _baseOffsets[j]);
+            var dir = _base + _dirOffsets[j];
             var ovf = (int*)(_base + _ovfOffsets[j]);
-            var blockBits = BlockBits(_tables[j]);
-            var prefix = (uint)runKey[k];
-            runStart[k] = RunStart(dir, bases, ovf, blockBits, prefix);
-            runEnd[k] = RunStart(dir, bases, ovf, blockBits, prefix + 1);
+            var s = DirShift(_tables, j, _slotHigh);
+            var entry = (uint)runKey[k] << s;
+            runStart[k] = RunStart(dir, ovf, entry);
+            runEnd[k] = RunStart(dir, ovf, entry + (1u << s));
+
+            // Postings from runMid on have slot bit 24 set (only where the directory splits runs by it).
+            runMid[k] = s == 0 ? runEnd[k] : RunStart(dir, ovf, entry + 1);
             Prefetch(j == 0 && implicit0 ? hashes + runStart[k] : _base + _postOffsets[j] + ((long)runStart[k] * PostingBytes(_tables[j])));
         }
 
         // 3. Filter postings on their low key bits; collect candidates and prefetch their hashes.
+        // 4. Verify with the full distance, VerifyLag candidates behind: far enough for the prefetches to land,
+        // near enough that the lines are still in L1/L2 (a whole segment's worth at 2^25 overflowed L2).
+        var ids = (long*)(_base + _idsOffset);
+        var verified = 0;
         scratch.Candidates = 0;
         for (var k = 0; k < runs; k++)
         {
+            if (scratch.Candidates - verified >= 2 * VerifyLag)
+            {
+                verified = Verify(q, hashes, ids, scratch.Cand, verified, scratch.Candidates - VerifyLag, radius, keys, radii, variant, results);
+            }
+
             var j = (int)(runKey[k] >> 40);
             var budget = (int)(runKey[k] >> 32) & 0xFF;
             var t = _tables[j];
@@ -443,21 +507,26 @@ internal sealed unsafe class PdqSegment : IDisposable
                 var tag = (ulong)j << 32;
                 for (var i = runStart[k]; i < runEnd[k]; i++)
                 {
-                    var slot = Unsafe.ReadUnaligned<uint>(post + (3 * (long)i)) & 0xFFFFFF;
+                    var slot = (Unsafe.ReadUnaligned<uint>(post + (3 * (long)i)) & 0xFFFFFF) | (i >= runMid[k] ? 1u << 24 : 0);
                     Prefetch(hashes + slot);
                     scratch.AddCandidate(tag | slot);
                 }
             }
             else
             {
-                FilterRun(scratch, hashes, (uint*)(_base + _postOffsets[j]), runStart[k], runEnd[k], j, budget, t.LowBits, keys[j] & t.LowMask, t.LowMask);
+                var post = (uint*)(_base + _postOffsets[j]);
+                FilterRun(scratch, hashes, post, runStart[k], runMid[k], 0, j, budget, t.LowBits, keys[j] & t.LowMask, t.LowMask);
+                FilterRun(scratch, hashes, post, runMid[k], runEnd[k], 1u << 24, j, budget, t.LowBits, keys[j] & t.LowMask, t.LowMask);
             }
         }
 
-        // 4. Verify with the full distance; report each hash once.
-        var ids = (long*)(_base + _idsOffset);
-        var cand = scratch.Cand;
-        for (var c = 0; c < scratch.Candidates; c++)
+        Verify(q, hashes, ids, scratch.Cand, verified, scratch.Candidates, radius, keys, radii, variant, results);
+    }
+
+    /// <summary>Checks candidates [from, to) with the full distance and reports each hash once; returns to.</summary>
+    private int Verify(in PdqHash q, PdqHash* hashes, long* ids, ulong[] cand, int from, int to, int radius, ReadOnlySpan<uint> keys, ReadOnlySpan<int> radii, int variant, List<PdqMatch> results)
+    {
+        for (var c = from; c < to; c++)
         {
             var slot = (uint)cand[c];
             var d = q.DistanceTo(hashes[slot]);
@@ -466,6 +535,8 @@ internal sealed unsafe class PdqSegment : IDisposable
                 Report(q, hashes[slot], ids[slot], d, (int)(cand[c] >> 32), keys, radii, variant, results);
             }
         }
+
+        return to;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -478,23 +549,42 @@ internal sealed unsafe class PdqSegment : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int RunStart(ushort* dir, int* bases, int* ovf, int blockBits, uint x)
+    private static int RunStart(byte* dir, int* ovf, uint x)
     {
-        var b = bases[x >> blockBits];
-        return b >= 0 ? b + dir[x] : ovf[((long)~b << blockBits) + (x & ((1u << blockBits) - 1))];
+        var block = x / BlockEntries;
+        var line = dir + ((long)block * 64);
+        var b = *(int*)line;
+        var i = x - (block * BlockEntries);
+        return b >= 0 ? b + line[4 + i] : ovf[((long)~b * BlockEntries) + i];
     }
 
-    /// <summary>Prefixes per directory block (each block has one int base).</summary>
-    private static int BlockBits(in MihTable t) => Math.Min(t.PrefixBits, 10);
+    /// <summary>Byte address of the directory line holding entry <paramref name="x"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* DirLine(byte* dir, uint x) => dir + ((long)(x / BlockEntries) * 64);
+
+    /// <summary>Directory lines needed for <paramref name="dirBits"/> entries plus the sentinel.</summary>
+    private static long DirLines(int dirBits) => ((1L << dirBits) / BlockEntries) + 1;
+
+    /// <summary>
+    /// Slot bits table <paramref name="j"/>'s directory adds below the prefix: those postings omit (0 or 1); none
+    /// for an implicit table 0, whose runs are slot ranges.
+    /// </summary>
+    private static int DirShift(MihTable[] tables, int j, int slotHigh) => j == 0 && ImplicitPostings(tables) ? 0 : slotHigh;
+
+    /// <summary>Entries per directory line: a 4-byte base and 60 byte offsets (even, so no prefix straddles two).</summary>
+    private const int BlockEntries = 60;
+
+    /// <summary>How many candidates verification trails collection by (prefetch distance, in hashes).</summary>
+    private const int VerifyLag = 512;
 
     /// <summary>3-byte postings (slot only) where the directory addresses the whole key, else slot and low bits.</summary>
     private static int PostingBytes(in MihTable t) => t.LowBits == 0 ? 3 : 4;
 
     /// <summary>Appends every prefix within the table radius of the query's prefix (combinations of flipped bits).</summary>
-    private static void Enumerate(Scratch s, ushort* dir, int table, int tableRadius, int prefixBits, uint prefix, int fromBit, int flips)
+    private static void Enumerate(Scratch s, byte* dir, int shift, int table, int tableRadius, int prefixBits, uint prefix, int fromBit, int flips)
     {
         s.AddRun(((ulong)table << 40) | ((ulong)(uint)(tableRadius - flips) << 32) | prefix);
-        Prefetch(dir + prefix);
+        Prefetch(DirLine(dir, prefix << shift));
         if (flips == tableRadius)
         {
             return;
@@ -502,19 +592,19 @@ internal sealed unsafe class PdqSegment : IDisposable
 
         for (var b = fromBit; b < prefixBits; b++)
         {
-            Enumerate(s, dir, table, tableRadius, prefixBits, prefix ^ (1u << b), b + 1, flips + 1);
+            Enumerate(s, dir, shift, table, tableRadius, prefixBits, prefix ^ (1u << b), b + 1, flips + 1);
         }
     }
 
-    private static void FilterRun(Scratch s, PdqHash* hashes, uint* post, int i, int end, int table, int budget, int lowBits, uint qLow, uint lowMask)
+    private static void FilterRun(Scratch s, PdqHash* hashes, uint* post, int i, int end, uint slotHigh, int table, int budget, int lowBits, uint qLow, uint lowMask)
     {
-        var tag = (ulong)table << 32;
+        var tag = ((ulong)table << 32) | slotHigh;
         if (budget >= lowBits)
         {
             for (; i < end; i++)
             {
                 var slot = post[i] >> 8;
-                Prefetch(hashes + slot);
+                Prefetch(hashes + (slot | slotHigh));
                 s.AddCandidate(tag | slot);
             }
 
@@ -541,7 +631,7 @@ internal sealed unsafe class PdqSegment : IDisposable
                 {
                     var slot = post[i + BitOperations.TrailingZeroCount(hits)] >> 8;
                     hits &= hits - 1;
-                    Prefetch(hashes + slot);
+                    Prefetch(hashes + (slot | slotHigh));
                     s.AddCandidate(tag | slot);
                 }
             }
@@ -552,7 +642,7 @@ internal sealed unsafe class PdqSegment : IDisposable
             if (BitOperations.PopCount((post[i] ^ qLow) & lowMask) <= budget)
             {
                 var slot = post[i] >> 8;
-                Prefetch(hashes + slot);
+                Prefetch(hashes + (slot | slotHigh));
                 s.AddCandidate(tag | slot);
             }
         }
@@ -595,28 +685,33 @@ internal sealed unsafe class PdqSegment : IDisposable
         for (var j = 0; j < _tables.Length; j++)
         {
             var t = _tables[j];
-            var dir = (ushort*)(_base + _dirOffsets[j]);
-            var bases = (int*)(_base + _baseOffsets[j]);
+            var dir = _base + _dirOffsets[j];
             var ovf = (int*)(_base + _ovfOffsets[j]);
-            var blockBits = BlockBits(t);
-            var runs = 1 << t.PrefixBits;
-            var overflowCap = OverflowBlocks(Count);
+            var shift = DirShift(_tables, j, _slotHigh);
+            var entries = (1L << (t.PrefixBits + shift)) + 1;
             var previous = 0;
-            for (var x = 0; x <= runs; x++)
+
+            // Line by line (a lookup per entry costs several times more at load): every start, sentinel included.
+            for (long first = 0; first < entries; first += BlockEntries)
             {
-                var b = bases[x >> blockBits];
-                if (b < 0 && ~b >= overflowCap)
+                var line = dir + (first / BlockEntries * 64);
+                var b = *(int*)line;
+                if (b < 0 && ~b >= _overflowCap)
                 {
-                    throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} directory block {x >> blockBits} points outside its overflow area.");
+                    throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} directory block {first / BlockEntries} points outside its overflow area.");
                 }
 
-                var start = RunStart(dir, bases, ovf, blockBits, (uint)x);
-                if ((x == 0 && start != 0) || start < previous || (x == runs && start != Count))
+                var n = (int)Math.Min(BlockEntries, entries - first);
+                for (var x = 0; x < n; x++)
                 {
-                    throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} directory is not a sorted span of its {Count} postings.");
-                }
+                    var start = b >= 0 ? b + line[4 + x] : ovf[((long)~b * BlockEntries) + x];
+                    if ((first + x == 0 && start != 0) || start < previous || (first + x == entries - 1 && start != Count))
+                    {
+                        throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} directory is not a sorted span of its {Count} postings.");
+                    }
 
-                previous = start;
+                    previous = start;
+                }
             }
 
             if (j == 0 && ImplicitPostings(_tables))
@@ -624,24 +719,42 @@ internal sealed unsafe class PdqSegment : IDisposable
                 continue;
             }
 
+            // Each posting's slot is its stored 24 bits plus the bit its directory entry implies: in a split
+            // directory (shift 1) that is the entry's low bit; else there is none and the postings are one range.
             var post = _base + _postOffsets[j];
-            for (var i = 0; i < Count; i++)
+            if (shift == 0)
             {
-                var slot = t.LowBits == 0 ? Unsafe.ReadUnaligned<uint>(post + (3 * (long)i)) & 0xFFFFFF : ((uint*)post)[i] >> 8;
-                if (slot >= (uint)Count)
-                {
-                    throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} posting {i} points outside the segment.");
-                }
+                ValidateSlots(index, j, post, t.LowBits, 0, Count, 0);
+                continue;
+            }
+
+            var from = 0;
+            for (var x = 0u; x < (uint)(entries - 1); x++)
+            {
+                var end = RunStart(dir, ovf, x + 1);
+                ValidateSlots(index, j, post, t.LowBits, from, end, (x & 1) << MihLayout.PostingSlotBits);
+                from = end;
+            }
+        }
+    }
+
+    private void ValidateSlots(int index, int j, byte* post, int lowBits, int from, int end, uint high)
+    {
+        for (var i = from; i < end; i++)
+        {
+            var slot = high | (lowBits == 0 ? Unsafe.ReadUnaligned<uint>(post + (3 * (long)i)) & 0xFFFFFF : ((uint*)post)[i] >> 8);
+            if (slot >= (uint)Count)
+            {
+                throw new InvalidDataException($"PDQ index snapshot is corrupt: segment {index} table {j} posting {i} points outside the segment.");
             }
         }
     }
 
     private static long Align(long n) => (n + 63) & ~63L;
 
-    private static int OverflowBlocks(int count) => count >> 16;
-
-    private static long ComputeLayout(int count, MihTable[] tables, out long hashes, out long ids, TableOffsets to)
+    private static long ComputeLayout(int count, MihTable[] tables, int overflowCap, out long hashes, out long ids, TableOffsets to)
     {
+        var slotHigh = MihLayout.SlotHighBits(count);
         var off = (long)HeaderBytes;
         hashes = off;
         off += Align(32L * count);
@@ -650,13 +763,11 @@ internal sealed unsafe class PdqSegment : IDisposable
         for (var j = 0; j < tables.Length; j++)
         {
             var t = tables[j];
-            var blockBits = BlockBits(t);
+            var dirBits = t.PrefixBits + DirShift(tables, j, slotHigh);
             to.Dir[j] = off;
-            off += Align(2L * ((1L << t.PrefixBits) + 1));
-            to.Base[j] = off;
-            off += Align(4L * ((1L << (t.PrefixBits - blockBits)) + 1));
+            off += 64 * DirLines(dirBits);
             to.Overflow[j] = off;
-            off += Align(4L * OverflowBlocks(count) << blockBits);
+            off += Align(4L * overflowCap * BlockEntries);
             to.Post[j] = off;
 
             // +1: a 3-byte posting is read as 4 unaligned bytes.
@@ -688,6 +799,7 @@ internal sealed unsafe class PdqSegment : IDisposable
         public ulong[] RunKey = new ulong[1024];
         public int[] RunStart = new int[1024];
         public int[] RunEnd = new int[1024];
+        public int[] RunMid = new int[1024];
         public ulong[] Cand = new ulong[1024];
         public int Runs;
         public int Candidates;
@@ -700,6 +812,7 @@ internal sealed unsafe class PdqSegment : IDisposable
                 Array.Resize(ref RunKey, Runs * 2);
                 Array.Resize(ref RunStart, Runs * 2);
                 Array.Resize(ref RunEnd, Runs * 2);
+                Array.Resize(ref RunMid, Runs * 2);
             }
 
             RunKey[Runs++] = key;
@@ -717,9 +830,9 @@ internal sealed unsafe class PdqSegment : IDisposable
         }
     }
 
-    /// <summary>Per-table offsets of the directory, block bases, overflow area and postings.</summary>
-    private readonly record struct TableOffsets(long[] Dir, long[] Base, long[] Overflow, long[] Post)
+    /// <summary>Per-table offsets of the directory, overflow area and postings.</summary>
+    private readonly record struct TableOffsets(long[] Dir, long[] Overflow, long[] Post)
     {
-        public static TableOffsets Scratch(int tables) => new(new long[tables], new long[tables], new long[tables], new long[tables]);
+        public static TableOffsets Scratch(int tables) => new(new long[tables], new long[tables], new long[tables]);
     }
 }

@@ -81,6 +81,33 @@ public sealed class PdqIndexTests : IDisposable
     }
 
     [Fact]
+    public void Heavy_duplicates_use_the_directory_overflow_and_stay_exact_after_a_reload()
+    {
+        // 600 copies of each of 20 hashes: their directory blocks span more than 255 postings in every table.
+        var rng = new Random(13);
+        var (uniform, _) = Uniform(20_000, rng);
+        var hashes = new List<PdqHash>(uniform);
+        for (var c = 0; c < 20; c++)
+        {
+            hashes.AddRange(Enumerable.Repeat(uniform[c], 600));
+        }
+
+        var ids = Enumerable.Range(1, hashes.Count).Select(i => (long)i).ToArray();
+        using var index = new PdqIndex();
+        index.AddRange(hashes.ToArray(), ids);
+        index.Remove(ids[3]);
+        var path = Path.Combine(_dir, "dup.pdqx");
+        index.Save(path);
+        using var loaded = PdqIndex.Load(path);
+        foreach (var q in new[] { uniform[0], Flip(uniform[1], 20, rng), Flip(uniform[2], 31, rng), uniform[3] })
+        {
+            List<(long, int)> expected = [.. hashes.Select((h, i) => (ids[i], q.DistanceTo(h))).Where(m => m.Item2 <= 31 && m.Item1 != ids[3]).Order()];
+            Assert.Equal(expected, Query(index, q, 31));
+            Assert.Equal(expected, Query(loaded, q, 31));
+        }
+    }
+
+    [Fact]
     public void Truncated_or_corrupt_snapshots_throw_InvalidDataException()
     {
         var rng = new Random(3);

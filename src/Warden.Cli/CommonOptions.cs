@@ -61,4 +61,8 @@ internal static class CommonOptions
 
         output.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
     }
+
+    /// <summary>An RFC 4180 CSV field: quoted when it holds a comma, quote or line break.</summary>
+    public static string CsvField(string s) =>
+        s.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 }

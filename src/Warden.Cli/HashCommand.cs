@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Imaging;
@@ -161,7 +160,7 @@ internal static class HashCommand
 
             var img = h.Image!;
             Output.Write(string.Create(CultureInfo.InvariantCulture,
-                $"{Quote(path)},{FormatName(img.Format)},{img.Width},{img.Height},{img.Pdq.Hash},{img.Pdq.Quality},{h.Exact.Md5Hex},{h.Exact.Sha1Hex},{h.Exact.Sha256Hex}"));
+                $"{CommonOptions.CsvField(path)},{FormatName(img.Format)},{img.Width},{img.Height},{img.Pdq.Hash},{img.Pdq.Quality},{h.Exact.Md5Hex},{h.Exact.Sha1Hex},{h.Exact.Sha256Hex}"));
             if (Dihedral && img.Pdq.Dihedral is { } variants)
             {
                 Output.Write(string.Concat(variants.Skip(1).Select(v => "," + v)));
@@ -170,21 +169,15 @@ internal static class HashCommand
             Output.WriteLine();
         }
 
-        private static string Quote(string s) =>
-            s.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
     }
 
     private sealed class JsonLinesWriter(TextWriter output, bool dihedral) : RowWriter(output, dihedral)
     {
-        private readonly System.Buffers.ArrayBufferWriter<byte> _buffer = new();
-
         public override void Write(string path, ContentHashes h)
         {
             var img = h.Image!;
-            _buffer.ResetWrittenCount();
-            using (var json = new Utf8JsonWriter(_buffer))
+            CommonOptions.WriteJsonLine(Output, json =>
             {
-                json.WriteStartObject();
                 json.WriteString("path", path);
                 json.WriteString("format", FormatName(img.Format));
                 json.WriteNumber("width", img.Width);
@@ -218,11 +211,7 @@ internal static class HashCommand
 
                     json.WriteEndObject();
                 }
-
-                json.WriteEndObject();
-            }
-
-            Output.WriteLine(System.Text.Encoding.UTF8.GetString(_buffer.WrittenSpan));
+            });
         }
     }
 }

@@ -145,9 +145,9 @@ internal static class ScanCommand
                         _header = true;
                     }
 
-                    output.WriteLine(string.Join(',', Csv(path), h.SignalType, h.Signal, Csv(h.Bank.Name), BankCommand.Kind(h.Bank.Kind),
+                    output.WriteLine(string.Join(',', CommonOptions.CsvField(path), h.SignalType, h.Signal, CommonOptions.CsvField(h.Bank.Name), BankCommand.Kind(h.Bank.Kind),
                         h.EntryId.ToString(CultureInfo.InvariantCulture), h.Distance.ToString(CultureInfo.InvariantCulture), h.Variant, h.Suppressed ? "true" : "false",
-                        Csv(JsonSerializer.Serialize(labels))));
+                        CommonOptions.CsvField(JsonSerializer.Serialize(labels))));
                     break;
                 default:
                     if (!_header)
@@ -163,7 +163,5 @@ internal static class ScanCommand
             }
         }
 
-        private static string Csv(string s) =>
-            s.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
     }
 }

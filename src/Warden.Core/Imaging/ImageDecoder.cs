@@ -47,7 +47,8 @@ public static class ImageDecoder
         }
 
         var shrink = 1;
-        if (format == ImageFormat.Jpeg && JpegDcDecoder.TryReadHeader(data, out var jpeg) && jpeg.Height > 0)
+        JpegHeaderInfo? jpeg = null;
+        if (format == ImageFormat.Jpeg && JpegDcDecoder.TryReadHeader(data, out jpeg) && jpeg.Height > 0)
         {
             CheckPixels(jpeg.Width, jpeg.Height, limits);
             shrink = ShrinkFactor(maxReduction?.Invoke(jpeg.Width, jpeg.Height) ?? 1);
@@ -64,23 +65,12 @@ public static class ImageDecoder
         EnsureInitialised();
         try
         {
-            // Opening reads the header only; pixels are decoded by WriteToMemory below.
-            var header = Load(format, data, 1);
-            var width = header.Width;
-            var height = header.Height;
+            // Opening reads the header only; pixels are decoded by WriteToMemory below. A scaled JPEG is
+            // opened at its scale straight away: its stored size is already known from our header read.
+            using var image = Load(format, data, shrink);
+            var (width, height) = shrink > 1 ? (jpeg!.Width, jpeg.Height) : (image.Width, image.Height);
             CheckPixels(width, height, limits);
-
-            var image = header;
-            if (format == ImageFormat.Jpeg && shrink > 1)
-            {
-                header.Dispose();
-                image = Load(format, data, shrink);
-            }
-
-            using (image)
-            {
-                return ToPixels(image, format, width, height);
-            }
+            return ToPixels(image, format, width, height);
         }
         catch (VipsException ex)
         {

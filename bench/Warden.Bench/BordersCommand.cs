@@ -311,7 +311,7 @@ internal static class BordersCommand
     private static (List<Original> Originals, List<Original> Pool) DefaultSet()
     {
         var pdq = Path.Combine(Corpora.SharedTestData(), "pdq");
-        var samples = Path.Combine(RepoRoot(), "samples", "images");
+        var samples = Path.Combine(Corpora.RepoRoot(), "samples", "images");
         samples = Directory.Exists(samples) ? samples : Path.GetDirectoryName(samples)!;
         var originals = new List<Original>
         {
@@ -361,16 +361,6 @@ internal static class BordersCommand
         return (files, files);
     }
 
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Warden.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? Directory.GetCurrentDirectory();
-    }
 
     private static long Pixels(string path)
     {

@@ -26,13 +26,19 @@ internal static class Corpora
             return env;
         }
 
+        return Path.GetFullPath(Path.Combine(RepoRoot(), "..", "shared", "testdata"));
+    }
+
+    /// <summary>The folder holding Warden.sln, above the build output (the working directory if not found).</summary>
+    public static string RepoRoot()
+    {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Warden.sln")))
         {
             dir = dir.Parent;
         }
 
-        return Path.GetFullPath(Path.Combine(dir?.FullName ?? ".", "..", "shared", "testdata"));
+        return dir?.FullName ?? Directory.GetCurrentDirectory();
     }
 
     /// <summary>"test": 28 JPEGs from Meta's PDQ test data.</summary>

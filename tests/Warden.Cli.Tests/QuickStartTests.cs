@@ -5,7 +5,7 @@ namespace Warden.Cli.Tests;
 /// <summary>The README's quick starts, on the repository's own samples.</summary>
 public sealed class QuickStartTests : IDisposable
 {
-    private static readonly string RepoRoot = FindRepoRoot();
+    private static readonly string RepoRoot = Warden.Core.Tests.TestData.RepoRoot;
     private readonly string _dir = Directory.CreateTempSubdirectory("warden-quickstart-").FullName;
 
     public void Dispose()
@@ -14,16 +14,6 @@ public sealed class QuickStartTests : IDisposable
         Directory.Delete(_dir, recursive: true);
     }
 
-    private static string FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Warden.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("Warden.sln not found");
-    }
 
     private static (int Exit, string Out, string Err) Run(params string[] args)
     {

@@ -120,16 +120,6 @@ public sealed class PdqHasher
         return shortSide <= 3 * minSide ? 1 : (shortSide + minSide - 1) / minSide;
     }
 
-    /// <summary>
-    /// Hashes a float luma image (row-major, <paramref name="rows"/> x <paramref name="cols"/>) with the
-    /// reference core. The luma span is copied; use <see cref="Hash"/> to avoid the copy.
-    /// </summary>
-    public PdqResult HashLuma(ReadOnlySpan<float> luma, int rows, int cols, bool dihedral = false)
-    {
-        EnsureBuffers(rows * cols);
-        luma[..(rows * cols)].CopyTo(_full1);
-        return HashLuma(rows, cols, dihedral);
-    }
 
     /// <summary>
     /// The fast path on pixels reduced by <paramref name="scaleX"/> x <paramref name="scaleY"/> overall

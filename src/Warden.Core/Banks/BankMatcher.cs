@@ -77,28 +77,30 @@ public sealed class BankMatcher : IDisposable
         }
 
         _slotByBankId = _banks.Select((b, i) => (b.Id, i)).ToDictionary(p => p.Id, p => p.i);
-        _exact = exact ?? new Dictionary<string, ExactIndex>(StringComparer.Ordinal)
-        {
-            [SignalTypes.Md5.Name] = new ExactIndex(SignalTypes.Md5.Bytes),
-            [SignalTypes.Sha1.Name] = new ExactIndex(SignalTypes.Sha1.Bytes),
-            [SignalTypes.Sha256.Name] = new ExactIndex(SignalTypes.Sha256.Bytes),
-        };
-        Count = _pdq.Count + _exact.Values.Sum(e => (long)e.Count);
+        _exact = exact ?? SignalTypes.Exact.ToDictionary(t => t.Name, t => new ExactIndex(t.Bytes), StringComparer.Ordinal);
+        _count = _pdq.Count + _exact.Values.Sum(e => (long)e.Count);
         _maxThreshold = _banks.Count == 0 ? 0 : _banks.Max(b => b.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold);
     }
 
+    private long _count;
+
     /// <summary>Entries indexed.</summary>
-    public long Count { get; private set; }
+    public long Count => Interlocked.Read(ref _count);
+
+    /// <summary>The enabled banks this matcher covers.</summary>
+    public IReadOnlyList<Bank> Banks => _banks;
+
+    /// <summary>Whether <paramref name="bankId"/> is one of the enabled banks this matcher covers.</summary>
+    public bool Covers(long bankId) => _slotByBankId.ContainsKey(bankId);
 
     /// <summary>Adds an entry; entries of unknown banks or signal types are skipped (returns false).</summary>
     public bool Add(long entryId, long bankId, string signalType, string signal)
     {
-        if (!_slotByBankId.TryGetValue(bankId, out var slot) || entryId is < 0 or > EntryMask)
+        if (!TryIndexId(entryId, bankId, out var id))
         {
             return false;
         }
 
-        var id = ((long)slot << BankShift) | entryId;
         if (signalType == SignalTypes.Pdq.Name)
         {
             if (!PdqHash.TryParse(signal, out var hash, out _))
@@ -123,8 +125,73 @@ public sealed class BankMatcher : IDisposable
             return false;
         }
 
-        Count++;
+        Interlocked.Increment(ref _count);
         return true;
+    }
+
+    /// <summary>
+    /// Removes an entry (disabled or deleted); safe while other threads match. Returns false when it was
+    /// not indexed.
+    /// </summary>
+    public bool Remove(long entryId, long bankId, string signalType)
+    {
+        if (!TryIndexId(entryId, bankId, out var id))
+        {
+            return false;
+        }
+
+        var removed = signalType == SignalTypes.Pdq.Name ? _pdq.Remove(id)
+            : _exact.TryGetValue(signalType, out var exact) && exact.Remove(id);
+        if (removed)
+        {
+            Interlocked.Decrement(ref _count);
+        }
+
+        return removed;
+    }
+
+    private bool TryIndexId(long entryId, long bankId, out long id)
+    {
+        id = 0;
+        if (!_slotByBankId.TryGetValue(bankId, out var slot) || entryId is < 0 or > EntryMask)
+        {
+            return false;
+        }
+
+        id = ((long)slot << BankShift) | entryId;
+        return true;
+    }
+
+    /// <summary>
+    /// Every hit of one signal given by value (match by hash, no content): PDQ within each bank's threshold
+    /// (no dihedral variants), exact types by equality. Allow-list hits suppress block-list hits as in
+    /// <see cref="Match"/>. Unknown or unindexed types give no hits.
+    /// </summary>
+    /// <param name="signalType">A signal type name.</param>
+    /// <param name="normalized">The value, normalised by the type's <see cref="ISignalType.TryNormalize"/>.</param>
+    public IReadOnlyList<MatchHit> MatchSignal(string signalType, string normalized)
+    {
+        var hits = new List<MatchHit>();
+        if (_banks.Count == 0)
+        {
+            return hits;
+        }
+
+        if (signalType == SignalTypes.Pdq.Name)
+        {
+            if (PdqHash.TryParse(normalized, out var hash, out _))
+            {
+                MatchPdq([hash], PdqSignalType.MinQuality, string.Empty, [], hits);
+            }
+        }
+        else if (_exact.ContainsKey(signalType))
+        {
+            var key = Convert.FromHexString(normalized);
+            MatchExact(signalType, key, normalized, [], hits);
+        }
+
+        SuppressAllowed(hits);
+        return hits;
     }
 
     /// <summary>
@@ -149,9 +216,9 @@ public sealed class BankMatcher : IDisposable
         var exact = new Dictionary<string, ExactIndex>(StringComparer.Ordinal);
         try
         {
-            foreach (var type in new[] { SignalTypes.Md5.Name, SignalTypes.Sha1.Name, SignalTypes.Sha256.Name })
+            foreach (var type in SignalTypes.Exact)
             {
-                exact[type] = ExactIndex.Load(Path.Combine(directory, type + ".idx"));
+                exact[type.Name] = ExactIndex.Load(Path.Combine(directory, type.Name + ".idx"));
             }
 
             return new BankMatcher(banks, pdq, exact);
@@ -189,7 +256,13 @@ public sealed class BankMatcher : IDisposable
             MatchExact(SignalTypes.Sha256.Name, exact.Sha256, exact.Sha256Hex, ids, hits);
         }
 
-        // The false-positive valve: content an allow-list vouches for is not acted on.
+        SuppressAllowed(hits);
+        return hits;
+    }
+
+    // The false-positive valve: content an allow-list vouches for is not acted on.
+    private static void SuppressAllowed(List<MatchHit> hits)
+    {
         if (hits.Any(h => h.Bank.Kind == BankKind.AllowList))
         {
             for (var i = 0; i < hits.Count; i++)
@@ -200,8 +273,6 @@ public sealed class BankMatcher : IDisposable
                 }
             }
         }
-
-        return hits;
     }
 
     private void MatchPdq(IReadOnlyList<PdqHash>? variants, int quality, string prefix, List<PdqMatch> found, List<MatchHit> hits)

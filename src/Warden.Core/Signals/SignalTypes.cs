@@ -18,8 +18,29 @@ public static class SignalTypes
     /// <summary>SHA-256 (32 bytes), exact.</summary>
     public static ExactSignalType Sha256 { get; } = new("sha256", 32);
 
+    /// <summary>Civitai AutoV1 of a model file (8 hex digits), as in old A1111 "Model hash" fields.</summary>
+    public static ExactSignalType CivitaiAutoV1 { get; } = new("civitai_autov1", 4);
+
+    /// <summary>Civitai AutoV2 of a model file: the first 10 hex digits of its SHA-256 (A1111 "Model hash").</summary>
+    public static ExactSignalType CivitaiAutoV2 { get; } = new("civitai_autov2", 5);
+
+    /// <summary>Civitai AutoV3 of a model file (12 hex digits; A1111 "Lora hashes").</summary>
+    public static ExactSignalType CivitaiAutoV3 { get; } = new("civitai_autov3", 6);
+
+    /// <summary>BLAKE3 of a file (32 bytes), exact.</summary>
+    public static ExactSignalType Blake3 { get; } = new("blake3", 32);
+
+    /// <summary>MFv1 model ID: hash of a model's sorted component IDs, independent of container and names.</summary>
+    public static ExactSignalType Mfv1Model { get; } = new("mfv1_model", 16);
+
+    /// <summary>MFv1 component ID (denoiser, text encoder, VAE, LoRA…): hash of its sorted tensor hashes.</summary>
+    public static ExactSignalType Mfv1Component { get; } = new("mfv1_component", 16);
+
     /// <summary>Every known type.</summary>
-    public static IReadOnlyList<ISignalType> All { get; } = [Pdq, Md5, Sha1, Sha256];
+    public static IReadOnlyList<ISignalType> All { get; } = [Pdq, Md5, Sha1, Sha256, CivitaiAutoV1, CivitaiAutoV2, CivitaiAutoV3, Blake3, Mfv1Model, Mfv1Component];
+
+    /// <summary>The exact (digest-like) types, each with its own exact index.</summary>
+    public static IReadOnlyList<ExactSignalType> Exact { get; } = [.. All.OfType<ExactSignalType>()];
 
     /// <summary>Finds a type by name (case-insensitive).</summary>
     public static bool TryGet(string? name, [NotNullWhen(true)] out ISignalType? type)

@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.ObjectPool;
+using Warden.Core.Banks;
+using Warden.Core.Hashing;
+using Warden.Core.Hashing.Pdq;
+using Warden.Core.Imaging;
+using Warden.Core.Signals;
+using Warden.Server.Actions;
+using Warden.Server.Data;
+using Warden.Server.Index;
+using Warden.Storage;
+
+namespace Warden.Server.Api;
+
+/// <summary>Who asked, for the match record and the webhook.</summary>
+/// <param name="KeyId">The API key.</param>
+/// <param name="UploaderId">The platform's id of the uploading user, if given.</param>
+public sealed record MatchContext(long? KeyId, string? UploaderId);
+
+/// <summary>
+/// Hashing and matching for the API: hashes uploads (in memory), queries the live index, labels hits, applies
+/// flood control and bank actions, and records matches plus webhook deliveries in one transaction before the
+/// response is sent.
+/// </summary>
+public sealed class MatchService
+{
+    private static readonly JsonSerializerOptions PayloadJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private readonly LiveIndex _index;
+    private readonly BankStore _banks;
+    private readonly ServerStore _server;
+    private readonly FloodControl _flood;
+    private readonly SemaphoreSlim _hashing;
+    private readonly ObjectPool<ContentHasher> _hashers;
+
+    /// <summary>Creates the service.</summary>
+    public MatchService(LiveIndex index, BankStore banks, ServerStore server, FloodControl flood, ServerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _index = index;
+        _banks = banks;
+        _server = server;
+        _flood = flood;
+        _hashing = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentHashing));
+        var limits = options.ImageLimits;
+        _hashers = new DefaultObjectPool<ContentHasher>(new HasherPolicy(limits), Math.Max(4, options.MaxConcurrentHashing));
+    }
+
+    /// <summary>Hashes content; an image that cannot be decoded (but looks like one) is an error.</summary>
+    public async Task<ContentHashes> HashAsync(byte[] data, bool dihedral, CancellationToken cancellationToken)
+    {
+        await _hashing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var hasher = _hashers.Get();
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            using var stream = new MemoryStream(data, writable: false);
+            var hashes = hasher.HashStream(stream, dihedral);
+            if (hashes.Error is { Error: not ImageDecodeError.UnsupportedFormat } error)
+            {
+                throw error;
+            }
+
+            return hashes;
+        }
+        finally
+        {
+            Metrics.HashSeconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            _hashers.Return(hasher);
+            _hashing.Release();
+        }
+    }
+
+    /// <summary>The current index or a 503.</summary>
+    public IndexState RequireIndex() => _index.Current ?? throw new ApiException(503, ErrorCodes.Unavailable, "The match index is still loading; retry shortly.");
+
+    /// <summary>Matches hashed content and acts on the hits.</summary>
+    public MatchResponse MatchContent(ContentHashes hashes, MatchContext context)
+    {
+        var state = RequireIndex();
+        Metrics.Lookups.WithLabels("content").Inc();
+        var hits = state.Matcher.Match(ContentSignals.From(hashes));
+        return Act(SignalsDto.From(hashes), hits, hashes.Exact.Sha256Hex, context);
+    }
+
+    /// <summary>Matches one signal given by value (no content) and acts on the hits.</summary>
+    public MatchResponse MatchSignal(string signalType, string signal, MatchContext context)
+    {
+        var (type, normalized) = Normalize(signalType, signal);
+        var state = RequireIndex();
+        Metrics.Lookups.WithLabels("signal").Inc();
+        return Act(null, state.Matcher.MatchSignal(type.Name, normalized), null, context);
+    }
+
+    /// <summary>Raw hits of one signal (HMA's raw lookup: no actions, no records).</summary>
+    public IReadOnlyList<MatchHit> Lookup(string signalType, string signal)
+    {
+        var (type, normalized) = Normalize(signalType, signal);
+        Metrics.Lookups.WithLabels("signal").Inc();
+        return RequireIndex().Matcher.MatchSignal(type.Name, normalized);
+    }
+
+    /// <summary>Checks and normalises a signal given by value (400 unknown_signal_type / invalid_signal).</summary>
+    public static (ISignalType Type, string Normalized) Normalize(string? signalType, string? signal)
+    {
+        if (!SignalTypes.TryGet(signalType, out var type))
+        {
+            throw ApiException.BadRequest(ErrorCodes.UnknownSignalType, $"Unknown signal type '{signalType}'; known types: {string.Join(", ", SignalTypes.All.Select(t => t.Name))}.");
+        }
+
+        if (string.IsNullOrWhiteSpace(signal) || !type.TryNormalize(signal, out var normalized, out var reason))
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidSignal, string.IsNullOrWhiteSpace(signal) ? "The signal is empty." : reason ?? "Invalid signal.");
+        }
+
+        return (type, normalized);
+    }
+
+    private MatchResponse Act(SignalsDto? signals, IReadOnlyList<MatchHit> hits, string? sha256, MatchContext context)
+    {
+        if (hits.Count == 0)
+        {
+            return new MatchResponse(signals, false, "none", false, []);
+        }
+
+        var entries = _banks.GetEntries(hits.Select(h => h.EntryId).Distinct());
+        var actions = _index.Actions;
+        var quarantined = _index.Quarantined;
+        var dtos = new List<HitDto>(hits.Count);
+        var events = new List<MatchEvent>();
+        var quarantine = false;
+        var notify = false;
+        foreach (var hit in hits)
+        {
+            var entry = entries.GetValueOrDefault(hit.EntryId);
+            var actionable = !hit.Suppressed && hit.Bank.Kind == BankKind.BlockList;
+            var flooded = quarantined.Contains(hit.EntryId);
+            if (actionable && !flooded && _flood.Count(hit.EntryId, out var reason))
+            {
+                if (_server.FlagEntry(hit.EntryId, reason))
+                {
+                    Metrics.FloodQuarantines.Inc();
+                }
+
+                _index.QuarantineLocally(hit.EntryId);
+                flooded = true;
+            }
+
+            var action = actions.GetValueOrDefault(hit.Bank.Id) ?? BankAction.RecordOnly;
+            var acted = actionable && !flooded;
+            quarantine |= acted && action.Quarantine;
+            notify |= acted && action.Notify;
+            Metrics.Matches.WithLabels(hit.Bank.Name, hit.Suppressed ? "suppressed" : flooded ? "flood_quarantined" : "hit").Inc();
+            events.Add(new MatchEvent(hit.Bank.Id, hit.EntryId, hit.SignalType, hit.Distance, !acted ? (flooded ? "flood_quarantined" : hit.Suppressed ? "suppressed" : "allow") : action.Quarantine ? "quarantine" : "record"));
+            dtos.Add(new HitDto(
+                hit.Bank.Name, hit.Bank.Id, BankDto.KindName(hit.Bank.Kind), hit.EntryId, hit.SignalType, hit.Signal, hit.Distance,
+                hit.SignalType == SignalTypes.Pdq.Name ? hit.Bank.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold : 0,
+                hit.Variant, entry?.Labels ?? new Dictionary<string, string>(), NullIfEmpty(entry?.ExternalId), entry?.Source, hit.Suppressed, flooded));
+        }
+
+        var matched = dtos.Any(d => d.BankKind == "block" && !d.Suppressed && !d.FloodQuarantined);
+        var deliveries = new List<(long, string, string, string)>();
+        if (notify)
+        {
+            var created = DateTimeOffset.UtcNow;
+            foreach (var (webhookId, _, _) in _server.EnabledWebhooks())
+            {
+                var key = Guid.NewGuid().ToString("N");
+                var payload = JsonSerializer.Serialize(
+                    new
+                    {
+                        Event = "match",
+                        Id = key,
+                        CreatedAt = created,
+                        UploaderId = context.UploaderId,
+                        Content = signals is null ? null : new { signals.Sha256, signals.Md5, Pdq = signals.Pdq?.Hash },
+                        Action = quarantine ? "quarantine" : "record",
+                        Hits = dtos.Where(d => d.BankKind == "block" && !d.Suppressed && !d.FloodQuarantined)
+                            .Select(d => new { d.Bank, d.EntryId, d.SignalType, d.Distance, d.Labels, d.ExternalId }),
+                    },
+                    PayloadJson);
+                deliveries.Add((webhookId, key, "match", payload));
+            }
+        }
+
+        _server.RecordMatches(context.KeyId, context.UploaderId, sha256, events, deliveries);
+        return new MatchResponse(signals, matched, matched ? (quarantine ? "quarantine" : "record") : "none", deliveries.Count > 0, dtos);
+    }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+    private sealed class HasherPolicy(ImageLimits limits) : PooledObjectPolicy<ContentHasher>
+    {
+        public override ContentHasher Create() => new(PdqResize.Fast, limits);
+
+        public override bool Return(ContentHasher obj) => true;
+    }
+}

@@ -1,0 +1,384 @@
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using Warden.Core.Banks;
+using Warden.Core.Banks.Formats;
+using Warden.Server.Auth;
+using Warden.Server.Data;
+using Warden.Server.Index;
+using Warden.Storage;
+
+namespace Warden.Server.Api;
+
+/// <summary>The native API, version 1 (<c>/v1/…</c>), JSON in snake_case.</summary>
+internal static partial class V1Endpoints
+{
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    private static partial Regex BankName();
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        var v1 = app.MapGroup("/v1");
+
+        var submit = v1.MapGroup(string.Empty).RequireAuthorization(Roles.Submit).WithTags("Hash and match");
+        submit.MapPost("/hash", HashAsync)
+            .WithSummary("Hash an upload")
+            .WithDescription("Send the content as the raw body (any content type but forms) or as a file in multipart/form-data. Returns MD5, SHA-1, SHA-256 and, for images, PDQ with its quality (dihedral variants with dihedral=true). The content is held in memory only.")
+            .Accepts<IFormFile>("application/octet-stream", "multipart/form-data", "image/jpeg", "image/png", "image/webp")
+            .Produces<SignalsDto>();
+        submit.MapPost("/match", MatchUploadAsync)
+            .WithSummary("Hash an upload and match it")
+            .WithDescription("Hashes the content as /v1/hash does and matches every signal against the enabled banks (PDQ with the dihedral variants and the border-trimmed image). Hits on block-list banks are recorded and set off the bank's action; allow-list hits suppress them.")
+            .Accepts<IFormFile>("application/octet-stream", "multipart/form-data", "image/jpeg", "image/png", "image/webp")
+            .Produces<MatchResponse>();
+        submit.MapGet("/match", MatchSignal)
+            .WithSummary("Match one signal given by value")
+            .Produces<MatchResponse>();
+
+        var curate = v1.MapGroup(string.Empty).RequireAuthorization(Roles.Curate).WithTags("Banks");
+        curate.MapGet("/banks", ListBanks).WithSummary("List banks").Produces<IReadOnlyList<BankDto>>();
+        curate.MapPost("/banks", CreateBank).WithSummary("Create a bank").Produces<BankDto>(StatusCodes.Status201Created);
+        curate.MapGet("/banks/{name}", GetBank).WithSummary("Get a bank").Produces<BankDto>();
+        curate.MapPatch("/banks/{name}", UpdateBank).WithSummary("Change a bank (enable/disable, kind, threshold, action)").Produces<BankDto>();
+        curate.MapGet("/banks/{name}/entries", ListEntries).WithSummary("List a bank's entries (paged by id)").Produces<IReadOnlyList<EntryDto>>();
+        curate.MapPost("/banks/{name}/entries", AddEntry).WithSummary("Add one entry").Produces<EntryDto>(StatusCodes.Status201Created);
+        curate.MapPost("/banks/{name}/import", ImportAsync)
+            .WithSummary("Bulk import a hash list (streamed)")
+            .WithDescription("The body is a list file in one of the formats of 'warden bank import': csv, jsonl, plain or ncmec (format=…, detected when absent). Streamed: any size, bounded memory. on_error=skip skips bad records and reports them; abort (default) stops at the first, keeping what was imported before it.")
+            .Accepts<string>("text/csv", "application/x-ndjson", "text/plain", "application/xml")
+            .Produces<ImportResponse>();
+        curate.MapGet("/banks/{name}/export", Export).WithSummary("Export a bank as a list file (csv or jsonl)");
+        curate.MapGet("/entries/{id:long}", GetEntry).WithSummary("Get an entry").Produces<EntryDto>();
+        curate.MapPatch("/entries/{id:long}", UpdateEntry).WithSummary("Enable or disable an entry").Produces<EntryDto>();
+        curate.MapDelete("/entries/{id:long}", DeleteEntry).WithSummary("Delete an entry (a tombstone that syncs to every node)").Produces(StatusCodes.Status204NoContent);
+        curate.MapGet("/flags", ListFlags).WithSummary("Entries flagged by flood control").Produces<IReadOnlyList<EntryFlag>>();
+        curate.MapPost("/flags/{entryId:long}/clear", ClearFlag).WithSummary("Clear a flood flag: the entry sets off actions again").Produces(StatusCodes.Status204NoContent);
+
+        var admin = v1.MapGroup(string.Empty).RequireAuthorization(Roles.Administer).WithTags("Administration");
+        admin.MapGet("/keys", (ServerStore s) => s.ListKeys().Select(k => ToDto(k, null))).WithSummary("List API keys").Produces<IReadOnlyList<KeyDto>>();
+        admin.MapPost("/keys", CreateKey).WithSummary("Create an API key (the secret is in this response only)").Produces<KeyDto>(StatusCodes.Status201Created);
+        admin.MapDelete("/keys/{id:long}", RevokeKey).WithSummary("Revoke an API key").Produces(StatusCodes.Status204NoContent);
+        admin.MapGet("/webhooks", (ServerStore s) => s.ListWebhooks().Select(w => new WebhookDto(w.Id, w.Url, w.Enabled, w.CreatedAt, null))).WithSummary("List webhooks").Produces<IReadOnlyList<WebhookDto>>();
+        admin.MapPost("/webhooks", CreateWebhook).WithSummary("Subscribe a webhook (HMAC-SHA256 signed POSTs)").Produces<WebhookDto>(StatusCodes.Status201Created);
+        admin.MapDelete("/webhooks/{id:long}", (long id, ServerStore s) => s.DeleteWebhook(id) ? Results.NoContent() : throw ApiException.NotFound($"No webhook {id}.")).WithSummary("Delete a webhook");
+        admin.MapGet("/webhooks/deliveries", (string? state, int? limit, ServerStore s) => s.ListDeliveries(state, Math.Clamp(limit ?? 100, 1, 1000))).WithSummary("Recent webhook deliveries").Produces<IReadOnlyList<OutboxItem>>();
+    }
+
+    private static async Task<IResult> HashAsync(HttpRequest request, bool? dihedral, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    {
+        var upload = await UploadReader.ReadAsync(request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
+        var hashes = await service.HashAsync(upload.Data, dihedral ?? false, cancellationToken).ConfigureAwait(false);
+        return Results.Ok(SignalsDto.From(hashes));
+    }
+
+    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    {
+        var upload = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
+        var hashes = await service.HashAsync(upload.Data, dihedral ?? true, cancellationToken).ConfigureAwait(false);
+        return Results.Ok(service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId))));
+    }
+
+    private static IResult MatchSignal(HttpContext context, [FromQuery(Name = "signal_type")] string? signalType, string? signal, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service) =>
+        Results.Ok(service.MatchSignal(signalType ?? string.Empty, signal ?? string.Empty, new MatchContext(context.User.KeyId(), Uploader(uploaderId))));
+
+    private static string? Uploader(string? id) => id is { Length: > 256 } ? throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "uploader_id is longer than 256 characters.") : id;
+
+    private static IEnumerable<BankDto> ListBanks(BankStore store, LiveIndex index)
+    {
+        var counts = store.CountEntries();
+        var actions = index.Actions;
+        return store.ListBanks().Select(b => ToDto(b, counts, actions));
+    }
+
+    internal static BankDto ToDto(Bank b, IReadOnlyDictionary<long, long> counts, IReadOnlyDictionary<long, BankAction> actions)
+    {
+        var action = actions.GetValueOrDefault(b.Id) ?? BankAction.RecordOnly;
+        return new BankDto(b.Id, b.Name, BankDto.KindName(b.Kind), b.Enabled, b.PdqThreshold, b.Description, counts.GetValueOrDefault(b.Id), new ActionDto(action.Quarantine, action.Notify), b.CreatedAt);
+    }
+
+    private static BankDto Fresh(BankStore store, ServerStore server, Bank bank) =>
+        ToDto(bank, store.CountEntries(), server.BankActions());
+
+    private static BankKind ParseKind(string? kind) => kind?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "block" or "blocklist" => BankKind.BlockList,
+        "allow" or "allowlist" => BankKind.AllowList,
+        _ => throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"Unknown bank kind '{kind}'; use block or allow."),
+    };
+
+    private static void CheckThreshold(int? threshold)
+    {
+        if (threshold is < 0 or > 128)
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "pdq_threshold must be between 0 and 128.");
+        }
+    }
+
+    private static IResult CreateBank(CreateBankRequest request, BankStore store, ServerStore server)
+    {
+        if (request is null || string.IsNullOrWhiteSpace(request.Name) || !BankName().IsMatch(request.Name))
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A bank name is 1–64 letters, digits, '_', '-' or '.', starting with a letter or digit.");
+        }
+
+        CheckThreshold(request.PdqThreshold);
+        var bank = store.CreateBank(request.Name, ParseKind(request.Kind), request.PdqThreshold, request.Description);
+        if (request.Action is { } a)
+        {
+            server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
+        }
+
+        return Results.Created($"/v1/banks/{bank.Name}", Fresh(store, server, bank));
+    }
+
+    private static Bank Require(BankStore store, string name) => store.GetBank(name) ?? throw ApiException.NotFound($"No bank named '{name}'.");
+
+    private static BankDto GetBank(string name, BankStore store, ServerStore server) => Fresh(store, server, Require(store, name));
+
+    private static BankDto UpdateBank(string name, UpdateBankRequest request, BankStore store, ServerStore server)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        Require(store, name);
+        CheckThreshold(request.PdqThreshold);
+        var bank = store.UpdateBank(name, request.Enabled, request.Kind is null ? null : ParseKind(request.Kind), request.PdqThreshold, request.ClearPdqThreshold ?? false, request.Description);
+        if (request.Action is { } a)
+        {
+            server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
+        }
+
+        return Fresh(store, server, bank);
+    }
+
+    private static EntryDto ToDto(BankEntry e, string bank) =>
+        new(e.Id, bank, e.SignalType, e.Signal, e.Labels, e.Source, string.IsNullOrEmpty(e.ExternalId) ? null : e.ExternalId, e.Enabled, e.Note, e.Deleted, e.UpdatedAt);
+
+    private static IEnumerable<EntryDto> ListEntries(string name, [FromQuery(Name = "after_id")] long? afterId, int? limit, BankStore store)
+    {
+        var bank = Require(store, name);
+        return store.ListEntries(bank.Id, afterId ?? 0, Math.Clamp(limit ?? 100, 1, 10_000)).Select(e => ToDto(e, bank.Name));
+    }
+
+    private static IResult AddEntry(string name, AddEntryRequest request, BankStore store)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var bank = Require(store, name);
+        var (type, normalized) = MatchService.Normalize(request.SignalType, request.Signal);
+        var entry = store.AddEntry(bank.Id, new BankEntryRecord(type.Name, normalized, request.Labels ?? new Dictionary<string, string>(), request.Note, request.ExternalId), "api");
+        return Results.Created($"/v1/entries/{entry.Id}", ToDto(entry, bank.Name));
+    }
+
+    private static async Task<ImportResponse> ImportAsync(HttpContext context, string name, string? format, [FromQuery(Name = "signal_type")] string? signalType, [FromQuery(Name = "on_error")] string? onError, BankStore store)
+    {
+        var bank = Require(store, name);
+        var skip = onError?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "abort" => false,
+            "skip" => true,
+            _ => throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "on_error is abort or skip."),
+        };
+
+        // Lists are streamed through the reader, so their size is not limited by memory.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = null;
+        }
+
+        var body = new BufferedStream(context.Request.Body, 1 << 16);
+        BankFileFormat listFormat;
+        if (format is not null)
+        {
+            if (!BankFileFormats.TryParse(format, out listFormat))
+            {
+                throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"Unknown list format '{format}'; use {string.Join(", ", BankFileFormats.Names)}.");
+            }
+        }
+        else
+        {
+            // Sniff from the first bytes without consuming them: read into a buffer, then replay it.
+            var head = new byte[4096];
+            var n = 0;
+            int read;
+            while (n < head.Length && (read = await body.ReadAsync(head.AsMemory(n), context.RequestAborted).ConfigureAwait(false)) > 0)
+            {
+                n += read;
+            }
+
+            listFormat = BankFileReader.Detect(null, head.AsSpan(0, n))
+                ?? throw ApiException.BadRequest(ErrorCodes.InvalidList, $"Cannot tell the list format; pass format={string.Join("|", BankFileFormats.Names)}.");
+            body = new BufferedStream(new ConcatStream(head.AsMemory(0, n), context.Request.Body), 1 << 16);
+        }
+
+        var report = new ImportReport();
+        var errors = new List<string>();
+        var options = new ImportOptions(listFormat, signalType, SkipBadLines: skip, SourceName: "api")
+        {
+            OnError = e =>
+            {
+                if (errors.Count < 100)
+                {
+                    errors.Add(e.ToString());
+                }
+            },
+        };
+
+        // The list readers are synchronous; let them read the request body synchronously on a pool thread.
+        if (context.Features.Get<IHttpBodyControlFeature>() is { } control)
+        {
+            control.AllowSynchronousIO = true;
+        }
+
+        var result = await Task.Run(() => store.Import(bank.Id, BankFileReader.Read(body, options, report), "api"), context.RequestAborted).ConfigureAwait(false);
+        return new ImportResponse(result.Processed, result.Added, result.Updated, result.Unchanged, result.Deleted, report.Skipped, errors);
+    }
+
+    private static IResult Export(string name, string? format, BankStore store)
+    {
+        var bank = Require(store, name);
+        var f = (format ?? "jsonl").Trim().ToLowerInvariant() switch
+        {
+            "jsonl" => BankFileFormat.JsonLines,
+            "csv" => BankFileFormat.Csv,
+            "plain" => BankFileFormat.Plain,
+            _ => throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "Export format is jsonl, csv or plain."),
+        };
+        return Results.Stream(
+            async stream =>
+            {
+                var entries = store.ExportEntries(bank.Id).Select(e => new BankEntryRecord(e.SignalType, e.Signal, e.Labels, e.Note, e.ExternalId, e.Deleted));
+                await using var writer = new StreamWriter(stream, leaveOpen: true);
+                await Task.Run(() => BankFileWriter.Write(writer, f, entries)).ConfigureAwait(false);
+            },
+            f == BankFileFormat.Csv ? "text/csv" : f == BankFileFormat.JsonLines ? "application/x-ndjson" : "text/plain",
+            $"{bank.Name}.{(f == BankFileFormat.Csv ? "csv" : f == BankFileFormat.JsonLines ? "jsonl" : "txt")}");
+    }
+
+    private static EntryDto GetEntry(long id, BankStore store)
+    {
+        var entry = store.GetEntries([id]).GetValueOrDefault(id) ?? throw ApiException.NotFound($"No entry {id}.");
+        var bank = store.ListBanks().FirstOrDefault(b => b.Id == entry.BankId)?.Name ?? "?";
+        return ToDto(entry, bank);
+    }
+
+    private static EntryDto UpdateEntry(long id, UpdateEntryRequest request, BankStore store)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Enabled is { } enabled && !store.SetEntryEnabled(id, enabled) && !store.GetEntries([id]).ContainsKey(id))
+        {
+            throw ApiException.NotFound($"No entry {id}.");
+        }
+
+        return GetEntry(id, store);
+    }
+
+    private static IResult DeleteEntry(long id, BankStore store) =>
+        store.DeleteEntry(id) ? Results.NoContent() : throw ApiException.NotFound($"No live entry {id}.");
+
+    private static IReadOnlyList<EntryFlag> ListFlags(bool? all, ServerStore server) => server.ListFlags(activeOnly: !(all ?? false));
+
+    private static IResult ClearFlag(long entryId, HttpContext context, ServerStore server) =>
+        server.ClearFlag(entryId, context.User.Actor()) ? Results.NoContent() : throw ApiException.NotFound($"Entry {entryId} has no active flood flag.");
+
+    internal static KeyDto ToDto(ApiKeyRecord k, string? key) => new(k.Id, k.PublicId, k.Name, Roles.Name(k.Role), k.CreatedAt, k.RevokedAt, key);
+
+    private static IResult CreateKey(CreateKeyRequest request, ServerStore server, ApiKeyCache cache)
+    {
+        if (request is null || string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A key needs a name (1–200 characters) saying who uses it.");
+        }
+
+        if (!Roles.TryParse(request.Role, out var role))
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"Unknown role '{request.Role}'; roles: {Roles.AllNames}.");
+        }
+
+        var (record, key) = server.CreateKey(request.Name, role);
+        cache.Invalidate();
+        return Results.Created($"/v1/keys/{record.Id}", ToDto(record, key));
+    }
+
+    private static IResult RevokeKey(long id, ServerStore server, ApiKeyCache cache)
+    {
+        if (!server.RevokeKey(id))
+        {
+            throw ApiException.NotFound($"No live key {id}.");
+        }
+
+        cache.Invalidate();
+        return Results.NoContent();
+    }
+
+    private static IResult CreateWebhook(CreateWebhookRequest request, ServerStore server)
+    {
+        if (request is null || !Uri.TryCreate(request.Url, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A webhook needs an absolute http(s) url.");
+        }
+
+        if (request.Secret is { Length: < 16 })
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A webhook secret has at least 16 characters (or leave it out to get a generated one).");
+        }
+
+        var secret = request.Secret ?? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var hook = server.CreateWebhook(url.ToString(), secret);
+        return Results.Created($"/v1/webhooks/{hook.Id}", new WebhookDto(hook.Id, hook.Url, hook.Enabled, hook.CreatedAt, secret));
+    }
+}
+
+/// <summary>A read-only stream of a prefix buffer followed by another stream (to replay sniffed bytes).</summary>
+internal sealed class ConcatStream(ReadOnlyMemory<byte> head, Stream tail) : Stream
+{
+    private ReadOnlyMemory<byte> _head = head;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (!_head.IsEmpty)
+        {
+            var n = Math.Min(buffer.Length, _head.Length);
+            _head.Span[..n].CopyTo(buffer);
+            _head = _head[n..];
+            return n;
+        }
+
+        return tail.Read(buffer);
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (!_head.IsEmpty)
+        {
+            var n = Math.Min(buffer.Length, _head.Length);
+            _head.Span[..n].CopyTo(buffer.Span);
+            _head = _head[n..];
+            return n;
+        }
+
+        return await tail.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

@@ -1,0 +1,177 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Warden.Core.Banks;
+using Warden.Server.Data;
+using Warden.Storage;
+
+namespace Warden.Server.Index;
+
+/// <summary>The matcher and what goes with it, swapped as a whole when banks change.</summary>
+/// <param name="Matcher">Indexes of the enabled banks (entries are added and removed in place).</param>
+/// <param name="Banks">Every bank by id, enabled or not.</param>
+/// <param name="BuiltAt">When this matcher was built.</param>
+public sealed record IndexState(BankMatcher Matcher, IReadOnlyDictionary<long, Bank> Banks, DateTimeOffset BuiltAt);
+
+/// <summary>
+/// Holds the matcher in memory and keeps it current: built from storage at start, then every poll it applies
+/// the entries changed since the last one (<see cref="BankStore.ChangesSince"/>), so a hash added, disabled or
+/// deleted through any node or the CLI takes effect here within one poll interval. A change to a bank (enabled,
+/// kind, threshold) rebuilds the matcher in the background and swaps it in. Bank actions and flood flags are
+/// re-read every poll too.
+/// </summary>
+public sealed partial class LiveIndex(BankStore store, ServerStore server, ServerOptions options, TimeProvider time, ILogger<LiveIndex> logger) : BackgroundService
+{
+    private volatile IndexState? _state;
+    private volatile IReadOnlyDictionary<long, BankAction> _actions = new Dictionary<long, BankAction>();
+    private volatile IReadOnlySet<long> _quarantined = new HashSet<long>();
+    private long _seq;
+    private long _lastPollTicks;
+
+    /// <summary>The current matcher, or null before the first build finished.</summary>
+    public IndexState? Current => _state;
+
+    /// <summary>Per-bank actions.</summary>
+    public IReadOnlyDictionary<long, BankAction> Actions => _actions;
+
+    /// <summary>Entries flood control has quarantined (they still match, but set off nothing).</summary>
+    public IReadOnlySet<long> Quarantined => _quarantined;
+
+    /// <summary>The change sequence applied so far.</summary>
+    public long Sequence => Interlocked.Read(ref _seq);
+
+    /// <summary>When the last poll succeeded.</summary>
+    public DateTimeOffset? LastPoll => Interlocked.Read(ref _lastPollTicks) is var t and > 0 ? new DateTimeOffset(t, TimeSpan.Zero) : null;
+
+    /// <summary>Ready when built and the last poll is recent (a node cut off from its database is not ready).</summary>
+    public bool IsReady => _state is not null && LastPoll is { } last && time.GetUtcNow() - last < TimeSpan.FromSeconds(Math.Max(10, options.IndexPollMilliseconds * 20 / 1000.0));
+
+    /// <summary>Marks an entry quarantined on this node at once (the database flag reaches other nodes on their next poll).</summary>
+    internal void QuarantineLocally(long entryId)
+    {
+        var copy = new HashSet<long>(_quarantined) { entryId };
+        _quarantined = copy;
+    }
+
+    /// <summary>Builds the matcher now (used at start and after bank changes).</summary>
+    internal void Rebuild()
+    {
+        var started = time.GetTimestamp();
+        var banks = store.ListBanks();
+        var matcher = new BankMatcher(banks);
+        long seq;
+        try
+        {
+            seq = store.ReadIndex(e => matcher.Add(e.Id, e.BankId, e.SignalType, e.Signal));
+        }
+        catch
+        {
+            matcher.Dispose();
+            throw;
+        }
+
+        var old = _state;
+        _state = new IndexState(matcher, banks.ToDictionary(b => b.Id), time.GetUtcNow());
+        Interlocked.Exchange(ref _seq, seq);
+        RefreshSideTables();
+        Metrics.IndexEntries.Set(matcher.Count);
+        LogBuilt(logger, matcher.Count, banks.Count(b => b.Enabled), time.GetElapsedTime(started).TotalMilliseconds);
+        if (old is not null)
+        {
+            // Queries in flight may still hold the old matcher: dispose it after they are surely done.
+            _ = Task.Delay(TimeSpan.FromSeconds(30), time).ContinueWith(_ => old.Matcher.Dispose(), TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Applies every change since the last poll; returns how many entry changes it applied.</summary>
+    internal int Poll()
+    {
+        var state = _state ?? throw new InvalidOperationException("The index is not built yet.");
+        var applied = 0;
+        while (true)
+        {
+            var batch = store.ChangesSince(Interlocked.Read(ref _seq));
+            if (batch.Banks.Count > 0)
+            {
+                LogBankChange(logger, string.Join(", ", batch.Banks.Select(b => b.Name)));
+                Rebuild();
+                return applied + batch.Entries.Count;
+            }
+
+            foreach (var e in batch.Entries)
+            {
+                state.Matcher.Remove(e.Id, e.BankId, e.SignalType);
+                if (e.Live)
+                {
+                    state.Matcher.Add(e.Id, e.BankId, e.SignalType, e.Signal);
+                }
+            }
+
+            applied += batch.Entries.Count;
+            Interlocked.Exchange(ref _seq, batch.HighWater);
+            if (!batch.HasMore)
+            {
+                break;
+            }
+        }
+
+        RefreshSideTables();
+        Metrics.IndexEntries.Set(state.Matcher.Count);
+        return applied;
+    }
+
+    private void RefreshSideTables()
+    {
+        _actions = server.BankActions();
+        _quarantined = server.QuarantinedEntries();
+        Interlocked.Exchange(ref _lastPollTicks, time.GetUtcNow().UtcTicks);
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(Math.Max(50, options.IndexPollMilliseconds));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (_state is null)
+                {
+                    await Task.Run(Rebuild, stoppingToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    Poll();
+                }
+            }
+            catch (Exception ex) when (ex is StorageException or InvalidOperationException or System.Data.Common.DbException)
+            {
+                LogPollFailed(logger, ex.Message);
+            }
+
+            try
+            {
+                await Task.Delay(delay, time, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+        _state?.Matcher.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Index built: {Entries} entries in {Banks} enabled banks ({Ms:F0} ms)")]
+    private static partial void LogBuilt(ILogger logger, long entries, int banks, double ms);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Banks changed ({Banks}); rebuilding the index")]
+    private static partial void LogBankChange(ILogger logger, string banks);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Index poll failed: {Reason}")]
+    private static partial void LogPollFailed(ILogger logger, string reason);
+}

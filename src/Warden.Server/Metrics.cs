@@ -1,0 +1,24 @@
+using Prometheus;
+
+namespace Warden.Server;
+
+/// <summary>
+/// Warden's own Prometheus metrics (request rate and latency histograms come from prometheus-net's HTTP
+/// middleware). Served at <c>/metrics</c> to admin keys.
+/// </summary>
+internal static class Metrics
+{
+    public static readonly Gauge IndexEntries = Prometheus.Metrics.CreateGauge("warden_index_entries", "Entries in the in-memory match index.");
+
+    public static readonly Counter Lookups = Prometheus.Metrics.CreateCounter("warden_lookups_total", "Match lookups.", "kind");
+
+    public static readonly Counter Matches = Prometheus.Metrics.CreateCounter("warden_matches_total", "Hits by bank (suppressed and flood-quarantined hits included, labelled).", "bank", "outcome");
+
+    public static readonly Histogram HashSeconds = Prometheus.Metrics.CreateHistogram("warden_hash_seconds", "Time to hash one upload.", new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 14) });
+
+    public static readonly Counter WebhookDeliveries = Prometheus.Metrics.CreateCounter("warden_webhook_deliveries_total", "Webhook delivery attempts by outcome.", "outcome");
+
+    public static readonly Gauge WebhookPending = Prometheus.Metrics.CreateGauge("warden_webhook_pending", "Webhook deliveries waiting.");
+
+    public static readonly Counter FloodQuarantines = Prometheus.Metrics.CreateCounter("warden_flood_quarantines_total", "Entries auto-quarantined by flood control.");
+}

@@ -1,0 +1,60 @@
+using Warden.Core.Imaging;
+
+namespace Warden.Server;
+
+/// <summary>
+/// Settings of <c>warden serve</c>, bound from the <c>Warden</c> configuration section (appsettings.json,
+/// environment variables <c>Warden__MaxUploadBytes=…</c>) and overridden by command-line flags.
+/// </summary>
+public sealed class ServerOptions
+{
+    /// <summary>SQLite file path (default <c>warden.db</c>) or a PostgreSQL connection string.</summary>
+    public string Database { get; set; } = "warden.db";
+
+    /// <summary>Largest accepted upload body (bytes). Uploads are held in memory only, never on disk.</summary>
+    public long MaxUploadBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>Largest decoded image (pixels).</summary>
+    public long MaxImagePixels { get; set; } = ImageLimits.Default.MaxPixels;
+
+    /// <summary>Wall-clock limit of one request (seconds).</summary>
+    public double RequestTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Requests per second allowed per API key (token bucket; bursts up to twice this).</summary>
+    public int RateLimitPerSecond { get; set; } = 2000;
+
+    /// <summary>Most requests hashing at once; the rest wait in a queue (bounded) rather than thrash the CPU.</summary>
+    public int MaxConcurrentHashing { get; set; } = Environment.ProcessorCount * 2;
+
+    /// <summary>How often the live index polls storage for changed entries and banks (milliseconds).</summary>
+    public int IndexPollMilliseconds { get; set; } = 500;
+
+    /// <summary>How often the webhook deliverer looks for due deliveries (milliseconds).</summary>
+    public int WebhookPollMilliseconds { get; set; } = 500;
+
+    /// <summary>Timeout of one webhook POST (seconds).</summary>
+    public double WebhookTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>Attempts before a delivery is given up (marked dead, visible in the API and metrics).</summary>
+    public int WebhookMaxAttempts { get; set; } = 15;
+
+    /// <summary>Flood control window (seconds): matches of one entry are counted over this window.</summary>
+    public int FloodWindowSeconds { get; set; } = 600;
+
+    /// <summary>An entry is never flood-quarantined below this many matches in a window.</summary>
+    public int FloodMinMatches { get; set; } = 100;
+
+    /// <summary>An entry is flood-quarantined when a window's matches exceed its baseline by this factor.</summary>
+    public double FloodFactor { get; set; } = 10;
+
+    /// <summary>Serve the OpenAPI document and the API reference page without a key (they hold no data).</summary>
+    public bool PublicDocs { get; set; } = true;
+
+    /// <summary>Host names that HMA-style <c>?url=</c> requests may fetch from (empty: URL fetching is off).</summary>
+    public IList<string> AllowedFetchHosts { get; } = [];
+
+    /// <summary>Largest remote file fetched for <c>?url=</c> (bytes).</summary>
+    public long MaxRemoteFileBytes { get; set; } = 100L * 1024 * 1024;
+
+    internal ImageLimits ImageLimits => ImageLimits.Default with { MaxPixels = MaxImagePixels, MaxBytes = MaxUploadBytes };
+}

@@ -12,7 +12,7 @@ internal static class CommonOptions
 
     public static Option<string> Db() => new("--db")
     {
-        Description = $"The Warden database (SQLite file; created if missing). Default: ${DbEnvironmentVariable}, else warden.db in the working directory.",
+        Description = $"The Warden database: a SQLite file (created if missing) or a PostgreSQL connection string (postgres://user@host/db or Host=...;Database=...). Default: ${DbEnvironmentVariable}, else warden.db in the working directory.",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable(DbEnvironmentVariable) is { Length: > 0 } env ? env : "warden.db",
     };
 
@@ -36,14 +36,15 @@ internal static class CommonOptions
             error.WriteLine($"warden: {ex.Message}");
             return WardenCli.SomeFailed;
         }
-        catch (Microsoft.Data.Sqlite.SqliteException ex)
+        catch (System.Data.Common.DbException ex)
         {
-            error.WriteLine($"warden: database {db}: {ex.Message}");
+            // Not the raw --db text: a PostgreSQL connection string may hold a password.
+            error.WriteLine($"warden: database error: {ex.Message}");
             return WardenCli.SomeFailed;
         }
         catch (UnauthorizedAccessException ex)
         {
-            error.WriteLine($"warden: database {db}: {ex.Message}");
+            error.WriteLine($"warden: database: {ex.Message}");
             return WardenCli.SomeFailed;
         }
     }

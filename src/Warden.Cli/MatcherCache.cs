@@ -8,6 +8,9 @@ namespace Warden.Cli;
 /// Keeps the matcher's indexes as snapshots beside the database (<c>DB.index/</c>) so a scan against millions
 /// of entries starts in a fraction of a second instead of re-reading every row. The snapshot is used only while
 /// its key — the entry change sequence and the enabled banks in slot order — still matches the database.
+/// A PostgreSQL database has no file to sit beside: its snapshot goes to
+/// <c>$XDG_CACHE_HOME/warden/index-DATABASEID/</c> (else <c>~/.cache/...</c>), named by the random id the
+/// database got when it was created, so two databases never share one.
 /// </summary>
 internal static class MatcherCache
 {
@@ -19,7 +22,7 @@ internal static class MatcherCache
     public static BankMatcher Open(BankStore store, IReadOnlyList<Bank> banks, bool useCache, TextWriter error, out bool fromCache)
     {
         fromCache = false;
-        var dir = store.Path + ".index";
+        var dir = SnapshotDir(store);
         var key = Key(store, banks);
         if (useCache && File.Exists(Path.Combine(dir, KeyFile)) && File.ReadAllText(Path.Combine(dir, KeyFile)) == key)
         {
@@ -60,6 +63,19 @@ internal static class MatcherCache
         return matcher;
     }
 
+    private static string SnapshotDir(BankStore store)
+    {
+        if (store.Database.FilePath is { } file)
+        {
+            return file + ".index";
+        }
+
+        var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
+            ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(cache, "warden", string.Create(CultureInfo.InvariantCulture, $"index-{store.DatabaseId():x}"));
+    }
+
     private static string Key(BankStore store, IReadOnlyList<Bank> banks) =>
-        string.Create(CultureInfo.InvariantCulture, $"v1;seq={store.ChangeSequence()};banks={string.Join(',', banks.Where(b => b.Enabled).Select(b => b.Id))}");
+        string.Create(CultureInfo.InvariantCulture, $"v2;db={store.DatabaseId()};seq={store.ChangeSequence()};banks={string.Join(',', banks.Where(b => b.Enabled).Select(b => b.Id))}");
 }

@@ -1,6 +1,10 @@
+using System.Data;
+using System.Data.Common;
 using System.Text.Json;
 using Dapper;
 using Microsoft.Data.Sqlite;
+using Npgsql;
+using NpgsqlTypes;
 using Warden.Core.Banks;
 
 namespace Warden.Storage;
@@ -21,72 +25,111 @@ public sealed record ImportResult(long Processed, long Added, long Updated, long
 public readonly record struct IndexedEntry(long Id, long BankId, string SignalType, string Signal);
 
 /// <summary>
-/// Banks and entries in a SQLite file (the same file the CLI and a single-node server use). One instance
-/// holds one connection; it is not thread-safe.
+/// Banks and entries in a <see cref="WardenDatabase"/>: a SQLite file (the same file the CLI and a single-node
+/// server use) or a PostgreSQL database shared by several nodes. Every operation takes a pooled connection of
+/// its own, so one instance may be used from many threads.
 /// </summary>
+/// <remarks>
+/// Change feed: every write of a bank or an entry (insert, label change, enable/disable, threshold, kind,
+/// tombstone) stamps the row with the next value of one counter (<c>counters.entry_seq</c>), so a reader
+/// tails with <see cref="ChangesSince"/>. Writers take that counter with a row lock (PostgreSQL: <c>UPDATE ...
+/// RETURNING</c> or <c>SELECT ... FOR UPDATE</c>; SQLite: the database write lock of <c>BEGIN IMMEDIATE</c>)
+/// and hold it to commit, so numbers are handed out in commit order: while a transaction holding number n is
+/// open, nobody else can take n+1, and PostgreSQL makes a commit visible before it releases the lock. A reader
+/// therefore never sees n+1 committed while n may still appear, and a plain high-water mark never skips a
+/// row (the failure of a sequence/identity column, whose numbers commit out of order). The cost: writers of
+/// one database are serialised, which bank writes (rare, batched imports) afford.
+/// </remarks>
 public sealed class BankStore : IDisposable
 {
-    private const int BatchSize = 20_000;
-    private readonly SqliteConnection _connection;
+    private const int SqliteBatchSize = 20_000;
+    private const int PostgresBatchSize = 50_000;
+    private const string SeqCounter = "entry_seq";
+    private readonly WardenDatabase _db;
+    private readonly bool _ownsDatabase;
 
-    private BankStore(SqliteConnection connection) => _connection = connection;
-
-    /// <summary>The database file.</summary>
-    public string Path => _connection.DataSource;
-
-    /// <summary>Opens (creating if needed) and migrates the database at <paramref name="path"/>.</summary>
-    public static BankStore Open(string path)
+    private BankStore(WardenDatabase db, bool ownsDatabase)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var full = System.IO.Path.GetFullPath(path);
-        var dir = System.IO.Path.GetDirectoryName(full);
-        if (!string.IsNullOrEmpty(dir))
-        {
-            Directory.CreateDirectory(dir);
-        }
+        _db = db;
+        _ownsDatabase = ownsDatabase;
+    }
 
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false }.ToString());
+    /// <summary>The bank schema, for tools that migrate a database without opening a store.</summary>
+    public static IMigrationSet MigrationSet => Schema.Banks;
+
+    /// <summary>The database this store works on.</summary>
+    public WardenDatabase Database => _db;
+
+    /// <summary>For messages: the database file, or the PostgreSQL server and database (no password).</summary>
+    public string Path => _db.DisplayName;
+
+    /// <summary>
+    /// Opens (creating if needed) and migrates the database named by <paramref name="target"/>: a SQLite file
+    /// path or a PostgreSQL connection string (see <see cref="WardenDatabase.Open"/>). The store owns it.
+    /// </summary>
+    public static BankStore Open(string target)
+    {
+        var db = WardenDatabase.Open(target);
         try
         {
-            connection.Open();
-
-            // WAL lets readers (a server's index tailer) run beside a writer; NORMAL sync is safe under WAL.
-            connection.Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;");
-            Migrate(connection);
-            return new BankStore(connection);
-        }
-        catch (SqliteException ex) when (ex.SqliteErrorCode is 26 /* SQLITE_NOTADB */ or 11 /* SQLITE_CORRUPT */)
-        {
-            connection.Dispose();
-            throw new StorageException(StorageError.Incompatible, $"{full} is not a Warden database (or is damaged): {ex.Message}", ex);
+            return Open(db, ownsDatabase: true);
         }
         catch
         {
-            connection.Dispose();
+            db.Dispose();
             throw;
         }
     }
 
-    private static void Migrate(SqliteConnection connection)
+    /// <summary>Migrates and uses <paramref name="database"/> (shared: disposing the store leaves it open).</summary>
+    public static BankStore Open(WardenDatabase database)
     {
-        connection.Execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-        var current = connection.ExecuteScalar<long?>("SELECT MAX(version) FROM schema_version") ?? 0;
-        var latest = Schema.Migrations[^1].Version;
-        if (current > latest)
-        {
-            throw new StorageException(StorageError.Incompatible, $"The database has schema version {current}; this Warden knows up to {latest}. Upgrade Warden.");
-        }
+        ArgumentNullException.ThrowIfNull(database);
+        return Open(database, ownsDatabase: false);
+    }
 
-        foreach (var (version, sql) in Schema.Migrations.Where(m => m.Version > current))
-        {
-            using var tx = connection.BeginTransaction();
-            connection.Execute(sql, transaction: tx);
-            connection.Execute("INSERT INTO schema_version(version) VALUES (@version)", new { version }, tx);
-            tx.Commit();
-        }
+    private static BankStore Open(WardenDatabase db, bool ownsDatabase)
+    {
+        db.Migrate(Schema.Banks);
+        return new BankStore(db, ownsDatabase);
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private bool IsPostgres => _db.Dialect == SqlDialect.Postgres;
+
+    /// <summary>Runs <paramref name="action"/> on a connection of its own, turning driver errors into <see cref="StorageException"/>.</summary>
+    private T Run<T>(Func<DbConnection, T> action)
+    {
+        try
+        {
+            using var connection = _db.OpenConnection();
+            return action(connection);
+        }
+        catch (DbException ex)
+        {
+            throw _db.Translate(ex);
+        }
+    }
+
+    /// <summary>A write transaction: SQLite takes the database write lock now (BEGIN IMMEDIATE), not at the first write.</summary>
+    private static DbTransaction BeginWrite(DbConnection connection) =>
+        connection is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : connection.BeginTransaction(IsolationLevel.ReadCommitted);
+
+    /// <summary>A read transaction that sees one snapshot for all its statements.</summary>
+    private static DbTransaction BeginSnapshot(DbConnection connection) =>
+        connection is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: true) : connection.BeginTransaction(IsolationLevel.RepeatableRead);
+
+    /// <summary>Takes the next change number; the counter row stays locked until the transaction ends.</summary>
+    private static long NextSeq(DbConnection connection, DbTransaction tx) =>
+        connection.ExecuteScalar<long>($"UPDATE counters SET value = value + 1 WHERE name = '{SeqCounter}' RETURNING value", transaction: tx);
+
+    /// <summary>Locks the counter (until the transaction ends) and returns its value; the caller sets it before committing.</summary>
+    private long LockSeq(DbConnection connection, DbTransaction tx) =>
+        connection.ExecuteScalar<long>($"SELECT value FROM counters WHERE name = '{SeqCounter}'" + (IsPostgres ? " FOR UPDATE" : string.Empty), transaction: tx);
+
+    private static bool IsUniqueViolation(DbException ex) =>
+        ex is SqliteException { SqliteErrorCode: 19 /* SQLITE_CONSTRAINT */ } or PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
 
     /// <summary>Creates a bank.</summary>
     public Bank CreateBank(string name, BankKind kind = BankKind.BlockList, int? pdqThreshold = null, string? description = null)
@@ -98,18 +141,25 @@ public sealed class BankStore : IDisposable
 
         CheckThreshold(pdqThreshold);
         var now = Now();
-        try
+        return Run(c =>
         {
-            _connection.Execute(
-                "INSERT INTO banks(name, kind, enabled, pdq_threshold, description, created_at, updated_at) VALUES (@name, @kind, 1, @pdqThreshold, @description, @now, @now)",
-                new { name, kind = (int)kind, pdqThreshold, description, now });
-        }
-        catch (SqliteException ex) when (ex.SqliteErrorCode == 19 /* SQLITE_CONSTRAINT */)
-        {
-            throw new StorageException(StorageError.Conflict, $"A bank named '{name}' already exists.", ex);
-        }
+            try
+            {
+                using var tx = BeginWrite(c);
+                var seq = NextSeq(c, tx);
+                c.Execute(
+                    "INSERT INTO banks(name, kind, enabled, pdq_threshold, description, created_at, updated_at, seq) VALUES (@name, @kind, 1, @pdqThreshold, @description, @now, @now, @seq)",
+                    new { name, kind = (long)kind, pdqThreshold = (long?)pdqThreshold, description, now, seq },
+                    tx);
+                tx.Commit();
+            }
+            catch (DbException ex) when (IsUniqueViolation(ex))
+            {
+                throw new StorageException(StorageError.Conflict, $"A bank named '{name}' already exists.", ex);
+            }
 
-        return GetBank(name)!;
+            return GetBank(c, name)!;
+        });
     }
 
     private static void CheckThreshold(int? pdqThreshold)
@@ -121,10 +171,13 @@ public sealed class BankStore : IDisposable
     }
 
     /// <summary>All banks, by name.</summary>
-    public IReadOnlyList<Bank> ListBanks() => _connection.Query<BankRow>("SELECT * FROM banks ORDER BY name").Select(r => r.ToBank()).ToList();
+    public IReadOnlyList<Bank> ListBanks() => Run(c => c.Query<BankRow>("SELECT * FROM banks ORDER BY name").Select(r => r.ToBank()).ToList());
 
     /// <summary>A bank by name (case-sensitive), or null.</summary>
-    public Bank? GetBank(string name) => _connection.QuerySingleOrDefault<BankRow>("SELECT * FROM banks WHERE name = @name", new { name })?.ToBank();
+    public Bank? GetBank(string name) => Run(c => GetBank(c, name));
+
+    private static Bank? GetBank(DbConnection c, string name, DbTransaction? tx = null) =>
+        c.QuerySingleOrDefault<BankRow>("SELECT * FROM banks WHERE name = @name", new { name }, tx)?.ToBank();
 
     /// <summary>A bank by name, or <see cref="StorageException"/> (NotFound) naming the known banks.</summary>
     public Bank RequireBank(string name) =>
@@ -133,74 +186,152 @@ public sealed class BankStore : IDisposable
     /// <summary>Changes a bank's switches; null arguments leave the field as it is.</summary>
     public Bank UpdateBank(string name, bool? enabled = null, BankKind? kind = null, int? pdqThreshold = null, bool clearThreshold = false, string? description = null)
     {
-        var bank = RequireBank(name);
+        RequireBank(name);
         CheckThreshold(pdqThreshold);
-        _connection.Execute(
-            "UPDATE banks SET enabled = @enabled, kind = @kind, pdq_threshold = @threshold, description = @description, updated_at = @now WHERE id = @id",
-            new
-            {
-                id = bank.Id,
-                enabled = enabled ?? bank.Enabled,
-                kind = (int)(kind ?? bank.Kind),
-                threshold = clearThreshold ? null : pdqThreshold ?? bank.PdqThreshold,
-                description = description ?? bank.Description,
-                now = Now(),
-            });
-        return RequireBank(name);
+        return Run(c =>
+        {
+            using var tx = BeginWrite(c);
+            var seq = NextSeq(c, tx);
+
+            // Read under the lock: two concurrent updates of different fields both survive.
+            var bank = GetBank(c, name, tx) ?? throw new StorageException(StorageError.NotFound, $"No bank named '{name}'.");
+            c.Execute(
+                "UPDATE banks SET enabled = @enabled, kind = @kind, pdq_threshold = @threshold, description = @description, updated_at = @now, seq = @seq WHERE id = @id",
+                new
+                {
+                    id = bank.Id,
+                    enabled = (enabled ?? bank.Enabled) ? 1L : 0L,
+                    kind = (long)(kind ?? bank.Kind),
+                    threshold = clearThreshold ? null : (long?)(pdqThreshold ?? bank.PdqThreshold),
+                    description = description ?? bank.Description,
+                    now = Now(),
+                    seq,
+                },
+                tx);
+            tx.Commit();
+            return GetBank(c, name)!;
+        });
     }
 
-    /// <summary>The change sequence: grows with every entry written, so equal values mean unchanged entries.</summary>
-    public long ChangeSequence() => _connection.ExecuteScalar<long>("SELECT value FROM counters WHERE name = 'entry_seq'");
+    /// <summary>
+    /// The change sequence: the number of the latest committed change of a bank or an entry, so equal values
+    /// mean an unchanged database.
+    /// </summary>
+    public long ChangeSequence() => Run(c => c.ExecuteScalar<long>($"SELECT value FROM counters WHERE name = '{SeqCounter}'"));
+
+    /// <summary>A random number fixed when the database was created: tells databases apart for caches kept outside them.</summary>
+    public long DatabaseId() => Run(c => c.ExecuteScalar<long>("SELECT value FROM counters WHERE name = 'database_id'"));
 
     /// <summary>Number of live (not deleted) entries per bank id.</summary>
     public IReadOnlyDictionary<long, long> CountEntries() =>
-        _connection.Query<(long BankId, long Count)>("SELECT bank_id, COUNT(*) FROM bank_entries WHERE deleted = 0 GROUP BY bank_id").ToDictionary(r => r.BankId, r => r.Count);
+        Run(c => c.Query<(long BankId, long Count)>("SELECT bank_id, COUNT(*) FROM bank_entries WHERE deleted = 0 GROUP BY bank_id").ToDictionary(r => r.BankId, r => r.Count));
 
     /// <summary>
     /// Adds or updates entries (one row per signal per bank: re-importing the same records changes nothing)
-    /// and applies tombstones. Committed in batches; <paramref name="progress"/> gets the running count.
-    /// Records must already be validated (the list readers do that).
+    /// and applies tombstones, in record order. Committed in batches; <paramref name="progress"/> gets the
+    /// running count. Records must already be validated (the list readers do that). On PostgreSQL the
+    /// records go in by binary COPY into a temporary table and one <c>INSERT ... ON CONFLICT</c> per batch;
+    /// there a record repeated within one batch counts once (the last one wins; the others count unchanged).
     /// </summary>
     public ImportResult Import(long bankId, IEnumerable<BankEntryRecord> records, string? source, Action<long>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(records);
-        long processed = 0, affected = 0, deleted = 0, tombstones = 0;
-        var before = _connection.ExecuteScalar<long>("SELECT COUNT(*) FROM bank_entries WHERE bank_id = @bankId", new { bankId });
+        return Run(c =>
+        {
+            var before = c.ExecuteScalar<long>("SELECT COUNT(*) FROM bank_entries WHERE bank_id = @bankId", new { bankId });
+            var counts = new ImportCounts();
+            if (c is NpgsqlConnection pg)
+            {
+                ImportPostgres(pg, bankId, records, source, progress, ref counts);
+            }
+            else
+            {
+                ImportSqlite(c, bankId, records, source, progress, ref counts);
+            }
 
-        using var upsert = _connection.CreateCommand();
-        upsert.CommandText = """
-            INSERT INTO bank_entries(bank_id, signal_type, signal, labels, source, external_id, enabled, note, deleted, updated_at, seq)
-            VALUES ($bank, $type, $signal, $labels, $source, $ext, 1, $note, 0, $now, $seq)
-            ON CONFLICT(bank_id, signal_type, signal, external_id) DO UPDATE SET
-                labels = excluded.labels, note = excluded.note, deleted = 0, updated_at = excluded.updated_at, seq = excluded.seq
-            WHERE bank_entries.labels IS NOT excluded.labels OR bank_entries.note IS NOT excluded.note OR bank_entries.deleted = 1
-            """;
-        var pBank = upsert.Parameters.Add("$bank", SqliteType.Integer);
-        var pType = upsert.Parameters.Add("$type", SqliteType.Text);
-        var pSignal = upsert.Parameters.Add("$signal", SqliteType.Text);
-        var pLabels = upsert.Parameters.Add("$labels", SqliteType.Text);
-        var pSource = upsert.Parameters.Add("$source", SqliteType.Text);
-        var pExt = upsert.Parameters.Add("$ext", SqliteType.Text);
-        var pNote = upsert.Parameters.Add("$note", SqliteType.Text);
-        var pNow = upsert.Parameters.Add("$now", SqliteType.Integer);
-        var pSeq = upsert.Parameters.Add("$seq", SqliteType.Integer);
+            var after = c.ExecuteScalar<long>("SELECT COUNT(*) FROM bank_entries WHERE bank_id = @bankId", new { bankId });
+            var added = after - before;
+            return new ImportResult(counts.Processed, added, counts.Affected - added, counts.Processed - counts.Affected - counts.Tombstones, counts.Deleted);
+        });
+    }
 
-        using var tombstone = _connection.CreateCommand();
-        tombstone.CommandText = """
-            UPDATE bank_entries SET deleted = 1, updated_at = $now, seq = $seq
-            WHERE bank_id = $bank AND deleted = 0
-              AND (($ext <> '' AND (external_id = $ext OR external_id LIKE $extPrefix ESCAPE '\'))
-                   OR ($ext = '' AND signal_type = $type AND signal = $signal))
-            """;
-        var tBank = tombstone.Parameters.Add("$bank", SqliteType.Integer);
-        var tExt = tombstone.Parameters.Add("$ext", SqliteType.Text);
-        var tExtPrefix = tombstone.Parameters.Add("$extPrefix", SqliteType.Text);
-        var tType = tombstone.Parameters.Add("$type", SqliteType.Text);
-        var tSignal = tombstone.Parameters.Add("$signal", SqliteType.Text);
-        var tNow = tombstone.Parameters.Add("$now", SqliteType.Integer);
-        var tSeq = tombstone.Parameters.Add("$seq", SqliteType.Integer);
+    private struct ImportCounts
+    {
+        public long Processed;
+        public long Affected;
+        public long Deleted;
+        public long Tombstones;
+    }
 
-        SqliteTransaction? tx = null;
+    private const string UpsertSet = """
+        ON CONFLICT(bank_id, signal_type, signal, external_id) DO UPDATE SET
+            labels = excluded.labels, note = excluded.note, deleted = 0, updated_at = excluded.updated_at, seq = excluded.seq
+        WHERE bank_entries.labels IS DISTINCT FROM excluded.labels OR bank_entries.note IS DISTINCT FROM excluded.note OR bank_entries.deleted = 1
+        """;
+
+    // A tombstone with an external id deletes that entry and the per-signal entries made from it ("ID-md5",
+    // "ID-pdq", ...): the byte range [ID-, ID.) holds exactly the ids starting with "ID-" ('.' follows '-').
+    private const string TombstoneByExternalId = """
+        UPDATE bank_entries SET deleted = 1, updated_at = @now, seq = @seq
+        WHERE bank_id = @bank AND deleted = 0 AND external_id <> '' AND (external_id = @ext OR (external_id >= @lo AND external_id < @hi))
+        """;
+
+    private const string TombstoneBySignal = """
+        UPDATE bank_entries SET deleted = 1, updated_at = @now, seq = @seq
+        WHERE bank_id = @bank AND deleted = 0 AND external_id = '' AND signal_type = @type AND signal = @signal
+        """;
+
+    private sealed class Tombstoner : IDisposable
+    {
+        private readonly DbCommand _byExt;
+        private readonly DbCommand _bySignal;
+
+        public Tombstoner(DbConnection c)
+        {
+            _byExt = WardenDatabase.Command(c, null, TombstoneByExternalId, ("now", 0L), ("seq", 0L), ("bank", 0L), ("ext", string.Empty), ("lo", string.Empty), ("hi", string.Empty));
+            _bySignal = WardenDatabase.Command(c, null, TombstoneBySignal, ("now", 0L), ("seq", 0L), ("bank", 0L), ("type", string.Empty), ("signal", string.Empty));
+        }
+
+        public int Apply(DbTransaction tx, long bankId, BankEntryRecord record, long now, long seq)
+        {
+            if (record.ExternalId is { Length: > 0 } ext)
+            {
+                _byExt.Transaction = tx;
+                Set(_byExt, now, seq, bankId, ext, ext + "-", ext + ".");
+                return _byExt.ExecuteNonQuery();
+            }
+
+            _bySignal.Transaction = tx;
+            Set(_bySignal, now, seq, bankId, record.SignalType, record.Signal);
+            return _bySignal.ExecuteNonQuery();
+        }
+
+        private static void Set(DbCommand cmd, params object[] values)
+        {
+            for (var i = 0; i < values.Length; i++)
+            {
+                cmd.Parameters[i].Value = values[i];
+            }
+        }
+
+        public void Dispose()
+        {
+            _byExt.Dispose();
+            _bySignal.Dispose();
+        }
+    }
+
+    private void ImportSqlite(DbConnection c, long bankId, IEnumerable<BankEntryRecord> records, string? source, Action<long>? progress, ref ImportCounts counts)
+    {
+        using var upsert = WardenDatabase.Command(
+            c,
+            null,
+            "INSERT INTO bank_entries(bank_id, signal_type, signal, labels, source, external_id, enabled, note, deleted, updated_at, seq) VALUES (@bank, @type, @signal, @labels, @source, @ext, 1, @note, 0, @now, @seq) " + UpsertSet,
+            ("bank", bankId), ("type", string.Empty), ("signal", string.Empty), ("labels", string.Empty), ("source", source), ("ext", string.Empty), ("note", null), ("now", 0L), ("seq", 0L));
+        var p = upsert.Parameters;
+        using var tombstoner = new Tombstoner(c);
+
+        DbTransaction? tx = null;
         long seq = 0;
         var inBatch = 0;
         try
@@ -209,70 +340,164 @@ public sealed class BankStore : IDisposable
             {
                 if (tx is null)
                 {
-                    tx = _connection.BeginTransaction();
+                    tx = BeginWrite(c);
                     upsert.Transaction = tx;
-                    tombstone.Transaction = tx;
-                    seq = _connection.ExecuteScalar<long>("SELECT value FROM counters WHERE name = 'entry_seq'", transaction: tx);
+                    seq = LockSeq(c, tx);
                 }
 
                 var now = Now();
                 if (record.Deleted)
                 {
-                    tBank.Value = bankId;
-                    tExt.Value = record.ExternalId ?? string.Empty;
-                    tExtPrefix.Value = EscapeLike(record.ExternalId ?? string.Empty) + "-%";
-                    tType.Value = record.SignalType;
-                    tSignal.Value = record.Signal;
-                    tNow.Value = now;
-                    tSeq.Value = ++seq;
-                    deleted += tombstone.ExecuteNonQuery();
-                    tombstones++;
+                    counts.Deleted += tombstoner.Apply(tx, bankId, record, now, ++seq);
+                    counts.Tombstones++;
                 }
                 else
                 {
-                    pBank.Value = bankId;
-                    pType.Value = record.SignalType;
-                    pSignal.Value = record.Signal;
-                    pLabels.Value = LabelsJson.Write(record.Labels);
-                    pSource.Value = (object?)source ?? DBNull.Value;
-                    pExt.Value = record.ExternalId ?? string.Empty;
-                    pNote.Value = (object?)record.Note ?? DBNull.Value;
-                    pNow.Value = now;
-                    pSeq.Value = ++seq;
-                    affected += upsert.ExecuteNonQuery();
+                    p[1].Value = record.SignalType;
+                    p[2].Value = record.Signal;
+                    p[3].Value = LabelsJson.Write(record.Labels);
+                    p[5].Value = record.ExternalId ?? string.Empty;
+                    p[6].Value = (object?)record.Note ?? DBNull.Value;
+                    p[7].Value = now;
+                    p[8].Value = ++seq;
+                    counts.Affected += upsert.ExecuteNonQuery();
                 }
 
-                processed++;
-                if (++inBatch >= BatchSize)
+                counts.Processed++;
+                if (++inBatch >= SqliteBatchSize)
                 {
-                    Commit(ref tx, seq);
+                    CommitBatch(c, ref tx, seq);
                     inBatch = 0;
-                    progress?.Invoke(processed);
+                    progress?.Invoke(counts.Processed);
                 }
             }
 
             if (tx is not null)
             {
-                Commit(ref tx, seq);
+                CommitBatch(c, ref tx, seq);
             }
 
-            progress?.Invoke(processed);
+            progress?.Invoke(counts.Processed);
         }
         finally
         {
             tx?.Dispose();
         }
-
-        var after = _connection.ExecuteScalar<long>("SELECT COUNT(*) FROM bank_entries WHERE bank_id = @bankId", new { bankId });
-        var added = after - before;
-        return new ImportResult(processed, added, affected - added, processed - affected - tombstones, deleted);
     }
 
-    private static string EscapeLike(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
-
-    private void Commit(ref SqliteTransaction? tx, long seq)
+    private void ImportPostgres(NpgsqlConnection c, long bankId, IEnumerable<BankEntryRecord> records, string? source, Action<long>? progress, ref ImportCounts counts)
     {
-        _connection.Execute("UPDATE counters SET value = @seq WHERE name = 'entry_seq'", new { seq }, tx);
+        // The staging table lives as long as the (pooled) session; its rows as long as one batch.
+        c.Execute("""
+            CREATE TEMP TABLE IF NOT EXISTS warden_import (
+                signal_type TEXT COLLATE "C", signal TEXT COLLATE "C", labels TEXT, external_id TEXT COLLATE "C", note TEXT, seq BIGINT
+            ) ON COMMIT DELETE ROWS
+            """);
+
+        // Last record per key wins (ON CONFLICT may not touch a row twice in one statement); ORDER BY seq keeps
+        // the ids in record order, as the row-by-row SQLite import does.
+        using var upsert = WardenDatabase.Command(
+            c,
+            null,
+            """
+            INSERT INTO bank_entries(bank_id, signal_type, signal, labels, source, external_id, enabled, note, deleted, updated_at, seq)
+            SELECT @bank, signal_type, signal, labels, @source, external_id, 1, note, 0, @now, seq FROM (
+                SELECT DISTINCT ON (signal_type, signal, external_id) * FROM warden_import ORDER BY signal_type, signal, external_id, seq DESC
+            ) s ORDER BY seq
+            """ + "\n" + UpsertSet + ";\nTRUNCATE warden_import",
+            ("bank", bankId), ("source", source), ("now", 0L));
+        using var tombstoner = new Tombstoner(c);
+
+        NpgsqlTransaction? tx = null;
+        NpgsqlBinaryImporter? copy = null;
+        long seq = 0;
+        var inBatch = 0;
+
+        void Flush(ref ImportCounts counts)
+        {
+            if (copy is null)
+            {
+                return;
+            }
+
+            copy.Complete();
+            copy.Dispose();
+            copy = null;
+            upsert.Transaction = tx;
+            upsert.Parameters[2].Value = Now();
+            counts.Affected += upsert.ExecuteNonQuery();
+        }
+
+        try
+        {
+            foreach (var record in records)
+            {
+                if (tx is null)
+                {
+                    tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
+                    seq = LockSeq(c, tx);
+                }
+
+                if (record.Deleted)
+                {
+                    // Order matters (a tombstone then a re-add leaves the entry live): stage nothing across it.
+                    Flush(ref counts);
+                    counts.Deleted += tombstoner.Apply(tx, bankId, record, Now(), ++seq);
+                    counts.Tombstones++;
+                }
+                else
+                {
+                    copy ??= c.BeginBinaryImport("COPY warden_import (signal_type, signal, labels, external_id, note, seq) FROM STDIN (FORMAT BINARY)");
+                    copy.StartRow();
+                    copy.Write(record.SignalType, NpgsqlDbType.Text);
+                    copy.Write(record.Signal, NpgsqlDbType.Text);
+                    copy.Write(LabelsJson.Write(record.Labels), NpgsqlDbType.Text);
+                    copy.Write(record.ExternalId ?? string.Empty, NpgsqlDbType.Text);
+                    if (record.Note is null)
+                    {
+                        copy.WriteNull();
+                    }
+                    else
+                    {
+                        copy.Write(record.Note, NpgsqlDbType.Text);
+                    }
+
+                    copy.Write(++seq, NpgsqlDbType.Bigint);
+                }
+
+                counts.Processed++;
+                if (++inBatch >= PostgresBatchSize)
+                {
+                    Flush(ref counts);
+                    DbTransaction? t = tx;
+                    CommitBatch(c, ref t, seq);
+                    tx = null;
+                    inBatch = 0;
+                    progress?.Invoke(counts.Processed);
+                }
+            }
+
+            if (tx is not null)
+            {
+                Flush(ref counts);
+                DbTransaction? t = tx;
+                CommitBatch(c, ref t, seq);
+                tx = null;
+            }
+
+            progress?.Invoke(counts.Processed);
+        }
+        finally
+        {
+            // An unfinished COPY is cancelled by disposing it; then the transaction rolls back.
+            copy?.Dispose();
+            tx?.Dispose();
+        }
+    }
+
+    private static void CommitBatch(DbConnection c, ref DbTransaction? tx, long seq)
+    {
+        c.Execute($"UPDATE counters SET value = @seq WHERE name = '{SeqCounter}'", new { seq }, tx);
         tx!.Commit();
         tx.Dispose();
         tx = null;
@@ -281,10 +506,8 @@ public sealed class BankStore : IDisposable
     /// <summary>Streams a bank's entries in id order (tombstones only when asked).</summary>
     public IEnumerable<BankEntry> ExportEntries(long bankId, bool includeDeleted = false)
     {
-        using var cmd = _connection.CreateCommand();
-        cmd.CommandText = "SELECT * FROM bank_entries WHERE bank_id = $bank AND ($all = 1 OR deleted = 0) ORDER BY id";
-        cmd.Parameters.AddWithValue("$bank", bankId);
-        cmd.Parameters.AddWithValue("$all", includeDeleted ? 1 : 0);
+        using var c = _db.OpenConnection();
+        using var cmd = WardenDatabase.Command(c, null, "SELECT * FROM bank_entries WHERE bank_id = @bank AND (@all = 1 OR deleted = 0) ORDER BY id", ("bank", bankId), ("all", includeDeleted ? 1L : 0L));
         using var reader = cmd.ExecuteReader();
         while (reader.Read())
         {
@@ -292,14 +515,19 @@ public sealed class BankStore : IDisposable
         }
     }
 
-    /// <summary>Streams what the matcher indexes: live, enabled entries of enabled banks.</summary>
+    private const string EnabledEntriesSql = """
+        SELECT e.id, e.bank_id, e.signal_type, e.signal FROM bank_entries e JOIN banks b ON b.id = e.bank_id
+        WHERE b.enabled = 1 AND e.enabled = 1 AND e.deleted = 0
+        """;
+
+    /// <summary>
+    /// Streams what the matcher indexes: live, enabled entries of enabled banks. To build an index and then
+    /// tail changes, use <see cref="ReadIndex"/>, which also says where to start tailing.
+    /// </summary>
     public IEnumerable<IndexedEntry> EnabledEntries()
     {
-        using var cmd = _connection.CreateCommand();
-        cmd.CommandText = """
-            SELECT e.id, e.bank_id, e.signal_type, e.signal FROM bank_entries e JOIN banks b ON b.id = e.bank_id
-            WHERE b.enabled = 1 AND e.enabled = 1 AND e.deleted = 0
-            """;
+        using var c = _db.OpenConnection();
+        using var cmd = WardenDatabase.Command(c, null, EnabledEntriesSql);
         using var reader = cmd.ExecuteReader();
         while (reader.Read())
         {
@@ -307,41 +535,123 @@ public sealed class BankStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Hands every live, enabled entry of an enabled bank to <paramref name="add"/>, all read from one snapshot,
+    /// and returns the change sequence of that snapshot: pass it to <see cref="ChangesSince"/> to tail from
+    /// exactly there.
+    /// </summary>
+    public long ReadIndex(Action<IndexedEntry> add)
+    {
+        ArgumentNullException.ThrowIfNull(add);
+        return Run(c =>
+        {
+            using var tx = BeginSnapshot(c);
+            var seq = c.ExecuteScalar<long>($"SELECT value FROM counters WHERE name = '{SeqCounter}'", transaction: tx);
+            using (var cmd = WardenDatabase.Command(c, tx, EnabledEntriesSql))
+            using (var reader = cmd.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    add(new IndexedEntry(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3)));
+                }
+            }
+
+            tx.Commit();
+            return seq;
+        });
+    }
+
+    /// <summary>
+    /// What changed after <paramref name="afterSeq"/>: banks and entries whose latest change numbers lie in
+    /// (afterSeq, <see cref="ChangeBatch.HighWater"/>], each with its current state, read from one snapshot.
+    /// At most about <paramref name="limit"/> entries (all entries of the last change number are included, so a
+    /// batch never splits one change); <see cref="ChangeBatch.HasMore"/> says to call again at once. Feed
+    /// HighWater back as the next afterSeq. Rows are never skipped: see the class remarks for why.
+    /// A row changed twice appears once, in its latest state.
+    /// </summary>
+    public ChangeBatch ChangesSince(long afterSeq, int limit = 10_000)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        return Run(c =>
+        {
+            using var tx = BeginSnapshot(c);
+            var top = c.ExecuteScalar<long>($"SELECT value FROM counters WHERE name = '{SeqCounter}'", transaction: tx);
+            var boundary = c.ExecuteScalar<long?>("SELECT seq FROM bank_entries WHERE seq > @afterSeq ORDER BY seq LIMIT 1 OFFSET @skip", new { afterSeq, skip = (long)limit - 1 }, tx);
+            var high = Math.Min(boundary ?? top, top);
+            if (high <= afterSeq)
+            {
+                tx.Commit();
+                return new ChangeBatch([], [], top, HasMore: false); // top < afterSeq: a different database
+            }
+
+            var banks = c.Query<BankRow>("SELECT * FROM banks WHERE seq > @afterSeq AND seq <= @high ORDER BY seq", new { afterSeq, high }, tx).Select(r => r.ToBank()).ToList();
+            var entries = new List<EntryChange>();
+            using (var cmd = WardenDatabase.Command(c, tx, "SELECT id, bank_id, signal_type, signal, enabled, deleted, seq FROM bank_entries WHERE seq > @afterSeq AND seq <= @high ORDER BY seq", ("afterSeq", afterSeq), ("high", high)))
+            using (var reader = cmd.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    entries.Add(new EntryChange(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetInt64(4) != 0, reader.GetInt64(5) != 0, reader.GetInt64(6)));
+                }
+            }
+
+            tx.Commit();
+            return new ChangeBatch(banks, entries, high, HasMore: high < top);
+        });
+    }
+
     /// <summary>Entries by id (for labelling match results).</summary>
     public IReadOnlyDictionary<long, BankEntry> GetEntries(IEnumerable<long> ids)
     {
-        var result = new Dictionary<long, BankEntry>();
-        foreach (var chunk in ids.Distinct().Chunk(500))
+        ArgumentNullException.ThrowIfNull(ids);
+        return Run(c =>
         {
-            using var cmd = _connection.CreateCommand();
-            cmd.CommandText = $"SELECT * FROM bank_entries WHERE id IN ({string.Join(",", chunk.Select((_, i) => "$p" + i))})";
-            for (var i = 0; i < chunk.Length; i++)
+            var result = new Dictionary<long, BankEntry>();
+            foreach (var chunk in ids.Distinct().Chunk(500))
             {
-                cmd.Parameters.AddWithValue("$p" + i, chunk[i]);
+                using var cmd = WardenDatabase.Command(c, null, $"SELECT * FROM bank_entries WHERE id IN ({string.Join(",", chunk.Select((_, i) => "@p" + i))})", chunk.Select((id, i) => ("p" + i, (object?)id)).ToArray());
+                using var reader = cmd.ExecuteReader();
+                while (reader.Read())
+                {
+                    var e = ReadEntry(reader);
+                    result[e.Id] = e;
+                }
             }
 
-            using var reader = cmd.ExecuteReader();
-            while (reader.Read())
-            {
-                var e = ReadEntry(reader);
-                result[e.Id] = e;
-            }
-        }
-
-        return result;
+            return result;
+        });
     }
 
     /// <summary>Turns one entry into a tombstone; false when it did not exist or was already deleted.</summary>
-    public bool DeleteEntry(long id)
+    public bool DeleteEntry(long id) => Run(c =>
     {
-        using var tx = _connection.BeginTransaction();
-        var seq = _connection.ExecuteScalar<long>("UPDATE counters SET value = value + 1 WHERE name = 'entry_seq' RETURNING value", transaction: tx);
-        var n = _connection.Execute("UPDATE bank_entries SET deleted = 1, updated_at = @now, seq = @seq WHERE id = @id AND deleted = 0", new { id, now = Now(), seq }, tx);
-        tx.Commit();
-        return n > 0;
-    }
+        using var tx = BeginWrite(c);
+        var seq = NextSeq(c, tx);
+        var n = c.Execute("UPDATE bank_entries SET deleted = 1, updated_at = @now, seq = @seq WHERE id = @id AND deleted = 0", new { id, now = Now(), seq }, tx);
+        if (n > 0)
+        {
+            tx.Commit();
+        }
 
-    private static BankEntry ReadEntry(SqliteDataReader r) => new(
+        return n > 0;
+    });
+
+    /// <summary>Enables or disables one entry (a disabled entry stays in the bank but is not matched); false when it did not exist, is deleted, or already had that state.</summary>
+    public bool SetEntryEnabled(long id, bool enabled) => Run(c =>
+    {
+        using var tx = BeginWrite(c);
+        var seq = NextSeq(c, tx);
+        var value = enabled ? 1L : 0L;
+        var n = c.Execute("UPDATE bank_entries SET enabled = @value, updated_at = @now, seq = @seq WHERE id = @id AND deleted = 0 AND enabled <> @value", new { id, value, now = Now(), seq }, tx);
+        if (n > 0)
+        {
+            tx.Commit();
+        }
+
+        return n > 0;
+    });
+
+    private static BankEntry ReadEntry(DbDataReader r) => new(
         r.GetInt64(r.GetOrdinal("id")),
         r.GetInt64(r.GetOrdinal("bank_id")),
         r.GetString(r.GetOrdinal("signal_type")),
@@ -355,7 +665,13 @@ public sealed class BankStore : IDisposable
         DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(r.GetOrdinal("updated_at"))));
 
     /// <inheritdoc />
-    public void Dispose() => _connection.Dispose();
+    public void Dispose()
+    {
+        if (_ownsDatabase)
+        {
+            _db.Dispose();
+        }
+    }
 
     private sealed class BankRow
     {
@@ -376,7 +692,6 @@ public sealed class BankStore : IDisposable
         public Bank ToBank() => new(Id, Name, (BankKind)Kind, Enabled != 0, (int?)Pdq_Threshold, Description, DateTimeOffset.FromUnixTimeMilliseconds(Created_At));
     }
 }
-
 /// <summary>Labels as canonical JSON (keys sorted) so equal labels are equal text and re-imports change nothing.</summary>
 internal static class LabelsJson
 {

@@ -14,6 +14,9 @@ public enum StorageError
 
     /// <summary>The database file is not a Warden database, or is newer than this program.</summary>
     Incompatible,
+
+    /// <summary>The database cannot be reached or opened (server down, login refused, no such database, unreadable file).</summary>
+    Unavailable,
 }
 
 /// <summary>A refused storage operation, with a message for the user.</summary>

@@ -2,28 +2,45 @@ using Warden.Core.Banks;
 
 namespace Warden.Storage.Tests;
 
-/// <summary>The bank store on real SQLite files in a temp folder.</summary>
-public sealed class BankStoreTests : IDisposable
+/// <summary>The bank store on SQLite (a file in a temp folder).</summary>
+public sealed class SqliteBankStoreTests : BankStoreTests
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("warden-store-").FullName;
+    protected override SqlDialect Dialect => SqlDialect.Sqlite;
 
-    private string DbPath => Path.Combine(_dir, "warden.db");
-
-    public void Dispose()
+    [Fact]
+    public void A_file_that_is_not_a_database_is_refused_clearly()
     {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Directory.Delete(_dir, recursive: true);
+        using var db = TestDatabases.CreateSqlite();
+        File.WriteAllText(db.Target, new string('x', 4096));
+        var ex = Assert.Throws<StorageException>(() => BankStore.Open(db.Target));
+        Assert.Equal(StorageError.Incompatible, ex.Error);
+        Assert.Contains("not a Warden database", ex.Message, StringComparison.Ordinal);
     }
+}
+
+/// <summary>The same suite on PostgreSQL (a fresh database per test on the server of WARDEN_TEST_POSTGRES).</summary>
+public sealed class PostgresBankStoreTests : BankStoreTests
+{
+    protected override SqlDialect Dialect => SqlDialect.Postgres;
+}
+
+/// <summary>The bank store suite, run on both backends by the two classes above.</summary>
+public abstract class BankStoreTests
+{
+    protected abstract SqlDialect Dialect { get; }
+
+    protected Task<TestDatabase> NewDatabaseAsync() => TestDatabases.CreateAsync(Dialect);
 
     private static BankEntryRecord Pdq(int i, string? classification = null) => new(
         "pdq",
         $"{i:x16}{i:x16}{i:x16}{i:x16}",
         classification is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["classification"] = classification });
 
-    [Fact]
-    public void Banks_are_created_listed_and_switched()
+    [SkippableFact]
+    public async Task Banks_are_created_listed_and_switched()
     {
-        using var store = BankStore.Open(DbPath);
+        await using var db = await NewDatabaseAsync();
+        using var store = BankStore.Open(db.Target);
         var bank = store.CreateBank("ncmec_industry", BankKind.BlockList, pdqThreshold: 20, description: "test");
         store.CreateBank("benign-valve", BankKind.AllowList);
         Assert.Equal(["benign-valve", "ncmec_industry"], store.ListBanks().Select(b => b.Name));
@@ -35,21 +52,23 @@ public sealed class BankStoreTests : IDisposable
         Assert.Null(store.UpdateBank("ncmec_industry", clearThreshold: true).PdqThreshold);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("")]
     [InlineData("has space")]
     [InlineData("-leading")]
     [InlineData("a/b")]
-    public void Bad_bank_names_are_refused(string name)
+    public async Task Bad_bank_names_are_refused(string name)
     {
-        using var store = BankStore.Open(DbPath);
+        await using var db = await NewDatabaseAsync();
+        using var store = BankStore.Open(db.Target);
         Assert.Equal(StorageError.Invalid, Assert.Throws<StorageException>(() => store.CreateBank(name)).Error);
     }
 
-    [Fact]
-    public void Duplicate_and_missing_banks_are_clear_errors()
+    [SkippableFact]
+    public async Task Duplicate_and_missing_banks_are_clear_errors()
     {
-        using var store = BankStore.Open(DbPath);
+        await using var db = await NewDatabaseAsync();
+        using var store = BankStore.Open(db.Target);
         store.CreateBank("a");
         Assert.Equal(StorageError.Conflict, Assert.Throws<StorageException>(() => store.CreateBank("a")).Error);
         var missing = Assert.Throws<StorageException>(() => store.RequireBank("b"));
@@ -58,10 +77,11 @@ public sealed class BankStoreTests : IDisposable
         Assert.Equal(StorageError.Invalid, Assert.Throws<StorageException>(() => store.CreateBank("c", pdqThreshold: 300)).Error);
     }
 
-    [Fact]
-    public void Reimporting_the_same_records_adds_nothing_and_label_changes_update()
+    [SkippableFact]
+    public async Task Reimporting_the_same_records_adds_nothing_and_label_changes_update()
     {
-        using var store = BankStore.Open(DbPath);
+        await using var db = await NewDatabaseAsync();
+        using var store = BankStore.Open(db.Target);
         var bank = store.CreateBank("list");
         var records = Enumerable.Range(1, 50_000).Select(i => Pdq(i, "A1")).ToList();
 
@@ -78,10 +98,11 @@ public sealed class BankStoreTests : IDisposable
         Assert.Equal("B2", seven.Labels["classification"]);
     }
 
-    [Fact]
-    public void Tombstones_remove_entries_from_matching_but_keep_them()
+    [SkippableFact]
+    public async Task Tombstones_remove_entries_from_matching_but_keep_them()
     {
-        using var store = BankStore.Open(DbPath);
+        await using var db = await NewDatabaseAsync();
+        using var store = BankStore.Open(db.Target);
         var bank = store.CreateBank("feed");
         store.Import(bank.Id, [
             Pdq(1) with { ExternalId = "9002-img-1-pdq" },
@@ -101,10 +122,11 @@ public sealed class BankStoreTests : IDisposable
         Assert.Equal(2, store.EnabledEntries().Count());
     }
 
-    [Fact]
-    public void Disabled_banks_are_not_indexed_and_data_survives_reopening()
+    [SkippableFact]
+    public async Task Disabled_banks_are_not_indexed_and_data_survives_reopening()
     {
-        using (var store = BankStore.Open(DbPath))
+        await using var db = await NewDatabaseAsync();
+        using (var store = BankStore.Open(db.Target))
         {
             var a = store.CreateBank("a");
             var b = store.CreateBank("b");
@@ -113,7 +135,7 @@ public sealed class BankStoreTests : IDisposable
             store.UpdateBank("b", enabled: false);
         }
 
-        using var reopened = BankStore.Open(DbPath);
+        using var reopened = BankStore.Open(db.Target);
         Assert.Equal([Pdq(1).Signal], reopened.EnabledEntries().Select(e => e.Signal));
         var entry = reopened.EnabledEntries().Single();
         Assert.Equal(Pdq(1).Signal, reopened.GetEntries([entry.Id])[entry.Id].Signal);
@@ -122,19 +144,11 @@ public sealed class BankStoreTests : IDisposable
         Assert.Empty(reopened.EnabledEntries());
     }
 
-    [Fact]
-    public void A_file_that_is_not_a_database_is_refused_clearly()
+    [SkippableFact]
+    public async Task Two_sources_sharing_a_fingerprint_stay_two_entries()
     {
-        File.WriteAllText(DbPath, new string('x', 4096));
-        var ex = Assert.Throws<StorageException>(() => BankStore.Open(DbPath));
-        Assert.Equal(StorageError.Incompatible, ex.Error);
-        Assert.Contains("not a Warden database", ex.Message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void Two_sources_sharing_a_fingerprint_stay_two_entries()
-    {
-        using var store = BankStore.Open(DbPath);
+        await using var db = await NewDatabaseAsync();
+        using var store = BankStore.Open(db.Target);
         var bank = store.CreateBank("ncmec");
         var a = Pdq(5, "A2") with { ExternalId = "9002-vid-0001-md5" };
         var b = Pdq(5) with { ExternalId = "9004-vid-0001-md5" };

@@ -23,6 +23,8 @@ public static class WardenCli
             HashCommand.Create(output, error),
             ScanCommand.Create(output, error),
             BankCommand.Create(output, error),
+            ServeCommand.Create(error),
+            ServeCommand.Keys(output, error),
         };
 
         var parse = root.Parse(args);

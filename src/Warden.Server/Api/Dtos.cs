@@ -37,12 +37,12 @@ public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha
             hashes.Exact.Md5Hex,
             hashes.Exact.Sha1Hex,
             hashes.Exact.Sha256Hex,
-            img is null ? null : Pdq(img.Pdq),
-            img is null ? null : new ImageDto(img.Format.ToString().ToLowerInvariant(), img.Width, img.Height, img.Trimmed is null ? null : Pdq(img.Trimmed)),
+            img is null ? null : ToPdq(img.Pdq),
+            img is null ? null : new ImageDto(img.Format.ToString().ToLowerInvariant(), img.Width, img.Height, img.Trimmed is null ? null : ToPdq(img.Trimmed)),
             img is null ? "other" : "image");
     }
 
-    private static PdqDto Pdq(PdqResult r) => new(
+    private static PdqDto ToPdq(PdqResult r) => new(
         r.Hash.ToString(),
         r.Quality,
         r.Dihedral is { } d ? d.Select((h, i) => (VariantNames[i], h.ToString())).ToDictionary(p => p.Item1, p => p.Item2) : null);

@@ -9,6 +9,7 @@ using Warden.Core.Banks;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Signals;
 using Warden.Server.Auth;
+using Warden.Server.Data;
 using Warden.Server.Index;
 using Warden.Storage;
 

@@ -23,7 +23,7 @@ public sealed record MatchContext(long? KeyId, string? UploaderId);
 /// flood control and bank actions, and records matches plus webhook deliveries in one transaction before the
 /// response is sent.
 /// </summary>
-public sealed class MatchService
+public sealed class MatchService : IDisposable
 {
     private static readonly JsonSerializerOptions PayloadJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -109,9 +109,14 @@ public sealed class MatchService
             throw ApiException.BadRequest(ErrorCodes.UnknownSignalType, $"Unknown signal type '{signalType}'; known types: {string.Join(", ", SignalTypes.All.Select(t => t.Name))}.");
         }
 
-        if (string.IsNullOrWhiteSpace(signal) || !type.TryNormalize(signal, out var normalized, out var reason))
+        if (string.IsNullOrWhiteSpace(signal))
         {
-            throw ApiException.BadRequest(ErrorCodes.InvalidSignal, string.IsNullOrWhiteSpace(signal) ? "The signal is empty." : reason ?? "Invalid signal.");
+            throw ApiException.BadRequest(ErrorCodes.InvalidSignal, "The signal is empty.");
+        }
+
+        if (!type.TryNormalize(signal, out var normalized, out var reason))
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidSignal, reason ?? "Invalid signal.");
         }
 
         return (type, normalized);
@@ -136,7 +141,8 @@ public sealed class MatchService
             var entry = entries.GetValueOrDefault(hit.EntryId);
             var actionable = !hit.Suppressed && hit.Bank.Kind == BankKind.BlockList;
             var flooded = quarantined.Contains(hit.EntryId);
-            if (actionable && !flooded && _flood.Count(hit.EntryId, out var reason))
+            var reason = string.Empty;
+            if (actionable && !flooded && _flood.Count(hit.EntryId, out reason))
             {
                 if (_server.FlagEntry(hit.EntryId, reason))
                 {
@@ -187,6 +193,9 @@ public sealed class MatchService
         _server.RecordMatches(context.KeyId, context.UploaderId, sha256, events, deliveries);
         return new MatchResponse(signals, matched, matched ? (quarantine ? "quarantine" : "record") : "none", deliveries.Count > 0, dtos);
     }
+
+    /// <inheritdoc />
+    public void Dispose() => _hashing.Dispose();
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 

@@ -157,7 +157,7 @@ public static class Problems
 /// <summary>Serializer options for problem bodies.</summary>
 internal static class ProblemJson
 {
-    public static JsonSerializerOptions Options { get; } = new(JsonSerializerDefaults.Web);
+    public static JsonSerializerOptions Options { get; } = new(JsonSerializerDefaults.Web) { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 }
 
 /// <summary>Turns every unhandled exception into problem+json; logs only what is safe (never bodies).</summary>

@@ -41,11 +41,7 @@ public static class UploadReader
             return await ReadMultipartAsync(request, contentType, maxBytes, cancellationToken).ConfigureAwait(false);
         }
 
-        if (contentType is not null && contentType.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new ApiException(415, ErrorCodes.UnsupportedMediaType, "Send the content as the raw request body (e.g. application/octet-stream) or as a file in multipart/form-data.");
-        }
-
+        // Any other content type is the content itself (curl --data-binary sends x-www-form-urlencoded).
         var data = await ReadLimitedAsync(request.Body, maxBytes, request.ContentLength, cancellationToken).ConfigureAwait(false);
         return new Upload(data, null);
     }
@@ -92,7 +88,8 @@ public static class UploadReader
 
     private static async Task<byte[]> ReadLimitedAsync(Stream body, long maxBytes, long? declared, CancellationToken cancellationToken)
     {
-        using var buffer = new MemoryStream(declared is > 0 and var d && d <= maxBytes ? (int)d.Value : 64 * 1024);
+        var capacity = declared is > 0 && declared <= maxBytes ? (int)Math.Min(declared.Value, int.MaxValue) : 64 * 1024;
+        using var buffer = new MemoryStream(capacity);
         var chunk = new byte[81920];
         int read;
         while ((read = await body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)

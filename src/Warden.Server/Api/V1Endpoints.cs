@@ -1,8 +1,8 @@
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Warden.Core.Banks;
 using Warden.Core.Banks.Formats;
@@ -27,12 +27,10 @@ internal static partial class V1Endpoints
         submit.MapPost("/hash", HashAsync)
             .WithSummary("Hash an upload")
             .WithDescription("Send the content as the raw body (any content type but forms) or as a file in multipart/form-data. Returns MD5, SHA-1, SHA-256 and, for images, PDQ with its quality (dihedral variants with dihedral=true). The content is held in memory only.")
-            .Accepts<IFormFile>("application/octet-stream", "multipart/form-data", "image/jpeg", "image/png", "image/webp")
             .Produces<SignalsDto>();
         submit.MapPost("/match", MatchUploadAsync)
             .WithSummary("Hash an upload and match it")
             .WithDescription("Hashes the content as /v1/hash does and matches every signal against the enabled banks (PDQ with the dihedral variants and the border-trimmed image). Hits on block-list banks are recorded and set off the bank's action; allow-list hits suppress them.")
-            .Accepts<IFormFile>("application/octet-stream", "multipart/form-data", "image/jpeg", "image/png", "image/webp")
             .Produces<MatchResponse>();
         submit.MapGet("/match", MatchSignal)
             .WithSummary("Match one signal given by value")
@@ -48,7 +46,6 @@ internal static partial class V1Endpoints
         curate.MapPost("/banks/{name}/import", ImportAsync)
             .WithSummary("Bulk import a hash list (streamed)")
             .WithDescription("The body is a list file in one of the formats of 'warden bank import': csv, jsonl, plain or ncmec (format=…, detected when absent). Streamed: any size, bounded memory. on_error=skip skips bad records and reports them; abort (default) stops at the first, keeping what was imported before it.")
-            .Accepts<string>("text/csv", "application/x-ndjson", "text/plain", "application/xml")
             .Produces<ImportResponse>();
         curate.MapGet("/banks/{name}/export", Export).WithSummary("Export a bank as a list file (csv or jsonl)");
         curate.MapGet("/entries/{id:long}", GetEntry).WithSummary("Get an entry").Produces<EntryDto>();

@@ -74,7 +74,9 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
         Interlocked.Exchange(ref _seq, seq);
         RefreshSideTables();
         Metrics.IndexEntries.Set(matcher.Count);
-        LogBuilt(logger, matcher.Count, banks.Count(b => b.Enabled), time.GetElapsedTime(started).TotalMilliseconds);
+        var enabled = banks.Count(b => b.Enabled);
+        var ms = time.GetElapsedTime(started).TotalMilliseconds;
+        LogBuilt(logger, matcher.Count, enabled, ms);
         if (old is not null)
         {
             // Queries in flight may still hold the old matcher: dispose it after they are surely done.
@@ -92,7 +94,8 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
             var batch = store.ChangesSince(Interlocked.Read(ref _seq));
             if (batch.Banks.Count > 0)
             {
-                LogBankChange(logger, string.Join(", ", batch.Banks.Select(b => b.Name)));
+                var names = string.Join(", ", batch.Banks.Select(b => b.Name));
+                LogBankChange(logger, names);
                 Rebuild();
                 return applied + batch.Entries.Count;
             }

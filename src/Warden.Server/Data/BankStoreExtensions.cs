@@ -1,0 +1,33 @@
+using Dapper;
+using Warden.Core.Banks;
+using Warden.Storage;
+
+namespace Warden.Server.Data;
+
+/// <summary>Entry operations the API needs on top of <see cref="BankStore"/>.</summary>
+internal static class BankStoreExtensions
+{
+    /// <summary>
+    /// Adds one entry through the import path (so it takes a change number and reaches every node's index)
+    /// and returns it; adding an identical entry again returns the existing one.
+    /// </summary>
+    public static BankEntry AddEntry(this BankStore store, long bankId, BankEntryRecord record, string source)
+    {
+        store.Import(bankId, [record], source);
+        using var c = store.Database.OpenConnection();
+        var id = c.ExecuteScalar<long?>(
+            "SELECT id FROM bank_entries WHERE bank_id = @bankId AND signal_type = @SignalType AND signal = @Signal AND external_id = @externalId",
+            new { bankId, record.SignalType, record.Signal, externalId = record.ExternalId ?? string.Empty })
+            ?? throw new InvalidOperationException("The entry was imported but cannot be found.");
+        return store.GetEntries([id])[id];
+    }
+
+    /// <summary>A page of a bank's entries in id order, after <paramref name="afterId"/>.</summary>
+    public static IEnumerable<BankEntry> ListEntries(this BankStore store, long bankId, long afterId, int limit)
+    {
+        using var c = store.Database.OpenConnection();
+        var ids = c.Query<long>("SELECT id FROM bank_entries WHERE bank_id = @bankId AND id > @afterId ORDER BY id LIMIT @limit", new { bankId, afterId, limit }).ToList();
+        var entries = store.GetEntries(ids);
+        return ids.Where(entries.ContainsKey).Select(id => entries[id]);
+    }
+}

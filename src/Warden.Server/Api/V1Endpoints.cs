@@ -183,7 +183,7 @@ internal static partial class V1Endpoints
             size.MaxRequestBodySize = null;
         }
 
-        var body = new BufferedStream(context.Request.Body, 1 << 16);
+        Stream body = context.Request.Body;
         BankFileFormat listFormat;
         if (format is not null)
         {
@@ -205,7 +205,7 @@ internal static partial class V1Endpoints
 
             listFormat = BankFileReader.Detect(null, head.AsSpan(0, n))
                 ?? throw ApiException.BadRequest(ErrorCodes.InvalidList, $"Cannot tell the list format; pass format={string.Join("|", BankFileFormats.Names)}.");
-            body = new BufferedStream(new ConcatStream(head.AsMemory(0, n), context.Request.Body), 1 << 16);
+            body = new ConcatStream(head.AsMemory(0, n), context.Request.Body);
         }
 
         var report = new ImportReport();
@@ -227,12 +227,19 @@ internal static partial class V1Endpoints
             control.AllowSynchronousIO = true;
         }
 
-        var result = await Task.Run(() => store.Import(bank.Id, BankFileReader.Read(body, options, report), "api"), context.RequestAborted).ConfigureAwait(false);
+        var buffered = new BufferedStream(body, 1 << 16);
+        var result = await Task.Run(() => store.Import(bank.Id, BankFileReader.Read(buffered, options, report), "api"), context.RequestAborted).ConfigureAwait(false);
         return new ImportResponse(result.Processed, result.Added, result.Updated, result.Unchanged, result.Deleted, report.Skipped, errors);
     }
 
-    private static IResult Export(string name, string? format, BankStore store)
+    private static IResult Export(HttpContext context, string name, string? format, BankStore store)
     {
+        // The list writers are synchronous; they stream on a pool thread.
+        if (context.Features.Get<IHttpBodyControlFeature>() is { } control)
+        {
+            control.AllowSynchronousIO = true;
+        }
+
         var bank = Require(store, name);
         var f = (format ?? "jsonl").Trim().ToLowerInvariant() switch
         {

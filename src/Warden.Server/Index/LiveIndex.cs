@@ -52,6 +52,99 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
         _quarantined = copy;
     }
 
+    /// <summary>Smallest index worth a snapshot; smaller ones build from the database about as fast.</summary>
+    internal static long MinEntriesToSnapshot { get; set; } = 100_000;
+
+    /// <summary>
+    /// Where the index snapshot lives: beside a SQLite file (<c>DB.server-index/</c>) or, for PostgreSQL, under
+    /// <c>$XDG_CACHE_HOME/warden/</c> named by the database's random id.
+    /// </summary>
+    private string SnapshotDir()
+    {
+        if (store.Database.FilePath is { } file)
+        {
+            return file + ".server-index";
+        }
+
+        var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
+            ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(cache, "warden", string.Create(System.Globalization.CultureInfo.InvariantCulture, $"server-index-{store.DatabaseId():x}"));
+    }
+
+    private static string BanksKey(IEnumerable<Bank> banks) => string.Join(',', banks.Where(b => b.Enabled).Select(b => b.Id));
+
+    /// <summary>
+    /// Starts from the snapshot when its enabled banks are today's: the snapshot records the change number it
+    /// was taken at, and the first poll applies every change since (or rebuilds, if a bank changed), so a stale
+    /// snapshot is still exact. Returns false when there is none or it does not fit.
+    /// </summary>
+    private bool TryLoadSnapshot()
+    {
+        var dir = SnapshotDir();
+        var keyFile = Path.Combine(dir, "key");
+        if (!File.Exists(keyFile))
+        {
+            return false;
+        }
+
+        try
+        {
+            var parts = File.ReadAllText(keyFile).Split(';');
+            var banks = store.ListBanks();
+            if (parts.Length != 4 || parts[0] != "v1" || parts[1] != "db=" + store.DatabaseId().ToString(System.Globalization.CultureInfo.InvariantCulture)
+                || parts[3] != "banks=" + BanksKey(banks) || !long.TryParse(parts[2].AsSpan(4), System.Globalization.CultureInfo.InvariantCulture, out var seq))
+            {
+                return false;
+            }
+
+            var matcher = BankMatcher.Load(dir, banks);
+            _state = new IndexState(matcher, banks.ToDictionary(b => b.Id), time.GetUtcNow());
+            Interlocked.Exchange(ref _seq, seq);
+            LogSnapshot(logger, matcher.Count, seq);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException or FormatException)
+        {
+            LogSnapshotUnusable(logger, ex.Message);
+            return false;
+        }
+    }
+
+    private void SaveSnapshot(BankMatcher matcher, IReadOnlyList<Bank> banks, long seq)
+    {
+        if (matcher.Count < MinEntriesToSnapshot)
+        {
+            return;
+        }
+
+        var dir = SnapshotDir();
+        var temp = dir + ".tmp-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        try
+        {
+            if (Directory.Exists(temp))
+            {
+                Directory.Delete(temp, recursive: true);
+            }
+
+            matcher.Save(temp);
+
+            // The key goes last: a snapshot interrupted half-way is never taken for a valid one. Files of an old
+            // snapshot that another matcher has memory-mapped may be unlinked safely.
+            File.WriteAllText(Path.Combine(temp, "key"), string.Create(System.Globalization.CultureInfo.InvariantCulture, $"v1;db={store.DatabaseId()};seq={seq};banks={BanksKey(banks)}"));
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+
+            Directory.Move(temp, dir);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogSnapshotUnusable(logger, "could not save: " + ex.Message);
+        }
+    }
+
     /// <summary>Builds the matcher now (used at start and after bank changes).</summary>
     internal void Rebuild()
     {
@@ -69,6 +162,7 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
             throw;
         }
 
+        SaveSnapshot(matcher, banks, seq);
         var old = _state;
         _state = new IndexState(matcher, banks.ToDictionary(b => b.Id), time.GetUtcNow());
         Interlocked.Exchange(ref _seq, seq);
@@ -139,7 +233,19 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
             {
                 if (_state is null)
                 {
-                    await Task.Run(Rebuild, stoppingToken).ConfigureAwait(false);
+                    await Task.Run(
+                        () =>
+                        {
+                            if (TryLoadSnapshot())
+                            {
+                                Poll();
+                            }
+                            else
+                            {
+                                Rebuild();
+                            }
+                        },
+                        stoppingToken).ConfigureAwait(false);
                 }
                 else
                 {
@@ -174,6 +280,12 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Banks changed ({Banks}); rebuilding the index")]
     private static partial void LogBankChange(ILogger logger, string banks);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Index loaded from snapshot: {Entries} entries at change {Seq}; applying later changes")]
+    private static partial void LogSnapshot(ILogger logger, long entries, long seq);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Index snapshot unusable, building from the database: {Reason}")]
+    private static partial void LogSnapshotUnusable(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Index poll failed: {Reason}")]
     private static partial void LogPollFailed(ILogger logger, string reason);

@@ -332,7 +332,7 @@ public sealed class BankStore : IDisposable
         using var tombstoner = new Tombstoner(c);
 
         DbTransaction? tx = null;
-        long seq = 0;
+        long seq = 0, locked = 0;
         var inBatch = 0;
         try
         {
@@ -342,7 +342,7 @@ public sealed class BankStore : IDisposable
                 {
                     tx = BeginWrite(c);
                     upsert.Transaction = tx;
-                    seq = LockSeq(c, tx);
+                    seq = locked = LockSeq(c, tx);
                 }
 
                 var now = Now();
@@ -366,7 +366,7 @@ public sealed class BankStore : IDisposable
                 counts.Processed++;
                 if (++inBatch >= SqliteBatchSize)
                 {
-                    CommitBatch(c, ref tx, seq);
+                    CommitBatch(c, ref tx, locked);
                     inBatch = 0;
                     progress?.Invoke(counts.Processed);
                 }
@@ -374,7 +374,7 @@ public sealed class BankStore : IDisposable
 
             if (tx is not null)
             {
-                CommitBatch(c, ref tx, seq);
+                CommitBatch(c, ref tx, locked);
             }
 
             progress?.Invoke(counts.Processed);
@@ -410,7 +410,7 @@ public sealed class BankStore : IDisposable
 
         NpgsqlTransaction? tx = null;
         NpgsqlBinaryImporter? copy = null;
-        long seq = 0;
+        long seq = 0, locked = 0;
         var inBatch = 0;
 
         void Flush(ref ImportCounts counts)
@@ -435,7 +435,7 @@ public sealed class BankStore : IDisposable
                 if (tx is null)
                 {
                     tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
-                    seq = LockSeq(c, tx);
+                    seq = locked = LockSeq(c, tx);
                 }
 
                 if (record.Deleted)
@@ -470,7 +470,7 @@ public sealed class BankStore : IDisposable
                 {
                     Flush(ref counts);
                     DbTransaction? t = tx;
-                    CommitBatch(c, ref t, seq);
+                    CommitBatch(c, ref t, locked);
                     tx = null;
                     inBatch = 0;
                     progress?.Invoke(counts.Processed);
@@ -481,7 +481,7 @@ public sealed class BankStore : IDisposable
             {
                 Flush(ref counts);
                 DbTransaction? t = tx;
-                CommitBatch(c, ref t, seq);
+                CommitBatch(c, ref t, locked);
                 tx = null;
             }
 
@@ -495,9 +495,14 @@ public sealed class BankStore : IDisposable
         }
     }
 
-    private static void CommitBatch(DbConnection c, ref DbTransaction? tx, long seq)
+    /// <summary>
+    /// Commits an import batch. Records that changed nothing used no number: the counter moves only to the
+    /// highest number a row took (only this transaction can hold numbers above the locked value), so
+    /// re-importing a file leaves the change sequence, and the snapshots keyed on it, as they were.
+    /// </summary>
+    private static void CommitBatch(DbConnection c, ref DbTransaction? tx, long locked)
     {
-        c.Execute($"UPDATE counters SET value = @seq WHERE name = '{SeqCounter}'", new { seq }, tx);
+        c.Execute($"UPDATE counters SET value = (SELECT COALESCE(MAX(seq), @locked) FROM bank_entries WHERE seq > @locked) WHERE name = '{SeqCounter}'", new { locked }, tx);
         tx!.Commit();
         tx.Dispose();
         tx = null;

@@ -230,8 +230,9 @@ public sealed class BankStore : IDisposable
     /// Adds or updates entries (one row per signal per bank: re-importing the same records changes nothing)
     /// and applies tombstones, in record order. Committed in batches; <paramref name="progress"/> gets the
     /// running count. Records must already be validated (the list readers do that). On PostgreSQL the
-    /// records go in by binary COPY into a temporary table and one <c>INSERT ... ON CONFLICT</c> per batch;
-    /// there a record repeated within one batch counts once (the last one wins; the others count unchanged).
+    /// records go in by binary COPY into a temporary table and one <c>INSERT ... ON CONFLICT</c> per run of
+    /// records (up to a batch; a tombstone or a record repeated within the run ends it), with the same
+    /// results as SQLite's row-by-row upsert.
     /// </summary>
     public ImportResult Import(long bankId, IEnumerable<BankEntryRecord> records, string? source, Action<long>? progress = null)
     {
@@ -394,22 +395,21 @@ public sealed class BankStore : IDisposable
             ) ON COMMIT DELETE ROWS
             """);
 
-        // Last record per key wins (ON CONFLICT may not touch a row twice in one statement); ORDER BY seq keeps
+        // A run holds each key once (ON CONFLICT may not touch a row twice in one statement); ORDER BY seq keeps
         // the ids in record order, as the row-by-row SQLite import does.
         using var upsert = WardenDatabase.Command(
             c,
             null,
             """
             INSERT INTO bank_entries(bank_id, signal_type, signal, labels, source, external_id, enabled, note, deleted, updated_at, seq)
-            SELECT @bank, signal_type, signal, labels, @source, external_id, 1, note, 0, @now, seq FROM (
-                SELECT DISTINCT ON (signal_type, signal, external_id) * FROM warden_import ORDER BY signal_type, signal, external_id, seq DESC
-            ) s ORDER BY seq
+            SELECT @bank, signal_type, signal, labels, @source, external_id, 1, note, 0, @now, seq FROM warden_import ORDER BY seq
             """ + "\n" + UpsertSet + ";\nTRUNCATE warden_import",
             ("bank", bankId), ("source", source), ("now", 0L));
         using var tombstoner = new Tombstoner(c);
 
         NpgsqlTransaction? tx = null;
         NpgsqlBinaryImporter? copy = null;
+        var staged = new HashSet<(string, string, string)>();
         long seq = 0, locked = 0;
         var inBatch = 0;
 
@@ -423,6 +423,7 @@ public sealed class BankStore : IDisposable
             copy.Complete();
             copy.Dispose();
             copy = null;
+            staged.Clear();
             upsert.Transaction = tx;
             upsert.Parameters[2].Value = Now();
             counts.Affected += upsert.ExecuteNonQuery();
@@ -436,6 +437,9 @@ public sealed class BankStore : IDisposable
                 {
                     tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
                     seq = locked = LockSeq(c, tx);
+
+                    // The staging sorts spill to disk at the default 4 MB.
+                    c.Execute("SET LOCAL work_mem = '64MB'", transaction: tx);
                 }
 
                 if (record.Deleted)
@@ -447,6 +451,13 @@ public sealed class BankStore : IDisposable
                 }
                 else
                 {
+                    if (!staged.Add((record.SignalType, record.Signal, record.ExternalId ?? string.Empty)))
+                    {
+                        // The same key twice in a run: apply the first before staging the second.
+                        Flush(ref counts);
+                        staged.Add((record.SignalType, record.Signal, record.ExternalId ?? string.Empty));
+                    }
+
                     copy ??= c.BeginBinaryImport("COPY warden_import (signal_type, signal, labels, external_id, note, seq) FROM STDIN (FORMAT BINARY)");
                     copy.StartRow();
                     copy.Write(record.SignalType, NpgsqlDbType.Text);

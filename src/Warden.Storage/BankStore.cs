@@ -552,18 +552,30 @@ public sealed class BankStore : IDisposable
     }
 
     /// <summary>
-    /// Hands every live, enabled entry of an enabled bank to <paramref name="add"/>, all read from one snapshot,
-    /// and returns the change sequence of that snapshot: pass it to <see cref="ChangesSince"/> to tail from
-    /// exactly there.
+    /// Hands every live, enabled entry of an enabled bank (of every bank with
+    /// <paramref name="includeDisabledBanks"/>) to <paramref name="add"/>, and every bank to
+    /// <paramref name="bank"/>, all read from one snapshot, and returns the change sequence of that snapshot:
+    /// pass it to <see cref="ChangesSince"/> to tail from exactly there. A live index that follows the feed
+    /// should include disabled banks' entries and skip them at match time: the feed reports a bank being
+    /// enabled again as a bank change only, not as changes of its entries.
     /// </summary>
-    public long ReadIndex(Action<IndexedEntry> add)
+    public long ReadIndex(Action<IndexedEntry> add, bool includeDisabledBanks = false, Action<Bank>? bank = null)
     {
         ArgumentNullException.ThrowIfNull(add);
         return Run(c =>
         {
             using var tx = BeginSnapshot(c);
             var seq = c.ExecuteScalar<long>($"SELECT value FROM counters WHERE name = '{SeqCounter}'", transaction: tx);
-            using (var cmd = WardenDatabase.Command(c, tx, EnabledEntriesSql))
+            if (bank is not null)
+            {
+                foreach (var row in c.Query<BankRow>("SELECT * FROM banks ORDER BY id", transaction: tx))
+                {
+                    bank(row.ToBank());
+                }
+            }
+
+            var sql = includeDisabledBanks ? "SELECT id, bank_id, signal_type, signal FROM bank_entries WHERE enabled = 1 AND deleted = 0" : EnabledEntriesSql;
+            using (var cmd = WardenDatabase.Command(c, tx, sql))
             using (var reader = cmd.ExecuteReader())
             {
                 while (reader.Read())

@@ -73,6 +73,35 @@ public abstract class ChangeFeedTests
     }
 
     [SkippableFact]
+    public async Task The_index_snapshot_says_where_the_feed_starts()
+    {
+        await using var target = await TestDatabases.CreateAsync(Dialect);
+        using var store = BankStore.Open(target.Target);
+        var on = store.CreateBank("on");
+        var off = store.CreateBank("off");
+        store.Import(on.Id, [Md5(1), Md5(2)], "a");
+        store.Import(off.Id, [Md5(3)], "a");
+        store.UpdateBank("off", enabled: false);
+        var two = store.ExportEntries(on.Id).Single(e => e.Signal == Md5(2).Signal).Id;
+        store.SetEntryEnabled(two, false);
+
+        var enabledOnly = new List<string>();
+        var seq = store.ReadIndex(e => enabledOnly.Add(e.Signal));
+        Assert.Equal([Md5(1).Signal], enabledOnly);
+        Assert.Equal(store.ChangeSequence(), seq);
+
+        var all = new List<string>();
+        var banks = new List<Bank>();
+        Assert.Equal(seq, store.ReadIndex(e => all.Add(e.Signal), includeDisabledBanks: true, bank: banks.Add));
+        Assert.Equal([Md5(1).Signal, Md5(3).Signal], all.Order());
+        Assert.Equal([("on", true), ("off", false)], banks.Select(b => (b.Name, b.Enabled)));
+
+        Assert.Empty(store.ChangesSince(seq).Entries);
+        store.UpdateBank("off", enabled: true);
+        Assert.True(Assert.Single(store.ChangesSince(seq).Banks).Enabled);
+    }
+
+    [SkippableFact]
     public async Task Pages_follow_each_other_without_gaps_or_split_changes()
     {
         await using var target = await TestDatabases.CreateAsync(Dialect);

@@ -8,6 +8,19 @@ public sealed class SqliteMigrationTests : MigrationTests
     protected override SqlDialect Dialect => SqlDialect.Sqlite;
 
     [Fact]
+    public void A_new_database_fences_off_the_first_release()
+    {
+        using var db = TestDatabases.CreateSqlite();
+        using (BankStore.Open(db.Target))
+        {
+        }
+
+        using var check = new SqliteConnection($"Data Source={db.Target};Pooling=false");
+        check.Open();
+        Assert.Equal(1_000_000, check.ExecuteScalar<long>("SELECT MAX(version) FROM schema_version"));
+    }
+
+    [Fact]
     public void A_database_from_before_migration_sets_is_upgraded_in_place()
     {
         using var db = TestDatabases.CreateSqlite();
@@ -36,7 +49,9 @@ public sealed class SqliteMigrationTests : MigrationTests
         using var check = new SqliteConnection($"Data Source={db.Target};Pooling=false");
         check.Open();
         Assert.Equal(2, check.ExecuteScalar<long>("SELECT version FROM schema_versions WHERE name = 'banks'"));
-        Assert.Equal(0, check.ExecuteScalar<long>("SELECT COUNT(*) FROM sqlite_master WHERE name = 'schema_version'"));
+        // What the first release checks on start: a version above its own makes it refuse the file cleanly.
+        Assert.Equal(1_000_000, check.ExecuteScalar<long>("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(1, check.ExecuteScalar<long>("SELECT COUNT(*) FROM schema_version"));
     }
 }
 

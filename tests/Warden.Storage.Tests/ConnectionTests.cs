@@ -73,10 +73,11 @@ public sealed class ConnectionTests
         Assert.Equal(StorageError.Unavailable, ex.Error);
     }
 
-    [SkippableFact]
-    public async Task One_database_object_serves_many_threads()
+    [SkippableTheory]
+    [MemberData(nameof(TestDatabases.Dialects), MemberType = typeof(TestDatabases))]
+    public async Task One_store_serves_many_threads(SqlDialect dialect)
     {
-        await using var target = await TestDatabases.CreatePostgresAsync();
+        await using var target = await TestDatabases.CreateAsync(dialect);
         using var store = BankStore.Open(target.Target);
         var seq = store.ChangeSequence();
         await Parallel.ForEachAsync(Enumerable.Range(0, 40), async (i, _) =>

@@ -24,12 +24,12 @@ _pg_as_owner() {
 
 _pg_find_bin() {
   local d
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  while read -r d; do
     if [[ -x $d/initdb && -x $d/pg_ctl && -x $d/postgres ]]; then
       echo "$d"
       return 0
     fi
-  done
+  done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
   return 1
 }
 
@@ -60,19 +60,26 @@ start_test_postgres() {
   chown "$_pg_owner" "$_pg_dir"
   chmod 700 "$_pg_dir"
 
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' 2>/dev/null ||
-    echo $((20000 + RANDOM % 20000)))
-
   if ! _pg_as_owner "$_pg_bin/initdb" -D "$_pg_dir/data" -U warden --auth=trust -E UTF8 --locale=C.UTF-8 >"$_pg_dir/initdb.log" 2>&1; then
     cat "$_pg_dir/initdb.log" >&2
     return 1
   fi
+
+  # A free port, retried: another process may take it between the probe and the server's bind.
   # Throwaway data: durability off makes the tests several times faster; enough connections for the
   # concurrency tests and two server processes.
-  if ! _pg_as_owner "$_pg_bin/pg_ctl" -D "$_pg_dir/data" -l "$_pg_dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $_pg_dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >/dev/null; then
+  local port started=""
+  for _ in 1 2 3; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' 2>/dev/null ||
+      echo $((20000 + RANDOM % 20000)))
+    if _pg_as_owner "$_pg_bin/pg_ctl" -D "$_pg_dir/data" -l "$_pg_dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $_pg_dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      start >/dev/null; then
+      started=1
+      break
+    fi
+  done
+  if [[ -z $started ]]; then
     cat "$_pg_dir/server.log" >&2
     return 1
   fi

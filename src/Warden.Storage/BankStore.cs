@@ -230,8 +230,9 @@ public sealed class BankStore : IDisposable
     /// Adds or updates entries (one row per signal per bank: re-importing the same records changes nothing)
     /// and applies tombstones, in record order. Committed in batches; <paramref name="progress"/> gets the
     /// running count. Records must already be validated (the list readers do that). On PostgreSQL the
-    /// records go in by binary COPY into a temporary table and one <c>INSERT ... ON CONFLICT</c> per batch;
-    /// there a record repeated within one batch counts once (the last one wins; the others count unchanged).
+    /// records go in by binary COPY into a temporary table and one <c>INSERT ... ON CONFLICT</c> per run of
+    /// records (up to a batch; a tombstone or a record repeated within the run ends it), with the same
+    /// results as SQLite's row-by-row upsert.
     /// </summary>
     public ImportResult Import(long bankId, IEnumerable<BankEntryRecord> records, string? source, Action<long>? progress = null)
     {
@@ -332,7 +333,7 @@ public sealed class BankStore : IDisposable
         using var tombstoner = new Tombstoner(c);
 
         DbTransaction? tx = null;
-        long seq = 0;
+        long seq = 0, locked = 0;
         var inBatch = 0;
         try
         {
@@ -342,7 +343,7 @@ public sealed class BankStore : IDisposable
                 {
                     tx = BeginWrite(c);
                     upsert.Transaction = tx;
-                    seq = LockSeq(c, tx);
+                    seq = locked = LockSeq(c, tx);
                 }
 
                 var now = Now();
@@ -366,7 +367,7 @@ public sealed class BankStore : IDisposable
                 counts.Processed++;
                 if (++inBatch >= SqliteBatchSize)
                 {
-                    CommitBatch(c, ref tx, seq);
+                    CommitBatch(c, ref tx, locked);
                     inBatch = 0;
                     progress?.Invoke(counts.Processed);
                 }
@@ -374,7 +375,7 @@ public sealed class BankStore : IDisposable
 
             if (tx is not null)
             {
-                CommitBatch(c, ref tx, seq);
+                CommitBatch(c, ref tx, locked);
             }
 
             progress?.Invoke(counts.Processed);
@@ -394,23 +395,22 @@ public sealed class BankStore : IDisposable
             ) ON COMMIT DELETE ROWS
             """);
 
-        // Last record per key wins (ON CONFLICT may not touch a row twice in one statement); ORDER BY seq keeps
+        // A run holds each key once (ON CONFLICT may not touch a row twice in one statement); ORDER BY seq keeps
         // the ids in record order, as the row-by-row SQLite import does.
         using var upsert = WardenDatabase.Command(
             c,
             null,
             """
             INSERT INTO bank_entries(bank_id, signal_type, signal, labels, source, external_id, enabled, note, deleted, updated_at, seq)
-            SELECT @bank, signal_type, signal, labels, @source, external_id, 1, note, 0, @now, seq FROM (
-                SELECT DISTINCT ON (signal_type, signal, external_id) * FROM warden_import ORDER BY signal_type, signal, external_id, seq DESC
-            ) s ORDER BY seq
+            SELECT @bank, signal_type, signal, labels, @source, external_id, 1, note, 0, @now, seq FROM warden_import ORDER BY seq
             """ + "\n" + UpsertSet + ";\nTRUNCATE warden_import",
             ("bank", bankId), ("source", source), ("now", 0L));
         using var tombstoner = new Tombstoner(c);
 
         NpgsqlTransaction? tx = null;
         NpgsqlBinaryImporter? copy = null;
-        long seq = 0;
+        var staged = new HashSet<(string, string, string)>();
+        long seq = 0, locked = 0;
         var inBatch = 0;
 
         void Flush(ref ImportCounts counts)
@@ -423,6 +423,7 @@ public sealed class BankStore : IDisposable
             copy.Complete();
             copy.Dispose();
             copy = null;
+            staged.Clear();
             upsert.Transaction = tx;
             upsert.Parameters[2].Value = Now();
             counts.Affected += upsert.ExecuteNonQuery();
@@ -435,7 +436,10 @@ public sealed class BankStore : IDisposable
                 if (tx is null)
                 {
                     tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
-                    seq = LockSeq(c, tx);
+                    seq = locked = LockSeq(c, tx);
+
+                    // The staging sorts spill to disk at the default 4 MB.
+                    c.Execute("SET LOCAL work_mem = '64MB'", transaction: tx);
                 }
 
                 if (record.Deleted)
@@ -447,6 +451,13 @@ public sealed class BankStore : IDisposable
                 }
                 else
                 {
+                    if (!staged.Add((record.SignalType, record.Signal, record.ExternalId ?? string.Empty)))
+                    {
+                        // The same key twice in a run: apply the first before staging the second.
+                        Flush(ref counts);
+                        staged.Add((record.SignalType, record.Signal, record.ExternalId ?? string.Empty));
+                    }
+
                     copy ??= c.BeginBinaryImport("COPY warden_import (signal_type, signal, labels, external_id, note, seq) FROM STDIN (FORMAT BINARY)");
                     copy.StartRow();
                     copy.Write(record.SignalType, NpgsqlDbType.Text);
@@ -470,7 +481,7 @@ public sealed class BankStore : IDisposable
                 {
                     Flush(ref counts);
                     DbTransaction? t = tx;
-                    CommitBatch(c, ref t, seq);
+                    CommitBatch(c, ref t, locked);
                     tx = null;
                     inBatch = 0;
                     progress?.Invoke(counts.Processed);
@@ -481,7 +492,7 @@ public sealed class BankStore : IDisposable
             {
                 Flush(ref counts);
                 DbTransaction? t = tx;
-                CommitBatch(c, ref t, seq);
+                CommitBatch(c, ref t, locked);
                 tx = null;
             }
 
@@ -495,9 +506,14 @@ public sealed class BankStore : IDisposable
         }
     }
 
-    private static void CommitBatch(DbConnection c, ref DbTransaction? tx, long seq)
+    /// <summary>
+    /// Commits an import batch. Records that changed nothing used no number: the counter moves only to the
+    /// highest number a row took (only this transaction can hold numbers above the locked value), so
+    /// re-importing a file leaves the change sequence, and the snapshots keyed on it, as they were.
+    /// </summary>
+    private static void CommitBatch(DbConnection c, ref DbTransaction? tx, long locked)
     {
-        c.Execute($"UPDATE counters SET value = @seq WHERE name = '{SeqCounter}'", new { seq }, tx);
+        c.Execute($"UPDATE counters SET value = (SELECT COALESCE(MAX(seq), @locked) FROM bank_entries WHERE seq > @locked) WHERE name = '{SeqCounter}'", new { locked }, tx);
         tx!.Commit();
         tx.Dispose();
         tx = null;
@@ -536,18 +552,30 @@ public sealed class BankStore : IDisposable
     }
 
     /// <summary>
-    /// Hands every live, enabled entry of an enabled bank to <paramref name="add"/>, all read from one snapshot,
-    /// and returns the change sequence of that snapshot: pass it to <see cref="ChangesSince"/> to tail from
-    /// exactly there.
+    /// Hands every live, enabled entry of an enabled bank (of every bank with
+    /// <paramref name="includeDisabledBanks"/>) to <paramref name="add"/>, and every bank to
+    /// <paramref name="bank"/>, all read from one snapshot, and returns the change sequence of that snapshot:
+    /// pass it to <see cref="ChangesSince"/> to tail from exactly there. A live index that follows the feed
+    /// should include disabled banks' entries and skip them at match time: the feed reports a bank being
+    /// enabled again as a bank change only, not as changes of its entries.
     /// </summary>
-    public long ReadIndex(Action<IndexedEntry> add)
+    public long ReadIndex(Action<IndexedEntry> add, bool includeDisabledBanks = false, Action<Bank>? bank = null)
     {
         ArgumentNullException.ThrowIfNull(add);
         return Run(c =>
         {
             using var tx = BeginSnapshot(c);
             var seq = c.ExecuteScalar<long>($"SELECT value FROM counters WHERE name = '{SeqCounter}'", transaction: tx);
-            using (var cmd = WardenDatabase.Command(c, tx, EnabledEntriesSql))
+            if (bank is not null)
+            {
+                foreach (var row in c.Query<BankRow>("SELECT * FROM banks ORDER BY id", transaction: tx))
+                {
+                    bank(row.ToBank());
+                }
+            }
+
+            var sql = includeDisabledBanks ? "SELECT id, bank_id, signal_type, signal FROM bank_entries WHERE enabled = 1 AND deleted = 0" : EnabledEntriesSql;
+            using (var cmd = WardenDatabase.Command(c, tx, sql))
             using (var reader = cmd.ExecuteReader())
             {
                 while (reader.Read())

@@ -160,7 +160,8 @@ public sealed class WardenDatabase : IDisposable
 
             // WAL lets readers (a server's index tailer) run beside a writer; NORMAL sync is safe under WAL.
             using var cmd = connection.CreateCommand();
-            cmd.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;";
+            // busy_timeout first: switching a new file to WAL takes a lock that another process may hold.
+            cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
             cmd.ExecuteNonQuery();
             return connection;
         }
@@ -272,14 +273,21 @@ public sealed class WardenDatabase : IDisposable
     /// <summary>The advisory lock key of migrations ("warden.m" in ASCII); other locks must not reuse it.</summary>
     internal const long MigrationLockKey = 0x7761726465_6E2E6D;
 
-    /// <summary>Databases made before migration sets kept the bank schema's version in <c>schema_version</c>.</summary>
+    /// <summary>
+    /// SQLite databases made before migration sets kept the bank schema's version in <c>schema_version</c>:
+    /// adopt it as the "banks" version, then leave a fence value there, so that an older Warden opening this
+    /// file says "schema version 1000000 ... Upgrade Warden" instead of failing half-way through its migration.
+    /// </summary>
     private static void AdoptLegacyVersion(DbConnection connection, DbTransaction tx)
     {
-        if (Scalar(connection, tx, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'") is long n && n > 0)
-        {
-            Exec(connection, tx, "INSERT INTO schema_versions(name, version) SELECT 'banks', v FROM (SELECT MAX(version) AS v FROM schema_version) WHERE v IS NOT NULL ON CONFLICT(name) DO NOTHING");
-            Exec(connection, tx, "DROP TABLE schema_version");
-        }
+        Exec(connection, tx, """
+            CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+            INSERT INTO schema_versions(name, version)
+                SELECT 'banks', v FROM (SELECT MAX(version) AS v FROM schema_version WHERE version < 1000000) WHERE v IS NOT NULL
+                ON CONFLICT(name) DO NOTHING;
+            DELETE FROM schema_version WHERE version <> 1000000;
+            INSERT INTO schema_version(version) SELECT 1000000 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+            """);
     }
 
     internal static int Exec(DbConnection connection, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)

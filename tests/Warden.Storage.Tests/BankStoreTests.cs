@@ -160,4 +160,39 @@ public abstract class BankStoreTests
         var live = store.ExportEntries(bank.Id).Single();
         Assert.Equal(("9002-vid-0001-md5", "A2"), (live.ExternalId, live.Labels["classification"]));
     }
+
+    [SkippableFact]
+    public async Task Records_repeated_in_one_import_apply_in_order()
+    {
+        await using var db = await NewDatabaseAsync();
+        using var store = BankStore.Open(db.Target);
+        var bank = store.CreateBank("dups");
+        var result = store.Import(bank.Id, [Pdq(1, "A1"), Pdq(1, "B1"), Pdq(2), Pdq(2), Pdq(2) with { Deleted = true }, Pdq(2, "A2"), Pdq(1, "B1")], "f");
+        Assert.Equal((7L, 2L, 2L, 2L, 1L), (result.Processed, result.Added, result.Updated, result.Unchanged, result.Deleted));
+        var entries = store.ExportEntries(bank.Id).ToList();
+        Assert.Equal([Pdq(1).Signal, Pdq(2).Signal], entries.Select(e => e.Signal));
+        Assert.Equal(["B1", "A2"], entries.Select(e => e.Labels["classification"]));
+    }
+
+    [SkippableFact]
+    public async Task Text_is_stored_exactly_and_tombstones_match_ids_exactly()
+    {
+        await using var db = await NewDatabaseAsync();
+        using var store = BankStore.Open(db.Target);
+        var bank = store.CreateBank("text");
+        var labels = new Dictionary<string, string> { ["note"] = "quote \" ' 100% _x_ \\ ünïcödé 🙂" };
+        store.Import(bank.Id, [
+            Pdq(1) with { Labels = labels, Note = "line1\nline2", ExternalId = "A_1-pdq" },
+            Pdq(2) with { ExternalId = "A%1-pdq" },
+            Pdq(3) with { ExternalId = "a_1-pdq" },
+            Pdq(4) with { ExternalId = "A_10-pdq" },
+        ], "src");
+        var one = store.ExportEntries(bank.Id).First();
+        Assert.Equal((labels["note"], "line1\nline2", "A_1-pdq"), (one.Labels["note"], one.Note, one.ExternalId));
+
+        // "A_1" deletes A_1-pdq only: not A%1-pdq (LIKE wildcards), a_1-pdq (case) or A_10-pdq (prefix).
+        var result = store.Import(bank.Id, [new BankEntryRecord(string.Empty, string.Empty, new Dictionary<string, string>(), ExternalId: "A_1", Deleted: true)], "src");
+        Assert.Equal(1, result.Deleted);
+        Assert.Equal(["A%1-pdq", "a_1-pdq", "A_10-pdq"], store.ExportEntries(bank.Id).Select(e => e.ExternalId));
+    }
 }

@@ -6,11 +6,7 @@ using Warden.Bench;
 //   throughput <corpus> [...]    images/s and MB/s, one core and all cores (corpus: test | large | DIR | LIST)
 //   borders [DIR]                framed/letterboxed copies: recall and false matches with the trimmed hash
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
-<<<<<<< HEAD
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
-=======
-//   storage [--db TARGET] [--rows 1m]   bank store: import, re-import, index read, change feed (SQLite or PostgreSQL)
->>>>>>> pg
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -18,11 +14,7 @@ return args.FirstOrDefault() switch
     "throughput" => ThroughputCommand.Run(args[1..]),
     "index" => IndexCommand.Run(args[1..]),
     "borders" => BordersCommand.Run(args[1..]),
-<<<<<<< HEAD
     "load" => LoadCommand.Run(args[1..]),
-=======
-    "storage" => StorageCommand.Run(args[1..]),
->>>>>>> pg
     _ => Run(args),
 };
 

@@ -16,12 +16,14 @@ namespace Warden.Server.Tests;
 /// </summary>
 public sealed class TestServer : IAsyncDisposable
 {
-    private readonly TestDatabase _db;
+    private readonly TestDatabase? _db;
+    private readonly string _target;
     private readonly Dictionary<Role, string> _keys = [];
 
-    private TestServer(TestDatabase db, WebApplication app, Uri baseAddress)
+    private TestServer(TestDatabase? db, string target, WebApplication app, Uri baseAddress)
     {
         _db = db;
+        _target = target;
         App = app;
         BaseAddress = baseAddress;
     }
@@ -33,27 +35,31 @@ public sealed class TestServer : IAsyncDisposable
     public Uri BaseAddress { get; }
 
     /// <summary>The database target (file or connection string).</summary>
-    public string Database => _db.Target;
-
-    /// <summary>The dialect.</summary>
-    public SqlDialect Dialect => _db.Dialect;
+    public string Database => _target;
 
     /// <summary>Starts a server over a new database.</summary>
-    public static async Task<TestServer> StartAsync(SqlDialect dialect, Action<ServerOptions>? configure = null)
+    public static async Task<TestServer> StartAsync(SqlDialect dialect, Action<ServerOptions>? configure = null) =>
+        await StartAsync(await TestDatabases.CreateAsync(dialect), null, configure);
+
+    /// <summary>Starts a server over an existing database (left in place on dispose).</summary>
+    public static Task<TestServer> StartAsync(string database, Action<ServerOptions>? configure = null) =>
+        StartAsync(null, database, configure);
+
+    private static async Task<TestServer> StartAsync(TestDatabase? db, string? target, Action<ServerOptions>? configure)
     {
-        var db = await TestDatabases.CreateAsync(dialect);
+        var database = target ?? db!.Target;
         try
         {
             var app = WardenServer.Build(["--urls", "http://127.0.0.1:0"], o =>
             {
-                o.Database = db.Target;
+                o.Database = database;
                 o.IndexPollMilliseconds = 100;
                 o.WebhookPollMilliseconds = 100;
                 configure?.Invoke(o);
             });
             await app.StartAsync();
             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            var server = new TestServer(db, app, new Uri(address.TrimEnd('/') + "/"));
+            var server = new TestServer(db, database, app, new Uri(address.TrimEnd('/') + "/"));
             var store = app.Services.GetRequiredService<ServerStore>();
             foreach (var role in Enum.GetValues<Role>())
             {
@@ -65,7 +71,11 @@ public sealed class TestServer : IAsyncDisposable
         }
         catch
         {
-            await db.DisposeAsync();
+            if (db is not null)
+            {
+                await db.DisposeAsync();
+            }
+
             throw;
         }
     }
@@ -107,6 +117,9 @@ public sealed class TestServer : IAsyncDisposable
     {
         await App.StopAsync();
         await App.DisposeAsync();
-        await _db.DisposeAsync();
+        if (_db is not null)
+        {
+            await _db.DisposeAsync();
+        }
     }
 }

@@ -36,6 +36,9 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
     /// <summary>Entries flood control has quarantined (they still match, but set off nothing).</summary>
     public IReadOnlySet<long> Quarantined => _quarantined;
 
+    /// <summary>Whether the index started from a snapshot (diagnostics and tests).</summary>
+    public bool StartedFromSnapshot { get; private set; }
+
     /// <summary>The change sequence applied so far.</summary>
     public long Sequence => Interlocked.Read(ref _seq);
 
@@ -102,6 +105,7 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
             _state = new IndexState(matcher, banks.ToDictionary(b => b.Id), time.GetUtcNow());
             Interlocked.Exchange(ref _seq, seq);
             LogSnapshot(logger, matcher.Count, seq);
+            StartedFromSnapshot = true;
             return true;
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException or FormatException)
@@ -149,16 +153,23 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
     internal void Rebuild()
     {
         var started = time.GetTimestamp();
-        var banks = store.ListBanks();
-        var matcher = new BankMatcher(banks);
+        // Banks and entries come from one database snapshot, so the change number fits both: a bank changed
+        // while we read is either in this build or in the first poll after it, never lost between them.
+        // ReadIndex hands over every bank before the first entry, so the matcher is made on the first entry.
+        var banks = new List<Bank>();
+        BankMatcher? matcher = null;
         long seq;
         try
         {
-            seq = store.ReadIndex(e => matcher.Add(e.Id, e.BankId, e.SignalType, e.Signal));
+            seq = store.ReadIndex(
+                e => (matcher ??= new BankMatcher(banks)).Add(e.Id, e.BankId, e.SignalType, e.Signal),
+                includeDisabledBanks: false,
+                bank: banks.Add);
+            matcher ??= new BankMatcher(banks);
         }
         catch
         {
-            matcher.Dispose();
+            matcher?.Dispose();
             throw;
         }
 

@@ -65,4 +65,4 @@ public sealed class SnapshotTests
 
 /// <summary>The snapshot test changes process-wide settings, so it runs alone.</summary>
 [CollectionDefinition("snapshot", DisableParallelization = true)]
-public sealed class SnapshotCollection;
+public sealed class SnapshotTestGroup;

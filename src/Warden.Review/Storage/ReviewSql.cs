@@ -108,6 +108,7 @@ internal static class ReviewSql
                 http_status   INTEGER NULL,
                 response_code INTEGER NULL,
                 request_id    TEXT    NULL,
+                request       TEXT    NULL,
                 body          TEXT    NULL
             );
             CREATE INDEX ix_report_receipts_delivery ON report_receipts(delivery_id, id);
@@ -215,13 +216,13 @@ internal static class ReviewSql
     public const string DeliveryFileUpdate = "UPDATE report_delivery_files SET md5 = @Md5, file_id = @FileId, described = @Described WHERE delivery_id = @DeliveryId AND idx = @Idx";
 
     public const string ReceiptInsert = """
-        INSERT INTO report_receipts(delivery_id, at_ms, generation, step, outcome, http_status, response_code, request_id, body)
-        VALUES (@DeliveryId, @AtMs, @Generation, @Step, @Outcome, @HttpStatus, @ResponseCode, @RequestId, @Body)
+        INSERT INTO report_receipts(delivery_id, at_ms, generation, step, outcome, http_status, response_code, request_id, request, body)
+        VALUES (@DeliveryId, @AtMs, @Generation, @Step, @Outcome, @HttpStatus, @ResponseCode, @RequestId, @Request, @Body)
         """;
 
     public const string Receipts = """
         SELECT delivery_id AS DeliveryId, at_ms AS AtMs, generation AS Generation, step AS Step, outcome AS Outcome,
-               http_status AS HttpStatus, response_code AS ResponseCode, request_id AS RequestId, body AS Body
+               http_status AS HttpStatus, response_code AS ResponseCode, request_id AS RequestId, request AS Request, body AS Body
         FROM report_receipts WHERE delivery_id = @Id ORDER BY id
         """;
 }

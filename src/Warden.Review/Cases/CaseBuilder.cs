@@ -106,9 +106,11 @@ public sealed class CaseBuilder
                 cluster = new Cluster(_newId(), submission);
                 @case.AddCluster(cluster);
                 index.Register(cluster);
+                @case.Status = CaseStatus.Open; // a new cluster awaits a decision
             }
             else
             {
+                // Joining a cluster inherits its decision, so the case's status does not change.
                 @case.AddMember(cluster, submission);
             }
 
@@ -118,7 +120,6 @@ public sealed class CaseBuilder
                 @case.UpdatedAt = submission.ReceivedAt;
             }
 
-            @case.Status = @case.IsFullyDecided ? CaseStatus.Decided : CaseStatus.Open;
             @case.Priority = CasePriority.Score(@case, _history(@case.UploaderId));
             return @case;
         }

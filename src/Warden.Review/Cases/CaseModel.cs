@@ -167,6 +167,12 @@ public sealed class ReviewCase
     /// <summary>All submissions, cluster by cluster.</summary>
     public IEnumerable<MatchedSubmission> Submissions => _clusters.SelectMany(c => c.Members);
 
+    /// <summary>The most severe match label so far (see <see cref="CasePriority"/>).</summary>
+    public int MaxSeverity { get; private set; }
+
+    /// <summary>Whether any submission carries an AI-provenance signal.</summary>
+    public bool HasAiProvenance { get; private set; }
+
     /// <summary>The latest priority score (see <see cref="CasePriority"/>).</summary>
     public int Priority { get; internal set; }
 
@@ -185,11 +191,19 @@ public sealed class ReviewCase
     {
         _clusters.Add(c);
         _bySubmission[c.Representative.SubmissionId] = c;
+        Aggregate(c.Representative);
     }
 
     internal void AddMember(Cluster c, MatchedSubmission s)
     {
         c.Add(s);
         _bySubmission[s.SubmissionId] = c;
+        Aggregate(s);
+    }
+
+    private void Aggregate(MatchedSubmission s)
+    {
+        MaxSeverity = Math.Max(MaxSeverity, CasePriority.SeverityOf(s));
+        HasAiProvenance |= CasePriority.HasAiProvenance(s);
     }
 }

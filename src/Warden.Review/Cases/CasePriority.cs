@@ -17,26 +17,29 @@ namespace Warden.Review.Cases;
 /// </summary>
 public static class CasePriority
 {
-    /// <summary>Computes the score of a case.</summary>
+    /// <summary>Computes the score of a case (from its running aggregates: O(1), so a flood stays linear).</summary>
     public static int Score(ReviewCase c, UploaderHistory history)
     {
         ArgumentNullException.ThrowIfNull(c);
         ArgumentNullException.ThrowIfNull(history);
-        var severity = 0;
-        var ai = false;
-        foreach (var s in c.Submissions)
-        {
-            ai |= s.ProvenanceLinks is { Count: > 0 };
-            foreach (var m in s.Matches)
-            {
-                severity = Math.Max(severity, SeverityOf(m.Labels));
-                ai |= m.Labels.TryGetValue(WellKnownLabels.GenerativeAi, out var g) && IsTrue(g);
-            }
-        }
-
         var volume = (int)Math.Min(20, Math.Round(5 * Math.Log2(1 + c.ItemCount)));
         var past = Math.Min(30, 15 * (history.PriorConfirmedCases + history.PriorReports));
-        return Math.Min(100, severity + (ai ? 10 : 0) + volume + past);
+        return Math.Min(100, c.MaxSeverity + (c.HasAiProvenance ? 10 : 0) + volume + past);
+    }
+
+    /// <summary>Whether a submission carries an AI-provenance signal (a generativeAi label or a provenance link).</summary>
+    public static bool HasAiProvenance(MatchedSubmission s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return s.ProvenanceLinks is { Count: > 0 }
+            || s.Matches.Any(m => m.Labels.TryGetValue(WellKnownLabels.GenerativeAi, out var g) && IsTrue(g));
+    }
+
+    /// <summary>The most severe label among a submission's matches (0 without matches).</summary>
+    public static int SeverityOf(MatchedSubmission s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return s.Matches.Count == 0 ? 0 : s.Matches.Max(m => SeverityOf(m.Labels));
     }
 
     /// <summary>Severity weight of one match's labels.</summary>

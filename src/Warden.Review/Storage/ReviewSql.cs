@@ -3,9 +3,10 @@ namespace Warden.Review.Storage;
 /// <summary>
 /// Every SQL statement of Warden.Review in one place, so the schema can be ported to PostgreSQL as one
 /// migration set. The SQL is deliberately portable: integer ids and Unix-millisecond times, TEXT for
-/// strings/JSON, BLOB (PostgreSQL: BYTEA) for hashes, no SQLite-only functions in queries. The only
-/// SQLite-specific parts are the append-only triggers (PostgreSQL: a trigger function that RAISEs) and
-/// <c>INSERT OR IGNORE</c> (PostgreSQL: <c>ON CONFLICT DO NOTHING</c>), both marked below.
+/// strings/JSON, BLOB (PostgreSQL: BYTEA) for hashes, no SQLite-only functions in queries. The
+/// SQLite-specific parts: the append-only triggers (PostgreSQL: a trigger function that RAISEs),
+/// <c>INTEGER PRIMARY KEY AUTOINCREMENT</c> (PostgreSQL: <c>BIGSERIAL</c>/identity) and
+/// <c>last_insert_rowid()</c> in SqliteDeliveryStore (PostgreSQL: <c>RETURNING id</c>).
 /// </summary>
 internal static class ReviewSql
 {

@@ -198,16 +198,25 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
         }
     }
 
-    [Fact]
-    public async Task A_crash_at_any_save_resumes_to_exactly_one_finished_report()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_crash_at_any_save_resumes_to_exactly_one_finished_report(bool withLostUploadAnswer)
     {
         var crashesSeen = 0;
         foreach (var afterWrite in new[] { false, true })
         {
-            for (var crashAt = 1; crashAt < 40; crashAt++)
+            for (var crashAt = 1; crashAt < 60; crashAt++)
             {
                 var store = new SqliteDeliveryStore(_db);
                 var q = Enqueue(store, files: 2);
+                _server.ClearFailures();
+                if (withLostUploadAnswer)
+                {
+                    // The path then also runs through retract and a second generation.
+                    _server.Inject(new InjectedFailure("upload", FailureMode.DropAfterBytes, SkipFirst: 1));
+                }
+
                 using var client = Client();
                 var crashed = false;
                 using (var first = new ReportDeliverer(new CrashingStore(store, crashAt, afterWrite), new NcmecDestination(client), q.Media, FastRetries))
@@ -234,7 +243,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
             }
         }
 
-        Assert.True(crashesSeen > 20, $"only {crashesSeen} crash points exercised");
+        Assert.True(crashesSeen >= (withLostUploadAnswer ? 40 : 24), $"only {crashesSeen} crash points exercised");
     }
 
     [Fact]
@@ -339,6 +348,27 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
         Assert.Single(deliverer.CheckOverdue());
         Assert.Equal(DeliveryAlarmKind.Overdue, Assert.Single(alarms).Kind);
         Assert.NotNull(store.Find(q.Delivery.Id)!.AlarmedAt);
+    }
+
+    [Fact]
+    public async Task Run_due_delivers_every_due_delivery_of_its_destination()
+    {
+        var store = new SqliteDeliveryStore(_db);
+        var queued = Enumerable.Range(0, 3).Select(_ => Enqueue(store, files: 1)).ToList();
+        var media = new MemoryMedia();
+        foreach (var (k, v) in queued.SelectMany(q => q.Media.Items))
+        {
+            media.Items[k] = v;
+        }
+
+        using var client = Client();
+        using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), media, FastRetries);
+        Assert.Equal(3, await deliverer.RunDueAsync());
+        Assert.Equal(0, await deliverer.RunDueAsync());
+        foreach (var q in queued)
+        {
+            AssertDeliveredOnce(q, store.Find(q.Delivery.Id)!, store);
+        }
     }
 
     [Fact]

@@ -84,6 +84,11 @@ public sealed class EvidenceVault
         }
 
         var id = IBlobStore.NewId();
+        var now = _time.GetUtcNow();
+
+        // Catalogue first: a crash after it leaves a row whose object is missing (harmless, swept by
+        // retention); the other order could leave ciphertext that no retention clock tracks.
+        _catalog.Insert(new EvidenceItem(id, caseId, _keys.CurrentKeyId, media.Length, now, null, now + _options.RetentionBeforeReport, false, null, null));
         var contextJson = JsonSerializer.SerializeToUtf8Bytes(context);
         var plaintext = new byte[4 + contextJson.Length + media.Length];
         try
@@ -95,13 +100,16 @@ public sealed class EvidenceVault
             var sealedObject = EvidenceCrypto.Seal(id, plaintext, _keys.CurrentKeyId, master);
             await _blobs.WriteAsync(id, sealedObject, cancellationToken).ConfigureAwait(false);
         }
+        catch
+        {
+            _catalog.MarkDestroyed(new EvidenceDestruction(id, _time.GetUtcNow(), actor.Id, "store failed before the object was written"));
+            throw;
+        }
         finally
         {
             CryptographicOperations.ZeroMemory(plaintext);
         }
 
-        var now = _time.GetUtcNow();
-        _catalog.Insert(new EvidenceItem(id, caseId, _keys.CurrentKeyId, media.Length, now, null, now + _options.RetentionBeforeReport, false, null, null));
         Audit(actor.Id, "evidence.store", id, new() { ["case"] = caseId ?? "", ["bytes"] = media.Length.ToString(CultureInfo.InvariantCulture) });
         return id;
     }
@@ -128,7 +136,16 @@ public sealed class EvidenceVault
                 throw new EvidenceException(EvidenceError.BadFormat, $"Evidence {itemId}: invalid context length.");
             }
 
-            var context = JsonSerializer.Deserialize<Dictionary<string, string>>(plaintext.AsSpan(4, contextLength)) ?? [];
+            Dictionary<string, string> context;
+            try
+            {
+                context = JsonSerializer.Deserialize<Dictionary<string, string>>(plaintext.AsSpan(4, contextLength)) ?? [];
+            }
+            catch (JsonException ex)
+            {
+                throw new EvidenceException(EvidenceError.BadFormat, $"Evidence {itemId}: the sealed context is not valid JSON.", ex);
+            }
+
             var media = plaintext.AsSpan(4 + contextLength).ToArray();
             var what = access.Revealed ? "revealed" : "obscured";
             _catalog.AddView(new EvidenceView(item.Id, access.Actor.Id, access.Actor.Kind, _time.GetUtcNow(), what, access.Purpose));

@@ -7,10 +7,7 @@ namespace Warden.Review.Evidence;
 /// Where sealed evidence objects are kept. Ids are random (<see cref="NewId"/>), never derived from
 /// content or file names, so the store reveals nothing about what it holds. Implementations must make
 /// <see cref="WriteAsync"/> atomic (a reader sees the old object or the new one, never a mix) and durable
-/// when it returns. An S3-compatible implementation maps id → object key (<c>evidence/ab/abcd…</c>), writes
-/// with a single PutObject (atomic by S3 semantics), reads with GetObject, and deletes with DeleteObject
-/// (with bucket versioning off, or a lifecycle rule expiring non-current versions, so a deleted object
-/// is really gone); the bucket should be private, with server-side encryption on as a second layer.
+/// when it returns. Implementations: <see cref="FileSystemBlobStore"/> (default) and <see cref="S3BlobStore"/>.
 /// </summary>
 public interface IBlobStore
 {

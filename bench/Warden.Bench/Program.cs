@@ -7,6 +7,7 @@ using Warden.Bench;
 //   borders [DIR]                framed/letterboxed copies: recall and false matches with the trimmed hash
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
+//   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -15,6 +16,7 @@ return args.FirstOrDefault() switch
     "index" => IndexCommand.Run(args[1..]),
     "borders" => BordersCommand.Run(args[1..]),
     "load" => LoadCommand.Run(args[1..]),
+    "review" => ReviewCommand.Run(args[1..]),
     _ => Run(args),
 };
 

@@ -1,0 +1,252 @@
+using Dapper;
+using Warden.Review.Storage;
+
+namespace Warden.Review.Reporting;
+
+/// <summary>Where a delivery stands.</summary>
+public enum DeliveryStatus
+{
+    /// <summary>Waiting to be opened (submitted) at the destination.</summary>
+    Queued = 0,
+
+    /// <summary>Opened: the destination's report id is stored; files are being added.</summary>
+    Open = 1,
+
+    /// <summary>The open report's state is uncertain (an upload or file description may or may not have landed): cancel it, then start over.</summary>
+    Retracting = 2,
+
+    /// <summary>Finished: the destination's receipt is stored. Terminal.</summary>
+    Finished = 3,
+
+    /// <summary>Refused by the destination or missing evidence: an operator must act. Terminal.</summary>
+    Failed = 4,
+}
+
+/// <summary>One file of a delivery.</summary>
+/// <param name="Index">Position in the report.</param>
+/// <param name="EvidenceRef">Vault item holding the media.</param>
+/// <param name="FileName">Upload name.</param>
+/// <param name="Metadata">Destination-specific JSON (NCMEC: <see cref="CyberTipFile"/>).</param>
+/// <param name="Md5">Our MD5 of the uploaded bytes (hex), once uploaded.</param>
+/// <param name="FileId">The destination's file id, once uploaded.</param>
+/// <param name="Described">Whether the details were accepted.</param>
+public sealed record DeliveryFile(int Index, string EvidenceRef, string FileName, string Metadata, string? Md5 = null, string? FileId = null, bool Described = false);
+
+/// <summary>A durable outbox row: one report of one case to one destination.</summary>
+public sealed record Delivery(
+    long Id,
+    string CaseId,
+    string Destination,
+    string Environment,
+    DeliveryStatus Status,
+    string? InFlight,
+    string? ReportId,
+    int Generation,
+    string Document,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? OpenedAt,
+    DateTimeOffset? FinishedAt,
+    int Failures,
+    DateTimeOffset NextAttemptAt,
+    string? LastError,
+    DateTimeOffset? AlarmedAt,
+    long Version)
+{
+    /// <summary>True when nothing more will happen.</summary>
+    public bool IsTerminal => Status is DeliveryStatus.Finished or DeliveryStatus.Failed;
+}
+
+/// <summary>One call and its answer, kept as the receipt.</summary>
+public sealed record DeliveryReceipt(long DeliveryId, DateTimeOffset At, int Generation, string Step, string Outcome, int? HttpStatus, int? ResponseCode, string? RequestId, string? Request, string? Body);
+
+/// <summary>A write lost a race with another writer of the same delivery.</summary>
+public sealed class DeliveryConflictException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public DeliveryConflictException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Convention constructor.</summary>
+    public DeliveryConflictException()
+    {
+    }
+
+    /// <summary>Convention constructor.</summary>
+    public DeliveryConflictException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>Persistence of the report outbox. <see cref="Save"/> is atomic and version-checked.</summary>
+public interface IDeliveryStore
+{
+    /// <summary>Queues a delivery, or returns the existing one for the same case and destination (idempotent).</summary>
+    Delivery Enqueue(string caseId, string destination, string environment, string document, IReadOnlyList<DeliveryFile> files, DateTimeOffset now);
+
+    /// <summary>A delivery by id, or null.</summary>
+    Delivery? Find(long id);
+
+    /// <summary>The delivery of a case to a destination, or null.</summary>
+    Delivery? FindByCase(string caseId, string destination);
+
+    /// <summary>The files of a delivery.</summary>
+    IReadOnlyList<DeliveryFile> Files(long id);
+
+    /// <summary>Non-terminal deliveries whose next attempt is due.</summary>
+    IReadOnlyList<Delivery> Due(DateTimeOffset now, int limit);
+
+    /// <summary>Open or retracting deliveries opened at or before <paramref name="before"/>.</summary>
+    IReadOnlyList<Delivery> OpenSince(DateTimeOffset before);
+
+    /// <summary>
+    /// Writes a new state (from <paramref name="delivery"/>, whose <see cref="Delivery.Version"/> must be the
+    /// stored one), changed files and a receipt in one transaction; returns the stored state.
+    /// </summary>
+    Delivery Save(Delivery delivery, IReadOnlyList<DeliveryFile>? changedFiles = null, DeliveryReceipt? receipt = null);
+
+    /// <summary>The receipts of a delivery, in order.</summary>
+    IReadOnlyList<DeliveryReceipt> Receipts(long id);
+}
+
+/// <summary>The outbox in the review database.</summary>
+public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStore
+{
+    /// <inheritdoc/>
+    public Delivery Enqueue(string caseId, string destination, string environment, string document, IReadOnlyList<DeliveryFile> files, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        using var c = database.Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var existing = c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination }, tx);
+        if (existing is not null)
+        {
+            return existing.ToDelivery();
+        }
+
+        c.Execute(ReviewSql.DeliveryInsert, new { CaseId = caseId, Destination = destination, Environment = environment, Document = document, CreatedAt = now.ToUnixTimeMilliseconds() }, tx);
+        var id = c.ExecuteScalar<long>("SELECT last_insert_rowid()", transaction: tx);
+        foreach (var f in files)
+        {
+            c.Execute(ReviewSql.DeliveryFileInsert, new { DeliveryId = id, Idx = f.Index, f.EvidenceRef, f.FileName, f.Metadata }, tx);
+        }
+
+        var row = c.QuerySingle<Row>(ReviewSql.DeliveryById, new { Id = id }, tx);
+        tx.Commit();
+        return row.ToDelivery();
+    }
+
+    /// <inheritdoc/>
+    public Delivery? Find(long id)
+    {
+        using var c = database.Connect();
+        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryById, new { Id = id })?.ToDelivery();
+    }
+
+    /// <inheritdoc/>
+    public Delivery? FindByCase(string caseId, string destination)
+    {
+        using var c = database.Connect();
+        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination })?.ToDelivery();
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<DeliveryFile> Files(long id)
+    {
+        using var c = database.Connect();
+        return [.. c.Query<FileRow>(ReviewSql.DeliveryFiles, new { Id = id }).Select(f => new DeliveryFile((int)f.Idx, f.EvidenceRef, f.FileName, f.Metadata, f.Md5, f.FileId, f.Described != 0))];
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Delivery> Due(DateTimeOffset now, int limit)
+    {
+        using var c = database.Connect();
+        return [.. c.Query<Row>(ReviewSql.DeliveryDue, new { Now = now.ToUnixTimeMilliseconds(), Limit = limit }).Select(r => r.ToDelivery())];
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Delivery> OpenSince(DateTimeOffset before)
+    {
+        using var c = database.Connect();
+        return [.. c.Query<Row>(ReviewSql.DeliveryOpenBefore, new { Before = before.ToUnixTimeMilliseconds() }).Select(r => r.ToDelivery())];
+    }
+
+    /// <inheritdoc/>
+    public Delivery Save(Delivery delivery, IReadOnlyList<DeliveryFile>? changedFiles = null, DeliveryReceipt? receipt = null)
+    {
+        ArgumentNullException.ThrowIfNull(delivery);
+        using var c = database.Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var changed = c.Execute(ReviewSql.DeliveryUpdate, new
+        {
+            delivery.Id,
+            delivery.Version,
+            Status = (int)delivery.Status,
+            delivery.InFlight,
+            delivery.ReportId,
+            delivery.Generation,
+            OpenedAt = delivery.OpenedAt?.ToUnixTimeMilliseconds(),
+            FinishedAt = delivery.FinishedAt?.ToUnixTimeMilliseconds(),
+            delivery.Failures,
+            NextAttemptAt = delivery.NextAttemptAt.ToUnixTimeMilliseconds(),
+            delivery.LastError,
+            AlarmedAt = delivery.AlarmedAt?.ToUnixTimeMilliseconds(),
+        }, tx);
+        if (changed != 1)
+        {
+            throw new DeliveryConflictException($"Delivery {delivery.Id} changed underneath (version {delivery.Version}); another worker owns it.");
+        }
+
+        foreach (var f in changedFiles ?? [])
+        {
+            c.Execute(ReviewSql.DeliveryFileUpdate, new { DeliveryId = delivery.Id, Idx = f.Index, f.Md5, f.FileId, Described = f.Described ? 1 : 0 }, tx);
+        }
+
+        if (receipt is not null)
+        {
+            c.Execute(ReviewSql.ReceiptInsert, new
+            {
+                receipt.DeliveryId,
+                AtMs = receipt.At.ToUnixTimeMilliseconds(),
+                receipt.Generation,
+                receipt.Step,
+                receipt.Outcome,
+                receipt.HttpStatus,
+                receipt.ResponseCode,
+                receipt.RequestId,
+                receipt.Request,
+                receipt.Body,
+            }, tx);
+        }
+
+        var row = c.QuerySingle<Row>(ReviewSql.DeliveryById, new { delivery.Id }, tx);
+        tx.Commit();
+        return row.ToDelivery();
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<DeliveryReceipt> Receipts(long id)
+    {
+        using var c = database.Connect();
+        return [.. c.Query<ReceiptRow>(ReviewSql.Receipts, new { Id = id }).Select(r => new DeliveryReceipt(
+            r.DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(r.AtMs), (int)r.Generation, r.Step, r.Outcome,
+            (int?)r.HttpStatus, (int?)r.ResponseCode, r.RequestId, r.Request, r.Body))];
+    }
+
+    private static DateTimeOffset? Time(long? ms) => ms is null ? null : DateTimeOffset.FromUnixTimeMilliseconds(ms.Value);
+
+    private sealed record Row(
+        long Id, string CaseId, string Destination, string Environment, long Status, string? InFlight, string? ReportId, long Generation,
+        string Document, long CreatedAt, long? OpenedAt, long? FinishedAt, long Failures, long NextAttemptAt, string? LastError, long? AlarmedAt, long Version)
+    {
+        public Delivery ToDelivery() => new(Id, CaseId, Destination, Environment, (DeliveryStatus)Status, InFlight, ReportId, (int)Generation, Document,
+            DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), Time(OpenedAt), Time(FinishedAt), (int)Failures,
+            DateTimeOffset.FromUnixTimeMilliseconds(NextAttemptAt), LastError, Time(AlarmedAt), Version);
+    }
+
+    private sealed record FileRow(long DeliveryId, long Idx, string EvidenceRef, string FileName, string Metadata, string? Md5, string? FileId, long Described);
+
+    private sealed record ReceiptRow(long DeliveryId, long AtMs, long Generation, string Step, string Outcome, long? HttpStatus, long? ResponseCode, string? RequestId, string? Request, string? Body);
+}

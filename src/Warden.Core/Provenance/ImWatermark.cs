@@ -1,0 +1,197 @@
+namespace Warden.Core.Provenance;
+
+/// <summary>A known imwatermark payload.</summary>
+/// <param name="Name">SD1, SD2, SDXL-48.</param>
+/// <param name="Bits">The payload bits, MSB first.</param>
+public sealed record WatermarkPayload(string Name, bool[] Bits)
+{
+    /// <summary>From bytes, MSB first (numpy unpackbits).</summary>
+    public static WatermarkPayload FromBytes(string name, ReadOnlySpan<byte> bytes)
+    {
+        var bits = new bool[bytes.Length * 8];
+        for (var i = 0; i < bits.Length; i++)
+        {
+            bits[i] = ((bytes[i >> 3] >> (7 - (i & 7))) & 1) != 0;
+        }
+
+        return new WatermarkPayload(name, bits);
+    }
+}
+
+/// <summary>
+/// Decoder for imwatermark's <c>dwtDct</c> scheme (ShieldMnt/invisible-watermark maxDct.py, scale 36 on the U
+/// channel, 4×4 blocks of the Haar LL band), as embedded by Stable Diffusion's reference scripts (SD1
+/// "StableDiffusionV1", SD2 "SDV2") and SDXL (48 bits, Stability's scripts and diffusers). No model needed.
+/// Tries the colour offset δ ∈ {128 (uint8 pipeline), 0.5 (float pipeline)} and both channel orders
+/// (diffusers passes RGB where imwatermark expects BGR), and keeps the best fit per payload.
+/// </summary>
+public static class ImWatermark
+{
+    /// <summary>Scale of the U channel in imwatermark (scales [0, 36, 36], only U used).</summary>
+    public const double Scale = 36;
+
+    /// <summary>The payloads looked for.</summary>
+    public static IReadOnlyList<WatermarkPayload> Payloads { get; } =
+    [
+        WatermarkPayload.FromBytes("SD1", "StableDiffusionV1"u8),
+        WatermarkPayload.FromBytes("SD2", "SDV2"u8),
+        WatermarkPayload.FromBytes("SDXL-48", [0xB3, 0xEC, 0x90, 0x7B, 0xB1, 0x9E]),
+    ];
+
+    /// <summary>Chance level above which a fit is not reported (4 conventions tried per payload are counted).</summary>
+    public const double MaxFalsePositive = 1e-4;
+
+    /// <summary>Decodes every known payload and returns those whose fit is unlikely by chance.</summary>
+    /// <param name="pixels">Interleaved 8-bit pixels, R first.</param>
+    /// <param name="width">Width.</param>
+    /// <param name="height">Height.</param>
+    /// <param name="bytesPerPixel">3 or 4 (grey images carry no U signal).</param>
+    public static List<WatermarkResult> Detect(ReadOnlySpan<byte> pixels, int width, int height, int bytesPerPixel)
+    {
+        var found = new List<WatermarkResult>();
+        if (bytesPerPixel < 3)
+        {
+            return found;
+        }
+
+        var variants = new (double Delta, bool Bgr, string Name)[] { (128, false, "delta128/rgb"), (128, true, "delta128/bgr"), (0.5, false, "delta0.5/rgb"), (0.5, true, "delta0.5/bgr") };
+        var votes = new List<(string Name, double[] Scores, int Blocks)>();
+        foreach (var (delta, bgr, name) in variants)
+        {
+            votes.Add((name, BlockScores(pixels, width, height, bytesPerPixel, delta, bgr, out var blocks), blocks));
+        }
+
+        foreach (var payload in Payloads)
+        {
+            var n = payload.Bits.Length;
+            WatermarkResult? best = null;
+            foreach (var (name, scores, blocks) in votes)
+            {
+                if (blocks < n)
+                {
+                    continue;
+                }
+
+                var ber = BitErrorRate(scores, blocks, payload.Bits);
+                if (best is null || ber < best.BitErrorRate)
+                {
+                    best = new WatermarkResult("imwatermark.dwtDct", payload.Name, ber, name, 0);
+                }
+            }
+
+            if (best is null)
+            {
+                continue;
+            }
+
+            var errors = (int)Math.Round(best.BitErrorRate * n);
+            var chance = Math.Min(1, variants.Length * BinomialTail(n, errors));
+            if (chance < MaxFalsePositive)
+            {
+                found.Add(best with { Confidence = chance < 1e-8 ? 0.9 : 0.6 });
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>The per-block bit reading (0 or 1) in block order, for one decode convention.</summary>
+    internal static double[] BlockScores(ReadOnlySpan<byte> px, int width, int height, int bpp, double delta, bool bgr, out int blocks)
+    {
+        var rows = height / 4 * 4;
+        var cols = width / 4 * 4;
+        var llRows = rows / 2;
+        var llCols = cols / 2;
+        var blockRows = llRows / 4;
+        var blockCols = llCols / 4;
+        blocks = blockRows * blockCols;
+        var scores = new double[Math.Max(blocks, 0)];
+        Span<double> block = stackalloc double[16];
+        var uint8 = delta > 1;
+        for (var br = 0; br < blockRows; br++)
+        {
+            for (var bc = 0; bc < blockCols; bc++)
+            {
+                for (var i = 0; i < 4; i++)
+                {
+                    for (var j = 0; j < 4; j++)
+                    {
+                        var y = ((br * 4) + i) * 2;
+                        var x = ((bc * 4) + j) * 2;
+                        var sum = U(px, width, bpp, x, y, delta, bgr, uint8) + U(px, width, bpp, x + 1, y, delta, bgr, uint8)
+                            + U(px, width, bpp, x, y + 1, delta, bgr, uint8) + U(px, width, bpp, x + 1, y + 1, delta, bgr, uint8);
+                        block[(i * 4) + j] = sum / 2;
+                    }
+                }
+
+                var pos = 1;
+                for (var p = 2; p < 16; p++)
+                {
+                    if (Math.Abs(block[p]) > Math.Abs(block[pos]))
+                    {
+                        pos = p;
+                    }
+                }
+
+                var v = Math.Abs(block[pos]);
+                scores[(br * blockCols) + bc] = v % Scale > 0.5 * Scale ? 1 : 0;
+            }
+        }
+
+        return scores;
+    }
+
+    private static double U(ReadOnlySpan<byte> px, int width, int bpp, int x, int y, double delta, bool bgr, bool uint8)
+    {
+        var o = ((y * width) + x) * bpp;
+        double r = px[o], g = px[o + 1], b = px[o + 2];
+        if (bgr)
+        {
+            (r, b) = (b, r);
+        }
+
+        var luma = (0.299 * r) + (0.587 * g) + (0.114 * b);
+        var u = (0.492 * (b - luma)) + delta;
+
+        // OpenCV's 8-bit conversion rounds and saturates; the float pipeline keeps the value.
+        return uint8 ? Math.Clamp(Math.Round(u, MidpointRounding.ToEven), 0, 255) : u;
+    }
+
+    /// <summary>Averages block votes per payload bit (block k → bit k mod n) and counts mismatches.</summary>
+    internal static double BitErrorRate(double[] scores, int blocks, bool[] expected)
+    {
+        var n = expected.Length;
+        var sum = new double[n];
+        var count = new int[n];
+        for (var k = 0; k < blocks; k++)
+        {
+            sum[k % n] += scores[k];
+            count[k % n]++;
+        }
+
+        var errors = 0;
+        for (var i = 0; i < n; i++)
+        {
+            var bit = count[i] > 0 && sum[i] / count[i] * 255 > 127;
+            if (bit != expected[i])
+            {
+                errors++;
+            }
+        }
+
+        return (double)errors / n;
+    }
+
+    /// <summary>P(X ≤ k) for X ~ Binomial(n, 1/2): the chance of a fit this good on an unmarked image.</summary>
+    internal static double BinomialTail(int n, int k)
+    {
+        double term = Math.Pow(0.5, n), total = 0;
+        for (var i = 0; i <= k; i++)
+        {
+            total += term;
+            term = term * (n - i) / (i + 1);
+        }
+
+        return total;
+    }
+}

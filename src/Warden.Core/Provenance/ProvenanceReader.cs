@@ -246,7 +246,7 @@ public static class ProvenanceReader
             _ => (AiIndication.Strong, 0.85),
         };
         signal.AiIndication = indication;
-        signal.Confidence = standard.Count == 0 ? confidence - 0.05 : confidence;
+        signal.Confidence = confidence;
         signal.Verified = summary.Validation == C2paSummary.Trusted;
         if (summary.Validation is C2paSummary.SignatureOk)
         {
@@ -256,7 +256,8 @@ public static class ProvenanceReader
 
     private static void AddXmp(XmpFields fields, SignalLocation location, ProvenanceReport report, ProvenanceOptions options)
     {
-        if (fields.Provenance is { } url && report.C2pa?.Present != true)
+        if (fields.Provenance is { } url && report.C2pa?.Present != true
+            && (url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || url.StartsWith("https://", StringComparison.OrdinalIgnoreCase)))
         {
             report.C2pa ??= new C2paSummary();
             report.C2pa.RemoteManifestUrl = url;

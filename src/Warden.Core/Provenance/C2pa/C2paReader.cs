@@ -380,7 +380,8 @@ public static class C2paReader
         }
 
         // 1. Hashed URIs: every assertion the claim lists must be present with the same hash.
-        var claimAlg = m.Claim.Str("alg") ?? "sha256";
+        // No default: a claim that names no hash algorithm cannot be checked (c2pa-rs: UnknownAlgorithm).
+        var claimAlg = m.Claim.Str("alg") ?? "unstated";
         var listed = (m.Claim.List("assertions") ?? []).Concat(m.Claim.List("created_assertions") ?? []).Concat(m.Claim.List("gathered_assertions") ?? []);
         foreach (var item in listed)
         {
@@ -405,7 +406,7 @@ public static class C2paReader
             var actual = Hash(link.Str("alg") ?? claimAlg, target.Payload.Span);
             if (actual is null)
             {
-                m.Failures.Add($"algorithm.unsupported: {url}");
+                m.Failures.Add($"algorithm.unsupported: hash algorithm '{link.Str("alg") ?? claimAlg}' of {url}");
             }
             else if (actual.AsSpan().SequenceEqual(expected))
             {
@@ -420,7 +421,7 @@ public static class C2paReader
         // 2. Hard binding: the data hash over the file minus its exclusions (the manifest store itself).
         if (m.Label == summary.ActiveManifest)
         {
-            VerifyDataHash(m, summary, file, claimAlg, limits);
+            VerifyDataHash(m, file, claimAlg, limits);
         }
 
         // 3. The claim signature, and 4. the chain to the trust anchors.
@@ -455,7 +456,7 @@ public static class C2paReader
 
         try
         {
-            using AsymmetricAlgorithm? key = (AsymmetricAlgorithm?)m.Chain[0].GetECDsaPublicKey() ?? m.Chain[0].GetRSAPublicKey();
+            using var key = PublicKey(m.Chain[0]);
             if (key is null)
             {
                 m.Failures.Add("signingCredential.invalid: unsupported public key");
@@ -499,25 +500,24 @@ public static class C2paReader
         }
     }
 
-    private static void VerifyDataHash(C2paManifest m, C2paSummary summary, ReadOnlyMemory<byte> file, string claimAlg, ProvenanceLimits limits)
+    private static void VerifyDataHash(C2paManifest m, ReadOnlyMemory<byte> file, string claimAlg, ProvenanceLimits limits)
     {
-        // An update manifest has no hard binding of its own: its parent's binding covers the asset.
-        var holder = m;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        while (holder is not null && !holder.Assertions.Any(a => BaseLabel(a) == "c2pa.hash.data") && seen.Add(holder.Label))
+        // An update manifest has no hard binding of its own, and its parent's binding was made before the
+        // store grew (its exclusion no longer covers the store): as in c2pa-rs, no data hash is checked.
+        if (m.IsUpdate)
         {
-            var parent = holder.Ingredients.FirstOrDefault(i => i.Relationship == "parentOf")?.ManifestLabel;
-            holder = holder.IsUpdate && parent is not null ? summary.Manifests.FirstOrDefault(x => x.Label == parent) : null;
+            m.Successes.Add("assertion.dataHash.notApplicable");
+            return;
         }
 
-        var label = holder?.Assertions.FirstOrDefault(a => BaseLabel(a) == "c2pa.hash.data");
-        if (holder is null || label is null)
+        var label = m.Assertions.FirstOrDefault(a => BaseLabel(a) == "c2pa.hash.data");
+        if (label is null)
         {
             if (m.Assertions.Any(a => BaseLabel(a) is "c2pa.hash.boxes" or "c2pa.hash.bmff" or "c2pa.hash.bmff.v2" or "c2pa.hash.bmff.v3"))
             {
                 m.Failures.Add("assertion.hardBinding.notChecked: box/BMFF hash bindings are not implemented");
             }
-            else if (!m.IsUpdate)
+            else
             {
                 m.Failures.Add("claim.hardBindings.missing");
             }
@@ -525,7 +525,7 @@ public static class C2paReader
             return;
         }
 
-        var box = holder.Box!.Children.First(c => c.UuidType == "c2as").Child(label)!;
+        var box = m.Box!.Children.First(c => c.UuidType == "c2as").Child(label)!;
         var map = box.Content is { Type: "cbor" } c ? Cbor.Decode(c.Payload, limits.MaxDepth * 4) as Dictionary<string, object?> : null;
         var expected = map.Bytes("hash");
         if (expected is null)
@@ -573,7 +573,7 @@ public static class C2paReader
         }
 
         hash.AppendData(span[(int)pos..]);
-        var url = $"self#jumbf=/c2pa/{holder.Label}/c2pa.assertions/{label}";
+        var url = $"self#jumbf=/c2pa/{m.Label}/c2pa.assertions/{label}";
         if (hash.GetHashAndReset().AsSpan().SequenceEqual(expected))
         {
             m.Successes.Add("assertion.dataHash.match");
@@ -609,6 +609,30 @@ public static class C2paReader
         }
 
         return box;
+    }
+
+    private static AsymmetricAlgorithm? PublicKey(X509Certificate2 cert)
+    {
+        if (cert.GetECDsaPublicKey() is { } ec)
+        {
+            return ec;
+        }
+
+        if (cert.GetRSAPublicKey() is { } rsa)
+        {
+            return rsa;
+        }
+
+        // RSASSA-PSS keys (OID 1.2.840.113549.1.1.10, used by C2PA PS256 signers) are not loaded by .NET's
+        // certificate API, but their key bits are an ordinary PKCS#1 RSA public key.
+        if (cert.PublicKey.Oid.Value == "1.2.840.113549.1.1.10")
+        {
+            var key = RSA.Create();
+            key.ImportRSAPublicKey(cert.PublicKey.EncodedKeyValue.RawData, out _);
+            return key;
+        }
+
+        return null;
     }
 
     private static string? ManifestOfUri(string? url)

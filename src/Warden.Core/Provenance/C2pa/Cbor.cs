@@ -44,7 +44,7 @@ internal static class Cbor
         {
             case CborReaderState.UnsignedInteger:
                 var u = r.ReadUInt64();
-                return u <= long.MaxValue ? (long)u : (double)u;
+                return u <= long.MaxValue ? (object)(long)u : (double)u;
             case CborReaderState.NegativeInteger:
                 return r.ReadInt64();
             case CborReaderState.ByteString:

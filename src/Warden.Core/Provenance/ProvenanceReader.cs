@@ -322,6 +322,10 @@ public static class ProvenanceReader
             {
                 report.Warnings.Add($"LSB data: {ex.Message}");
             }
+            catch (JsonException ex)
+            {
+                report.Warnings.Add($"LSB data: not valid JSON ({ex.Message})");
+            }
 
             foreach (var wm in ImWatermark.Detect(px, image.PixelWidth, image.PixelHeight, image.BytesPerPixel))
             {

@@ -178,7 +178,14 @@ public static class C2paReader
 
         foreach (var m in summary.Manifests)
         {
-            Verify(m, summary, file, anchors, limits);
+            try
+            {
+                Verify(m, summary, file, anchors, limits);
+            }
+            catch (Exception ex) when (ex is CryptographicException or ArgumentException or ProvenanceException)
+            {
+                m.Failures.Add($"claim.malformed: verification stopped ({ex.Message})");
+            }
         }
 
         var active = summary.Active!;

@@ -5,6 +5,7 @@ using Warden.Bench;
 //   compat [minSide...]          distances of each pipeline from Meta's outputs
 //   throughput <corpus> [...]    images/s and MB/s, one core and all cores (corpus: test | large | DIR | LIST)
 //   borders [DIR]                framed/letterboxed copies: recall and false matches with the trimmed hash
+//   provenance [corpus]         provenance extraction cost next to hashing (metadata only, with pixel checks)
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
@@ -13,6 +14,7 @@ return args.FirstOrDefault() switch
     "throughput" => ThroughputCommand.Run(args[1..]),
     "index" => IndexCommand.Run(args[1..]),
     "borders" => BordersCommand.Run(args[1..]),
+    "provenance" => ProvenanceCommand.Run(args[1..]),
     _ => Run(args),
 };
 

@@ -390,7 +390,7 @@ public static class ProvenanceReader
             s.Notes.Add("weak: a size image generators use by default; cameras and editors produce it too");
         }
 
-        if (scan.Format == "jpeg" && !camera && texts.Count == 0)
+        if (scan.Format == "jpeg" && !camera && texts.Count == 0 && report.C2pa is null)
         {
             var s = report.AddSignal(new ProvenanceSignal { Type = "hint.no_camera_exif", AiIndication = AiIndication.Weak, Confidence = 0.05 });
             s.Notes.Add("weak: no camera make, model or exposure tags; most platforms strip them from real photos");

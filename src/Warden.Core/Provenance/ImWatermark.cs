@@ -54,13 +54,9 @@ public static class ImWatermark
             return found;
         }
 
-        var variants = new (double Delta, bool Bgr, string Name)[] { (128, false, "delta128/rgb"), (128, true, "delta128/bgr"), (0.5, false, "delta0.5/rgb"), (0.5, true, "delta0.5/bgr") };
-        var votes = new List<(string Name, double[] Scores, int Blocks)>();
-        foreach (var (delta, bgr, name) in variants)
-        {
-            votes.Add((name, BlockScores(pixels, width, height, bytesPerPixel, delta, bgr, out var blocks), blocks));
-        }
-
+        string[] names = ["delta128/rgb", "delta128/bgr", "delta0.5/rgb", "delta0.5/bgr"];
+        var all = AllBlockScores(pixels, width, height, bytesPerPixel, out var blockCount);
+        var votes = names.Select((name, v) => (name, all[v], blockCount)).ToList();
         foreach (var payload in Payloads)
         {
             var n = payload.Bits.Length;
@@ -85,7 +81,7 @@ public static class ImWatermark
             }
 
             var errors = (int)Math.Round(best.BitErrorRate * n);
-            var chance = Math.Min(1, variants.Length * BinomialTail(n, errors));
+            var chance = Math.Min(1, names.Length * BinomialTail(n, errors));
             if (chance < MaxFalsePositive)
             {
                 found.Add(best with { Confidence = chance < 1e-8 ? 0.9 : 0.6 });
@@ -96,65 +92,73 @@ public static class ImWatermark
     }
 
     /// <summary>The per-block bit reading (0 or 1) in block order, for one decode convention.</summary>
-    internal static double[] BlockScores(ReadOnlySpan<byte> px, int width, int height, int bpp, double delta, bool bgr, out int blocks)
+    internal static double[] BlockScores(ReadOnlySpan<byte> px, int width, int height, int bpp, double delta, bool bgr, out int blocks) =>
+        AllBlockScores(px, width, height, bpp, out blocks)[(delta > 1 ? 0 : 2) + (bgr ? 1 : 0)];
+
+    /// <summary>
+    /// Block readings for the four conventions (δ128/rgb, δ128/bgr, δ0.5/rgb, δ0.5/bgr) in one pass over the
+    /// pixels: each pixel's two U values (B or R as blue) are computed once and offset by both δ.
+    /// </summary>
+    internal static double[][] AllBlockScores(ReadOnlySpan<byte> px, int width, int height, int bpp, out int blocks)
     {
         var rows = height / 4 * 4;
         var cols = width / 4 * 4;
-        var llRows = rows / 2;
-        var llCols = cols / 2;
-        var blockRows = llRows / 4;
-        var blockCols = llCols / 4;
+        var blockRows = rows / 8;
+        var blockCols = cols / 8;
         blocks = blockRows * blockCols;
-        var scores = new double[Math.Max(blocks, 0)];
-        Span<double> block = stackalloc double[16];
-        var uint8 = delta > 1;
+        var scores = new double[4][];
+        for (var v = 0; v < 4; v++)
+        {
+            scores[v] = new double[Math.Max(blocks, 0)];
+        }
+
+        Span<double> ll = stackalloc double[4 * 16];
         for (var br = 0; br < blockRows; br++)
         {
             for (var bc = 0; bc < blockCols; bc++)
             {
-                for (var i = 0; i < 4; i++)
+                ll.Clear();
+                for (var k = 0; k < 16; k++)
                 {
-                    for (var j = 0; j < 4; j++)
+                    var y0 = ((br * 4) + (k >> 2)) * 2;
+                    var x0 = ((bc * 4) + (k & 3)) * 2;
+                    for (var dy = 0; dy < 2; dy++)
                     {
-                        var y = ((br * 4) + i) * 2;
-                        var x = ((bc * 4) + j) * 2;
-                        var sum = U(px, width, bpp, x, y, delta, bgr, uint8) + U(px, width, bpp, x + 1, y, delta, bgr, uint8)
-                            + U(px, width, bpp, x, y + 1, delta, bgr, uint8) + U(px, width, bpp, x + 1, y + 1, delta, bgr, uint8);
-                        block[(i * 4) + j] = sum / 2;
+                        var o = ((((y0 + dy) * width) + x0) * bpp);
+                        for (var dx = 0; dx < 2; dx++, o += bpp)
+                        {
+                            double r = px[o], g = px[o + 1], b = px[o + 2];
+                            var uRgb = 0.492 * (b - ((0.299 * r) + (0.587 * g) + (0.114 * b)));
+                            var uBgr = 0.492 * (r - ((0.299 * b) + (0.587 * g) + (0.114 * r)));
+
+                            // OpenCV's 8-bit conversion rounds and saturates; the float pipeline keeps the value.
+                            ll[k] += Math.Clamp(Math.Round(uRgb + 128, MidpointRounding.ToEven), 0, 255);
+                            ll[16 + k] += Math.Clamp(Math.Round(uBgr + 128, MidpointRounding.ToEven), 0, 255);
+                            ll[32 + k] += uRgb + 0.5;
+                            ll[48 + k] += uBgr + 0.5;
+                        }
                     }
                 }
 
-                var pos = 1;
-                for (var p = 2; p < 16; p++)
+                for (var v = 0; v < 4; v++)
                 {
-                    if (Math.Abs(block[p]) > Math.Abs(block[pos]))
+                    var block = ll.Slice(v * 16, 16);
+                    var pos = 1;
+                    for (var p = 2; p < 16; p++)
                     {
-                        pos = p;
+                        if (Math.Abs(block[p]) > Math.Abs(block[pos]))
+                        {
+                            pos = p;
+                        }
                     }
-                }
 
-                var v = Math.Abs(block[pos]);
-                scores[(br * blockCols) + bc] = v % Scale > 0.5 * Scale ? 1 : 0;
+                    // LL = sum / 2.
+                    scores[v][(br * blockCols) + bc] = Math.Abs(block[pos] / 2) % Scale > 0.5 * Scale ? 1 : 0;
+                }
             }
         }
 
         return scores;
-    }
-
-    private static double U(ReadOnlySpan<byte> px, int width, int bpp, int x, int y, double delta, bool bgr, bool uint8)
-    {
-        var o = ((y * width) + x) * bpp;
-        double r = px[o], g = px[o + 1], b = px[o + 2];
-        if (bgr)
-        {
-            (r, b) = (b, r);
-        }
-
-        var luma = (0.299 * r) + (0.587 * g) + (0.114 * b);
-        var u = (0.492 * (b - luma)) + delta;
-
-        // OpenCV's 8-bit conversion rounds and saturates; the float pipeline keeps the value.
-        return uint8 ? Math.Clamp(Math.Round(u, MidpointRounding.ToEven), 0, 255) : u;
     }
 
     /// <summary>Averages block votes per payload bit (block k → bit k mod n) and counts mismatches.</summary>

@@ -255,7 +255,10 @@ public sealed class GeneratorMetadataTests
     {
         var json = JsonSerializer.Serialize(new Dictionary<string, string>
         {
-            ["Description"] = "a fox in snow", ["Software"] = "NovelAI", ["Source"] = "NovelAI Diffusion V4 4F49EC75", ["Comment"] = NaiComment,
+            ["Description"] = "a fox in snow",
+            ["Software"] = "NovelAI",
+            ["Source"] = "NovelAI Diffusion V4 4F49EC75",
+            ["Comment"] = NaiComment,
         });
         var px = EmbedLsb(Rgba(96, 96, 5), 96, 96, "stealth_pngcomp", Gzip(Encoding.UTF8.GetBytes(json)), alpha: true);
         var png = Png(96, 96, px, 4);

@@ -44,6 +44,9 @@ public sealed class ContainerScan
     /// <summary>jpeg, png, webp.</summary>
     public string Format { get; }
 
+    /// <summary>Size of the walked file.</summary>
+    public long FileLength { get; internal init; }
+
     /// <summary>Image width from the header (0 if not found).</summary>
     public int Width { get; internal set; }
 
@@ -59,7 +62,7 @@ public sealed class ContainerScan
     /// <summary>Damage met on the way (the walk keeps what it found before).</summary>
     public List<string> Warnings { get; } = [];
 
-    /// <summary>JPEG APP11 segments that were not C2PA JUMBF or a second store.</summary>
+    /// <summary>The limits the walk runs under.</summary>
     internal ProvenanceLimits Limits { get; }
 
     internal void Add(MetadataBlock block)
@@ -92,7 +95,7 @@ public static class ContainerWalker
         ContainerScan scan;
         if (span.Length >= 3 && span[0] == 0xFF && span[1] == 0xD8 && span[2] == 0xFF)
         {
-            scan = new ContainerScan("jpeg", limits);
+            scan = new ContainerScan("jpeg", limits) { FileLength = span.Length };
             Guard(scan, () => WalkJpeg(file, scan));
         }
         else if (span.StartsWith(PngSignature))
@@ -417,15 +420,17 @@ public static class ContainerWalker
         var total = BinaryPrimitives.ReadUInt32BigEndian(d[32..]);
         var offset = BinaryPrimitives.ReadUInt32BigEndian(d[36..]);
         var chunk = d[40..];
-        if (total > scan.Limits.MaxBlockBytes)
+        // The parts come from this file, so the whole can be no larger than the file: a tiny segment announcing
+        // 64 MiB allocates nothing.
+        if (total > scan.Limits.MaxBlockBytes || total > scan.FileLength)
         {
-            scan.Warnings.Add($"jpeg: extended XMP {Printable(guid)} announces {total} bytes, over the limit; skipped");
+            scan.Warnings.Add($"jpeg: extended XMP {Printable(guid)} announces {total} bytes, more than the file or the limit; skipped");
             return;
         }
 
         if (!parts.TryGetValue(guid, out var part))
         {
-            if (parts.Count >= 8)
+            if (parts.Count >= 2)
             {
                 return;
             }

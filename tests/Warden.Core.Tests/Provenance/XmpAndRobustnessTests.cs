@@ -58,6 +58,11 @@ public sealed class XmpAndRobustnessTests
 
         var half = body.Length / 2;
         AssertIptc(ProvenanceReader.Read(SmallJpeg(Part(half, body.Length - half), Part(0, half))));
+
+        // A tiny segment announcing 60 MB: refused without allocating it.
+        var bomb = Part(0, 10);
+        BinaryPrimitives.WriteUInt32BigEndian(bomb.AsSpan(4 + 35 + 32), 60_000_000);
+        Assert.Contains(ProvenanceReader.Read(SmallJpeg(bomb)).Warnings, w => w.Contains("extended XMP", StringComparison.Ordinal));
     }
 
     [Fact]

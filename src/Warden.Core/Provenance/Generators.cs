@@ -23,6 +23,8 @@ internal static partial class Generators
 
     private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 64, AllowTrailingCommas = true };
 
+    private static readonly string[] DrawThingsKeys = ["seed", "steps", "scale", "sampler", "size", "strength"];
+
     private static readonly string[] ModelExtensions = [".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft"];
 
     // The A1111 parameter regex (modules/infotext_utils.py re_param), with a timeout against pathological input.
@@ -80,11 +82,32 @@ internal static partial class Generators
             }
         });
 
-        var prompt = Get("prompt");
-        var workflow = Get("workflow");
+        // ComfyUI's graphs are JSON; Easy Diffusion writes a plain-text "prompt" key of its own.
+        var prompt = Get("prompt") is { } p && p.Text.TrimStart().StartsWith('{') ? p : null;
+        var workflow = Get("workflow") is { } w && w.Text.TrimStart().StartsWith('{') ? w : null;
         if (prompt is not null || workflow is not null)
         {
             Guard(report, "ComfyUI graph", () => ComfyUi(prompt, workflow, report, options));
+        }
+
+        if (Get("use_stable_diffusion_model") is { } easyModel)
+        {
+            var s = report.AddSignal(Strong("gen.easydiffusion", easyModel.Location));
+            AddPrompt(s, "prompt", Get("prompt")?.Text, options);
+            AddPrompt(s, "negative_prompt", Get("negative_prompt")?.Text, options);
+            s.Add("seed", Get("seed")?.Text);
+            s.Add("num_inference_steps", Get("num_inference_steps")?.Text);
+            SetGenerator(report, "Easy Diffusion", null, s);
+            report.AddModel(new ModelReference { Role = "checkpoint", Name = easyModel.Text }, s);
+            if (Get("use_vae_model") is { Text.Length: > 0 } vae)
+            {
+                report.AddModel(new ModelReference { Role = "vae", Name = vae.Text }, s);
+            }
+
+            if (Get("use_lora_model") is { Text.Length: > 0 } lora)
+            {
+                report.AddModel(new ModelReference { Role = "lora", Name = lora.Text }, s);
+            }
         }
 
         if (Get("invokeai_metadata") is { } invoke)
@@ -681,6 +704,43 @@ internal static partial class Generators
 
             report.AddModel(r, s);
         }
+    }
+
+    // ---------------------------------------------------------------- Draw Things
+
+    /// <summary>Draw Things: JSON in XMP exif:UserComment (c = prompt, uc, model, lora[{file, weight}], seed, steps, size).</summary>
+    internal static void DrawThings(string json, SignalLocation location, ProvenanceReport report, ProvenanceOptions options)
+    {
+        Guard(report, "Draw Things metadata", () =>
+        {
+            using var doc = JsonDocument.Parse(json, JsonOptions);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || Str(root, "model") is not { } model)
+            {
+                return;
+            }
+
+            var s = report.AddSignal(Strong("gen.drawthings", location));
+            foreach (var key in DrawThingsKeys)
+            {
+                s.Add(key, Scalar(root, key));
+            }
+
+            AddPrompt(s, "prompt", Str(root, "c"), options);
+            AddPrompt(s, "negative_prompt", Str(root, "uc"), options);
+            SetGenerator(report, "Draw Things", null, s);
+            report.AddModel(new ModelReference { Role = "checkpoint", Name = model }, s);
+            if (root.TryGetProperty("lora", out var loras) && loras.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var l in loras.EnumerateArray().Take(1000))
+                {
+                    if (Str(l, "file") is { } file)
+                    {
+                        report.AddModel(new ModelReference { Role = "lora", Name = file, Weight = l.TryGetProperty("weight", out var wt) && wt.ValueKind == JsonValueKind.Number ? wt.GetDouble() : null }, s);
+                    }
+                }
+            }
+        });
     }
 
     // ---------------------------------------------------------------- Fooocus, SwarmUI

@@ -264,6 +264,11 @@ public static class ProvenanceReader
             report.C2pa.StatusCodes.Add("manifest.remote: dcterms:provenance names a manifest stored elsewhere (not fetched)");
         }
 
+        if (fields.UserComment is { } comment && comment.StartsWith('{') && (fields.CreatorTool?.Contains("Draw Things", StringComparison.OrdinalIgnoreCase) ?? true))
+        {
+            Generators.DrawThings(comment, location with { Key = "exif:UserComment" }, report, options);
+        }
+
         if (fields.DigitalSourceTypes.Count == 0 && fields.AiSystemUsed is null && fields.AiPromptInformation is null)
         {
             return;

@@ -20,6 +20,8 @@ internal sealed class XmpFields
     public string? Provenance { get; set; }
 
     public string? DataMining { get; set; }
+
+    public string? UserComment { get; set; }
 }
 
 /// <summary>
@@ -63,7 +65,9 @@ internal static class Xmp
 
                 if (reader.NodeType == XmlNodeType.Element)
                 {
-                    pending = Field(reader.LocalName, reader.NamespaceURI);
+                    // rdf:Alt/Seq/Bag/li inside a field keep the field (language alternatives, lists).
+                    var isContainer = reader.NamespaceURI == Rdf && reader.LocalName is "Alt" or "Seq" or "Bag" or "li";
+                    pending = isContainer ? pending : Field(reader.LocalName, reader.NamespaceURI);
                     var resource = reader.GetAttribute("resource", Rdf);
                     if (pending is not null && resource is not null)
                     {
@@ -118,6 +122,7 @@ internal static class Xmp
         ("CreatorTool", "http://ns.adobe.com/xap/1.0/") => "creator_tool",
         ("provenance", "http://purl.org/dc/terms/") => "provenance",
         ("DataMining", "http://ns.useplus.org/ldf/xmp/1.0/") => "data_mining",
+        ("UserComment", "http://ns.adobe.com/exif/1.0/") => "user_comment",
         _ => null,
     };
 
@@ -145,6 +150,7 @@ internal static class Xmp
             case "creator_tool": f.CreatorTool ??= value; break;
             case "provenance": f.Provenance ??= value; break;
             case "data_mining": f.DataMining ??= value; break;
+            case "user_comment": f.UserComment ??= value; break;
         }
     }
 }

@@ -359,4 +359,29 @@ public sealed class GeneratorMetadataTests
         Assert.Equal("parameters", signal.Location!.Key);
         Assert.Equal(101, r.ModelMatches.Single(m => m.SignalType == "civitai_autov3").Hit.EntryId);
     }
+
+    [Fact]
+    public void EasyDiffusionPlainPromptIsNotAComfyGraph()
+    {
+        var r = ProvenanceReader.Read(SmallPng(Text("prompt", "a meadow"), Text("use_stable_diffusion_model", "sd-v1-4"), Text("seed", "5"), Text("use_vae_model", "vae-ft-mse")));
+        Assert.Equal("Easy Diffusion", r.Generator!.Tool);
+        Assert.Equal("checkpoint", Ref(r, "checkpoint", "sd-v1-4").Role);
+        Assert.DoesNotContain(r.Signals, s => s.Type == "gen.comfyui");
+        Assert.DoesNotContain(r.Warnings, w => w.Contains("ComfyUI", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void DrawThingsXmpUserComment()
+    {
+        const string Xmp = """
+            <x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+            <rdf:Description rdf:about="" xmlns:exif="http://ns.adobe.com/exif/1.0/" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="Draw Things">
+            <exif:UserComment><rdf:Alt><rdf:li xml:lang="x-default">{"c":"a tram","uc":"","model":"sd_xl_base_1.0_f16.ckpt","lora":[{"file":"ink_lora_f16.ckpt","weight":0.6}],"seed":8,"steps":30,"size":"1024x1024"}</rdf:li></rdf:Alt></exif:UserComment>
+            </rdf:Description></rdf:RDF></x:xmpmeta>
+            """;
+        var r = ProvenanceReader.Read(SmallPng(IText("XML:com.adobe.xmp", Xmp, compressed: false)));
+        Assert.Equal("Draw Things", r.Generator!.Tool);
+        Assert.Equal(0.6, Ref(r, "lora", "ink_lora_f16.ckpt").Weight);
+        Assert.Equal("checkpoint", Ref(r, "checkpoint", "sd_xl_base_1.0_f16.ckpt").Role);
+    }
 }

@@ -86,9 +86,78 @@ public static class ImWatermark
             {
                 found.Add(best with { Confidence = chance < 1e-8 ? 0.9 : 0.6 });
             }
+            else if (GridSearch(votes.Select(v => (v.name, v.Item2)).ToList(), width, height, payload) is { } cropped)
+            {
+                found.Add(cropped);
+            }
         }
 
         return found;
+    }
+
+    /// <summary>
+    /// A crop moves the payload: block (i, j) of the crop carried bit ((i + oy/8)·B0 + j + ox/8) mod n, where B0
+    /// is the original width in blocks. Only B0 and the residue c of the offset matter, so every original
+    /// width that is a multiple of 64 from 512 to 2048 and every c is tried (for 8-pixel-aligned crops); the
+    /// false-positive bound is scaled by the number of hypotheses.
+    /// </summary>
+    private static WatermarkResult? GridSearch(List<(string Name, double[] Scores)> variants, int width, int height, WatermarkPayload payload)
+    {
+        var n = payload.Bits.Length;
+        var blockCols = width / 4 * 4 / 8;
+        var blockRows = height / 4 * 4 / 8;
+        var originals = Enumerable.Range(8, 25).Select(k => k * 64).Where(w => w >= width).Select(w => w / 8).ToList();
+        if (originals.Count == 0 || blockCols * blockRows < n)
+        {
+            return null;
+        }
+
+        var hypotheses = variants.Count * originals.Count * n;
+        var sum = new double[n];
+        var count = new int[n];
+        (double Ber, string Variant)? best = null;
+        foreach (var (name, scores) in variants)
+        {
+            foreach (var b0 in originals)
+            {
+                Array.Clear(sum);
+                Array.Clear(count);
+                for (var i = 0; i < blockRows; i++)
+                {
+                    var rowBase = (int)((long)i * b0 % n);
+                    for (var j = 0; j < blockCols; j++)
+                    {
+                        var idx = (rowBase + j) % n;
+                        sum[idx] += scores[(i * blockCols) + j];
+                        count[idx]++;
+                    }
+                }
+
+                for (var c = 0; c < n; c++)
+                {
+                    var errors = 0;
+                    for (var t = 0; t < n; t++)
+                    {
+                        var b = ((t - c) % n + n) % n;
+                        var bit = count[b] > 0 && sum[b] / count[b] * 255 > 127;
+                        if (bit != payload.Bits[t])
+                        {
+                            errors++;
+                        }
+                    }
+
+                    if (best is null || errors < best.Value.Ber * n)
+                    {
+                        best = ((double)errors / n, $"{name}/crop of width {b0 * 8}");
+                    }
+                }
+            }
+        }
+
+        var chance = Math.Min(1, hypotheses * BinomialTail(n, (int)Math.Round(best!.Value.Ber * n)));
+        return chance < MaxFalsePositive
+            ? new WatermarkResult("imwatermark.dwtDct", payload.Name, best.Value.Ber, best.Value.Variant, chance < 1e-8 ? 0.9 : 0.6)
+            : null;
     }
 
     /// <summary>The per-block bit reading (0 or 1) in block order, for one decode convention.</summary>

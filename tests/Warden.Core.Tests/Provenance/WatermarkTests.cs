@@ -155,4 +155,23 @@ public sealed class WatermarkTests
         Assert.Equal(1.0, ImWatermark.BinomialTail(48, 48), 10);
         Assert.True(ImWatermark.BinomialTail(136, 27) < 1e-12);
     }
+
+    [Fact]
+    public void GridAlignedCropIsFoundByTheGridSearch()
+    {
+        const int Size = 1024;
+        var marked = Embed(Textured(Size, Size, 14, 20), Size, Size, Payload("SD1").Bits, floatPipeline: false, swapRb: false);
+
+        // Crop 16 px from the left and 24 px from the top (8-pixel aligned), to 960×960.
+        const int W = 960;
+        var crop = new byte[W * W * 3];
+        for (var y = 0; y < W; y++)
+        {
+            marked.AsSpan((((y + 24) * Size) + 16) * 3, W * 3).CopyTo(crop.AsSpan(y * W * 3));
+        }
+
+        var wm = ReadPixels(Fixtures.Png(W, W, crop, 3)).Watermarks.Single(w => w.Payload == "SD1");
+        Assert.Contains("crop of width 1024", wm.Variant, StringComparison.Ordinal);
+        Assert.True(wm.BitErrorRate <= 0.1, $"BER {wm.BitErrorRate}");
+    }
 }

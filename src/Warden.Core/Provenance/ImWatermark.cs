@@ -124,12 +124,16 @@ public static class ImWatermark
                 Array.Clear(count);
                 for (var i = 0; i < blockRows; i++)
                 {
-                    var rowBase = (int)((long)i * b0 % n);
+                    var idx = (int)((long)i * b0 % n);
+                    var row = i * blockCols;
                     for (var j = 0; j < blockCols; j++)
                     {
-                        var idx = (rowBase + j) % n;
-                        sum[idx] += scores[(i * blockCols) + j];
+                        sum[idx] += scores[row + j];
                         count[idx]++;
+                        if (++idx == n)
+                        {
+                            idx = 0;
+                        }
                     }
                 }
 

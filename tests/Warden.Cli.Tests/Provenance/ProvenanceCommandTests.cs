@@ -127,4 +127,22 @@ public sealed class ProvenanceCommandTests : IDisposable
         Assert.Equal(WardenCli.Ok, exit);
         Assert.DoesNotContain("generator", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void UnreadableTrustAnchorsAreAUsageError()
+    {
+        var (exit, _, error) = Run("provenance", "--trust-anchors", Path.Combine(_dir, "missing.pem"), Path.Combine(_dir, "b-photo.jpg"));
+        Assert.Equal(WardenCli.UsageError, exit);
+        Assert.Contains("--trust-anchors", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void PixelChecksRunWhenAsked()
+    {
+        var (exit, output, _) = Run("provenance", "--format", "jsonl", "--pixels", "always", Path.Combine(_dir, "b-photo.jpg"));
+        Assert.Equal(WardenCli.Ok, exit);
+        var row = JsonDocument.Parse(output).RootElement;
+        Assert.True(row.GetProperty("pixelsChecked").GetBoolean());
+        Assert.Equal(0, row.GetProperty("watermarks").GetArrayLength());
+    }
 }

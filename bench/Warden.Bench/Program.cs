@@ -5,6 +5,7 @@ using Warden.Bench;
 //   compat [minSide...]          distances of each pipeline from Meta's outputs
 //   throughput <corpus> [...]    images/s and MB/s, one core and all cores (corpus: test | large | DIR | LIST)
 //   borders [DIR]                framed/letterboxed copies: recall and false matches with the trimmed hash
+//   provenance [corpus]         provenance extraction cost next to hashing (metadata only, with pixel checks)
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
@@ -17,6 +18,7 @@ return args.FirstOrDefault() switch
     "borders" => BordersCommand.Run(args[1..]),
     "load" => LoadCommand.Run(args[1..]),
     "review" => ReviewCommand.Run(args[1..]),
+    "provenance" => ProvenanceCommand.Run(args[1..]),
     _ => Run(args),
 };
 

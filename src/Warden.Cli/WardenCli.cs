@@ -25,6 +25,7 @@ public static class WardenCli
             BankCommand.Create(output, error),
             ServeCommand.Create(error),
             ServeCommand.Keys(output, error),
+            ProvenanceCommand.Create(output, error),
         };
 
         var parse = root.Parse(args);

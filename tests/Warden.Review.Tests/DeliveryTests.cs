@@ -177,8 +177,8 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
             _server.Inject(new InjectedFailure("upload", FailureMode.DropAfterBytes, SkipFirst: 1));
         }
 
-        _server.Inject(new InjectedFailure(endpoint, mode, Times: 2, SkipFirst: skipFirst, Delay: TimeSpan.FromSeconds(3)));
-        using var client = Client(TimeSpan.FromMilliseconds(700));
+        _server.Inject(new InjectedFailure(endpoint, mode, Times: 2, SkipFirst: skipFirst, Delay: TimeSpan.FromSeconds(5)));
+        using var client = Client(TimeSpan.FromMilliseconds(1500));
         using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), q.Media, FastRetries);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var final = await deliverer.DeliverAsync(q.Delivery.Id, cts.Token);

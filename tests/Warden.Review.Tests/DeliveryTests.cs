@@ -351,6 +351,33 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task An_operator_cancel_retracts_an_open_report_and_stops_the_delivery()
+    {
+        var store = new SqliteDeliveryStore(_db);
+        var open = Enqueue(store);
+        var queued = Enqueue(store);
+        using var client = Client();
+        using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), open.Media, FastRetries);
+        _server.Inject(new InjectedFailure("upload", FailureMode.ServerError, Times: 1));
+        var d = await deliverer.RunOnceAsync(open.Delivery.Id);
+        Assert.Equal(DeliveryStatus.Open, d.Status);
+
+        var cancelled = await deliverer.CancelAsync(open.Delivery.Id, "user:lead", "review reversed");
+        Assert.Equal(DeliveryStatus.Cancelled, cancelled.Status);
+        Assert.Equal(FakeReportState.Retracted, Assert.Single(_server.Reports, r => r.Xml.Contains(open.CaseId, StringComparison.Ordinal)).State);
+        Assert.Equal(DeliveryStatus.Cancelled, (await deliverer.RunOnceAsync(open.Delivery.Id)).Status);
+
+        Assert.Equal(DeliveryStatus.Cancelled, (await deliverer.CancelAsync(queued.Delivery.Id, "user:lead", "duplicate")).Status);
+        Assert.Equal(0, await deliverer.RunDueAsync());
+        Assert.DoesNotContain(_server.Reports, r => r.Xml.Contains(queued.CaseId, StringComparison.Ordinal));
+
+        var finished = Enqueue(store, files: 1);
+        using var d2 = new ReportDeliverer(store, new NcmecDestination(client), finished.Media, FastRetries);
+        await d2.DeliverAsync(finished.Delivery.Id);
+        Assert.Equal(DeliveryStatus.Finished, (await d2.CancelAsync(finished.Delivery.Id, "user:lead", "too late")).Status);
+    }
+
+    [Fact]
     public async Task Run_due_delivers_every_due_delivery_of_its_destination()
     {
         var store = new SqliteDeliveryStore(_db);

@@ -141,6 +141,53 @@ public sealed class ReportDeliverer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Cancels a delivery that has not finished (an operator's decision, e.g. a reversed review): an open
+    /// report is retracted at the destination first. Returns the final state: Cancelled, or Finished when the
+    /// report had already been finished (a finished report cannot be cancelled). Throws when the destination
+    /// cannot be reached; try again.
+    /// </summary>
+    public async Task<Delivery> CancelAsync(long deliveryId, string actor, string reason, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentException.ThrowIfNullOrWhiteSpace(actor);
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        var d = _store.Find(deliveryId) ?? throw new KeyNotFoundException($"No delivery {deliveryId}.");
+        if (d.IsTerminal)
+        {
+            return d;
+        }
+
+        var note = $"cancelled by {actor}: {reason}";
+        if (d.ReportId is { } reportId && d.Status is DeliveryStatus.Open or DeliveryStatus.Retracting)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+            d = Save(d with { InFlight = "retract" });
+            var r = await _destination.CancelAsync(reportId, linked.Token).ConfigureAwait(false);
+            Count("retract", r);
+            if (r.Outcome == StepOutcome.AlreadyFinished)
+            {
+                return Save(d with { Status = DeliveryStatus.Finished, InFlight = null, FinishedAt = _time.GetUtcNow(), LastError = "cancel came too late: the report was already finished" }, null, Receipt(d, "retract", r));
+            }
+
+            if (r.Outcome is not (StepOutcome.Ok or StepOutcome.AlreadyRetracted or StepOutcome.ReportGone))
+            {
+                Save(d with { InFlight = null, LastError = $"cancel: retract failed ({r.Outcome} {r.ResponseCode} {r.Description})" }, null, Receipt(d, "retract", r));
+                throw new InvalidOperationException($"Delivery {deliveryId}: the destination did not confirm the retraction ({r.Outcome}); try again.");
+            }
+
+            d = Save(d with { Status = DeliveryStatus.Cancelled, InFlight = null, LastError = note }, null, Receipt(d, "retract", r));
+        }
+        else
+        {
+            // Not opened (or a submit whose answer was lost: that orphan is never finished and expires).
+            d = Save(d with { Status = DeliveryStatus.Cancelled, InFlight = null, LastError = note }, null, Receipt(d, "cancel", "Cancelled", null, note));
+        }
+
+        Audit(d, "report.cancel", ("reason", reason), ("by", actor));
+        return d;
+    }
+
     /// <summary>One pass over due deliveries (a hosted service calls this every few seconds); returns how many finished.</summary>
     public async Task<int> RunDueAsync(int limit = 50, CancellationToken cancellationToken = default)
     {

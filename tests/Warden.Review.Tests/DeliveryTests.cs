@@ -177,8 +177,8 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
             _server.Inject(new InjectedFailure("upload", FailureMode.DropAfterBytes, SkipFirst: 1));
         }
 
-        _server.Inject(new InjectedFailure(endpoint, mode, Times: 2, SkipFirst: skipFirst, Delay: TimeSpan.FromSeconds(3)));
-        using var client = Client(TimeSpan.FromMilliseconds(700));
+        _server.Inject(new InjectedFailure(endpoint, mode, Times: 2, SkipFirst: skipFirst, Delay: TimeSpan.FromSeconds(5)));
+        using var client = Client(TimeSpan.FromMilliseconds(1500));
         using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), q.Media, FastRetries);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var final = await deliverer.DeliverAsync(q.Delivery.Id, cts.Token);
@@ -348,6 +348,33 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
         Assert.Single(deliverer.CheckOverdue());
         Assert.Equal(DeliveryAlarmKind.Overdue, Assert.Single(alarms).Kind);
         Assert.NotNull(store.Find(q.Delivery.Id)!.AlarmedAt);
+    }
+
+    [Fact]
+    public async Task An_operator_cancel_retracts_an_open_report_and_stops_the_delivery()
+    {
+        var store = new SqliteDeliveryStore(_db);
+        var open = Enqueue(store);
+        var queued = Enqueue(store);
+        using var client = Client();
+        using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), open.Media, FastRetries);
+        _server.Inject(new InjectedFailure("upload", FailureMode.ServerError, Times: 1));
+        var d = await deliverer.RunOnceAsync(open.Delivery.Id);
+        Assert.Equal(DeliveryStatus.Open, d.Status);
+
+        var cancelled = await deliverer.CancelAsync(open.Delivery.Id, "user:lead", "review reversed");
+        Assert.Equal(DeliveryStatus.Cancelled, cancelled.Status);
+        Assert.Equal(FakeReportState.Retracted, Assert.Single(_server.Reports, r => r.Xml.Contains(open.CaseId, StringComparison.Ordinal)).State);
+        Assert.Equal(DeliveryStatus.Cancelled, (await deliverer.RunOnceAsync(open.Delivery.Id)).Status);
+
+        Assert.Equal(DeliveryStatus.Cancelled, (await deliverer.CancelAsync(queued.Delivery.Id, "user:lead", "duplicate")).Status);
+        Assert.Equal(0, await deliverer.RunDueAsync());
+        Assert.DoesNotContain(_server.Reports, r => r.Xml.Contains(queued.CaseId, StringComparison.Ordinal));
+
+        var finished = Enqueue(store, files: 1);
+        using var d2 = new ReportDeliverer(store, new NcmecDestination(client), finished.Media, FastRetries);
+        await d2.DeliverAsync(finished.Delivery.Id);
+        Assert.Equal(DeliveryStatus.Finished, (await d2.CancelAsync(finished.Delivery.Id, "user:lead", "too late")).Status);
     }
 
     [Fact]

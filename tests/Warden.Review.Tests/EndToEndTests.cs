@@ -45,7 +45,7 @@ public sealed class EndToEndTests : IDisposable
         var store = new SqliteDeliveryStore(db);
         var delivery = CaseReportBuilder.EnqueueForNcmec(store, package, CyberTiplineEnvironment.Test, DateTimeOffset.UtcNow);
         using var client = new CyberTiplineClient(new CyberTiplineOptions { BaseUri = server.BaseUri, Username = server.Username, Password = server.Password });
-        using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), new VaultDeliveryMedia(vault));
+        using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), new VaultDeliveryMedia(vault), audit: audit);
         var final = await deliverer.DeliverAsync(delivery.Id);
         Assert.Equal(DeliveryStatus.Finished, final.Status);
         builder.Close(c.Id, reported: true);
@@ -63,6 +63,7 @@ public sealed class EndToEndTests : IDisposable
         // The uploads were system reads: still only one person's view.
         Assert.Equal(4, package.Files.Count(f => !vault.ViewedByEsp(f.EvidenceRef)) + 1);
         Assert.True(audit.Verify().Ok);
+        Assert.Equal(["report.open", "report.finish"], audit.Query(new AuditFilter(Subject: "case:" + c.Id, Actor: "system:report-outbox")).Select(r => r.Action));
         Assert.Equal(4, audit.Query(new AuditFilter(Action: "evidence.view", Actor: "system:report-outbox")).Count());
         Assert.All(package.Files, f => Assert.True(vault.Get(f.EvidenceRef)!.RetainUntil > DateTimeOffset.UtcNow.AddDays(364)));
     }

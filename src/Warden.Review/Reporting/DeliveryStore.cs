@@ -20,6 +20,9 @@ public enum DeliveryStatus
 
     /// <summary>Refused by the destination or missing evidence: an operator must act. Terminal.</summary>
     Failed = 4,
+
+    /// <summary>Cancelled by an operator before it finished (any open report was retracted). Terminal.</summary>
+    Cancelled = 5,
 }
 
 /// <summary>One file of a delivery.</summary>
@@ -53,7 +56,7 @@ public sealed record Delivery(
     long Version)
 {
     /// <summary>True when nothing more will happen.</summary>
-    public bool IsTerminal => Status is DeliveryStatus.Finished or DeliveryStatus.Failed;
+    public bool IsTerminal => Status is DeliveryStatus.Finished or DeliveryStatus.Failed or DeliveryStatus.Cancelled;
 }
 
 /// <summary>One call and its answer, kept as the receipt.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Security.Cryptography;
+using Warden.Review.Audit;
 
 namespace Warden.Review.Reporting;
 
@@ -73,17 +74,19 @@ public sealed class ReportDeliverer : IDisposable
     private readonly IDeliveryMedia _media;
     private readonly DeliveryOptions _options;
     private readonly TimeProvider _time;
+    private readonly AuditLog? _audit;
     private readonly CancellationTokenSource _stopping = new();
     private bool _disposed;
 
-    /// <summary>Creates a worker for one destination.</summary>
-    public ReportDeliverer(IDeliveryStore store, IReportDestination destination, IDeliveryMedia media, DeliveryOptions? options = null, TimeProvider? time = null)
+    /// <summary>Creates a worker for one destination; with <paramref name="audit"/>, report milestones are audited.</summary>
+    public ReportDeliverer(IDeliveryStore store, IReportDestination destination, IDeliveryMedia media, DeliveryOptions? options = null, TimeProvider? time = null, AuditLog? audit = null)
     {
         _store = store;
         _destination = destination;
         _media = media;
         _options = options ?? new DeliveryOptions();
         _time = time ?? TimeProvider.System;
+        _audit = audit;
     }
 
     /// <summary>Raised for overdue, failed and unauthorised deliveries (also counted in the <c>warden.report.alarms</c> metric).</summary>
@@ -136,6 +139,53 @@ public sealed class ReportDeliverer : IDisposable
                 await Task.Delay(wait, _time, linked.Token).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Cancels a delivery that has not finished (an operator's decision, e.g. a reversed review): an open
+    /// report is retracted at the destination first. Returns the final state: Cancelled, or Finished when the
+    /// report had already been finished (a finished report cannot be cancelled). Throws when the destination
+    /// cannot be reached; try again.
+    /// </summary>
+    public async Task<Delivery> CancelAsync(long deliveryId, string actor, string reason, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentException.ThrowIfNullOrWhiteSpace(actor);
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        var d = _store.Find(deliveryId) ?? throw new KeyNotFoundException($"No delivery {deliveryId}.");
+        if (d.IsTerminal)
+        {
+            return d;
+        }
+
+        var note = $"cancelled by {actor}: {reason}";
+        if (d.ReportId is { } reportId && d.Status is DeliveryStatus.Open or DeliveryStatus.Retracting)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+            d = Save(d with { InFlight = "retract" });
+            var r = await _destination.CancelAsync(reportId, linked.Token).ConfigureAwait(false);
+            Count("retract", r);
+            if (r.Outcome == StepOutcome.AlreadyFinished)
+            {
+                return Save(d with { Status = DeliveryStatus.Finished, InFlight = null, FinishedAt = _time.GetUtcNow(), LastError = "cancel came too late: the report was already finished" }, null, Receipt(d, "retract", r));
+            }
+
+            if (r.Outcome is not (StepOutcome.Ok or StepOutcome.AlreadyRetracted or StepOutcome.ReportGone))
+            {
+                Save(d with { InFlight = null, LastError = $"cancel: retract failed ({r.Outcome} {r.ResponseCode} {r.Description})" }, null, Receipt(d, "retract", r));
+                throw new InvalidOperationException($"Delivery {deliveryId}: the destination did not confirm the retraction ({r.Outcome}); try again.");
+            }
+
+            d = Save(d with { Status = DeliveryStatus.Cancelled, InFlight = null, LastError = note }, null, Receipt(d, "retract", r));
+        }
+        else
+        {
+            // Not opened (or a submit whose answer was lost: that orphan is never finished and expires).
+            d = Save(d with { Status = DeliveryStatus.Cancelled, InFlight = null, LastError = note }, null, Receipt(d, "cancel", "Cancelled", null, note));
+        }
+
+        Audit(d, "report.cancel", ("reason", reason), ("by", actor));
+        return d;
     }
 
     /// <summary>One pass over due deliveries (a hosted service calls this every few seconds); returns how many finished.</summary>
@@ -240,6 +290,7 @@ public sealed class ReportDeliverer : IDisposable
             // The report id first: from here on the case has a report at the destination.
             var opened = Save(d with { Status = DeliveryStatus.Open, ReportId = r.ReportId, OpenedAt = _time.GetUtcNow(), InFlight = null, Failures = 0, LastError = null },
                 null, Receipt(d, "submit", r));
+            Audit(opened, "report.open");
             return (opened, true);
         }
 
@@ -307,7 +358,9 @@ public sealed class ReportDeliverer : IDisposable
             // Only this delivery knows the report id, and it only finishes after its own finish call, so
             // "already finished" means an earlier finish of ours landed and its answer was lost.
             FinishedCounter.Add(1);
-            return (Save(d with { Status = DeliveryStatus.Finished, FinishedAt = _time.GetUtcNow(), InFlight = null, LastError = null }, null, Receipt(d, "finish", r)), true);
+            var finished = Save(d with { Status = DeliveryStatus.Finished, FinishedAt = _time.GetUtcNow(), InFlight = null, LastError = null }, null, Receipt(d, "finish", r));
+            Audit(finished, "report.finish", ("answer", r.Outcome.ToString()));
+            return (finished, true);
         }
 
         return (Other(d, "finish", r), r.Outcome == StepOutcome.ReportGone);
@@ -340,11 +393,14 @@ public sealed class ReportDeliverer : IDisposable
     };
 
     /// <summary>The report is gone or cancelled: forget it and every file id, and open a new one.</summary>
-    private Delivery Restart(Delivery d, IReadOnlyList<DeliveryFile> files, string step, StepResult r) =>
-        Save(
+    private Delivery Restart(Delivery d, IReadOnlyList<DeliveryFile> files, string step, StepResult r)
+    {
+        Audit(d, "report.restart", ("after", step), ("answer", r.Outcome.ToString()));
+        return Save(
             d with { Status = DeliveryStatus.Queued, ReportId = null, OpenedAt = null, InFlight = null, Generation = d.Generation + 1, LastError = $"restarted after {step}: {r.Outcome} {r.Description}" },
             [.. files.Select(f => f with { FileId = null, Md5 = null, Described = false })],
             Receipt(d, step, r));
+    }
 
     /// <summary>Schedules a retry with exponential backoff and jitter.</summary>
     private Delivery Fail(Delivery d, string step, StepResult r)
@@ -371,6 +427,7 @@ public sealed class ReportDeliverer : IDisposable
     {
         var status = d.Status == DeliveryStatus.Finished ? DeliveryStatus.Finished : DeliveryStatus.Failed;
         var saved = Save(d with { Status = status, InFlight = null, LastError = message }, null, Receipt(d, step, r ?? new StepResult(StepOutcome.Rejected, Description: message)));
+        Audit(saved, "report.failed", ("step", step), ("message", message));
         Raise(new DeliveryAlarm(kind, d.Id, d.CaseId, message));
         return saved;
     }
@@ -382,6 +439,22 @@ public sealed class ReportDeliverer : IDisposable
 
     private DeliveryReceipt Receipt(Delivery d, string step, string outcome, string? request, string note) =>
         new(d.Id, _time.GetUtcNow(), d.Generation, step, outcome, null, null, null, request, note);
+
+    private void Audit(Delivery d, string action, params (string Key, string Value)[] details)
+    {
+        var map = new Dictionary<string, string>
+        {
+            ["destination"] = $"{d.Destination}/{d.Environment}",
+            ["reportId"] = d.ReportId ?? "",
+            ["generation"] = d.Generation.ToString(CultureInfo.InvariantCulture),
+        };
+        foreach (var (k, v) in details)
+        {
+            map[k] = v;
+        }
+
+        _audit?.Append(new AuditEntry("system:report-outbox", action, "case:" + d.CaseId, map));
+    }
 
     private void Raise(DeliveryAlarm alarm)
     {

@@ -72,8 +72,11 @@ public sealed record HitDto(
 /// <param name="Matched">True when at least one hit is actionable (block-list, not suppressed, not flood-quarantined).</param>
 /// <param name="Action"><c>none</c>, <c>record</c> (a hit, recorded) or <c>quarantine</c> (hold the content).</param>
 /// <param name="Notified">A signed webhook was queued for this match.</param>
-/// <param name="Hits">Every hit, including suppressed and flood-quarantined ones.</param>
-public sealed record MatchResponse(SignalsDto? Signals, bool Matched, string Action, bool Notified, IReadOnlyList<HitDto> Hits);
+/// <param name="Hits">Every hit, including suppressed and flood-quarantined ones. Model files that the upload's
+/// provenance names and that a bank holds are hits too (variant <c>provenance:ROLE:NAME</c>).</param>
+/// <param name="Provenance">What the file says about how it was made (docs/provenance.md), for uploads; null when
+/// matching a signal by value or when asked not to (<c>provenance=false</c>).</param>
+public sealed record MatchResponse(SignalsDto? Signals, bool Matched, string Action, bool Notified, IReadOnlyList<HitDto> Hits, System.Text.Json.JsonElement? Provenance = null);
 
 /// <summary>A bank as the API shows it.</summary>
 /// <param name="Id">Id.</param>

@@ -5,6 +5,7 @@ using Warden.Core.Banks;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Imaging;
+using Warden.Core.Provenance;
 using Warden.Core.Signals;
 using Warden.Server.Actions;
 using Warden.Server.Data;
@@ -75,13 +76,53 @@ public sealed class MatchService : IDisposable
     /// <summary>The current index or a 503.</summary>
     public IndexState RequireIndex() => _index.Current ?? throw new ApiException(503, ErrorCodes.Unavailable, "The match index is still loading; retry shortly.");
 
-    /// <summary>Matches hashed content and acts on the hits.</summary>
-    public MatchResponse MatchContent(ContentHashes hashes, MatchContext context)
+    /// <summary>
+    /// Matches hashed content and acts on the hits. With <paramref name="data"/>, the file's provenance is read
+    /// too (metadata only: about 0.5 % of hashing time) and every model it names is looked up in the banks; a
+    /// model hit is a hit like any other, so AI provenance adds links and never lowers severity.
+    /// </summary>
+    public MatchResponse MatchContent(ContentHashes hashes, MatchContext context, byte[]? data = null)
     {
         var state = RequireIndex();
         Metrics.Lookups.WithLabels("content").Inc();
-        var hits = state.Matcher.Match(ContentSignals.From(hashes));
-        return Act(SignalsDto.From(hashes), hits, hashes.Exact.Sha256Hex, context);
+        var hits = state.Matcher.Match(ContentSignals.From(hashes)).ToList();
+        System.Text.Json.JsonElement? provenance = null;
+        if (data is not null)
+        {
+            var report = ReadProvenance(data, hashes.Exact.Sha256Hex, state.Matcher);
+            foreach (var m in report.ModelMatches)
+            {
+                var model = report.ModelRefs[m.ModelIndex];
+                hits.Add(m.Hit with { Variant = $"provenance:{model.Role}:{model.Name}" });
+            }
+
+            provenance = ProvenanceToJson(report);
+        }
+
+        return Act(SignalsDto.From(hashes), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance };
+    }
+
+    /// <summary>Reads provenance (metadata only) and links model references to banks.</summary>
+    public static ProvenanceReport ReadProvenance(byte[] data, string sha256, BankMatcher matcher)
+    {
+        var report = ProvenanceReader.Read(data, ProvenanceOptions.Default, sha256);
+        ModelLinker.Link(report, matcher);
+        return report;
+    }
+
+    /// <summary>The provenance report as JSON (the schema of docs/provenance.md).</summary>
+    public static System.Text.Json.JsonElement ProvenanceToJson(ProvenanceReport report)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            ProvenanceJson.WriteProperties(json, report, null);
+            json.WriteEndObject();
+        }
+
+        using var doc = System.Text.Json.JsonDocument.Parse(buffer.WrittenMemory);
+        return doc.RootElement.Clone();
     }
 
     /// <summary>Matches one signal given by value (no content) and acts on the hits.</summary>

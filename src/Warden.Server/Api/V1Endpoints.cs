@@ -32,6 +32,9 @@ internal static partial class V1Endpoints
             .WithSummary("Hash an upload and match it")
             .WithDescription("Hashes the content as /v1/hash does and matches every signal against the enabled banks (PDQ with the dihedral variants and the border-trimmed image). Hits on block-list banks are recorded and set off the bank's action; allow-list hits suppress them.")
             .Produces<MatchResponse>();
+        submit.MapPost("/provenance", ProvenanceAsync)
+            .WithSummary("Read an upload's AI provenance")
+            .WithDescription("Generator metadata (A1111, ComfyUI, InvokeAI, NovelAI, …) with the models named and their hashes looked up in the banks, C2PA manifests (verified), IPTC digital source type and weak hints, with a verdict. Metadata is a claim: absence proves nothing. Prompts appear only as SHA-256. Schema: docs/provenance.md.");
         submit.MapGet("/match", MatchSignal)
             .WithSummary("Match one signal given by value")
             .Produces<MatchResponse>();
@@ -71,11 +74,19 @@ internal static partial class V1Endpoints
         return Results.Ok(SignalsDto.From(hashes));
     }
 
-    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
         var upload = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
         var hashes = await service.HashAsync(upload.Data, dihedral ?? true, cancellationToken).ConfigureAwait(false);
-        return Results.Ok(service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId))));
+        return Results.Ok(service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId)), provenance ?? true ? upload.Data : null));
+    }
+
+    private static async Task<IResult> ProvenanceAsync(HttpRequest request, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    {
+        var upload = await UploadReader.ReadAsync(request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
+        var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(upload.Data));
+        var report = MatchService.ReadProvenance(upload.Data, sha256, service.RequireIndex().Matcher);
+        return Results.Json(MatchService.ProvenanceToJson(report));
     }
 
     private static IResult MatchSignal(HttpContext context, [FromQuery(Name = "signal_type")] string? signalType, string? signal, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service) =>

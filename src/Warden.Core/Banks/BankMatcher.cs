@@ -11,7 +11,8 @@ namespace Warden.Core.Banks;
 /// <param name="Exact">MD5/SHA-1/SHA-256 of the bytes.</param>
 /// <param name="Trimmed">PDQ variants of the image with its uniform borders trimmed, when it had any.</param>
 /// <param name="TrimmedQuality">Quality of <paramref name="Trimmed"/>.</param>
-public sealed record ContentSignals(IReadOnlyList<PdqHash>? Pdq, int PdqQuality, ExactHashes? Exact, IReadOnlyList<PdqHash>? Trimmed = null, int TrimmedQuality = 0)
+/// <param name="Video">A video's vPDQ/TMK signals, when the content is a video (see BankMatcher.Video.cs).</param>
+public sealed record ContentSignals(IReadOnlyList<PdqHash>? Pdq, int PdqQuality, ExactHashes? Exact, IReadOnlyList<PdqHash>? Trimmed = null, int TrimmedQuality = 0, VideoSignals? Video = null)
 {
     /// <summary>The signals of hashed content.</summary>
     public static ContentSignals From(ContentHashes hashes)
@@ -36,14 +37,15 @@ public sealed record ContentSignals(IReadOnlyList<PdqHash>? Pdq, int PdqQuality,
 /// <param name="Distance">Hamming distance (0 for exact types).</param>
 /// <param name="Variant">Which query variant matched: "original", a dihedral name, or "trimmed:…" for the border-trimmed image.</param>
 /// <param name="Suppressed">A block-list hit on content that an allow-list bank also matched.</param>
-public sealed record MatchHit(string SignalType, string Signal, Bank Bank, long EntryId, int Distance, string Variant, bool Suppressed);
+/// <param name="Video">For vpdq/tmk_pdqf hits: the match percentages or scores and the matched time ranges.</param>
+public sealed record MatchHit(string SignalType, string Signal, Bank Bank, long EntryId, int Distance, string Variant, bool Suppressed, VideoMatch? Video = null);
 
 /// <summary>
 /// In-memory matcher over the enabled banks: a PDQ Hamming index and exact indexes for the crypto types.
 /// Build once (Add), then query from many threads (Match). Per-bank PDQ thresholds apply; an allow-list hit
 /// suppresses block-list hits on the same content (reported, flagged suppressed).
 /// </summary>
-public sealed class BankMatcher : IDisposable
+public sealed partial class BankMatcher : IDisposable
 {
     // Index ids carry the bank's slot in the top 16 bits and the entry id below, so a hit names its bank
     // without a per-entry lookup table (10M entries would cost hundreds of MB).
@@ -83,6 +85,7 @@ public sealed class BankMatcher : IDisposable
             [SignalTypes.Sha1.Name] = new ExactIndex(SignalTypes.Sha1.Bytes),
             [SignalTypes.Sha256.Name] = new ExactIndex(SignalTypes.Sha256.Bytes),
         };
+        _exact.TryAdd(SignalTypes.VideoMd5.Name, new ExactIndex(SignalTypes.VideoMd5.Bytes));
         Count = _pdq.Count + _exact.Values.Sum(e => (long)e.Count);
         _maxThreshold = _banks.Count == 0 ? 0 : _banks.Max(b => b.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold);
     }
@@ -118,7 +121,7 @@ public sealed class BankMatcher : IDisposable
 
             exact.Add(key[..written], id);
         }
-        else
+        else if (!AddVideo(id, signalType, signal))
         {
             return false;
         }
@@ -139,6 +142,8 @@ public sealed class BankMatcher : IDisposable
         {
             index.Save(Path.Combine(directory, type + ".idx"));
         }
+
+        SaveVideo(directory);
     }
 
     /// <summary>Loads indexes written by <see cref="Save"/> (the PDQ index memory-mapped) for the same banks.</summary>
@@ -154,7 +159,14 @@ public sealed class BankMatcher : IDisposable
                 exact[type] = ExactIndex.Load(Path.Combine(directory, type + ".idx"));
             }
 
-            return new BankMatcher(banks, pdq, exact);
+            if (File.Exists(Path.Combine(directory, SignalTypes.VideoMd5.Name + ".idx")))
+            {
+                exact[SignalTypes.VideoMd5.Name] = ExactIndex.Load(Path.Combine(directory, SignalTypes.VideoMd5.Name + ".idx"));
+            }
+
+            var matcher = new BankMatcher(banks, pdq, exact);
+            matcher.LoadVideo(directory);
+            return matcher;
         }
         catch
         {
@@ -187,7 +199,13 @@ public sealed class BankMatcher : IDisposable
             MatchExact(SignalTypes.Md5.Name, exact.Md5, exact.Md5Hex, ids, hits);
             MatchExact(SignalTypes.Sha1.Name, exact.Sha1, exact.Sha1Hex, ids, hits);
             MatchExact(SignalTypes.Sha256.Name, exact.Sha256, exact.Sha256Hex, ids, hits);
+            if (content.Video is not null)
+            {
+                MatchExact(SignalTypes.VideoMd5.Name, exact.Md5, exact.Md5Hex, ids, hits);
+            }
         }
+
+        MatchVideo(content.Video, hits);
 
         // The false-positive valve: content an allow-list vouches for is not acted on.
         if (hits.Any(h => h.Bank.Kind == BankKind.AllowList))
@@ -238,6 +256,7 @@ public sealed class BankMatcher : IDisposable
     public void Dispose()
     {
         _pdq.Dispose();
+        _video.Dispose();
         foreach (var index in _exact.Values)
         {
             index.Dispose();

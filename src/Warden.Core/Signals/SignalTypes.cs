@@ -18,8 +18,17 @@ public static class SignalTypes
     /// <summary>SHA-256 (32 bytes), exact.</summary>
     public static ExactSignalType Sha256 { get; } = new("sha256", 32);
 
+    /// <summary>vPDQ video hash (per-frame PDQ), see docs/video.md.</summary>
+    public static Hashing.Video.VpdqSignalType Vpdq { get; } = new();
+
+    /// <summary>TMK+PDQF video feature vectors, see docs/video.md.</summary>
+    public static Hashing.Video.TmkPdqfSignalType TmkPdqf { get; } = new();
+
+    /// <summary>MD5 of a video file's bytes (HMA's video signal), exact.</summary>
+    public static ExactSignalType VideoMd5 { get; } = new("video_md5", 16);
+
     /// <summary>Every known type.</summary>
-    public static IReadOnlyList<ISignalType> All { get; } = [Pdq, Md5, Sha1, Sha256];
+    public static IReadOnlyList<ISignalType> All { get; } = [Pdq, Md5, Sha1, Sha256, Vpdq, TmkPdqf, VideoMd5];
 
     /// <summary>Finds a type by name (case-insensitive).</summary>
     public static bool TryGet(string? name, [NotNullWhen(true)] out ISignalType? type)

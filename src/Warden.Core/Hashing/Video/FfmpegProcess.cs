@@ -38,17 +38,24 @@ internal sealed class FfmpegProcess : IDisposable
     private const int StderrKeep = 8192;
 
     private readonly Process _process;
+    private const int MaxLine = 4096;
+
     private readonly StringBuilder _stderr = new();
-    private readonly Task _stderrPump;
+    private readonly Thread _stderrPump;
+    private readonly Action<string>? _onLine;
     private readonly CancellationTokenSource _limit;
     private readonly CancellationTokenRegistration _killOnCancel;
     private int _killed;
 
-    private FfmpegProcess(Process process, CancellationTokenSource limit)
+    private FfmpegProcess(Process process, CancellationTokenSource limit, Action<string>? onLine)
     {
         _process = process;
         _limit = limit;
-        _stderrPump = Task.Run(PumpStderr);
+        _onLine = onLine;
+
+        // A dedicated thread: callers may block on what it parses, so it must not wait for a pool thread.
+        _stderrPump = new Thread(PumpStderr) { IsBackground = true, Name = "ffmpeg-stderr" };
+        _stderrPump.Start();
         _killOnCancel = limit.Token.Register(Kill);
     }
 
@@ -60,7 +67,12 @@ internal sealed class FfmpegProcess : IDisposable
 
     /// <summary>Starts <paramref name="program"/> with <paramref name="arguments"/> (no shell).</summary>
     /// <exception cref="VideoDecodeException">The program is not installed.</exception>
-    public static FfmpegProcess Start(string program, IEnumerable<string> arguments, TimeSpan timeout, CancellationToken cancel)
+    /// <param name="program">ffmpeg or ffprobe.</param>
+    /// <param name="arguments">Its arguments.</param>
+    /// <param name="timeout">Kill it after this long.</param>
+    /// <param name="cancel">Kill it when cancelled.</param>
+    /// <param name="onStderrLine">Called (on the reader thread) with each standard-error line, cut at 4096 characters.</param>
+    public static FfmpegProcess Start(string program, IEnumerable<string> arguments, TimeSpan timeout, CancellationToken cancel, Action<string>? onStderrLine = null)
     {
         var info = new ProcessStartInfo(program)
         {
@@ -89,7 +101,7 @@ internal sealed class FfmpegProcess : IDisposable
 
         // ffmpeg must never wait for keyboard input.
         process.StandardInput.Close();
-        var p = new FfmpegProcess(process, limit);
+        var p = new FfmpegProcess(process, limit, onStderrLine);
         if (timeout != Timeout.InfiniteTimeSpan)
         {
             limit.Token.Register(() => p.TimedOut = !cancel.IsCancellationRequested);
@@ -115,7 +127,7 @@ internal sealed class FfmpegProcess : IDisposable
     public int WaitForExit()
     {
         _process.WaitForExit();
-        _stderrPump.Wait(TimeSpan.FromSeconds(5));
+        _stderrPump.Join(TimeSpan.FromSeconds(5));
         return _process.ExitCode;
     }
 
@@ -162,14 +174,15 @@ internal sealed class FfmpegProcess : IDisposable
         _limit.Dispose();
     }
 
-    private async Task PumpStderr()
+    private void PumpStderr()
     {
         var buffer = new char[1024];
+        var line = new StringBuilder();
         var reader = _process.StandardError;
         try
         {
             int n;
-            while ((n = await reader.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+            while ((n = reader.Read(buffer, 0, buffer.Length)) > 0)
             {
                 lock (_stderr)
                 {
@@ -179,6 +192,33 @@ internal sealed class FfmpegProcess : IDisposable
                         _stderr.Remove(0, _stderr.Length - StderrKeep);
                     }
                 }
+
+                if (_onLine is null)
+                {
+                    continue;
+                }
+
+                for (var i = 0; i < n; i++)
+                {
+                    var c = buffer[i];
+                    if (c is '\n' or '\r')
+                    {
+                        if (line.Length > 0)
+                        {
+                            _onLine(line.ToString());
+                            line.Clear();
+                        }
+                    }
+                    else if (line.Length < MaxLine)
+                    {
+                        line.Append(c);
+                    }
+                }
+            }
+
+            if (line.Length > 0)
+            {
+                _onLine?.Invoke(line.ToString());
             }
         }
         catch (IOException)

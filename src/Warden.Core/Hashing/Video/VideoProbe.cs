@@ -159,7 +159,7 @@ public static class VideoProbe
     /// <summary>A path ffmpeg cannot mistake for an option, a URL or a protocol (file: prefix).</summary>
     internal static string LiteralPath(string path) => "file:" + Path.GetFullPath(path);
 
-    private static string LastLines(string text, int lines)
+    internal static string LastLines(string text, int lines)
     {
         var all = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return string.Join(" / ", all.TakeLast(lines));

@@ -66,10 +66,13 @@ public static class VpdqHasher
             throw new ArgumentOutOfRangeException(nameof(options), "SecondsPerHash must be 0 or more.");
         }
 
+        if (options.Mode == VideoHashMode.Fast)
+        {
+            return VpdqKeyframes.Hash(path, options, limits, cancel);
+        }
+
         var info = VideoProbe.Probe(path, limits, cancel);
-        return options.Mode == VideoHashMode.Fast
-            ? HashKeyframes(path, info, options, limits, progress, cancel)
-            : HashExact(path, info, options, limits, progress, cancel);
+        return HashExact(path, info, options, limits, progress, cancel);
     }
 
     private static VpdqResult HashExact(string path, VideoInfo info, VpdqOptions options, VideoLimits limits, IProgress<double>? progress, CancellationToken cancel)
@@ -112,76 +115,8 @@ public static class VpdqHasher
         return new VpdqResult(new VpdqHash(frames), info, run.Problems);
     }
 
-    private static VpdqResult HashKeyframes(string path, VideoInfo info, VpdqOptions options, VideoLimits limits, IProgress<double>? progress, CancellationToken cancel)
-    {
-        var fps = info.FrameRate;
-        var times = KeyframeTimes(path, info, limits, cancel);
-        var scale = PdqHasher.FastScale(info.Width, info.Height);
-        var w = Math.Max(PdqStages.MinHashableDim, info.Width / scale);
-        var h = Math.Max(PdqStages.MinHashableDim, info.Height / scale);
-        string[] input = [.. InputOptions(options), "-skip_frame", "nokey"];
-        var output = new List<string> { "-map", "0:" + info.StreamIndex.ToString(CultureInfo.InvariantCulture), "-an", "-sn", "-dn", "-fps_mode", "passthrough" };
-        if (scale > 1)
-        {
-            output.AddRange(["-vf", string.Create(CultureInfo.InvariantCulture, $"scale={w}:{h}:flags=area")]);
-        }
-
-        output.AddRange(["-f", "rawvideo", "-pix_fmt", "rgb24"]);
-        var frames = new List<VpdqFrame>();
-        var lastNumber = -1;
-        var run = DecodeFrames(path, output, input, w, h, info, options.Workers, limits, progress, (index, pdq) =>
-        {
-            // Frame numbers from the keyframe's timestamp; kept strictly increasing.
-            var t = index < times.Count ? times[(int)index] : (lastNumber + 1) / fps;
-            var number = Math.Max(lastNumber + 1, (int)Math.Round(t * fps));
-            lastNumber = number;
-            return new VpdqFrame(number, pdq.Quality, pdq.Hash, VpdqFrame.TimestampOf(number, fps));
-        }, frames, cancel);
-        return new VpdqResult(new VpdqHash(frames), info, run.Problems);
-    }
-
     private static string[] InputOptions(VpdqOptions options) =>
         options.DecoderThreads > 0 ? ["-threads", options.DecoderThreads.ToString(CultureInfo.InvariantCulture)] : [];
-
-    /// <summary>Keyframe presentation times (seconds from the first packet), from the demuxer only: no decoding.</summary>
-    private static List<double> KeyframeTimes(string path, VideoInfo info, VideoLimits limits, CancellationToken cancel)
-    {
-        using var p = FfmpegProcess.Start(
-            FfmpegTools.Ffprobe,
-            ["-v", "error", "-select_streams", info.StreamIndex.ToString(CultureInfo.InvariantCulture), "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", "-i", VideoProbe.LiteralPath(path)],
-            limits.Timeout,
-            cancel);
-        var keys = new List<double>();
-        var first = double.PositiveInfinity;
-        using (var reader = new StreamReader(p.Output))
-        {
-            string? line;
-            long lines = 0;
-            while ((line = reader.ReadLine()) is not null && lines++ < limits.MaxFrames * 2)
-            {
-                var comma = line.IndexOf(',', StringComparison.Ordinal);
-                if (comma <= 0 || !double.TryParse(line.AsSpan(0, comma), NumberStyles.Float, CultureInfo.InvariantCulture, out var t))
-                {
-                    continue;
-                }
-
-                first = Math.Min(first, t);
-                if (line.AsSpan(comma + 1).StartsWith("K"))
-                {
-                    keys.Add(t);
-                }
-            }
-        }
-
-        p.WaitForExit();
-        keys.Sort();
-        for (var i = 0; i < keys.Count; i++)
-        {
-            keys[i] -= first;
-        }
-
-        return keys;
-    }
 
     /// <summary>
     /// Reads frames of <paramref name="width"/> x <paramref name="height"/> and hashes them, on the reading thread
@@ -194,11 +129,9 @@ public static class VpdqHasher
         var frameBytes = checked(width * height * 3);
         var fps = info.FrameRate;
         var maxFrame = Math.Min(limits.MaxFrames, (long)Math.Min(long.MaxValue / 2, limits.MaxDurationSeconds * fps));
-        var fast = PdqHasher.FastScale(info.Width, info.Height) > 1 && (width != info.Width || height != info.Height);
         long lastReport = 0;
 
-        PdqResult HashOne(VideoFrameHasher vh, PdqHasher? ph, ReadOnlySpan<byte> frame) =>
-            fast ? ph!.Hash(frame, width, height, width * 3, 3, PdqResize.Fast, originalWidth: info.Width, originalHeight: info.Height) : vh.Hash(frame, width, height);
+        PdqResult HashOne(VideoFrameHasher vh, ReadOnlySpan<byte> frame) => vh.Hash(frame, width, height);
 
         void Limit(long index)
         {
@@ -221,10 +154,9 @@ public static class VpdqHasher
         if (workers <= 1)
         {
             var vh = new VideoFrameHasher();
-            var ph = fast ? new PdqHasher() : null;
             var run = FrameSource.Run(path, input, output, frameBytes, limits, (frame, index) =>
             {
-                var result = HashOne(vh, ph, frame);
+                var result = HashOne(vh, frame);
                 if (make(index, result) is { } f)
                 {
                     Limit(f.FrameNumber);
@@ -245,12 +177,11 @@ public static class VpdqHasher
         var threads = Enumerable.Range(0, workers).Select(_ => new Thread(() =>
         {
             var vh = new VideoFrameHasher();
-            var ph = fast ? new PdqHasher() : null;
             try
             {
                 foreach (var (buffer, index) in queue.GetConsumingEnumerable())
                 {
-                    results[index] = HashOne(vh, ph, buffer.AsSpan(0, frameBytes));
+                    results[index] = HashOne(vh, buffer.AsSpan(0, frameBytes));
                     pool.Add(buffer);
                 }
             }

@@ -24,6 +24,7 @@ internal static partial class VpdqKeyframes
         var codec = "unknown";
         var format = "unknown";
         var streamIndex = -1;
+        var (fullWidth, fullHeight) = (0, 0);
         var pumpDone = false;
 
         void OnLine(string line)
@@ -48,6 +49,11 @@ internal static partial class VpdqKeyframes
             {
                 streamIndex = int.Parse(s.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
                 codec = s.Groups[2].Value;
+                if (StreamSize().Match(line) is { Success: true } z)
+                {
+                    fullWidth = int.Parse(z.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
+                    fullHeight = int.Parse(z.Groups[2].ValueSpan, CultureInfo.InvariantCulture);
+                }
             }
             else if (line.StartsWith("Input #0, ", StringComparison.Ordinal))
             {
@@ -62,7 +68,7 @@ internal static partial class VpdqKeyframes
         string[] output =
         [
             "-map", "0:V:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough",
-            "-vf", $"showinfo,scale=w='max(5\\,trunc(iw/{Scale}))':h='max(5\\,trunc(ih/{Scale}))':flags=area",
+            "-vf", $"scale=w='max(5\\,trunc(iw/{Scale}))':h='max(5\\,trunc(ih/{Scale}))':flags=area,showinfo",
             "-pix_fmt", "rgb24", "-f", "image2pipe", "-c:v", "pam",
         ];
 
@@ -98,9 +104,11 @@ internal static partial class VpdqKeyframes
                 throw new VideoDecodeException(VideoDecodeError.TooLong, string.Create(CultureInfo.InvariantCulture, $"The video is longer than the limit ({limits.MaxDurationSeconds:F0} s)."));
             }
 
-            var pdq = width == info.Width && height == info.Height
+            // showinfo runs after the reduction (its checksums on full HD frames cost as much as the decode); the
+            // full size comes from the stream line ffmpeg printed before the first frame.
+            var pdq = fullWidth <= width || fullHeight <= height
                 ? exact.Hash(frame, width, height)
-                : reduced.Hash(frame, width, height, width * 3, 3, PdqResize.Fast, originalWidth: info.Width, originalHeight: info.Height);
+                : reduced.Hash(frame, width, height, width * 3, 3, PdqResize.Fast, originalWidth: fullWidth, originalHeight: fullHeight);
             hashed.Add((pdq, seconds));
             return true;
         }, OnLine, cancel);
@@ -116,8 +124,7 @@ internal static partial class VpdqKeyframes
             frames.Add(new VpdqFrame(number, pdq.Quality, pdq.Hash, VpdqFrame.TimestampOf(number, fps)));
         }
 
-        var size = shown.Count > 0 ? (shown[0].Width, shown[0].Height) : (0, 0);
-        var videoInfo = new VideoInfo(streamIndex, 0, codec, size.Item1, size.Item2, rate.Num > 0 ? rate.Num : 25, rate.Den > 0 ? rate.Den : 1, null, null, 0, format);
+        var videoInfo = new VideoInfo(streamIndex, 0, codec, fullWidth, fullHeight, rate.Num > 0 ? rate.Num : 25, rate.Den > 0 ? rate.Den : 1, null, null, 0, format);
         return new VpdqResult(new VpdqHash(frames), videoInfo, run.Problems);
     }
 
@@ -129,4 +136,7 @@ internal static partial class VpdqKeyframes
 
     [GeneratedRegex(@"^\s*Stream #0:(\d+)\S*: Video: (\w+)", RegexOptions.CultureInvariant)]
     private static partial Regex InputStream();
+
+    [GeneratedRegex(@", (\d{1,5})x(\d{1,5})[ ,]", RegexOptions.CultureInvariant)]
+    private static partial Regex StreamSize();
 }

@@ -45,13 +45,24 @@ internal static class FileBatch
         long bytes = 0;
         var clock = Stopwatch.StartNew();
 
+        // Long videos: the progress bar's description says how far the decoders are (set from worker threads).
+        ProgressTask? progressTask = null;
+        var description = $"{options.Verb} {items.Count} files";
+        void VideoProgress(string path, string what, double seconds)
+        {
+            if (progressTask is { } t)
+            {
+                t.Description = string.Create(CultureInfo.InvariantCulture, $"{description} ({Path.GetFileName(path)}: {what} {seconds:F0} s)").EscapeMarkup();
+            }
+        }
+
         // Ordered PLINQ: workers run in parallel, results come back in input order.
         var results = items
             .AsParallel()
             .AsOrdered()
             .WithDegreeOfParallelism(Math.Clamp(options.Threads, 1, 512))
             .WithMergeOptions(ParallelMergeOptions.NotBuffered)
-            .Select(item => Process(item.Path, item.Error, hashers.Value!, options, perFile));
+            .Select(item => Process(item.Path, item.Error, hashers.Value!, options, perFile, VideoProgress));
 
         void Consume(Action? onEach)
         {
@@ -75,7 +86,7 @@ internal static class FileBatch
 
         try
         {
-            if (options.Progress && items.Count > 1 && !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error))
+            if (options.Progress && (items.Count > 1 || options.Video is not null) && !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error))
             {
                 var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
                 console.Progress()
@@ -83,8 +94,13 @@ internal static class FileBatch
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RateColumn(), new RemainingTimeColumn(), new SpinnerColumn())
                     .Start(ctx =>
                     {
-                        var task = ctx.AddTask($"{options.Verb} {items.Count} files", maxValue: items.Count);
-                        Consume(() => task.Increment(1));
+                        var task = ctx.AddTask(description, maxValue: items.Count);
+                        progressTask = task;
+                        Consume(() =>
+                        {
+                            task.Increment(1);
+                            task.Description = description;
+                        });
                     });
             }
             else
@@ -112,7 +128,8 @@ internal static class FileBatch
         return (done, failed);
     }
 
-    private static FileOutcome<T> Process<T>(string path, string? walkError, ContentHasher hasher, BatchOptions options, Func<ContentHashes, VideoHashes?, T>? perFile)
+    private static FileOutcome<T> Process<T>(
+        string path, string? walkError, ContentHasher hasher, BatchOptions options, Func<ContentHashes, VideoHashes?, T>? perFile, Action<string, string, double> videoProgress)
     {
         if (walkError is not null)
         {
@@ -132,7 +149,7 @@ internal static class FileBatch
                 hashes = hasher.HashFile(path, options.Dihedral);
             }
 
-            if (hashes.Image is null && options.Video is not null && VideoFiles.TryHash(path, hashes, options, out var video, out var videoError))
+            if (hashes.Image is null && options.Video is not null && VideoFiles.TryHash(path, hashes, options, (what, seconds) => videoProgress(path, what, seconds), out var video, out var videoError))
             {
                 return videoError is not null
                     ? new FileOutcome<T>(path, null, default, videoError)

@@ -37,7 +37,7 @@ internal static class VideoFiles
     /// when it could not be hashed. Files that turn out to be audio only or no video at all return false when
     /// non-images are accepted (their digests still count).
     /// </summary>
-    public static bool TryHash(string path, ContentHashes hashes, BatchOptions options, out VideoHashes? video, out string? error)
+    public static bool TryHash(string path, ContentHashes hashes, BatchOptions options, Action<string, double> progress, out VideoHashes? video, out string? error)
     {
         video = null;
         error = null;
@@ -48,7 +48,7 @@ internal static class VideoFiles
 
         try
         {
-            video = VideoHasher.Hash(path, options.Video!);
+            video = VideoHasher.Hash(path, options.Video!, progress);
             return true;
         }
         catch (VideoDecodeException e) when (options.AcceptNonImages && e.Error is VideoDecodeError.AudioOnly or VideoDecodeError.NotVideo)

@@ -26,7 +26,11 @@ public static class VideoHasher
 {
     /// <summary>Hashes <paramref name="path"/>.</summary>
     /// <exception cref="VideoDecodeException">Not a video, audio only, corrupt, over a limit, timeout.</exception>
-    public static VideoHashes Hash(string path, VideoHashOptions options, CancellationToken cancel = default)
+    /// <param name="path">The video file.</param>
+    /// <param name="options">What to compute.</param>
+    /// <param name="progress">Told (what, seconds of video done) as decoding goes on: "vpdq", then "tmk".</param>
+    /// <param name="cancel">Stops the decoders.</param>
+    public static VideoHashes Hash(string path, VideoHashOptions options, Action<string, double>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
@@ -34,13 +38,28 @@ public static class VideoHasher
         var info = options.Vpdq is null ? VideoProbe.Probe(path, options.Limits, cancel) : null;
         if (options.Vpdq is not null)
         {
-            vpdq = VpdqHasher.Hash(path, options.Vpdq with { DecoderThreads = options.DecoderThreads }, options.Limits, null, cancel);
+            vpdq = VpdqHasher.Hash(path, options.Vpdq with { DecoderThreads = options.DecoderThreads }, options.Limits, progress is null ? null : new Reporter(s => progress("vpdq", s)), cancel);
             info = vpdq.Info;
         }
 
-        var tmk = options.Tmk ? TmkHasher.Hash(path, options.Limits, options.DecoderThreads, null, cancel) : null;
+        var tmkFrames = 0;
+        var tmk = options.Tmk
+            ? TmkHasher.Hash(path, options.Limits, options.DecoderThreads, progress is null ? null : _ =>
+            {
+                if (++tmkFrames % 75 == 0)
+                {
+                    progress("tmk", tmkFrames / (double)TmkFeatures.DefaultFramesPerSecond);
+                }
+            }, cancel)
+            : null;
         return new VideoHashes(info!, vpdq?.Hash, tmk, vpdq?.Problems, clock.Elapsed);
     }
+}
+
+/// <summary>An IProgress that calls back synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
+internal sealed class Reporter(Action<double> report) : IProgress<double>
+{
+    public void Report(double value) => report(value);
 }
 
 /// <summary>Recognises video containers by their first bytes (not by file name).</summary>

@@ -94,7 +94,7 @@ public static class VpdqHasher
 
         output.AddRange(["-f", "rawvideo", "-pix_fmt", "rgb24"]);
         var frames = new List<VpdqFrame>();
-        var run = DecodeFrames(path, output, InputOptions(options), info.Width, info.Height, info, options.Workers, limits, progress, (index, pdq) =>
+        var run = DecodeFrames(path, output, InputOptions(options), info.Width, info.Height, info, step, options.Workers, limits, progress, (index, pdq) =>
         {
             var number = checked((int)(index * step));
             if (number % mod != 0)
@@ -123,13 +123,13 @@ public static class VpdqHasher
     /// or on <paramref name="workers"/> threads fed through a bounded queue of pooled buffers.
     /// </summary>
     private static FrameRun DecodeFrames(
-        string path, List<string> output, string[] input, int width, int height, VideoInfo info, int workers, VideoLimits limits,
+        string path, List<string> output, string[] input, int width, int height, VideoInfo info, int step, int workers, VideoLimits limits,
         IProgress<double>? progress, Func<long, PdqResult, VpdqFrame?> make, List<VpdqFrame> frames, CancellationToken cancel)
     {
         var frameBytes = checked(width * height * 3);
         var fps = info.FrameRate;
         var maxFrame = Math.Min(limits.MaxFrames, (long)Math.Min(long.MaxValue / 2, limits.MaxDurationSeconds * fps));
-        long lastReport = 0;
+        var sinceReport = System.Diagnostics.Stopwatch.StartNew();
 
         PdqResult HashOne(VideoFrameHasher vh, ReadOnlySpan<byte> frame) => vh.Hash(frame, width, height);
 
@@ -144,10 +144,11 @@ public static class VpdqHasher
 
         void Report(long index)
         {
-            if (progress is not null && index - lastReport >= 30)
+            // Seconds of video decoded, at most a few times a second.
+            if (progress is not null && sinceReport.ElapsedMilliseconds >= 250)
             {
-                lastReport = index;
-                progress.Report(index / fps);
+                sinceReport.Restart();
+                progress.Report(index * step / fps);
             }
         }
 

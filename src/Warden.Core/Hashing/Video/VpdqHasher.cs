@@ -157,6 +157,7 @@ public static class VpdqHasher
             var vh = new VideoFrameHasher();
             var run = FrameSource.Run(path, input, output, frameBytes, limits, (frame, index) =>
             {
+                Limit(index * step);
                 var result = HashOne(vh, frame);
                 if (make(index, result) is { } f)
                 {
@@ -202,6 +203,8 @@ public static class VpdqHasher
                 {
                     return false;
                 }
+
+                Limit(index * step);
 
                 if (!pool.TryTake(out var buffer))
                 {

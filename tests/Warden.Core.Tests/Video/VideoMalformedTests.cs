@@ -108,6 +108,21 @@ public sealed class VideoMalformedTests : IDisposable
     }
 
     [SkippableFact]
+    public void RotationMetadataIsIgnoredAsTheReferenceDoes()
+    {
+        VideoTestData.RequireFfmpeg();
+        var plain = Path.Combine(_dir, "plain.mp4");
+        var rotated = Path.Combine(_dir, "rotated.mp4");
+        Ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", plain);
+        Ffmpeg("-i", plain, "-c", "copy", "-metadata:s:v:0", "rotate=90", rotated);
+        var a = VpdqHasher.Hash(plain).Hash.ToReferenceText();
+        Assert.Equal(a, VpdqHasher.Hash(rotated).Hash.ToReferenceText());
+        Assert.Equal(
+            VpdqHasher.Hash(plain, new VpdqOptions(Mode: VideoHashMode.Fast)).Hash.ToReferenceText(),
+            VpdqHasher.Hash(rotated, new VpdqOptions(Mode: VideoHashMode.Fast)).Hash.ToReferenceText());
+    }
+
+    [SkippableFact]
     public void TimeLimitKillsTheDecoder()
     {
         var path = VideoTestData.Path("videos", "life-resized-480x360.mp4");

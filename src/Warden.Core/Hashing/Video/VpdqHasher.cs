@@ -115,8 +115,9 @@ public static class VpdqHasher
         return new VpdqResult(new VpdqHash(frames), info, run.Problems);
     }
 
+    // -noautorotate: the reference ignores rotation metadata (and the frame size must stay the probed one).
     private static string[] InputOptions(VpdqOptions options) =>
-        options.DecoderThreads > 0 ? ["-threads", options.DecoderThreads.ToString(CultureInfo.InvariantCulture)] : [];
+        options.DecoderThreads > 0 ? ["-noautorotate", "-threads", options.DecoderThreads.ToString(CultureInfo.InvariantCulture)] : ["-noautorotate"];
 
     /// <summary>
     /// Reads frames of <paramref name="width"/> x <paramref name="height"/> and hashes them, on the reading thread

@@ -63,8 +63,8 @@ internal static partial class VpdqKeyframes
         }
 
         string[] input = options.DecoderThreads > 0
-            ? ["-threads", options.DecoderThreads.ToString(CultureInfo.InvariantCulture), "-skip_frame", "nokey"]
-            : ["-skip_frame", "nokey"];
+            ? ["-noautorotate", "-threads", options.DecoderThreads.ToString(CultureInfo.InvariantCulture), "-skip_frame", "nokey"]
+            : ["-noautorotate", "-skip_frame", "nokey"];
         string[] output =
         [
             "-map", "0:V:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough",

@@ -3,9 +3,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Warden.Core.Banks;
-using Warden.Core.Matching;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Imaging;
+using Warden.Core.Matching;
 using Warden.Storage;
 
 namespace Warden.Cli;

@@ -1,5 +1,5 @@
-using System.Globalization;
 using System.CommandLine;
+using System.Globalization;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Video;
 

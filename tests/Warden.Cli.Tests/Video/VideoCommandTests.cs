@@ -38,16 +38,22 @@ public sealed class VideoCommandTests : IDisposable
         Assert.Equal(4, row.GetProperty("vpdq_frames").GetInt32());
         Assert.Equal(60, row.GetProperty("tmk_frames").GetInt32());
 
-        var bank = Path.Combine(_dir, "bank.jsonl");
-        File.WriteAllLines(bank,
+        // The video signals go in through both list formats: vpdq and tmk_pdqf (350 KB of base64) in CSV, video_md5 in JSONL.
+        var csv = Path.Combine(_dir, "bank.csv");
+        File.WriteAllLines(csv,
         [
-            JsonSerializer.Serialize(new { signal_type = "vpdq", signal = row.GetProperty("vpdq").GetString(), labels = new { name = "clip" } }),
-            JsonSerializer.Serialize(new { signal_type = "tmk_pdqf", signal = row.GetProperty("tmk_pdqf").GetString(), labels = new { name = "clip" } }),
-            JsonSerializer.Serialize(new { signal_type = "video_md5", signal = row.GetProperty("md5").GetString(), labels = new { name = "clip" } }),
+            "signal_type,signal,name",
+            $"vpdq,\"{row.GetProperty("vpdq").GetString()}\",clip",
+            $"tmk_pdqf,{row.GetProperty("tmk_pdqf").GetString()},clip",
         ]);
+        var jsonl = Path.Combine(_dir, "bank.jsonl");
+        File.WriteAllLines(jsonl, [JsonSerializer.Serialize(new { signal_type = "video_md5", signal = row.GetProperty("md5").GetString(), labels = new { name = "clip" } })]);
         Assert.Equal(0, Run("bank", "create", "videos").Exit);
-        var import = Run("bank", "import", "videos", bank);
-        Assert.True(import.Exit == 0, import.Err);
+        foreach (var bank in new[] { csv, jsonl })
+        {
+            var import = Run("bank", "import", "videos", bank);
+            Assert.True(import.Exit == 0, import.Err);
+        }
 
         var scan = Run("scan", "-f", "jsonl", "--no-progress", Path.Combine(_dir, "uploads"), original);
         Assert.True(scan.Exit == 0, scan.Err);

@@ -19,10 +19,14 @@ public static class TmkHasher
 
     /// <summary>Hashes the video at <paramref name="path"/>; optionally hands each frame's PDQF feature to <paramref name="onFeature"/>.</summary>
     /// <exception cref="VideoDecodeException">Not a video, corrupt, over a limit, timeout.</exception>
-    public static TmkFeatures Hash(string path, VideoLimits? limits = null, int decoderThreads = 0, Action<ReadOnlySpan<float>>? onFeature = null, CancellationToken cancel = default)
+    public static TmkFeatures Hash(string path, VideoLimits? limits = null, int decoderThreads = 0, Action<ReadOnlySpan<float>>? onFeature = null, CancellationToken cancel = default) =>
+        Hash(path, null, limits, decoderThreads, onFeature, cancel);
+
+    /// <summary>As <see cref="Hash(string, VideoLimits?, int, Action{ReadOnlySpan{float}}?, CancellationToken)"/>, with the probe already done (<paramref name="info"/>; null to probe).</summary>
+    public static TmkFeatures Hash(string path, VideoInfo? info, VideoLimits? limits = null, int decoderThreads = 0, Action<ReadOnlySpan<float>>? onFeature = null, CancellationToken cancel = default)
     {
         limits ??= VideoLimits.Default;
-        var info = VideoProbe.Probe(path, limits, cancel);
+        info ??= VideoProbe.Probe(path, limits, cancel);
         var features = TmkFeatures.CreatePoullot();
         var hasher = new VideoFrameHasher();
         var feature = new float[TmkFeatures.PdqfDimension];

@@ -44,7 +44,7 @@ public static class VideoHasher
 
         var tmkFrames = 0;
         var tmk = options.Tmk
-            ? TmkHasher.Hash(path, options.Limits, options.DecoderThreads, progress is null ? null : _ =>
+            ? TmkHasher.Hash(path, options.Vpdq?.Mode == VideoHashMode.Fast ? null : info, options.Limits, options.DecoderThreads, progress is null ? null : _ =>
             {
                 if (++tmkFrames % 75 == 0)
                 {

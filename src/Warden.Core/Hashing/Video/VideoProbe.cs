@@ -52,6 +52,12 @@ public static class VideoProbe
             limits.Timeout,
             cancel);
         var json = ReadBounded(p.Output, MaxJsonBytes);
+        if (json is null)
+        {
+            // Stop it: it would block writing the rest.
+            p.Kill();
+        }
+
         var exit = p.WaitForExit();
         cancel.ThrowIfCancellationRequested();
         if (p.TimedOut)

@@ -6,7 +6,7 @@ using Warden.Bench;
 //   throughput <corpus> [...]    images/s and MB/s, one core and all cores (corpus: test | large | DIR | LIST)
 //   borders [DIR]                framed/letterboxed copies: recall and false matches with the trimmed hash
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
-//   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
+//   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {

@@ -9,6 +9,7 @@ using Warden.Bench;
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
+//   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -19,6 +20,7 @@ return args.FirstOrDefault() switch
     "load" => LoadCommand.Run(args[1..]),
     "review" => ReviewCommand.Run(args[1..]),
     "provenance" => ProvenanceCommand.Run(args[1..]),
+    "video" => VideoCommand.Run(args[1..]),
     _ => Run(args),
 };
 

@@ -4,6 +4,7 @@ using Spectre.Console;
 using Spectre.Console.Rendering;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
+using Warden.Core.Hashing.Video;
 using Warden.Core.Imaging;
 
 namespace Warden.Cli;
@@ -19,10 +20,11 @@ namespace Warden.Cli;
 /// Content that is not an image still counts as processed (its MD5/SHA hashes are the signals); otherwise it is
 /// reported as unsupported.
 /// </param>
-internal sealed record BatchOptions(int Threads, bool Progress, PdqResize Resize, long MaxPixels, bool Dihedral, string Verb, bool AcceptNonImages = false);
+/// <param name="Video">How to hash files that are videos (sniffed by content); null = treat them as other non-images.</param>
+internal sealed record BatchOptions(int Threads, bool Progress, PdqResize Resize, long MaxPixels, bool Dihedral, string Verb, bool AcceptNonImages = false, VideoHashOptions? Video = null);
 
 /// <summary>One file's result: its signals (or why not) and what the per-file step added.</summary>
-internal sealed record FileOutcome<T>(string Path, ContentHashes? Hashes, T? Extra, string? Error);
+internal sealed record FileOutcome<T>(string Path, ContentHashes? Hashes, T? Extra, string? Error, VideoHashes? Video = null);
 
 /// <summary>
 /// Hashes files in parallel (one <see cref="ContentHasher"/> per worker) and hands results to the caller in
@@ -33,7 +35,7 @@ internal static class FileBatch
 {
     /// <summary>Runs the batch; returns (files, failed).</summary>
     public static (int Files, int Failed) Run<T>(
-        IEnumerable<string> paths, BatchOptions options, TextWriter error, Func<ContentHashes, T>? perFile, Action<FileOutcome<T>> consume)
+        IEnumerable<string> paths, BatchOptions options, TextWriter error, Func<ContentHashes, VideoHashes?, T>? perFile, Action<FileOutcome<T>> consume)
     {
         var limits = new ImageLimits(options.MaxPixels);
         var items = FileWalker.Expand(paths).ToList();
@@ -43,13 +45,24 @@ internal static class FileBatch
         long bytes = 0;
         var clock = Stopwatch.StartNew();
 
+        // Long videos: the progress bar's description says how far the decoders are (set from worker threads).
+        ProgressTask? progressTask = null;
+        var description = $"{options.Verb} {items.Count} files";
+        void VideoProgress(string path, string what, double seconds)
+        {
+            if (progressTask is { } t)
+            {
+                t.Description = string.Create(CultureInfo.InvariantCulture, $"{description} ({Path.GetFileName(path)}: {what} {seconds:F0} s)").EscapeMarkup();
+            }
+        }
+
         // Ordered PLINQ: workers run in parallel, results come back in input order.
         var results = items
             .AsParallel()
             .AsOrdered()
             .WithDegreeOfParallelism(Math.Clamp(options.Threads, 1, 512))
             .WithMergeOptions(ParallelMergeOptions.NotBuffered)
-            .Select(item => Process(item.Path, item.Error, hashers.Value!, options, perFile));
+            .Select(item => Process(item.Path, item.Error, hashers.Value!, options, perFile, VideoProgress));
 
         void Consume(Action? onEach)
         {
@@ -73,7 +86,7 @@ internal static class FileBatch
 
         try
         {
-            if (options.Progress && items.Count > 1 && !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error))
+            if (options.Progress && (items.Count > 1 || options.Video is not null) && !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error))
             {
                 var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
                 console.Progress()
@@ -81,8 +94,13 @@ internal static class FileBatch
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RateColumn(), new RemainingTimeColumn(), new SpinnerColumn())
                     .Start(ctx =>
                     {
-                        var task = ctx.AddTask($"{options.Verb} {items.Count} files", maxValue: items.Count);
-                        Consume(() => task.Increment(1));
+                        var task = ctx.AddTask(description, maxValue: items.Count);
+                        progressTask = task;
+                        Consume(() =>
+                        {
+                            task.Increment(1);
+                            task.Description = description;
+                        });
                     });
             }
             else
@@ -110,7 +128,8 @@ internal static class FileBatch
         return (done, failed);
     }
 
-    private static FileOutcome<T> Process<T>(string path, string? walkError, ContentHasher hasher, BatchOptions options, Func<ContentHashes, T>? perFile)
+    private static FileOutcome<T> Process<T>(
+        string path, string? walkError, ContentHasher hasher, BatchOptions options, Func<ContentHashes, VideoHashes?, T>? perFile, Action<string, string, double> videoProgress)
     {
         if (walkError is not null)
         {
@@ -130,8 +149,15 @@ internal static class FileBatch
                 hashes = hasher.HashFile(path, options.Dihedral);
             }
 
+            if (hashes.Image is null && options.Video is not null && VideoFiles.TryHash(path, hashes, options, (what, seconds) => videoProgress(path, what, seconds), out var video, out var videoError))
+            {
+                return videoError is not null
+                    ? new FileOutcome<T>(path, null, default, videoError)
+                    : new FileOutcome<T>(path, hashes, perFile is null ? default : perFile(hashes, video), null, video);
+            }
+
             return hashes.Error is null || (options.AcceptNonImages && hashes.Error.Error == ImageDecodeError.UnsupportedFormat)
-                ? new FileOutcome<T>(path, hashes, perFile is null ? default : perFile(hashes), null)
+                ? new FileOutcome<T>(path, hashes, perFile is null ? default : perFile(hashes, null), null)
                 : new FileOutcome<T>(path, null, default, $"{Describe(hashes.Error.Error)}: {hashes.Error.Message}");
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
+using Warden.Core.Hashing.Video;
 using Warden.Core.Imaging;
 
 namespace Warden.Cli;
@@ -47,11 +48,16 @@ internal static class HashCommand
             DefaultValueFactory = _ => ImageLimits.DefaultMaxPixels,
         };
 
+        var videoMode = VideoFiles.ModeOption();
+        var vpdqSeconds = VideoFiles.SecondsOption();
+        var videoMaxSeconds = VideoFiles.MaxSecondsOption();
+        var tmk = new Option<bool>("--tmk") { Description = "Videos: also compute TMK+PDQF (printed as tmk1:base64 of the .tmk file, about 350 KB per video; jsonl and csv only)." };
         var command = new Command("hash", "Compute PDQ (with quality), MD5, SHA-1 and SHA-256 of images, with width and height.\n" +
+            "Videos (recognised by content; needs ffmpeg) get vPDQ (Meta's format, one line per hashed frame joined by ';') and, with --tmk, TMK+PDQF.\n" +
             "Files that cannot be hashed are reported on stderr with the reason; the others are still hashed, and the exit code is 1.\n\n" +
             "Examples:\n  warden hash photo.jpg\n  cat upload.bin | warden hash -f jsonl -\n  warden hash --format jsonl uploads/ > hashes.jsonl\n  warden hash --dihedral --format csv a.png b.webp")
         {
-            paths, format, dihedral, resize, threads, noProgress, maxPixels,
+            paths, format, dihedral, resize, threads, noProgress, maxPixels, videoMode, vpdqSeconds, videoMaxSeconds, tmk,
         };
 
         command.SetAction(parse =>
@@ -63,7 +69,8 @@ internal static class HashCommand
                 parse.GetRequiredValue(resize) switch { "full" => PdqResize.FullResolution, "cli512" => PdqResize.Cli512, _ => PdqResize.Fast },
                 parse.GetValue(threads),
                 !parse.GetValue(noProgress),
-                parse.GetValue(maxPixels));
+                parse.GetValue(maxPixels),
+                VideoFiles.Options(parse.GetRequiredValue(videoMode), parse.GetValue(vpdqSeconds), parse.GetValue(tmk), parse.GetValue(videoMaxSeconds), 1));
             if (options.Threads < 1 || options.MaxPixels < 1)
             {
                 error.WriteLine("warden: --threads and --max-pixels must be at least 1.");
@@ -75,19 +82,23 @@ internal static class HashCommand
         return command;
     }
 
-    internal sealed record HashOptions(string[] Paths, string Format, bool Dihedral, PdqResize Resize, int Threads, bool Progress, long MaxPixels);
+    internal sealed record HashOptions(string[] Paths, string Format, bool Dihedral, PdqResize Resize, int Threads, bool Progress, long MaxPixels, VideoHashOptions? Video = null);
 
     internal static int Execute(HashOptions options, TextWriter output, TextWriter error)
     {
         var writer = RowWriter.For(options.Format, options.Dihedral, output);
         var (_, failed) = FileBatch.Run<object?>(
             options.Paths,
-            new BatchOptions(options.Threads, options.Progress, options.Resize, options.MaxPixels, options.Dihedral, "hashed"),
+            new BatchOptions(options.Threads, options.Progress, options.Resize, options.MaxPixels, options.Dihedral, "hashed", Video: options.Video),
             error,
             perFile: null,
             consume: r =>
             {
-                if (r.Hashes is not null)
+                if (r.Hashes is not null && r.Video is not null)
+                {
+                    writer.WriteVideo(r.Path, r.Hashes, r.Video);
+                }
+                else if (r.Hashes is not null)
                 {
                     writer.Write(r.Path, r.Hashes);
                 }
@@ -112,12 +123,25 @@ internal static class HashCommand
 
         public abstract void Write(string path, ContentHashes h);
 
+        public abstract void WriteVideo(string path, ContentHashes h, VideoHashes v);
+
         protected static string FormatName(ImageFormat f) => f.ToString().ToLowerInvariant();
     }
 
     private sealed class TableWriter(TextWriter output, bool dihedral) : RowWriter(output, dihedral)
     {
         private bool _headerWritten;
+
+        public override void WriteVideo(string path, ContentHashes h, VideoHashes v)
+        {
+            // The frame hashes are too long for a table: a summary, then the reference's lines indented.
+            Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"video {v.Info.Codec} {v.Info.Width}x{v.Info.Height} {VideoFiles.Fps(v.Info)} fps, {v.Vpdq?.Frames.Count ?? 0} vPDQ frames  {h.Exact.Md5Hex}  {h.Exact.Sha1Hex}  {h.Exact.Sha256Hex}  {path}"));
+            foreach (var f in v.Vpdq?.Frames ?? [])
+            {
+                Output.WriteLine("  " + f);
+            }
+        }
 
         public override void Write(string path, ContentHashes h)
         {
@@ -143,6 +167,18 @@ internal static class HashCommand
     private sealed class CsvWriter(TextWriter output, bool dihedral) : RowWriter(output, dihedral)
     {
         private bool _headerWritten;
+
+        public override void WriteVideo(string path, ContentHashes h, VideoHashes v)
+        {
+            if (!_headerWritten)
+            {
+                Output.WriteLine("path,format,width,height,pdq,quality,md5,sha1,sha256,vpdq,tmk_pdqf");
+                _headerWritten = true;
+            }
+
+            Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{CommonOptions.CsvField(path)},video,{v.Info.Width},{v.Info.Height},,,{h.Exact.Md5Hex},{h.Exact.Sha1Hex},{h.Exact.Sha256Hex},{v.Vpdq?.ToSignal()},{(v.Tmk is null ? string.Empty : TmkHasher.ToSignal(v.Tmk))}"));
+        }
 
         public override void Write(string path, ContentHashes h)
         {
@@ -173,6 +209,41 @@ internal static class HashCommand
 
     private sealed class JsonLinesWriter(TextWriter output, bool dihedral) : RowWriter(output, dihedral)
     {
+        public override void WriteVideo(string path, ContentHashes h, VideoHashes v)
+        {
+            CommonOptions.WriteJsonLine(Output, json =>
+            {
+                json.WriteString("path", path);
+                json.WriteString("format", "video");
+                json.WriteString("codec", v.Info.Codec);
+                json.WriteNumber("width", v.Info.Width);
+                json.WriteNumber("height", v.Info.Height);
+                json.WriteNumber("fps", Math.Round(v.Info.FrameRate, 6));
+                json.WriteNumber("bytes", h.Length);
+                json.WriteString("md5", h.Exact.Md5Hex);
+                json.WriteString("sha1", h.Exact.Sha1Hex);
+                json.WriteString("sha256", h.Exact.Sha256Hex);
+                if (v.Vpdq is { } vpdq)
+                {
+                    json.WriteNumber("vpdq_frames", vpdq.Frames.Count);
+                    json.WriteString("vpdq", vpdq.ToSignal());
+                }
+
+                if (v.Tmk is { } tmk)
+                {
+                    json.WriteNumber("tmk_frames", tmk.FrameCount);
+                    json.WriteString("tmk_pdqf", TmkHasher.ToSignal(tmk));
+                }
+
+                if (v.Problems is { } problems)
+                {
+                    json.WriteString("decode_problems", problems);
+                }
+
+                json.WriteNumber("seconds", Math.Round(v.Elapsed.TotalSeconds, 3));
+            });
+        }
+
         public override void Write(string path, ContentHashes h)
         {
             var img = h.Image!;

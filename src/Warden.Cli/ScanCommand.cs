@@ -5,6 +5,7 @@ using System.Text.Json;
 using Warden.Core.Banks;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Imaging;
+using Warden.Core.Matching;
 using Warden.Storage;
 
 namespace Warden.Cli;
@@ -25,12 +26,16 @@ internal static class ScanCommand
         var noProgress = new Option<bool>("--no-progress") { Description = "Do not show the progress bar on stderr." };
         var noCache = new Option<bool>("--no-index-cache") { Description = "Build the indexes from the database and do not keep a snapshot beside it (DB.index/)." };
         var db = CommonOptions.Db();
+        var videoMode = VideoFiles.ModeOption();
+        var vpdqSeconds = VideoFiles.SecondsOption();
+        var videoMaxSeconds = VideoFiles.MaxSecondsOption();
         var command = new Command("scan", "Hash files (PDQ, MD5, SHA-1, SHA-256) and match them against every enabled bank.\n" +
             "PDQ matches at each bank's threshold (default: distance ≤ 31, quality ≥ 50), over the 8 rotations/mirror images, and on the\n" +
-            "image with uniform borders trimmed; crypto hashes match exactly (for any file, image or not). A hit in an allow-list bank suppresses block-list hits on the same file.\n\n" +
+            "image with uniform borders trimmed; crypto hashes match exactly (for any file, image or not). A hit in an allow-list bank suppresses block-list hits on the same file.\n" +
+            "Videos (recognised by content; needs ffmpeg) match vpdq entries (query frames matched ≥ 80 %, with the matched time ranges), tmk_pdqf entries (level 1 and 2 ≥ 0.7) and video_md5.\n\n" +
             "Examples:\n  warden scan uploads/\n  warden scan --format jsonl --fail-on-match incoming.jpg")
         {
-            paths, format, failOnMatch, noDihedral, threads, noProgress, noCache, db,
+            paths, format, failOnMatch, noDihedral, threads, noProgress, noCache, db, videoMode, vpdqSeconds, videoMaxSeconds,
         };
         command.SetAction(p =>
         {
@@ -40,6 +45,7 @@ internal static class ScanCommand
                 return WardenCli.UsageError;
             }
 
+            var video = (p.GetRequiredValue(videoMode), p.GetValue(vpdqSeconds), p.GetValue(videoMaxSeconds));
             return CommonOptions.WithStore(p.GetRequiredValue(db), error, store => Execute(
                 store,
                 p.GetRequiredValue(paths),
@@ -49,13 +55,16 @@ internal static class ScanCommand
                 p.GetValue(threads),
                 !p.GetValue(noProgress),
                 !p.GetValue(noCache),
+                video,
                 output,
                 error));
         });
         return command;
     }
 
-    private static int Execute(BankStore store, string[] paths, string format, bool failOnMatch, bool dihedral, int threads, bool progress, bool indexCache, TextWriter output, TextWriter error)
+    private static int Execute(
+        BankStore store, string[] paths, string format, bool failOnMatch, bool dihedral, int threads, bool progress, bool indexCache,
+        (string Mode, double Seconds, int MaxSeconds) video, TextWriter output, TextWriter error)
     {
         var clock = Stopwatch.StartNew();
         var banks = store.ListBanks();
@@ -74,9 +83,10 @@ internal static class ScanCommand
         var perBank = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var (_, failed) = FileBatch.Run(
             paths,
-            new BatchOptions(threads, progress, PdqResize.Fast, ImageLimits.DefaultMaxPixels, dihedral, "scanned", AcceptNonImages: true),
+            new BatchOptions(threads, progress, PdqResize.Fast, ImageLimits.DefaultMaxPixels, dihedral, "scanned", AcceptNonImages: true,
+                Video: matcher.HasVideoSignals ? VideoFiles.Options(video.Mode, video.Seconds, matcher.HasTmk, video.MaxSeconds, 1) : null),
             error,
-            perFile: hashes => matcher.Match(ContentSignals.From(hashes)),
+            perFile: (hashes, v) => matcher.Match(ContentSignals.From(hashes) with { Video = v is null ? null : new VideoSignals(v.Vpdq, v.Tmk) }),
             consume: r =>
             {
                 if (r.Extra is not { Count: > 0 } hits)
@@ -109,6 +119,36 @@ internal static class ScanCommand
         return failed > 0 ? WardenCli.SomeFailed : WardenCli.Ok;
     }
 
+    private static string RangesText(VideoMatch m) =>
+        string.Join(", ", m.Ranges.Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Start:F3}-{r.End:F3} s")));
+
+    private static void WriteVideo(Utf8JsonWriter j, VideoMatch m)
+    {
+        j.WriteStartObject("video");
+        if (m.SignalType == "vpdq")
+        {
+            j.WriteNumber("query_match_percent", Math.Round(m.QueryMatchPercent, 6));
+            j.WriteNumber("compared_match_percent", Math.Round(m.ComparedMatchPercent, 6));
+            j.WriteStartArray("matched_ranges");
+            foreach (var r in m.Ranges)
+            {
+                j.WriteStartObject();
+                j.WriteNumber("start", Math.Round(r.Start, 3));
+                j.WriteNumber("end", Math.Round(r.End, 3));
+                j.WriteEndObject();
+            }
+
+            j.WriteEndArray();
+        }
+        else
+        {
+            j.WriteNumber("level1", Math.Round(m.Level1, 6));
+            j.WriteNumber("level2", Math.Round(m.Level2, 6));
+        }
+
+        j.WriteEndObject();
+    }
+
     private sealed class HitWriter(string format, TextWriter output)
     {
         private bool _header;
@@ -129,6 +169,11 @@ internal static class ScanCommand
                         j.WriteNumber("distance", h.Distance);
                         j.WriteString("variant", h.Variant);
                         j.WriteBoolean("suppressed", h.Suppressed);
+                        if (h.Video is { } vm)
+                        {
+                            WriteVideo(j, vm);
+                        }
+
                         j.WriteStartObject("labels");
                         foreach (var (k, v) in labels)
                         {
@@ -159,6 +204,11 @@ internal static class ScanCommand
                     var bank = h.Suppressed ? h.Bank.Name + " (suppressed)" : h.Bank.Name;
                     var text = string.Join(';', labels.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{bank,-20}  {h.SignalType,-6}  {h.Distance,4}  {h.Variant,-18}  {h.EntryId,8}  {text,-30}  {path}"));
+                    if (h.Video is { } match)
+                    {
+                        output.WriteLine($"{"",-20}  {h.Signal}{(match.Ranges.Count > 0 ? "; matched at " + RangesText(match) : string.Empty)}");
+                    }
+
                     break;
             }
         }

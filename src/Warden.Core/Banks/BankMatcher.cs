@@ -11,7 +11,8 @@ namespace Warden.Core.Banks;
 /// <param name="Exact">MD5/SHA-1/SHA-256 of the bytes.</param>
 /// <param name="Trimmed">PDQ variants of the image with its uniform borders trimmed, when it had any.</param>
 /// <param name="TrimmedQuality">Quality of <paramref name="Trimmed"/>.</param>
-public sealed record ContentSignals(IReadOnlyList<PdqHash>? Pdq, int PdqQuality, ExactHashes? Exact, IReadOnlyList<PdqHash>? Trimmed = null, int TrimmedQuality = 0)
+/// <param name="Video">A video's vPDQ/TMK signals, when the content is a video (see BankMatcher.Video.cs).</param>
+public sealed record ContentSignals(IReadOnlyList<PdqHash>? Pdq, int PdqQuality, ExactHashes? Exact, IReadOnlyList<PdqHash>? Trimmed = null, int TrimmedQuality = 0, VideoSignals? Video = null)
 {
     /// <summary>The signals of hashed content.</summary>
     public static ContentSignals From(ContentHashes hashes)
@@ -36,14 +37,15 @@ public sealed record ContentSignals(IReadOnlyList<PdqHash>? Pdq, int PdqQuality,
 /// <param name="Distance">Hamming distance (0 for exact types).</param>
 /// <param name="Variant">Which query variant matched: "original", a dihedral name, or "trimmed:…" for the border-trimmed image.</param>
 /// <param name="Suppressed">A block-list hit on content that an allow-list bank also matched.</param>
-public sealed record MatchHit(string SignalType, string Signal, Bank Bank, long EntryId, int Distance, string Variant, bool Suppressed);
+/// <param name="Video">For vpdq/tmk_pdqf hits: the match percentages or scores and the matched time ranges.</param>
+public sealed record MatchHit(string SignalType, string Signal, Bank Bank, long EntryId, int Distance, string Variant, bool Suppressed, VideoMatch? Video = null);
 
 /// <summary>
 /// In-memory matcher over the enabled banks: a PDQ Hamming index and exact indexes for the crypto types.
 /// Build once (Add), then query from many threads (Match). Per-bank PDQ thresholds apply; an allow-list hit
 /// suppresses block-list hits on the same content (reported, flagged suppressed).
 /// </summary>
-public sealed class BankMatcher : IDisposable
+public sealed partial class BankMatcher : IDisposable
 {
     // Index ids carry the bank's slot in the top 16 bits and the entry id below, so a hit names its bank
     // without a per-entry lookup table (10M entries would cost hundreds of MB).
@@ -120,7 +122,7 @@ public sealed class BankMatcher : IDisposable
 
             exact.Add(key[..written], id);
         }
-        else
+        else if (!AddVideo(id, signalType, signal))
         {
             return false;
         }
@@ -141,7 +143,8 @@ public sealed class BankMatcher : IDisposable
         }
 
         var removed = signalType == SignalTypes.Pdq.Name ? _pdq.Remove(id)
-            : _exact.TryGetValue(signalType, out var exact) && exact.Remove(id);
+            : _exact.TryGetValue(signalType, out var exact) ? exact.Remove(id)
+            : RemoveVideo(id, signalType);
         if (removed)
         {
             Interlocked.Decrement(ref _count);
@@ -206,6 +209,8 @@ public sealed class BankMatcher : IDisposable
         {
             index.Save(Path.Combine(directory, type + ".idx"));
         }
+
+        SaveVideo(directory);
     }
 
     /// <summary>Loads indexes written by <see cref="Save"/> (the PDQ index memory-mapped) for the same banks.</summary>
@@ -221,7 +226,9 @@ public sealed class BankMatcher : IDisposable
                 exact[type.Name] = ExactIndex.Load(Path.Combine(directory, type.Name + ".idx"));
             }
 
-            return new BankMatcher(banks, pdq, exact);
+            var matcher = new BankMatcher(banks, pdq, exact);
+            matcher.LoadVideo(directory);
+            return matcher;
         }
         catch
         {
@@ -254,8 +261,13 @@ public sealed class BankMatcher : IDisposable
             MatchExact(SignalTypes.Md5.Name, exact.Md5, exact.Md5Hex, ids, hits);
             MatchExact(SignalTypes.Sha1.Name, exact.Sha1, exact.Sha1Hex, ids, hits);
             MatchExact(SignalTypes.Sha256.Name, exact.Sha256, exact.Sha256Hex, ids, hits);
+            if (content.Video is not null)
+            {
+                MatchExact(SignalTypes.VideoMd5.Name, exact.Md5, exact.Md5Hex, ids, hits);
+            }
         }
 
+        MatchVideo(content.Video, hits);
         SuppressAllowed(hits);
         return hits;
     }
@@ -309,6 +321,8 @@ public sealed class BankMatcher : IDisposable
     public void Dispose()
     {
         _pdq.Dispose();
+        _video.Dispose();
+        _videoLock.Dispose();
         foreach (var index in _exact.Values)
         {
             index.Dispose();

@@ -36,8 +36,18 @@ public static class SignalTypes
     /// <summary>MFv1 component ID (denoiser, text encoder, VAE, LoRA…): hash of its sorted tensor hashes.</summary>
     public static ExactSignalType Mfv1Component { get; } = new("mfv1_component", 16);
 
+    /// <summary>vPDQ video hash (per-frame PDQ), see docs/video.md.</summary>
+    public static Hashing.Video.VpdqSignalType Vpdq { get; } = new();
+
+    /// <summary>TMK+PDQF video feature vectors, see docs/video.md.</summary>
+    public static Hashing.Video.TmkPdqfSignalType TmkPdqf { get; } = new();
+
+    /// <summary>MD5 of a video file's bytes (HMA's video signal), exact.</summary>
+    public static ExactSignalType VideoMd5 { get; } = new("video_md5", 16);
+
+
     /// <summary>Every known type.</summary>
-    public static IReadOnlyList<ISignalType> All { get; } = [Pdq, Md5, Sha1, Sha256, CivitaiAutoV1, CivitaiAutoV2, CivitaiAutoV3, Blake3, Mfv1Model, Mfv1Component];
+    public static IReadOnlyList<ISignalType> All { get; } = [Pdq, Md5, Sha1, Sha256, CivitaiAutoV1, CivitaiAutoV2, CivitaiAutoV3, Blake3, Mfv1Model, Mfv1Component, Vpdq, TmkPdqf, VideoMd5];
 
     /// <summary>The exact (digest-like) types, each with its own exact index.</summary>
     public static IReadOnlyList<ExactSignalType> Exact { get; } = [.. All.OfType<ExactSignalType>()];

@@ -23,6 +23,7 @@ public static class WardenCli
             HashCommand.Create(output, error),
             ScanCommand.Create(output, error),
             BankCommand.Create(output, error),
+            ModelCommand.Create(output, error),
         };
 
         var parse = root.Parse(args);

@@ -38,6 +38,11 @@ internal static class SafetensorsReader
             throw new ModelFormatException("safetensors: header does not start with '{'");
         }
 
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new ModelFormatException("safetensors: header is not valid UTF-8");
+        }
+
         var dataStart = 8 + (long)n;
         var dataLen = length - dataStart;
         JsonDocument json;

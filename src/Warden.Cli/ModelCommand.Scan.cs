@@ -46,7 +46,9 @@ internal static partial class ModelCommand
                 var exact = Exact(store, matcher, fp!, doc);
                 var exactIds = exact.Select(e => e.RecordId).Where(id => id is not null).ToHashSet(StringComparer.Ordinal);
                 var near = records.Count == 0 ? [] : NearMatcher.Similar(fp!, records).Where(h => !exactIds.Contains(h.Record.Id)).ToList();
-                var derivation = records.Count == 0 || exactIds.Count > 0 || near.Count > 0 ? null
+                // A whole-model exact hit or a near copy says it all; a shared component (an untouched VAE) does not.
+                var wholeModel = exact.Any(e => e.Signal.Tier is "T0" or "T1" || e.Signal.Type == Warden.Core.Signals.SignalTypes.Mfv1Model.Name);
+                var derivation = records.Count == 0 || wholeModel || near.Count > 0 ? null
                     : NearMatcher.Derive(fp!, records, r => kinds.TryGetValue(r.Bank, out var k) && k == BankKind.AllowList);
                 if (exact.Any(e => e.Hit.Bank.Kind == BankKind.BlockList && e.Signal.Tier != "L") || (derivation is not null))
                 {

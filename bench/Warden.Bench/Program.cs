@@ -6,6 +6,7 @@ using Warden.Bench;
 //   throughput <corpus> [...]    images/s and MB/s, one core and all cores (corpus: test | large | DIR | LIST)
 //   borders [DIR]                framed/letterboxed copies: recall and false matches with the trimmed hash
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
+//   model [--gib 2] [--passes 2]   model fingerprint throughput (GB/s, one core and two) on a synthetic checkpoint in /tmp
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -13,6 +14,7 @@ return args.FirstOrDefault() switch
     "throughput" => ThroughputCommand.Run(args[1..]),
     "index" => IndexCommand.Run(args[1..]),
     "borders" => BordersCommand.Run(args[1..]),
+    "model" => ModelBenchCommand.Run(args[1..]),
     _ => Run(args),
 };
 

@@ -40,7 +40,7 @@ internal static partial class ModelCommand
             var jsonl = p.GetRequiredValue(format) == "jsonl";
             var groups = new Dictionary<string, List<string>>(StringComparer.Ordinal);
             var matched = 0;
-            var code = Run(p.GetRequiredValue(paths), error, !p.GetValue(noProgress), new FingerprintOptions(), (item, doc, fp) =>
+            var code = Run(p.GetRequiredValue(paths), error, !p.GetValue(noProgress), new FingerprintOptions { AutoV3AllFormats = false }, (item, doc, fp) =>
             {
                 var arch = ModelArchitecture.Classify(doc);
                 var exact = Exact(store, matcher, fp!, doc);

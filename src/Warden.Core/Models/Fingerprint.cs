@@ -84,6 +84,12 @@ public sealed record FingerprintOptions
     /// <summary>Whole-file hashes (SHA-256, AutoV1/V3, CRC32).</summary>
     public bool FileHashes { get; init; } = true;
 
+    /// <summary>
+    /// AutoV3 for every format (as Civitai does). When false it is computed for safetensors only, where it differs
+    /// usefully from SHA-256 (metadata edits); elsewhere it is a second full SHA-256 pass for nothing.
+    /// </summary>
+    public bool AutoV3AllFormats { get; init; } = true;
+
     /// <summary>BLAKE3 as well (costs ~0.3 CPU-s per GB).</summary>
     public bool Blake3 { get; init; }
 
@@ -180,7 +186,8 @@ public static class Fingerprinter
             }
 
             var single = doc.Files.Count == 1;
-            var hashes = Stream(file, single && options.FileHashes, options.Blake3, accs, scratch, b => options.Progress?.Invoke(read + b), out var bytes);
+            var autoV3 = options.AutoV3AllFormats || doc.Format == ModelFormat.Safetensors;
+            var hashes = Stream(file, single && options.FileHashes, autoV3, options.Blake3, accs, scratch, b => options.Progress?.Invoke(read + b), out var bytes);
             read += bytes;
             if (single)
             {
@@ -262,7 +269,7 @@ public static class Fingerprinter
 
     /// <summary>File hashes only (no tensors): what <c>warden hash</c> needs for any file.</summary>
     public static FileHashes HashFile(string path, bool blake3 = true, Action<long>? progress = null) =>
-        Stream(path, true, blake3, [], new Scratch(), progress, out _)!;
+        Stream(path, true, true, blake3, [], new Scratch(), progress, out _)!;
 
     /// <summary>XXH3-128 of the concatenation of the given 16-byte hashes in sorted order.</summary>
     public static byte[] SortedHash(IEnumerable<byte[]> hashes)
@@ -335,7 +342,7 @@ public static class Fingerprinter
         return b;
     }
 
-    private static FileHashes? Stream(string path, bool fileHashes, bool blake3, List<Acc> accs, Scratch scratch, Action<long>? progress, out long bytesRead)
+    private static FileHashes? Stream(string path, bool fileHashes, bool autoV3, bool blake3, List<Acc> accs, Scratch scratch, Action<long>? progress, out long bytesRead)
     {
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
         var length = RandomAccess.GetLength(handle);
@@ -352,7 +359,7 @@ public static class Fingerprinter
         using var b3 = blake3 ? Blake3.Hasher.New() : null;
         byte[]? autoV1 = null;
         long v3From = -1;
-        if (fileHashes && length >= 8)
+        if (fileHashes && autoV3 && length >= 8)
         {
             Span<byte> n8 = stackalloc byte[8];
             ZipDirectory.ReadExactly(handle, n8, 0);

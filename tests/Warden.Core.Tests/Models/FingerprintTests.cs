@@ -162,6 +162,11 @@ public class FingerprintTests
         var a = Print(dir, "a", ModelWriters.Safetensors(tensors));
         var b = Print(dir, "b.pt", ModelWriters.TorchZip(renamed, new ModelWriters.TorchOptions { Wrapper = "state_dict" }));
         var c = Print(dir, "c", ModelWriters.LegacyTorch(renamed));
-        return a.ModelIdHex == b.ModelIdHex && b.ModelIdHex == c.ModelIdHex;
+
+        // Up-cast: fp16 values stored as fp16 and as fp32 are the same model.
+        var halves = tensors.Select(t => t with { Values = [.. t.Values.Select(v => (float)(Half)v)] }).ToList();
+        var d = Print(dir, "d", ModelWriters.Safetensors(halves.Select(t => t.As(TensorDType.F16))));
+        var e = Print(dir, "e.pt", ModelWriters.TorchZip(halves));
+        return a.ModelIdHex == b.ModelIdHex && b.ModelIdHex == c.ModelIdHex && d.ModelIdHex == e.ModelIdHex && d.ModelIdHex != a.ModelIdHex;
     }
 }

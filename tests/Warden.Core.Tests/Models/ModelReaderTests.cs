@@ -194,6 +194,18 @@ public class ModelReaderTests
     }
 
     [Fact]
+    public void Legacy_torch_with_a_truncated_storage_is_reported()
+    {
+        using var dir = new TempDir();
+        var bytes = ModelWriters.LegacyTorch(Small[..1]);
+        var doc = ModelReader.Read(dir.File("cut.pt", bytes[..^5]));
+        Assert.Contains(doc.Anomalies, a => a.Code == "torch.legacy-truncated");
+        Assert.DoesNotContain(doc.Tensors, t => t.Offset >= 0);
+        var pickleOnly = ModelReader.Read(dir.File("cut2.pt", bytes[..40]));
+        Assert.Contains(pickleOnly.Anomalies, a => a.Code == "torch.legacy-truncated");
+    }
+
+    [Fact]
     public void Legacy_magic_built_by_a_call_is_flagged()
     {
         using var dir = new TempDir();

@@ -46,6 +46,10 @@ internal static partial class ModelCommand
                 var exact = Exact(store, matcher, fp!, doc);
                 var exactIds = exact.Select(e => e.RecordId).Where(id => id is not null).ToHashSet(StringComparer.Ordinal);
                 var near = records.Count == 0 ? [] : NearMatcher.Similar(fp!, records).Where(h => !exactIds.Contains(h.Record.Id)).ToList();
+                var exactParts = exact.Where(e => e.RecordId is not null && e.MatchedPart.StartsWith("component:", StringComparison.Ordinal))
+                    .Select(e => (e.RecordId!, e.MatchedPart["component:".Length..].Split('@')[0])).ToHashSet();
+                var contained = records.Count == 0 ? [] : NearMatcher.Contained(fp!, records, (r, c) => exactIds.Contains(r.Id) && exact.Any(e => e.RecordId == r.Id && e.Signal.Type == "mfv1_model") || exactParts.Contains((r.Id, c)))
+                    .Where(h => !near.Any(n => n.Record.Id == h.Record.Id)).ToList();
                 // A whole-model exact hit or a near copy says it all; a shared component (an untouched VAE) does not.
                 var wholeModel = exact.Any(e => e.Signal.Tier is "T0" or "T1" || e.Signal.Type == Warden.Core.Signals.SignalTypes.Mfv1Model.Name);
                 var derivation = records.Count == 0 || wholeModel || near.Count > 0 ? null
@@ -65,6 +69,7 @@ internal static partial class ModelCommand
                     g.Add(item);
                 }
 
+                near.AddRange(contained);
                 if (jsonl)
                 {
                     CommonOptions.WriteJsonLine(output, j => WriteScanJson(j, item, doc, arch, fp, exact, near, derivation));
@@ -142,6 +147,11 @@ internal static partial class ModelCommand
             j.WriteString("model", n.Record.Name);
             j.WriteNumber("score", Math.Round(n.Score, 6));
             j.WriteNumber("coverage", Math.Round(n.Coverage, 4));
+            if (n.Component is not null)
+            {
+                j.WriteString("component", n.Component);
+            }
+
             j.WriteBoolean("review", true);
             j.WriteEndObject();
         }
@@ -182,7 +192,9 @@ internal static partial class ModelCommand
 
         foreach (var n in near)
         {
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {n.Tier} near copy of {n.Record.Name} in {n.Record.Bank}: median cosine {n.Score:F6}, coverage {n.Coverage:P0} (review)"));
+            output.WriteLine(n.Tier == "T3"
+                ? string.Create(CultureInfo.InvariantCulture, $"  T3 contains {n.Score:P0} of the {n.Coverage:F0} sampled rows of {n.Record.Name}'s {n.Component} ({n.Record.Bank}, review)")
+                : string.Create(CultureInfo.InvariantCulture, $"  {n.Tier} near copy of {n.Record.Name} in {n.Record.Bank}: median cosine {n.Score:F6}, coverage {n.Coverage:P0} (review)"));
         }
 
         if (derivation is not null)

@@ -56,6 +56,7 @@ public sealed class ModelCommandTests : IDisposable
         _dir.File("uploads/lora-peft/adapter_config.json", """{"r":4,"lora_alpha":2}"""u8.ToArray());
         _dir.File("uploads/lora-peft/adapter_model.safetensors", ModelWriters.Safetensors(ModelFixtures.LoraAsPeft(lora)));
         _dir.File("uploads/u-unrelated.safetensors", ModelWriters.Safetensors(u));
+        _dir.File("uploads/block-merge.safetensors", ModelWriters.Safetensors([.. r.Zip(u).Select(p => p.First.Name.Contains("transformer_blocks", StringComparison.Ordinal) ? p.First : p.Second)]));
         _dir.File("uploads/readme.txt", "not a model"u8.ToArray());
         var marker = Path.Combine(_dir.Path, "MARKER");
         foreach (var (name, bytes) in ModelFixtures.HostilePickles(marker))
@@ -106,6 +107,10 @@ public sealed class ModelCommandTests : IDisposable
         var baked = rows["baked-lora.safetensors"].GetProperty("derivation");
         Assert.Equal("lora-bake-in", baked.GetProperty("kind").GetString());
         Assert.Equal(0.8, baked.GetProperty("terms").EnumerateArray().Single(t => t.GetProperty("adapter").GetBoolean()).GetProperty("coefficient").GetDouble(), 2);
+
+        // Block merge: half the attention blocks copied from R (row containment).
+        Assert.Contains(rows["block-merge.safetensors"].GetProperty("hits").EnumerateArray(), h => h.GetProperty("tier").GetString() == "T3"
+            && h.GetProperty("model").GetString() == "bad.safetensors" && h.GetProperty("component").GetString() == "denoiser");
 
         // The unrelated fine-tune of the same base is not flagged.
         var unrelated = rows["u-unrelated.safetensors"];

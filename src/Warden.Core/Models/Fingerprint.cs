@@ -54,7 +54,11 @@ public sealed record FileHashes(long Length, byte[] Sha256, byte[]? AutoV1, byte
 /// <param name="Hash">XXH3-128 over (canonical shape, fp32 values); null when the values could not be read.</param>
 /// <param name="CastHashes">Hashes after fp16, bf16 and bf16(fp16) casts (registration only).</param>
 /// <param name="Sketch">Values at seeded positions (see <see cref="Fingerprinter.SketchPositions"/>).</param>
-public sealed record TensorPrint(string RawName, CanonicalName Canonical, long[] Shape, TensorDType DType, long Count, byte[]? Hash, byte[][]? CastHashes, float[] Sketch);
+/// <param name="Rows">
+/// Sampled row hashes: XXH3-64 of each dim-0 row's fp32 values, kept when h % 32 == 0 (rank ≥ 2, rows of ≥ 8
+/// values). Rows survive dim-0 splits and fusions (qkv) and block-wise copying, for T3 containment.
+/// </param>
+public sealed record TensorPrint(string RawName, CanonicalName Canonical, long[] Shape, TensorDType DType, long Count, byte[]? Hash, byte[][]? CastHashes, float[] Sketch, ulong[]? Rows = null);
 
 /// <summary>A component's identity.</summary>
 /// <param name="Name">denoiser, te1, te2, te3, vae, ema, other, or lora:&lt;component&gt;.</param>
@@ -148,6 +152,9 @@ public static class Fingerprinter
 {
     private const int ChunkBytes = 4 << 20;
     private const int Batch = 1 << 15;
+
+    /// <summary>One row in this many (by hash) is kept in a registered record (all rows of tensors with ≤ 64 rows).</summary>
+    public const int RowSampling = 32;
 
     /// <summary>Fingerprints a document read by <see cref="ModelReader"/>.</summary>
     public static ModelFingerprint Compute(ModelDocument doc, FingerprintOptions? options = null)
@@ -512,6 +519,10 @@ public static class Fingerprinter
         private readonly XxHash128[]? _casts;
         private readonly long[] _positions;
         private readonly float[] _sketch;
+        private readonly long _rowLen;
+        private readonly XxHash3? _row;
+        private readonly List<ulong> _rows = [];
+        private long _rowFill;
         private readonly byte[] _carry;
         private readonly int _unitBytes;
         private readonly int _unitValues;
@@ -528,6 +539,11 @@ public static class Fingerprinter
             _shape = TensorNames.CanonicalShape(t.Shape);
             _positions = SketchPositions(_shape, options.SketchSize);
             _sketch = new float[_positions.Length];
+            if (_shape.Length >= 2 && _shape[0] > 0 && t.Count / _shape[0] >= 8)
+            {
+                _rowLen = t.Count / _shape[0];
+                _row = new XxHash3();
+            }
             _unitBytes = TensorValues.UnitBytes(t.DType);
             _unitValues = TensorValues.UnitValues(t.DType);
             _carry = new byte[_unitBytes];
@@ -598,6 +614,25 @@ public static class Fingerprinter
                 _next++;
             }
 
+            if (_row is not null)
+            {
+                var rest = v;
+                while (rest.Length > 0)
+                {
+                    var take = (int)Math.Min(_rowLen - _rowFill, rest.Length);
+                    _row.Append(MemoryMarshal.AsBytes(rest[..take]));
+                    _rowFill += take;
+                    rest = rest[take..];
+                    if (_rowFill == _rowLen)
+                    {
+                        var h = _row.GetCurrentHashAsUInt64();
+                        _row.Reset();
+                        _rowFill = 0;
+                        _rows.Add(h);
+                    }
+                }
+            }
+
             if (_casts is not null)
             {
                 var c = s.Cast.AsSpan(0, v.Length);
@@ -614,6 +649,6 @@ public static class Fingerprinter
         }
 
         public TensorPrint Finish() =>
-            new(_t.Name, _name, _shape, SourceDType, _t.Count, _hash.GetCurrentHash(), _casts?.Select(c => c.GetCurrentHash()).ToArray(), _sketch);
+            new(_t.Name, _name, _shape, SourceDType, _t.Count, _hash.GetCurrentHash(), _casts?.Select(c => c.GetCurrentHash()).ToArray(), _sketch, [.. _rows]);
     }
 }

@@ -37,6 +37,9 @@ public sealed class ModelRecord
     /// <summary>ΔW samples of an adapter, as (module key, target shape, values) tensors.</summary>
     public List<RecordTensor> Modules { get; init; } = [];
 
+    /// <summary>Sampled row hashes per component (T3 containment).</summary>
+    public Dictionary<string, ulong[]> Rows { get; init; } = new(StringComparer.Ordinal);
+
     /// <summary>True for adapters.</summary>
     public bool IsAdapter => Modules.Count > 0;
 
@@ -53,7 +56,23 @@ public sealed class ModelRecord
             ModelId = fp.ModelIdHex,
             Tensors = fp.Lora.Count > 0 ? [] : [.. fp.Tensors.Where(t => t.Hash is not null && t.Sketch.Length > 0 && t.Canonical.Component != "ema").Select(t => new RecordTensor(t.Canonical.Key, t.Canonical.LoraKey, t.Shape, t.Sketch))],
             Modules = [.. fp.Lora.Select(m => new RecordTensor(m.Key, m.Key, m.TargetShape, m.Delta))],
+            Rows = fp.Lora.Count > 0 ? new(StringComparer.Ordinal) : RowsOf(fp),
         };
+    }
+
+    /// <summary>
+    /// Distinct sampled row hashes of each component (EMA excluded): rows with h % <see cref="Fingerprinter.RowSampling"/>
+    /// == 0, and every row of tensors with at most 64 rows (few rows would otherwise leave a component unsampled).
+    /// </summary>
+    public static Dictionary<string, ulong[]> RowsOf(ModelFingerprint fp)
+    {
+        ArgumentNullException.ThrowIfNull(fp);
+        return fp.Tensors.Where(t => t.Rows is { Length: > 0 } && t.Canonical.Component != "ema")
+            .GroupBy(t => t.Canonical.Component, StringComparer.Ordinal)
+            .ToDictionary(
+                g => g.Key,
+                g => g.SelectMany(t => t.Rows!.Where(h => t.Rows!.Length <= 64 || h % Fingerprinter.RowSampling == 0)).Distinct().Order().ToArray(),
+                StringComparer.Ordinal);
     }
 
     /// <summary>Writes the record as JSON (float arrays as base64 little-endian).</summary>
@@ -93,6 +112,13 @@ public sealed class ModelRecord
             w.WriteEndArray();
         }
 
+        w.WriteStartObject("rows");
+        foreach (var (component, rows) in Rows)
+        {
+            w.WriteBase64String(component, MemoryMarshal.AsBytes(rows.AsSpan()));
+        }
+
+        w.WriteEndObject();
         w.WriteEndObject();
     }
 
@@ -117,6 +143,9 @@ public sealed class ModelRecord
             ModelId = r.TryGetProperty("model_id", out var m) ? m.GetString() : null,
             Tensors = List("tensors"),
             Modules = List("modules"),
+            Rows = r.TryGetProperty("rows", out var rows)
+                ? rows.EnumerateObject().ToDictionary(p => p.Name, p => MemoryMarshal.Cast<byte, ulong>(p.Value.GetBytesFromBase64()).ToArray(), StringComparer.Ordinal)
+                : new(StringComparer.Ordinal),
         };
     }
 }

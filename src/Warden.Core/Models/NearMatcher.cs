@@ -1,11 +1,12 @@
 namespace Warden.Core.Models;
 
 /// <summary>A near (non-exact) match of a fingerprint with a registered model, for human review.</summary>
-/// <param name="Tier">T4 (sketch similarity).</param>
+/// <param name="Tier">T3 (row containment) or T4 (sketch similarity).</param>
 /// <param name="Record">The registered model.</param>
-/// <param name="Score">Median per-tensor cosine.</param>
-/// <param name="Coverage">Fraction of the candidate's tensors paired with the record's.</param>
-public sealed record NearHit(string Tier, ModelRecord Record, double Score, double Coverage);
+/// <param name="Score">T4: median per-tensor cosine; T3: share of the component's sampled rows found.</param>
+/// <param name="Coverage">T4: fraction of the candidate's tensors paired; T3: sampled rows of the registered component.</param>
+/// <param name="Component">T3: the registered component contained.</param>
+public sealed record NearHit(string Tier, ModelRecord Record, double Score, double Coverage, string? Component = null);
 
 /// <summary>One registered model's (or adapter's) share in a derivation.</summary>
 /// <param name="Record">Registered model or adapter.</param>
@@ -77,6 +78,46 @@ public static class NearMatcher
             if (median >= NearCopyCosine && coverage >= 0.5)
             {
                 hits.Add(new NearHit("T4", r, median, coverage));
+            }
+        }
+
+        return [.. hits.OrderByDescending(h => h.Score)];
+    }
+
+    /// <summary>Share of a registered component's sampled rows the candidate must hold for a T3 hit.</summary>
+    public const double MinContainment = 0.5;
+
+    /// <summary>
+    /// T3: registered components whose sampled rows the candidate contains (≥ <see cref="MinContainment"/>):
+    /// extracted or block-copied parts, fused/split layouts (qkv) that change tensor hashes but keep rows.
+    /// Components in <paramref name="skip"/> (already matched exactly) are not reported.
+    /// </summary>
+    public static List<NearHit> Contained(ModelFingerprint fp, IReadOnlyList<ModelRecord> records, Func<ModelRecord, string, bool>? skip = null)
+    {
+        ArgumentNullException.ThrowIfNull(fp);
+        ArgumentNullException.ThrowIfNull(records);
+        var mine = new HashSet<ulong>(fp.Tensors.Where(t => t.Rows is not null).SelectMany(t => t.Rows!));
+        var hits = new List<NearHit>();
+        if (mine.Count == 0)
+        {
+            return hits;
+        }
+
+        foreach (var r in records.Where(r => !r.IsAdapter))
+        {
+            foreach (var (component, rows) in r.Rows)
+            {
+                if (rows.Length < 4 || skip?.Invoke(r, component) == true)
+                {
+                    continue;
+                }
+
+                var found = rows.Count(mine.Contains);
+                var share = found / (double)rows.Length;
+                if (share >= MinContainment)
+                {
+                    hits.Add(new NearHit("T3", r, share, rows.Length, component));
+                }
             }
         }
 

@@ -153,6 +153,37 @@ public class DerivationTests
     }
 
     [Fact]
+    public void Block_copies_and_fused_layouts_are_contained_rows()
+    {
+        using var dir = new TempDir();
+        var b = ModelFixtures.Base(1);
+        var r = ModelFixtures.FineTune(b, 2);
+        var u = ModelFixtures.FineTune(b, 3);
+        var bad = Record(Print(dir, "r", ModelWriters.Safetensors(r)), "bad", "bad");
+        Assert.True(bad.Rows["denoiser"].Length > 100, "tensors with ≤ 64 rows keep every row");
+
+        // Block merge: attention blocks from R, the rest from U.
+        var block = r.Zip(u).Select(p => p.First.Name.Contains("transformer_blocks", StringComparison.Ordinal) ? p.First : p.Second).ToList();
+        var hit = Assert.Single(NearMatcher.Contained(Print(dir, "block", ModelWriters.Safetensors(block)), [bad]));
+        Assert.Equal("T3", hit.Tier);
+        Assert.Equal("denoiser", hit.Component);
+        Assert.InRange(hit.Score, 0.5, 0.9);
+
+        // q, k, v fused into one qkv tensor: every tensor hash changes, the rows do not.
+        var q = r.Single(t => t.Name.EndsWith("attn1.to_q.weight", StringComparison.Ordinal));
+        var k = r.Single(t => t.Name.EndsWith("attn1.to_k.weight", StringComparison.Ordinal));
+        var v = r.Single(t => t.Name.EndsWith("attn1.to_v.weight", StringComparison.Ordinal));
+        var fused = r.Where(t => t != q && t != k && t != v).Append(new FixtureTensor("model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.qkv.weight", [96, 32], [.. q.Values, .. k.Values, .. v.Values])).ToList();
+        var f = Print(dir, "fused", ModelWriters.Safetensors(fused));
+        Assert.NotEqual(bad.ModelId, f.ModelIdHex);
+        var all = NearMatcher.Contained(f, [bad]);
+        Assert.Contains(all, h => h.Component == "denoiser" && h.Score == 1.0);
+
+        // An unrelated fine-tune shares no rows.
+        Assert.Empty(NearMatcher.Contained(Print(dir, "u", ModelWriters.Safetensors(u)), [bad]));
+    }
+
+    [Fact]
     public void Records_round_trip_through_the_store()
     {
         using var dir = new TempDir();
@@ -163,6 +194,12 @@ public class DerivationTests
         Assert.Equal(3, back.Modules.Count);
         Assert.Equal(fp.Lora[1].Delta, back.Modules[1].Sketch);
         Assert.True(back.IsAdapter);
+
+        var full = Print(dir, "m", ModelWriters.Safetensors(ModelFixtures.Base()));
+        store.Save(Record(full, "y", "bank1"));
+        var m = store.Load(["bank1"]).Single(x => x.Id == "y");
+        Assert.Equal(ModelRecord.RowsOf(full)["vae"], m.Rows["vae"]);
+        Assert.Equal(full.Tensors.Count(t => t.Hash is not null), m.Tensors.Count);
     }
 
     [Fact]

@@ -214,16 +214,21 @@ public static class LoraAnalyzer
                 return null; // Tucker-decomposed LoCon: structure only in this version.
             }
 
+            if (down.Shape.Length < 2 || up.Shape.Length < 2 || down.Shape[0] is <= 0 or > 65536)
+            {
+                throw new ModelFormatException($"up {up.ShapeText} / down {down.ShapeText} are not factor matrices");
+            }
+
             var r = (int)down.Shape[0];
-            if (up.Shape.Length < 2 || up.Shape[1] != r || r <= 0)
+            if (up.Shape[1] != r || up.Count != up.Shape[0] * r)
             {
                 throw new ModelFormatException($"up {up.ShapeText} and down {down.ShapeText} ranks differ");
             }
 
             var target = TensorNames.CanonicalShape([up.Shape[0], .. down.Shape[1..]]);
             var inner = down.Count / r;
-            var dv = values(down) ?? throw new ModelFormatException("down weights unreadable");
-            var uv = values(up) ?? throw new ModelFormatException("up weights unreadable");
+            var dv = Need(values(down));
+            var uv = Need(values(up));
             var scale = alpha is { } al && al != 0 ? al / r : peftAlpha is { } pa ? pa / (peftRank ?? r) : 1.0;
             return Module(module, "lora", target, r, scale, k, (o, j) =>
             {
@@ -239,11 +244,21 @@ public static class LoraAnalyzer
 
         if (parts.TryGetValue("hada_w1_a", out var w1a) && parts.TryGetValue("hada_w1_b", out var w1b) && parts.TryGetValue("hada_w2_a", out var w2a) && parts.TryGetValue("hada_w2_b", out var w2b))
         {
+            if (w1a.Shape.Length < 2 || w1b.Shape.Length < 2 || w2a.Shape.Length < 2 || w2b.Shape.Length < 2 || w1b.Shape[0] is <= 0 or > 65536 || w2b.Shape[0] is <= 0 or > 65536)
+            {
+                throw new ModelFormatException("LoHa factors are not matrices");
+            }
+
             var r = (int)w1b.Shape[0];
+            var r2 = (int)w2b.Shape[0];
             var target = TensorNames.CanonicalShape([w1a.Shape[0], .. w1b.Shape[1..]]);
             var inner = w1b.Count / r;
-            var (a1, b1, a2, b2) = (values(w1a)!, values(w1b)!, values(w2a)!, values(w2b)!);
-            var r2 = (int)w2b.Shape[0];
+            if (w1a.Count != w1a.Shape[0] * r || w2a.Count != w1a.Shape[0] * r2 || w2b.Count != r2 * inner || w1b.Count != r * inner)
+            {
+                throw new ModelFormatException("LoHa factor shapes do not fit together");
+            }
+
+            var (a1, b1, a2, b2) = (Need(values(w1a)), Need(values(w1b)), Need(values(w2a)), Need(values(w2b)));
             var scale = alpha is { } al && al != 0 ? al / r : 1.0;
             return Module(module, "loha", target, r, scale, k, (o, j) =>
             {
@@ -281,15 +296,25 @@ public static class LoraAnalyzer
     {
         if (parts.TryGetValue(name, out var w))
         {
-            var v = values(w) ?? throw new ModelFormatException($"{name} unreadable");
+            if (w.Shape.Length < 2 || w.Shape[0] <= 0)
+            {
+                throw new ModelFormatException($"{name} is not a matrix");
+            }
+
+            var v = Need(values(w));
             var cols = w.Count / Math.Max(1, w.Shape[0]);
             return (v.Select(x => (double)x).ToArray(), w.Shape[0], cols, 0);
         }
 
         var a = parts[name + "_a"];
         var b = parts[name + "_b"];
-        var av = values(a) ?? throw new ModelFormatException($"{name}_a unreadable");
-        var bv = values(b) ?? throw new ModelFormatException($"{name}_b unreadable");
+        if (a.Shape.Length < 2 || b.Shape.Length < 2 || a.Shape[1] is <= 0 or > 65536 || a.Shape[1] != b.Shape[0] || a.Count != a.Shape[0] * a.Shape[1])
+        {
+            throw new ModelFormatException($"{name}_a {a.ShapeText} and {name}_b {b.ShapeText} do not fit together");
+        }
+
+        var av = Need(values(a));
+        var bv = Need(values(b));
         var r = (int)a.Shape[1];
         var rows = a.Shape[0];
         var c = b.Count / r;
@@ -315,6 +340,8 @@ public static class LoraAnalyzer
 
         return (m, rows, c, r);
     }
+
+    private static float[] Need(float[]? v) => v ?? throw new ModelFormatException("factor values unreadable (dtype, size or storage)");
 
     private static LoraModule Module(string key, string kind, long[] target, int rank, double scale, int k, Func<long, long, double> at, long inner)
     {

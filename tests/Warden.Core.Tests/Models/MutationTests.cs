@@ -8,7 +8,7 @@ namespace Warden.Core.Tests.Models;
 /// </summary>
 public class MutationTests
 {
-    public static TheoryData<string> Formats() => ["safetensors", "torch-zip", "torch-zip-p4", "legacy", "gguf", "lora"];
+    public static TheoryData<string> Formats() => ["safetensors", "torch-zip", "torch-zip-p4", "legacy", "gguf", "lora", "lycoris"];
 
     private static byte[] Valid(string format)
     {
@@ -21,6 +21,16 @@ public class MutationTests
             "legacy" => ModelWriters.LegacyTorch(m),
             "gguf" => ModelWriters.Gguf(m.Where(t => t.DType == TensorDType.F32).ToList(), [new("general.architecture", 8, "sd1"), new("n", 9, (4u, new object[] { 1u, 2u }))]),
             "lora" => ModelWriters.Safetensors(ModelFixtures.Lora(3)),
+            "lycoris" => ModelWriters.Safetensors(
+            [
+                new("lora_unet_x.hada_w1_a", [8, 2], ModelFixtures.Gaussian(1, 16, 0.1)),
+                new("lora_unet_x.hada_w1_b", [2, 6], ModelFixtures.Gaussian(2, 12, 0.1)),
+                new("lora_unet_x.hada_w2_a", [8, 2], ModelFixtures.Gaussian(3, 16, 0.1)),
+                new("lora_unet_x.hada_w2_b", [2, 6], ModelFixtures.Gaussian(4, 12, 0.1)),
+                new("lora_unet_y.lokr_w1_a", [2, 1], [1, 2]),
+                new("lora_unet_y.lokr_w1_b", [1, 3], [1, 2, 3]),
+                new("lora_unet_y.lokr_w2", [4, 2], ModelFixtures.Gaussian(5, 8, 1)),
+            ]),
             _ => throw new ArgumentException(format),
         };
     }

@@ -10,6 +10,7 @@ using Warden.Bench;
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
 //   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
+//   model [--gib 2] [--passes 2]   model fingerprint throughput (GB/s, one core and two) on a synthetic checkpoint in /tmp
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -21,6 +22,7 @@ return args.FirstOrDefault() switch
     "review" => ReviewCommand.Run(args[1..]),
     "provenance" => ProvenanceCommand.Run(args[1..]),
     "video" => VideoCommand.Run(args[1..]),
+    "model" => ModelBenchCommand.Run(args[1..]),
     _ => Run(args),
 };
 

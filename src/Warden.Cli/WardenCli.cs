@@ -26,6 +26,7 @@ public static class WardenCli
             ServeCommand.Create(error),
             ServeCommand.Keys(output, error),
             ProvenanceCommand.Create(output, error),
+            ModelCommand.Create(output, error),
         };
 
         var parse = root.Parse(args);

@@ -1,0 +1,348 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
+
+namespace Warden.Core.Models;
+
+/// <summary>
+/// Opens a model file or folder by content (never by extension) and returns its <see cref="ModelDocument"/>:
+/// the tensor directory, metadata, anomalies and pickle findings. Only headers and pickles are read here;
+/// tensor bytes stay on disk until a fingerprint pass streams them.
+/// </summary>
+public static class ModelReader
+{
+    /// <summary>Sniffs a file's format from its first bytes and length.</summary>
+    public static ModelFormat Sniff(ReadOnlySpan<byte> head, long length)
+    {
+        if (head.Length >= 4 && head[0] == 0x50 && head[1] == 0x4b && head[2] == 3 && head[3] == 4)
+        {
+            return ModelFormat.Zip; // torch or not: decided by its members
+        }
+
+        if (head.Length >= 15 && head[..15].SequenceEqual(LegacyMagicPickle))
+        {
+            return ModelFormat.TorchLegacy;
+        }
+
+        if (head.Length >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == 0x46554747)
+        {
+            return ModelFormat.Gguf;
+        }
+
+        if (head.Length >= 6 && head[..6].SequenceEqual(SevenZipMagic))
+        {
+            return ModelFormat.OtherArchive;
+        }
+
+        if (head.Length >= 262 && head.Slice(257, 5).SequenceEqual("ustar"u8))
+        {
+            return ModelFormat.OtherArchive;
+        }
+
+        if (head.Length >= 6 && head[0] == 0x93 && head[1..6].SequenceEqual("NUMPY"u8))
+        {
+            return ModelFormat.Numpy;
+        }
+
+        if (head.Length >= 9)
+        {
+            var n = BinaryPrimitives.ReadUInt64LittleEndian(head);
+            if (n >= 2 && n <= 100_000_000 && (long)n + 8 <= length && head[8] == (byte)'{')
+            {
+                return ModelFormat.Safetensors;
+            }
+        }
+
+        if (head.Length >= 2 && head[0] == 0x80 && head[1] <= 5)
+        {
+            return ModelFormat.Pickle;
+        }
+
+        // Protocol 0/1 pickles start with an opcode such as '(' or 'c' (GLOBAL): only a bare guess, so a
+        // file starting "cos\n" or "(" with a STOP at its end is scanned as a pickle rather than ignored.
+        if (length is > 2 and < 64 << 20 && head.Length >= 4 && LooksLikeTextPickle(head))
+        {
+            return ModelFormat.Pickle;
+        }
+
+        return ModelFormat.Unknown;
+    }
+
+    private static ReadOnlySpan<byte> SevenZipMagic => [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c];
+
+    private static ReadOnlySpan<byte> LegacyMagicPickle => [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E];
+
+    // "cmodule\nname\n" (GLOBAL) or "(" followed by a protocol-0 opcode.
+    private static bool LooksLikeTextPickle(ReadOnlySpan<byte> head)
+    {
+        if (head[0] == (byte)'(')
+        {
+            return "dltcSIFNV}]("u8.Contains(head[1]);
+        }
+
+        if (head[0] != (byte)'c')
+        {
+            return false;
+        }
+
+        var lines = 0;
+        for (var i = 1; i < head.Length && lines < 2; i++)
+        {
+            var b = head[i];
+            if (b == (byte)'\n')
+            {
+                lines++;
+            }
+            else if (!(char.IsAsciiLetterOrDigit((char)b) || b is (byte)'_' or (byte)'.'))
+            {
+                return false;
+            }
+        }
+
+        return lines == 2;
+    }
+
+    /// <summary>True when <paramref name="path"/> is a folder Warden reads as one model.</summary>
+    public static bool IsModelFolder(string path) =>
+        Directory.Exists(path) && (File.Exists(Path.Combine(path, "model_index.json")) || File.Exists(Path.Combine(path, "adapter_config.json"))
+            || Directory.EnumerateFiles(path, "*.index.json").Any()
+            || (File.Exists(Path.Combine(path, "config.json")) && Directory.EnumerateFiles(path, "*.safetensors").Any()));
+
+    /// <summary>Reads a file or a model folder.</summary>
+    public static ModelDocument Read(string path, ModelLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        limits ??= ModelLimits.Default;
+        return Directory.Exists(path) ? ReadFolder(path, limits) : ReadFile(path, limits);
+    }
+
+    /// <summary>Reads one file.</summary>
+    public static ModelDocument ReadFile(string path, ModelLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        limits ??= ModelLimits.Default;
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+        var length = RandomAccess.GetLength(handle);
+        var head = new byte[(int)Math.Min(length, 512)];
+        ZipDirectory.ReadExactly(handle, head, 0);
+        var format = Sniff(head, length);
+        if (format == ModelFormat.Zip)
+        {
+            var doc = new ModelDocument { Path = path, Format = ModelFormat.TorchZip };
+            doc.Files.Add(path);
+            TorchReader.ReadZip(handle, length, doc, limits);
+            return doc;
+        }
+
+        var d = new ModelDocument { Path = path, Format = format };
+        d.Files.Add(path);
+        switch (format)
+        {
+            case ModelFormat.Safetensors:
+                SafetensorsReader.Read(handle, length, d, limits);
+                break;
+            case ModelFormat.TorchLegacy:
+                TorchReader.ReadLegacy(handle, length, d, limits);
+                break;
+            case ModelFormat.Pickle:
+                TorchReader.ReadPickle(handle, length, d, limits);
+                break;
+            case ModelFormat.Gguf:
+                GgufReader.Read(handle, length, d, limits);
+                break;
+            case ModelFormat.OtherArchive:
+                d.Flag(AnomalySeverity.Warning, "archive.unopened", "7z/tar archive: not opened; contents unknown");
+                break;
+            case ModelFormat.Numpy:
+                d.Flag(AnomalySeverity.Info, "numpy", "NumPy array file: not a model container");
+                break;
+            default:
+                throw new ModelFormatException("not a model format Warden reads (safetensors, torch zip/legacy, pickle, GGUF)");
+        }
+
+        return d;
+    }
+
+    private static ModelDocument ReadFolder(string root, ModelLimits limits)
+    {
+        var full = Path.GetFullPath(root);
+        var isPeft = File.Exists(Path.Combine(full, "adapter_config.json"));
+        var isDiffusers = File.Exists(Path.Combine(full, "model_index.json"));
+        var doc = new ModelDocument
+        {
+            Path = root,
+            Format = isPeft ? ModelFormat.PeftFolder : isDiffusers ? ModelFormat.DiffusersFolder : ModelFormat.ShardedFolder,
+        };
+        foreach (var config in new[] { "model_index.json", "adapter_config.json", "config.json" })
+        {
+            ReadConfig(Path.Combine(full, config), config, doc);
+        }
+
+        var files = new List<(string File, string Component)>();
+        if (isDiffusers)
+        {
+            foreach (var sub in Directory.EnumerateDirectories(full).Order(StringComparer.Ordinal))
+            {
+                if (IsLink(sub, doc))
+                {
+                    continue;
+                }
+
+                var component = Path.GetFileName(sub);
+                ReadConfig(Path.Combine(sub, "config.json"), component + "/config.json", doc);
+                files.AddRange(WeightFiles(sub, doc).Select(f => (f, component)));
+            }
+        }
+        else
+        {
+            files.AddRange(WeightFiles(full, doc).Select(f => (f, string.Empty)));
+        }
+
+        if (files.Count > limits.MaxFolderFiles)
+        {
+            throw new ModelFormatException($"folder has more than {limits.MaxFolderFiles} weight files");
+        }
+
+        foreach (var (file, component) in files)
+        {
+            ModelDocument part;
+            try
+            {
+                part = ReadFile(file, limits);
+            }
+            catch (Exception ex) when (ex is ModelFormatException or IOException or UnauthorizedAccessException)
+            {
+                doc.Flag(AnomalySeverity.Error, "folder.unreadable", $"{Path.GetRelativePath(full, file)}: {ex.Message}");
+                continue;
+            }
+
+            var rel = Path.GetRelativePath(full, file);
+            doc.Files.Add(file);
+            doc.FileComponents[file] = component;
+            doc.Tensors.AddRange(part.Tensors);
+            doc.Pickles.AddRange(part.Pickles.Select(p => p with { Member = rel + ":" + p.Member }));
+            doc.Anomalies.AddRange(part.Anomalies.Select(a => a with { Message = rel + ": " + a.Message }));
+            foreach (var (k, v) in part.Metadata)
+            {
+                doc.Metadata.TryAdd(k, v);
+            }
+        }
+
+        if (doc.Files.Count == 0)
+        {
+            throw new ModelFormatException("folder holds no weight files Warden reads");
+        }
+
+        return doc;
+    }
+
+    // Weight files of one folder: an index.json's shards when present, else every file that sniffs as weights
+    // (one variant only: fp32 preferred over .fp16 copies, safetensors over .bin).
+    private static List<string> WeightFiles(string dir, ModelDocument doc)
+    {
+        var result = new List<string>();
+        foreach (var index in Directory.EnumerateFiles(dir, "*.index.json").Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                using var json = JsonDocument.Parse(File.ReadAllBytes(index), new JsonDocumentOptions { MaxDepth = 16 });
+                if (json.RootElement.TryGetProperty("weight_map", out var map) && map.ValueKind == JsonValueKind.Object)
+                {
+                    foreach (var shard in map.EnumerateObject().Select(p => p.Value.GetString()).Where(s => s is not null).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+                    {
+                        var path = Path.GetFullPath(Path.Combine(dir, shard!));
+                        if (!path.StartsWith(Path.GetFullPath(dir) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                        {
+                            doc.Flag(AnomalySeverity.Error, "folder.path-escape", $"index.json names '{shard}' outside the folder; not read");
+                        }
+                        else if (!File.Exists(path))
+                        {
+                            doc.Flag(AnomalySeverity.Error, "folder.missing-shard", $"shard '{shard}' is missing");
+                        }
+                        else if (!IsLink(path, doc))
+                        {
+                            result.Add(path);
+                        }
+                    }
+                }
+            }
+            catch (JsonException ex)
+            {
+                doc.Flag(AnomalySeverity.Error, "folder.bad-index", $"{Path.GetFileName(index)}: {ex.Message}");
+            }
+
+            if (result.Count > 0)
+            {
+                return result;
+            }
+        }
+
+        var candidates = Directory.EnumerateFiles(dir).Where(f => !f.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !f.EndsWith(".txt", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal).ToList();
+        var weights = candidates.Where(f => !IsLink(f, doc) && SniffFile(f) != ModelFormat.Unknown).ToList();
+        var preferred = weights.Where(f => !Path.GetFileName(f).Contains(".fp16.", StringComparison.Ordinal)).ToList();
+        if (preferred.Count > 0)
+        {
+            weights = preferred;
+        }
+
+        var safetensors = weights.Where(f => SniffFile(f) == ModelFormat.Safetensors).ToList();
+        return safetensors.Count > 0 ? safetensors : weights;
+    }
+
+    private static ModelFormat SniffFile(string f)
+    {
+        try
+        {
+            using var h = File.OpenHandle(f);
+            var len = RandomAccess.GetLength(h);
+            var head = new byte[(int)Math.Min(len, 512)];
+            ZipDirectory.ReadExactly(h, head, 0);
+            return Sniff(head, len);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ModelFormatException)
+        {
+            return ModelFormat.Unknown;
+        }
+    }
+
+    // Links are never followed: a link can point anywhere on the host.
+    private static bool IsLink(string path, ModelDocument doc)
+    {
+        var info = new FileInfo(path);
+        if (info.LinkTarget is null && new DirectoryInfo(path).LinkTarget is null)
+        {
+            return false;
+        }
+
+        doc.Flag(AnomalySeverity.Error, "folder.symlink", $"'{Path.GetFileName(path)}' is a symbolic link; not followed");
+        return true;
+    }
+
+    private static void ReadConfig(string path, string key, ModelDocument doc)
+    {
+        if (!File.Exists(path) || IsLink(path, doc))
+        {
+            return;
+        }
+
+        var info = new FileInfo(path);
+        if (info.Length > 1 << 20)
+        {
+            doc.Flag(AnomalySeverity.Warning, "folder.config-size", $"{key} is over 1 MiB; not read");
+            return;
+        }
+
+        try
+        {
+            using var json = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 32 });
+            doc.Metadata["config:" + key] = json.RootElement.GetRawText();
+        }
+        catch (JsonException ex)
+        {
+            doc.Flag(AnomalySeverity.Error, "folder.bad-config", $"{key}: {ex.Message}");
+        }
+    }
+
+    internal static SafeFileHandle Open(string path) => File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+}

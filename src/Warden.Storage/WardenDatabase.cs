@@ -108,30 +108,35 @@ public sealed class WardenDatabase : IDisposable
 
     private static WardenDatabase OpenPostgres(string target)
     {
-        NpgsqlConnectionStringBuilder builder;
         try
         {
-            builder = target.Contains("://", StringComparison.Ordinal) ? PostgresUri.Parse(target) : new NpgsqlConnectionStringBuilder(target);
+            var builder = target.Contains("://", StringComparison.Ordinal) ? PostgresUri.Parse(target) : new NpgsqlConnectionStringBuilder(target);
+            if (string.IsNullOrWhiteSpace(builder.Host))
+            {
+                throw new StorageException(StorageError.Invalid, "The PostgreSQL connection string names no Host.");
+            }
+
+            if (string.IsNullOrEmpty(builder.ApplicationName))
+            {
+                builder.ApplicationName = "warden";
+            }
+
+            var display = $"postgres://{(string.IsNullOrEmpty(builder.Username) ? string.Empty : builder.Username + "@")}{builder.Host}:{builder.Port}/{builder.Database ?? builder.Username ?? string.Empty}";
+            var cs = builder.ConnectionString;
+
+            // Validates the combination of settings too (host:port lists, SSL options).
+            return new WardenDatabase(SqlDialect.Postgres, cs, display, null, NpgsqlDataSource.Create(cs));
         }
-        catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException or UriFormatException)
+        catch (Exception ex) when (ex is ArgumentException or KeyNotFoundException or InvalidOperationException or NotSupportedException)
         {
-            // The message of the parser names the bad keyword; the string itself may hold a password.
+            // The parser's message names the bad keyword; the string itself may hold a password.
             throw new StorageException(StorageError.Invalid, $"Not a valid PostgreSQL connection string: {ex.Message}", ex);
         }
-
-        if (string.IsNullOrWhiteSpace(builder.Host))
+        catch (FormatException ex)
         {
-            throw new StorageException(StorageError.Invalid, "The PostgreSQL connection string names no Host.");
+            // Number parsers quote the text they refused, which in a mistyped string can be a password.
+            throw new StorageException(StorageError.Invalid, "Not a valid PostgreSQL connection string: a port or number is malformed.", ex);
         }
-
-        if (string.IsNullOrEmpty(builder.ApplicationName))
-        {
-            builder.ApplicationName = "warden";
-        }
-
-        var display = $"postgres://{(string.IsNullOrEmpty(builder.Username) ? string.Empty : builder.Username + "@")}{builder.Host}:{builder.Port}/{builder.Database ?? builder.Username ?? string.Empty}";
-        var cs = builder.ConnectionString;
-        return new WardenDatabase(SqlDialect.Postgres, cs, display, null, NpgsqlDataSource.Create(cs));
     }
 
     /// <summary>

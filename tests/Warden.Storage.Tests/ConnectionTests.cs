@@ -32,6 +32,8 @@ public sealed class ConnectionTests(PostgresDatabaseFixture shared) : IClassFixt
 
     [Theory]
     [InlineData("postgres://u:hunter2@db:notaport/warden")]
+    [InlineData("postgres://db:hunter2")]
+    [InlineData("postgres://u@db/warden?port=hunter2")]
     [InlineData("postgres://u:hunter2@db/warden?no_such_option=1")]
     [InlineData("Host=db;Password=hunter2;No Such Keyword=1")]
     [InlineData("Server=;Password=hunter2")]

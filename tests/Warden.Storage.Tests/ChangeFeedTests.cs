@@ -141,6 +141,39 @@ public abstract class ChangeFeedTests
     }
 
     [SkippableFact]
+    public async Task A_slow_import_source_does_not_block_other_writers()
+    {
+        await using var target = await TestDatabases.CreateAsync(Dialect);
+        using var store = BankStore.Open(target.Target);
+        var bank = store.CreateBank("slow");
+        using var otherWriterDone = new ManualResetEventSlim();
+
+        // An upload that stalls half-way through its first batch until another writer got through (or 20 s).
+        IEnumerable<BankEntryRecord> Stalling()
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                yield return Md5(i);
+            }
+
+            otherWriterDone.Wait(TimeSpan.FromSeconds(20));
+            yield return Md5(10);
+        }
+
+        var import = Task.Run(() => store.Import(bank.Id, Stalling(), "upload"));
+        var writer = Task.Run(() =>
+        {
+            Thread.Sleep(200); // let the import start reading
+            store.CreateBank("meanwhile");
+            otherWriterDone.Set();
+        });
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await writer;
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(8), $"a bank write waited {sw.Elapsed} behind a stalled import");
+        Assert.Equal(11, (await import).Added);
+    }
+
+    [SkippableFact]
     public async Task Pages_follow_each_other_without_gaps_or_split_changes()
     {
         await using var target = await TestDatabases.CreateAsync(Dialect);

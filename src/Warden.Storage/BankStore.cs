@@ -176,6 +176,9 @@ public sealed class BankStore : IDisposable
     /// <summary>A bank by name (case-sensitive), or null.</summary>
     public Bank? GetBank(string name) => Run(c => GetBank(c, name));
 
+    /// <summary>A bank by id, or null.</summary>
+    public Bank? GetBank(long id) => Run(c => c.QuerySingleOrDefault<BankRow>("SELECT * FROM banks WHERE id = @id", new { id })?.ToBank());
+
     private static Bank? GetBank(DbConnection c, string name, DbTransaction? tx = null) =>
         c.QuerySingleOrDefault<BankRow>("SELECT * FROM banks WHERE name = @name", new { name }, tx)?.ToBank();
 

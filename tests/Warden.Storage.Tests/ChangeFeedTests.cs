@@ -285,8 +285,15 @@ public abstract class ChangeFeedTests
                 written.Add(round);
             }
         })).ToList();
-        await Task.WhenAll(writers);
-        await done.CancelAsync();
+        try
+        {
+            await Task.WhenAll(writers);
+        }
+        finally
+        {
+            await done.CancelAsync(); // the tailer stops even when a writer failed
+        }
+
         var final = await tailer;
 
         Assert.Equal(Writers * RoundsPerWriter, written.Count);

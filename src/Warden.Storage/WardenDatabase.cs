@@ -164,8 +164,8 @@ public sealed class WardenDatabase : IDisposable
             connection.Open();
 
             // WAL lets readers (a server's index tailer) run beside a writer; NORMAL sync is safe under WAL.
-            using var cmd = connection.CreateCommand();
             // busy_timeout first: switching a new file to WAL takes a lock that another process may hold.
+            using var cmd = connection.CreateCommand();
             cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
             cmd.ExecuteNonQuery();
             return connection;

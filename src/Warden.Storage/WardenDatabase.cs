@@ -315,7 +315,9 @@ public sealed class WardenDatabase : IDisposable
         foreach (var (name, value) in args)
         {
             var p = cmd.CreateParameter();
-            p.ParameterName = name;
+
+            // With the prefix: Microsoft.Data.Sqlite looks a bare name up under each prefix in turn, per execution.
+            p.ParameterName = "@" + name;
             p.Value = value ?? DBNull.Value;
             cmd.Parameters.Add(p);
         }

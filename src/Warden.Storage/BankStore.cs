@@ -176,6 +176,9 @@ public sealed class BankStore : IDisposable
     /// <summary>A bank by name (case-sensitive), or null.</summary>
     public Bank? GetBank(string name) => Run(c => GetBank(c, name));
 
+    /// <summary>A bank by id, or null.</summary>
+    public Bank? GetBank(long id) => Run(c => c.QuerySingleOrDefault<BankRow>("SELECT * FROM banks WHERE id = @id", new { id })?.ToBank());
+
     private static Bank? GetBank(DbConnection c, string name, DbTransaction? tx = null) =>
         c.QuerySingleOrDefault<BankRow>("SELECT * FROM banks WHERE name = @name", new { name }, tx)?.ToBank();
 
@@ -332,57 +335,50 @@ public sealed class BankStore : IDisposable
         var p = upsert.Parameters;
         using var tombstoner = new Tombstoner(c);
 
-        DbTransaction? tx = null;
-        long seq = 0, locked = 0;
-        var inBatch = 0;
-        try
+        // Each batch is read before its transaction starts: a slow source (an upload) never holds the write lock.
+        foreach (var batch in records.Chunk(SqliteBatchSize))
         {
-            foreach (var record in records)
+            DbTransaction? tx = BeginWrite(c);
+            try
             {
-                if (tx is null)
+                upsert.Transaction = tx;
+                var locked = LockSeq(c, tx);
+                var seq = locked;
+                foreach (var record in batch)
                 {
-                    tx = BeginWrite(c);
-                    upsert.Transaction = tx;
-                    seq = locked = LockSeq(c, tx);
+                    var now = Now();
+                    if (record.Deleted)
+                    {
+                        counts.Deleted += tombstoner.Apply(tx, bankId, record, now, ++seq);
+                        counts.Tombstones++;
+                    }
+                    else
+                    {
+                        p[1].Value = record.SignalType;
+                        p[2].Value = record.Signal;
+                        p[3].Value = LabelsJson.Write(record.Labels);
+                        p[5].Value = record.ExternalId ?? string.Empty;
+                        p[6].Value = (object?)record.Note ?? DBNull.Value;
+                        p[7].Value = now;
+                        p[8].Value = ++seq;
+                        counts.Affected += upsert.ExecuteNonQuery();
+                    }
                 }
 
-                var now = Now();
-                if (record.Deleted)
-                {
-                    counts.Deleted += tombstoner.Apply(tx, bankId, record, now, ++seq);
-                    counts.Tombstones++;
-                }
-                else
-                {
-                    p[1].Value = record.SignalType;
-                    p[2].Value = record.Signal;
-                    p[3].Value = LabelsJson.Write(record.Labels);
-                    p[5].Value = record.ExternalId ?? string.Empty;
-                    p[6].Value = (object?)record.Note ?? DBNull.Value;
-                    p[7].Value = now;
-                    p[8].Value = ++seq;
-                    counts.Affected += upsert.ExecuteNonQuery();
-                }
-
-                counts.Processed++;
-                if (++inBatch >= SqliteBatchSize)
-                {
-                    CommitBatch(c, ref tx, locked);
-                    inBatch = 0;
-                    progress?.Invoke(counts.Processed);
-                }
-            }
-
-            if (tx is not null)
-            {
                 CommitBatch(c, ref tx, locked);
             }
+            finally
+            {
+                tx?.Dispose();
+            }
 
+            counts.Processed += batch.Length;
             progress?.Invoke(counts.Processed);
         }
-        finally
+
+        if (counts.Processed == 0)
         {
-            tx?.Dispose();
+            progress?.Invoke(0);
         }
     }
 
@@ -406,56 +402,55 @@ public sealed class BankStore : IDisposable
             """ + "\n" + UpsertSet + ";\nTRUNCATE warden_import",
             ("bank", bankId), ("source", source), ("now", 0L));
         using var tombstoner = new Tombstoner(c);
-
-        NpgsqlTransaction? tx = null;
-        NpgsqlBinaryImporter? copy = null;
         var staged = new HashSet<(string, string, string)>();
-        long seq = 0, locked = 0;
-        var inBatch = 0;
 
-        void Flush(ref ImportCounts counts)
+        // Each batch is read before its transaction starts: a slow source (an upload) never holds the counter.
+        foreach (var batch in records.Chunk(PostgresBatchSize))
         {
-            if (copy is null)
+            DbTransaction? tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
+            NpgsqlBinaryImporter? copy = null;
+            try
             {
-                return;
-            }
+                var locked = LockSeq(c, tx);
+                var seq = locked;
 
-            copy.Complete();
-            copy.Dispose();
-            copy = null;
-            staged.Clear();
-            upsert.Transaction = tx;
-            upsert.Parameters[2].Value = Now();
-            counts.Affected += upsert.ExecuteNonQuery();
-        }
+                // The staging sort spills to disk at the default 4 MB.
+                c.Execute("SET LOCAL work_mem = '64MB'", transaction: tx);
+                upsert.Transaction = tx;
+                staged.Clear();
 
-        try
-        {
-            foreach (var record in records)
-            {
-                if (tx is null)
+                void Flush(ref ImportCounts counts)
                 {
-                    tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
-                    seq = locked = LockSeq(c, tx);
+                    if (copy is null)
+                    {
+                        return;
+                    }
 
-                    // The staging sorts spill to disk at the default 4 MB.
-                    c.Execute("SET LOCAL work_mem = '64MB'", transaction: tx);
+                    copy.Complete();
+                    copy.Dispose();
+                    copy = null;
+                    staged.Clear();
+                    upsert.Parameters[2].Value = Now();
+                    counts.Affected += upsert.ExecuteNonQuery();
                 }
 
-                if (record.Deleted)
+                foreach (var record in batch)
                 {
-                    // Order matters (a tombstone then a re-add leaves the entry live): stage nothing across it.
-                    Flush(ref counts);
-                    counts.Deleted += tombstoner.Apply(tx, bankId, record, Now(), ++seq);
-                    counts.Tombstones++;
-                }
-                else
-                {
-                    if (!staged.Add((record.SignalType, record.Signal, record.ExternalId ?? string.Empty)))
+                    if (record.Deleted)
+                    {
+                        // Order matters (a tombstone then a re-add leaves the entry live): stage nothing across it.
+                        Flush(ref counts);
+                        counts.Deleted += tombstoner.Apply(tx, bankId, record, Now(), ++seq);
+                        counts.Tombstones++;
+                        continue;
+                    }
+
+                    var key = (record.SignalType, record.Signal, record.ExternalId ?? string.Empty);
+                    if (!staged.Add(key))
                     {
                         // The same key twice in a run: apply the first before staging the second.
                         Flush(ref counts);
-                        staged.Add((record.SignalType, record.Signal, record.ExternalId ?? string.Empty));
+                        staged.Add(key);
                     }
 
                     copy ??= c.BeginBinaryImport("COPY warden_import (signal_type, signal, labels, external_id, note, seq) FROM STDIN (FORMAT BINARY)");
@@ -463,7 +458,7 @@ public sealed class BankStore : IDisposable
                     copy.Write(record.SignalType, NpgsqlDbType.Text);
                     copy.Write(record.Signal, NpgsqlDbType.Text);
                     copy.Write(LabelsJson.Write(record.Labels), NpgsqlDbType.Text);
-                    copy.Write(record.ExternalId ?? string.Empty, NpgsqlDbType.Text);
+                    copy.Write(key.Item3, NpgsqlDbType.Text);
                     if (record.Note is null)
                     {
                         copy.WriteNull();
@@ -476,33 +471,23 @@ public sealed class BankStore : IDisposable
                     copy.Write(++seq, NpgsqlDbType.Bigint);
                 }
 
-                counts.Processed++;
-                if (++inBatch >= PostgresBatchSize)
-                {
-                    Flush(ref counts);
-                    DbTransaction? t = tx;
-                    CommitBatch(c, ref t, locked);
-                    tx = null;
-                    inBatch = 0;
-                    progress?.Invoke(counts.Processed);
-                }
-            }
-
-            if (tx is not null)
-            {
                 Flush(ref counts);
-                DbTransaction? t = tx;
-                CommitBatch(c, ref t, locked);
-                tx = null;
+                CommitBatch(c, ref tx, locked);
+            }
+            finally
+            {
+                // An unfinished COPY is cancelled by disposing it; then the transaction rolls back.
+                copy?.Dispose();
+                tx?.Dispose();
             }
 
+            counts.Processed += batch.Length;
             progress?.Invoke(counts.Processed);
         }
-        finally
+
+        if (counts.Processed == 0)
         {
-            // An unfinished COPY is cancelled by disposing it; then the transaction rolls back.
-            copy?.Dispose();
-            tx?.Dispose();
+            progress?.Invoke(0);
         }
     }
 

@@ -62,7 +62,7 @@ internal static class PostgresUri
             var portSep = rest.LastIndexOf(':');
             if (portSep >= 0 && portSep > rest.LastIndexOf(']') && !rest.Contains(',', StringComparison.Ordinal))
             {
-                builder.Port = int.Parse(rest[(portSep + 1)..], NumberStyles.None, CultureInfo.InvariantCulture);
+                builder.Port = Port(rest[(portSep + 1)..]);
                 hostPart = rest[..portSep];
             }
 
@@ -85,7 +85,7 @@ internal static class PostgresUri
             }
             else if (key.Equals("port", StringComparison.OrdinalIgnoreCase))
             {
-                builder.Port = int.Parse(value, NumberStyles.None, CultureInfo.InvariantCulture);
+                builder.Port = Port(value);
             }
             else
             {
@@ -96,4 +96,10 @@ internal static class PostgresUri
 
         return builder;
     }
+
+    // Not int.Parse: its message quotes the text, which in a mistyped URI ("postgres://host:secret") is a password.
+    private static int Port(string text) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port is > 0 and <= 65535
+            ? port
+            : throw new ArgumentException("the port is not a number from 1 to 65535.");
 }

@@ -108,30 +108,35 @@ public sealed class WardenDatabase : IDisposable
 
     private static WardenDatabase OpenPostgres(string target)
     {
-        NpgsqlConnectionStringBuilder builder;
         try
         {
-            builder = target.Contains("://", StringComparison.Ordinal) ? PostgresUri.Parse(target) : new NpgsqlConnectionStringBuilder(target);
+            var builder = target.Contains("://", StringComparison.Ordinal) ? PostgresUri.Parse(target) : new NpgsqlConnectionStringBuilder(target);
+            if (string.IsNullOrWhiteSpace(builder.Host))
+            {
+                throw new StorageException(StorageError.Invalid, "The PostgreSQL connection string names no Host.");
+            }
+
+            if (string.IsNullOrEmpty(builder.ApplicationName))
+            {
+                builder.ApplicationName = "warden";
+            }
+
+            var display = $"postgres://{(string.IsNullOrEmpty(builder.Username) ? string.Empty : builder.Username + "@")}{builder.Host}:{builder.Port}/{builder.Database ?? builder.Username ?? string.Empty}";
+            var cs = builder.ConnectionString;
+
+            // Validates the combination of settings too (host:port lists, SSL options).
+            return new WardenDatabase(SqlDialect.Postgres, cs, display, null, NpgsqlDataSource.Create(cs));
         }
-        catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException or UriFormatException)
+        catch (Exception ex) when (ex is ArgumentException or KeyNotFoundException or InvalidOperationException or NotSupportedException)
         {
-            // The message of the parser names the bad keyword; the string itself may hold a password.
+            // The parser's message names the bad keyword; the string itself may hold a password.
             throw new StorageException(StorageError.Invalid, $"Not a valid PostgreSQL connection string: {ex.Message}", ex);
         }
-
-        if (string.IsNullOrWhiteSpace(builder.Host))
+        catch (FormatException ex)
         {
-            throw new StorageException(StorageError.Invalid, "The PostgreSQL connection string names no Host.");
+            // Number parsers quote the text they refused, which in a mistyped string can be a password.
+            throw new StorageException(StorageError.Invalid, "Not a valid PostgreSQL connection string: a port or number is malformed.", ex);
         }
-
-        if (string.IsNullOrEmpty(builder.ApplicationName))
-        {
-            builder.ApplicationName = "warden";
-        }
-
-        var display = $"postgres://{(string.IsNullOrEmpty(builder.Username) ? string.Empty : builder.Username + "@")}{builder.Host}:{builder.Port}/{builder.Database ?? builder.Username ?? string.Empty}";
-        var cs = builder.ConnectionString;
-        return new WardenDatabase(SqlDialect.Postgres, cs, display, null, NpgsqlDataSource.Create(cs));
     }
 
     /// <summary>
@@ -159,8 +164,8 @@ public sealed class WardenDatabase : IDisposable
             connection.Open();
 
             // WAL lets readers (a server's index tailer) run beside a writer; NORMAL sync is safe under WAL.
-            using var cmd = connection.CreateCommand();
             // busy_timeout first: switching a new file to WAL takes a lock that another process may hold.
+            using var cmd = connection.CreateCommand();
             cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
             cmd.ExecuteNonQuery();
             return connection;
@@ -310,7 +315,9 @@ public sealed class WardenDatabase : IDisposable
         foreach (var (name, value) in args)
         {
             var p = cmd.CreateParameter();
-            p.ParameterName = name;
+
+            // With the prefix: Microsoft.Data.Sqlite looks a bare name up under each prefix in turn, per execution.
+            p.ParameterName = "@" + name;
             p.Value = value ?? DBNull.Value;
             cmd.Parameters.Add(p);
         }

@@ -44,6 +44,8 @@ public abstract class BankStoreTests
         var bank = store.CreateBank("ncmec_industry", BankKind.BlockList, pdqThreshold: 20, description: "test");
         store.CreateBank("benign-valve", BankKind.AllowList);
         Assert.Equal(["benign-valve", "ncmec_industry"], store.ListBanks().Select(b => b.Name));
+        Assert.Equal(bank, store.GetBank(bank.Id));
+        Assert.Null(store.GetBank(bank.Id + 100));
         Assert.Equal((BankKind.BlockList, true, 20), (bank.Kind, bank.Enabled, bank.PdqThreshold));
 
         var disabled = store.UpdateBank("ncmec_industry", enabled: false);

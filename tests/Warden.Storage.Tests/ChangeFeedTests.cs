@@ -102,6 +102,78 @@ public abstract class ChangeFeedTests
     }
 
     [SkippableFact]
+    public async Task An_import_that_fails_half_way_keeps_its_committed_batches_and_the_feed_consistent()
+    {
+        await using var target = await TestDatabases.CreateAsync(Dialect);
+        using var store = BankStore.Open(target.Target);
+        var bank = store.CreateBank("broken");
+        var mark = store.ChangeSequence();
+
+        // 110,000 records: whole batches up to 100,000 on either database (20,000 / 50,000 per batch), then the
+        // list reader fails in the middle of the next batch.
+        static IEnumerable<BankEntryRecord> FailingAfter(int n)
+        {
+            for (var i = 0; i < n; i++)
+            {
+                yield return Md5(i);
+            }
+
+            throw new InvalidDataException("the list file is truncated");
+        }
+
+        Assert.Throws<InvalidDataException>(() => store.Import(bank.Id, FailingAfter(110_000), "a"));
+        var kept = store.CountEntries()[bank.Id];
+        Assert.Equal(100_000, kept);
+
+        // The rolled-back batch's numbers are reused by the next writer; the feed shows each row once.
+        store.Import(bank.Id, [Md5(1_000_000)], "b");
+        var seen = new HashSet<long>();
+        ChangeBatch page;
+        do
+        {
+            page = store.ChangesSince(mark, 25_000);
+            Assert.All(page.Entries, e => Assert.True(seen.Add(e.Id)));
+            mark = page.HighWater;
+        }
+        while (page.HasMore);
+        Assert.Equal(kept + 1, seen.Count);
+        Assert.Equal(store.ChangeSequence(), mark);
+    }
+
+    [SkippableFact]
+    public async Task A_slow_import_source_does_not_block_other_writers()
+    {
+        await using var target = await TestDatabases.CreateAsync(Dialect);
+        using var store = BankStore.Open(target.Target);
+        var bank = store.CreateBank("slow");
+        using var otherWriterDone = new ManualResetEventSlim();
+
+        // An upload that stalls half-way through its first batch until another writer got through (or 20 s).
+        IEnumerable<BankEntryRecord> Stalling()
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                yield return Md5(i);
+            }
+
+            otherWriterDone.Wait(TimeSpan.FromSeconds(20));
+            yield return Md5(10);
+        }
+
+        var import = Task.Run(() => store.Import(bank.Id, Stalling(), "upload"));
+        var writer = Task.Run(() =>
+        {
+            Thread.Sleep(200); // let the import start reading
+            store.CreateBank("meanwhile");
+            otherWriterDone.Set();
+        });
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await writer;
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(8), $"a bank write waited {sw.Elapsed} behind a stalled import");
+        Assert.Equal(11, (await import).Added);
+    }
+
+    [SkippableFact]
     public async Task Pages_follow_each_other_without_gaps_or_split_changes()
     {
         await using var target = await TestDatabases.CreateAsync(Dialect);
@@ -213,8 +285,15 @@ public abstract class ChangeFeedTests
                 written.Add(round);
             }
         })).ToList();
-        await Task.WhenAll(writers);
-        await done.CancelAsync();
+        try
+        {
+            await Task.WhenAll(writers);
+        }
+        finally
+        {
+            await done.CancelAsync(); // the tailer stops even when a writer failed
+        }
+
         var final = await tailer;
 
         Assert.Equal(Writers * RoundsPerWriter, written.Count);

@@ -3,7 +3,7 @@ using Dapper;
 namespace Warden.Storage.Tests;
 
 /// <summary>Which string means which database, and clear refusals for the ones that do not work.</summary>
-public sealed class ConnectionTests
+public sealed class ConnectionTests(PostgresDatabaseFixture shared) : IClassFixture<PostgresDatabaseFixture>
 {
     [Theory]
     [InlineData("warden.db", false)]
@@ -32,6 +32,8 @@ public sealed class ConnectionTests
 
     [Theory]
     [InlineData("postgres://u:hunter2@db:notaport/warden")]
+    [InlineData("postgres://db:hunter2")]
+    [InlineData("postgres://u@db/warden?port=hunter2")]
     [InlineData("postgres://u:hunter2@db/warden?no_such_option=1")]
     [InlineData("Host=db;Password=hunter2;No Such Keyword=1")]
     [InlineData("Server=;Password=hunter2")]
@@ -55,13 +57,21 @@ public sealed class ConnectionTests
     }
 
     [SkippableFact]
-    public async Task A_missing_database_is_named_as_such()
+    public void A_missing_database_is_named_as_such()
     {
-        await using var target = await TestDatabases.CreatePostgresAsync();
-        var missing = new Npgsql.NpgsqlConnectionStringBuilder(target.Target) { Database = "warden_no_such_db" }.ConnectionString;
+        var missing = new Npgsql.NpgsqlConnectionStringBuilder(shared.Target) { Database = "warden_no_such_db" }.ConnectionString;
         var ex = Assert.Throws<StorageException>(() => BankStore.Open(missing));
         Assert.Equal(StorageError.Unavailable, ex.Error);
         Assert.Contains("the database does not exist", ex.Message, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void The_class_database_is_a_working_postgres_database()
+    {
+        using var store = BankStore.Open(shared.Target);
+        Assert.Equal(SqlDialect.Postgres, store.Database.Dialect);
+        Assert.StartsWith("postgres://", store.Path, StringComparison.Ordinal);
+        Assert.Contains("/warden_test_", store.Path, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -14,7 +14,8 @@ namespace Warden.Storage.Tests;
 /// await using var db = await TestDatabases.CreateAsync(dialect);
 /// using var store = BankStore.Open(db.Target);      // or WardenDatabase.Open(db.Target)
 /// </code>
-/// Other test projects link this file (Compile Include="../Warden.Storage.Tests/TestDatabases.cs").
+/// Other test projects link this file (Compile Include="../Warden.Storage.Tests/TestDatabases.cs"). For one
+/// database per test class instead of per test, use <see cref="PostgresDatabaseFixture"/>.
 /// </summary>
 public static class TestDatabases
 {
@@ -108,6 +109,43 @@ public sealed class TestDatabase : IAsyncDisposable, IDisposable
         else if (_admin is not null)
         {
             DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+}
+
+/// <summary>
+/// One fresh PostgreSQL database for a whole test class (<c>IClassFixture&lt;PostgresDatabaseFixture&gt;</c>),
+/// dropped after the class. Reading <see cref="Target"/> skips the test when no test server is configured.
+/// </summary>
+public sealed class PostgresDatabaseFixture : IAsyncLifetime
+{
+    private TestDatabase? _database;
+
+    /// <summary>The database's connection string; skips the calling test when there is no test server.</summary>
+    public string Target
+    {
+        get
+        {
+            Skip.If(_database is null, $"PostgreSQL tests need a server: set {TestDatabases.PostgresVariable} to an Npgsql connection string (scripts/test starts one).");
+            return _database!.Target;
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task InitializeAsync()
+    {
+        if (TestDatabases.PostgresServer is not null)
+        {
+            _database = await TestDatabases.CreatePostgresAsync();
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task DisposeAsync()
+    {
+        if (_database is not null)
+        {
+            await _database.DisposeAsync();
         }
     }
 }

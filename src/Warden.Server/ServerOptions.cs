@@ -47,6 +47,15 @@ public sealed class ServerOptions
     /// <summary>An entry is flood-quarantined when a window's matches exceed its baseline by this factor.</summary>
     public double FloodFactor { get; set; } = 10;
 
+    /// <summary>Videos: <c>exact</c> (Meta's vPDQ sampling, bit-exact) or <c>fast</c> (keyframes; many times faster).</summary>
+    public string VideoMode { get; set; } = "exact";
+
+    /// <summary>Longest video accepted (seconds of decoded frames; a declared duration can lie).</summary>
+    public double MaxVideoSeconds { get; set; } = 3600;
+
+    /// <summary>Videos hashed at once (each runs an ffmpeg process); the rest wait.</summary>
+    public int MaxConcurrentVideos { get; set; } = Math.Max(1, Environment.ProcessorCount / 2);
+
     /// <summary>Serve the OpenAPI document and the API reference page without a key (they hold no data).</summary>
     public bool PublicDocs { get; set; } = true;
 

@@ -24,10 +24,29 @@ public sealed record ImageDto(string Format, int Width, int Height, PdqDto? Trim
 /// <param name="Sha256">Hex.</param>
 /// <param name="Pdq">For images; null otherwise.</param>
 /// <param name="Image">For images; null otherwise.</param>
-/// <param name="ContentKind"><c>image</c>, or <c>other</c> for content that is not a supported image (only the digests are computed).</param>
-public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha256, PdqDto? Pdq, ImageDto? Image, string ContentKind)
+/// <param name="ContentKind"><c>image</c>, <c>video</c>, or <c>other</c> for content that is neither (only the digests are computed).</param>
+/// <param name="Video">For videos: stream facts, the vPDQ hash and (on request) TMK+PDQF.</param>
+public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha256, PdqDto? Pdq, ImageDto? Image, string ContentKind, VideoDto? Video = null)
 {
     private static readonly string[] VariantNames = ["original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1"];
+
+    internal static SignalsDto From(ContentHashes hashes, Warden.Core.Hashing.Video.VideoHashes? video, bool includeTmk)
+    {
+        var dto = From(hashes);
+        if (video is null)
+        {
+            return dto;
+        }
+
+        var i = video.Info;
+        return dto with
+        {
+            ContentKind = "video",
+            Video = new VideoDto(
+                i.Codec, i.Width, i.Height, i.FrameRate, video.Vpdq?.Frames.Count ?? 0, video.Vpdq?.ToSignal(),
+                includeTmk && video.Tmk is { } tmk ? Warden.Core.Hashing.Video.TmkHasher.ToSignal(tmk) : null, video.Elapsed.TotalSeconds),
+        };
+    }
 
     internal static SignalsDto From(ContentHashes hashes)
     {
@@ -48,6 +67,22 @@ public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha
         r.Dihedral is { } d ? d.Select((h, i) => (VariantNames[i], h.ToString())).ToDictionary(p => p.Item1, p => p.Item2) : null);
 }
 
+/// <summary>Facts and signals of a video upload.</summary>
+/// <param name="Codec">Video codec.</param>
+/// <param name="Width">Pixels.</param>
+/// <param name="Height">Pixels.</param>
+/// <param name="FrameRate">Average frames per second.</param>
+/// <param name="Frames">vPDQ frames hashed.</param>
+/// <param name="Vpdq">The vPDQ hash in Warden's signal form (docs/formats.md): frame,quality,pdq,seconds;…</param>
+/// <param name="TmkPdqf">TMK+PDQF (<c>tmk1:</c> base64), when asked for with <c>tmk=true</c> or needed to match.</param>
+/// <param name="Seconds">Time spent hashing.</param>
+public sealed record VideoDto(string Codec, int Width, int Height, double FrameRate, int Frames, string? Vpdq, string? TmkPdqf, double Seconds);
+
+/// <summary>Where a video hit lies in the upload.</summary>
+/// <param name="Start">Seconds.</param>
+/// <param name="End">Seconds.</param>
+public sealed record TimeRangeDto(double Start, double End);
+
 /// <summary>One hit against a bank entry.</summary>
 /// <param name="Bank">Bank name.</param>
 /// <param name="BankId">Bank id.</param>
@@ -63,9 +98,13 @@ public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha
 /// <param name="Source">Where the entry came from.</param>
 /// <param name="Suppressed">An allow-list bank matched the same content: not acted on.</param>
 /// <param name="FloodQuarantined">Flood control quarantined this entry: reported, not acted on.</param>
+/// <param name="QueryMatchPercent">Video hits (vpdq): share of the upload's frames that matched.</param>
+/// <param name="ComparedMatchPercent">Video hits (vpdq): share of the bank video's frames that matched.</param>
+/// <param name="TimeRanges">Video hits: the parts of the upload that matched, so a reviewer can jump there.</param>
 public sealed record HitDto(
     string Bank, long BankId, string BankKind, long EntryId, string SignalType, string Signal, int Distance, int Threshold, string Variant,
-    IReadOnlyDictionary<string, string> Labels, string? ExternalId, string? Source, bool Suppressed, bool FloodQuarantined);
+    IReadOnlyDictionary<string, string> Labels, string? ExternalId, string? Source, bool Suppressed, bool FloodQuarantined,
+    double? QueryMatchPercent = null, double? ComparedMatchPercent = null, IReadOnlyList<TimeRangeDto>? TimeRanges = null);
 
 /// <summary>The answer to a match request.</summary>
 /// <param name="Signals">The upload's signals (null when matching a signal given by value).</param>

@@ -4,6 +4,7 @@ using Microsoft.Extensions.ObjectPool;
 using Warden.Core.Banks;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
+using Warden.Core.Hashing.Video;
 using Warden.Core.Imaging;
 using Warden.Core.Provenance;
 using Warden.Core.Signals;
@@ -33,6 +34,8 @@ public sealed class MatchService : IDisposable
     private readonly ServerStore _server;
     private readonly FloodControl _flood;
     private readonly SemaphoreSlim _hashing;
+    private readonly SemaphoreSlim _videos;
+    private readonly ServerOptions _options;
     private readonly ObjectPool<ContentHasher> _hashers;
 
     /// <summary>Creates the service.</summary>
@@ -44,6 +47,8 @@ public sealed class MatchService : IDisposable
         _server = server;
         _flood = flood;
         _hashing = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentHashing));
+        _videos = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentVideos));
+        _options = options;
         var limits = options.ImageLimits;
         _hashers = new DefaultObjectPool<ContentHasher>(new HasherPolicy(limits), Math.Max(4, options.MaxConcurrentHashing));
     }
@@ -73,6 +78,45 @@ public sealed class MatchService : IDisposable
         }
     }
 
+    /// <summary>
+    /// Hashes an upload of any kind: images as <see cref="HashAsync"/>; videos (recognised by content) also get
+    /// vPDQ — and TMK+PDQF when <paramref name="tmk"/> or a bank holds TMK entries — from ffmpeg reading the
+    /// upload through an in-memory file, so the video is never written to disk.
+    /// </summary>
+    public async Task<(ContentHashes Hashes, VideoHashes? Video)> HashAnyAsync(byte[] data, bool dihedral, bool tmk, CancellationToken cancellationToken)
+    {
+        var hashes = await HashAsync(data, dihedral, cancellationToken).ConfigureAwait(false);
+        if (hashes.Image is not null || !VideoSniffer.IsVideo(data.AsSpan(0, Math.Min(data.Length, VideoSniffer.HeaderBytes))))
+        {
+            return (hashes, null);
+        }
+
+        if (!FfmpegTools.Available)
+        {
+            throw new ApiException(503, ErrorCodes.Unavailable, "This server cannot hash videos: ffmpeg and ffprobe are not installed.");
+        }
+
+        var options = new VideoHashOptions(
+            new VpdqOptions(1, string.Equals(_options.VideoMode, "fast", StringComparison.OrdinalIgnoreCase) ? VideoHashMode.Fast : VideoHashMode.Exact),
+            tmk || (_index.Current?.Matcher.HasTmk ?? false),
+            VideoLimits.Default with { MaxDurationSeconds = _options.MaxVideoSeconds });
+        await _videos.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var file = MemoryFile.Create(data);
+            var video = await Task.Run(() => VideoHasher.Hash(file.Path, options, cancel: cancellationToken), cancellationToken).ConfigureAwait(false);
+            return (hashes, video);
+        }
+        catch (VideoDecodeException ex) when (ex.Error is VideoDecodeError.AudioOnly or VideoDecodeError.NotVideo)
+        {
+            return (hashes, null); // not a video after all: its digests still count
+        }
+        finally
+        {
+            _videos.Release();
+        }
+    }
+
     /// <summary>The current index or a 503.</summary>
     public IndexState RequireIndex() => _index.Current ?? throw new ApiException(503, ErrorCodes.Unavailable, "The match index is still loading; retry shortly.");
 
@@ -81,11 +125,17 @@ public sealed class MatchService : IDisposable
     /// too (metadata only: about 0.5 % of hashing time) and every model it names is looked up in the banks; a
     /// model hit is a hit like any other, so AI provenance adds links and never lowers severity.
     /// </summary>
-    public MatchResponse MatchContent(ContentHashes hashes, MatchContext context, byte[]? data = null)
+    public MatchResponse MatchContent(ContentHashes hashes, MatchContext context, byte[]? data = null, VideoHashes? video = null, bool includeTmk = false)
     {
         var state = RequireIndex();
         Metrics.Lookups.WithLabels("content").Inc();
-        var hits = state.Matcher.Match(ContentSignals.From(hashes)).ToList();
+        var signals = ContentSignals.From(hashes);
+        if (video is not null)
+        {
+            signals = signals with { Video = new VideoSignals(video.Vpdq, video.Tmk) };
+        }
+
+        var hits = state.Matcher.Match(signals).ToList();
         System.Text.Json.JsonElement? provenance = null;
         if (data is not null)
         {
@@ -99,7 +149,7 @@ public sealed class MatchService : IDisposable
             provenance = ProvenanceToJson(report);
         }
 
-        return Act(SignalsDto.From(hashes), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance };
+        return Act(SignalsDto.From(hashes, video, includeTmk), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance };
     }
 
     /// <summary>Reads provenance (metadata only) and links model references to banks.</summary>
@@ -203,7 +253,8 @@ public sealed class MatchService : IDisposable
             dtos.Add(new HitDto(
                 hit.Bank.Name, hit.Bank.Id, BankDto.KindName(hit.Bank.Kind), hit.EntryId, hit.SignalType, hit.Signal, hit.Distance,
                 hit.SignalType == SignalTypes.Pdq.Name ? hit.Bank.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold : 0,
-                hit.Variant, entry?.Labels ?? new Dictionary<string, string>(), NullIfEmpty(entry?.ExternalId), entry?.Source, hit.Suppressed, flooded));
+                hit.Variant, entry?.Labels ?? new Dictionary<string, string>(), NullIfEmpty(entry?.ExternalId), entry?.Source, hit.Suppressed, flooded,
+                hit.Video?.QueryMatchPercent, hit.Video?.ComparedMatchPercent, hit.Video?.Ranges.Select(r => new TimeRangeDto(r.Start, r.End)).ToList()));
         }
 
         var matched = dtos.Any(d => d.BankKind == "block" && !d.Suppressed && !d.FloodQuarantined);
@@ -236,7 +287,11 @@ public sealed class MatchService : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _hashing.Dispose();
+    public void Dispose()
+    {
+        _hashing.Dispose();
+        _videos.Dispose();
+    }
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 

@@ -28,6 +28,8 @@ public static class ErrorCodes
     public const string CorruptImage = "corrupt_image";
     public const string TruncatedImage = "truncated_image";
     public const string ImageTooLarge = "image_too_large";
+    public const string CorruptVideo = "corrupt_video";
+    public const string VideoTooLong = "video_too_long";
     public const string NotFound = "not_found";
     public const string Conflict = "conflict";
     public const string InvalidList = "invalid_list";
@@ -146,6 +148,13 @@ public static class Problems
             _ => (503, ErrorCodes.Unavailable, "The database is unavailable; try again."),
         },
         BankFormatException list => (400, ErrorCodes.InvalidList, list.Message),
+        Warden.Core.Hashing.Video.VideoDecodeException video => video.Error switch
+        {
+            Warden.Core.Hashing.Video.VideoDecodeError.FfmpegMissing => (503, ErrorCodes.Unavailable, "This server cannot hash videos: ffmpeg is not installed."),
+            Warden.Core.Hashing.Video.VideoDecodeError.Timeout => (504, ErrorCodes.Timeout, video.Message),
+            Warden.Core.Hashing.Video.VideoDecodeError.TooLong => (413, ErrorCodes.VideoTooLong, video.Message),
+            _ => (422, ErrorCodes.CorruptVideo, video.Message),
+        },
         BadHttpRequestException bad when bad.StatusCode == 413 => (413, ErrorCodes.PayloadTooLarge, "The request body is larger than this server accepts."),
         BadHttpRequestException bad => (bad.StatusCode is >= 400 and < 500 ? bad.StatusCode : 400, ErrorCodes.InvalidRequest, bad.Message),
         JsonException json => (400, ErrorCodes.InvalidRequest, "The JSON body is malformed: " + json.Message),

@@ -67,18 +67,18 @@ internal static partial class V1Endpoints
         admin.MapGet("/webhooks/deliveries", (string? state, int? limit, ServerStore s) => s.ListDeliveries(state, Math.Clamp(limit ?? 100, 1, 1000))).WithSummary("Recent webhook deliveries").Produces<IReadOnlyList<OutboxItem>>();
     }
 
-    private static async Task<IResult> HashAsync(HttpRequest request, bool? dihedral, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<IResult> HashAsync(HttpRequest request, bool? dihedral, bool? tmk, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
         var upload = await UploadReader.ReadAsync(request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var hashes = await service.HashAsync(upload.Data, dihedral ?? false, cancellationToken).ConfigureAwait(false);
-        return Results.Ok(SignalsDto.From(hashes));
+        var (hashes, video) = await service.HashAnyAsync(upload.Data, dihedral ?? false, tmk ?? false, cancellationToken).ConfigureAwait(false);
+        return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false));
     }
 
     private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
         var upload = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var hashes = await service.HashAsync(upload.Data, dihedral ?? true, cancellationToken).ConfigureAwait(false);
-        return Results.Ok(service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId)), provenance ?? true ? upload.Data : null));
+        var (hashes, video) = await service.HashAnyAsync(upload.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
+        return Results.Ok(service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId)), (provenance ?? true) && video is null ? upload.Data : null, video));
     }
 
     private static async Task<IResult> ProvenanceAsync(HttpRequest request, MatchService service, ServerOptions options, CancellationToken cancellationToken)

@@ -166,21 +166,7 @@ internal static partial class ModelCommand
         return command;
     }
 
-    internal static string Format(ModelFormat f) => f switch
-    {
-        ModelFormat.Safetensors => "safetensors",
-        ModelFormat.TorchZip => "torch-zip",
-        ModelFormat.TorchLegacy => "torch-legacy",
-        ModelFormat.Pickle => "pickle",
-        ModelFormat.Gguf => "gguf",
-        ModelFormat.DiffusersFolder => "diffusers",
-        ModelFormat.PeftFolder => "peft",
-        ModelFormat.ShardedFolder => "sharded",
-        ModelFormat.OtherArchive => "archive",
-        ModelFormat.Numpy => "numpy",
-        ModelFormat.Zip => "zip",
-        _ => "unknown",
-    };
+    internal static string Format(ModelFormat f) => f.Name();
 
     /// <summary>
     /// Reads every model under <paramref name="paths"/> in order, fingerprints it when asked, and calls

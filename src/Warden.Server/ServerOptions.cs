@@ -56,6 +56,12 @@ public sealed class ServerOptions
     /// <summary>Videos hashed at once (each runs an ffmpeg process); the rest wait.</summary>
     public int MaxConcurrentVideos { get; set; } = Math.Max(1, Environment.ProcessorCount / 2);
 
+    /// <summary>Largest model file accepted as an upload (held in memory, never on disk); larger ones are scanned by path.</summary>
+    public long MaxModelUploadBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>Folders under which admins may have model files scanned by path (empty: scanning by path is off).</summary>
+    public IList<string> ModelScanRoots { get; } = [];
+
     /// <summary>Serve the OpenAPI document and the API reference page without a key (they hold no data).</summary>
     public bool PublicDocs { get; set; } = true;
 

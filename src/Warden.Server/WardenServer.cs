@@ -177,6 +177,7 @@ public static class WardenServer
 
         V1Endpoints.Map(app);
         HmaEndpoints.Map(app);
+        ModelEndpoints.Map(app);
 
         // Touch the stores now so a bad database fails at start with a clear message, not on the first request.
         app.Services.GetRequiredService<BankStore>();

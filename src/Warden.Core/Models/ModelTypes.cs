@@ -280,3 +280,24 @@ public sealed record ModelLimits
     /// <summary>Files in a folder model.</summary>
     public int MaxFolderFiles { get; init; } = 10_000;
 }
+
+/// <summary>Names of model formats as the CLI and the API print them.</summary>
+public static class ModelFormatNames
+{
+    /// <summary>The lower-case name (safetensors, torch-zip, torch-legacy, pickle, gguf, diffusers, …).</summary>
+    public static string Name(this ModelFormat f) => f switch
+    {
+        ModelFormat.Safetensors => "safetensors",
+        ModelFormat.TorchZip => "torch-zip",
+        ModelFormat.TorchLegacy => "torch-legacy",
+        ModelFormat.Pickle => "pickle",
+        ModelFormat.Gguf => "gguf",
+        ModelFormat.DiffusersFolder => "diffusers",
+        ModelFormat.PeftFolder => "peft",
+        ModelFormat.ShardedFolder => "sharded",
+        ModelFormat.OtherArchive => "archive",
+        ModelFormat.Numpy => "numpy",
+        ModelFormat.Zip => "zip",
+        _ => "unknown",
+    };
+}

@@ -184,6 +184,23 @@ public sealed class MatchService : IDisposable
         return Act(null, state.Matcher.MatchSignal(type.Name, normalized), null, context);
     }
 
+    /// <summary>
+    /// Matches several signals of one piece of content given by value (a model file's identity hashes and
+    /// lineage pointers) and acts on the hits as one request; <c>Variant</c> says which part each signal names.
+    /// </summary>
+    public MatchResponse MatchSignals(IEnumerable<(string Type, string Value, string Variant)> signals, string? sha256, MatchContext context)
+    {
+        var state = RequireIndex();
+        Metrics.Lookups.WithLabels("model").Inc();
+        var hits = new List<MatchHit>();
+        foreach (var (type, value, variant) in signals)
+        {
+            hits.AddRange(state.Matcher.MatchSignal(type, value).Select(h => h with { Variant = variant }));
+        }
+
+        return Act(null, hits, sha256, context);
+    }
+
     /// <summary>Raw hits of one signal (HMA's raw lookup: no actions, no records).</summary>
     public IReadOnlyList<MatchHit> Lookup(string signalType, string signal)
     {

@@ -54,6 +54,53 @@ public sealed partial class MemoryFile : IDisposable
         }
     }
 
+    /// <summary>Streams <paramref name="source"/> into a new in-memory file, refusing more than <paramref name="maxBytes"/>.</summary>
+    public static async Task<MemoryFile> CreateAsync(Stream source, long maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var file = Create([]);
+        try
+        {
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+            try
+            {
+                long offset = 0;
+                int read;
+                while ((read = await source.ReadAsync(buffer.AsMemory(0, buffer.Length), cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    if (offset + read > maxBytes)
+                    {
+                        throw new ApiException(413, ErrorCodes.PayloadTooLarge, $"The upload is larger than this server accepts ({maxBytes} bytes); large model files can be scanned by path (POST /v1/models/scan-path).");
+                    }
+
+                    await RandomAccess.WriteAsync(file._handle, buffer.AsMemory(0, read), offset, cancellationToken).ConfigureAwait(false);
+                    offset += read;
+                }
+
+                if (offset == 0)
+                {
+                    throw ApiException.BadRequest(ErrorCodes.EmptyUpload, "The upload is empty.");
+                }
+
+                file.Length = offset;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            return file;
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Bytes written (for <see cref="CreateAsync"/>).</summary>
+    public long Length { get; private set; }
+
     /// <inheritdoc />
     public void Dispose() => _handle.Dispose();
 

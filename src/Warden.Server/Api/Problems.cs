@@ -29,6 +29,7 @@ public static class ErrorCodes
     public const string TruncatedImage = "truncated_image";
     public const string ImageTooLarge = "image_too_large";
     public const string CorruptVideo = "corrupt_video";
+    public const string InvalidModel = "invalid_model";
     public const string VideoTooLong = "video_too_long";
     public const string NotFound = "not_found";
     public const string Conflict = "conflict";

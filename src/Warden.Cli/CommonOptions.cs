@@ -24,12 +24,18 @@ internal static class CommonOptions
     }
 
     /// <summary>Runs a storage command, turning refusals into a message and exit code 1.</summary>
-    public static int WithStore(string db, TextWriter error, Func<BankStore, int> action)
+    public static int WithStore(string db, TextWriter error, Func<BankStore, int> action) => Guarded(error, () =>
+    {
+        using var store = BankStore.Open(db);
+        return action(store);
+    });
+
+    /// <summary>Runs a database command, turning storage refusals into one line on stderr and exit code 1.</summary>
+    public static int Guarded(TextWriter error, Func<int> action)
     {
         try
         {
-            using var store = BankStore.Open(db);
-            return action(store);
+            return action();
         }
         catch (StorageException ex)
         {

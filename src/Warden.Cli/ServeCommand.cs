@@ -108,24 +108,11 @@ internal static class ServeCommand
         return new Command("key", "Manage API keys for 'warden serve'.") { create, list, revoke };
     }
 
-    private static int WithServerStore(string db, TextWriter error, Func<ServerStore, int> action)
+    private static int WithServerStore(string db, TextWriter error, Func<ServerStore, int> action) => CommonOptions.Guarded(error, () =>
     {
-        try
-        {
-            using var database = WardenDatabase.Open(db);
-            var store = new ServerStore(database);
-            store.Migrate();
-            return action(store);
-        }
-        catch (StorageException ex)
-        {
-            error.WriteLine($"warden: {ex.Message}");
-            return WardenCli.SomeFailed;
-        }
-        catch (System.Data.Common.DbException ex)
-        {
-            error.WriteLine($"warden: database error: {ex.Message}");
-            return WardenCli.SomeFailed;
-        }
-    }
+        using var database = WardenDatabase.Open(db);
+        var store = new ServerStore(database);
+        store.Migrate();
+        return action(store);
+    });
 }

@@ -71,11 +71,13 @@ internal static partial class V1Endpoints
         return Results.Ok(SignalsDto.From(hashes));
     }
 
-    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] Review.UploadQuery upload, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
-        var upload = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var hashes = await service.HashAsync(upload.Data, dihedral ?? true, cancellationToken).ConfigureAwait(false);
-        return Results.Ok(service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId))));
+        var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
+        var hashes = await service.HashAsync(content.Data, dihedral ?? true, cancellationToken).ConfigureAwait(false);
+        var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId)));
+        await Review.ReviewIntake.AfterMatchAsync(context, content.Data, hashes, response, Uploader(uploaderId), upload, cancellationToken).ConfigureAwait(false);
+        return Results.Ok(response);
     }
 
     private static IResult MatchSignal(HttpContext context, [FromQuery(Name = "signal_type")] string? signalType, string? signal, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service) =>

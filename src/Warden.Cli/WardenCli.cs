@@ -25,6 +25,8 @@ public static class WardenCli
             BankCommand.Create(output, error),
             ServeCommand.Create(error),
             ServeCommand.Keys(output, error),
+            UserCommand.Create(output, error),
+            ReviewCommand.Create(output, error),
         };
 
         var parse = root.Parse(args);

@@ -95,7 +95,7 @@
     if (state.selected >= k.clusters.length) state.selected = 0;
     const view = $('view');
     const open = k.status === 'open' || k.status === 'decided';
-    view.replaceChildren(
+    view.replaceChildren(...[
       el('p', {}, el('a', { href: '#/queue' }, '← Queue')),
       el('h2', {}, 'Case of uploader ', el('span', { class: 'mono' }, k.uploader_id)),
       el('dl', {},
@@ -107,7 +107,7 @@
         el('dt', {}, 'Opened'), el('dd', {}, fmt(k.opened_at))),
       state.me.preservation ? null : el('p', { class: 'badge' }, 'Evidence preservation is off: decide by hash; the record says no one viewed the media.'),
       el('div', { id: 'clusters' }, k.clusters.map((c, i) => clusterView(k, c, i, open))),
-      reportView(k));
+      reportView(k)].filter(Boolean));
     document.title = 'Case ' + k.uploader_id + ' – Warden review';
     select(state.selected, false);
     $('main').focus();

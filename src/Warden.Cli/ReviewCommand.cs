@@ -61,7 +61,12 @@ internal static class ReviewCommand
             {
                 using var hash = await http.PostAsync("v1/hash", new ByteArrayContent(DemoImage(i, 90)), ct).ConfigureAwait(false);
                 var pdq = JsonDocument.Parse(await hash.Content.ReadAsStringAsync(ct).ConfigureAwait(false)).RootElement.GetProperty("pdq").GetProperty("hash").GetString();
-                (await http.PostAsJsonAsync("v1/banks/demo-known/entries", new { signal_type = "pdq", signal = pdq, labels = new Dictionary<string, string> { ["classification"] = classes[i] } }, ct).ConfigureAwait(false)).Dispose();
+                using var entry = await http.PostAsJsonAsync("v1/banks/demo-known/entries", new { signal_type = "pdq", signal = pdq, labels = new Dictionary<string, string> { ["classification"] = classes[i] } }, ct).ConfigureAwait(false);
+                if (!entry.IsSuccessStatusCode && entry.StatusCode != System.Net.HttpStatusCode.Conflict)
+                {
+                    error.WriteLine($"warden: cannot add an entry: {(int)entry.StatusCode} {await entry.Content.ReadAsStringAsync(ct).ConfigureAwait(false)}");
+                    return WardenCli.SomeFailed;
+                }
             }
 
             await Task.Delay(1500, ct).ConfigureAwait(false); // the live index polls for new entries
@@ -69,9 +74,15 @@ internal static class ReviewCommand
             var n = 0;
             foreach (var (s, q) in uploads)
             {
-                var query = $"v1/match?uploader_id=demo-user&uploader_ip=192.0.2.{10 + n}&content_url=https://example.org/p/{n}&uploaded_at={DateTimeOffset.UtcNow.AddMinutes(-10 + n).ToString("O", CultureInfo.InvariantCulture)}&file_name=photo{n}.jpg";
+                var query = $"v1/match?uploader_id=demo-user&uploader_ip=192.0.2.{10 + n}&content_url=https://example.org/p/{n}&uploaded_at={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(-10 + n).ToString("O", CultureInfo.InvariantCulture))}&file_name=photo{n}.jpg";
                 using var m = await http.PostAsync(query, new ByteArrayContent(DemoImage(s, q)), ct).ConfigureAwait(false);
-                var matched = m.IsSuccessStatusCode && JsonDocument.Parse(await m.Content.ReadAsStringAsync(ct).ConfigureAwait(false)).RootElement.GetProperty("matched").GetBoolean();
+                if (!m.IsSuccessStatusCode)
+                {
+                    error.WriteLine($"warden: upload {n} failed: {(int)m.StatusCode} {await m.Content.ReadAsStringAsync(ct).ConfigureAwait(false)}");
+                    return WardenCli.SomeFailed;
+                }
+
+                var matched = JsonDocument.Parse(await m.Content.ReadAsStringAsync(ct).ConfigureAwait(false)).RootElement.GetProperty("matched").GetBoolean();
                 output.WriteLine($"upload {n}: {(matched ? "matched" : "no match")}");
                 n++;
             }

@@ -50,6 +50,22 @@ public static class ReviewConsole
         var open = app.MapGroup("/review/api").AllowAnonymous().ExcludeFromDescription().AddEndpointFilter(SecurityHeaders);
         open.MapPost("/login", Login);
 
+        // The session check runs as middleware, before routing binds a body, so nothing about an endpoint
+        // (not even a 415) is answered without a session; the endpoint filter re-checks that it ran.
+        app.Use(async (context, next) =>
+        {
+            if (context.Request.Path.StartsWithSegments("/review/api") && !context.Request.Path.StartsWithSegments("/review/api/login"))
+            {
+                Harden(context.Response.Headers);
+                if (Authenticate(context) is { } refusal)
+                {
+                    await refusal.ExecuteAsync(context).ConfigureAwait(false);
+                    return;
+                }
+            }
+
+            await next(context).ConfigureAwait(false);
+        });
         var api = app.MapGroup("/review/api").AllowAnonymous().ExcludeFromDescription().AddEndpointFilter(SecurityHeaders).AddEndpointFilter(RequireSession);
         api.MapPost("/logout", (HttpContext c, ReviewService r) =>
         {
@@ -181,10 +197,7 @@ public static class ReviewConsole
 
     private static async ValueTask<object?> SecurityHeaders(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
-        var h = context.HttpContext.Response.Headers;
-        h.XContentTypeOptions = "nosniff";
-        h["Referrer-Policy"] = "no-referrer";
-        h.CacheControl = "no-store";
+        Harden(context.HttpContext.Response.Headers);
         try
         {
             return await next(context).ConfigureAwait(false);
@@ -199,9 +212,14 @@ public static class ReviewConsole
         }
     }
 
-    private static async ValueTask<object?> RequireSession(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    private static async ValueTask<object?> RequireSession(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+        context.HttpContext.Items.ContainsKey(SessionItem)
+            ? await next(context).ConfigureAwait(false)
+            : Problem(401, "unauthorized", "Log in to the review console.");
+
+    /// <summary>Loads the session, checks the role and (for state changes) the CSRF token; null when all pass.</summary>
+    private static IResult? Authenticate(HttpContext http)
     {
-        var http = context.HttpContext;
         var review = http.RequestServices.GetRequiredService<ReviewService>();
         var token = http.Request.Cookies[CookieName];
         var session = string.IsNullOrEmpty(token) || token.Length > 100 ? null : review.Store.FindSession(HashToken(token), DateTimeOffset.UtcNow);
@@ -225,7 +243,14 @@ public static class ReviewConsole
         }
 
         http.Items[SessionItem] = session;
-        return await next(context).ConfigureAwait(false);
+        return null;
+    }
+
+    private static void Harden(IHeaderDictionary h)
+    {
+        h.XContentTypeOptions = "nosniff";
+        h["Referrer-Policy"] = "no-referrer";
+        h.CacheControl = "no-store";
     }
 
     private static ConsoleSession Session(HttpContext c) => (ConsoleSession)c.Items[SessionItem]!;

@@ -8,6 +8,7 @@ using Warden.Bench;
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
+//   console [--uploads N]       warden serve with the review console: matched-upload latency, case log replay
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -17,6 +18,7 @@ return args.FirstOrDefault() switch
     "borders" => BordersCommand.Run(args[1..]),
     "load" => LoadCommand.Run(args[1..]),
     "review" => ReviewCommand.Run(args[1..]),
+    "console" => ConsoleCommand.Run(args[1..]),
     _ => Run(args),
 };
 

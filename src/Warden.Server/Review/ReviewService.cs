@@ -90,9 +90,35 @@ public sealed partial class ReviewService : IDisposable
     /// <summary>Settings.</summary>
     public ReviewOptions Options => _options;
 
-    /// <summary>The default review file beside a SQLite database (or in the working folder for PostgreSQL).</summary>
-    public static string DefaultPath(string database) =>
-        database.Contains('=', StringComparison.Ordinal) ? "warden.review.db" : Path.ChangeExtension(database, ".review.db");
+    /// <summary>The default review file: beside a SQLite database; for PostgreSQL, <c>DATABASE.review.db</c> in the working folder.</summary>
+    public static string DefaultPath(string database)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        if (!WardenDatabase.IsPostgres(database))
+        {
+            return Path.ChangeExtension(database, ".review.db");
+        }
+
+        string? name = null;
+        if (Uri.TryCreate(database.Trim(), UriKind.Absolute, out var uri) && uri.Scheme.StartsWith("postgres", StringComparison.OrdinalIgnoreCase))
+        {
+            name = uri.AbsolutePath.Trim('/');
+        }
+        else
+        {
+            try
+            {
+                var builder = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = database };
+                name = builder.TryGetValue("Database", out var d) ? d?.ToString() : null;
+            }
+            catch (ArgumentException)
+            {
+            }
+        }
+
+        name = string.Concat((name ?? "").Where(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'));
+        return (name.Length == 0 ? "warden" : name) + ".review.db";
+    }
 
     /// <summary>
     /// Called by the match API after an upload matched: an actionable hit (block list, not suppressed or

@@ -56,3 +56,17 @@ public sealed class ConsoleCliTests
         return (exit, output.ToString(), error.ToString());
     }
 }
+
+/// <summary>Where the review state goes by default.</summary>
+public sealed class ReviewPathTests
+{
+    [Theory]
+    [InlineData("warden.db", "warden.review.db")]
+    [InlineData("/srv/data/main.db", "/srv/data/main.review.db")]
+    [InlineData("Host=db;Database=prod_1;Username=w", "prod_1.review.db")]
+    [InlineData("postgres://w@db:5432/prod", "prod.review.db")]
+    [InlineData("Host=db;Username=w", "warden.review.db")]
+    [InlineData("postgresql://w@db/../../etc", "etc.review.db")]
+    public void Default_review_database_path(string database, string expected) =>
+        Assert.Equal(expected, ReviewService.DefaultPath(database));
+}

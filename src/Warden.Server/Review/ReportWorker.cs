@@ -35,11 +35,18 @@ public sealed partial class ReportWorker(ReviewService review, ILogger<ReportWor
         using var deliverer = new ReportDeliverer(review.Deliveries, new NcmecDestination(client), media, new DeliveryOptions { BaseDelay = TimeSpan.FromSeconds(1), MaxDelay = TimeSpan.FromMinutes(5) });
         deliverer.Alarm += (_, a) => LogAlarm(log, a.DeliveryId, a.CaseId, a.Kind.ToString(), a.Message);
         var poll = TimeSpan.FromMilliseconds(Math.Max(50, settings.PollMilliseconds));
+        var nextSweep = DateTimeOffset.UtcNow;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 await deliverer.RunDueAsync(20, stoppingToken).ConfigureAwait(false);
+                if (review.Vault is { } v && DateTimeOffset.UtcNow >= nextSweep)
+                {
+                    // Retention: destroy evidence past its period and not on legal hold (each destruction is audited).
+                    nextSweep = DateTimeOffset.UtcNow.AddHours(1);
+                    await v.DestroyDueAsync("system:retention", stoppingToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -294,6 +294,22 @@ public sealed partial class ReviewService : IDisposable
             Cases.Close(caseId, reported: true);
         }
 
+        if (Vault is not null)
+        {
+            // Reported evidence is kept for the post-report retention period (18 U.S.C. § 2258A(h)); never shortened.
+            foreach (var item in @case.Clusters.Where(c => c.Decision?.Verdict == Verdict.Confirmed).SelectMany(c => c.Members).Select(x => x.EvidenceRef).OfType<string>())
+            {
+                try
+                {
+                    Vault.MarkReported(item, now, user.Username);
+                }
+                catch (EvidenceException)
+                {
+                    // Already destroyed (a legal request): the delivery reports it missing with an alarm.
+                }
+            }
+        }
+
         Audit.Append(new AuditEntry(user.Username, "report.file", "case:" + caseId, new Dictionary<string, string>
         {
             ["delivery"] = delivery.Id.ToString(CultureInfo.InvariantCulture),

@@ -80,6 +80,7 @@ public sealed class ConsoleApiTests
         var viewed = fake.Files.SelectMany(f => f.FileInfos).Count(x => x.Contains("<fileViewedByEsp>true</fileViewedByEsp>", StringComparison.Ordinal));
         Assert.Equal(1, viewed);
         Assert.Equal(0, (await alice.GetAsync("queue")).GetArrayLength()); // reported cases leave the queue
+        Assert.NotNull(h.Review.Vault.Get(item)!.ReportedAt); // the post-report retention clock started
 
         // Audit: every view, decision and the report, hash-chained, readable by admin keys only.
         using var admin = h.Server.Client(Role.Admin);

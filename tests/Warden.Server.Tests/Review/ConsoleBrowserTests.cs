@@ -66,8 +66,15 @@ public sealed class ConsoleBrowserTests
         await page.Locator("#cls-0").SelectOptionAsync("A1");
         await page.Locator("#confirm-0").ClickAsync();
         await Assertions.Expect(page.Locator("#cluster-0 .decided")).ToContainTextAsync("confirmed A1");
-        await page.Locator("#cls-1").SelectOptionAsync("B1");
-        await page.Locator("#confirm-1").ClickAsync();
+        // The second cluster by keyboard only: after a decision the next undecided cluster is selected;
+        // 3 picks B1, c confirms.
+        await Assertions.Expect(page.Locator("#cluster-1")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("selected"));
+        await page.Locator("#view h2").ClickAsync();
+        await page.Keyboard.PressAsync("3");
+        await Assertions.Expect(page.Locator("#cls-1")).ToHaveValueAsync("B1");
+        await page.Locator("#view h2").ClickAsync();
+        await page.Keyboard.PressAsync("c");
+        await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("confirmed B1");
         await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("without viewing");
 
         await page.Locator("#file-report").ClickAsync();
@@ -78,9 +85,19 @@ public sealed class ConsoleBrowserTests
         await page.ScreenshotAsync(new() { Path = Screenshot("review-receipt.png"), FullPage = true });
     }
 
-    /// <summary>docs/screenshots/NAME in the repository (found from the test's folder upwards).</summary>
+    /// <summary>
+    /// docs/screenshots/NAME in the repository when WARDEN_SCREENSHOTS=1 (to refresh the committed ones),
+    /// else a temporary folder, so a test run leaves the working tree clean.
+    /// </summary>
     private static string Screenshot(string name)
     {
+        if (Environment.GetEnvironmentVariable("WARDEN_SCREENSHOTS") != "1")
+        {
+            var temp = Path.Combine(Path.GetTempPath(), "warden-screenshots");
+            Directory.CreateDirectory(temp);
+            return Path.Combine(temp, name);
+        }
+
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Warden.sln")))
         {

@@ -7,6 +7,9 @@ namespace Warden.Server.Review;
 /// </summary>
 public sealed class ReviewOptions
 {
+    /// <summary>Whether matched uploads open review cases (default true). Off: nothing is added to cases and no media is kept, e.g. on match-only nodes.</summary>
+    public bool CaseIntake { get; set; } = true;
+
     /// <summary>SQLite file of the review state (cases, users, sessions, audit log, evidence catalogue, report outbox). Default: next to the database file, <c>NAME.review.db</c>.</summary>
     public string? Database { get; set; }
 

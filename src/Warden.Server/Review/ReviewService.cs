@@ -130,7 +130,7 @@ public sealed partial class ReviewService : IDisposable
         ArgumentNullException.ThrowIfNull(response);
         ArgumentNullException.ThrowIfNull(context);
         var hits = response.Hits.Where(h => h.BankKind == "block" && !h.Suppressed && !h.FloodQuarantined).ToList();
-        if (hits.Count == 0)
+        if (hits.Count == 0 || !_options.CaseIntake)
         {
             return;
         }

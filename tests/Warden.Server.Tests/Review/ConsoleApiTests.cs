@@ -193,6 +193,16 @@ public sealed class ConsoleApiTests
     }
 
     [Fact]
+    public async Task With_case_intake_off_matches_open_no_case_and_keep_no_media()
+    {
+        await using var h = await ReviewHarness.StartAsync(configure: r => r.CaseIntake = false);
+        await h.SeedCaseAsync(); // the uploads still match
+        using var alice = await h.LoginAsync();
+        Assert.Equal(0, (await alice.GetAsync("queue")).GetArrayLength());
+        Assert.Empty(new SqliteEvidenceCatalog(h.Review.Database).Live());
+    }
+
+    [Fact]
     public async Task Decisions_can_require_viewing_by_policy()
     {
         await using var h = await ReviewHarness.StartAsync(configure: r => r.AllowDecisionWithoutViewing = false);

@@ -57,10 +57,12 @@ internal static class ReviewCommand
             }
 
             string[] classes = ["A1", "B1", "B2"];
+            var pdqs = new List<string>();
             for (var i = 0; i < 3; i++)
             {
                 using var hash = await http.PostAsync("v1/hash", new ByteArrayContent(DemoImage(i, 90)), ct).ConfigureAwait(false);
-                var pdq = JsonDocument.Parse(await hash.Content.ReadAsStringAsync(ct).ConfigureAwait(false)).RootElement.GetProperty("pdq").GetProperty("hash").GetString();
+                var pdq = JsonDocument.Parse(await hash.Content.ReadAsStringAsync(ct).ConfigureAwait(false)).RootElement.GetProperty("pdq").GetProperty("hash").GetString()!;
+                pdqs.Add(pdq);
                 using var entry = await http.PostAsJsonAsync("v1/banks/demo-known/entries", new { signal_type = "pdq", signal = pdq, labels = new Dictionary<string, string> { ["classification"] = classes[i] } }, ct).ConfigureAwait(false);
                 if (!entry.IsSuccessStatusCode && entry.StatusCode != System.Net.HttpStatusCode.Conflict)
                 {
@@ -69,7 +71,23 @@ internal static class ReviewCommand
                 }
             }
 
-            await Task.Delay(1500, ct).ConfigureAwait(false); // the live index polls for new entries
+            // The live index polls storage for new entries: wait until all three match (at most 30 s).
+            for (var tries = 0; tries < 300; tries++)
+            {
+                var indexed = 0;
+                foreach (var pdq in pdqs)
+                {
+                    var r = JsonDocument.Parse(await http.GetStringAsync($"v1/match?signal_type=pdq&signal={pdq}", ct).ConfigureAwait(false));
+                    indexed += r.RootElement.GetProperty("matched").GetBoolean() ? 1 : 0;
+                }
+
+                if (indexed == pdqs.Count)
+                {
+                    break;
+                }
+
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
             var uploads = new (int Seed, int Quality)[] { (0, 90), (0, 60), (1, 90), (2, 85) };
             var n = 0;
             foreach (var (s, q) in uploads)

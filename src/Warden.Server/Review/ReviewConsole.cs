@@ -29,6 +29,9 @@ public static class ReviewConsole
 
     private const string SessionItem = "warden.review.session";
 
+    // PBKDF2 costs ~150 ms of CPU: at most this many run at once, so login floods cannot starve matching.
+    private static readonly SemaphoreSlim LoginGate = new(Math.Max(1, Environment.ProcessorCount / 2));
+
     /// <summary>Registers the review services and the report delivery worker.</summary>
     public static IServiceCollection AddReviewConsole(this IServiceCollection services)
     {
@@ -117,8 +120,23 @@ public static class ReviewConsole
             return Problem(400, "invalid_request", "User name and password are required.");
         }
 
+        if (!await LoginGate.WaitAsync(TimeSpan.FromSeconds(5), c.RequestAborted).ConfigureAwait(false))
+        {
+            c.Response.Headers.RetryAfter = "5";
+            return Problem(429, "rate_limited", "Too many logins at once; retry shortly.");
+        }
+
         var found = r.Store.FindUser(body.Username);
-        var ok = PasswordHashing.Verify(body.Password, found?.PasswordHash ?? PasswordHashing.Decoy) && found is { User.Disabled: false } && IsReviewRole(found.Value.User.Role);
+        bool ok;
+        try
+        {
+            ok = PasswordHashing.Verify(body.Password, found?.PasswordHash ?? PasswordHashing.Decoy) && found is { User.Disabled: false } && IsReviewRole(found.Value.User.Role);
+        }
+        finally
+        {
+            LoginGate.Release();
+        }
+
         if (!ok)
         {
             r.Audit.Append(new AuditEntry(body.Username, "user.login_failed", "user:" + body.Username));

@@ -82,10 +82,18 @@ internal sealed class ReviewHarness : IAsyncDisposable
             (await admin.PostAsJsonAsync("v1/banks/known/entries", new { signal_type = "pdq", signal = pdq, labels = new Dictionary<string, string> { ["classification"] = cls } })).EnsureSuccessStatusCode();
         }
 
+        // Both entries must be in the live index (it may have picked up one change per poll).
+        var pdqs = new[] { await PdqAsync(admin, Media.Jpeg(1)), await PdqAsync(admin, Media.Jpeg(2)) };
         for (var i = 0; i < 100; i++)
         {
-            var r = await admin.GetFromJsonAsync<JsonElement>("v1/match?signal_type=pdq&signal=" + await PdqAsync(admin, Media.Jpeg(1)));
-            if (r.GetProperty("matched").GetBoolean())
+            var matched = 0;
+            foreach (var pdq in pdqs)
+            {
+                var r = await admin.GetFromJsonAsync<JsonElement>("v1/match?signal_type=pdq&signal=" + pdq);
+                matched += r.GetProperty("matched").GetBoolean() ? 1 : 0;
+            }
+
+            if (matched == pdqs.Length)
             {
                 return;
             }

@@ -11,6 +11,7 @@ using Warden.Bench;
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
 //   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
 //   model [--gib 2] [--passes 2]   model fingerprint throughput (GB/s, one core and two) on a synthetic checkpoint in /tmp
+//   console [--uploads N]       warden serve with the review console: matched-upload latency, case log replay
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -23,6 +24,7 @@ return args.FirstOrDefault() switch
     "provenance" => ProvenanceCommand.Run(args[1..]),
     "video" => VideoCommand.Run(args[1..]),
     "model" => ModelBenchCommand.Run(args[1..]),
+    "console" => ConsoleCommand.Run(args[1..]),
     _ => Run(args),
 };
 

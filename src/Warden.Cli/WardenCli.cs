@@ -27,6 +27,8 @@ public static class WardenCli
             ServeCommand.Keys(output, error),
             ProvenanceCommand.Create(output, error),
             ModelCommand.Create(output, error),
+            UserCommand.Create(output, error),
+            ReviewCommand.Create(output, error),
         };
 
         var parse = root.Parse(args);

@@ -1,4 +1,5 @@
 using Warden.Core.Imaging;
+using Warden.Server.Review;
 
 namespace Warden.Server;
 
@@ -70,6 +71,9 @@ public sealed class ServerOptions
 
     /// <summary>Largest remote file fetched for <c>?url=</c> (bytes).</summary>
     public long MaxRemoteFileBytes { get; set; } = 100L * 1024 * 1024;
+
+    /// <summary>Review console, evidence preservation and reporting (section <c>Warden:Review</c>).</summary>
+    public ReviewOptions Review { get; set; } = new();
 
     internal ImageLimits ImageLimits => ImageLimits.Default with { MaxPixels = MaxImagePixels, MaxBytes = MaxUploadBytes };
 }

@@ -18,6 +18,7 @@ using Warden.Server.Api;
 using Warden.Server.Auth;
 using Warden.Server.Data;
 using Warden.Server.Index;
+using Warden.Server.Review;
 using Warden.Storage;
 
 namespace Warden.Server;
@@ -67,6 +68,7 @@ public static class WardenServer
         services.AddHostedService<WebhookDeliverer>();
         services.AddHttpClient(WebhookDeliverer.ClientName).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) });
         services.AddHttpClient(UrlFetcher.ClientName).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
+        services.AddReviewConsole();
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o =>
@@ -178,6 +180,7 @@ public static class WardenServer
         V1Endpoints.Map(app);
         HmaEndpoints.Map(app);
         ModelEndpoints.Map(app);
+        app.MapReviewConsole();
 
         // Touch the stores now so a bad database fails at start with a clear message, not on the first request.
         app.Services.GetRequiredService<BankStore>();

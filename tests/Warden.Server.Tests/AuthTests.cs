@@ -11,7 +11,8 @@ namespace Warden.Server.Tests;
 /// <summary>Every endpoint of the running app, found from its routing table, with no key, a wrong key and a key of the wrong role.</summary>
 public sealed class AuthTests
 {
-    private static readonly string[] Public = ["/healthz", "/readyz", "/status", "/status/live", "/openapi/{documentName}.json", "/docs/{documentName?}", "/docs"];
+    private static readonly string[] Public = ["/healthz", "/readyz", "/status", "/status/live", "/openapi/{documentName}.json", "/docs/{documentName?}", "/docs",
+        "/review", "/review/app.js", "/review/app.css", "/review/api/login"]; // the console's static page and its login
 
     private static IEnumerable<(string Method, string Path, string? Policy)> Endpoints(TestServer server)
     {
@@ -57,6 +58,15 @@ public sealed class AuthTests
                 Assert.Null(policy);
                 var open = await anonymous.SendAsync(Request(method, path));
                 Assert.NotEqual(HttpStatusCode.Unauthorized, open.StatusCode);
+                continue;
+            }
+
+            if (pattern.StartsWith("/review/api/", StringComparison.Ordinal))
+            {
+                // Review console endpoints take a login session, never an API key (more in Review/ConsoleApiTests).
+                Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.SendAsync(Request(method, path))).StatusCode);
+                using var adminKey = server.Client(Role.Admin);
+                Assert.Equal(HttpStatusCode.Unauthorized, (await adminKey.SendAsync(Request(method, path))).StatusCode);
                 continue;
             }
 

@@ -74,11 +74,13 @@ internal static partial class V1Endpoints
         return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false));
     }
 
-    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] Review.UploadQuery upload, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
-        var upload = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var (hashes, video) = await service.HashAnyAsync(upload.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
-        return Results.Ok(service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId)), (provenance ?? true) && video is null ? upload.Data : null, video));
+        var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
+        var (hashes, video) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
+        var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId)), (provenance ?? true) && video is null ? content.Data : null, video);
+        await Review.ReviewIntake.AfterMatchAsync(context, content.Data, hashes, response, Uploader(uploaderId), upload, cancellationToken).ConfigureAwait(false);
+        return Results.Ok(response);
     }
 
     private static async Task<IResult> ProvenanceAsync(HttpRequest request, MatchService service, ServerOptions options, CancellationToken cancellationToken)

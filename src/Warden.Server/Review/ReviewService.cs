@@ -1,0 +1,481 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Warden.Core.Banks;
+using Warden.Core.Hashing;
+using Warden.Core.Hashing.Pdq;
+using Warden.Review.Audit;
+using Warden.Review.Cases;
+using Warden.Review.Evidence;
+using Warden.Review.Reporting;
+using Warden.Review.Storage;
+using Warden.Server.Api;
+using Warden.Storage;
+
+namespace Warden.Server.Review;
+
+/// <summary>Upload context the match API was given with the content.</summary>
+/// <param name="UploaderId">Platform user id.</param>
+/// <param name="IpAddress">Upload IP.</param>
+/// <param name="Url">Where the content is or would be published.</param>
+/// <param name="UploadedAt">When the platform received it.</param>
+/// <param name="FileName">The uploader's file name.</param>
+public sealed record UploaderContext(string? UploaderId, string? IpAddress, string? Url, DateTimeOffset? UploadedAt, string? FileName);
+
+/// <summary>A refusal the console shows as-is (HTTP status + message).</summary>
+public sealed class ReviewException(int status, string code, string message) : Exception(message)
+{
+    /// <summary>HTTP status.</summary>
+    public int Status { get; } = status;
+
+    /// <summary>Stable code.</summary>
+    public string Code { get; } = code;
+}
+
+/// <summary>
+/// The review side of <c>warden serve</c>: turns actionable matches into cases (per uploader, clustered by
+/// PDQ ≤ 10), preserves media in the evidence vault when configured, records decisions, reveals and
+/// reports, and keeps every case change in a durable event log that is replayed at start.
+/// </summary>
+public sealed partial class ReviewService : IDisposable
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private readonly ReviewOptions _options;
+    private readonly BankStore _banks;
+    private readonly ILogger<ReviewService> _log;
+    private readonly Queue<string> _replayIds = new();
+    private readonly Lock _write = new();
+
+    /// <summary>Opens the review database, the vault (when configured) and replays the case log.</summary>
+    public ReviewService(ServerOptions server, BankStore banks, ILogger<ReviewService> log)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        _options = server.Review;
+        _banks = banks;
+        _log = log;
+        var path = _options.Database ?? DefaultPath(server.Database);
+        Database = ReviewDatabase.Open(path);
+        Store = new ReviewStore(path);
+        Audit = new AuditLog(new SqliteAuditStore(Database));
+        Deliveries = new SqliteDeliveryStore(Database);
+        if (!string.IsNullOrWhiteSpace(_options.EvidenceDirectory) && !string.IsNullOrWhiteSpace(_options.MasterKey))
+        {
+            var keys = VaultKeyRing.FromBase64(new Dictionary<string, string> { [_options.MasterKeyId] = _options.MasterKey }, _options.MasterKeyId);
+            Vault = new EvidenceVault(new FileSystemBlobStore(_options.EvidenceDirectory), new SqliteEvidenceCatalog(Database), keys, audit: Audit);
+        }
+
+        Cases = new CaseBuilder(newId: () => _replayIds.Count > 0 ? _replayIds.Dequeue() : Guid.CreateVersion7().ToString("N"));
+        Replay();
+    }
+
+    /// <summary>The review database file.</summary>
+    public ReviewDatabase Database { get; }
+
+    /// <summary>Console tables.</summary>
+    public ReviewStore Store { get; }
+
+    /// <summary>Hash-chained audit log.</summary>
+    public AuditLog Audit { get; }
+
+    /// <summary>Report outbox.</summary>
+    public SqliteDeliveryStore Deliveries { get; }
+
+    /// <summary>Evidence vault, or null when preservation is off.</summary>
+    public EvidenceVault? Vault { get; }
+
+    /// <summary>Cases in memory (rebuilt from the log).</summary>
+    public CaseBuilder Cases { get; }
+
+    /// <summary>Settings.</summary>
+    public ReviewOptions Options => _options;
+
+    /// <summary>The default review file: beside a SQLite database; for PostgreSQL, <c>DATABASE.review.db</c> in the working folder.</summary>
+    public static string DefaultPath(string database)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        if (!WardenDatabase.IsPostgres(database))
+        {
+            return Path.ChangeExtension(database, ".review.db");
+        }
+
+        string? name = null;
+        if (Uri.TryCreate(database.Trim(), UriKind.Absolute, out var uri) && uri.Scheme.StartsWith("postgres", StringComparison.OrdinalIgnoreCase))
+        {
+            name = uri.AbsolutePath.Trim('/');
+        }
+        else
+        {
+            try
+            {
+                var builder = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = database };
+                name = builder.TryGetValue("Database", out var d) ? d?.ToString() : null;
+            }
+            catch (ArgumentException)
+            {
+            }
+        }
+
+        name = string.Concat((name ?? "").Where(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'));
+        return (name.Length == 0 ? "warden" : name) + ".review.db";
+    }
+
+    /// <summary>
+    /// Called by the match API after an upload matched: an actionable hit (block list, not suppressed or
+    /// flood-quarantined) becomes a case item. Preserves the media when the vault is configured.
+    /// </summary>
+    public async Task IntakeAsync(byte[] data, ContentHashes hashes, MatchResponse response, UploaderContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(hashes);
+        ArgumentNullException.ThrowIfNull(response);
+        ArgumentNullException.ThrowIfNull(context);
+        var hits = response.Hits.Where(h => h.BankKind == "block" && !h.Suppressed && !h.FloodQuarantined).ToList();
+        if (hits.Count == 0 || !_options.CaseIntake)
+        {
+            return;
+        }
+
+        var submissionId = Guid.CreateVersion7().ToString("N");
+        var receivedAt = DateTimeOffset.UtcNow;
+        string? evidence = null;
+        if (Vault is not null)
+        {
+            var sealedContext = new Dictionary<string, string> { ["submission"] = submissionId, ["uploader"] = context.UploaderId ?? "" };
+            evidence = await Vault.StoreAsync(data, sealedContext, null, EvidenceActor.Component("system:match-api"), cancellationToken).ConfigureAwait(false);
+        }
+
+        var record = new SubmissionRecord(
+            submissionId,
+            string.IsNullOrWhiteSpace(context.UploaderId) ? "unknown" : context.UploaderId,
+            receivedAt.ToUnixTimeMilliseconds(),
+            hashes.Image?.Pdq.Hash.ToString(),
+            new Dictionary<string, string> { ["md5"] = hashes.Exact.Md5Hex, ["sha1"] = hashes.Exact.Sha1Hex, ["sha256"] = hashes.Exact.Sha256Hex },
+            [.. hits.Select(h => new MatchRecord(h.Bank, h.SignalType, h.Distance, h.Labels))],
+            context.IpAddress,
+            context.Url,
+            context.UploadedAt?.ToUnixTimeMilliseconds(),
+            context.FileName,
+            evidence);
+        lock (_write)
+        {
+            var c = Cases.Add(record.ToSubmission());
+            Store.AppendEvent("submission", c.Id, c.ClusterOf(submissionId)!.Id, JsonSerializer.Serialize(record, Json));
+        }
+    }
+
+    /// <summary>Records a decision on a cluster (durably, then in memory) and audits it.</summary>
+    public ClusterDecision Decide(ConsoleUser user, string caseId, string clusterId, DecisionRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(request);
+        var @case = Cases.Find(caseId) ?? throw new ReviewException(404, "not_found", "No such case.");
+        var cluster = @case.Clusters.FirstOrDefault(c => c.Id == clusterId) ?? throw new ReviewException(404, "not_found", "No such cluster.");
+        var verdict = request.Verdict switch
+        {
+            "confirmed" => Verdict.Confirmed,
+            "false_positive" => Verdict.FalsePositive,
+            _ => throw new ReviewException(400, "invalid_request", "verdict is 'confirmed' or 'false_positive'."),
+        };
+        var viewed = cluster.Members.Any(m => m.EvidenceRef is { } e && Vault is not null && Vault.Views(e).Any(v => v.ActorKind == ActorKind.Human && v.What == "revealed"));
+        if (!viewed && Vault is not null && cluster.Representative.EvidenceRef is not null && !_options.AllowDecisionWithoutViewing)
+        {
+            throw new ReviewException(409, "view_required", "Policy requires viewing the media before deciding.");
+        }
+
+        var decision = new ClusterDecision(
+            verdict,
+            user.Username,
+            DateTimeOffset.UtcNow,
+            verdict == Verdict.Confirmed ? NullIfEmpty(request.Classification) : null,
+            verdict == Verdict.Confirmed && request.Annotations is { Count: > 0 } a ? new HashSet<string>(a, StringComparer.Ordinal) : null,
+            NullIfEmpty(request.IncidentType),
+            DecidedWithoutViewing: !viewed,
+            Note: NullIfEmpty(request.Note));
+        lock (_write)
+        {
+            try
+            {
+                // The builder validates first and changes nothing when it throws; the event is written only after.
+                Cases.Decide(caseId, clusterId, decision);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new ReviewException(400, "invalid_request", ex.Message.Split(" (Parameter", StringSplitOptions.None)[0]);
+            }
+            catch (InvalidOperationException ex)
+            {
+                throw new ReviewException(409, "conflict", ex.Message);
+            }
+
+            Store.AppendEvent("decision", caseId, clusterId, JsonSerializer.Serialize(DecisionRecord.From(decision), Json));
+        }
+
+        Audit.Append(new AuditEntry(user.Username, "review.decide", "case:" + caseId, new Dictionary<string, string>
+        {
+            ["cluster"] = clusterId,
+            ["verdict"] = request.Verdict,
+            ["classification"] = decision.Classification ?? "",
+            ["annotations"] = string.Join(',', decision.FileAnnotations ?? new HashSet<string>()),
+            ["incident_type"] = decision.IncidentType ?? "",
+            ["viewed"] = viewed ? "true" : "false",
+            ["members"] = cluster.Members.Count.ToString(CultureInfo.InvariantCulture),
+        }));
+        if (verdict == Verdict.FalsePositive)
+        {
+            AllowList(user, @case, cluster);
+        }
+
+        return decision;
+    }
+
+    /// <summary>Logs a reveal (vault view + audit) after the exposure cap check; returns today's count.</summary>
+    public async Task<int> RevealAsync(ConsoleUser user, string caseId, string itemId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        var vault = Vault ?? throw new ReviewException(404, "not_found", "Evidence preservation is off: there is no media to reveal.");
+        RequireItem(caseId, itemId);
+        var count = Store.TryExpose(user.Id, Today(), _options.DailyExposureCap)
+            ?? throw new ReviewException(429, "exposure_cap", $"Daily exposure cap reached ({_options.DailyExposureCap} reveals). Reveals resume tomorrow (UTC).");
+        await vault.ReadAsync(itemId, new EvidenceAccess(EvidenceActor.Person(user.Username), $"review of case {caseId}", Revealed: true), cancellationToken).ConfigureAwait(false);
+        return count;
+    }
+
+    /// <summary>Decrypts an item for display (obscured view record).</summary>
+    public async Task<byte[]> MediaAsync(ConsoleUser user, string caseId, string itemId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        var vault = Vault ?? throw new ReviewException(404, "not_found", "Evidence preservation is off.");
+        RequireItem(caseId, itemId);
+        var content = await vault.ReadAsync(itemId, new EvidenceAccess(EvidenceActor.Person(user.Username), $"review of case {caseId}", Revealed: false), cancellationToken).ConfigureAwait(false);
+        return content.Media;
+    }
+
+    /// <summary>Builds the CyberTipline report of a decided case and queues it; idempotent per case.</summary>
+    public Delivery FileReport(ConsoleUser user, string caseId)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        var @case = Cases.Find(caseId) ?? throw new ReviewException(404, "not_found", "No such case.");
+        if (Deliveries.FindByCase(caseId, NcmecDestination.DestinationName) is { } existing)
+        {
+            return existing;
+        }
+
+        if (!@case.IsFullyDecided)
+        {
+            throw new ReviewException(409, "not_decided", "Decide every cluster before filing.");
+        }
+
+        var settings = _options.CyberTipline;
+        var env = string.Equals(settings.Environment, "production", StringComparison.OrdinalIgnoreCase) ? CyberTiplineEnvironment.Production : CyberTiplineEnvironment.Test;
+        var now = DateTimeOffset.UtcNow;
+        Delivery delivery;
+        lock (_write)
+        {
+            try
+            {
+                var package = CaseReportBuilder.Build(
+                    @case,
+                    new ReportSettings
+                    {
+                        Reporter = new ReporterInfo(new CyberTipPerson(settings.ReporterFirstName, settings.ReporterLastName, Emails: [settings.ReporterEmail])),
+                        ServiceName = settings.ServiceName,
+                        IndustryClassificationMou = settings.IndustryClassificationMou,
+                    },
+                    e => Vault?.ViewedByEsp(e) ?? false,
+                    now);
+                delivery = CaseReportBuilder.EnqueueForNcmec(Deliveries, package, env, now);
+            }
+            catch (InvalidOperationException ex)
+            {
+                throw new ReviewException(409, "not_reportable", ex.Message);
+            }
+
+            Store.AppendEvent("close", caseId, null, JsonSerializer.Serialize(new CloseRecord(true), Json));
+            Cases.Close(caseId, reported: true);
+        }
+
+        if (Vault is not null)
+        {
+            // Reported evidence is kept for the post-report retention period (18 U.S.C. § 2258A(h)); never shortened.
+            foreach (var item in @case.Clusters.Where(c => c.Decision?.Verdict == Verdict.Confirmed).SelectMany(c => c.Members).Select(x => x.EvidenceRef).OfType<string>())
+            {
+                try
+                {
+                    Vault.MarkReported(item, now, user.Username);
+                }
+                catch (EvidenceException)
+                {
+                    // Already destroyed (a legal request): the delivery reports it missing with an alarm.
+                }
+            }
+        }
+
+        Audit.Append(new AuditEntry(user.Username, "report.file", "case:" + caseId, new Dictionary<string, string>
+        {
+            ["delivery"] = delivery.Id.ToString(CultureInfo.InvariantCulture),
+            ["environment"] = delivery.Environment,
+        }));
+        return delivery;
+    }
+
+    /// <summary>Closes a case whose clusters are all false positives (nothing to report).</summary>
+    public void CloseWithoutReport(ConsoleUser user, string caseId)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        var @case = Cases.Find(caseId) ?? throw new ReviewException(404, "not_found", "No such case.");
+        if (!@case.IsFullyDecided || @case.Clusters.Any(c => c.Decision!.Verdict == Verdict.Confirmed))
+        {
+            throw new ReviewException(409, "conflict", "Only a fully decided case without confirmed clusters closes without a report.");
+        }
+
+        lock (_write)
+        {
+            Store.AppendEvent("close", caseId, null, JsonSerializer.Serialize(new CloseRecord(false), Json));
+            Cases.Close(caseId, reported: false);
+        }
+
+        Audit.Append(new AuditEntry(user.Username, "review.close", "case:" + caseId));
+    }
+
+    /// <summary>Today (UTC) as the exposure counter's key.</summary>
+    public static string Today() => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+    }
+
+    private void RequireItem(string caseId, string itemId)
+    {
+        var @case = Cases.Find(caseId) ?? throw new ReviewException(404, "not_found", "No such case.");
+        if (!@case.Submissions.Any(s => s.EvidenceRef == itemId))
+        {
+            throw new ReviewException(404, "not_found", "No such item in this case.");
+        }
+    }
+
+    private void AllowList(ConsoleUser user, ReviewCase @case, Cluster cluster)
+    {
+        var bank = _banks.GetBank(_options.FalsePositiveBank) ?? CreateAllowBank();
+        var records = cluster.Members.Where(m => m.Pdq is not null)
+            .Select(m => new BankEntryRecord("pdq", m.Pdq!.Value.ToString(), new Dictionary<string, string> { ["source"] = "review", ["case"] = @case.Id }, $"False positive decided by {user.Username}"))
+            .DistinctBy(r => r.Signal)
+            .ToList();
+        if (records.Count == 0)
+        {
+            return;
+        }
+
+        _banks.Import(bank.Id, records, "review");
+        Audit.Append(new AuditEntry(user.Username, "bank.allow", "bank:" + bank.Name, new Dictionary<string, string> { ["case"] = @case.Id, ["cluster"] = cluster.Id, ["entries"] = records.Count.ToString(CultureInfo.InvariantCulture) }));
+    }
+
+    private Bank CreateAllowBank()
+    {
+        try
+        {
+            return _banks.CreateBank(_options.FalsePositiveBank, BankKind.AllowList, description: "PDQs that reviewers decided were false positives.");
+        }
+        catch (StorageException)
+        {
+            return _banks.RequireBank(_options.FalsePositiveBank); // created concurrently
+        }
+    }
+
+    private void Replay()
+    {
+        var n = 0;
+        foreach (var e in Store.Events())
+        {
+            n++;
+            switch (e.Kind)
+            {
+                case "submission":
+                    var record = JsonSerializer.Deserialize<SubmissionRecord>(e.Body, Json)!;
+                    _replayIds.Clear();
+                    if (Cases.Find(e.CaseId) is null)
+                    {
+                        _replayIds.Enqueue(e.CaseId);
+                    }
+
+                    _replayIds.Enqueue(e.ClusterId!);
+                    Cases.Add(record.ToSubmission());
+                    _replayIds.Clear();
+                    break;
+                case "decision":
+                    Cases.Decide(e.CaseId, e.ClusterId!, JsonSerializer.Deserialize<DecisionRecord>(e.Body, Json)!.ToDecision());
+                    break;
+                case "close":
+                    Cases.Close(e.CaseId, JsonSerializer.Deserialize<CloseRecord>(e.Body, Json)!.Reported);
+                    break;
+                default:
+                    LogUnknownEvent(_log, e.Kind, e.Seq);
+                    break;
+            }
+        }
+
+        if (n > 0)
+        {
+            LogReplayed(_log, n);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Unknown case event kind {Kind} at {Seq}")]
+    private static partial void LogUnknownEvent(ILogger logger, string kind, long seq);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Review: replayed {Count} case events")]
+    private static partial void LogReplayed(ILogger logger, int count);
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
+}
+
+/// <summary>A decision as the console sends it.</summary>
+/// <param name="Verdict"><c>confirmed</c> or <c>false_positive</c>.</param>
+/// <param name="Classification">A1, A2, B1 or B2.</param>
+/// <param name="Annotations">NCMEC file annotations.</param>
+/// <param name="IncidentType">NCMEC incident type.</param>
+/// <param name="Note">Free text.</param>
+public sealed record DecisionRequest(string? Verdict, string? Classification, IReadOnlyList<string>? Annotations, string? IncidentType, string? Note);
+
+internal sealed record MatchRecord(string Bank, string SignalType, int Distance, IReadOnlyDictionary<string, string> Labels);
+
+internal sealed record SubmissionRecord(
+    string Id,
+    string Uploader,
+    long ReceivedAt,
+    string? Pdq,
+    Dictionary<string, string> Hashes,
+    IReadOnlyList<MatchRecord> Matches,
+    string? Ip,
+    string? Url,
+    long? UploadedAt,
+    string? FileName,
+    string? Evidence)
+{
+    public MatchedSubmission ToSubmission() => new(
+        Id,
+        Uploader,
+        DateTimeOffset.FromUnixTimeMilliseconds(ReceivedAt),
+        Pdq is null ? null : PdqHash.Parse(Pdq),
+        Hashes,
+        [.. Matches.Select(m => new MatchEvidence(m.Bank, m.SignalType, m.Distance, m.Labels))],
+        new UploadContext(Ip, null, UploadedAt is { } u ? DateTimeOffset.FromUnixTimeMilliseconds(u) : null, Url, FileName),
+        Evidence);
+}
+
+internal sealed record DecisionRecord(string Verdict, string Reviewer, long At, string? Classification, IReadOnlyList<string>? Annotations, string? IncidentType, bool WithoutViewing, string? Note)
+{
+    public static DecisionRecord From(ClusterDecision d) => new(d.Verdict.ToString(), d.Reviewer, d.At.ToUnixTimeMilliseconds(), d.Classification, d.FileAnnotations?.Order(StringComparer.Ordinal).ToList(), d.IncidentType, d.DecidedWithoutViewing, d.Note);
+
+    public ClusterDecision ToDecision() => new(
+        Enum.Parse<Verdict>(Verdict),
+        Reviewer,
+        DateTimeOffset.FromUnixTimeMilliseconds(At),
+        Classification,
+        Annotations is null ? null : new HashSet<string>(Annotations, StringComparer.Ordinal),
+        IncidentType,
+        WithoutViewing,
+        Note);
+}
+
+internal sealed record CloseRecord(bool Reported);

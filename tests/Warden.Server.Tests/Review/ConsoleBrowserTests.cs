@@ -1,0 +1,111 @@
+using Microsoft.Playwright;
+using Warden.Review.Evidence;
+
+namespace Warden.Server.Tests.Review;
+
+/// <summary>
+/// The console in a real browser (Playwright driving Debian's Chromium; no browser is ever downloaded).
+/// Skips when /usr/bin/chromium is absent (scripts/test installs it).
+/// </summary>
+public sealed class ConsoleBrowserTests
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    [SkippableFact]
+    public async Task A_reviewer_logs_in_reviews_blurred_media_decides_and_files_a_report()
+    {
+        Skip.IfNot(File.Exists(Chromium), "Chromium is not installed at /usr/bin/chromium (apt-get install chromium).");
+        await using var h = await ReviewHarness.StartAsync();
+        await h.SeedCaseAsync();
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Chromium,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+        page.SetDefaultTimeout(30_000);
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review").ToString());
+
+        // A wrong password is refused on the page.
+        await page.GetByLabel("User name").FillAsync("alice");
+        await page.GetByLabel("Password").FillAsync("not the password");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#login-error")).ToContainTextAsync("Wrong user name or password");
+
+        await page.GetByLabel("Password").FillAsync(ReviewHarness.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await page.Locator("#queue").WaitForAsync();
+        await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(1);
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-queue.png") });
+
+        await page.Locator("a.case-link").First.ClickAsync();
+        var media = page.Locator("#media-0");
+        await media.WaitForAsync();
+        await page.WaitForFunctionAsync("() => { const i = document.getElementById('media-0'); return i && i.complete && i.naturalWidth > 0; }");
+        var filter = await media.EvaluateAsync<string>("e => getComputedStyle(e).filter");
+        Assert.Contains("blur", filter, StringComparison.Ordinal);
+        Assert.Contains("grayscale", filter, StringComparison.Ordinal);
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-case.png"), FullPage = true });
+
+        // Keyboard: j selects the next cluster, k the previous one.
+        await page.Locator("#view h2").ClickAsync();
+        await page.Keyboard.PressAsync("j");
+        await Assertions.Expect(page.Locator("#cluster-1")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("selected"));
+        await page.Keyboard.PressAsync("k");
+        await Assertions.Expect(page.Locator("#cluster-0")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("selected"));
+
+        // Reveal one item: the filter goes, and the view is logged as revealed by alice.
+        await page.Locator("#reveal-0").ClickAsync();
+        await page.WaitForFunctionAsync("() => getComputedStyle(document.getElementById('media-0')).filter === 'none'");
+        var item = await media.EvaluateAsync<string>("e => decodeURIComponent(e.getAttribute('src').split('/items/')[1].split('/')[0])");
+        Assert.Contains(h.Review.Vault!.Views(item), v => v.Actor == "alice" && v.What == "revealed" && v.ActorKind == ActorKind.Human);
+        Assert.Contains("blur", await page.Locator("#media-1").EvaluateAsync<string>("e => getComputedStyle(e).filter"), StringComparison.Ordinal); // per item
+
+        await page.Locator("#cls-0").SelectOptionAsync("A1");
+        await page.Locator("#confirm-0").ClickAsync();
+        await Assertions.Expect(page.Locator("#cluster-0 .decided")).ToContainTextAsync("confirmed A1");
+        // The second cluster by keyboard only: after a decision the next undecided cluster is selected;
+        // 3 picks B1, c confirms.
+        await Assertions.Expect(page.Locator("#cluster-1")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("selected"));
+        await page.Locator("#view h2").ClickAsync();
+        await page.Keyboard.PressAsync("3");
+        await Assertions.Expect(page.Locator("#cls-1")).ToHaveValueAsync("B1");
+        await page.Locator("#view h2").ClickAsync();
+        await page.Keyboard.PressAsync("c");
+        await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("confirmed B1");
+        await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("without viewing");
+
+        await page.Locator("#file-report").ClickAsync();
+        await Assertions.Expect(page.Locator("#report-status")).ToHaveTextAsync("finished", new() { Timeout = 60_000 });
+        var fake = Assert.Single(h.Fake.Reports);
+        await Assertions.Expect(page.Locator("#report-id")).ToHaveTextAsync(fake.ReportId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await Assertions.Expect(page.Locator("#receipts tbody tr").First).ToBeVisibleAsync();
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-receipt.png"), FullPage = true });
+    }
+
+    /// <summary>
+    /// docs/screenshots/NAME in the repository when WARDEN_SCREENSHOTS=1 (to refresh the committed ones),
+    /// else a temporary folder, so a test run leaves the working tree clean.
+    /// </summary>
+    private static string Screenshot(string name)
+    {
+        if (Environment.GetEnvironmentVariable("WARDEN_SCREENSHOTS") != "1")
+        {
+            var temp = Path.Combine(Path.GetTempPath(), "warden-screenshots");
+            Directory.CreateDirectory(temp);
+            return Path.Combine(temp, name);
+        }
+
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Warden.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        var target = Path.Combine(dir?.FullName ?? Path.GetTempPath(), "docs", "screenshots");
+        Directory.CreateDirectory(target);
+        return Path.Combine(target, name);
+    }
+}

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Warden.Core.Banks;
 using Warden.Core.Banks.Formats;
 using Warden.Server.Auth;
@@ -63,7 +64,16 @@ internal static partial class V1Endpoints
         admin.MapDelete("/keys/{id:long}", RevokeKey).WithSummary("Revoke an API key").Produces(StatusCodes.Status204NoContent);
         admin.MapGet("/webhooks", (ServerStore s) => s.ListWebhooks().Select(w => new WebhookDto(w.Id, w.Url, w.Enabled, w.CreatedAt, null))).WithSummary("List webhooks").Produces<IReadOnlyList<WebhookDto>>();
         admin.MapPost("/webhooks", CreateWebhook).WithSummary("Subscribe a webhook (HMAC-SHA256 signed POSTs)").Produces<WebhookDto>(StatusCodes.Status201Created);
-        admin.MapDelete("/webhooks/{id:long}", (long id, ServerStore s) => s.DeleteWebhook(id) ? Results.NoContent() : throw ApiException.NotFound($"No webhook {id}.")).WithSummary("Delete a webhook");
+        admin.MapDelete("/webhooks/{id:long}", (HttpContext context, long id, ServerStore s) =>
+        {
+            if (!s.DeleteWebhook(id))
+            {
+                throw ApiException.NotFound($"No webhook {id}.");
+            }
+
+            Audit(context, "webhook.delete", $"webhook:{id}");
+            return Results.NoContent();
+        }).WithSummary("Delete a webhook");
         admin.MapGet("/webhooks/deliveries", (string? state, int? limit, ServerStore s) => s.ListDeliveries(state, Math.Clamp(limit ?? 100, 1, 1000))).WithSummary("Recent webhook deliveries").Produces<IReadOnlyList<OutboxItem>>();
     }
 
@@ -127,7 +137,7 @@ internal static partial class V1Endpoints
         }
     }
 
-    private static IResult CreateBank(CreateBankRequest request, BankStore store, ServerStore server)
+    private static IResult CreateBank(HttpContext context, CreateBankRequest request, BankStore store, ServerStore server)
     {
         if (request is null || string.IsNullOrWhiteSpace(request.Name) || !BankName().IsMatch(request.Name))
         {
@@ -141,6 +151,7 @@ internal static partial class V1Endpoints
             server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
         }
 
+        Audit(context, "bank.create", $"bank:{bank.Name}", new Dictionary<string, string> { ["kind"] = BankDto.KindName(bank.Kind) });
         return Results.Created($"/v1/banks/{bank.Name}", Fresh(store, server, bank));
     }
 
@@ -148,7 +159,7 @@ internal static partial class V1Endpoints
 
     private static BankDto GetBank(string name, BankStore store, ServerStore server) => Fresh(store, server, Require(store, name));
 
-    private static BankDto UpdateBank(string name, UpdateBankRequest request, BankStore store, ServerStore server)
+    private static BankDto UpdateBank(HttpContext context, string name, UpdateBankRequest request, BankStore store, ServerStore server)
     {
         ArgumentNullException.ThrowIfNull(request);
         Require(store, name);
@@ -159,6 +170,12 @@ internal static partial class V1Endpoints
             server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
         }
 
+        Audit(context, "bank.update", $"bank:{bank.Name}", new Dictionary<string, string>
+        {
+            ["enabled"] = bank.Enabled ? "true" : "false",
+            ["kind"] = BankDto.KindName(bank.Kind),
+            ["pdq_threshold"] = bank.PdqThreshold?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+        });
         return Fresh(store, server, bank);
     }
 
@@ -290,17 +307,37 @@ internal static partial class V1Endpoints
         return GetEntry(id, store);
     }
 
-    private static IResult DeleteEntry(long id, BankStore store) =>
-        store.DeleteEntry(id) ? Results.NoContent() : throw ApiException.NotFound($"No live entry {id}.");
+    private static IResult DeleteEntry(HttpContext context, long id, BankStore store)
+    {
+        if (!store.DeleteEntry(id))
+        {
+            throw ApiException.NotFound($"No live entry {id}.");
+        }
+
+        Audit(context, "entry.delete", $"entry:{id}");
+        return Results.NoContent();
+    }
 
     private static IReadOnlyList<EntryFlag> ListFlags(bool? all, ServerStore server) => server.ListFlags(activeOnly: !(all ?? false));
 
-    private static IResult ClearFlag(long entryId, HttpContext context, ServerStore server) =>
-        server.ClearFlag(entryId, context.User.Actor()) ? Results.NoContent() : throw ApiException.NotFound($"Entry {entryId} has no active flood flag.");
+    private static IResult ClearFlag(long entryId, HttpContext context, ServerStore server)
+    {
+        if (!server.ClearFlag(entryId, context.User.Actor()))
+        {
+            throw ApiException.NotFound($"Entry {entryId} has no active flood flag.");
+        }
+
+        Audit(context, "flag.clear", $"entry:{entryId}");
+        return Results.NoContent();
+    }
+
+    // Configuration and key changes go to the hash-chained audit log with the acting key (never the secret).
+    private static void Audit(HttpContext context, string action, string subject, IReadOnlyDictionary<string, string>? details = null) =>
+        context.RequestServices.GetRequiredService<Review.ReviewService>().Audit.Append(new Warden.Review.Audit.AuditEntry(context.User.Actor(), action, subject, details));
 
     internal static KeyDto ToDto(ApiKeyRecord k, string? key) => new(k.Id, k.PublicId, k.Name, Roles.Name(k.Role), k.CreatedAt, k.RevokedAt, key);
 
-    private static IResult CreateKey(CreateKeyRequest request, ServerStore server, ApiKeyCache cache)
+    private static IResult CreateKey(HttpContext context, CreateKeyRequest request, ServerStore server, ApiKeyCache cache)
     {
         if (request is null || string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
         {
@@ -314,10 +351,11 @@ internal static partial class V1Endpoints
 
         var (record, key) = server.CreateKey(request.Name, role);
         cache.Invalidate();
+        Audit(context, "key.create", $"key:{record.Id}", new Dictionary<string, string> { ["public_id"] = record.PublicId, ["role"] = Roles.Name(role), ["name"] = record.Name });
         return Results.Created($"/v1/keys/{record.Id}", ToDto(record, key));
     }
 
-    private static IResult RevokeKey(long id, ServerStore server, ApiKeyCache cache)
+    private static IResult RevokeKey(HttpContext context, long id, ServerStore server, ApiKeyCache cache)
     {
         if (!server.RevokeKey(id))
         {
@@ -325,10 +363,11 @@ internal static partial class V1Endpoints
         }
 
         cache.Invalidate();
+        Audit(context, "key.revoke", $"key:{id}");
         return Results.NoContent();
     }
 
-    private static IResult CreateWebhook(CreateWebhookRequest request, ServerStore server)
+    private static IResult CreateWebhook(HttpContext context, CreateWebhookRequest request, ServerStore server)
     {
         if (request is null || !Uri.TryCreate(request.Url, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
         {
@@ -342,6 +381,7 @@ internal static partial class V1Endpoints
 
         var secret = request.Secret ?? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         var hook = server.CreateWebhook(url.ToString(), secret);
+        Audit(context, "webhook.create", $"webhook:{hook.Id}", new Dictionary<string, string> { ["host"] = url.Host });
         return Results.Created($"/v1/webhooks/{hook.Id}", new WebhookDto(hook.Id, hook.Url, hook.Enabled, hook.CreatedAt, secret));
     }
 }

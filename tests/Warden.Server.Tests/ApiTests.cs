@@ -11,12 +11,7 @@ namespace Warden.Server.Tests;
 /// <summary>The native API on both databases: hashing, matching, banks, entries, imports, bad input.</summary>
 public sealed class ApiTests
 {
-    private static async Task<JsonElement> Json(HttpResponseMessage response, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == expected, $"expected {(int)expected}, got {(int)response.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
+    private static Task<JsonElement> Json(HttpResponseMessage response, HttpStatusCode expected = HttpStatusCode.OK) => HttpAssert.Json(response, expected);
 
     private static async Task<(int Status, string Code)> Problem(HttpResponseMessage response)
     {

@@ -14,12 +14,7 @@ namespace Warden.Server.Tests;
 /// </summary>
 public sealed class HmaCompatibilityTests
 {
-    private static async Task<JsonElement> Json(HttpResponseMessage response, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == expected, $"expected {(int)expected}, got {(int)response.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
+    private static Task<JsonElement> Json(HttpResponseMessage response, HttpStatusCode expected = HttpStatusCode.OK) => HttpAssert.Json(response, expected);
 
     private static MultipartFormDataContent Photo(byte[] jpeg)
     {

@@ -1,7 +1,9 @@
 using System.CommandLine;
+using Warden.Review.Audit;
 using Warden.Server;
 using Warden.Server.Auth;
 using Warden.Server.Data;
+using Warden.Server.Review;
 using Warden.Storage;
 
 namespace Warden.Cli;
@@ -72,6 +74,8 @@ internal static class ServeCommand
             }
 
             var (record, key) = store.CreateKey(p.GetRequiredValue(name), r);
+            UserCommand.Audit(ReviewService.DefaultPath(p.GetRequiredValue(db))).Append(new AuditEntry(
+                "cli", "key.create", $"key:{record.Id}", new Dictionary<string, string> { ["public_id"] = record.PublicId, ["role"] = Roles.Name(r), ["name"] = record.Name }));
             error.WriteLine($"warden: created {Roles.Name(record.Role)} key {record.Id} ({record.PublicId}) for '{record.Name}'. It is shown once; store it now.");
             output.WriteLine(key);
             return WardenCli.Ok;
@@ -101,6 +105,7 @@ internal static class ServeCommand
                 return WardenCli.SomeFailed;
             }
 
+            UserCommand.Audit(ReviewService.DefaultPath(p.GetRequiredValue(revokeDb))).Append(new AuditEntry("cli", "key.revoke", $"key:{p.GetRequiredValue(id)}"));
             error.WriteLine($"warden: revoked key {p.GetRequiredValue(id)}");
             return WardenCli.Ok;
         }));

@@ -11,7 +11,7 @@ internal static class TestData
     /// <summary>../shared/testdata, or null when absent (a user's clone).</summary>
     public static string? Shared { get; } = FindShared();
 
-    public const string SharedMissing = "../shared/testdata is absent (a user's clone): reference-image tests need Meta's PDQ test images, which are not redistributed here.";
+    public const string SharedMissing = "../shared/testdata is absent (a user's clone): its reference data (Meta's PDQ test images, NCMEC's CyberTipline schema and documents, …) is not redistributed here.";
 
     public static string SharedPath(params string[] parts)
     {

@@ -1,4 +1,5 @@
 using System.Xml.Linq;
+using Warden.Core.Tests;
 using Warden.Review.Cases;
 using Warden.Review.Reporting;
 

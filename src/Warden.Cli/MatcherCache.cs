@@ -63,18 +63,7 @@ internal static class MatcherCache
         return matcher;
     }
 
-    private static string SnapshotDir(BankStore store)
-    {
-        if (store.Database.FilePath is { } file)
-        {
-            return file + ".index";
-        }
-
-        var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
-            ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(cache, "warden", string.Create(CultureInfo.InvariantCulture, $"index-{store.DatabaseId():x}"));
-    }
+    private static string SnapshotDir(BankStore store) => store.CacheDirectory("index");
 
     private static string Key(BankStore store, IReadOnlyList<Bank> banks) =>
         string.Create(CultureInfo.InvariantCulture, $"v2;db={store.DatabaseId()};seq={store.ChangeSequence()};banks={string.Join(',', banks.Where(b => b.Enabled).Select(b => b.Id))}");

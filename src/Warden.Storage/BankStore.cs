@@ -225,6 +225,25 @@ public sealed class BankStore : IDisposable
     /// <summary>A random number fixed when the database was created: tells databases apart for caches kept outside them.</summary>
     public long DatabaseId() => Run(c => c.ExecuteScalar<long>("SELECT value FROM counters WHERE name = 'database_id'"));
 
+    /// <summary>
+    /// Where a cache derived from this database (an index snapshot) lives: beside a SQLite file as
+    /// <c>FILE.SUFFIX</c>; for PostgreSQL, which has no file to sit beside, under <c>$XDG_CACHE_HOME/warden/</c>
+    /// (else <c>~/.cache/warden/</c>) as <c>SUFFIX-DATABASEID</c>, so two databases never share one.
+    /// </summary>
+    public string CacheDirectory(string suffix)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(suffix);
+        if (_db.FilePath is { } file)
+        {
+            return file + "." + suffix;
+        }
+
+        var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
+            ? xdg
+            : System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return System.IO.Path.Combine(cache, "warden", string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{suffix}-{DatabaseId():x}"));
+    }
+
     /// <summary>Number of live (not deleted) entries per bank id.</summary>
     public IReadOnlyDictionary<long, long> CountEntries() =>
         Run(c => c.Query<(long BankId, long Count)>("SELECT bank_id, COUNT(*) FROM bank_entries WHERE deleted = 0 GROUP BY bank_id").ToDictionary(r => r.BankId, r => r.Count));

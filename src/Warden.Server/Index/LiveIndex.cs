@@ -58,22 +58,8 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
     /// <summary>Smallest index worth a snapshot; smaller ones build from the database about as fast.</summary>
     internal static long MinEntriesToSnapshot { get; set; } = 100_000;
 
-    /// <summary>
-    /// Where the index snapshot lives: beside a SQLite file (<c>DB.server-index/</c>) or, for PostgreSQL, under
-    /// <c>$XDG_CACHE_HOME/warden/</c> named by the database's random id.
-    /// </summary>
-    private string SnapshotDir()
-    {
-        if (store.Database.FilePath is { } file)
-        {
-            return file + ".server-index";
-        }
-
-        var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
-            ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(cache, "warden", string.Create(System.Globalization.CultureInfo.InvariantCulture, $"server-index-{store.DatabaseId():x}"));
-    }
+    // Beside a SQLite file (DB.server-index/), or under the XDG cache for PostgreSQL (BankStore.CacheDirectory).
+    private string SnapshotDir() => store.CacheDirectory("server-index");
 
     private static string BanksKey(IEnumerable<Bank> banks) => string.Join(',', banks.Where(b => b.Enabled).Select(b => b.Id));
 

@@ -84,10 +84,11 @@ internal static class HmaEndpoints
             : Results.Json(new { matches = hits.Select(h => h.EntryId).Distinct() });
     }
 
-    private static JsonObject ByBank(IEnumerable<MatchHit> hits, HashSet<string>? banks)
+    // HMA answers with actionable block-list hits only, one per entry (its best distance), grouped by bank name.
+    private static JsonObject ByBank(IEnumerable<HitDto> hits, HashSet<string>? banks)
     {
         var result = new JsonObject();
-        foreach (var group in hits.Where(h => !h.Suppressed && h.Bank.Kind == BankKind.BlockList && (banks is null || banks.Contains(h.Bank.Name))).GroupBy(h => h.Bank.Name))
+        foreach (var group in hits.Where(h => !h.Suppressed && !h.FloodQuarantined && h.BankKind == "block" && (banks is null || banks.Contains(h.Bank))).GroupBy(h => h.Bank))
         {
             var array = new JsonArray();
             foreach (var h in group.GroupBy(h => h.EntryId).Select(g => g.MinBy(x => x.Distance)!))
@@ -110,11 +111,11 @@ internal static class HmaEndpoints
             var data = await fetcher.FetchAsync(url, cancellationToken).ConfigureAwait(false);
             var hashes = await service.HashAsync(data, false, cancellationToken).ConfigureAwait(false);
             var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), null));
-            return Results.Json(new JsonObject { ["pdq"] = ByBank(ToHits(response, service), filter) });
+            return Results.Json(new JsonObject { ["pdq"] = ByBank(response.Hits, filter) });
         }
 
         var matched = service.MatchSignal(signalType ?? string.Empty, signal ?? string.Empty, new MatchContext(context.User.KeyId(), null));
-        return Results.Json(ByBank(ToHits(matched, service), filter));
+        return Results.Json(ByBank(matched.Hits, filter));
     }
 
     private static async Task<IResult> LookupUploadAsync(HttpContext context, string? banks, MatchService service, ServerOptions options, CancellationToken cancellationToken)
@@ -124,7 +125,7 @@ internal static class HmaEndpoints
         var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), null));
         var filter = BankFilter(banks);
         var result = new JsonObject();
-        foreach (var group in ToHits(response, service).GroupBy(h => h.SignalType))
+        foreach (var group in response.Hits.GroupBy(h => h.SignalType))
         {
             result[group.Key] = ByBank(group, filter);
         }
@@ -135,19 +136,6 @@ internal static class HmaEndpoints
         }
 
         return Results.Json(result);
-    }
-
-    // The matched hits as MatchHit-like records for grouping (bank by name; suppressed and flooded left out).
-    private static IEnumerable<MatchHit> ToHits(MatchResponse response, MatchService service)
-    {
-        var state = service.RequireIndex();
-        foreach (var h in response.Hits.Where(h => !h.FloodQuarantined))
-        {
-            if (state.Banks.TryGetValue(h.BankId, out var bank))
-            {
-                yield return new MatchHit(h.SignalType, h.Signal, bank, h.EntryId, h.Distance, h.Variant, h.Suppressed);
-            }
-        }
     }
 
     private static IResult Compare(JsonElement body)

@@ -25,6 +25,7 @@ public sealed partial class BankMatcher
     // while queries run, so video operations share one reader-writer lock. Removal is a tombstone filter.
     private readonly ReaderWriterLockSlim _videoLock = new(LockRecursionPolicy.SupportsRecursion);
     private readonly HashSet<long> _removedVideo = [];
+    private readonly HashSet<(long Id, string Type)> _videoIds = [];
 
     /// <summary>True when some enabled bank holds vpdq, tmk_pdqf or video_md5 entries (scans then hash videos).</summary>
     public bool HasVideoSignals => _video.VpdqCount > 0 || _video.TmkCount > 0 || _exact[SignalTypes.VideoMd5.Name].Count > 0;
@@ -44,7 +45,7 @@ public sealed partial class BankMatcher
         {
             // Re-adding a removed entry (a live index applies every change as remove + add) revives it; its
             // frames are still indexed under the same id, and matches are reported once per id.
-            if (_removedVideo.Remove(id) && _videoEntries.Any(e => e.Id == id && e.Type == signalType))
+            if (_removedVideo.Remove(id) && _videoIds.Contains((id, signalType)))
             {
                 return true;
             }
@@ -62,7 +63,7 @@ public sealed partial class BankMatcher
         _videoLock.EnterWriteLock();
         try
         {
-            return _videoEntries.Any(e => e.Id == id && e.Type == signalType) && _removedVideo.Add(id);
+            return _videoIds.Contains((id, signalType)) && _removedVideo.Add(id);
         }
         finally
         {
@@ -94,6 +95,7 @@ public sealed partial class BankMatcher
         }
 
         _videoEntries.Add((id, signalType, signal));
+        _videoIds.Add((id, signalType));
         return true;
     }
 

@@ -84,6 +84,8 @@ public sealed class CaseBuilder
         ArgumentNullException.ThrowIfNull(submission);
         ArgumentException.ThrowIfNullOrWhiteSpace(submission.SubmissionId);
         ArgumentException.ThrowIfNullOrWhiteSpace(submission.UploaderId);
+        var key = submission.Raw?.UploaderId ?? submission.UploaderId;
+        submission = SubmissionText.Normalise(submission);
         lock (_lock)
         {
             if (_caseBySubmission.TryGetValue(submission.SubmissionId, out var existing))
@@ -91,12 +93,12 @@ public sealed class CaseBuilder
                 return existing;
             }
 
-            if (!_openByUploader.TryGetValue(submission.UploaderId, out var index))
+            if (!_openByUploader.TryGetValue(key, out var index))
             {
-                var c = new ReviewCase(_newId(), submission.UploaderId, submission.ReceivedAt);
+                var c = new ReviewCase(_newId(), submission.UploaderId, submission.ReceivedAt, key);
                 index = new CaseIndex(c);
                 _cases[c.Id] = c;
-                _openByUploader[submission.UploaderId] = index;
+                _openByUploader[key] = index;
             }
 
             var @case = index.ReviewCase;
@@ -120,7 +122,7 @@ public sealed class CaseBuilder
                 @case.UpdatedAt = submission.ReceivedAt;
             }
 
-            @case.Priority = CasePriority.Score(@case, _history(@case.UploaderId));
+            @case.Priority = CasePriority.Score(@case, _history(@case.RawUploaderId));
             return @case;
         }
     }
@@ -130,6 +132,12 @@ public sealed class CaseBuilder
     {
         ArgumentNullException.ThrowIfNull(decision);
         Validate(decision);
+        if (decision.Note is { } note && XmlText.Field(note, SubmissionText.MaxNote) != note)
+        {
+            // Reviewer text reaches reports and exports: it is made XML-safe where it enters.
+            decision = decision with { Note = XmlText.Field(note, SubmissionText.MaxNote) };
+        }
+
         lock (_lock)
         {
             var @case = _cases.GetValueOrDefault(caseId) ?? throw new KeyNotFoundException($"No case {caseId}.");
@@ -157,9 +165,9 @@ public sealed class CaseBuilder
         {
             var @case = _cases.GetValueOrDefault(caseId) ?? throw new KeyNotFoundException($"No case {caseId}.");
             @case.Status = reported ? CaseStatus.Reported : CaseStatus.Closed;
-            if (_openByUploader.TryGetValue(@case.UploaderId, out var index) && index.ReviewCase == @case)
+            if (_openByUploader.TryGetValue(@case.RawUploaderId, out var index) && index.ReviewCase == @case)
             {
-                _openByUploader.Remove(@case.UploaderId);
+                _openByUploader.Remove(@case.RawUploaderId);
             }
         }
     }

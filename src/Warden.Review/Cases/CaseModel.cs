@@ -34,6 +34,11 @@ public sealed record MatchEvidence(string BankName, string SignalType, int Dista
 /// <param name="Context">Upload context.</param>
 /// <param name="EvidenceRef">The evidence vault item, when preservation is on.</param>
 /// <param name="ProvenanceLinks">AI-provenance findings (a C2PA generator, a model fingerprint link).</param>
+/// <param name="Raw">
+/// The uploader-supplied texts as they arrived, for the fields <see cref="CaseBuilder"/> had to change to make
+/// them XML-1.0-safe and within NCMEC's lengths (null when nothing changed). The case log keeps the raw
+/// submission too: this is the evidence record of what the platform sent.
+/// </param>
 public sealed record MatchedSubmission(
     string SubmissionId,
     string UploaderId,
@@ -43,7 +48,46 @@ public sealed record MatchedSubmission(
     IReadOnlyList<MatchEvidence> Matches,
     UploadContext Context,
     string? EvidenceRef = null,
-    IReadOnlyList<string>? ProvenanceLinks = null);
+    IReadOnlyList<string>? ProvenanceLinks = null,
+    RawUploadText? Raw = null);
+
+/// <summary>Raw values of the text fields that were changed at intake (a null member was kept as sent).</summary>
+/// <param name="UploaderId">The uploader id as sent.</param>
+/// <param name="IpAddress">The upload IP as sent.</param>
+/// <param name="Url">The URL as sent.</param>
+/// <param name="OriginalFileName">The file name as sent.</param>
+/// <param name="DeviceId">The device id as sent.</param>
+public sealed record RawUploadText(string? UploaderId = null, string? IpAddress = null, string? Url = null, string? OriginalFileName = null, string? DeviceId = null)
+{
+    /// <summary>The names of the fields that were changed (for notes in the report).</summary>
+    public IEnumerable<string> ChangedFields()
+    {
+        if (UploaderId is not null)
+        {
+            yield return "uploader id";
+        }
+
+        if (IpAddress is not null)
+        {
+            yield return "upload IP";
+        }
+
+        if (Url is not null)
+        {
+            yield return "URL";
+        }
+
+        if (OriginalFileName is not null)
+        {
+            yield return "file name";
+        }
+
+        if (DeviceId is not null)
+        {
+            yield return "device id";
+        }
+    }
+}
 
 /// <summary>What the reviewer concluded about a cluster.</summary>
 public enum Verdict
@@ -135,10 +179,11 @@ public sealed class ReviewCase
     private readonly List<Cluster> _clusters = [];
     private readonly Dictionary<string, Cluster> _bySubmission = new(StringComparer.Ordinal);
 
-    internal ReviewCase(string id, string uploaderId, DateTimeOffset openedAt)
+    internal ReviewCase(string id, string uploaderId, DateTimeOffset openedAt, string? rawUploaderId = null)
     {
         Id = id;
         UploaderId = uploaderId;
+        RawUploaderId = rawUploaderId ?? uploaderId;
         OpenedAt = openedAt;
         UpdatedAt = openedAt;
     }
@@ -146,8 +191,11 @@ public sealed class ReviewCase
     /// <summary>ReviewCase id.</summary>
     public string Id { get; }
 
-    /// <summary>The uploader.</summary>
+    /// <summary>The uploader (XML-safe and at most 255 characters: see <see cref="RawUploaderId"/>).</summary>
     public string UploaderId { get; }
+
+    /// <summary>The uploader id exactly as sent; cases are grouped by it, so ids that differ only in unsafe characters never share a case.</summary>
+    public string RawUploaderId { get; }
 
     /// <summary>When the first submission arrived.</summary>
     public DateTimeOffset OpenedAt { get; }

@@ -68,15 +68,17 @@ public static class CaseReportBuilder
             throw new InvalidOperationException($"Case {@case.Id} has no confirmed cluster: nothing to report.");
         }
 
-        var members = confirmed.SelectMany(c => c.Members.Select(m => (Cluster: c, Item: m))).ToList();
+        // Members are normalised when they enter a case; a submission built another way is normalised here.
+        var members = confirmed.SelectMany(c => c.Members.Select(m => (Cluster: c, Item: SubmissionText.Normalise(m)))).ToList();
         var latest = members.Max(m => m.Item.Context.UploadedAt ?? m.Item.ReceivedAt);
         var incidentTime = latest < now ? latest : now.AddSeconds(-1); // NCMEC rejects future times
-        var incidentType = confirmed.Select(c => c.Decision!.IncidentType).FirstOrDefault(t => t is not null) ?? settings.DefaultIncidentType;
+        var incidentType = confirmed.Select(c => c.Decision!.IncidentType).FirstOrDefault(t => t is not null && CyberTipVocabulary.IncidentTypes.Contains(t))
+            ?? (CyberTipVocabulary.IncidentTypes.Contains(settings.DefaultIncidentType) ? settings.DefaultIncidentType : CyberTipVocabulary.ChildPornography);
 
         var recent = members.OrderByDescending(m => m.Item.Context.UploadedAt ?? m.Item.ReceivedAt).ToList();
-        var urls = recent.Select(m => m.Item.Context.Url).OfType<string>().Where(u => Uri.TryCreate(u, UriKind.Absolute, out _)).Distinct(StringComparer.Ordinal).Take(settings.MaxContextEntries).ToList();
-        var ips = recent.Where(m => m.Item.Context.IpAddress is not null)
-            .Select(m => new IpCaptureEvent(m.Item.Context.IpAddress!, "Upload", Past(m.Item.Context.UploadedAt ?? m.Item.ReceivedAt, now), null, m.Item.Context.Port))
+        var urls = recent.Select(m => ReportUrl(m.Item.Context.Url)).OfType<string>().Distinct(StringComparer.Ordinal).Take(settings.MaxContextEntries).ToList();
+        var ips = recent.Select(m => UploadIp(m.Item, now))
+            .OfType<IpCaptureEvent>()
             .Distinct()
             .Take(settings.MaxContextEntries)
             .ToList();
@@ -100,11 +102,16 @@ public static class CaseReportBuilder
             info.Add($"{omitted.Count} confirmed file(s) were not preserved and are not attached.");
         }
 
+        if (members.Any(m => m.Item.Raw is not null) || !XmlText.IsClean(@case.UploaderId) || @case.UploaderId.Length > CyberTipLimits.EspIdentifier)
+        {
+            info.Add("Some uploader-supplied values held characters XML cannot carry (shown as U+FFFD) or exceeded NCMEC's lengths; the values as received are kept in the evidence record.");
+        }
+
         var report = new CyberTipReport(
-            new IncidentSummary(incidentType, incidentTime, settings.ServiceName, IncidentDateTimeDescription: "Time of the most recent confirmed upload (UTC)."),
+            new IncidentSummary(incidentType, incidentTime, XmlText.Field(settings.ServiceName, CyberTipLimits.Platform), IncidentDateTimeDescription: "Time of the most recent confirmed upload (UTC)."),
             settings.Reporter,
             urls,
-            [new ReportedUser(EspIdentifier: @case.UploaderId, EspService: settings.ServiceName, IpCaptureEvents: ips)],
+            [new ReportedUser(EspIdentifier: XmlText.Field(@case.UploaderId, CyberTipLimits.EspIdentifier) ?? "unknown", EspService: XmlText.Field(settings.ServiceName, CyberTipLimits.EspService), IpCaptureEvents: ips)],
             string.Join(' ', info));
         return new ReportPackage(@case.Id, report, files, omitted);
     }
@@ -133,9 +140,9 @@ public static class CaseReportBuilder
         var hashes = new List<OriginalFileHash>();
         foreach (var (key, type) in (ReadOnlySpan<(string, string)>)[("md5", "MD5"), ("sha1", "SHA1"), ("sha256", "SHA256")])
         {
-            if (item.Hashes.TryGetValue(key, out var v) && !string.IsNullOrEmpty(v))
+            if (item.Hashes.TryGetValue(key, out var v) && XmlText.Field(v, 1024) is { } value)
             {
-                hashes.Add(new OriginalFileHash(type, v.ToLowerInvariant()));
+                hashes.Add(new OriginalFileHash(type, value.ToLowerInvariant()));
             }
         }
 
@@ -144,8 +151,25 @@ public static class CaseReportBuilder
             hashes.Add(new OriginalFileHash("PDQ", pdq.ToString()));
         }
 
-        var details = item.Matches.Take(20).Select(m => new KeyValuePair<string, string>("Matched list", $"{m.BankName} ({m.SignalType}, distance {m.Distance.ToString(CultureInfo.InvariantCulture)})")).ToList();
+        var details = item.Matches.Take(20).Select(m => new KeyValuePair<string, string>("Matched list", XmlText.Clean($"{m.BankName} ({m.SignalType}, distance {m.Distance.ToString(CultureInfo.InvariantCulture)})"))).ToList();
         var notes = new List<string>();
+        if (item.Raw is { } raw)
+        {
+            notes.Add($"The uploader's {string.Join(", ", raw.ChangedFields())} held characters XML cannot carry (shown as U+FFFD) or exceeded NCMEC's lengths; the values as received are kept in the evidence record.");
+        }
+
+        var location = ReportUrl(item.Context.Url);
+        if (location is null && XmlText.Field(item.Context.Url, 500) is { } notUrl)
+        {
+            notes.Add("Location given by the platform (not a valid URL): " + notUrl);
+        }
+
+        var ipEvent = UploadIp(item, now);
+        if (ipEvent is null && XmlText.Field(item.Context.IpAddress, 100) is { } notIp)
+        {
+            notes.Add("Upload IP given by the platform (not an IP address): " + notIp);
+        }
+
         if (decision.DecidedWithoutViewing)
         {
             notes.Add("Decided on a known-hash match without human viewing, under the ESP's policy.");
@@ -157,22 +181,40 @@ public static class CaseReportBuilder
         }
 
         var annotations = decision.FileAnnotations is { Count: > 0 } a ? CyberTipVocabulary.FileAnnotationOrder.Where(a.Contains).ToList() : null;
+        var classification = settings.IndustryClassificationMou && decision.Classification is { } cls && CyberTipVocabulary.IndustryClassifications.Contains(cls) ? cls : null;
         return new CyberTipFile(
-            OriginalFileName: item.Context.OriginalFileName,
+            OriginalFileName: XmlText.Field(item.Context.OriginalFileName, CyberTipLimits.OriginalFileName),
             UploadedToEspTimestamp: Past(item.Context.UploadedAt ?? item.ReceivedAt, now),
-            LocationOfFile: item.Context.Url,
+            LocationOfFile: location,
             FileViewedByEsp: viewed,
             FileRelevance: "Reported",
             Annotations: annotations,
-            IndustryClassification: settings.IndustryClassificationMou ? decision.Classification : null,
+            IndustryClassification: classification,
             OriginalFileHashes: hashes,
-            IpCaptureEvent: item.Context.IpAddress is { } ip ? new IpCaptureEvent(ip, "Upload", Past(item.Context.UploadedAt ?? item.ReceivedAt, now), null, item.Context.Port) : null,
-            DeviceIds: item.Context.DeviceId is { } dev ? [new DeviceIdEvent("Device ID", dev, "Upload")] : null,
+            IpCaptureEvent: ipEvent,
+            DeviceIds: XmlText.Field(item.Context.DeviceId, CyberTipLimits.DeviceIdValue) is { } dev ? [new DeviceIdEvent("Device ID", dev, "Upload")] : null,
             HashDetails: details.Count > 0 ? details : null,
             AdditionalInfo: notes.Count > 0 ? notes : null);
     }
 
     private static DateTimeOffset Past(DateTimeOffset t, DateTimeOffset now) => t < now ? t : now.AddSeconds(-1);
+
+    // NCMEC refuses a report whose URL is not absolute or longer than 2083 (4100): such a value goes to notes.
+    private static string? ReportUrl(string? url) =>
+        XmlText.Field(url) is { Length: <= CyberTipLimits.Url } u && Uri.TryCreate(u, UriKind.Absolute, out _) ? u : null;
+
+    // An upload IP event only for a real address (NCMEC refuses others); ports outside 1..65535 are dropped.
+    private static IpCaptureEvent? UploadIp(MatchedSubmission item, DateTimeOffset now)
+    {
+        var text = XmlText.Field(item.Context.IpAddress, 100);
+        if (!CyberTipValidator.IsIpAddress(text))
+        {
+            return null;
+        }
+
+        var port = item.Context.Port is >= 1 and <= 65535 ? item.Context.Port : null;
+        return new IpCaptureEvent(text!, "Upload", Past(item.Context.UploadedAt ?? item.ReceivedAt, now), null, port);
+    }
 
     private static string Extension(string? name)
     {

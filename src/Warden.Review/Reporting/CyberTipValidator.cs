@@ -89,7 +89,7 @@ public static class CyberTipValidator
             {
                 CheckTimestamp(e, now, issues);
             }
-            else if (name == "ipAddress" && !IPAddress.TryParse(e.Value.Trim(), out _))
+            else if (name == "ipAddress" && !IsIpAddress(e.Value.Trim()))
             {
                 issues.Add(new(PathOf(e), $"'{e.Value}' is not an IPv4 or IPv6 address"));
             }
@@ -110,6 +110,14 @@ public static class CyberTipValidator
             {
                 issues.Add(new(PathOf(e), "a URL must be absolute and at most 2083 characters"));
             }
+            else if (MaxLength(e) is { } max && e.Value.Length > max)
+            {
+                issues.Add(new(PathOf(e), $"at most {max} characters"));
+            }
+            else if (name is "idType" or "idValue" && string.IsNullOrWhiteSpace(e.Value))
+            {
+                issues.Add(new(PathOf(e), "must not be blank"));
+            }
             else if (name == "ipCaptureEvent")
             {
                 CheckOrder(e, IpOrder, issues);
@@ -121,6 +129,27 @@ public static class CyberTipValidator
         }
 
         return issues;
+    }
+
+    /// <summary>
+    /// An IPv4 address in dotted-quad form or an IPv6 address (NCMEC: "a valid IPv4, IPv6, or IPv4-mapped
+    /// IPv6 address"). Stricter than <see cref="IPAddress.TryParse(string?, out IPAddress?)"/>, which also
+    /// takes forms such as <c>1</c> or <c>0x7f.1</c>.
+    /// </summary>
+    public static bool IsIpAddress(string? text)
+    {
+        if (string.IsNullOrEmpty(text) || text.Length > 64 || !IPAddress.TryParse(text, out var ip))
+        {
+            return false;
+        }
+
+        if (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            return text.Contains(':', StringComparison.Ordinal);
+        }
+
+        var parts = text.Split('.');
+        return parts.Length == 4 && parts.All(p => p.Length is >= 1 and <= 3 && p.All(char.IsAsciiDigit) && int.Parse(p, CultureInfo.InvariantCulture) <= 255);
     }
 
     /// <summary>Throws <see cref="CyberTipValidationException"/> when <see cref="Validate"/> finds anything.</summary>
@@ -322,6 +351,24 @@ public static class CyberTipValidator
             issues.Add(new(PathOf(e), $"'{text}' is in the future; NCMEC requires times in the past"));
         }
     }
+
+    // The documented maximum lengths of the elements Warden writes (url and originalFileName are checked above).
+    private static int? MaxLength(XElement e) => (e.Parent?.Name.LocalName, e.Name.LocalName) switch
+    {
+        ("incidentSummary", "platform") => CyberTipLimits.Platform,
+        ("incidentSummary", "incidentDateTimeDescription") => CyberTipLimits.Text3000,
+        ("reporter", "legalURL") or ("personOrUserReported", "profileUrl") or ("fileDetails", "locationOfFile") => CyberTipLimits.Url,
+        (_, "firstName" or "lastName") => CyberTipLimits.PersonName,
+        (_, "phone") => CyberTipLimits.Phone,
+        ("personOrUserReported", "espIdentifier") => CyberTipLimits.EspIdentifier,
+        ("personOrUserReported", "espService") => CyberTipLimits.EspService,
+        ("personOrUserReported", "screenName") => CyberTipLimits.ScreenName,
+        ("personOrUserReported", "displayName") => CyberTipLimits.DisplayName,
+        ("nameValuePair", "name") => CyberTipLimits.DetailName,
+        ("deviceId", "idType") => CyberTipLimits.DeviceIdType,
+        ("deviceId", "idValue") => CyberTipLimits.DeviceIdValue,
+        _ => null,
+    };
 
     private static bool IsTrue(XElement? e) => e is not null && (e.Value.Trim() is "true" or "1");
 

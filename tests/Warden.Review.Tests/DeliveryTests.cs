@@ -47,6 +47,8 @@ internal sealed class CrashingStore(IDeliveryStore inner, int crashAtSave, bool 
 
     public IReadOnlyList<Delivery> OpenSince(DateTimeOffset before) => inner.OpenSince(before);
 
+    public IReadOnlyList<Delivery> List(DeliveryStatus? status, int limit) => inner.List(status, limit);
+
     public IReadOnlyList<DeliveryReceipt> Receipts(long id) => inner.Receipts(id);
 }
 

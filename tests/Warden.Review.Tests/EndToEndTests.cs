@@ -63,7 +63,9 @@ public sealed class EndToEndTests : IDisposable
         // The uploads were system reads: still only one person's view.
         Assert.Equal(4, package.Files.Count(f => !vault.ViewedByEsp(f.EvidenceRef)) + 1);
         Assert.True(audit.Verify().Ok);
-        Assert.Equal(["report.open", "report.finish"], audit.Query(new AuditFilter(Subject: "case:" + c.Id, Actor: "system:report-outbox")).Select(r => r.Action));
+        // Every step of the report is audited: submit, each upload and file description, finish.
+        Assert.Equal(["report.submit", "report.upload", "report.upload", "report.upload", "report.upload", "report.fileinfo", "report.fileinfo", "report.fileinfo", "report.fileinfo", "report.finish"],
+            audit.Query(new AuditFilter(Subject: "case:" + c.Id, Actor: "system:report-outbox")).Select(r => r.Action));
         Assert.Equal(4, audit.Query(new AuditFilter(Action: "evidence.view", Actor: "system:report-outbox")).Count());
         Assert.All(package.Files, f => Assert.True(vault.Get(f.EvidenceRef)!.RetainUntil > DateTimeOffset.UtcNow.AddDays(364)));
     }

@@ -23,6 +23,12 @@ public enum DeliveryStatus
 
     /// <summary>Cancelled by an operator before it finished (any open report was retracted). Terminal.</summary>
     Cancelled = 5,
+
+    /// <summary>
+    /// A step failed the same way <see cref="DeliveryOptions.MaxAttempts"/> times (or the report was restarted
+    /// <see cref="DeliveryOptions.MaxRestarts"/> times): parked with an alarm until an admin requeues or cancels it.
+    /// </summary>
+    DeadLettered = 6,
 }
 
 /// <summary>One file of a delivery.</summary>
@@ -53,10 +59,15 @@ public sealed record Delivery(
     DateTimeOffset NextAttemptAt,
     string? LastError,
     DateTimeOffset? AlarmedAt,
-    long Version)
+    long Version,
+    string? FailureKey = null,
+    int Restarts = 0)
 {
-    /// <summary>True when nothing more will happen.</summary>
-    public bool IsTerminal => Status is DeliveryStatus.Finished or DeliveryStatus.Failed or DeliveryStatus.Cancelled;
+    /// <summary>True when nothing more will happen by itself (a parked delivery waits for an admin).</summary>
+    public bool IsTerminal => Status is DeliveryStatus.Finished or DeliveryStatus.Failed or DeliveryStatus.Cancelled or DeliveryStatus.DeadLettered;
+
+    /// <summary>Failed or dead-lettered: an admin must requeue or cancel it.</summary>
+    public bool NeedsAttention => Status is DeliveryStatus.Failed or DeliveryStatus.DeadLettered;
 }
 
 /// <summary>One call and its answer, kept as the receipt.</summary>
@@ -103,6 +114,9 @@ public interface IDeliveryStore
 
     /// <summary>Open or retracting deliveries opened at or before <paramref name="before"/>.</summary>
     IReadOnlyList<Delivery> OpenSince(DateTimeOffset before);
+
+    /// <summary>Deliveries newest first, optionally of one status (the admin view).</summary>
+    IReadOnlyList<Delivery> List(DeliveryStatus? status, int limit);
 
     /// <summary>
     /// Writes a new state (from <paramref name="delivery"/>, whose <see cref="Delivery.Version"/> must be the
@@ -177,6 +191,13 @@ public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStor
     }
 
     /// <inheritdoc/>
+    public IReadOnlyList<Delivery> List(DeliveryStatus? status, int limit)
+    {
+        using var c = database.Connect();
+        return [.. c.Query<Row>(ReviewSql.DeliveryList, new { Status = (int?)status, Limit = Math.Clamp(limit, 1, 10_000) }).Select(r => r.ToDelivery())];
+    }
+
+    /// <inheritdoc/>
     public Delivery Save(Delivery delivery, IReadOnlyList<DeliveryFile>? changedFiles = null, DeliveryReceipt? receipt = null)
     {
         ArgumentNullException.ThrowIfNull(delivery);
@@ -196,6 +217,8 @@ public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStor
             NextAttemptAt = delivery.NextAttemptAt.ToUnixTimeMilliseconds(),
             delivery.LastError,
             AlarmedAt = delivery.AlarmedAt?.ToUnixTimeMilliseconds(),
+            delivery.FailureKey,
+            delivery.Restarts,
         }, tx);
         if (changed != 1)
         {
@@ -242,11 +265,12 @@ public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStor
 
     private sealed record Row(
         long Id, string CaseId, string Destination, string Environment, long Status, string? InFlight, string? ReportId, long Generation,
-        string Document, long CreatedAt, long? OpenedAt, long? FinishedAt, long Failures, long NextAttemptAt, string? LastError, long? AlarmedAt, long Version)
+        string Document, long CreatedAt, long? OpenedAt, long? FinishedAt, long Failures, long NextAttemptAt, string? LastError, long? AlarmedAt, long Version,
+        string? FailureKey, long Restarts)
     {
         public Delivery ToDelivery() => new(Id, CaseId, Destination, Environment, (DeliveryStatus)Status, InFlight, ReportId, (int)Generation, Document,
             DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), Time(OpenedAt), Time(FinishedAt), (int)Failures,
-            DateTimeOffset.FromUnixTimeMilliseconds(NextAttemptAt), LastError, Time(AlarmedAt), Version);
+            DateTimeOffset.FromUnixTimeMilliseconds(NextAttemptAt), LastError, Time(AlarmedAt), Version, FailureKey, (int)Restarts);
     }
 
     private sealed record FileRow(long DeliveryId, long Idx, string EvidenceRef, string FileName, string Metadata, string? Md5, string? FileId, long Described);

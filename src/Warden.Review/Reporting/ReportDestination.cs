@@ -26,6 +26,13 @@ public enum StepOutcome
 
     /// <summary>The report was already retracted.</summary>
     AlreadyRetracted,
+
+    /// <summary>
+    /// Warden could not make the call: the destination adapter or the evidence read threw before anything
+    /// was sent (a destination reports every transport outcome as a result, never as an exception). Retried
+    /// with backoff; it counts towards dead-lettering like any other failure.
+    /// </summary>
+    Fault,
 }
 
 /// <summary>The result of one call, with what to keep as the receipt.</summary>

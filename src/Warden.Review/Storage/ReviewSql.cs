@@ -114,6 +114,12 @@ internal static class ReviewSql
             );
             CREATE INDEX ix_report_receipts_delivery ON report_receipts(delivery_id, id);
             """),
+        (2, """
+            -- Dead-lettering: the step that keeps failing (failures counts its consecutive failures) and the
+            -- restarts since the delivery was queued or requeued.
+            ALTER TABLE report_deliveries ADD COLUMN failure_key TEXT NULL;
+            ALTER TABLE report_deliveries ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
+            """),
     ];
 
     // ---- audit ----
@@ -188,7 +194,8 @@ internal static class ReviewSql
         SELECT id AS Id, case_id AS CaseId, destination AS Destination, environment AS Environment, status AS Status,
                in_flight AS InFlight, report_id AS ReportId, generation AS Generation, document AS Document,
                created_at AS CreatedAt, opened_at AS OpenedAt, finished_at AS FinishedAt, failures AS Failures,
-               next_attempt_at AS NextAttemptAt, last_error AS LastError, alarmed_at AS AlarmedAt, version AS Version
+               next_attempt_at AS NextAttemptAt, last_error AS LastError, alarmed_at AS AlarmedAt, version AS Version,
+               failure_key AS FailureKey, restarts AS Restarts
         FROM report_deliveries
         """;
 
@@ -197,6 +204,9 @@ internal static class ReviewSql
     public const string DeliveryByCase = DeliverySelectColumns + " WHERE case_id = @CaseId AND destination = @Destination";
 
     public const string DeliveryDue = DeliverySelectColumns + " WHERE status IN (0, 1, 2) AND next_attempt_at <= @Now ORDER BY next_attempt_at LIMIT @Limit";
+
+    /// <summary>Newest first; a NULL status means every status.</summary>
+    public const string DeliveryList = DeliverySelectColumns + " WHERE (@Status IS NULL OR status = @Status) ORDER BY id DESC LIMIT @Limit";
 
     public const string DeliveryOpenBefore = DeliverySelectColumns + " WHERE status IN (1, 2) AND opened_at IS NOT NULL AND opened_at <= @Before ORDER BY opened_at";
 
@@ -210,7 +220,7 @@ internal static class ReviewSql
     public const string DeliveryUpdate = """
         UPDATE report_deliveries SET status = @Status, in_flight = @InFlight, report_id = @ReportId, generation = @Generation,
                opened_at = @OpenedAt, finished_at = @FinishedAt, failures = @Failures, next_attempt_at = @NextAttemptAt,
-               last_error = @LastError, alarmed_at = @AlarmedAt, version = version + 1
+               last_error = @LastError, alarmed_at = @AlarmedAt, failure_key = @FailureKey, restarts = @Restarts, version = version + 1
         WHERE id = @Id AND version = @Version
         """;
 

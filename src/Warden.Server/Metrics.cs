@@ -20,5 +20,7 @@ internal static class Metrics
 
     public static readonly Gauge WebhookPending = Prometheus.Metrics.CreateGauge("warden_webhook_pending", "Webhook deliveries waiting.");
 
+    public static readonly Gauge ReportsNeedingAttention = Prometheus.Metrics.CreateGauge("warden_report_deliveries_attention", "Report deliveries dead-lettered or failed: an admin must requeue or cancel them.");
+
     public static readonly Counter FloodQuarantines = Prometheus.Metrics.CreateCounter("warden_flood_quarantines_total", "Entries auto-quarantined by flood control.");
 }

@@ -190,6 +190,13 @@ public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStor
         return [.. c.Query<Row>(ReviewSql.DeliveryOpenBefore, new { Before = before.ToUnixTimeMilliseconds() }).Select(r => r.ToDelivery())];
     }
 
+    /// <summary>How many deliveries have this status (the attention gauge, the console notice).</summary>
+    public int Count(DeliveryStatus status)
+    {
+        using var c = database.Connect();
+        return c.ExecuteScalar<int>(ReviewSql.DeliveryCount, new { Status = (int)status });
+    }
+
     /// <inheritdoc/>
     public IReadOnlyList<Delivery> List(DeliveryStatus? status, int limit)
     {

@@ -208,6 +208,8 @@ internal static class ReviewSql
     /// <summary>Newest first; a NULL status means every status.</summary>
     public const string DeliveryList = DeliverySelectColumns + " WHERE (@Status IS NULL OR status = @Status) ORDER BY id DESC LIMIT @Limit";
 
+    public const string DeliveryCount = "SELECT COUNT(*) FROM report_deliveries WHERE status = @Status";
+
     public const string DeliveryOpenBefore = DeliverySelectColumns + " WHERE status IN (1, 2) AND opened_at IS NOT NULL AND opened_at <= @Before ORDER BY opened_at";
 
     public const string DeliveryFiles = """

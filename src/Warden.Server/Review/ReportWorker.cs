@@ -6,10 +6,33 @@ namespace Warden.Server.Review;
 
 /// <summary>
 /// Delivers queued CyberTipline reports (the library's durable outbox: a restart resumes where it stopped,
-/// and a report the destination already opened is never opened twice).
+/// and a report the destination already opened is never opened twice). Every step is audited; each delivery
+/// is isolated from the others; a step that keeps failing is dead-lettered with an alarm (a metric, a log line
+/// without credentials or media, and a notice on the admin console) for an admin to requeue or cancel.
 /// </summary>
-public sealed partial class ReportWorker(ReviewService review, ILogger<ReportWorker> log) : BackgroundService
+public sealed partial class ReportWorker : BackgroundService
 {
+    private readonly ReviewService _review;
+    private readonly ILogger<ReportWorker> _log;
+    private readonly CyberTiplineClient _client;
+
+    /// <summary>Creates the worker and its outbox deliverer (shared with the admin endpoints).</summary>
+    public ReportWorker(ReviewService review, ILogger<ReportWorker> log)
+    {
+        ArgumentNullException.ThrowIfNull(review);
+        _review = review;
+        _log = log;
+        var settings = review.Options.CyberTipline;
+        _client = new CyberTiplineClient(ClientOptions(settings));
+        IDeliveryMedia media = review.Vault is { } vault ? new VaultDeliveryMedia(vault) : new NoMedia();
+        Deliverer = new ReportDeliverer(review.Deliveries, new NcmecDestination(_client), media, DeliveryOptionsOf(settings), audit: review.Audit);
+        Deliverer.Alarm += (_, a) => LogAlarm(_log, a.DeliveryId, XmlText.ForLog(a.CaseId, 100), a.Kind.ToString(), XmlText.ForLog(a.Message, 600));
+        Deliverer.Error += (_, e) => LogDeliveryError(_log, e.DeliveryId, e.Exception.GetType().Name, XmlText.ForLog(e.Exception.Message, 600));
+    }
+
+    /// <summary>The outbox worker (the admin endpoints cancel and requeue through it, so they wait for a running step).</summary>
+    public ReportDeliverer Deliverer { get; }
+
     /// <summary>Builds the destination from the settings (test and production URLs are separate).</summary>
     public static CyberTiplineOptions ClientOptions(CyberTiplineSettings s)
     {
@@ -26,22 +49,42 @@ public sealed partial class ReportWorker(ReviewService review, ILogger<ReportWor
         };
     }
 
+    /// <summary>Outbox limits from the settings (clamped to sane ranges).</summary>
+    public static DeliveryOptions DeliveryOptionsOf(CyberTiplineSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        var baseDelay = TimeSpan.FromMilliseconds(Math.Clamp(s.RetryBaseMilliseconds, 10, 3_600_000));
+        var maxDelay = TimeSpan.FromSeconds(Math.Clamp(s.RetryMaxSeconds, 1, 86_400));
+        return new DeliveryOptions
+        {
+            BaseDelay = baseDelay,
+            MaxDelay = maxDelay < baseDelay ? baseDelay : maxDelay,
+            MaxAttempts = Math.Clamp(s.MaxAttempts, 1, 1000),
+            MaxRestarts = Math.Clamp(s.MaxRestarts, 0, 1000),
+            Parallelism = Math.Clamp(s.Parallelism, 1, 64),
+        };
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+        Deliverer.Dispose();
+        _client.Dispose();
+        base.Dispose();
+    }
+
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var settings = review.Options.CyberTipline;
-        using var client = new CyberTiplineClient(ClientOptions(settings));
-        IDeliveryMedia media = review.Vault is { } vault ? new VaultDeliveryMedia(vault) : new NoMedia();
-        using var deliverer = new ReportDeliverer(review.Deliveries, new NcmecDestination(client), media, new DeliveryOptions { BaseDelay = TimeSpan.FromSeconds(1), MaxDelay = TimeSpan.FromMinutes(5) });
-        deliverer.Alarm += (_, a) => LogAlarm(log, a.DeliveryId, a.CaseId, a.Kind.ToString(), a.Message);
-        var poll = TimeSpan.FromMilliseconds(Math.Max(50, settings.PollMilliseconds));
+        var poll = TimeSpan.FromMilliseconds(Math.Max(50, _review.Options.CyberTipline.PollMilliseconds));
         var nextSweep = DateTimeOffset.UtcNow;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await deliverer.RunDueAsync(20, stoppingToken).ConfigureAwait(false);
-                if (review.Vault is { } v && DateTimeOffset.UtcNow >= nextSweep)
+                await Deliverer.RunDueAsync(20, stoppingToken).ConfigureAwait(false);
+                Metrics.ReportsNeedingAttention.Set(_review.Deliveries.Count(DeliveryStatus.DeadLettered) + _review.Deliveries.Count(DeliveryStatus.Failed));
+                if (_review.Vault is { } v && DateTimeOffset.UtcNow >= nextSweep)
                 {
                     // Retention: destroy evidence past its period and not on legal hold (each destruction is audited).
                     nextSweep = DateTimeOffset.UtcNow.AddHours(1);
@@ -56,7 +99,7 @@ public sealed partial class ReportWorker(ReviewService review, ILogger<ReportWor
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                LogRoundFailed(log, ex);
+                LogRoundFailed(_log, ex.GetType().Name, XmlText.ForLog(ex.Message, 600));
             }
 
             try
@@ -73,8 +116,11 @@ public sealed partial class ReportWorker(ReviewService review, ILogger<ReportWor
     [LoggerMessage(Level = LogLevel.Warning, Message = "Report delivery {Id} (case {Case}): {Kind}: {Message}")]
     private static partial void LogAlarm(ILogger logger, long id, string @case, string kind, string message);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Report delivery round failed")]
-    private static partial void LogRoundFailed(ILogger logger, Exception exception);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Report delivery {Id}: {Type}: {Message} (the other deliveries went on)")]
+    private static partial void LogDeliveryError(ILogger logger, long id, string type, string message);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Report delivery round failed: {Type}: {Message}")]
+    private static partial void LogRoundFailed(ILogger logger, string type, string message);
 
     private sealed class NoMedia : IDeliveryMedia
     {

@@ -36,7 +36,8 @@ public static class ReviewConsole
     public static IServiceCollection AddReviewConsole(this IServiceCollection services)
     {
         services.AddSingleton<ReviewService>();
-        services.AddHostedService<ReportWorker>();
+        services.AddSingleton<ReportWorker>();
+        services.AddHostedService(sp => sp.GetRequiredService<ReportWorker>());
         return services;
     }
 
@@ -104,12 +105,14 @@ public static class ReviewConsole
             r.CloseWithoutReport(Session(c).User, id);
             return Results.NoContent();
         });
+        ReportAdmin.MapConsole(api);
 
         var audit = app.MapGroup("/v1/audit").RequireAuthorization(Roles.Administer).WithTags("Audit");
         audit.MapGet(string.Empty, AuditQuery)
             .WithSummary("The hash-chained audit log (views, decisions, reports, logins, settings)")
             .WithDescription("Filters: actor, action, subject, from, to (ISO 8601), after (sequence), limit (default 1000). format=csv exports CSV (all matching records).");
         audit.MapGet("/verify", (ReviewService r) => r.Audit.Verify()).WithSummary("Walk the hash chain and report the first broken record");
+        ReportAdmin.Map(app);
     }
 
     private static async Task<IResult> Login(HttpContext c, ReviewService r, LoginRequest? body)
@@ -271,7 +274,7 @@ public static class ReviewConsole
         h.CacheControl = "no-store";
     }
 
-    private static ConsoleSession Session(HttpContext c) => (ConsoleSession)c.Items[SessionItem]!;
+    internal static ConsoleSession Session(HttpContext c) => (ConsoleSession)c.Items[SessionItem]!;
 
     private static bool IsReviewRole(string role) => role is "reviewer" or "admin";
 
@@ -283,7 +286,7 @@ public static class ReviewConsole
 
     private static IResult NotFound() => Problem(404, "not_found", "Not found.");
 
-    private static IResult Problem(int status, string code, string detail) =>
+    internal static IResult Problem(int status, string code, string detail) =>
         Results.Json(new { type = "about:blank", title = ReasonPhrases(status), status, code, detail }, statusCode: status, contentType: "application/problem+json");
 
     private static string ReasonPhrases(int status) => Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status);
@@ -372,7 +375,7 @@ public static class ReviewConsole
     private static object ReportView(ReviewService r, Delivery d) => new
     {
         delivery_id = d.Id,
-        status = d.Status.ToString().ToLowerInvariant(),
+        status = ReportAdmin.StatusName(d.Status),
         environment = d.Environment,
         report_id = d.ReportId,
         created_at = d.CreatedAt,

@@ -65,6 +65,21 @@ public sealed class CyberTiplineSettings
     /// <summary>How often the delivery worker looks for due reports (milliseconds).</summary>
     public int PollMilliseconds { get; set; } = 1000;
 
+    /// <summary>First retry delay of a failed step (milliseconds); doubles per consecutive failure of that step.</summary>
+    public int RetryBaseMilliseconds { get; set; } = 30_000;
+
+    /// <summary>Longest retry delay (seconds).</summary>
+    public int RetryMaxSeconds { get; set; } = 600;
+
+    /// <summary>Failures of one step in a row before the delivery is dead-lettered (alarm, console notice, admin requeue).</summary>
+    public int MaxAttempts { get; set; } = 5;
+
+    /// <summary>Fresh reports (after retractions or deleted reports) before the delivery is dead-lettered.</summary>
+    public int MaxRestarts { get; set; } = 10;
+
+    /// <summary>Deliveries advanced at once: a slow or failing one does not hold up the others.</summary>
+    public int Parallelism { get; set; } = 4;
+
     /// <summary>The service name in reports.</summary>
     public string? ServiceName { get; set; }
 

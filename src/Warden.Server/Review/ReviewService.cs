@@ -289,6 +289,11 @@ public sealed partial class ReviewService : IDisposable
             {
                 throw new ReviewException(409, "not_reportable", ex.Message);
             }
+            catch (Exception ex) when (ex is CyberTipValidationException or ArgumentException)
+            {
+                // The builder makes uploader text safe, so this is a setting (e.g. the reporter's e-mail): say which.
+                throw new ReviewException(409, "not_reportable", XmlText.ForLog(ex.Message, 1000));
+            }
 
             Store.AppendEvent("close", caseId, null, JsonSerializer.Serialize(new CloseRecord(true), Json));
             Cases.Close(caseId, reported: true);

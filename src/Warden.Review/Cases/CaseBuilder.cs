@@ -132,10 +132,10 @@ public sealed class CaseBuilder
     {
         ArgumentNullException.ThrowIfNull(decision);
         Validate(decision);
-        if (decision.Note is { } note && XmlText.Field(note, SubmissionText.MaxNote) != note)
+        if (decision.Note is { } note && XmlSafeText.Field(note, SubmissionText.MaxNote) != note)
         {
             // Reviewer text reaches reports and exports: it is made XML-safe where it enters.
-            decision = decision with { Note = XmlText.Field(note, SubmissionText.MaxNote) };
+            decision = decision with { Note = XmlSafeText.Field(note, SubmissionText.MaxNote) };
         }
 
         lock (_lock)

@@ -4,7 +4,7 @@ namespace Warden.Review.Cases;
 
 /// <summary>
 /// Where uploader-supplied text enters the review system: every text field of a submission is made
-/// XML-1.0-safe (<see cref="XmlText"/>) and cut to NCMEC's documented length, and the raw values of the
+/// XML-1.0-safe (<see cref="XmlSafeText"/>) and cut to NCMEC's documented length, and the raw values of the
 /// fields that changed are kept on the submission (<see cref="MatchedSubmission.Raw"/>). Reports, exports and
 /// the console then only ever see safe text.
 /// </summary>
@@ -27,7 +27,7 @@ public static class SubmissionText
         var name = Safe(c.OriginalFileName, CyberTipLimits.OriginalFileName);
         var device = Safe(c.DeviceId, CyberTipLimits.DeviceIdValue);
         var matches = NormaliseMatches(s.Matches);
-        var links = s.ProvenanceLinks is { } pl && pl.Any(l => !XmlText.IsClean(l)) ? pl.Select(XmlText.Clean).ToList() : s.ProvenanceLinks;
+        var links = s.ProvenanceLinks is { } pl && pl.Any(l => !XmlSafeText.IsClean(l)) ? pl.Select(XmlSafeText.Clean).ToList() : s.ProvenanceLinks;
         if (ReferenceEquals(uploader, s.UploaderId) && ReferenceEquals(ip, c.IpAddress) && ReferenceEquals(url, c.Url)
             && ReferenceEquals(name, c.OriginalFileName) && ReferenceEquals(device, c.DeviceId) && ReferenceEquals(matches, s.Matches)
             && ReferenceEquals(links, s.ProvenanceLinks))
@@ -63,7 +63,7 @@ public static class SubmissionText
             return null;
         }
 
-        if (XmlText.IsClean(value) && value.Length <= max && (keepBlank || value.Length == 0 || (!char.IsWhiteSpace(value[0]) && !char.IsWhiteSpace(value[^1]))))
+        if (XmlSafeText.IsClean(value) && value.Length <= max && (keepBlank || value.Length == 0 || (!char.IsWhiteSpace(value[0]) && !char.IsWhiteSpace(value[^1]))))
         {
             return value;
         }
@@ -71,11 +71,11 @@ public static class SubmissionText
         if (keepBlank)
         {
             // An id is an identity: clean and cut, but never trimmed to nothing.
-            var clean = XmlText.Clean(value);
-            return clean.Length <= max ? clean : XmlText.Field(clean, max) ?? XmlText.Clean(clean[..max]);
+            var clean = XmlSafeText.Clean(value);
+            return clean.Length <= max ? clean : XmlSafeText.Field(clean, max) ?? XmlSafeText.Clean(clean[..max]);
         }
 
-        return XmlText.Field(value, max);
+        return XmlSafeText.Field(value, max);
     }
 
     private static IReadOnlyList<MatchEvidence> NormaliseMatches(IReadOnlyList<MatchEvidence> matches)
@@ -86,12 +86,12 @@ public static class SubmissionText
         }
 
         return [.. matches.Select(m => new MatchEvidence(
-            XmlText.Field(m.BankName, MaxLabel) ?? "?",
-            XmlText.Field(m.SignalType, MaxLabel) ?? "?",
+            XmlSafeText.Field(m.BankName, MaxLabel) ?? "?",
+            XmlSafeText.Field(m.SignalType, MaxLabel) ?? "?",
             m.Distance,
-            m.Labels.GroupBy(kv => XmlText.Field(kv.Key, MaxLabel) ?? "?", StringComparer.Ordinal)
-                .ToDictionary(g => g.Key, g => XmlText.Field(g.First().Value, MaxLabel) ?? "", StringComparer.Ordinal)))];
+            m.Labels.GroupBy(kv => XmlSafeText.Field(kv.Key, MaxLabel) ?? "?", StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => XmlSafeText.Field(g.First().Value, MaxLabel) ?? "", StringComparer.Ordinal)))];
 
-        static bool Ok(string v) => v.Length <= MaxLabel && XmlText.IsClean(v);
+        static bool Ok(string v) => v.Length <= MaxLabel && XmlSafeText.IsClean(v);
     }
 }

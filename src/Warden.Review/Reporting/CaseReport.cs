@@ -102,16 +102,16 @@ public static class CaseReportBuilder
             info.Add($"{omitted.Count} confirmed file(s) were not preserved and are not attached.");
         }
 
-        if (members.Any(m => m.Item.Raw is not null) || !XmlText.IsClean(@case.UploaderId) || @case.UploaderId.Length > CyberTipLimits.EspIdentifier)
+        if (members.Any(m => m.Item.Raw is not null) || !XmlSafeText.IsClean(@case.UploaderId) || @case.UploaderId.Length > CyberTipLimits.EspIdentifier)
         {
             info.Add("Some uploader-supplied values held characters XML cannot carry (shown as U+FFFD) or exceeded NCMEC's lengths; the values as received are kept in the evidence record.");
         }
 
         var report = new CyberTipReport(
-            new IncidentSummary(incidentType, incidentTime, XmlText.Field(settings.ServiceName, CyberTipLimits.Platform), IncidentDateTimeDescription: "Time of the most recent confirmed upload (UTC)."),
+            new IncidentSummary(incidentType, incidentTime, XmlSafeText.Field(settings.ServiceName, CyberTipLimits.Platform), IncidentDateTimeDescription: "Time of the most recent confirmed upload (UTC)."),
             settings.Reporter,
             urls,
-            [new ReportedUser(EspIdentifier: XmlText.Field(@case.UploaderId, CyberTipLimits.EspIdentifier) ?? "unknown", EspService: XmlText.Field(settings.ServiceName, CyberTipLimits.EspService), IpCaptureEvents: ips)],
+            [new ReportedUser(EspIdentifier: XmlSafeText.Field(@case.UploaderId, CyberTipLimits.EspIdentifier) ?? "unknown", EspService: XmlSafeText.Field(settings.ServiceName, CyberTipLimits.EspService), IpCaptureEvents: ips)],
             string.Join(' ', info));
         return new ReportPackage(@case.Id, report, files, omitted);
     }
@@ -140,7 +140,7 @@ public static class CaseReportBuilder
         var hashes = new List<OriginalFileHash>();
         foreach (var (key, type) in (ReadOnlySpan<(string, string)>)[("md5", "MD5"), ("sha1", "SHA1"), ("sha256", "SHA256")])
         {
-            if (item.Hashes.TryGetValue(key, out var v) && XmlText.Field(v, 1024) is { } value)
+            if (item.Hashes.TryGetValue(key, out var v) && XmlSafeText.Field(v, 1024) is { } value)
             {
                 hashes.Add(new OriginalFileHash(type, value.ToLowerInvariant()));
             }
@@ -151,7 +151,7 @@ public static class CaseReportBuilder
             hashes.Add(new OriginalFileHash("PDQ", pdq.ToString()));
         }
 
-        var details = item.Matches.Take(20).Select(m => new KeyValuePair<string, string>("Matched list", XmlText.Clean($"{m.BankName} ({m.SignalType}, distance {m.Distance.ToString(CultureInfo.InvariantCulture)})"))).ToList();
+        var details = item.Matches.Take(20).Select(m => new KeyValuePair<string, string>("Matched list", XmlSafeText.Clean($"{m.BankName} ({m.SignalType}, distance {m.Distance.ToString(CultureInfo.InvariantCulture)})"))).ToList();
         var notes = new List<string>();
         if (item.Raw is { } raw)
         {
@@ -159,13 +159,13 @@ public static class CaseReportBuilder
         }
 
         var location = ReportUrl(item.Context.Url);
-        if (location is null && XmlText.Field(item.Context.Url, 500) is { } notUrl)
+        if (location is null && XmlSafeText.Field(item.Context.Url, 500) is { } notUrl)
         {
             notes.Add("Location given by the platform (not a valid URL): " + notUrl);
         }
 
         var ipEvent = UploadIp(item, now);
-        if (ipEvent is null && XmlText.Field(item.Context.IpAddress, 100) is { } notIp)
+        if (ipEvent is null && XmlSafeText.Field(item.Context.IpAddress, 100) is { } notIp)
         {
             notes.Add("Upload IP given by the platform (not an IP address): " + notIp);
         }
@@ -183,7 +183,7 @@ public static class CaseReportBuilder
         var annotations = decision.FileAnnotations is { Count: > 0 } a ? CyberTipVocabulary.FileAnnotationOrder.Where(a.Contains).ToList() : null;
         var classification = settings.IndustryClassificationMou && decision.Classification is { } cls && CyberTipVocabulary.IndustryClassifications.Contains(cls) ? cls : null;
         return new CyberTipFile(
-            OriginalFileName: XmlText.Field(item.Context.OriginalFileName, CyberTipLimits.OriginalFileName),
+            OriginalFileName: XmlSafeText.Field(item.Context.OriginalFileName, CyberTipLimits.OriginalFileName),
             UploadedToEspTimestamp: Past(item.Context.UploadedAt ?? item.ReceivedAt, now),
             LocationOfFile: location,
             FileViewedByEsp: viewed,
@@ -192,7 +192,7 @@ public static class CaseReportBuilder
             IndustryClassification: classification,
             OriginalFileHashes: hashes,
             IpCaptureEvent: ipEvent,
-            DeviceIds: XmlText.Field(item.Context.DeviceId, CyberTipLimits.DeviceIdValue) is { } dev ? [new DeviceIdEvent("Device ID", dev, "Upload")] : null,
+            DeviceIds: XmlSafeText.Field(item.Context.DeviceId, CyberTipLimits.DeviceIdValue) is { } dev ? [new DeviceIdEvent("Device ID", dev, "Upload")] : null,
             HashDetails: details.Count > 0 ? details : null,
             AdditionalInfo: notes.Count > 0 ? notes : null);
     }
@@ -201,12 +201,12 @@ public static class CaseReportBuilder
 
     // NCMEC refuses a report whose URL is not absolute or longer than 2083 (4100): such a value goes to notes.
     private static string? ReportUrl(string? url) =>
-        XmlText.Field(url) is { Length: <= CyberTipLimits.Url } u && Uri.TryCreate(u, UriKind.Absolute, out _) ? u : null;
+        XmlSafeText.Field(url) is { Length: <= CyberTipLimits.Url } u && Uri.TryCreate(u, UriKind.Absolute, out _) ? u : null;
 
     // An upload IP event only for a real address (NCMEC refuses others); ports outside 1..65535 are dropped.
     private static IpCaptureEvent? UploadIp(MatchedSubmission item, DateTimeOffset now)
     {
-        var text = XmlText.Field(item.Context.IpAddress, 100);
+        var text = XmlSafeText.Field(item.Context.IpAddress, 100);
         if (!CyberTipValidator.IsIpAddress(text))
         {
             return null;

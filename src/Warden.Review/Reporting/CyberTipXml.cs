@@ -80,7 +80,7 @@ public static class CyberTipXml
     /// <summary>
     /// Serialises a document as UTF-8 bytes with its declaration. Never throws for content: a text or
     /// attribute that still holds a character XML 1.0 cannot carry (a document built by hand, a value that
-    /// bypassed the builder) is cleaned here (<see cref="XmlText"/>), so a bad field can never stop a delivery.
+    /// bypassed the builder) is cleaned here (<see cref="XmlSafeText"/>), so a bad field can never stop a delivery.
     /// </summary>
     public static byte[] ToBytes(XDocument doc)
     {
@@ -106,17 +106,17 @@ public static class CyberTipXml
     {
         foreach (var node in doc.DescendantNodes())
         {
-            if (node is XText t && !XmlText.IsClean(t.Value))
+            if (node is XText t && !XmlSafeText.IsClean(t.Value))
             {
-                t.Value = XmlText.Clean(t.Value);
+                t.Value = XmlSafeText.Clean(t.Value);
             }
             else if (node is XElement e)
             {
                 foreach (var a in e.Attributes())
                 {
-                    if (!XmlText.IsClean(a.Value))
+                    if (!XmlSafeText.IsClean(a.Value))
                     {
-                        a.Value = XmlText.Clean(a.Value);
+                        a.Value = XmlSafeText.Clean(a.Value);
                     }
                 }
             }
@@ -128,12 +128,12 @@ public static class CyberTipXml
         }
     }
 
-    private static string T(string value) => XmlText.Clean(value ?? "");
+    private static string T(string value) => XmlSafeText.Clean(value ?? "");
 
-    private static string Clip(string? value, int max) => XmlText.Field(value, max) ?? "";
+    private static string Clip(string? value, int max) => XmlSafeText.Field(value, max) ?? "";
 
     // Optional text: absent when empty or blank after cleaning ("must not be blank if supplied").
-    private static XElement? Opt(string name, string? value, int max = int.MaxValue) => XmlText.Field(value, max) is { } v ? new XElement(name, v) : null;
+    private static XElement? Opt(string name, string? value, int max = int.MaxValue) => XmlSafeText.Field(value, max) is { } v ? new XElement(name, v) : null;
 
     private static XElement? Bool(string name, bool? value) => value is null ? null : new XElement(name, value.Value ? "true" : "false");
 

@@ -198,7 +198,7 @@ public sealed class ReportDeliverer : IDisposable
                 return d;
             }
 
-            var note = $"cancelled by {XmlText.ForLog(actor, 100)}: {XmlText.ForLog(reason, 500)}";
+            var note = $"cancelled by {XmlSafeText.ForLog(actor, 100)}: {XmlSafeText.ForLog(reason, 500)}";
             var retracted = "not opened";
             if (d.ReportId is { } reportId)
             {
@@ -251,7 +251,7 @@ public sealed class ReportDeliverer : IDisposable
                 throw new InvalidOperationException($"Delivery {deliveryId} is {d.Status}: only failed, dead-lettered or cancelled deliveries can be requeued.");
             }
 
-            var note = $"requeued by {XmlText.ForLog(actor, 100)}: {XmlText.ForLog(reason, 500)}";
+            var note = $"requeued by {XmlSafeText.ForLog(actor, 100)}: {XmlSafeText.ForLog(reason, 500)}";
             var status = d.ReportId is null ? DeliveryStatus.Queued : DeliveryStatus.Retracting;
             d = Save(
                 d with { Status = status, InFlight = null, Failures = 0, FailureKey = null, Restarts = 0, NextAttemptAt = _time.GetUtcNow(), LastError = note, AlarmedAt = null },
@@ -325,7 +325,7 @@ public sealed class ReportDeliverer : IDisposable
         foreach (var d in overdue)
         {
             Raise(new DeliveryAlarm(DeliveryAlarmKind.Overdue, d.Id, d.CaseId,
-                $"Report {d.ReportId} of case {d.CaseId} has been open since {d.OpenedAt:O}; NCMEC deletes unfinished reports after 24 h. Last error: {XmlText.ForLog(d.LastError)}"));
+                $"Report {d.ReportId} of case {d.CaseId} has been open since {d.OpenedAt:O}; NCMEC deletes unfinished reports after 24 h. Last error: {XmlSafeText.ForLog(d.LastError)}"));
             if (d.AlarmedAt is null)
             {
                 try
@@ -633,13 +633,13 @@ public sealed class ReportDeliverer : IDisposable
         var exp = Math.Min(_options.MaxDelay.TotalMilliseconds, _options.BaseDelay.TotalMilliseconds * Math.Pow(2, Math.Min(attempts - 1, 30)));
         var delay = TimeSpan.FromMilliseconds(exp * (0.5 + (Random.Shared.NextDouble() * 0.5)));
         var inFlight = r.Outcome == StepOutcome.Ambiguous && step == "submit" ? "submit" : (string?)null;
-        var error = $"{step}: {r.Outcome} {r.HttpStatus} {r.ResponseCode} {XmlText.ForLog(r.Description)}";
+        var error = $"{step}: {r.Outcome} {r.HttpStatus} {r.ResponseCode} {XmlSafeText.ForLog(r.Description)}";
         var saved = Save(d with { InFlight = inFlight, Failures = attempts, FailureKey = step, NextAttemptAt = _time.GetUtcNow() + delay, LastError = error }, null, Receipt(d, step, r));
         Audit(saved, "report.retry", ("step", step), ("attempt", attempts.ToString(CultureInfo.InvariantCulture)), ("outcome", r.Outcome.ToString()), ("code", Code(r)),
             ("nextAttemptAt", saved.NextAttemptAt.ToString("O", CultureInfo.InvariantCulture)));
         if (r.Outcome == StepOutcome.AuthFailed)
         {
-            Raise(new DeliveryAlarm(DeliveryAlarmKind.AuthFailed, d.Id, d.CaseId, $"{step}: the destination refused the credentials ({r.HttpStatus} {r.ResponseCode} {XmlText.ForLog(r.Description)})"));
+            Raise(new DeliveryAlarm(DeliveryAlarmKind.AuthFailed, d.Id, d.CaseId, $"{step}: the destination refused the credentials ({r.HttpStatus} {r.ResponseCode} {XmlSafeText.ForLog(r.Description)})"));
         }
 
         return saved;
@@ -648,7 +648,7 @@ public sealed class ReportDeliverer : IDisposable
     private Delivery DeadLetter(Delivery d, string step, StepResult r)
     {
         var attempts = d.FailureKey == step ? Math.Max(d.Failures, 1) : 1;
-        var message = $"dead-lettered after {attempts} failed attempt(s) at {step} ({d.Restarts} restart(s)): {r.Outcome} {r.HttpStatus} {r.ResponseCode} {XmlText.ForLog(r.Description)}; an admin can requeue or cancel it";
+        var message = $"dead-lettered after {attempts} failed attempt(s) at {step} ({d.Restarts} restart(s)): {r.Outcome} {r.HttpStatus} {r.ResponseCode} {XmlSafeText.ForLog(r.Description)}; an admin can requeue or cancel it";
         var saved = Save(d with { Status = DeliveryStatus.DeadLettered, InFlight = null, LastError = message, NextAttemptAt = _time.GetUtcNow() }, null, Receipt(d, step, r));
         DeadLetterCounter.Add(1, new KeyValuePair<string, object?>("step", step.Split(':')[0]));
         Audit(saved, "report.dead_letter", ("step", step), ("attempts", attempts.ToString(CultureInfo.InvariantCulture)), ("outcome", r.Outcome.ToString()), ("code", Code(r)));
@@ -658,7 +658,7 @@ public sealed class ReportDeliverer : IDisposable
 
     private Delivery Terminal(Delivery d, string step, string message, DeliveryAlarmKind kind, StepResult? r = null)
     {
-        message = XmlText.ForLog(message, 1000);
+        message = XmlSafeText.ForLog(message, 1000);
         var status = d.Status == DeliveryStatus.Finished ? DeliveryStatus.Finished : DeliveryStatus.Failed;
         var saved = Save(d with { Status = status, InFlight = null, LastError = message }, null, Receipt(d, step, r ?? new StepResult(StepOutcome.Rejected, Description: message)));
         Audit(saved, "report.failed", ("step", step), ("message", message));
@@ -686,7 +686,7 @@ public sealed class ReportDeliverer : IDisposable
     }
 
     private static StepResult FaultOf(Exception ex, string doing) =>
-        new(StepOutcome.Fault, Description: $"{ex.GetType().Name} while {doing}: {XmlText.ForLog(ex.Message)}");
+        new(StepOutcome.Fault, Description: $"{ex.GetType().Name} while {doing}: {XmlSafeText.ForLog(ex.Message)}");
 
     private static string Code(StepResult r) => (r.ResponseCode ?? r.HttpStatus)?.ToString(CultureInfo.InvariantCulture) ?? "";
 
@@ -714,7 +714,7 @@ public sealed class ReportDeliverer : IDisposable
         };
         foreach (var (k, v) in details)
         {
-            map[k] = XmlText.ForLog(v, 500);
+            map[k] = XmlSafeText.ForLog(v, 500);
         }
 
         var actor = details.FirstOrDefault(x => x.Key == "by").Value;

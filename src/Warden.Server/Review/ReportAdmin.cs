@@ -112,7 +112,7 @@ internal static class ReportAdmin
             throw new ApiException(400, ErrorCodes.InvalidRequest, $"reason is at most {MaxReason} characters.");
         }
 
-        return string.IsNullOrEmpty(reason) ? fallback : XmlText.Clean(reason);
+        return string.IsNullOrEmpty(reason) ? fallback : XmlSafeText.Clean(reason);
     }
 
     private static DeliveryStatus? ParseStatus(string s) => s.Trim().ToLowerInvariant() switch

@@ -26,8 +26,8 @@ public sealed partial class ReportWorker : BackgroundService
         _client = new CyberTiplineClient(ClientOptions(settings));
         IDeliveryMedia media = review.Vault is { } vault ? new VaultDeliveryMedia(vault) : new NoMedia();
         Deliverer = new ReportDeliverer(review.Deliveries, new NcmecDestination(_client), media, DeliveryOptionsOf(settings), audit: review.Audit);
-        Deliverer.Alarm += (_, a) => LogAlarm(_log, a.DeliveryId, XmlText.ForLog(a.CaseId, 100), a.Kind.ToString(), XmlText.ForLog(a.Message, 600));
-        Deliverer.Error += (_, e) => LogDeliveryError(_log, e.DeliveryId, e.Exception.GetType().Name, XmlText.ForLog(e.Exception.Message, 600));
+        Deliverer.Alarm += (_, a) => LogAlarm(_log, a.DeliveryId, XmlSafeText.ForLog(a.CaseId, 100), a.Kind.ToString(), XmlSafeText.ForLog(a.Message, 600));
+        Deliverer.Error += (_, e) => LogDeliveryError(_log, e.DeliveryId, e.Exception.GetType().Name, XmlSafeText.ForLog(e.Exception.Message, 600));
     }
 
     /// <summary>The outbox worker (the admin endpoints cancel and requeue through it, so they wait for a running step).</summary>
@@ -99,7 +99,7 @@ public sealed partial class ReportWorker : BackgroundService
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                LogRoundFailed(_log, ex.GetType().Name, XmlText.ForLog(ex.Message, 600));
+                LogRoundFailed(_log, ex.GetType().Name, XmlSafeText.ForLog(ex.Message, 600));
             }
 
             try

@@ -292,7 +292,7 @@ public sealed partial class ReviewService : IDisposable
             catch (Exception ex) when (ex is CyberTipValidationException or ArgumentException)
             {
                 // The builder makes uploader text safe, so this is a setting (e.g. the reporter's e-mail): say which.
-                throw new ReviewException(409, "not_reportable", XmlText.ForLog(ex.Message, 1000));
+                throw new ReviewException(409, "not_reportable", XmlSafeText.ForLog(ex.Message, 1000));
             }
 
             Store.AppendEvent("close", caseId, null, JsonSerializer.Serialize(new CloseRecord(true), Json));

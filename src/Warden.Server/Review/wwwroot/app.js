@@ -46,6 +46,8 @@
     $('who').textContent = state.me.username + ' (' + state.me.role + ')';
     updateExposure(state.me.exposure_today);
     $('nav').hidden = false; $('login').hidden = true; $('view').hidden = false;
+    $('nav-deliveries').hidden = state.me.role !== 'admin';
+    await deliveryNotice();
   }
 
   function updateExposure(n) {
@@ -63,6 +65,7 @@
     try {
       if (h.startsWith('#/case/')) await showCase(decodeURIComponent(h.slice(7)));
       else if (h === '#/settings') showSettings();
+      else if (h === '#/deliveries') await showDeliveries();
       else await showQueue();
     } catch (e) { say(e.message, true); }
   }
@@ -111,7 +114,7 @@
     document.title = 'Case ' + k.uploader_id + ' – Warden review';
     select(state.selected, false);
     $('main').focus();
-    if (k.report && k.report.status !== 'finished' && k.report.status !== 'failed') {
+    if (k.report && !['finished', 'failed', 'dead_lettered', 'cancelled'].includes(k.report.status)) {
       state.poll = setTimeout(() => { if (location.hash === '#/case/' + encodeURIComponent(id)) showCase(id).catch(e => say(e.message, true)); }, 1000);
     }
   }
@@ -234,6 +237,51 @@
     $('view').replaceChildren(el('h2', {}, 'Settings'), form,
       el('p', {}, 'Daily reveal cap: ' + m.exposure_cap + '. Known-hash matches may be decided without viewing: ' + (m.decide_without_viewing ? 'yes' : 'no') + '.'));
     document.title = 'Settings – Warden review';
+  }
+
+  // ---- Report deliveries (admins): dead-lettered and failed reports wait here for a requeue or a cancel. ----
+  async function deliveryNotice() {
+    const n = $('notice');
+    if (!state.me || state.me.role !== 'admin') { n.hidden = true; return null; }
+    const data = await api('GET', '/deliveries?status=dead_lettered&limit=1');
+    n.replaceChildren();
+    if (data.attention > 0) {
+      n.append(data.attention + ' report deliver' + (data.attention === 1 ? 'y needs' : 'ies need') + ' attention (dead-lettered or failed). ',
+        el('a', { href: '#/deliveries' }, 'Open deliveries'));
+    }
+    n.hidden = data.attention === 0;
+    return data;
+  }
+
+  async function showDeliveries() {
+    if (state.me.role !== 'admin') { say('Report deliveries are for admins.', true); return; }
+    const filter = new URLSearchParams(location.search).get('status') || '';
+    const data = await api('GET', '/deliveries' + (filter ? '?status=' + encodeURIComponent(filter) : ''));
+    await deliveryNotice();
+    const action = async (d, verb) => {
+      const reason = prompt((verb === 'cancel' ? 'Cancel' : 'Requeue') + ' delivery ' + d.id + ': reason (kept in the audit log)');
+      if (reason === null) return;
+      try { await api('POST', '/deliveries/' + d.id + '/' + verb, { reason }); say('Delivery ' + d.id + ': ' + verb + ' done.'); await showDeliveries(); }
+      catch (e) { say(e.message, true); }
+    };
+    $('view').replaceChildren(
+      el('h2', {}, 'Report deliveries'),
+      el('p', {}, 'Dead-lettered and failed deliveries wait for an admin: requeue once the cause is fixed, or cancel (an open report is retracted).'),
+      el('table', { id: 'deliveries' },
+        el('caption', {}, 'Newest first'),
+        el('thead', {}, el('tr', {}, ['Id', 'Case', 'Status', 'Report id', 'Failing step', 'Last error', 'Actions'].map(x => el('th', { scope: 'col' }, x)))),
+        el('tbody', {}, data.deliveries.map(d => el('tr', { 'data-delivery': d.id, class: d.needs_attention ? 'attention' : null },
+          el('td', {}, d.id),
+          el('td', { class: 'mono' }, el('a', { href: '#/case/' + encodeURIComponent(d.case_id) }, d.case_id)),
+          el('td', {}, d.status),
+          el('td', {}, d.report_id || '–'),
+          el('td', {}, d.failing_step ? d.failing_step + ' ×' + d.failures : '–'),
+          el('td', { class: 'error' }, d.last_error || ''),
+          el('td', {},
+            ['failed', 'dead_lettered', 'cancelled'].includes(d.status) ? el('button', { type: 'button', class: 'secondary', id: 'requeue-' + d.id, onclick: () => action(d, 'requeue') }, 'Requeue') : null, ' ',
+            ['finished', 'cancelled'].includes(d.status) ? null : el('button', { type: 'button', class: 'danger', id: 'cancel-' + d.id, onclick: () => action(d, 'cancel') }, 'Cancel')))))));
+    document.title = 'Deliveries – Warden review';
+    $('main').focus();
   }
 
   function select(i, scroll) {

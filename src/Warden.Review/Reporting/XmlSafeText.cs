@@ -11,7 +11,7 @@ namespace Warden.Review.Reporting;
 /// controls, the non-characters U+FDD0–U+FDEF and U+xFFFE/U+xFFFF of every plane), becomes U+FFFD, so a
 /// reader can see that something was replaced. The raw value stays in the evidence record.
 /// </summary>
-public static class XmlText
+public static class XmlSafeText
 {
     /// <summary>What replaces a character XML cannot carry.</summary>
     public const char Replacement = '\uFFFD';

@@ -145,7 +145,11 @@ public sealed class CyberTipXmlTests
         Assert.Contains(issues, m => m.Contains("port", StringComparison.Ordinal));
 
         var file = new CyberTipFile(FileViewedByEsp: false, ExifViewedByEsp: true, FileRelevance: "Supplemental Reported", IndustryClassification: "A1", OriginalFileHashes: [new(new string('x', 65), "1")]);
-        var fileIssues = CyberTipValidator.Validate(CyberTipXml.FileDetails(1, "f", file), Now).Select(i => i.Message).ToList();
+        var fileDoc = CyberTipXml.FileDetails(1, "f", file);
+        var hashType = fileDoc.Root!.Element("originalFileHash")!.Attribute("hashType")!;
+        Assert.Equal(CyberTipLimits.HashType, hashType.Value.Length); // the writer keeps to the documented length…
+        hashType.Value = new string('x', 65); // …and the rules catch a hand-made document that does not
+        var fileIssues = CyberTipValidator.Validate(fileDoc, Now).Select(i => i.Message).ToList();
         Assert.Contains(fileIssues, m => m.Contains("exifViewedByEsp", StringComparison.Ordinal));
         Assert.Contains(fileIssues, m => m.Contains("Supplemental", StringComparison.Ordinal));
         Assert.Contains(fileIssues, m => m.Contains("hashType", StringComparison.Ordinal));

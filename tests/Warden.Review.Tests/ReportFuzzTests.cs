@@ -4,9 +4,9 @@ using System.Xml;
 using System.Xml.Linq;
 using FsCheck;
 using FsCheck.Fluent;
-using TestData = Warden.Core.Tests.TestData;
 using Warden.Review.Cases;
 using Warden.Review.Reporting;
+using TestData = Warden.Core.Tests.TestData;
 
 namespace Warden.Review.Tests;
 

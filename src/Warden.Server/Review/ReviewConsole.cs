@@ -196,6 +196,7 @@ public static class ReviewConsole
         var s = Session(c);
         var o = r.Options;
         var look = r.Look(s.User);
+        var display = r.Display.Get(s.User.Id);
         return Results.Json(new
         {
             username = s.User.Username,
@@ -205,10 +206,10 @@ public static class ReviewConsole
             greyscale = s.User.Greyscale ?? o.DefaultGreyscale,
             org_blur = o.DefaultBlur,
             org_greyscale = o.DefaultGreyscale,
-            blur_percent = r.Display.Get(s.User.Id).BlurPercent,
-            size = r.Display.Get(s.User.Id).Size,
+            blur_percent = display.BlurPercent,
+            size = display.Size,
             org_blur_percent = o.DefaultBlurPercent,
-            min_blur_percent = r.Look(s.User with { Blur = false }).BlurPercent,
+            min_blur_percent = r.MinimumBlurPercent,
             max_size = r.MaxPreviewSize,
             look = new { size = look.MaxSide, blur_percent = look.BlurPercent, greyscale = look.Greyscale },
             reveal_seconds = Math.Clamp(o.RevealSeconds, 5, 600),

@@ -331,7 +331,7 @@ public sealed partial class ReviewService : IDisposable
     {
         ArgumentNullException.ThrowIfNull(user);
         var (percent, size) = Display.Get(user.Id);
-        var floor = Math.Clamp(_options.MinimumBlurPercent, (int)Warden.Core.Imaging.Obscure.MinBlurPercent, (int)Warden.Core.Imaging.Obscure.MaxBlurPercent);
+        var floor = MinimumBlurPercent;
         var blurOn = user.Blur ?? _options.DefaultBlur;
         var strength = blurOn ? Math.Max(floor, percent ?? _options.DefaultBlurPercent) : floor;
         var maxSide = MaxPreviewSize;
@@ -340,6 +340,9 @@ public sealed partial class ReviewService : IDisposable
             Math.Min(strength, Warden.Core.Imaging.Obscure.MaxBlurPercent),
             user.Greyscale ?? _options.DefaultGreyscale);
     }
+
+    /// <summary>The lightest blur ever served without a reveal (the organisation's minimum, at least 1 %).</summary>
+    public int MinimumBlurPercent => Math.Clamp(_options.MinimumBlurPercent, (int)Warden.Core.Imaging.Obscure.MinBlurPercent, (int)Warden.Core.Imaging.Obscure.MaxBlurPercent);
 
     /// <summary>The organisation's largest derivative side.</summary>
     public int MaxPreviewSize => Math.Clamp(_options.PreviewSize, Warden.Core.Imaging.Obscure.MinSide, Warden.Core.Imaging.Obscure.MaxSideLimit);

@@ -168,7 +168,7 @@
 
   async function reveal(k, c, i) {
     if (!c.representative.item) return;
-    reobscure();
+    reobscure(false); // locally only: a POST /obscure racing this reveal could drop its new grant
     try {
       const r = await api('POST', '/cases/' + encodeURIComponent(k.id) + '/items/' + encodeURIComponent(c.representative.item) + '/reveal');
       updateExposure(r.exposure_today);
@@ -183,15 +183,14 @@
     } catch (e) { say(e.message, true); }
   }
 
-  function reobscure() {
+  function reobscure(tellServer) {
     const r = state.revealed; if (!r) return;
     state.revealed = null;
     const img = $('media-' + r.i);
     if (img) { img.src = mediaUrl(r.k, r.item); img.className = 'media ' + filterClass(); img.alt = 'Matched media, obscured preview (cluster ' + (r.i + 1) + ')'; }
     URL.revokeObjectURL(r.url);
     const b = $('reveal-' + r.i); if (b) b.textContent = 'Reveal (r)';
-    api('POST', '/obscure').catch(() => { /* nothing held */ });
-    say('Obscured again.');
+    if (tellServer !== false) { api('POST', '/obscure').catch(() => { /* nothing held */ }); say('Obscured again.'); }
   }
 
   async function decide(k, c, i, verdict) {

@@ -69,6 +69,33 @@ public sealed class EvidenceVaultTests : IDisposable
     }
 
     [Fact]
+    public async Task Recorded_preview_views_are_obscured_only_and_never_make_an_item_viewed()
+    {
+        var (vault, audit) = NewVault();
+        var id = await vault.StoreAsync(Media(4), Context, null, Reviewer);
+        for (var i = 0; i < 25; i++)
+        {
+            vault.RecordObscuredView(id, new EvidenceAccess(EvidenceActor.Person("user:p" + (i % 5)), "cached preview", Revealed: false));
+        }
+
+        Assert.Equal(25, vault.Views(id).Count(v => v.What == "obscured" && v.ActorKind == ActorKind.Human));
+        Assert.False(vault.ViewedByEsp(id));
+        Assert.Equal(25, audit.Query(new AuditFilter(Action: "evidence.view", Subject: "evidence:" + id)).Count(a => a.Details["what"] == "obscured"));
+
+        // A revealed view can only come from reading the bytes; no actor, no purpose, no view.
+        Assert.Equal(EvidenceError.NotAllowed, Assert.Throws<EvidenceException>(() => vault.RecordObscuredView(id, new EvidenceAccess(Reviewer, "preview", Revealed: true))).Error);
+        Assert.Equal(EvidenceError.NotAllowed, Assert.Throws<EvidenceException>(() => vault.RecordObscuredView(id, new EvidenceAccess(EvidenceActor.Person(" "), "preview", Revealed: false))).Error);
+        Assert.Equal(EvidenceError.NotAllowed, Assert.Throws<EvidenceException>(() => vault.RecordObscuredView(id, new EvidenceAccess(Reviewer, " ", Revealed: false))).Error);
+        Assert.Equal(EvidenceError.NotFound, Assert.Throws<EvidenceException>(() => vault.RecordObscuredView("00112233445566778899aabbccddeeff", new EvidenceAccess(Reviewer, "preview", Revealed: false))).Error);
+        Assert.False(vault.ViewedByEsp(id));
+
+        // A destroyed item has no previews either.
+        await vault.DestroyAsync(id, "admin", "test");
+        Assert.Equal(EvidenceError.Destroyed, Assert.Throws<EvidenceException>(() => vault.RecordObscuredView(id, new EvidenceAccess(Reviewer, "preview", Revealed: false))).Error);
+        Assert.True(audit.Verify().Ok);
+    }
+
+    [Fact]
     public async Task Reads_need_an_actor_and_a_purpose()
     {
         var (vault, _) = NewVault();

@@ -158,6 +158,30 @@ public sealed class EvidenceVault
         }
     }
 
+    /// <summary>
+    /// Records an obscured view without decrypting: a person was shown a derivative made earlier from this item
+    /// (a cached blurred preview). A revealed view is refused here: only <see cref="ReadAsync"/> records those,
+    /// so <see cref="ViewedByEsp"/> is true only where the original bytes were really read for a person.
+    /// </summary>
+    public void RecordObscuredView(string itemId, EvidenceAccess access)
+    {
+        ArgumentNullException.ThrowIfNull(access);
+        RequireActor(access.Actor);
+        if (string.IsNullOrWhiteSpace(access.Purpose))
+        {
+            throw new EvidenceException(EvidenceError.NotAllowed, "Every evidence view needs a purpose.");
+        }
+
+        if (access.Revealed)
+        {
+            throw new EvidenceException(EvidenceError.NotAllowed, "A revealed view is recorded by reading the item, not by this call.");
+        }
+
+        var item = GetLive(itemId);
+        _catalog.AddView(new EvidenceView(item.Id, access.Actor.Id, access.Actor.Kind, _time.GetUtcNow(), "obscured", access.Purpose));
+        Audit(access.Actor.Id, "evidence.view", item.Id, new() { ["what"] = "obscured", ["purpose"] = access.Purpose, ["kind"] = access.Actor.Kind.ToString() });
+    }
+
     /// <summary>The catalogue row, or null.</summary>
     public EvidenceItem? Get(string itemId) => _catalog.Find(itemId);
 

@@ -83,17 +83,46 @@ public static class ReviewConsole
         api.MapPut("/settings", (HttpContext c, ReviewService r, SettingsRequest body) =>
         {
             var s = Session(c);
+            if (body.BlurPercent is < (int)Warden.Core.Imaging.Obscure.MinBlurPercent or > (int)Warden.Core.Imaging.Obscure.MaxBlurPercent)
+            {
+                return Problem(400, "invalid_request", $"blur_percent is {(int)Warden.Core.Imaging.Obscure.MinBlurPercent}–{(int)Warden.Core.Imaging.Obscure.MaxBlurPercent} (null: the organisation default).");
+            }
+
+            if (body.Size is { } size && (size < Warden.Core.Imaging.Obscure.MinSide || size > r.MaxPreviewSize))
+            {
+                return Problem(400, "invalid_request", $"size is {Warden.Core.Imaging.Obscure.MinSide}–{r.MaxPreviewSize} pixels (null: the organisation default).");
+            }
+
             r.Store.SetPreferences(s.User.Id, body.Blur, body.Greyscale);
-            r.Audit.Append(new AuditEntry(s.User.Username, "user.settings", "user:" + s.User.Username, new Dictionary<string, string> { ["blur"] = Flag(body.Blur), ["greyscale"] = Flag(body.Greyscale) }));
+            r.Display.Set(s.User.Id, body.BlurPercent, body.Size);
+            r.Audit.Append(new AuditEntry(s.User.Username, "user.settings", "user:" + s.User.Username, new Dictionary<string, string>
+            {
+                ["blur"] = Flag(body.Blur),
+                ["greyscale"] = Flag(body.Greyscale),
+                ["blur_percent"] = body.BlurPercent?.ToString(CultureInfo.InvariantCulture) ?? "default",
+                ["size"] = body.Size?.ToString(CultureInfo.InvariantCulture) ?? "default",
+            }));
             return Results.NoContent();
         });
         api.MapGet("/queue", (ReviewService r) => r.Cases.Queue().Select(QueueRow));
         api.MapGet("/cases/{id}", (string id, HttpContext c, ReviewService r) => r.Cases.Find(id) is { } k ? Results.Json(CaseView(k, r, Session(c).User)) : NotFound());
         api.MapGet("/cases/{id}/items/{item}/media", MediaAsync);
-        api.MapPost("/cases/{id}/items/{item}/reveal", async (string id, string item, HttpContext c, ReviewService r, CancellationToken ct) =>
+        api.MapPost("/cases/{id}/items/{item}/reveal", async (string id, string item, HttpContext c, ReviewService r, RevealRequest? body, CancellationToken ct) =>
         {
-            var count = await r.RevealAsync(Session(c).User, id, item, ct).ConfigureAwait(false);
-            return Results.Json(new { exposure_today = count, exposure_cap = r.Options.DailyExposureCap });
+            var g = await r.RevealAsync(Session(c).User, id, item, body?.Reason, ct).ConfigureAwait(false);
+            return Results.Json(new
+            {
+                exposure_today = g.ExposureToday,
+                exposure_cap = r.Options.DailyExposureCap,
+                grant = g.Grant,
+                expires_at = g.ExpiresAt,
+                original_url = $"/review/api/cases/{Uri.EscapeDataString(id)}/items/{Uri.EscapeDataString(item)}/media?original=1&grant={Uri.EscapeDataString(g.Grant)}",
+            });
+        });
+        api.MapPost("/obscure", (HttpContext c, ReviewService r) =>
+        {
+            r.Reobscure(Session(c).User);
+            return Results.NoContent();
         });
         api.MapPost("/cases/{id}/clusters/{cluster}/decision", (string id, string cluster, HttpContext c, ReviewService r, DecisionRequest body) =>
             Results.Json(DecisionView(r.Decide(Session(c).User, id, cluster, body))));
@@ -169,6 +198,8 @@ public static class ReviewConsole
     {
         var s = Session(c);
         var o = r.Options;
+        var look = r.Look(s.User);
+        var display = r.Display.Get(s.User.Id);
         return Results.Json(new
         {
             username = s.User.Username,
@@ -178,6 +209,13 @@ public static class ReviewConsole
             greyscale = s.User.Greyscale ?? o.DefaultGreyscale,
             org_blur = o.DefaultBlur,
             org_greyscale = o.DefaultGreyscale,
+            blur_percent = display.BlurPercent,
+            size = display.Size,
+            org_blur_percent = o.DefaultBlurPercent,
+            min_blur_percent = r.MinimumBlurPercent,
+            max_size = r.MaxPreviewSize,
+            look = new { size = look.MaxSide, blur_percent = look.BlurPercent, greyscale = look.Greyscale },
+            reveal_seconds = Math.Clamp(o.RevealSeconds, 5, 600),
             exposure_today = r.Store.Exposure(s.User.Id, ReviewService.Today()),
             exposure_cap = o.DailyExposureCap,
             preservation = r.Vault is not null,
@@ -189,11 +227,33 @@ public static class ReviewConsole
         });
     }
 
+    /// <summary>
+    /// The media endpoint: by default the server-made obscured derivative (PNG) or a placeholder; the original
+    /// bytes only with <c>?original</c> and a live reveal grant of this person for this item. Any request that
+    /// names <c>original</c> without one is refused (403), so no query string reaches the original bytes.
+    /// </summary>
     private static async Task<IResult> MediaAsync(string id, string item, HttpContext c, ReviewService r, CancellationToken ct)
     {
-        var media = await r.MediaAsync(Session(c).User, id, item, ct).ConfigureAwait(false);
-        c.Response.Headers.CacheControl = "no-store";
-        return Results.Bytes(media, Sniff(media));
+        var user = Session(c).User;
+        var h = c.Response.Headers;
+        h.CacheControl = "no-store";
+        h["Cross-Origin-Resource-Policy"] = "same-origin";
+        if (c.Request.Query.ContainsKey("original"))
+        {
+            var grant = c.Request.Query["grant"].ToString();
+            if (string.IsNullOrEmpty(grant))
+            {
+                grant = c.Request.Headers["X-Warden-Reveal-Grant"].ToString();
+            }
+
+            var original = r.Original(user, id, item, grant);
+            h["X-Warden-Media"] = "original";
+            return new WipeAfterSending(original, Sniff(original));
+        }
+
+        var preview = await r.PreviewAsync(user, id, item, ct).ConfigureAwait(false);
+        h["X-Warden-Media"] = preview.IsPlaceholder ? "placeholder" : "derivative";
+        return Results.Bytes(preview.Png, "image/png");
     }
 
     private static IResult AuditQuery(HttpContext c, ReviewService r, string? actor, string? action, string? subject, string? from, string? to, long? after, int? limit, string? format)
@@ -386,12 +446,30 @@ public static class ReviewConsole
         receipts = r.Deliveries.Receipts(d.Id).Select(x => new { at = x.At, step = x.Step, outcome = x.Outcome, http_status = x.HttpStatus, response_code = x.ResponseCode, body = x.Body }),
     };
 
+    /// <summary>Writes the original bytes, then zeroes them: the grant's copy is the only one in memory.</summary>
+    private sealed class WipeAfterSending(byte[] body, string contentType) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            try
+            {
+                httpContext.Response.ContentType = contentType;
+                httpContext.Response.ContentLength = body.Length;
+                await httpContext.Response.Body.WriteAsync(body).ConfigureAwait(false);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(body);
+            }
+        }
+    }
+
     private sealed class AssetResult(byte[] body, string contentType) : IResult
     {
         public Task ExecuteAsync(HttpContext httpContext)
         {
             var h = httpContext.Response.Headers;
-            h.ContentSecurityPolicy = "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+            h.ContentSecurityPolicy = "default-src 'self'; img-src 'self' blob:; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
             h.XContentTypeOptions = "nosniff";
             h.XFrameOptions = "DENY";
             h["Referrer-Policy"] = "no-referrer";
@@ -407,7 +485,16 @@ public static class ReviewConsole
 /// <param name="Password">Password.</param>
 public sealed record LoginRequest(string? Username, string? Password);
 
-/// <summary>Display preferences (null: the organisation default).</summary>
-/// <param name="Blur">Blur media.</param>
+/// <summary>
+/// Display preferences (null: the organisation default). They change how the server-made derivative looks,
+/// never whether originals are sent or what is logged.
+/// </summary>
+/// <param name="Blur">Blur media (off: the organisation's minimum blur, never none).</param>
 /// <param name="Greyscale">Greyscale media.</param>
-public sealed record SettingsRequest(bool? Blur, bool? Greyscale);
+/// <param name="BlurPercent">Blur strength when on: gaussian sigma in percent of the derivative's longest side.</param>
+/// <param name="Size">Longest side of the derivative in pixels.</param>
+public sealed record SettingsRequest(bool? Blur, bool? Greyscale, int? BlurPercent = null, int? Size = null);
+
+/// <summary>A reveal's optional reason (kept in the view record and audit log).</summary>
+/// <param name="Reason">Why the reviewer needs the original.</param>
+public sealed record RevealRequest(string? Reason);

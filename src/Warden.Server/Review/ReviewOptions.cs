@@ -34,6 +34,27 @@ public sealed class ReviewOptions
     /// <summary>Organisation default: media greyscale.</summary>
     public bool DefaultGreyscale { get; set; } = true;
 
+    /// <summary>
+    /// Organisation default blur strength of the served derivative: the gaussian sigma as a percentage of the
+    /// derivative's longest side (6: a 256-pixel preview is blurred with sigma ≈ 15 px). Users may choose their own.
+    /// </summary>
+    public int DefaultBlurPercent { get; set; } = 6;
+
+    /// <summary>
+    /// The lightest blur the server ever serves without a logged reveal, also when a user turns blur off
+    /// (at least 1). Seeing the picture unobscured is a reveal: logged, counted and reported as viewed.
+    /// </summary>
+    public int MinimumBlurPercent { get; set; } = 2;
+
+    /// <summary>Longest side of the served derivative in pixels (32–512; users may choose smaller).</summary>
+    public int PreviewSize { get; set; } = 256;
+
+    /// <summary>How long a reveal's grant to receive the original bytes lasts (seconds, 5–600; used once).</summary>
+    public int RevealSeconds { get; set; } = 60;
+
+    /// <summary>Memory for cached derivatives (MiB, in memory only).</summary>
+    public int PreviewCacheMegabytes { get; set; } = 32;
+
     /// <summary>Session lifetime (minutes of inactivity are not tracked: a session ends this long after login).</summary>
     public int SessionMinutes { get; set; } = 8 * 60;
 

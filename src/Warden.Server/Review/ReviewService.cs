@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Warden.Core.Banks;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
+using Warden.Core.Imaging;
 using Warden.Review.Audit;
 using Warden.Review.Cases;
 using Warden.Review.Evidence;
@@ -46,6 +47,7 @@ public sealed partial class ReviewService : IDisposable
     private readonly ILogger<ReviewService> _log;
     private readonly Queue<string> _replayIds = new();
     private readonly Lock _write = new();
+    private readonly SemaphoreSlim _previewGate = new(Math.Max(1, Environment.ProcessorCount));
 
     /// <summary>Opens the review database, the vault (when configured) and replays the case log.</summary>
     public ReviewService(ServerOptions server, BankStore banks, ILogger<ReviewService> log)
@@ -59,6 +61,9 @@ public sealed partial class ReviewService : IDisposable
         Store = new ReviewStore(path);
         Audit = new AuditLog(new SqliteAuditStore(Database));
         Deliveries = new SqliteDeliveryStore(Database);
+        Display = new DisplayStore(path);
+        Grants = new RevealGrants(256L << 20);
+        Previews = new PreviewCache(Math.Clamp(_options.PreviewCacheMegabytes, 1, 4096) * (1L << 20));
         if (!string.IsNullOrWhiteSpace(_options.EvidenceDirectory) && !string.IsNullOrWhiteSpace(_options.MasterKey))
         {
             var keys = VaultKeyRing.FromBase64(new Dictionary<string, string> { [_options.MasterKeyId] = _options.MasterKey }, _options.MasterKeyId);
@@ -80,6 +85,15 @@ public sealed partial class ReviewService : IDisposable
 
     /// <summary>Report outbox.</summary>
     public SqliteDeliveryStore Deliveries { get; }
+
+    /// <summary>Per-user blur strength and derivative size.</summary>
+    internal DisplayStore Display { get; }
+
+    /// <summary>Reveal grants (original bytes held for their owner until redeemed or expired).</summary>
+    internal RevealGrants Grants { get; }
+
+    /// <summary>Obscured derivatives in memory.</summary>
+    internal PreviewCache Previews { get; }
 
     /// <summary>Evidence vault, or null when preservation is off.</summary>
     public EvidenceVault? Vault { get; }
@@ -228,26 +242,121 @@ public sealed partial class ReviewService : IDisposable
         return decision;
     }
 
-    /// <summary>Logs a reveal (vault view + audit) after the exposure cap check; returns today's count.</summary>
-    public async Task<int> RevealAsync(ConsoleUser user, string caseId, string itemId, CancellationToken cancellationToken)
+    /// <summary>
+    /// A reveal: after the exposure cap check (which counts it), reads the item's original bytes for this person,
+    /// which records one <c>revealed</c> view and its audit entry, and holds those bytes under a short-lived,
+    /// single-use grant that only this person can redeem, for this item only. The only way to original bytes.
+    /// </summary>
+    public async Task<RevealResult> RevealAsync(ConsoleUser user, string caseId, string itemId, string? reason, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(user);
         var vault = Vault ?? throw new ReviewException(404, "not_found", "Evidence preservation is off: there is no media to reveal.");
         RequireItem(caseId, itemId);
+        var why = CleanReason(reason);
+
+        // Counted before the read: a read that then fails over-counts, which errs on the reviewer's side.
         var count = Store.TryExpose(user.Id, Today(), _options.DailyExposureCap)
             ?? throw new ReviewException(429, "exposure_cap", $"Daily exposure cap reached ({_options.DailyExposureCap} reveals). Reveals resume tomorrow (UTC).");
-        await vault.ReadAsync(itemId, new EvidenceAccess(EvidenceActor.Person(user.Username), $"review of case {caseId}", Revealed: true), cancellationToken).ConfigureAwait(false);
-        return count;
+        var purpose = why is null ? $"review of case {caseId}" : $"review of case {caseId}: {why}";
+        var content = await vault.ReadAsync(itemId, new EvidenceAccess(EvidenceActor.Person(user.Username), purpose, Revealed: true), cancellationToken).ConfigureAwait(false);
+        var (token, expires) = Grants.Issue(user.Id, caseId, itemId, content.Media, TimeSpan.FromSeconds(Math.Clamp(_options.RevealSeconds, 5, 600)));
+        return new RevealResult(count, token, expires);
     }
 
-    /// <summary>Decrypts an item for display (obscured view record).</summary>
-    public async Task<byte[]> MediaAsync(ConsoleUser user, string caseId, string itemId, CancellationToken cancellationToken)
+    /// <summary>
+    /// The original bytes for a redeemed reveal grant (consumed), or a 403 refusal: never without one.
+    /// The view was recorded when the grant was issued.
+    /// </summary>
+    public byte[] Original(ConsoleUser user, string caseId, string itemId, string? grant)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        _ = Vault ?? throw new ReviewException(404, "not_found", "Evidence preservation is off.");
+        RequireItem(caseId, itemId);
+        return Grants.Redeem(grant, user.Id, caseId, itemId)
+            ?? throw new ReviewException(403, "reveal_required", "The original is served only once after a logged reveal of this item by you; reveal it (again).");
+    }
+
+    /// <summary>Re-obscure: drops this person's unredeemed grant, if any.</summary>
+    public bool Reobscure(ConsoleUser user)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        return Grants.Revoke(user.Id);
+    }
+
+    /// <summary>
+    /// The obscured derivative of an item as this person's settings draw it (reduced, blurred at least
+    /// <see cref="ReviewOptions.MinimumBlurPercent"/>, greyscale by choice), made on the server; records an
+    /// <c>obscured</c> view. Undecodable media gets a placeholder. Never the original bytes.
+    /// </summary>
+    public async Task<ObscuredImage> PreviewAsync(ConsoleUser user, string caseId, string itemId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(user);
         var vault = Vault ?? throw new ReviewException(404, "not_found", "Evidence preservation is off.");
         RequireItem(caseId, itemId);
-        var content = await vault.ReadAsync(itemId, new EvidenceAccess(EvidenceActor.Person(user.Username), $"review of case {caseId}", Revealed: false), cancellationToken).ConfigureAwait(false);
-        return content.Media;
+        var look = Look(user);
+        var access = new EvidenceAccess(EvidenceActor.Person(user.Username), $"review of case {caseId} (obscured preview)", Revealed: false);
+        var key = PreviewCache.Key(itemId, look);
+        if (Previews.TryGet(key, out var cached))
+        {
+            vault.RecordObscuredView(itemId, access);
+            return cached;
+        }
+
+        await _previewGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var content = await vault.ReadAsync(itemId, access, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var image = Warden.Core.Imaging.Obscure.Make(content.Media, look);
+                Previews.Add(key, image);
+                return image;
+            }
+            finally
+            {
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(content.Media);
+            }
+        }
+        finally
+        {
+            _previewGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// How this person's derivatives look: their settings over the organisation's defaults, with blur never
+    /// below the organisation's minimum (blur "off" means the minimum) and size never above the maximum.
+    /// </summary>
+    public ObscureOptions Look(ConsoleUser user)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        var (percent, size) = Display.Get(user.Id);
+        var floor = MinimumBlurPercent;
+        var blurOn = user.Blur ?? _options.DefaultBlur;
+        var strength = blurOn ? Math.Max(floor, percent ?? _options.DefaultBlurPercent) : floor;
+        var maxSide = MaxPreviewSize;
+        return new ObscureOptions(
+            Math.Clamp(size ?? maxSide, Warden.Core.Imaging.Obscure.MinSide, maxSide),
+            Math.Min(strength, Warden.Core.Imaging.Obscure.MaxBlurPercent),
+            user.Greyscale ?? _options.DefaultGreyscale);
+    }
+
+    /// <summary>The lightest blur ever served without a reveal (the organisation's minimum, at least 1 %).</summary>
+    public int MinimumBlurPercent => Math.Clamp(_options.MinimumBlurPercent, (int)Warden.Core.Imaging.Obscure.MinBlurPercent, (int)Warden.Core.Imaging.Obscure.MaxBlurPercent);
+
+    /// <summary>The organisation's largest derivative side.</summary>
+    public int MaxPreviewSize => Math.Clamp(_options.PreviewSize, Warden.Core.Imaging.Obscure.MinSide, Warden.Core.Imaging.Obscure.MaxSideLimit);
+
+    private static string? CleanReason(string? reason)
+    {
+        if (string.IsNullOrWhiteSpace(reason))
+        {
+            return null;
+        }
+
+        // Free text into the audit log: printable characters only, bounded.
+        var kept = new string([.. reason.Where(c => !char.IsControl(c) && !char.IsSurrogate(c)).Take(500)]).Trim();
+        return kept.Length == 0 ? null : kept;
     }
 
     /// <summary>Builds the CyberTipline report of a decided case and queues it; idempotent per case.</summary>
@@ -346,9 +455,7 @@ public sealed partial class ReviewService : IDisposable
     public static string Today() => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-    }
+    public void Dispose() => _previewGate.Dispose();
 
     private void RequireItem(string caseId, string itemId)
     {
@@ -441,6 +548,12 @@ public sealed partial class ReviewService : IDisposable
 /// <param name="IncidentType">NCMEC incident type.</param>
 /// <param name="Note">Free text.</param>
 public sealed record DecisionRequest(string? Verdict, string? Classification, IReadOnlyList<string>? Annotations, string? IncidentType, string? Note);
+
+/// <summary>A logged reveal: today's count and the grant that lets this person fetch the original once.</summary>
+/// <param name="ExposureToday">Reveals by this person today (UTC), this one included.</param>
+/// <param name="Grant">The single-use token for <c>?original=1&amp;grant=…</c>.</param>
+/// <param name="ExpiresAt">When the grant lapses.</param>
+public sealed record RevealResult(int ExposureToday, string Grant, DateTimeOffset ExpiresAt);
 
 internal sealed record MatchRecord(string Bank, string SignalType, int Distance, IReadOnlyDictionary<string, string> Labels);
 

@@ -27,16 +27,19 @@ public sealed class ConsoleApiTests
         Assert.Equal("known", rep.GetProperty("matches")[0].GetProperty("bank").GetString());
         var item = rep.GetProperty("item").GetString()!;
 
-        // The media is served decrypted (a JPEG) and each fetch is an 'obscured' view by the person.
+        // By default the media is a server-made obscured derivative (a PNG, never the upload's bytes), and each
+        // fetch is an 'obscured' view by the person. RevealTests covers this in depth.
         using var media = await alice.Http.GetAsync($"review/api/cases/{caseId}/items/{item}/media");
-        Assert.Equal("image/jpeg", media.Content.Headers.ContentType!.MediaType);
-        Assert.Equal(Media.Jpeg(1), await media.Content.ReadAsByteArrayAsync());
+        Assert.Equal("image/png", media.Content.Headers.ContentType!.MediaType);
+        Assert.NotEqual(Media.Jpeg(1), await media.Content.ReadAsByteArrayAsync());
         Assert.Contains(h.Review.Vault!.Views(item), v => v.Actor == "alice" && v.What == "obscured");
         Assert.False(h.Review.Vault.ViewedByEsp(item));
 
         using (var reveal = await alice.PostAsync($"cases/{caseId}/items/{item}/reveal"))
         {
             Assert.Equal(HttpStatusCode.OK, reveal.StatusCode);
+            var url = (await reveal.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("original_url").GetString()!;
+            Assert.Equal(Media.Jpeg(1), await alice.Http.GetByteArrayAsync(url.TrimStart('/'))); // the original, once
         }
 
         Assert.Contains(h.Review.Vault.Views(item), v => v.Actor == "alice" && v.What == "revealed" && v.ActorKind == ActorKind.Human);

@@ -56,10 +56,10 @@ public sealed class ConsoleBrowserTests
         await page.Keyboard.PressAsync("k");
         await Assertions.Expect(page.Locator("#cluster-0")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("selected"));
 
-        // Reveal one item: the filter goes, and the view is logged as revealed by alice.
-        await page.Locator("#reveal-0").ClickAsync();
-        await page.WaitForFunctionAsync("() => getComputedStyle(document.getElementById('media-0')).filter === 'none'");
+        // Reveal one item: the original replaces the derivative, and the view is logged as revealed by alice.
         var item = await media.EvaluateAsync<string>("e => decodeURIComponent(e.getAttribute('src').split('/items/')[1].split('/')[0])");
+        await page.Locator("#reveal-0").ClickAsync();
+        await page.WaitForFunctionAsync("() => getComputedStyle(document.getElementById('media-0')).filter === 'none' && document.getElementById('media-0').src.startsWith('blob:')");
         Assert.Contains(h.Review.Vault!.Views(item), v => v.Actor == "alice" && v.What == "revealed" && v.ActorKind == ActorKind.Human);
         Assert.Contains("blur", await page.Locator("#media-1").EvaluateAsync<string>("e => getComputedStyle(e).filter"), StringComparison.Ordinal); // per item
 
@@ -84,6 +84,103 @@ public sealed class ConsoleBrowserTests
         await Assertions.Expect(page.Locator("#receipts tbody tr").First).ToBeVisibleAsync();
         await page.ScreenshotAsync(new() { Path = Screenshot("review-receipt.png"), FullPage = true });
     }
+
+    [SkippableFact]
+    public async Task With_blur_off_the_browser_still_gets_a_server_derivative_until_a_logged_reveal()
+    {
+        Skip.IfNot(File.Exists(Chromium), "Chromium is not installed at /usr/bin/chromium (apt-get install chromium).");
+        await using var h = await ReviewHarness.StartAsync();
+        await h.SeedCaseAsync();
+        var originals = new[] { Media.Jpeg(1), Media.Jpeg(1, quality: 60), Media.Jpeg(2) }.Select(Digest).ToHashSet();
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Chromium,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+        page.SetDefaultTimeout(30_000);
+
+        // Every media response the browser receives passes through here, so its bytes are seen exactly as served.
+        var received = new System.Collections.Concurrent.ConcurrentQueue<(string Url, string Kind, string Digest, int Length)>();
+        await page.RouteAsync(new System.Text.RegularExpressions.Regex("/media"), async route =>
+        {
+            var response = await route.FetchAsync();
+            var body = await response.BodyAsync();
+            received.Enqueue((route.Request.Url, response.Headers.GetValueOrDefault("x-warden-media", response.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)), Digest(body), body.Length));
+            await route.FulfillAsync(new() { Response = response, BodyBytes = body });
+        });
+
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review").ToString());
+        await page.GetByLabel("User name").FillAsync("alice");
+        await page.GetByLabel("Password").FillAsync(ReviewHarness.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await page.Locator("#queue").WaitForAsync();
+
+        // Settings: blur off, greyscale off, the largest preview.
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/settings").ToString());
+        await page.Locator("#set-blur").UncheckAsync();
+        await page.Locator("#set-grey").UncheckAsync();
+        await page.Locator("#set-size").FillAsync("256");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#status")).ToHaveTextAsync("Saved.");
+
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/queue").ToString());
+        await page.Locator("a.case-link").First.ClickAsync();
+        await page.WaitForFunctionAsync("() => [0, 1].every(i => { const m = document.getElementById('media-' + i); return m && m.complete && m.naturalWidth > 0; })");
+
+        // No CSS filter at all now, and still no original: what arrived is the server's derivative.
+        Assert.Equal("none", await page.Locator("#media-0").EvaluateAsync<string>("e => getComputedStyle(e).filter"));
+        Assert.True(await page.Locator("#media-0").EvaluateAsync<int>("e => e.naturalWidth") <= 256);
+        await DrainAsync();
+        Assert.True(received.Count >= 2);
+        Assert.All(received, r =>
+        {
+            Assert.Equal("derivative", r.Kind);
+            Assert.DoesNotContain(r.Digest, originals);
+        });
+
+        // Reveal: the original is shown, the counter moves, one revealed view is logged.
+        var item = await page.Locator("#media-0").EvaluateAsync<string>("e => decodeURIComponent(e.getAttribute('src').split('/items/')[1].split('/')[0])");
+        received.Clear();
+        await page.Locator("#reveal-0").ClickAsync();
+        await page.WaitForFunctionAsync("() => { const m = document.getElementById('media-0'); return m.src.startsWith('blob:') && m.complete && m.naturalWidth === 640; }");
+        await Assertions.Expect(page.Locator("#exposure")).ToContainTextAsync("Reveals today: 1 /");
+        await DrainAsync();
+        var original = Assert.Single(received, r => r.Kind == "original");
+        Assert.Contains(original.Digest, originals);
+        Assert.Single(h.Review.Vault!.Views(item), v => v.Actor == "alice" && v.What == "revealed");
+        await Assertions.Expect(page.Locator("#reveal-0")).ToHaveTextAsync("Re-obscure (r)");
+
+        // The grant was single-use: the same URL fetched again from the page is refused.
+        var again = await page.EvaluateAsync<int>("async u => (await fetch(u)).status", original.Url);
+        Assert.Equal(403, again);
+
+        // Re-obscure: back to the derivative, the blob URL revoked; the counter does not move.
+        received.Clear();
+        await page.Locator("#reveal-0").ClickAsync();
+        await page.WaitForFunctionAsync("() => { const m = document.getElementById('media-0'); return !m.src.startsWith('blob:') && m.complete && m.naturalWidth > 0 && m.naturalWidth <= 256; }");
+        await Assertions.Expect(page.Locator("#reveal-0")).ToHaveTextAsync("Reveal (r)");
+        await Assertions.Expect(page.Locator("#exposure")).ToContainTextAsync("Reveals today: 1 /");
+        await DrainAsync();
+        Assert.All(received.Where(r => r.Url.Contains("/media", StringComparison.Ordinal) && !r.Url.Contains("original", StringComparison.Ordinal)), r => Assert.DoesNotContain(r.Digest, originals));
+        Assert.Single(h.Review.Vault.Views(item), v => v.What == "revealed");
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-case-blur-off.png"), FullPage = true });
+
+        // Lets in-flight media requests finish passing through the route.
+        async Task DrainAsync()
+        {
+            for (var quiet = 0; quiet < 3;)
+            {
+                var before = received.Count;
+                await Task.Delay(200);
+                quiet = received.Count == before ? quiet + 1 : 0;
+            }
+        }
+    }
+
+    private static string Digest(byte[] b) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(b));
 
     /// <summary>
     /// docs/screenshots/NAME in the repository when WARDEN_SCREENSHOTS=1 (to refresh the committed ones),

@@ -2,7 +2,7 @@
 // inserted as text, never as HTML.
 'use strict';
 (() => {
-  const state = { me: null, csrf: null, caseData: null, selected: 0, poll: null };
+  const state = { me: null, csrf: null, caseData: null, selected: 0, poll: null, revealed: null };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, ...children) {
@@ -59,6 +59,7 @@
 
   async function route() {
     if (state.poll) { clearTimeout(state.poll); state.poll = null; }
+    if (state.revealed) { URL.revokeObjectURL(state.revealed.url); state.revealed = null; }
     if (!state.me) { try { await loadMe(); } catch { return; } }
     const h = location.hash || '#/queue';
     say('');
@@ -87,12 +88,17 @@
     const first = view.querySelector('a.case-link'); if (first) first.focus(); else $('main').focus();
   }
 
+  // The server sends an obscured derivative (reduced, blurred, greyscale by setting); this CSS class is only
+  // an extra layer on top of it, never the protection.
   function filterClass() {
     const b = state.me.blur, g = state.me.greyscale;
     return b && g ? 'obscured' : b ? 'blur-only' : g ? 'grey-only' : '';
   }
 
+  function mediaUrl(k, item) { return '/review/api/cases/' + encodeURIComponent(k.id) + '/items/' + encodeURIComponent(item) + '/media'; }
+
   async function showCase(id) {
+    if (state.revealed) { URL.revokeObjectURL(state.revealed.url); state.revealed = null; }
     const k = await api('GET', '/cases/' + encodeURIComponent(id));
     state.caseData = k;
     if (state.selected >= k.clusters.length) state.selected = 0;
@@ -123,7 +129,7 @@
     const rep = c.representative;
     const cls = filterClass();
     const media = rep.item
-      ? el('img', { class: 'media ' + (c.viewed_by_me ? '' : cls), id: 'media-' + i, alt: 'Matched media, ' + (cls ? 'obscured' : 'shown') + ' (cluster ' + (i + 1) + ')', src: '/review/api/cases/' + encodeURIComponent(k.id) + '/items/' + encodeURIComponent(rep.item) + '/media' })
+      ? el('img', { class: 'media ' + cls, id: 'media-' + i, alt: 'Matched media, obscured preview (cluster ' + (i + 1) + ')', src: mediaUrl(k, rep.item) })
       : el('div', { class: 'nomedia' }, 'No media stored (signals only).');
     const decided = c.decision
       ? el('p', { class: 'decided' }, 'Decided: ', c.decision.verdict === 'confirmed' ? 'confirmed ' + (c.decision.classification || '') : 'false positive',
@@ -132,7 +138,8 @@
     const form = open && !c.decision ? decisionForm(k, c, i) : null;
     return el('section', { class: 'cluster', id: 'cluster-' + i, 'aria-label': 'Cluster ' + (i + 1) },
       el('div', {}, media,
-        rep.item ? el('button', { type: 'button', class: 'secondary reveal', id: 'reveal-' + i, disabled: c.viewed_by_me || !cls ? true : null, onclick: () => reveal(k, c, i) }, c.viewed_by_me ? 'Revealed' : 'Reveal (r)') : null),
+        rep.item ? el('button', { type: 'button', class: 'secondary reveal', id: 'reveal-' + i, onclick: () => toggleReveal(k, c, i) }, 'Reveal (r)') : null,
+        c.viewed_by_me ? el('p', { class: 'viewed', id: 'viewed-' + i }, 'You revealed this before.') : null),
       el('div', {},
         el('h3', {}, 'Cluster ' + (i + 1) + ': ' + c.count + ' item(s)'),
         el('p', {}, 'Matched: ', rep.matches.map(m => el('span', { class: 'badge' }, m.bank + ' · ' + m.signal_type + ' d=' + m.distance + (Object.keys(m.labels).length ? ' · ' + Object.entries(m.labels).map(([a, b]) => a + '=' + b).join(', ') : '')))),
@@ -158,16 +165,35 @@
     return f;
   }
 
+  // Reveal: the server logs the view, counts it, and grants one fetch of the original; the picture is held
+  // as a blob URL only while shown. Re-obscure drops it and returns to the server-made derivative.
+  async function toggleReveal(k, c, i) { if (state.revealed && state.revealed.i === i) reobscure(); else await reveal(k, c, i); }
+
   async function reveal(k, c, i) {
     if (!c.representative.item) return;
+    reobscure(false); // locally only: a POST /obscure racing this reveal could drop its new grant
     try {
       const r = await api('POST', '/cases/' + encodeURIComponent(k.id) + '/items/' + encodeURIComponent(c.representative.item) + '/reveal');
       updateExposure(r.exposure_today);
-      const img = $('media-' + i); img.className = 'media'; img.alt = 'Matched media, revealed (cluster ' + (i + 1) + ')';
+      const res = await fetch(r.original_url, { credentials: 'same-origin' });
+      if (!res.ok) throw new Error('The original could not be fetched (' + res.status + '); reveal again.');
+      const url = URL.createObjectURL(await res.blob());
+      const img = $('media-' + i); img.src = url; img.className = 'media revealed'; img.alt = 'Matched media, revealed (cluster ' + (i + 1) + ')';
+      state.revealed = { i, url, item: c.representative.item, k };
       c.viewed_by_me = true;
-      const b = $('reveal-' + i); b.textContent = 'Revealed'; b.disabled = true;
+      const b = $('reveal-' + i); b.textContent = 'Re-obscure (r)';
       say('Revealed; the view is logged.');
     } catch (e) { say(e.message, true); }
+  }
+
+  function reobscure(tellServer) {
+    const r = state.revealed; if (!r) return;
+    state.revealed = null;
+    const img = $('media-' + r.i);
+    if (img) { img.src = mediaUrl(r.k, r.item); img.className = 'media ' + filterClass(); img.alt = 'Matched media, obscured preview (cluster ' + (r.i + 1) + ')'; }
+    URL.revokeObjectURL(r.url);
+    const b = $('reveal-' + r.i); if (b) b.textContent = 'Reveal (r)';
+    if (tellServer !== false) { api('POST', '/obscure').catch(() => { /* nothing held */ }); say('Obscured again.'); }
   }
 
   async function decide(k, c, i, verdict) {
@@ -224,17 +250,25 @@
 
   function showSettings() {
     const m = state.me;
+    const num = (id) => { const v = $(id).value; return v === '' ? null : Number(v); };
     const form = el('form', { id: 'settings-form', onsubmit: async (e) => {
       e.preventDefault();
       try {
-        await api('PUT', '/settings', { blur: $('set-blur').checked, greyscale: $('set-grey').checked });
-        m.blur = $('set-blur').checked; m.greyscale = $('set-grey').checked; say('Saved.');
+        const body = { blur: $('set-blur').checked, greyscale: $('set-grey').checked, blur_percent: num('set-strength'), size: num('set-size') };
+        await api('PUT', '/settings', body);
+        Object.assign(state.me, await api('GET', '/me'));
+        say('Saved.');
       } catch (err) { say(err.message, true); }
     } },
-      el('label', {}, el('input', { type: 'checkbox', id: 'set-blur', checked: m.blur || null }), ' Blur media by default (organisation default: ' + (m.org_blur ? 'on' : 'off') + ')'),
+      el('label', {}, el('input', { type: 'checkbox', id: 'set-blur', checked: m.blur || null }), ' Blur media by default (organisation default: ' + (m.org_blur ? 'on' : 'off') + '; off still blurs at the minimum of ' + m.min_blur_percent + ' %)'),
+      el('label', { for: 'set-strength' }, 'Blur strength when on, percent of the image size (' + m.min_blur_percent + '–25; empty: organisation default ' + m.org_blur_percent + ')'),
+      el('input', { id: 'set-strength', type: 'number', min: String(m.min_blur_percent), max: '25', step: '1', value: m.blur_percent === null ? '' : String(m.blur_percent) }),
       el('label', {}, el('input', { type: 'checkbox', id: 'set-grey', checked: m.greyscale || null }), ' Greyscale media by default (organisation default: ' + (m.org_greyscale ? 'on' : 'off') + ')'),
+      el('label', { for: 'set-size' }, 'Preview size, pixels (32–' + m.max_size + '; empty: ' + m.max_size + ')'),
+      el('input', { id: 'set-size', type: 'number', min: '32', max: String(m.max_size), step: '1', value: m.size === null ? '' : String(m.size) }),
       el('button', { type: 'submit' }, 'Save'));
     $('view').replaceChildren(el('h2', {}, 'Settings'), form,
+      el('p', {}, 'Previews are made on the server: reduced, blurred and greyscale as set here. The original is sent only after a Reveal, which is logged, counted and reported as viewed.'),
       el('p', {}, 'Daily reveal cap: ' + m.exposure_cap + '. Known-hash matches may be decided without viewing: ' + (m.decide_without_viewing ? 'yes' : 'no') + '.'));
     document.title = 'Settings – Warden review';
   }
@@ -298,12 +332,12 @@
     const k = state.caseData;
     const onCase = location.hash.startsWith('#/case/') && k;
     if (e.key === 'g') { location.hash = '#/queue'; return; }
-    if (e.key === '?') { say('Keys: j/k next/previous cluster, r reveal, 1–4 classification, c confirm, f false positive, g queue.'); return; }
+    if (e.key === '?') { say('Keys: j/k next/previous cluster, r reveal or re-obscure, 1–4 classification, c confirm, f false positive, g queue.'); return; }
     if (!onCase) return;
     const i = state.selected, c = k.clusters[i];
     if (e.key === 'j') select(i + 1);
     else if (e.key === 'k') select(i - 1);
-    else if (e.key === 'r') reveal(k, c, i);
+    else if (e.key === 'r') toggleReveal(k, c, i);
     else if (/^[1-4]$/.test(e.key) && $('cls-' + i)) { $('cls-' + i).value = state.me.classifications[Number(e.key) - 1]; say('Classification ' + $('cls-' + i).value); e.preventDefault(); }
     else if (e.key === 'c') decide(k, c, i, 'confirmed');
     else if (e.key === 'f') decide(k, c, i, 'false_positive');

@@ -17,8 +17,8 @@ internal static class GgufReader
 
     public static void Read(SafeFileHandle handle, long length, ModelDocument doc, ModelLimits limits)
     {
-        using var stream = new FileStream(handle, FileAccess.Read, 1 << 16);
-        stream.Position = 0;
+        // Buffered over a stream that leaves the handle open: the file's other interpretations read it afterwards.
+        using var stream = new BufferedStream(new ZipDirectory.HandleStream(handle, 0, length), 1 << 16);
         var r = new Cursor(stream, length);
         if (r.U32() != 0x46554747)
         {

@@ -10,10 +10,14 @@ public static class TensorShapes
     /// <summary>More elements than any real tensor holds (2^48); a larger shape is malformed.</summary>
     public const long MaxElements = 1L << 48;
 
-    /// <summary>Element count, or -1 when a dimension is negative or the product overflows.</summary>
+    /// <summary>
+    /// Element count, or -1 when a dimension is negative or the product of the non-zero dimensions overflows (a
+    /// zero dimension makes the tensor empty, but does not excuse absurd neighbours).
+    /// </summary>
     public static long Count(ReadOnlySpan<long> shape)
     {
         long n = 1;
+        var empty = false;
         foreach (var d in shape)
         {
             if (d < 0)
@@ -23,7 +27,7 @@ public static class TensorShapes
 
             if (d == 0)
             {
-                n = 0;
+                empty = true;
                 continue;
             }
 
@@ -35,8 +39,7 @@ public static class TensorShapes
             n *= d;
         }
 
-        // A zero dimension anywhere makes it empty, but every dimension must still be sane.
-        return shape.Contains(0) ? 0 : n;
+        return empty ? 0 : n;
     }
 
     /// <summary>Bytes of <paramref name="count"/> elements of <paramref name="elementSize"/> bytes, or -1 on overflow.</summary>

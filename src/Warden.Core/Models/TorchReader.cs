@@ -156,6 +156,11 @@ internal static class TorchReader
                     continue;
                 }
 
+                if (ZipDirectory.StoredCrc(handle, m) != m.Crc)
+                {
+                    doc.Flag(AnomalySeverity.Error, "zip.bad-crc", $"member '{m.Name}' CRC-32 does not match its header (a loader that ignores CRCs still reads it; scanned anyway)");
+                }
+
                 reader = scans.Keep(new PickleStreamReader(handle, m.DataOffset, m.DataOffset + m.CompressedSize, limits));
                 start = m.DataOffset;
             }

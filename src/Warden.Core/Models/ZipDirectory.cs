@@ -237,9 +237,7 @@ public static class ZipDirectory
     public static byte[]? Inflate(SafeFileHandle handle, ZipMember m, long max, int? stopAfter = null)
     {
         ArgumentNullException.ThrowIfNull(m);
-        using var raw = new FileStream(handle, FileAccess.Read, 1 << 16, isAsync: false);
-        raw.Position = m.DataOffset;
-        using var bounded = new BoundedStream(raw, m.CompressedSize);
+        using var bounded = new HandleStream(handle, m.DataOffset, m.CompressedSize);
         using var inflate = new DeflateStream(bounded, CompressionMode.Decompress);
         using var output = new MemoryStream();
         var buffer = new byte[81920];
@@ -346,10 +344,31 @@ public static class ZipDirectory
         }
     }
 
-    // A read-only view of the next N bytes of a stream (a member's compressed data).
-    private sealed class BoundedStream(Stream inner, long length) : Stream
+    /// <summary>CRC-32 of a stored member's bytes, streamed (no copy of the member in memory).</summary>
+    public static uint StoredCrc(SafeFileHandle handle, ZipMember m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        var crc = new Crc32();
+        var buffer = new byte[1 << 20];
+        for (long at = 0; at < m.CompressedSize;)
+        {
+            var n = (int)Math.Min(buffer.Length, m.CompressedSize - at);
+            ReadExactly(handle, buffer.AsSpan(0, n), m.DataOffset + at);
+            crc.Append(buffer.AsSpan(0, n));
+            at += n;
+        }
+
+        return crc.GetCurrentHashAsUInt32();
+    }
+
+    /// <summary>
+    /// A read-only stream over [offset, offset + length) of a file handle that does not own the handle (a
+    /// FileStream closes the handle it wraps when disposed, and later readers of the same file need it open).
+    /// </summary>
+    internal sealed class HandleStream(SafeFileHandle handle, long offset, long length) : Stream
     {
         private long _left = length;
+        private long _at = offset;
 
         public override bool CanRead => true;
 
@@ -361,9 +380,18 @@ public static class ZipDirectory
 
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-        public override int Read(byte[] buffer, int offset, int count)
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
         {
-            var n = inner.Read(buffer, offset, (int)Math.Min(count, _left));
+            var want = (int)Math.Min(buffer.Length, _left);
+            if (want <= 0)
+            {
+                return 0;
+            }
+
+            var n = RandomAccess.Read(handle, buffer[..want], _at);
+            _at += n;
             _left -= n;
             return n;
         }

@@ -337,11 +337,11 @@ public sealed class ContainerSniffingTests(ITestOutputHelper output)
             var dims = Enumerable.Range(0, rng.Next(2, 5)).Select(_ => rng.Next(3) == 0 ? rng.Next(1, 9) : huge[rng.Next(huge.Length)]).ToArray();
             var json = "{\"a\":{\"dtype\":\"F32\",\"shape\":[" + string.Join(',', dims) + "],\"data_offsets\":[0,4]}}";
             Check(dir.File("h.safetensors", ModelWriters.RawSafetensors(json, 4)), $"safetensors {json}");
-            Check(dir.File("h.gguf", GgufDims(dims)), $"gguf [{string.Join(',', dims)}]");
+            Check(dir.File("h.gguf", ContainerWriters.GgufDims(dims)), $"gguf [{string.Join(',', dims)}]");
         }
 
         // The reported case: a 128-byte GGUF with dims 2^31 x 2^31.
-        var small = GgufDims([1L << 31, 1L << 31]);
+        var small = ContainerWriters.GgufDims([1L << 31, 1L << 31]);
         Assert.True(small.Length <= 128, small.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.Throws<ModelFormatException>(() => ModelReader.Read(dir.File("128.gguf", small)));
 
@@ -381,29 +381,6 @@ public sealed class ContainerSniffingTests(ITestOutputHelper output)
                 Assert.Equal(dims.Contains(0) ? 0 : (long)nonZero, count);
             }
         }
-    }
-
-    // A GGUF v3 with one F32 tensor of the given (PyTorch-order) dims and no data.
-    internal static byte[] GgufDims(long[] dims)
-    {
-        using var s = new MemoryStream();
-        using var w = new BinaryWriter(s);
-        w.Write(0x46554747u);
-        w.Write(3u);
-        w.Write(1UL);
-        w.Write(0UL);
-        w.Write(1UL);
-        w.Write((byte)'w');
-        w.Write((uint)dims.Length);
-        foreach (var d in dims.Reverse())
-        {
-            w.Write((ulong)d);
-        }
-
-        w.Write(0u);
-        w.Write(0UL);
-        w.Flush();
-        return [.. s.ToArray(), .. new byte[Math.Max(0, 32 - (int)(s.Length % 32))]];
     }
 }
 

@@ -194,4 +194,27 @@ public static class ContainerWriters
         parts.AddRange(payload);
         return [.. parts];
     }
+
+    // A GGUF v3 with one F32 tensor of the given (PyTorch-order) dims and no data.
+    public static byte[] GgufDims(long[] dims)
+    {
+        using var s = new MemoryStream();
+        using var w = new BinaryWriter(s);
+        w.Write(0x46554747u);
+        w.Write(3u);
+        w.Write(1UL);
+        w.Write(0UL);
+        w.Write(1UL);
+        w.Write((byte)'w');
+        w.Write((uint)dims.Length);
+        foreach (var d in dims.Reverse())
+        {
+            w.Write((ulong)d);
+        }
+
+        w.Write(0u);
+        w.Write(0UL);
+        w.Flush();
+        return [.. s.ToArray(), .. new byte[Math.Max(0, 32 - (int)(s.Length % 32))]];
+    }
 }

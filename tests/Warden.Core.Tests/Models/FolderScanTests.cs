@@ -78,7 +78,7 @@ public sealed class FolderScanTests
         ModelFixtures.WriteDiffusers(dir.Path, ModelFixtures.Base(seed: 7));
 
         // The 128-byte GGUF with dims 2^31 x 2^31 sorts first; the dangerous pickle after it is still found.
-        dir.File("unet/a.gguf", ContainerSniffingTests.GgufDims([1L << 31, 1L << 31]));
+        dir.File("unet/a.gguf", ContainerWriters.GgufDims([1L << 31, 1L << 31]));
         dir.File("unet/b.safetensors", ModelWriters.RawSafetensors("""{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}""", 4));
         dir.File("vae/z.bin", ContainerWriters.Payload("builtins", "eval"));
         var doc = ModelReader.Read(dir.Path);
@@ -90,7 +90,7 @@ public sealed class FolderScanTests
         // An unreadable weight file alone is never safe.
         using var lone = new TempDir();
         ModelFixtures.WriteDiffusers(lone.Path, ModelFixtures.Base(seed: 7));
-        lone.File("unet/a.gguf", ContainerSniffingTests.GgufDims([1L << 31, 1L << 31]));
+        lone.File("unet/a.gguf", ContainerWriters.GgufDims([1L << 31, 1L << 31]));
         Assert.Equal(PickleVerdict.Dangerous, ModelReader.Read(lone.Path).Verdict);
     }
 

@@ -192,15 +192,16 @@ internal static partial class ModelCommand
             {
                 doc = ModelReader.Read(item);
             }
-            catch (ModelFormatException ex) when (walked)
+            catch (ModelFormatException ex) when (walked && ex.NotAModel)
             {
-                // A file in a walked folder that is not a model (README, image…) is skipped, not failed.
+                // A file in a walked folder that is no model format at all (README, image…) is skipped, not failed.
                 error.WriteLine($"warden: {item}: skipped: {ex.Message}");
                 continue;
             }
-            catch (Exception ex) when (ex is ModelFormatException or IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                error.WriteLine($"warden: {item}: {ex.Message}");
+                // One file's failure is that file's error: a malformed model fails (never "safe"), the run goes on.
+                error.WriteLine($"warden: {item}: {Describe(ex)}");
                 failed++;
                 continue;
             }
@@ -229,9 +230,9 @@ internal static partial class ModelCommand
 
                     bytes += fp!.BytesRead;
                 }
-                catch (Exception ex) when (ex is ModelFormatException or IOException or UnauthorizedAccessException or AggregateException)
+                catch (Exception ex) when (ex is not OutOfMemoryException)
                 {
-                    error.WriteLine($"warden: {item}: {ex.Message}");
+                    error.WriteLine($"warden: {item}: {Describe(ex)}");
                     failed++;
                     continue;
                 }
@@ -243,7 +244,20 @@ internal static partial class ModelCommand
                 dangerous++;
             }
 
-            each(item, doc, fp);
+            if (doc.Anomalies.Any(a => a.Code == "folder.unreadable"))
+            {
+                failed++;
+            }
+
+            try
+            {
+                each(item, doc, fp);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                error.WriteLine($"warden: {item}: {Describe(ex)}");
+                failed++;
+            }
         }
 
         if (done + failed > 1 || failed > 0 || fingerprint is not null)
@@ -330,7 +344,7 @@ internal static partial class ModelCommand
         j.WriteStartObject("parameters");
         foreach (var g in doc.Tensors.GroupBy(t => TensorNames.Canonicalize(t.Name, doc.FileComponents.GetValueOrDefault(t.Source, string.Empty))?.Component ?? "buffers").OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            j.WriteNumber(g.Key, g.Sum(t => t.Count));
+            j.WriteNumber(g.Key, SaturatingSum(g));
         }
 
         j.WriteEndObject();
@@ -384,7 +398,7 @@ internal static partial class ModelCommand
         foreach (var g in doc.Tensors.GroupBy(t => TensorNames.Canonicalize(t.Name, doc.FileComponents.GetValueOrDefault(t.Source, string.Empty))?.Component ?? "buffers").OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             var dtypes = string.Join(", ", g.GroupBy(t => t.DType).Select(d => $"{d.Key}×{d.Count()}"));
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  component {g.Key,-8} {g.Count(),6} tensors {g.Sum(t => t.Count),14:N0} parameters  {dtypes}"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  component {g.Key,-8} {g.Count(),6} tensors {SaturatingSum(g),14:N0} parameters  {dtypes}"));
         }
 
         WriteFindings(output, doc);
@@ -447,6 +461,22 @@ internal static partial class ModelCommand
         {
             j.WriteNumber("tensors_not_hashed", unread);
         }
+    }
+
+    private static string Describe(Exception ex) =>
+        ex is ModelFormatException or IOException or UnauthorizedAccessException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+
+    // Parameter totals saturate instead of overflowing (checked LINQ sums threw on absurd shapes).
+    private static long SaturatingSum(IEnumerable<TensorInfo> tensors)
+    {
+        long total = 0;
+        foreach (var t in tensors)
+        {
+            var n = t.Count;
+            total = n > long.MaxValue - total ? long.MaxValue : total + n;
+        }
+
+        return total;
     }
 
     private static string Shorten(string s, int n) => s.Length <= n ? s : s[..n] + "…";

@@ -17,8 +17,8 @@ internal static class GgufReader
 
     public static void Read(SafeFileHandle handle, long length, ModelDocument doc, ModelLimits limits)
     {
-        using var stream = new FileStream(handle, FileAccess.Read, 1 << 16);
-        stream.Position = 0;
+        // Buffered over a stream that leaves the handle open: the file's other interpretations read it afterwards.
+        using var stream = new BufferedStream(new ZipDirectory.HandleStream(handle, 0, length), 1 << 16);
         var r = new Cursor(stream, length);
         if (r.U32() != 0x46554747)
         {
@@ -80,6 +80,13 @@ internal static class GgufReader
                 shape[dims - 1 - d] = (long)ne; // ggml ne[0] is innermost.
             }
 
+            // No ggml type stores more than 8 elements per byte: a larger count is a malformed shape, not a tensor.
+            var count = TensorShapes.Count(shape);
+            if (count < 0 || count > TensorShapes.MaxElements || count / 8 > length)
+            {
+                throw new ModelFormatException($"gguf: tensor '{name}' has an absurd shape [{string.Join(',', shape)}] for a {length}-byte file");
+            }
+
             infos.Add((name, shape, r.U32(), r.U64()));
         }
 
@@ -99,7 +106,7 @@ internal static class GgufReader
                 doc.Flag(AnomalySeverity.Info, "gguf.quantised", $"tensor '{name}' has ggml type {type}: structure only");
                 doc.Tensors.Add(t with { DType = dtype == TensorDType.Unknown ? TensorDType.OtherQuant : dtype });
             }
-            else if (offset > (ulong)(length - dataStart) || (long)offset + bytes > length - dataStart)
+            else if (dataStart > length || offset > (ulong)(length - dataStart) || bytes > length - dataStart - (long)offset)
             {
                 doc.Flag(AnomalySeverity.Error, "gguf.out-of-bounds", $"tensor '{name}' data runs past the end of the file");
                 doc.Tensors.Add(t);
@@ -137,7 +144,7 @@ internal static class GgufReader
         TensorDType.Q4_1 => count % 32 == 0 ? count / 32 * 20 : -1,
         TensorDType.Q5_0 => count % 32 == 0 ? count / 32 * 22 : -1,
         TensorDType.Q5_1 => count % 32 == 0 ? count / 32 * 24 : -1,
-        _ when TensorDTypes.Size(t) > 0 && count <= long.MaxValue / 8 => count * TensorDTypes.Size(t),
+        _ when TensorDTypes.Size(t) > 0 => TensorShapes.Bytes(count, TensorDTypes.Size(t)),
         _ => -1,
     };
 

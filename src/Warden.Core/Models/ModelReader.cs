@@ -11,7 +11,11 @@ namespace Warden.Core.Models;
 /// </summary>
 public static class ModelReader
 {
-    /// <summary>Sniffs a file's format from its first bytes and length.</summary>
+    /// <summary>
+    /// The primary format of a file from its first bytes and length (what its tensors are read as). Sniffing is
+    /// never exclusive: <see cref="ReadFile"/> also checks every other interpretation a loader could take (a zip
+    /// directory at the end, a tar header, a pickle stream from byte 0).
+    /// </summary>
     public static ModelFormat Sniff(ReadOnlySpan<byte> head, long length)
     {
         if (head.Length >= 4 && head[0] == 0x50 && head[1] == 0x4b && head[2] == 3 && head[3] == 4)
@@ -34,7 +38,8 @@ public static class ModelReader
             return ModelFormat.OtherArchive;
         }
 
-        if (head.Length >= 262 && head.Slice(257, 5).SequenceEqual("ustar"u8))
+        // A tar only when tarfile.open would accept its first header (checksum), not because "ustar" sits at 257.
+        if (TarReader.IsTarHeader(head))
         {
             return ModelFormat.OtherArchive;
         }
@@ -53,14 +58,8 @@ public static class ModelReader
             }
         }
 
-        if (head.Length >= 2 && head[0] == 0x80 && head[1] <= 5)
-        {
-            return ModelFormat.Pickle;
-        }
-
-        // Protocol 0/1 pickles start with an opcode such as '(' or 'c' (GLOBAL): only a bare guess, so a
-        // file starting "cos\n" or "(" with a STOP at its end is scanned as a pickle rather than ignored.
-        if (length is > 2 and < 64 << 20 && head.Length >= 4 && LooksLikeTextPickle(head))
+        // CPython starts unpickling at any opcode byte, not only PROTO, '(' or 'c'.
+        if (head.Length >= 1 && PickleOpcodes.IsOpcode(head[0]))
         {
             return ModelFormat.Pickle;
         }
@@ -71,36 +70,6 @@ public static class ModelReader
     private static ReadOnlySpan<byte> SevenZipMagic => [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c];
 
     private static ReadOnlySpan<byte> LegacyMagicPickle => [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E];
-
-    // "cmodule\nname\n" (GLOBAL) or "(" followed by a protocol-0 opcode.
-    private static bool LooksLikeTextPickle(ReadOnlySpan<byte> head)
-    {
-        if (head[0] == (byte)'(')
-        {
-            return "dltcSIFNV}]("u8.Contains(head[1]);
-        }
-
-        if (head[0] != (byte)'c')
-        {
-            return false;
-        }
-
-        var lines = 0;
-        for (var i = 1; i < head.Length && lines < 2; i++)
-        {
-            var b = head[i];
-            if (b == (byte)'\n')
-            {
-                lines++;
-            }
-            else if (!(char.IsAsciiLetterOrDigit((char)b) || b is (byte)'_' or (byte)'.'))
-            {
-                return false;
-            }
-        }
-
-        return lines == 2;
-    }
 
     /// <summary>True when <paramref name="path"/> is a folder Warden reads as one model.</summary>
     public static bool IsModelFolder(string path) =>
@@ -116,7 +85,12 @@ public static class ModelReader
         return Directory.Exists(path) ? ReadFolder(path, limits) : ReadFile(path, limits);
     }
 
-    /// <summary>Reads one file.</summary>
+    /// <summary>
+    /// Reads one file: its primary format for tensors and metadata, then every other interpretation a loader could
+    /// take, for pickles: a zip central directory at the end (zipfile.is_zipfile), a tar (tarfile.open, which torch
+    /// tries first on every non-zip file), and a pickle stream from byte 0 (pickle.load). Each found stream is
+    /// scanned; the file's verdict is the worst of them.
+    /// </summary>
     public static ModelDocument ReadFile(string path, ModelLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -125,19 +99,41 @@ public static class ModelReader
         var length = RandomAccess.GetLength(handle);
         var head = new byte[(int)Math.Min(length, 512)];
         ZipDirectory.ReadExactly(handle, head, 0);
-        var format = Sniff(head, length);
-        if (format == ModelFormat.Zip)
+        var primary = Sniff(head, length);
+        var tar = TarReader.IsTarHeader(head);
+        var zipAtEnd = primary != ModelFormat.Zip && ZipDirectory.HasEndRecord(handle, length);
+        List<TarMember>? tarMembers = null;
+        var tarProbe = new ModelDocument { Path = path, Format = ModelFormat.OtherArchive };
+        if (tar)
         {
-            var doc = new ModelDocument { Path = path, Format = ModelFormat.TorchZip };
-            doc.Files.Add(path);
-            TorchReader.ReadZip(handle, length, doc, limits);
-            return doc;
+            tarMembers = TarReader.ReadMembers(handle, length, tarProbe, limits);
+        }
+
+        var format = primary switch
+        {
+            ModelFormat.Zip => ModelFormat.TorchZip,
+            ModelFormat.OtherArchive when tarMembers is not null && tarMembers.Any(m => m.Name is "storages" or "tensors" or "pickle") => ModelFormat.TorchLegacyTar,
+            ModelFormat.Unknown when zipAtEnd => ModelFormat.Zip,
+            _ => primary,
+        };
+        if (format == ModelFormat.Unknown)
+        {
+            throw new ModelFormatException("not a model format Warden reads (safetensors, torch zip/legacy, pickle, GGUF)") { NotAModel = true };
         }
 
         var d = new ModelDocument { Path = path, Format = format };
         d.Files.Add(path);
+        if (tarMembers is not null)
+        {
+            d.Anomalies.AddRange(tarProbe.Anomalies);
+            TarReader.Scan(handle, tarMembers, d, limits);
+        }
+
         switch (format)
         {
+            case ModelFormat.TorchZip:
+                TorchReader.ReadZip(handle, length, d, limits);
+                break;
             case ModelFormat.Safetensors:
                 SafetensorsReader.Read(handle, length, d, limits);
                 break;
@@ -145,19 +141,34 @@ public static class ModelReader
                 TorchReader.ReadLegacy(handle, length, d, limits);
                 break;
             case ModelFormat.Pickle:
-                TorchReader.ReadPickle(handle, length, d, limits);
+                TorchReader.ReadPickle(handle, length, d, limits, protoFirst: head[0] == 0x80);
                 break;
             case ModelFormat.Gguf:
                 GgufReader.Read(handle, length, d, limits);
                 break;
-            case ModelFormat.OtherArchive:
-                d.Flag(AnomalySeverity.Warning, "archive.unopened", "7z/tar archive: not opened; contents unknown");
+            case ModelFormat.OtherArchive when tarMembers is null:
+                d.Flag(AnomalySeverity.Warning, "archive.unopened", "7z archive: not opened; contents unknown");
                 break;
             case ModelFormat.Numpy:
                 d.Flag(AnomalySeverity.Info, "numpy", "NumPy array file: not a model container");
                 break;
-            default:
-                throw new ModelFormatException("not a model format Warden reads (safetensors, torch zip/legacy, pickle, GGUF)");
+        }
+
+        if (zipAtEnd)
+        {
+            // zipfile.is_zipfile looks for the end record, wherever the file starts: a pickle + zip polyglot.
+            TorchReader.ScanZipMembers(handle, length, d, limits);
+        }
+
+        if (head.Length > 0 && PickleOpcodes.IsOpcode(head[0]) && format is not (ModelFormat.Pickle or ModelFormat.TorchLegacy or ModelFormat.TorchZip))
+        {
+            // pickle.load(f) on this file would start unpickling at byte 0, whatever else the file is.
+            TorchReader.ScanAsPickle(handle, length, d, limits);
+        }
+
+        if (format == ModelFormat.Pickle && d.Pickles.Count == 0 && !zipAtEnd)
+        {
+            throw new ModelFormatException("not a model format Warden reads: its first byte is a pickle opcode, but CPython's unpickler stops before reaching anything it could call") { NotAModel = true };
         }
 
         return d;
@@ -205,26 +216,51 @@ public static class ModelReader
 
         foreach (var (file, component) in files)
         {
+            var rel = Path.GetRelativePath(full, file);
             ModelDocument part;
             try
             {
                 part = ReadFile(file, limits);
             }
-            catch (Exception ex) when (ex is ModelFormatException or IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                doc.Flag(AnomalySeverity.Error, "folder.unreadable", $"{Path.GetRelativePath(full, file)}: {ex.Message}");
+                Unreadable(doc, rel, ex);
+                continue;
+            }
+
+            doc.Files.Add(file);
+            doc.FileComponents[file] = component;
+            doc.Tensors.AddRange(part.Tensors);
+            MergeFindings(doc, part, rel);
+            foreach (var (k, v) in part.Metadata)
+            {
+                doc.Metadata.TryAdd(k, v);
+            }
+        }
+
+        // Loaders pick other files of the same folder (variant="fp16", use_safetensors=False, a .bin beside the
+        // .safetensors, another component's weights): every file in the tree is scanned, not only the ones the
+        // fingerprint reads. The folder's verdict is the worst of them.
+        var read = files.Select(f => f.File).ToHashSet(StringComparer.Ordinal);
+        foreach (var file in TreeFiles(full, limits, doc))
+        {
+            if (read.Contains(file))
+            {
                 continue;
             }
 
             var rel = Path.GetRelativePath(full, file);
-            doc.Files.Add(file);
-            doc.FileComponents[file] = component;
-            doc.Tensors.AddRange(part.Tensors);
-            doc.Pickles.AddRange(part.Pickles.Select(p => p with { Member = rel + ":" + p.Member }));
-            doc.Anomalies.AddRange(part.Anomalies.Select(a => a with { Message = rel + ": " + a.Message }));
-            foreach (var (k, v) in part.Metadata)
+            try
             {
-                doc.Metadata.TryAdd(k, v);
+                MergeFindings(doc, ReadFile(file, limits), rel);
+            }
+            catch (ModelFormatException ex) when (ex.NotAModel && !IsWeightName(file))
+            {
+                // A config, tokenizer or README: nothing a loader unpickles.
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Unreadable(doc, rel, ex);
             }
         }
 
@@ -234,6 +270,81 @@ public static class ModelReader
         }
 
         return doc;
+    }
+
+    private static readonly string[] WeightExtensions = [".bin", ".pt", ".pth", ".ckpt", ".safetensors", ".gguf", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".h5", ".msgpack", ".onnx", ".tar"];
+
+    private static bool IsWeightName(string file) => WeightExtensions.Any(e => file.EndsWith(e, StringComparison.OrdinalIgnoreCase));
+
+    private static void MergeFindings(ModelDocument doc, ModelDocument part, string rel)
+    {
+        doc.Pickles.AddRange(part.Pickles.Select(p => p with { Member = rel + ":" + p.Member }));
+        doc.Anomalies.AddRange(part.Anomalies.Select(a => a with { Message = rel + ": " + a.Message }));
+    }
+
+    // One file's failure is that file's error, and never "safe": a weight file Warden cannot read fully may still be
+    // one a loader reads (and unpickles), so it counts as dangerous; the scan goes on with the other files.
+    private static void Unreadable(ModelDocument doc, string rel, Exception ex)
+    {
+        var message = ex is ModelFormatException or IOException or UnauthorizedAccessException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+        doc.Flag(AnomalySeverity.Error, "folder.unreadable", $"{rel}: {message}");
+        doc.Pickles.Add(new PickleReport(rel, [new PickleFinding(PickleVerdict.Dangerous, "unreadable", null, null, 0, $"file could not be fully read ({message}): not scanned, so not safe")], [], 0, false));
+    }
+
+    // Every regular file under the folder (links are never followed), depth-first in ordinal order, bounded.
+    private static List<string> TreeFiles(string root, ModelLimits limits, ModelDocument doc)
+    {
+        var result = new List<string>();
+        var stack = new Stack<(string Dir, int Depth)>();
+        stack.Push((root, 0));
+        while (stack.Count > 0)
+        {
+            var (dir, depth) = stack.Pop();
+            IEnumerable<string> entries;
+            try
+            {
+                entries = Directory.EnumerateFileSystemEntries(dir).Order(StringComparer.Ordinal).ToList();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                doc.Flag(AnomalySeverity.Error, "folder.unreadable", $"{Path.GetRelativePath(root, dir)}: {ex.Message}");
+                doc.Pickles.Add(new PickleReport(Path.GetRelativePath(root, dir), [new PickleFinding(PickleVerdict.Dangerous, "unreadable", null, null, 0, "folder could not be listed: its files are unscanned")], [], 0, false));
+                continue;
+            }
+
+            foreach (var e in entries.Reverse())
+            {
+                var info = new FileInfo(e);
+                if (info.LinkTarget is not null)
+                {
+                    continue; // flagged where the layout reads it; never followed
+                }
+
+                if (Directory.Exists(e))
+                {
+                    if (depth < 16)
+                    {
+                        stack.Push((e, depth + 1));
+                    }
+                    else
+                    {
+                        doc.Flag(AnomalySeverity.Warning, "folder.depth", $"{Path.GetRelativePath(root, e)}: deeper than 16 folders; not scanned");
+                    }
+                }
+                else
+                {
+                    result.Add(e);
+                }
+            }
+
+            if (result.Count > limits.MaxFolderFiles)
+            {
+                throw new ModelFormatException($"folder has more than {limits.MaxFolderFiles} files");
+            }
+        }
+
+        result.Sort(StringComparer.Ordinal);
+        return result;
     }
 
     // Weight files of one folder: an index.json's shards when present, else every file that sniffs as weights

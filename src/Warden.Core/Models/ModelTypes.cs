@@ -38,6 +38,9 @@ public enum ModelFormat
 
     /// <summary>NumPy .npy.</summary>
     Numpy,
+
+    /// <summary>Pre-0.4 torch tar checkpoint (members sys_info, storages, tensors, pickle).</summary>
+    TorchLegacyTar,
 }
 
 /// <summary>Element type of a tensor.</summary>
@@ -242,6 +245,9 @@ public sealed class ModelFormatException : Exception
     public ModelFormatException()
     {
     }
+
+    /// <summary>True when the file is no model format at all (a README in a walked folder), not a broken model.</summary>
+    public bool NotAModel { get; init; }
 }
 
 /// <summary>Hard limits for every model reader; defaults fit the largest public checkpoints.</summary>
@@ -253,8 +259,11 @@ public sealed record ModelLimits
     /// <summary>safetensors header bytes (the reference reader's MAX_HEADER_SIZE).</summary>
     public long MaxHeaderBytes { get; init; } = 100_000_000;
 
-    /// <summary>Bytes of one pickle (data.pkl) read into memory.</summary>
+    /// <summary>Bytes of one compressed pickle member inflated into memory (stored members are mapped, not copied); past it the member is dangerous.</summary>
     public long MaxPickleBytes { get; init; } = 64L << 20;
+
+    /// <summary>Bytes of a file one pickle scan window maps (the span limit); a stream that needs more is dangerous.</summary>
+    public long MaxPickleWindow { get; init; } = int.MaxValue - 4096;
 
     /// <summary>Pickle opcodes executed per stream.</summary>
     public long MaxPickleOps { get; init; } = 50_000_000;
@@ -298,6 +307,7 @@ public static class ModelFormatNames
         ModelFormat.OtherArchive => "archive",
         ModelFormat.Numpy => "numpy",
         ModelFormat.Zip => "zip",
+        ModelFormat.TorchLegacyTar => "torch-legacy-tar",
         _ => "unknown",
     };
 }

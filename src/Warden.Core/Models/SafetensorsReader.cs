@@ -151,27 +151,17 @@ internal static class SafetensorsReader
 
         var dtype = TensorDTypes.FromSafetensors(dt.GetString()!);
         var elem = TensorDTypes.Size(dtype);
-        long count = 1;
-        var overflow = false;
-        foreach (var d in shape)
+        // An absurd shape (a product that overflows, or more elements than the file has bits) is malformed.
+        var count = TensorShapes.Count(shape);
+        if (count < 0 || count > TensorShapes.MaxElements || count / 8 > dataStart + dataLen || TensorShapes.Bytes(count, elem) < 0)
         {
-            if (d != 0 && count > long.MaxValue / d / Math.Max(1, elem))
-            {
-                overflow = true;
-            }
-
-            count = overflow ? 0 : count * d;
+            throw new ModelFormatException($"safetensors: tensor '{name}' has an absurd shape [{string.Join(',', shape)}]");
         }
 
         var valid = true;
         if (dtype == TensorDType.Unknown)
         {
             doc.Flag(AnomalySeverity.Warning, "safetensors.unknown-dtype", $"tensor '{name}' has dtype '{dt.GetString()}'; structure only");
-            valid = false;
-        }
-        else if (overflow)
-        {
-            doc.Flag(AnomalySeverity.Error, "safetensors.shape-overflow", $"tensor '{name}' shape product overflows");
             valid = false;
         }
         else if (end - begin != count * elem)

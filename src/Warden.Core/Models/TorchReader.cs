@@ -56,36 +56,9 @@ internal static class TorchReader
             }
         }
 
-        // Scan every member that is or looks like a pickle, whatever its name (extension trust was a bypass).
-        var machine = new PickleMachine(limits);
-        object? root = null;
-        foreach (var m in members)
-        {
-            var isMain = m.Name == pklName;
-            if (!isMain && !m.Name.EndsWith(".pkl", StringComparison.OrdinalIgnoreCase) && !LooksLikePickle(handle, m))
-            {
-                continue;
-            }
-
-            byte[] data;
-            try
-            {
-                data = ZipDirectory.ReadMember(handle, m, limits.MaxPickleBytes, doc);
-            }
-            catch (Exception ex) when (ex is ModelFormatException or InvalidDataException or IOException)
-            {
-                doc.Flag(AnomalySeverity.Error, "torch.pickle-unreadable", $"{m.Name}: {ex.Message}");
-                doc.Pickles.Add(new PickleReport(m.Name, [new PickleFinding(PickleVerdict.Suspicious, "corrupt", null, null, 0, ex.Message)], [], 0, false));
-                continue;
-            }
-
-            var result = machine.Run(data, m.Name);
-            doc.Pickles.Add(result.Report);
-            if (isMain)
-            {
-                root = result.Root;
-            }
-        }
+        // Scan every member a loader could unpickle, whatever its name or size (extension trust and size caps were bypasses).
+        using var scans = new MemberScans();
+        var root = ScanMembers(handle, members, doc, limits, pklName, byName.ContainsKey(pklName) ? prefix + "/data/" : null, scans);
 
         if (!byName.ContainsKey(pklName))
         {
@@ -93,7 +66,7 @@ internal static class TorchReader
             return;
         }
 
-        Collect(root, doc, limits, key =>
+        Collect(root, doc, limits, length, key =>
         {
             if (!byName.TryGetValue(prefix + "/data/" + key, out var m))
             {
@@ -110,25 +83,183 @@ internal static class TorchReader
         });
     }
 
+    /// <summary>Scans the members of a zip found by its end record (a polyglot whose start is something else).</summary>
+    public static void ScanZipMembers(SafeFileHandle handle, long length, ModelDocument doc, ModelLimits limits)
+    {
+        List<ZipMember> members;
+        try
+        {
+            members = ZipDirectory.Read(handle, length, doc, limits);
+        }
+        catch (ModelFormatException ex)
+        {
+            // zipfile reads the same central directory; one it cannot read gives a loader no members either.
+            doc.Flag(AnomalySeverity.Warning, "zip.unreadable", $"a zip end record is present but the archive is unreadable: {ex.Message}");
+            return;
+        }
+
+        using var scans = new MemberScans();
+        ScanMembers(handle, members, doc, limits, mainPickle: null, storagePrefix: null, scans);
+    }
+
+    /// <summary>pickle.load on the whole file: streams from byte 0, reported when they reach anything.</summary>
+    public static void ScanAsPickle(SafeFileHandle handle, long length, ModelDocument doc, ModelLimits limits)
+    {
+        using var reader = new PickleStreamReader(handle, 0, length, limits);
+        var scan = new StreamScan();
+        reader.ScanUntilEnd(0, "as-pickle", scan, firstIsPickle: false);
+        if (scan.Any)
+        {
+            doc.Pickles.Add(scan.ToReport("as-pickle"));
+        }
+    }
+
+    // Scans every member a loader could unpickle: the main data.pkl, every *.pkl / *.pickle member, and any other
+    // member whose first byte is a pickle opcode (torch storage records excepted: torch reads them as raw bytes).
+    // Returns the root of the main pickle. Stored members are mapped, not copied; deflated ones are inflated up to
+    // MaxPickleBytes, past which the member is dangerous (a cap reached is never a silent skip).
+    private static object? ScanMembers(SafeFileHandle handle, List<ZipMember> members, ModelDocument doc, ModelLimits limits, string? mainPickle, string? storagePrefix, MemberScans scans)
+    {
+        object? root = null;
+        Span<byte> first = stackalloc byte[1];
+        foreach (var m in members)
+        {
+            var isMain = m.Name == mainPickle;
+            var named = isMain || m.Name.EndsWith(".pkl", StringComparison.OrdinalIgnoreCase) || m.Name.EndsWith(".pickle", StringComparison.OrdinalIgnoreCase);
+            if (!named && (m.Name.EndsWith('/') || (storagePrefix is not null && m.Name.StartsWith(storagePrefix, StringComparison.Ordinal))))
+            {
+                continue;
+            }
+
+            if (m.DataOffset < 0 || m.Method is not (0 or 8))
+            {
+                if (named)
+                {
+                    AddUnreadable(doc, m.Name, m.DataOffset < 0 ? "its data cannot be located" : $"compression method {m.Method} is not read");
+                }
+
+                continue;
+            }
+
+            if (m.CompressedSize == 0)
+            {
+                continue;
+            }
+
+            PickleStreamReader reader;
+            long start;
+            if (m.Method == 0)
+            {
+                ZipDirectory.ReadExactly(handle, first, m.DataOffset);
+                if (!named && !PickleOpcodes.IsOpcode(first[0]))
+                {
+                    continue;
+                }
+
+                if (ZipDirectory.StoredCrc(handle, m) != m.Crc)
+                {
+                    doc.Flag(AnomalySeverity.Error, "zip.bad-crc", $"member '{m.Name}' CRC-32 does not match its header (a loader that ignores CRCs still reads it; scanned anyway)");
+                }
+
+                reader = scans.Keep(new PickleStreamReader(handle, m.DataOffset, m.DataOffset + m.CompressedSize, limits));
+                start = m.DataOffset;
+            }
+            else
+            {
+                byte[]? data;
+                try
+                {
+                    if (!named && (ZipDirectory.Inflate(handle, m, 1, stopAfter: 1) is not [var b] || !PickleOpcodes.IsOpcode(b)))
+                    {
+                        continue;
+                    }
+
+                    data = ZipDirectory.Inflate(handle, m, limits.MaxPickleBytes);
+                }
+                catch (InvalidDataException ex)
+                {
+                    AddUnreadable(doc, m.Name, "deflate data is corrupt: " + ex.Message);
+                    continue;
+                }
+
+                if (data is null)
+                {
+                    doc.Pickles.Add(new PickleReport(m.Name, [new PickleFinding(PickleVerdict.Dangerous, "limit", null, null, 0,
+                        $"deflated member inflates past {limits.MaxPickleBytes} bytes: not scanned, so not safe")], [], 0, false));
+                    continue;
+                }
+
+                if (System.IO.Hashing.Crc32.HashToUInt32(data) != m.Crc)
+                {
+                    doc.Flag(AnomalySeverity.Error, "zip.bad-crc", $"member '{m.Name}' CRC-32 does not match its header (a loader that ignores CRCs still reads it; scanned anyway)");
+                }
+
+                reader = scans.Keep(new PickleStreamReader(data, limits));
+                start = 0;
+            }
+
+            var scan = new StreamScan();
+            if (named)
+            {
+                var (r, end, capped) = reader.RunAt(start, m.Name);
+                scan.Streams++;
+                scan.Merge(r.Report);
+                if (capped)
+                {
+                    scan.Add(new PickleFinding(PickleVerdict.Dangerous, "limit", null, null, start, $"stream runs past the {limits.MaxPickleWindow}-byte scan window: not fully scanned"));
+                    scan.Complete = false;
+                }
+                else if (r.Report.Complete && end < reader.RegionEnd)
+                {
+                    // torch reads one stream; anything after it is scanned as a loader looping on pickle.load would read it.
+                    reader.ScanUntilEnd(end, m.Name, scan, firstIsPickle: false);
+                }
+
+                if (isMain)
+                {
+                    root = r.Root;
+                }
+            }
+            else
+            {
+                reader.ScanUntilEnd(start, m.Name, scan, firstIsPickle: false);
+            }
+
+            if (scan.Any)
+            {
+                doc.Pickles.Add(scan.ToReport(m.Name));
+            }
+        }
+
+        return root;
+    }
+
+    private static void AddUnreadable(ModelDocument doc, string member, string why) =>
+        doc.Pickles.Add(new PickleReport(member, [new PickleFinding(PickleVerdict.Dangerous, "unreadable", null, null, 0, $"pickle member cannot be read ({why}): a loader may still run it")], [], 0, false));
+
     public static void ReadLegacy(SafeFileHandle handle, long length, ModelDocument doc, ModelLimits limits)
     {
-        var head = new byte[Math.Min(length, limits.MaxPickleBytes)];
-        ZipDirectory.ReadExactly(handle, head, 0);
-        var machine = new PickleMachine(limits);
+        using var reader = new PickleStreamReader(handle, 0, length, limits);
         var results = new List<PickleResult>();
         long pos = 0;
         for (var i = 0; i < 5; i++)
         {
-            var r = machine.Run(head, $"legacy#{i + 1}", scanTrailing: false, start: pos);
-            doc.Pickles.Add(r.Report);
+            var (r, end, capped) = reader.RunAt(pos, $"legacy#{i + 1}");
+            var report = r.Report;
+            if (capped)
+            {
+                report = report with { Findings = [.. report.Findings, new PickleFinding(PickleVerdict.Dangerous, "limit", null, null, pos, "stream runs past the scan window: not fully scanned")] };
+            }
+
+            doc.Pickles.Add(report);
             results.Add(r);
-            if (!r.Report.Complete)
+            if (!r.Report.Complete || capped)
             {
                 doc.Flag(AnomalySeverity.Error, "torch.legacy-truncated", $"legacy pickle {i + 1} is incomplete");
                 return;
             }
 
-            pos = r.End;
+            pos = end;
         }
 
         if (results[0].Root is not BigInteger magic || magic != LegacyMagic)
@@ -153,64 +284,88 @@ internal static class TorchReader
         var keys = (results[4].Root as PyList)?.Items.OfType<string>().ToList() ?? [];
         var offsets = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
         var buf = new byte[8];
+        var stopped = false;
         foreach (var key in keys)
         {
             if (!types.TryGetValue(key, out var dtype) || TensorDTypes.Size(dtype) == 0)
             {
                 doc.Flag(AnomalySeverity.Error, "torch.legacy-storage", $"storage '{key}' has no known element type; stopping");
+                stopped = true;
                 break;
             }
 
             if (pos + 8 > length)
             {
                 doc.Flag(AnomalySeverity.Error, "torch.legacy-truncated", $"storage '{key}' is missing");
+                stopped = true;
                 break;
             }
 
             ZipDirectory.ReadExactly(handle, buf, pos);
             var count = BinaryPrimitives.ReadInt64LittleEndian(buf);
-            var bytes = count * TensorDTypes.Size(dtype);
-            if (count < 0 || bytes < 0 || pos + 8 + bytes > length)
+            var elem = TensorDTypes.Size(dtype);
+            if (count < 0 || count > (length - pos - 8) / elem)
             {
                 doc.Flag(AnomalySeverity.Error, "torch.legacy-truncated", $"storage '{key}' ({count} elements) runs past the end");
+                stopped = true;
                 break;
             }
 
+            var bytes = count * elem;
             offsets[key] = (pos + 8, bytes);
             pos += 8 + bytes;
         }
 
-        if (pos < length && doc.Anomalies.All(a => a.Code != "torch.legacy-truncated"))
+        if (pos < length && !stopped)
         {
             doc.Flag(AnomalySeverity.Warning, "torch.trailing-bytes", $"{length - pos} bytes after the last storage");
+
+            // Streams after the storages: torch stops reading, a loader looping on pickle.load would not.
+            var trailing = new StreamScan();
+            reader.ScanUntilEnd(pos, "legacy:trailing", trailing, firstIsPickle: false);
+            if (trailing.Any)
+            {
+                doc.Pickles.Add(trailing.ToReport("legacy:trailing"));
+            }
         }
 
-        Collect(results[3].Root, doc, limits, key => offsets.TryGetValue(key, out var o) ? o : null);
+        Collect(results[3].Root, doc, limits, length, key => offsets.TryGetValue(key, out var o) ? o : null);
     }
 
-    public static void ReadPickle(SafeFileHandle handle, long length, ModelDocument doc, ModelLimits limits)
+    /// <summary>
+    /// A bare pickle file: every stream from byte 0 to the end (no fixed count that lets a payload hide after N
+    /// benign streams), in bounded memory. The first stream is always reported when it starts with PROTO.
+    /// </summary>
+    public static void ReadPickle(SafeFileHandle handle, long length, ModelDocument doc, ModelLimits limits, bool protoFirst)
     {
-        if (length > limits.MaxPickleBytes)
+        using var reader = new PickleStreamReader(handle, 0, length, limits);
+        var scan = new StreamScan();
+        var name = System.IO.Path.GetFileName(doc.Path);
+        reader.ScanUntilEnd(0, name, scan, firstIsPickle: protoFirst);
+        if (scan.Any)
         {
-            doc.Flag(AnomalySeverity.Warning, "pickle.too-large", $"pickle is {length} bytes; scanning the first {limits.MaxPickleBytes}");
+            doc.Pickles.Add(scan.ToReport(name));
         }
-
-        var data = new byte[Math.Min(length, limits.MaxPickleBytes)];
-        ZipDirectory.ReadExactly(handle, data, 0);
-        var r = new PickleMachine(limits).Run(data, System.IO.Path.GetFileName(doc.Path));
-        doc.Pickles.Add(r.Report);
     }
 
-    internal static bool LooksLikePickle(SafeFileHandle handle, ZipMember m)
+    // Keeps member readers (and their mapped windows) alive until the roots taken from them are no longer used.
+    private sealed class MemberScans : IDisposable
     {
-        if (m.DataOffset < 0 || m.CompressedSize < 2 || m.Method != 0)
+        private readonly List<PickleStreamReader> _readers = [];
+
+        public PickleStreamReader Keep(PickleStreamReader r)
         {
-            return m.Method != 0 && m.Size < (64 << 20) && !m.Name.Contains("/data/", StringComparison.Ordinal);
+            _readers.Add(r);
+            return r;
         }
 
-        Span<byte> b = stackalloc byte[2];
-        ZipDirectory.ReadExactly(handle, b, m.DataOffset);
-        return b[0] == 0x80 && b[1] is >= 2 and <= 5 && !m.Name.Contains("/data/", StringComparison.Ordinal);
+        public void Dispose()
+        {
+            foreach (var r in _readers)
+            {
+                r.Dispose();
+            }
+        }
     }
 
     private static bool StorageKey(PyPersistent p, out string key, out TensorDType dtype)
@@ -236,7 +391,7 @@ internal static class TorchReader
         return key.Length > 0;
     }
 
-    private static void Collect(object? root, ModelDocument doc, ModelLimits limits, Func<string, (long Offset, long Size)?> storage)
+    private static void Collect(object? root, ModelDocument doc, ModelLimits limits, long fileLength, Func<string, (long Offset, long Size)?> storage)
     {
         Walk(root, limits.MaxDepth, (name, t) =>
         {
@@ -256,42 +411,23 @@ internal static class TorchReader
             if (s is null || elem == 0)
             {
                 doc.Flag(AnomalySeverity.Error, "torch.missing-storage", $"tensor '{name}' refers to storage '{key}' which is missing or of unknown type");
-                doc.Tensors.Add(new TensorInfo(name, dtype, t.Size, doc.Path, -1, 0));
+                if (TensorShapes.Count(t.Size) is >= 0 and var n && n <= TensorShapes.MaxElements && n / 8 <= fileLength)
+                {
+                    doc.Tensors.Add(new TensorInfo(name, dtype, t.Size, doc.Path, -1, 0));
+                }
+
                 return;
             }
 
             var (offset, size) = s.Value;
-            var contiguous = true;
-            long expect = 1;
-            long extent = 1;
-            for (var i = t.Size.Length - 1; i >= 0; i--)
+            if (!TensorShapes.TryView(t.Size, t.Stride, t.StorageOffset, elem, size, out var start, out var bytes, out var contiguous))
             {
-                if (t.Size[i] < 0 || t.Stride[i] < 0)
+                doc.Flag(AnomalySeverity.Error, "torch.view-bounds", $"tensor '{name}' view runs outside its storage '{key}' (or its shape is absurd)");
+                if (TensorShapes.Count(t.Size) is >= 0 and var n && n <= TensorShapes.MaxElements && n / 8 <= fileLength)
                 {
-                    extent = -1;
-                    break;
+                    doc.Tensors.Add(new TensorInfo(name, dtype, t.Size, doc.Path, -1, 0));
                 }
 
-                if (t.Size[i] != 1 && t.Stride[i] != expect)
-                {
-                    contiguous = false;
-                }
-
-                expect *= Math.Max(1, t.Size[i]);
-                extent = t.Size[i] == 0 ? 0 : extent + ((t.Size[i] - 1) * t.Stride[i]);
-            }
-
-            if (t.Size.Any(d => d == 0))
-            {
-                extent = 0;
-            }
-
-            var start = t.StorageOffset * elem;
-            var bytes = extent * elem;
-            if (extent < 0 || t.StorageOffset < 0 || start + bytes > size || bytes < 0)
-            {
-                doc.Flag(AnomalySeverity.Error, "torch.view-bounds", $"tensor '{name}' view runs outside its storage '{key}'");
-                doc.Tensors.Add(new TensorInfo(name, dtype, t.Size, doc.Path, -1, 0));
                 return;
             }
 

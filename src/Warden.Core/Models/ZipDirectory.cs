@@ -52,6 +52,9 @@ public static class ZipDirectory
         long count = BinaryPrimitives.ReadUInt16LittleEndian(e[10..]);
         long cdSize = BinaryPrimitives.ReadUInt32LittleEndian(e[12..]);
         long cdOffset = BinaryPrimitives.ReadUInt32LittleEndian(e[16..]);
+        var eocdAt = length - tailLen + eocd;
+        long shift = 0;
+        var zip64 = false;
         if ((count == 0xFFFF || cdSize == 0xFFFFFFFF || cdOffset == 0xFFFFFFFF) && eocd >= 20)
         {
             var loc = tail.AsSpan(eocd - 20);
@@ -73,7 +76,16 @@ public static class ZipDirectory
                 count = (long)BinaryPrimitives.ReadUInt64LittleEndian(z64.AsSpan(32));
                 cdSize = (long)BinaryPrimitives.ReadUInt64LittleEndian(z64.AsSpan(40));
                 cdOffset = (long)BinaryPrimitives.ReadUInt64LittleEndian(z64.AsSpan(48));
+                zip64 = true;
             }
+        }
+
+        // zipfile accepts data before the archive (a zip appended to another file) and shifts every offset by it.
+        if (!zip64 && cdSize >= 0 && cdOffset >= 0 && cdOffset + cdSize < eocdAt)
+        {
+            shift = eocdAt - cdSize - cdOffset;
+            cdOffset += shift;
+            doc.Flag(AnomalySeverity.Warning, "zip.prepended-data", $"{shift} bytes precede the archive (a file with a zip appended)");
         }
 
         if (count > limits.MaxZipEntries || cdSize < 0 || cdOffset < 0 || cdOffset + cdSize > length || cdSize > (long)limits.MaxZipEntries * 1024)
@@ -110,6 +122,7 @@ public static class ZipDirectory
 
             var name = Encoding.UTF8.GetString(c.Slice(46, nameLen));
             ReadZip64(c.Slice(46 + nameLen, extraLen), ref usize, ref csize, ref lho);
+            lho += shift;
             at += 46 + nameLen + extraLen + commentLen;
 
             if ((flags & 1) != 0)
@@ -207,6 +220,45 @@ public static class ZipDirectory
         return members;
     }
 
+    /// <summary>True when the end-of-central-directory signature is in the file's last 64 KiB + 22 bytes, as zipfile.is_zipfile checks.</summary>
+    public static bool HasEndRecord(SafeFileHandle handle, long length)
+    {
+        if (length < 22)
+        {
+            return false;
+        }
+
+        var tail = new byte[(int)Math.Min(length, 22 + 65535)];
+        ReadExactly(handle, tail, length - tail.Length);
+        return tail.AsSpan().LastIndexOf("PK\x05\x06"u8) is var i && i >= 0 && i <= tail.Length - 22;
+    }
+
+    /// <summary>Inflates a deflated member into memory, at most <paramref name="max"/> bytes; null when it is larger.</summary>
+    public static byte[]? Inflate(SafeFileHandle handle, ZipMember m, long max, int? stopAfter = null)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        using var bounded = new HandleStream(handle, m.DataOffset, m.CompressedSize);
+        using var inflate = new DeflateStream(bounded, CompressionMode.Decompress);
+        using var output = new MemoryStream();
+        var buffer = new byte[81920];
+        int n;
+        while ((n = inflate.Read(buffer, 0, stopAfter is { } s ? Math.Min(buffer.Length, s - (int)output.Length) : buffer.Length)) > 0)
+        {
+            if (output.Length + n > max)
+            {
+                return null;
+            }
+
+            output.Write(buffer, 0, n);
+            if (stopAfter is { } stop && output.Length >= stop)
+            {
+                break;
+            }
+        }
+
+        return output.ToArray();
+    }
+
     /// <summary>Reads a member into memory (inflating deflated ones), at most <paramref name="max"/> bytes; checks the CRC.</summary>
     public static byte[] ReadMember(SafeFileHandle handle, ZipMember m, long max, ModelDocument doc)
     {
@@ -290,6 +342,69 @@ public static class ZipDirectory
 
             extra = extra[(4 + len)..];
         }
+    }
+
+    /// <summary>CRC-32 of a stored member's bytes, streamed (no copy of the member in memory).</summary>
+    public static uint StoredCrc(SafeFileHandle handle, ZipMember m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        var crc = new Crc32();
+        var buffer = new byte[1 << 20];
+        for (long at = 0; at < m.CompressedSize;)
+        {
+            var n = (int)Math.Min(buffer.Length, m.CompressedSize - at);
+            ReadExactly(handle, buffer.AsSpan(0, n), m.DataOffset + at);
+            crc.Append(buffer.AsSpan(0, n));
+            at += n;
+        }
+
+        return crc.GetCurrentHashAsUInt32();
+    }
+
+    /// <summary>
+    /// A read-only stream over [offset, offset + length) of a file handle that does not own the handle (a
+    /// FileStream closes the handle it wraps when disposed, and later readers of the same file need it open).
+    /// </summary>
+    internal sealed class HandleStream(SafeFileHandle handle, long offset, long length) : Stream
+    {
+        private long _left = length;
+        private long _at = offset;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var want = (int)Math.Min(buffer.Length, _left);
+            if (want <= 0)
+            {
+                return 0;
+            }
+
+            var n = RandomAccess.Read(handle, buffer[..want], _at);
+            _at += n;
+            _left -= n;
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     internal static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset)

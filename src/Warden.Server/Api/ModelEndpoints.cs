@@ -75,41 +75,49 @@ internal static class ModelEndpoints
 
     private static async Task<ModelScanResponse> ScanPathAsync(HttpContext context, ScanPathRequest request, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
-        if (request is null || string.IsNullOrWhiteSpace(request.Path) || !Path.IsPathFullyQualified(request.Path))
+        if (request is null || string.IsNullOrWhiteSpace(request.Path))
         {
             throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "path must be an absolute path.");
         }
 
-        // Resolve links and '..' first, then require the real path to lie under an allowed root.
-        var full = Path.GetFullPath(request.Path);
-        var real = new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full;
-        var allowed = options.ModelScanRoots.Select(r => Path.GetFullPath(r).TrimEnd('/') + "/").Any(root => real.StartsWith(root, StringComparison.Ordinal));
+        // Percent-escapes are decoded once ("%2e%2e" is ".."), then the whole path is resolved (every symlink, every
+        // "..") before it is compared with the roots, which are resolved the same way.
+        var decoded = request.Path.Contains('%', StringComparison.Ordinal) ? Uri.UnescapeDataString(request.Path) : request.Path;
+        if (decoded.Contains('\0', StringComparison.Ordinal) || !Path.IsPathFullyQualified(decoded))
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "path must be an absolute path.");
+        }
+
+        var real = RealPath.Resolve(decoded);
+        var allowed = real is not null && options.ModelScanRoots.Select(RealPath.Resolve).Any(root => root is not null && RealPath.IsUnder(real, root));
         if (!allowed)
         {
-            throw new ApiException(403, ErrorCodes.Forbidden, "That path is not under a folder listed in Warden:ModelScanRoots.");
+            // One answer for "outside the roots" and "missing", so the endpoint says nothing about the rest of the disk.
+            throw new ApiException(403, ErrorCodes.Forbidden, "That path is not a file or folder under a folder listed in Warden:ModelScanRoots.");
         }
 
-        if (!File.Exists(real) && !Directory.Exists(real))
-        {
-            throw ApiException.NotFound("No such file or folder.");
-        }
-
-        return await Task.Run(() => Scan(real, service, new MatchContext(context.User.KeyId(), null)), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Scan(real!, service, new MatchContext(context.User.KeyId(), null)), cancellationToken).ConfigureAwait(false);
     }
 
     private static ModelScanResponse Scan(string path, MatchService service, MatchContext context)
     {
         ModelDocument doc;
+        ModelFingerprint fingerprint;
         try
         {
             doc = ModelReader.Read(path);
+            fingerprint = Fingerprinter.Compute(doc);
         }
         catch (ModelFormatException ex)
         {
             throw new ApiException(422, ErrorCodes.InvalidModel, ex.Message);
         }
+        catch (Exception ex) when (ex is not (OutOfMemoryException or OperationCanceledException))
+        {
+            // A file Warden cannot read fully is an error for that file, never a 500 and never "safe".
+            throw new ApiException(422, ErrorCodes.InvalidModel, $"the model could not be read: {ex.GetType().Name}: {ex.Message}");
+        }
 
-        var fingerprint = Fingerprinter.Compute(doc);
         var signals = ModelSignals.Identity(fingerprint).Concat(ModelSignals.Lineage(doc)).ToList();
         var arch = ModelArchitecture.Classify(doc);
         var match = service.MatchSignals(signals.Select(s => (s.Type, s.Value, $"model:{s.Part}:{s.Tier}")), fingerprint.File?.Sha256Hex, context);

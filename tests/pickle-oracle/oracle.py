@@ -18,18 +18,23 @@ JSON: {"c": R, "py": R}; R = {"ok": parsed to STOP, "err": message, "globals": [
 import builtins
 import io
 import json
-import pickle
 import os
+import pickle
+import signal
 import struct
 import sys
 import time
 import warnings
 
+# Hostile sizes make the C unpickler allocate before reading (a LONG_BINPUT index grows the memo array to
+# twice it); an address-space cap fails those fast instead of swapping the machine. glibc's adaptive mmap
+# threshold would keep freed big blocks on the heap until the cap is hit for good, so it is pinned first.
+if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and sys.platform.startswith("linux"):
+    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"})
 try:
     import resource
 
-    # Hostile sizes make the C unpickler allocate before reading; fail those instead of swapping the machine.
-    resource.setrlimit(resource.RLIMIT_AS, (192 << 20, 192 << 20))
+    resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
 except (ImportError, ValueError, OSError):
     pass
 
@@ -58,8 +63,7 @@ class _StubMeta(type):
     def __setitem__(cls, key, value):
         return None
 
-    def __getitem__(cls, key):
-        return _stub(("<item>",))
+    # No __getitem__/__iter__: with one, `**stub` (NEWOBJ_EX kwargs) would iterate stub[0], stub[1], ... forever.
 
 
 def _stub(path):
@@ -131,13 +135,31 @@ def run(cls, data):
         rec["ok"] = True
     except RecursionError as e:  # pragma: no cover - reported, never fatal
         rec["err"] = "RecursionError: " + str(e)[:200]
+    except _Timeout:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure is "CPython stops here"
         rec["err"] = type(e).__name__ + ": " + str(e)[:200]
     return rec
 
 
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout("oracle: case took longer than 5 s")
+
+
 def judge(data):
-    return {"c": run(_CUnpickler, data), "py": run(_PyUnpickler, data)}
+    # A per-case time limit, so one pathological input cannot stall a batch.
+    if hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, 5.0)
+    try:
+        return {"c": run(_CUnpickler, data), "py": run(_PyUnpickler, data)}
+    finally:
+        if hasattr(signal, "setitimer"):
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def serve():
@@ -152,7 +174,10 @@ def serve():
             return
         data = inp.read(n)
         t0 = time.perf_counter()
-        verdict = judge(data)
+        try:
+            verdict = judge(data)
+        except _Timeout as e:
+            verdict = {k: {"ok": False, "err": "timeout: " + str(e), "globals": [], "imports": []} for k in ("c", "py")}
         if _SLOW_LOG and time.perf_counter() - t0 > 0.02:
             with open(_SLOW_LOG, "a") as log:
                 log.write("%.3f %s\n" % (time.perf_counter() - t0, data[:200].hex()))

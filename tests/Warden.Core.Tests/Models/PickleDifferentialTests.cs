@@ -14,7 +14,9 @@ namespace Warden.Core.Tests.Models;
 /// </summary>
 public class PickleDifferentialTests(ITestOutputHelper output)
 {
-    public const int DefaultCases = 100_000;
+    // 100,000 cases take about 100-280 s on the 2-core development machine (CPython is the slow side), so CI runs
+    // fewer by default; docs/models.md gives the command for the full run.
+    public const int DefaultCases = 20_000;
 
     private static readonly ModelLimits Limits = ModelLimits.Default with { MaxPickleTime = TimeSpan.FromSeconds(60) };
 
@@ -72,17 +74,38 @@ public class PickleDifferentialTests(ITestOutputHelper output)
         var problems = new List<string>();
         int parseable = 0, resolved = 0, dangerous = 0;
         const int batch = 2000;
-        for (var done = 0; done < cases; done += batch)
+        (List<byte[]> Inputs, List<string> Meta) Make(int from)
         {
             var inputs = new List<byte[]>();
             var meta = new List<string>();
-            for (var i = 0; i < Math.Min(batch, cases - done); i++)
+            for (var i = 0; i < Math.Min(batch, cases - from); i++)
             {
                 inputs.Add(gen.Next());
-                meta.Add($"#{done + i} payload {gen.Payload.Module}.{gen.Payload.Name} {gen.Mutation}");
+                meta.Add($"#{from + i} payload {gen.Payload.Module}.{gen.Payload.Name} {gen.Mutation}");
             }
 
-            var verdicts = oracle.Judge(inputs);
+            return (inputs, meta);
+        }
+
+        // CPython judges the next batch while Warden scans this one.
+        var next = Make(0);
+        var pending = Task.Run(() => oracle.Judge(next.Inputs));
+        for (var done = 0; done < cases; done += batch)
+        {
+            var (inputs, meta) = next;
+            var verdicts = pending.GetAwaiter().GetResult();
+            if (done + batch < cases)
+            {
+                next = Make(done + batch);
+                var toJudge = next.Inputs;
+                pending = Task.Run(() => oracle.Judge(toJudge));
+            }
+
+            if (done % (batch * 10) == 0)
+            {
+                output.WriteLine($"cases {done}..: {verdicts.Count(v => v.C.Ok)} of {inputs.Count} parse in the C unpickler");
+            }
+
             for (var i = 0; i < inputs.Count; i++)
             {
                 var report = new PickleMachine(Limits).Run(inputs[i], "case").Report;

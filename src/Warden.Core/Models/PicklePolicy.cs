@@ -6,16 +6,20 @@ public enum PickleVerdict
     /// <summary>Only allowlisted globals and opcodes (what torch's weights-only loader accepts).</summary>
     Safe = 0,
 
-    /// <summary>Something outside the allowlist, or a stream the scanner could not finish.</summary>
+    /// <summary>An oddity that cannot run anything (bytes after STOP, a stream that stops before any callable).</summary>
     Suspicious = 1,
 
-    /// <summary>A global or opcode that can run code on load.</summary>
+    /// <summary>
+    /// A global outside the allowlist (importing and calling it runs code outside the model allowlist), an opcode
+    /// that calls by itself, a name the scanner cannot know, a cap reached, or a stream it could not finish after
+    /// a callable was reached.
+    /// </summary>
     Dangerous = 2,
 }
 
 /// <summary>One thing the pickle scanner found.</summary>
 /// <param name="Verdict">How bad.</param>
-/// <param name="Kind">global, opcode, stack-global, corrupt, limit, trailing.</param>
+/// <param name="Kind">global, opcode, stack-global, allocation, frame, corrupt, limit, trailing.</param>
 /// <param name="Module">Module of a global (or null).</param>
 /// <param name="Name">Name of a global, or the opcode name.</param>
 /// <param name="Offset">Byte offset in the stream.</param>
@@ -39,9 +43,10 @@ public sealed record PickleReport(string Member, IReadOnlyList<PickleFinding> Fi
 }
 
 /// <summary>
-/// Which globals a model pickle may reference. Allowlist first (torch weights-only loader + A1111's Lightning
-/// additions); everything else is suspicious, and the union of picklescan's and modelscan's block lists
-/// (with the parent-module rule: a submodule of a blocked module is blocked) is dangerous.
+/// Which globals a model pickle may reference. Allowlist (torch weights-only loader + A1111's Lightning
+/// additions): safe; everything else is dangerous, because <c>find_class</c> imports the module (running its
+/// code) and the pickle may call what it gets. The union of picklescan's and modelscan's block lists (with the
+/// parent-module rule) only sharpens the explanation.
 /// </summary>
 public static class PicklePolicy
 {
@@ -85,54 +90,87 @@ public static class PicklePolicy
         "torch.serialization.load", "torch.load", "torch.classes", "numpy.load", "numpy.fromfile", "pandas.read_csv", "pandas.read_pickle",
     };
 
-    /// <summary>Classifies a global reference.</summary>
+    // Allowlisted constructors that allocate what their arguments ask for.
+    private static readonly HashSet<string> Allocating = new(StringComparer.Ordinal)
+    {
+        "builtins.bytearray", "__builtin__.bytearray", "torch.storage.UntypedStorage", "torch.storage.TypedStorage", "torch.Tensor",
+        "numpy.ndarray", "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "collections.Counter",
+    };
+
+    /// <summary>
+    /// Classifies a global as <c>find_class</c> resolves it (module imported, then the name as an attribute
+    /// chain: <c>zipfile</c> + <c>os.system</c> reaches <c>os.system</c>): safe only on the allowlist, else dangerous.
+    /// </summary>
     public static PickleVerdict Classify(string module, string name)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(name);
+        return IsAllowed(module, name) ? PickleVerdict.Safe : PickleVerdict.Dangerous;
+    }
+
+    /// <summary>True for an allowlisted global (exact module + name, or the same path written as a dotted name).</summary>
+    public static bool IsAllowed(string module, string name) =>
+        Allowed.Contains(module + "." + name) || IsStorageClass(module, name);
+
+    /// <summary>True when the global is on the known code-execution block lists (or is reached through one).</summary>
+    public static bool IsKnownDangerous(string module, string name)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(name);
         var m = module == "__builtin__" ? "builtins" : module;
         var full = m + "." + name;
-        if (Allowed.Contains(full) || Allowed.Contains(module + "." + name))
-        {
-            return PickleVerdict.Safe;
-        }
-
-        if (IsStorageClass(m, name))
-        {
-            return PickleVerdict.Safe;
-        }
-
         if (DangerousNames.Contains(full) || DangerousModules.Contains(full))
         {
-            return PickleVerdict.Dangerous;
+            return true;
         }
 
-        // Parent-module rule: "asyncio.unix_events" is as bad as "asyncio"; a dotted name ("os.path.join"
-        // written as module "os.path") is checked prefix by prefix.
-        var span = m.AsSpan();
+        // Parent-module rule over the whole path: "asyncio.unix_events" is as bad as "asyncio", and a dotted
+        // name ("zipfile" + "os.system") is checked by what it reaches ("os.system") as well.
+        if (HasDangerousPrefix(full))
+        {
+            return true;
+        }
+
+        var parts = name.Split('.');
+        for (var i = 0; i < parts.Length - 1; i++)
+        {
+            var tail = string.Join('.', parts[i..]);
+            if (DangerousNames.Contains(tail) || HasDangerousPrefix(tail) || DangerousNames.Contains("builtins." + tail))
+            {
+                return true;
+            }
+        }
+
+        return parts.Any(p => p.StartsWith("__", StringComparison.Ordinal) && p is not "__init__");
+    }
+
+    /// <summary>Why a global is not safe, in words.</summary>
+    public static string Explain(string module, string name) =>
+        IsAllowed(module, name) ? "on the model allowlist"
+        : IsKnownDangerous(module, name) ? "a known code-execution or system-access primitive"
+        : "not on the model allowlist: the loader imports its module and may call it";
+
+    /// <summary>True for allowlisted constructors whose arguments size an allocation.</summary>
+    public static bool Allocates(string module, string name) => Allocating.Contains(module + "." + name) || IsStorageClass(module, name);
+
+    private static bool HasDangerousPrefix(string path)
+    {
+        var span = path.AsSpan();
         while (true)
         {
-            if (DangerousModules.Contains(span.ToString()))
+            if (DangerousModules.Contains(span.ToString()) || DangerousNames.Contains(span.ToString()))
             {
-                return PickleVerdict.Dangerous;
+                return true;
             }
 
             var dot = span.LastIndexOf('.');
             if (dot < 0)
             {
-                break;
+                return false;
             }
 
             span = span[..dot];
         }
-
-        // Names that are themselves dotted paths ("getattr" hidden as "x.getattr") or dunder access.
-        if (name.Contains("__", StringComparison.Ordinal) && name is not "__init__")
-        {
-            return PickleVerdict.Dangerous;
-        }
-
-        return PickleVerdict.Suspicious;
     }
 
     /// <summary>True for torch typed storage classes (torch.FloatStorage…).</summary>

@@ -110,7 +110,7 @@ public static class PicklePolicy
 
     /// <summary>True for an allowlisted global (exact module + name, or the same path written as a dotted name).</summary>
     public static bool IsAllowed(string module, string name) =>
-        Allowed.Contains(module + "." + name) || IsStorageClass(module, name);
+        Allowed.Contains(module + "." + name) || IsStorageClass(module, name) || IsLegacyTensorClass(module, name);
 
     /// <summary>True when the global is on the known code-execution block lists (or is reached through one).</summary>
     public static bool IsKnownDangerous(string module, string name)
@@ -176,4 +176,12 @@ public static class PicklePolicy
     /// <summary>True for torch typed storage classes (torch.FloatStorage…).</summary>
     public static bool IsStorageClass(string module, string name) =>
         module is "torch" or "torch.cuda" && name.EndsWith("Storage", StringComparison.Ordinal) && TensorDTypes.FromTorchStorage(name) != TensorDType.Unknown;
+
+    /// <summary>
+    /// True for torch's legacy typed tensor classes (torch.FloatTensor…): pre-0.4 tar checkpoints name them in their
+    /// <c>tensors</c> member, and torch's weights-only unpickler allows them (<c>torch._tensor_classes</c>).
+    /// </summary>
+    public static bool IsLegacyTensorClass(string module, string name) =>
+        module is "torch" or "torch.cuda" && name.EndsWith("Tensor", StringComparison.Ordinal) && name.Length > "Tensor".Length
+        && TensorDTypes.FromTorchStorage(string.Concat(name.AsSpan(0, name.Length - "Tensor".Length), "Storage")) != TensorDType.Unknown;
 }

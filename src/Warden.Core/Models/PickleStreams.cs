@@ -164,9 +164,19 @@ internal sealed class PickleStreamReader(SafeFileHandle handle, long regionStart
     {
         var w = WindowFor(at);
         var r = _machine.Run(w.Memory, member, scanTrailing: false, start: at - w.Start);
-        var capped = !r.Report.Complete && w.Truncated && !StableUnderShorterWindow(w, at, member, r.Report);
+        if (!r.Report.Complete && w.Truncated && _inMemory is null)
+        {
+            // The stream stopped inside a window that ends before the region does: the failure may only be the
+            // window's edge. Scan it again as a stream over the whole region (bounded memory, any length), which
+            // reads exactly what a loader reads; its own caps are dangerous.
+            using var region = new FileRegionStream(handle, at, regionEnd);
+            var streamed = _machine.Run(region, member, scanTrailing: false);
+            var shifted = streamed.Report with { Findings = [.. streamed.Report.Findings.Select(f => f with { Offset = f.Offset + at })] };
+            return (streamed with { Report = shifted }, at + streamed.End, false);
+        }
+
         var report = w.Start == 0 ? r.Report : r.Report with { Findings = [.. r.Report.Findings.Select(f => f with { Offset = f.Offset + w.Start })] };
-        return (r with { Report = report }, w.Start + r.End, capped);
+        return (r with { Report = report }, w.Start + r.End, false);
     }
 
     /// <summary>
@@ -242,16 +252,6 @@ internal sealed class PickleStreamReader(SafeFileHandle handle, long regionStart
 
         return _window;
     }
-
-    // A failed stream in a truncated window: whether the failure depends on where the window ends (it wanted bytes
-    // beyond it, so a loader reading the whole file would go on) or not (a bad opcode or value it would also meet).
-    private bool StableUnderShorterWindow(FileWindow w, long at, string member, PickleReport report)
-    {
-        var shorter = w.Memory[..(int)Math.Max(at - w.Start, w.Length - Math.Max(4096, w.Length / 16))];
-        var again = _machine.Run(shorter, member, scanTrailing: false, start: at - w.Start).Report;
-        return again.Complete == report.Complete && again.Findings.Count == report.Findings.Count
-            && again.Findings.Zip(report.Findings).All(p => p.First == p.Second);
-    }
 }
 
 /// <summary>Merges the reports of many streams of one member into one report, in bounded memory.</summary>
@@ -304,4 +304,69 @@ internal sealed class StreamScan
     }
 
     public PickleReport ToReport(string member) => new(member, [.. _findings], [.. _globals], Ops, Complete);
+}
+
+/// <summary>A read-only, forward-seekable view of one region of a file, read with positional reads (no shared file position).</summary>
+internal sealed class FileRegionStream : Stream
+{
+    private readonly SafeFileHandle handle;
+    private readonly long start;
+    private readonly long end;
+    private long _position;
+
+    public FileRegionStream(SafeFileHandle handle, long start, long end)
+    {
+        this.handle = handle;
+        this.start = start;
+        this.end = end;
+        _position = start;
+    }
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => end - start;
+
+    public override long Position
+    {
+        get => _position - start;
+        set => _position = start + Math.Clamp(value, 0, end - start);
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var n = (int)Math.Min(buffer.Length, end - _position);
+        if (n <= 0)
+        {
+            return 0;
+        }
+
+        var read = RandomAccess.Read(handle, buffer[..n], _position);
+        _position += read;
+        return read;
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => Position + offset,
+            _ => Length + offset,
+        };
+        return Position;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

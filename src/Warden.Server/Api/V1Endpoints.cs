@@ -264,7 +264,21 @@ internal static partial class V1Endpoints
         }
 
         var buffered = new BufferedStream(body, 1 << 16);
-        var result = await Task.Run(() => store.Import(bank.Id, BankFileReader.Read(buffered, options, report), "api"), context.RequestAborted).ConfigureAwait(false);
+        IEnumerable<BankEntryRecord> records;
+        try
+        {
+            records = BankFileReader.Read(buffered, options, report);
+        }
+        catch (ArgumentException ex)
+        {
+            // Options that cannot work for this list, checked before anything is read or stored.
+            var detail = ex.Message.Split(" (Parameter", 2)[0];
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, listFormat == BankFileFormat.Plain && string.IsNullOrWhiteSpace(signalType)
+                ? $"A plain list does not say what its hashes are; pass signal_type={string.Join("|", Warden.Core.Signals.SignalTypes.All.Select(t => t.Name))} (or auto: md5/sha1 by length)."
+                : detail);
+        }
+
+        var result = await Task.Run(() => store.Import(bank.Id, records, "api"), context.RequestAborted).ConfigureAwait(false);
         return new ImportResponse(result.Processed, result.Added, result.Updated, result.Unchanged, result.Deleted, report.Skipped, errors);
     }
 

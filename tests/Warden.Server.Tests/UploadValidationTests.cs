@@ -109,7 +109,7 @@ public sealed class UploadValidationTests
             Assert.Equal(64, hashed.GetProperty("pdq").GetString()!.Length);
 
             // Another port of an allowed host, and a port-less entry used with a port, are refused before any connection.
-            foreach (var url in new[] { $"http://127.0.0.1:{other.Port}/x.jpg", $"http://localhost:{other.Port}/x.jpg", $"https://127.0.0.1:{origin.Port}/x.jpg", "http://127.0.0.1/x.jpg" })
+            foreach (var url in new[] { $"http://127.0.0.1:{other.Port}/x.jpg", $"http://localhost:{other.Port}/x.jpg", "http://127.0.0.1:1/x.jpg", "http://127.0.0.1/x.jpg", $"http://localhost:{origin.Port}/x.jpg" })
             {
                 foreach (var path in new[] { "h/hash?url=", "m/lookup?url=" })
                 {

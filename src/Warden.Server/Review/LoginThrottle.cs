@@ -95,7 +95,7 @@ public sealed class LoginThrottle(LoginThrottleSettings settings, TimeProvider? 
             return started;
         }
 
-        var delay = Math.Min(Math.Max(0, baseDelayMs) * Math.Pow(2, state.Failures - 1), Math.Max(0, settings.MaxDelaySeconds) * 1000.0);
+        var delay = Math.Min(Math.Max(0, baseDelayMs) * Math.Pow(2, Math.Min(state.Failures - 1, 40)), Math.Max(0, settings.MaxDelaySeconds) * 1000.0);
         state.NextAllowed = now + TimeSpan.FromMilliseconds(delay);
         return false;
     }

@@ -92,6 +92,26 @@ public sealed class UploadValidationTests
     }
 
     [Fact]
+    public async Task Importing_a_list_the_server_cannot_type_is_a_400_and_imports_nothing()
+    {
+        await using var server = await TestServer.StartAsync(SqlDialect.Sqlite);
+        using var curator = server.Client(Role.Curator);
+        await Json(await curator.PostAsJsonAsync("v1/banks", new { name = "lists" }), HttpStatusCode.Created);
+        var sha256s = string.Join('\n', Enumerable.Range(0, 30).Select(i => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)))));
+        foreach (var query in new[] { "format=plain", string.Empty, "format=plain&signal_type=nonsense", "format=csv&signal_type=auto", "format=plain&signal_type=%20" })
+        {
+            using var response = await curator.PostAsync("v1/banks/lists/import?" + query, new StringContent(sha256s));
+            var problem = await Json(response, HttpStatusCode.BadRequest);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.True(problem.GetProperty("code").GetString() is "invalid_request" or "invalid_list", $"{query}: {problem}");
+        }
+
+        Assert.Equal(0, (await Json(await curator.GetAsync("v1/banks/lists"))).GetProperty("entries").GetInt64());
+        var ok = await Json(await curator.PostAsync("v1/banks/lists/import?format=plain&signal_type=sha256", new StringContent(sha256s)));
+        Assert.Equal(30, ok.GetProperty("added").GetInt64());
+    }
+
+    [Fact]
     public async Task Url_fetches_are_allowed_by_host_and_port()
     {
         var image = Media.Jpeg(12);

@@ -12,7 +12,10 @@ public sealed class LoginThrottleSettings
     /// <summary>Wait after an account's first failure; it doubles with each further one (milliseconds).</summary>
     public int AccountBaseDelayMilliseconds { get; set; } = 1000;
 
-    /// <summary>Wait after a source's first failure; it doubles with each further one (milliseconds).</summary>
+    /// <summary>Failures a source may make without waiting (typos behind a shared address), before its backoff starts.</summary>
+    public int SourceFreeFailures { get; set; } = 5;
+
+    /// <summary>Wait after a source's first failure past the free ones; it doubles with each further one (milliseconds).</summary>
     public int SourceBaseDelayMilliseconds { get; set; } = 250;
 
     /// <summary>Longest backoff wait before the lockout (seconds).</summary>
@@ -57,8 +60,8 @@ public sealed class LoginThrottle(LoginThrottleSettings settings, TimeProvider? 
         var now = _clock.GetUtcNow();
         lock (_lock)
         {
-            var a = Fail(_accounts, account, now, settings.AccountMaxFailures, settings.AccountBaseDelayMilliseconds);
-            var s = Fail(_sources, source, now, settings.SourceMaxFailures, settings.SourceBaseDelayMilliseconds);
+            var a = Fail(_accounts, account, now, settings.AccountMaxFailures, settings.AccountBaseDelayMilliseconds, 0);
+            var s = Fail(_sources, source, now, settings.SourceMaxFailures, settings.SourceBaseDelayMilliseconds, Math.Max(0, settings.SourceFreeFailures));
             return (a, s);
         }
     }
@@ -72,7 +75,7 @@ public sealed class LoginThrottle(LoginThrottleSettings settings, TimeProvider? 
         }
     }
 
-    private bool Fail(Dictionary<string, State> table, string key, DateTimeOffset now, int maxFailures, int baseDelayMs)
+    private bool Fail(Dictionary<string, State> table, string key, DateTimeOffset now, int maxFailures, int baseDelayMs, int free)
     {
         var window = TimeSpan.FromSeconds(Math.Max(1, settings.LockoutSeconds));
         if (!table.TryGetValue(key, out var state) || state.Expired(now, window))
@@ -95,7 +98,8 @@ public sealed class LoginThrottle(LoginThrottleSettings settings, TimeProvider? 
             return started;
         }
 
-        var delay = Math.Min(Math.Max(0, baseDelayMs) * Math.Pow(2, Math.Min(state.Failures - 1, 40)), Math.Max(0, settings.MaxDelaySeconds) * 1000.0);
+        var counted = state.Failures - free;
+        var delay = counted <= 0 ? 0 : Math.Min(Math.Max(0, baseDelayMs) * Math.Pow(2, Math.Min(counted - 1, 40)), Math.Max(0, settings.MaxDelaySeconds) * 1000.0);
         state.NextAllowed = now + TimeSpan.FromMilliseconds(delay);
         return false;
     }

@@ -3,6 +3,7 @@ using System.Globalization;
 using Spectre.Console;
 using Warden.Core.Banks;
 using Warden.Core.Banks.Formats;
+using Warden.Core.Signals;
 using Warden.Storage;
 
 namespace Warden.Cli;
@@ -74,6 +75,18 @@ internal static partial class BankCommand
                 stream = buffered;
             }
 
+            if (format == BankFileFormat.Plain && string.IsNullOrWhiteSpace(signalType))
+            {
+                // A plain list names no type: take md5/sha1 by length when every line shows it, else ask.
+                if (!stream.CanSeek || !LooksLikeMd5OrSha1(stream))
+                {
+                    error.WriteLine($"warden: {path}: cannot tell the signal type of a plain list; give --signal-type {string.Join("|", SignalTypes.All.Select(t => t.Name))} (or auto: md5/sha1 by length).");
+                    return WardenCli.UsageError;
+                }
+
+                signalType = ImportOptions.AutoSignalType;
+            }
+
             var report = new ImportReport();
             var total = stream.CanSeek ? stream.Length : 0;
             var showProgress = progress && total > 1 << 20 && !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error);
@@ -89,10 +102,22 @@ internal static partial class BankCommand
                 OnError = skip ? e => error.WriteLine($"warden: {e}") : null,
             };
 
+            IEnumerable<BankEntryRecord> records;
+            try
+            {
+                records = BankFileReader.Read(stream, options, report);
+            }
+            catch (ArgumentException ex)
+            {
+                // Options that cannot work for this list (no or unknown signal type, bad labels): a usage error.
+                error.WriteLine($"warden: {path}: {ex.Message.Split(" (Parameter", 2)[0]}");
+                return WardenCli.UsageError;
+            }
+
             ImportResult? result = null;
             try
             {
-                void Run() => result = store.Import(bank.Id, BankFileReader.Read(stream, options, report), Path.GetFileName(path));
+                void Run() => result = store.Import(bank.Id, records, Path.GetFileName(path));
                 if (showProgress)
                 {
                     AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }).Progress()
@@ -108,6 +133,11 @@ internal static partial class BankCommand
                 {
                     Run();
                 }
+            }
+            catch (IOException ex)
+            {
+                error.WriteLine($"warden: {path}: cannot read: {ex.Message}");
+                return WardenCli.SomeFailed;
             }
             catch (BankFormatException ex)
             {
@@ -173,6 +203,23 @@ internal static partial class BankCommand
             return WardenCli.Ok;
         }));
         return command;
+    }
+
+    /// <summary>Whether the first lines of a seekable list are all 32 or 40 hex digits (md5/sha1); the position is kept.</summary>
+    private static bool LooksLikeMd5OrSha1(Stream stream)
+    {
+        var start = stream.Position;
+        var head = new byte[4096];
+        var n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        stream.Position = start;
+        var lines = System.Text.Encoding.UTF8.GetString(head, 0, n).Split('\n');
+        if (n == head.Length)
+        {
+            lines = lines[..^1]; // the last line may be cut
+        }
+
+        var values = lines.Select(l => l.Trim()).Where(l => l.Length > 0 && l[0] != '#').ToList();
+        return values.Count > 0 && values.All(v => v.Length is 32 or 40 && v.All(char.IsAsciiHexDigit));
     }
 
     // The options accept only known names, so a failure here is a bug, not user input.

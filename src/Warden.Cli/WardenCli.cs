@@ -44,6 +44,27 @@ public static class WardenCli
             return UsageError;
         }
 
-        return parse.Invoke(config);
+        // Last line of defence: a command that meets a file or value it cannot handle says so on one line and
+        // exits non-zero; no stack trace reaches the user (commands handle their expected failures themselves).
+        config.EnableDefaultExceptionHandler = false;
+        try
+        {
+            return parse.Invoke(config);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or FormatException or NotSupportedException)
+        {
+            error.WriteLine($"warden: {ex.Message}");
+            return SomeFailed;
+        }
+        catch (ArgumentException ex)
+        {
+            error.WriteLine($"warden: {ex.Message.Split(" (Parameter", 2)[0]}");
+            return UsageError;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            error.WriteLine($"warden: internal error ({ex.GetType().Name}): {ex.Message}");
+            return SomeFailed;
+        }
     }
 }

@@ -66,7 +66,7 @@ public sealed class ServerOptions
     /// <summary>Serve the OpenAPI document and the API reference page without a key (they hold no data).</summary>
     public bool PublicDocs { get; set; } = true;
 
-    /// <summary>Host names that HMA-style <c>?url=</c> requests may fetch from (empty: URL fetching is off).</summary>
+    /// <summary>Where HMA-style <c>?url=</c> requests may fetch from: <c>host</c> (the scheme's default port only) or <c>host:port</c> entries (empty: URL fetching is off).</summary>
     public IList<string> AllowedFetchHosts { get; } = [];
 
     /// <summary>Largest remote file fetched for <c>?url=</c> (bytes).</summary>

@@ -6,7 +6,7 @@ namespace Warden.Core.Imaging;
 /// <summary>
 /// Windows bitmap reader (libvips has no BMP loader without ImageMagick, which we do not ship):
 /// 1/4/8-bit palette, 16-bit 5-5-5 or bit fields, 24-bit, 32-bit with or without bit fields,
-/// bottom-up or top-down. RLE and embedded JPEG/PNG bitmaps are refused as unsupported.
+/// bottom-up or top-down, RLE8 and RLE4, and BI_JPEG/BI_PNG (an embedded JPEG or PNG, decoded as such).
 /// Every offset and size is checked against the data before use.
 /// </summary>
 internal static class BmpDecoder
@@ -79,24 +79,31 @@ internal static class BmpDecoder
             throw new ImageDecodeException(ImageDecodeError.TooManyPixels, $"The image declares {width}x{height} pixels; the limit is {limits.MaxPixels} pixels.");
         }
 
-        if (compression is not (0 or 3 or 6))
+        if (compression is 4 or 5)
         {
-            throw new ImageDecodeException(ImageDecodeError.UnsupportedFormat, $"BMP compression {compression} (RLE or embedded JPEG/PNG) is not supported.");
+            return DecodeEmbedded(data, pixelOffset, compression, limits);
         }
 
-        if (bpp is not (1 or 4 or 8 or 16 or 24 or 32))
+        if (compression is not (0 or 1 or 2 or 3 or 6))
         {
-            throw new ImageDecodeException(ImageDecodeError.Corrupt, $"Invalid BMP bit depth {bpp}.");
+            throw new ImageDecodeException(ImageDecodeError.UnsupportedFormat, $"BMP compression {compression} is not supported.");
         }
 
+        if (bpp is not (1 or 4 or 8 or 16 or 24 or 32) || (compression == 1 && bpp != 8) || (compression == 2 && bpp != 4))
+        {
+            throw new ImageDecodeException(ImageDecodeError.Corrupt, $"Invalid BMP bit depth {bpp} for compression {compression}.");
+        }
+
+        var rle = compression is 1 or 2;
         var rowBytes = (((long)width * bpp) + 31) / 32 * 4;
-        if (pixelOffset > d.Length || (rowBytes * height) > d.Length - pixelOffset)
+        if (pixelOffset > d.Length || (!rle && (rowBytes * height) > d.Length - pixelOffset))
         {
             throw Truncated("pixel data");
         }
 
-        // Palette (BGR0 quads, or BGR triples in the 12-byte core header).
+        // Palette (BGR0 quads, or BGR triples in the 12-byte core header). Indices past the declared entries are black.
         Span<byte> palette = stackalloc byte[256 * 3];
+        palette.Clear();
         if (bpp <= 8)
         {
             var entries = colours == 0 || colours > (1u << bpp) ? 1 << bpp : (int)colours;
@@ -124,6 +131,11 @@ internal static class BmpDecoder
         if (bpp == 32 && rMask == 0)
         {
             (rMask, gMask, bMask) = (0x00FF0000, 0x0000FF00, 0x000000FF);
+        }
+
+        if (rle)
+        {
+            return DecodeRle(d[(int)pixelOffset..], width, height, bpp, topDown, palette);
         }
 
         var length = (long)width * height * 3;
@@ -170,6 +182,123 @@ internal static class BmpDecoder
             NativeMemory.Free(native);
             throw;
         }
+    }
+
+    /// <summary>
+    /// BI_RLE8 / BI_RLE4: (count, value) runs, with escapes 0/0 end of line, 0/1 end of bitmap, 0/2 delta (dx, dy)
+    /// and 0/n ≥ 3 a literal run of n indices padded to 16 bits. Pixels the runs never reach keep index 0, as
+    /// ImageMagick (the reference's decoder) leaves them; runs past a row's end are clipped. Data that ends before
+    /// the end-of-bitmap marker is truncated.
+    /// </summary>
+    private static unsafe DecodedImage DecodeRle(ReadOnlySpan<byte> src, int width, int height, int bpp, bool topDown, ReadOnlySpan<byte> palette)
+    {
+        var indices = new byte[(long)width * height];
+        int x = 0, y = 0, p = 0;
+        var four = bpp == 4;
+        while (true)
+        {
+            if (p + 2 > src.Length)
+            {
+                throw Truncated("RLE data");
+            }
+
+            int count = src[p], value = src[p + 1];
+            p += 2;
+            if (count > 0)
+            {
+                if (y < height)
+                {
+                    var row = indices.AsSpan(Row(y) * width, width);
+                    for (var i = 0; i < count && x < width; i++, x++)
+                    {
+                        row[x] = (byte)(four ? ((i & 1) == 0 ? value >> 4 : value & 0x0F) : value);
+                    }
+                }
+
+                continue;
+            }
+
+            switch (value)
+            {
+                case 0:
+                    x = 0;
+                    y++;
+                    break;
+                case 1:
+                    return ToImage(indices, width, height, palette);
+                case 2:
+                    if (p + 2 > src.Length)
+                    {
+                        throw Truncated("RLE delta");
+                    }
+
+                    x = Math.Min(width, x + src[p]);
+                    y += src[p + 1];
+                    p += 2;
+                    break;
+                default:
+                    var bytes = four ? (value + 1) / 2 : value;
+                    var padded = bytes + (bytes & 1);
+                    if (p + bytes > src.Length)
+                    {
+                        throw Truncated("RLE literal run");
+                    }
+
+                    if (y < height)
+                    {
+                        var row = indices.AsSpan(Row(y) * width, width);
+                        for (var i = 0; i < value && x < width; i++, x++)
+                        {
+                            var b = src[p + (four ? i / 2 : i)];
+                            row[x] = (byte)(four ? ((i & 1) == 0 ? b >> 4 : b & 0x0F) : b);
+                        }
+                    }
+
+                    p = Math.Min(src.Length, p + padded);
+                    break;
+            }
+
+            if (y >= height)
+            {
+                // Past the last row: nothing more can be drawn (an end-of-bitmap marker may or may not follow).
+                return ToImage(indices, width, height, palette);
+            }
+        }
+
+        // File rows run bottom-up unless the height was negative (top-down RLE is off-spec but seen in the wild).
+        int Row(int fileRow) => topDown ? fileRow : height - 1 - fileRow;
+    }
+
+    private static unsafe DecodedImage ToImage(byte[] indices, int width, int height, ReadOnlySpan<byte> palette)
+    {
+        var length = (long)width * height * 3;
+        var native = (byte*)NativeMemory.Alloc((nuint)length);
+        var output = new Span<byte>(native, checked((int)length));
+        for (var i = 0; i < indices.Length; i++)
+        {
+            palette.Slice(indices[i] * 3, 3).CopyTo(output.Slice(i * 3, 3));
+        }
+
+        return new DecodedImage(ImageFormat.Bmp, width, height, width, height, 3, (nint)native, length, static p => NativeMemory.Free((void*)p));
+    }
+
+    /// <summary>BI_JPEG / BI_PNG: the pixel data is a whole JPEG or PNG file, decoded as one (never a BMP again).</summary>
+    private static DecodedImage DecodeEmbedded(byte[] data, uint pixelOffset, uint compression, ImageLimits limits)
+    {
+        if (pixelOffset >= data.Length)
+        {
+            throw Truncated("embedded image");
+        }
+
+        var inner = data.AsSpan((int)pixelOffset).ToArray();
+        var expected = compression == 4 ? ImageFormat.Jpeg : ImageFormat.Png;
+        if (ImageFormatSniffer.Sniff(inner) != expected)
+        {
+            throw new ImageDecodeException(ImageDecodeError.Corrupt, $"The BMP says it holds a {expected} but its data is not one.");
+        }
+
+        using var decoded = ImageDecoder.Decode(inner, limits);
+        return new DecodedImage(ImageFormat.Bmp, decoded.Width, decoded.Height, decoded.PixelWidth, decoded.PixelHeight, decoded.BytesPerPixel, decoded.Pixels.ToArray());
     }
 
     private static byte Channel(uint value, uint mask)

@@ -51,7 +51,8 @@ public static class ImageFormatSniffer
             return ImageFormat.Gif;
         }
 
-        if (head.StartsWith("II*\0"u8) || head.StartsWith("MM\0*"u8))
+        // Classic TIFF and BigTIFF (libtiff reads both).
+        if (head.StartsWith("II*\0"u8) || head.StartsWith("MM\0*"u8) || head.StartsWith("II+\0"u8) || head.StartsWith("MM\0+"u8))
         {
             return ImageFormat.Tiff;
         }

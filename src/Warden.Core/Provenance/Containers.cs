@@ -41,7 +41,7 @@ public sealed class ContainerScan
         Limits = limits;
     }
 
-    /// <summary>jpeg, png, webp.</summary>
+    /// <summary>jpeg, png, webp, tiff, gif, bmp.</summary>
     public string Format { get; }
 
     /// <summary>Size of the walked file.</summary>
@@ -87,7 +87,7 @@ public static class ContainerWalker
     private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
     /// <summary>Walks <paramref name="file"/>.</summary>
-    /// <exception cref="ProvenanceException">Not a JPEG, PNG or WebP.</exception>
+    /// <exception cref="ProvenanceException">Not an image (JPEG, PNG, WebP, TIFF, GIF, BMP).</exception>
     public static ContainerScan Walk(ReadOnlyMemory<byte> file, ProvenanceLimits? limits = null)
     {
         limits ??= ProvenanceLimits.Default;
@@ -108,12 +108,61 @@ public static class ContainerWalker
             scan = new ContainerScan("webp", limits);
             Guard(scan, () => WalkWebP(file, scan));
         }
+        else if (span.StartsWith("II*\0"u8) || span.StartsWith("MM\0*"u8))
+        {
+            scan = new ContainerScan("tiff", limits) { FileLength = span.Length };
+            Guard(scan, () => WalkTiff(file, scan));
+        }
+        else if (span.StartsWith("GIF87a"u8) || span.StartsWith("GIF89a"u8) || (span.Length >= 18 && span.StartsWith("BM"u8)) || span.StartsWith("II+\0"u8) || span.StartsWith("MM\0+"u8))
+        {
+            // Decodable images whose metadata Warden does not read: the pixel checks still run on them, and the
+            // report says metadata was not looked at rather than failing (a format must not hide the file).
+            var name = span[0] == (byte)'G' ? "gif" : span[0] == (byte)'B' ? "bmp" : "tiff";
+            scan = new ContainerScan(name, limits) { FileLength = span.Length };
+            scan.Warnings.Add($"{name}: metadata is not read from this format (BigTIFF, GIF, BMP); pixels only");
+        }
         else
         {
-            throw new ProvenanceException(ProvenanceError.UnsupportedFormat, "not a JPEG, PNG or WebP file");
+            throw new ProvenanceException(ProvenanceError.UnsupportedFormat, "not an image format provenance reads (JPEG, PNG, WebP, TIFF, GIF, BMP)");
         }
 
         return scan;
+    }
+
+    // A TIFF file is itself a TIFF structure: IFD0 (and the EXIF IFD) hold Software, ImageDescription, UserComment…
+    // as in a JPEG's EXIF block, and tag 700 holds XMP.
+    private static void WalkTiff(ReadOnlyMemory<byte> file, ContainerScan scan)
+    {
+        var entries = TiffReader.Read(file.Span, scan.Limits);
+        foreach (var e in entries)
+        {
+            if (e.Ifd == 0 && e.Tag is 256 or 257 && e.Value.Length >= 2)
+            {
+                var big = file.Span[0] == (byte)'M';
+                var v = e.Type == 3
+                    ? (big ? BinaryPrimitives.ReadUInt16BigEndian(e.Value) : BinaryPrimitives.ReadUInt16LittleEndian(e.Value))
+                    : e.Value.Length >= 4 ? (int)Math.Min(int.MaxValue, big ? BinaryPrimitives.ReadUInt32BigEndian(e.Value) : BinaryPrimitives.ReadUInt32LittleEndian(e.Value)) : 0;
+                if (e.Tag == 256)
+                {
+                    scan.Width = v;
+                }
+                else
+                {
+                    scan.Height = v;
+                }
+            }
+        }
+
+        if (file.Length > scan.Limits.MaxBlockBytes)
+        {
+            throw new ProvenanceException(ProvenanceError.LimitExceeded, $"the TIFF file is larger than {scan.Limits.MaxBlockBytes} bytes; its tags are not read");
+        }
+
+        scan.Add(new MetadataBlock(BlockKind.Exif, new SignalLocation("tiff", "IFD0", null, 0, file.Length), file, null));
+        if (entries.FirstOrDefault(e => e.Ifd == 0 && e.Tag == 700) is { } xmp)
+        {
+            scan.Add(new MetadataBlock(BlockKind.Xmp, new SignalLocation("tiff", "IFD0/XMP", null, xmp.Offset, xmp.Value.Length), xmp.Value, null));
+        }
     }
 
     private static void Guard(ContainerScan scan, Action walk)

@@ -9,7 +9,8 @@ namespace Warden.Core.Provenance;
 /// <summary>
 /// The one entry point: reads every AI-provenance signal of an image file (generator metadata, C2PA, IPTC XMP,
 /// weak hints, and optionally invisible watermarks and alpha-LSB data) and scores them. Damaged blocks become
-/// warnings; only a file that is not a JPEG/PNG/WebP (or is over the size limit) throws.
+/// warnings; GIF, BMP and BigTIFF files get the pixel checks only; only a file that is not an image (or is over the
+/// size limit) throws — <see cref="ReadLenient"/> never does.
 /// </summary>
 public static class ProvenanceReader
 {
@@ -33,7 +34,7 @@ public static class ProvenanceReader
     /// <param name="file">The whole file.</param>
     /// <param name="options">What to look at (null = defaults: metadata only, prompts hashed).</param>
     /// <param name="fileSha256">The file's SHA-256 if the caller already has it (hashing again is skipped).</param>
-    /// <exception cref="ProvenanceException">Empty, over the size limit, or not a JPEG/PNG/WebP.</exception>
+    /// <exception cref="ProvenanceException">Empty, over the size limit, or not an image.</exception>
     public static ProvenanceReport Read(ReadOnlyMemory<byte> file, ProvenanceOptions? options = null, string? fileSha256 = null)
     {
         options ??= ProvenanceOptions.Default;
@@ -119,6 +120,37 @@ public static class ProvenanceReader
 
         AddHints(report, scan, software ?? xmps.Select(x => x.Fields.CreatorTool).FirstOrDefault(c => c is not null), camera, texts);
         report.Verdict = Verdict(report);
+        return report;
+    }
+
+    /// <summary>
+    /// Reads <paramref name="file"/> as <see cref="Read"/> does, but never throws for content it cannot read: an
+    /// empty, oversized or non-image file gives a report with no signals, verdict unknown and the reason among its
+    /// warnings. For services whose other work (digest matching) must go on whatever the file is.
+    /// </summary>
+    /// <param name="file">The whole file.</param>
+    /// <param name="options">What to look at (null = defaults).</param>
+    /// <param name="fileSha256">The file's SHA-256 if the caller already has it.</param>
+    /// <param name="failure">Why nothing was read, or null when the file was read (its damage, if any, is in the warnings).</param>
+    public static ProvenanceReport ReadLenient(ReadOnlyMemory<byte> file, ProvenanceOptions? options, string? fileSha256, out string? failure)
+    {
+        try
+        {
+            failure = null;
+            return Read(file, options, fileSha256);
+        }
+        catch (ProvenanceException ex)
+        {
+            failure = ex.Message;
+            return Unread(file.Length, fileSha256 ?? Convert.ToHexStringLower(SHA256.HashData(file.Span)), ex.Message);
+        }
+    }
+
+    /// <summary>The report of a file that was not read: no signals, verdict unknown, the reason among the warnings.</summary>
+    public static ProvenanceReport Unread(long size, string sha256, string reason)
+    {
+        var report = new ProvenanceReport { Size = size, Sha256 = sha256 };
+        report.Warnings.Add("provenance not read: " + reason);
         return report;
     }
 

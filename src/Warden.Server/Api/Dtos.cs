@@ -17,6 +17,16 @@ public sealed record PdqDto(string Hash, int Quality, IReadOnlyDictionary<string
 /// <param name="TrimmedPdq">PDQ of the image with uniform borders cut off, when it has them.</param>
 public sealed record ImageDto(string Format, int Width, int Height, PdqDto? TrimmedPdq);
 
+/// <summary>
+/// A part of the pipeline that could not read the content. The request still succeeds: the digests are always
+/// computed and matched, so a file that defeats one reader (an unsupported, damaged or hostile format) cannot evade
+/// matching by the others.
+/// </summary>
+/// <param name="Stage"><c>image</c> (decoding and PDQ), <c>video</c> (vPDQ/TMK) or <c>provenance</c>.</param>
+/// <param name="Code">Stable code: unsupported_format, truncated_image, corrupt_image, image_too_large, corrupt_video, video_too_long, timeout, unavailable, unreadable, internal.</param>
+/// <param name="Message">What went wrong, for people.</param>
+public sealed record WarningDto(string Stage, string Code, string Message);
+
 /// <summary>Every signal of uploaded content.</summary>
 /// <param name="Length">Bytes.</param>
 /// <param name="Md5">Hex.</param>
@@ -26,13 +36,14 @@ public sealed record ImageDto(string Format, int Width, int Height, PdqDto? Trim
 /// <param name="Image">For images; null otherwise.</param>
 /// <param name="ContentKind"><c>image</c>, <c>video</c>, or <c>other</c> for content that is neither (only the digests are computed).</param>
 /// <param name="Video">For videos: stream facts, the vPDQ hash and (on request) TMK+PDQF.</param>
-public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha256, PdqDto? Pdq, ImageDto? Image, string ContentKind, VideoDto? Video = null)
+/// <param name="Warnings">What could not be read (see <see cref="WarningDto"/>); empty when everything was.</param>
+public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha256, PdqDto? Pdq, ImageDto? Image, string ContentKind, VideoDto? Video = null, IReadOnlyList<WarningDto>? Warnings = null)
 {
     private static readonly string[] VariantNames = ["original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1"];
 
-    internal static SignalsDto From(ContentHashes hashes, Warden.Core.Hashing.Video.VideoHashes? video, bool includeTmk)
+    internal static SignalsDto From(ContentHashes hashes, Warden.Core.Hashing.Video.VideoHashes? video, bool includeTmk, IReadOnlyList<WarningDto>? warnings = null)
     {
-        var dto = From(hashes);
+        var dto = From(hashes) with { Warnings = warnings ?? [] };
         if (video is null)
         {
             return dto;
@@ -115,7 +126,9 @@ public sealed record HitDto(
 /// provenance names and that a bank holds are hits too (variant <c>provenance:ROLE:NAME</c>).</param>
 /// <param name="Provenance">What the file says about how it was made (docs/provenance.md), for uploads; null when
 /// matching a signal by value or when asked not to (<c>provenance=false</c>).</param>
-public sealed record MatchResponse(SignalsDto? Signals, bool Matched, string Action, bool Notified, IReadOnlyList<HitDto> Hits, System.Text.Json.JsonElement? Provenance = null);
+/// <param name="Warnings">Every part of the pipeline that could not read the upload (hashing and provenance); the
+/// digests were matched regardless. Empty when nothing failed.</param>
+public sealed record MatchResponse(SignalsDto? Signals, bool Matched, string Action, bool Notified, IReadOnlyList<HitDto> Hits, System.Text.Json.JsonElement? Provenance = null, IReadOnlyList<WarningDto>? Warnings = null);
 
 /// <summary>A bank as the API shows it.</summary>
 /// <param name="Id">Id.</param>

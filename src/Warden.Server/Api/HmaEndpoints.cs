@@ -252,6 +252,13 @@ internal static class HmaEndpoints
         var bank = store.GetBank(name) ?? throw ApiException.NotFound($"No bank named '{name}'.");
         var upload = await UploadReader.ReadAsync(request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
         var hashes = await service.HashAsync(upload.Data, false, cancellationToken).ConfigureAwait(false);
+        if (hashes.Error is { } error)
+        {
+            // Adding needs a PDQ hash: content that has none is refused with the decoder's reason (nothing is added).
+            var (status, code, detail) = Problems.Map(error);
+            throw new ApiException(status, code, detail);
+        }
+
         var signals = SignalsDto.From(hashes);
         if (signals.Pdq is not { Quality: >= PdqResult.DefaultMinQuality } pdq)
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.ObjectPool;
 using Warden.Core.Banks;
 using Warden.Core.Hashing;
@@ -25,7 +26,7 @@ public sealed record MatchContext(long? KeyId, string? UploaderId);
 /// flood control and bank actions, and records matches plus webhook deliveries in one transaction before the
 /// response is sent.
 /// </summary>
-public sealed class MatchService : IDisposable
+public sealed partial class MatchService : IDisposable
 {
     private static readonly JsonSerializerOptions PayloadJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -37,11 +38,13 @@ public sealed class MatchService : IDisposable
     private readonly SemaphoreSlim _videos;
     private readonly ServerOptions _options;
     private readonly ObjectPool<ContentHasher> _hashers;
+    private readonly ILogger<MatchService> _logger;
 
     /// <summary>Creates the service.</summary>
-    public MatchService(LiveIndex index, BankStore banks, ServerStore server, FloodControl flood, ServerOptions options)
+    public MatchService(LiveIndex index, BankStore banks, ServerStore server, FloodControl flood, ServerOptions options, ILogger<MatchService> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        _logger = logger;
         _index = index;
         _banks = banks;
         _server = server;
@@ -53,7 +56,11 @@ public sealed class MatchService : IDisposable
         _hashers = new DefaultObjectPool<ContentHasher>(new HasherPolicy(limits), Math.Max(4, options.MaxConcurrentHashing));
     }
 
-    /// <summary>Hashes content; an image that cannot be decoded (but looks like one) is an error.</summary>
+    /// <summary>
+    /// Hashes content. Never fails on what the content is: the digests are always computed, and an image that
+    /// cannot be decoded (unsupported, truncated, corrupt, over the pixel limit) leaves <see cref="ContentHashes.Image"/>
+    /// null with the reason in <see cref="ContentHashes.Error"/> (see <see cref="ImageWarnings"/>).
+    /// </summary>
     public async Task<ContentHashes> HashAsync(byte[] data, bool dihedral, CancellationToken cancellationToken)
     {
         await _hashing.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -62,13 +69,13 @@ public sealed class MatchService : IDisposable
         try
         {
             using var stream = new MemoryStream(data, writable: false);
-            var hashes = hasher.HashStream(stream, dihedral);
-            if (hashes.Error is { Error: not ImageDecodeError.UnsupportedFormat } error)
-            {
-                throw error;
-            }
-
-            return hashes;
+            return hasher.HashStream(stream, dihedral);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
+        {
+            // A decoder bug must not let the file escape digest matching: log it, keep the digests.
+            LogHashFailure(_logger, ex);
+            return new ContentHashes(ExactHashes.Compute(data), data.Length, null, new ImageDecodeException(ImageDecodeError.Corrupt, "The image decoder failed on this file (logged)."));
         }
         finally
         {
@@ -78,22 +85,47 @@ public sealed class MatchService : IDisposable
         }
     }
 
+    /// <summary>The warnings for an image that was not hashed perceptually (none when it was, or when <paramref name="video"/> says it is a video).</summary>
+    public static List<WarningDto> ImageWarnings(ContentHashes hashes, bool video = false)
+    {
+        var warnings = new List<WarningDto>();
+        if (hashes.Error is { } error && !(video && error.Error == ImageDecodeError.UnsupportedFormat))
+        {
+            var code = error.Error switch
+            {
+                ImageDecodeError.UnsupportedFormat => ErrorCodes.UnsupportedFormat,
+                ImageDecodeError.Truncated => ErrorCodes.TruncatedImage,
+                ImageDecodeError.TooManyPixels or ImageDecodeError.TooManyBytes => ErrorCodes.ImageTooLarge,
+                _ => ErrorCodes.CorruptImage,
+            };
+            var message = error.Error == ImageDecodeError.UnsupportedFormat
+                ? "Not an image or video format Warden hashes perceptually; only the digests (MD5, SHA-1, SHA-256) were computed and matched."
+                : error.Message + " Only the digests were computed and matched.";
+            warnings.Add(new WarningDto("image", code, message));
+        }
+
+        return warnings;
+    }
+
     /// <summary>
     /// Hashes an upload of any kind: images as <see cref="HashAsync"/>; videos (recognised by content) also get
     /// vPDQ — and TMK+PDQF when <paramref name="tmk"/> or a bank holds TMK entries — from ffmpeg reading the
-    /// upload through an in-memory file, so the video is never written to disk.
+    /// upload through an in-memory file, so the video is never written to disk. Nothing the content is makes this
+    /// fail: what could not be read is in the warnings, and the digests are always there.
     /// </summary>
-    public async Task<(ContentHashes Hashes, VideoHashes? Video)> HashAnyAsync(byte[] data, bool dihedral, bool tmk, CancellationToken cancellationToken)
+    public async Task<(ContentHashes Hashes, VideoHashes? Video, List<WarningDto> Warnings)> HashAnyAsync(byte[] data, bool dihedral, bool tmk, CancellationToken cancellationToken)
     {
         var hashes = await HashAsync(data, dihedral, cancellationToken).ConfigureAwait(false);
         if (hashes.Image is not null || !VideoSniffer.IsVideo(data.AsSpan(0, Math.Min(data.Length, VideoSniffer.HeaderBytes))))
         {
-            return (hashes, null);
+            return (hashes, null, ImageWarnings(hashes));
         }
 
-        if (!FfmpegTools.Available)
+        var warnings = ImageWarnings(hashes, video: true);
+        if (!FfmpegTools.Available || !MemoryFile.Supported)
         {
-            throw new ApiException(503, ErrorCodes.Unavailable, "This server cannot hash videos: ffmpeg and ffprobe are not installed.");
+            warnings.Add(new WarningDto("video", ErrorCodes.Unavailable, "This server cannot hash videos (ffmpeg and ffprobe are not installed); only the digests were computed and matched."));
+            return (hashes, null, warnings);
         }
 
         var options = new VideoHashOptions(
@@ -105,11 +137,22 @@ public sealed class MatchService : IDisposable
         {
             using var file = MemoryFile.Create(data);
             var video = await Task.Run(() => VideoHasher.Hash(file.Path, options, cancel: cancellationToken), cancellationToken).ConfigureAwait(false);
-            return (hashes, video);
+            return (hashes, video, warnings);
         }
         catch (VideoDecodeException ex) when (ex.Error is VideoDecodeError.AudioOnly or VideoDecodeError.NotVideo)
         {
-            return (hashes, null); // not a video after all: its digests still count
+            return (hashes, null, warnings); // not a video after all: its digests still count
+        }
+        catch (VideoDecodeException ex)
+        {
+            var (_, code, detail) = Problems.Map(ex);
+            warnings.Add(new WarningDto("video", code, detail + " Only the digests were computed and matched."));
+            return (hashes, null, warnings);
+        }
+        catch (IOException ex)
+        {
+            warnings.Add(new WarningDto("video", ErrorCodes.Unavailable, "The video could not be handed to ffmpeg (" + ex.Message + "); only the digests were computed and matched."));
+            return (hashes, null, warnings);
         }
         finally
         {
@@ -125,7 +168,7 @@ public sealed class MatchService : IDisposable
     /// too (metadata only: about 0.5 % of hashing time) and every model it names is looked up in the banks; a
     /// model hit is a hit like any other, so AI provenance adds links and never lowers severity.
     /// </summary>
-    public MatchResponse MatchContent(ContentHashes hashes, MatchContext context, byte[]? data = null, VideoHashes? video = null, bool includeTmk = false)
+    public MatchResponse MatchContent(ContentHashes hashes, MatchContext context, byte[]? data = null, VideoHashes? video = null, bool includeTmk = false, IReadOnlyList<WarningDto>? warnings = null)
     {
         var state = RequireIndex();
         Metrics.Lookups.WithLabels("content").Inc();
@@ -136,10 +179,11 @@ public sealed class MatchService : IDisposable
         }
 
         var hits = state.Matcher.Match(signals).ToList();
+        var all = new List<WarningDto>(warnings ?? ImageWarnings(hashes, video is not null));
         System.Text.Json.JsonElement? provenance = null;
         if (data is not null)
         {
-            var report = ReadProvenance(data, hashes.Exact.Sha256Hex, state.Matcher);
+            var report = ReadProvenance(data, hashes.Exact.Sha256Hex, state.Matcher, all);
             foreach (var m in report.ModelMatches)
             {
                 var model = report.ModelRefs[m.ModelIndex];
@@ -149,13 +193,34 @@ public sealed class MatchService : IDisposable
             provenance = ProvenanceToJson(report);
         }
 
-        return Act(SignalsDto.From(hashes, video, includeTmk), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance };
+        var hashWarnings = all.Where(w => w.Stage != "provenance").ToList();
+        return Act(SignalsDto.From(hashes, video, includeTmk, hashWarnings), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance, Warnings = all };
     }
 
-    /// <summary>Reads provenance (metadata only) and links model references to banks.</summary>
-    public static ProvenanceReport ReadProvenance(byte[] data, string sha256, BankMatcher matcher)
+    /// <summary>
+    /// Reads provenance (metadata only) and links model references to banks. Never throws for the content: a file
+    /// provenance cannot read gives a report that says so, and a warning in <paramref name="warnings"/>.
+    /// </summary>
+    public ProvenanceReport ReadProvenance(byte[] data, string sha256, BankMatcher matcher, List<WarningDto> warnings)
     {
-        var report = ProvenanceReader.Read(data, ProvenanceOptions.Default, sha256);
+        ArgumentNullException.ThrowIfNull(warnings);
+        ProvenanceReport report;
+        try
+        {
+            report = ProvenanceReader.ReadLenient(data, ProvenanceOptions.Default, sha256, out var failure);
+            if (failure is not null)
+            {
+                warnings.Add(new WarningDto("provenance", "unreadable", "Provenance not read: " + failure + "."));
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
+        {
+            // A reader bug: the match must go on (logged for a fix), and the client is told provenance is missing.
+            LogProvenanceFailure(_logger, ex);
+            warnings.Add(new WarningDto("provenance", ErrorCodes.Internal, "The provenance reader failed on this file (logged); provenance is missing."));
+            report = ProvenanceReader.Unread(data.Length, sha256, "the reader failed on this file");
+        }
+
         ModelLinker.Link(report, matcher);
         return report;
     }
@@ -234,7 +299,7 @@ public sealed class MatchService : IDisposable
     {
         if (hits.Count == 0)
         {
-            return new MatchResponse(signals, false, "none", false, []);
+            return new MatchResponse(signals, false, "none", false, [], Warnings: []);
         }
 
         var entries = _banks.GetEntries(hits.Select(h => h.EntryId).Distinct());
@@ -300,7 +365,7 @@ public sealed class MatchService : IDisposable
         }
 
         _server.RecordMatches(context.KeyId, context.UploaderId, sha256, events, deliveries);
-        return new MatchResponse(signals, matched, matched ? (quarantine ? "quarantine" : "record") : "none", deliveries.Count > 0, dtos);
+        return new MatchResponse(signals, matched, matched ? (quarantine ? "quarantine" : "record") : "none", deliveries.Count > 0, dtos, Warnings: []);
     }
 
     /// <inheritdoc />
@@ -311,6 +376,12 @@ public sealed class MatchService : IDisposable
     }
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Image hashing failed unexpectedly; the upload's digests were still matched")]
+    private static partial void LogHashFailure(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The provenance reader failed unexpectedly; the match went on without provenance")]
+    private static partial void LogProvenanceFailure(ILogger logger, Exception exception);
 
     private sealed class HasherPolicy(ImageLimits limits) : PooledObjectPolicy<ContentHasher>
     {

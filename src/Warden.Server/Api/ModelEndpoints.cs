@@ -59,6 +59,7 @@ internal static class ModelEndpoints
 
     private static async Task<ModelScanResponse> ScanUploadAsync(HttpContext context, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
+        uploaderId = V1Endpoints.Uploader(uploaderId); // checked before the upload is read or matched
         if (!MemoryFile.Supported)
         {
             throw new ApiException(503, ErrorCodes.Unavailable, "Model uploads need in-memory files (Linux); scan by path instead.");

@@ -18,9 +18,9 @@ public sealed class UrlFetcher(IHttpClientFactory clients, ServerOptions options
             throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "url must be an absolute http(s) URL.");
         }
 
-        if (!options.AllowedFetchHosts.Contains(uri.Host, StringComparer.OrdinalIgnoreCase))
+        if (!IsAllowed(uri, options.AllowedFetchHosts))
         {
-            throw new ApiException(403, ErrorCodes.FetchRefused, $"Fetching from '{uri.Host}' is not allowed; an admin lists hosts in Warden:AllowedFetchHosts.");
+            throw new ApiException(403, ErrorCodes.FetchRefused, $"Fetching from '{uri.Authority}' is not allowed; an admin lists host[:port] entries in Warden:AllowedFetchHosts (no port: the scheme's default port only).");
         }
 
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -63,4 +63,85 @@ public sealed class UrlFetcher(IHttpClientFactory clients, ServerOptions options
             throw new ApiException(504, ErrorCodes.Timeout, "Fetching the url timed out.");
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="uri"/> is on the allowlist. An entry is <c>host</c>, <c>host:port</c> or
+    /// <c>[ipv6]:port</c>; without a port it allows the scheme's default port only (80/443), so an allowed host's
+    /// other services (admin ports, databases) cannot be probed through the server. Malformed entries allow nothing.
+    /// </summary>
+    public static bool IsAllowed(Uri uri, IEnumerable<string> entries)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        ArgumentNullException.ThrowIfNull(entries);
+        var host = Normalize(uri.Host);
+        foreach (var raw in entries)
+        {
+            if (TryParseEntry(raw, out var entryHost, out var port) &&
+                string.Equals(entryHost, host, StringComparison.OrdinalIgnoreCase) &&
+                (port is { } p ? uri.Port == p : uri.IsDefaultPort))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool TryParseEntry(string? raw, out string host, out int? port)
+    {
+        host = string.Empty;
+        port = null;
+        var entry = raw?.Trim();
+        if (string.IsNullOrEmpty(entry))
+        {
+            return false;
+        }
+
+        string? portText = null;
+        if (entry.StartsWith('['))
+        {
+            var close = entry.IndexOf(']', StringComparison.Ordinal);
+            if (close < 0)
+            {
+                return false;
+            }
+
+            host = entry[1..close];
+            var rest = entry[(close + 1)..];
+            if (rest.Length > 0)
+            {
+                if (rest[0] != ':')
+                {
+                    return false;
+                }
+
+                portText = rest[1..];
+            }
+        }
+        else if (entry.Count(c => c == ':') == 1)
+        {
+            var colon = entry.IndexOf(':', StringComparison.Ordinal);
+            host = entry[..colon];
+            portText = entry[(colon + 1)..];
+        }
+        else
+        {
+            host = entry; // a name, an IPv4 address, or a bare IPv6 address (no port)
+        }
+
+        if (portText is not null)
+        {
+            if (!int.TryParse(portText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var p) || p is < 1 or > 65535)
+            {
+                return false;
+            }
+
+            port = p;
+        }
+
+        host = Normalize(host);
+        return host.Length > 0;
+    }
+
+    private static string Normalize(string host) => host.Trim('[', ']').TrimEnd('.');
 }

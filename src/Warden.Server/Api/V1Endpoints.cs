@@ -80,16 +80,20 @@ internal static partial class V1Endpoints
     private static async Task<IResult> HashAsync(HttpRequest request, bool? dihedral, bool? tmk, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
         var upload = await UploadReader.ReadAsync(request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var (hashes, video) = await service.HashAnyAsync(upload.Data, dihedral ?? false, tmk ?? false, cancellationToken).ConfigureAwait(false);
-        return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false));
+        var (hashes, video, warnings) = await service.HashAnyAsync(upload.Data, dihedral ?? false, tmk ?? false, cancellationToken).ConfigureAwait(false);
+        return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false, warnings));
     }
 
     private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] Review.UploadQuery upload, MatchService service, ServerOptions options, CancellationToken cancellationToken)
     {
+        // Every parameter is checked before anything happens: a bad one must not leave a recorded match, a
+        // quarantine, a webhook, a case, a flood count or a metric behind its 400.
+        var uploader = Uploader(uploaderId);
+        _ = Review.ReviewIntake.Parse(uploader, upload);
         var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var (hashes, video) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
-        var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), Uploader(uploaderId)), (provenance ?? true) && video is null ? content.Data : null, video);
-        await Review.ReviewIntake.AfterMatchAsync(context, content.Data, hashes, response, Uploader(uploaderId), upload, cancellationToken).ConfigureAwait(false);
+        var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
+        var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader), (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
+        await Review.ReviewIntake.AfterMatchAsync(context, content.Data, hashes, response, uploader, upload, cancellationToken).ConfigureAwait(false);
         return Results.Ok(response);
     }
 
@@ -97,14 +101,16 @@ internal static partial class V1Endpoints
     {
         var upload = await UploadReader.ReadAsync(request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
         var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(upload.Data));
-        var report = MatchService.ReadProvenance(upload.Data, sha256, service.RequireIndex().Matcher);
+
+        // Any bytes get a report: one the reader cannot read says so in its warnings (verdict unknown).
+        var report = service.ReadProvenance(upload.Data, sha256, service.RequireIndex().Matcher, []);
         return Results.Json(MatchService.ProvenanceToJson(report));
     }
 
     private static IResult MatchSignal(HttpContext context, [FromQuery(Name = "signal_type")] string? signalType, string? signal, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service) =>
         Results.Ok(service.MatchSignal(signalType ?? string.Empty, signal ?? string.Empty, new MatchContext(context.User.KeyId(), Uploader(uploaderId))));
 
-    private static string? Uploader(string? id) => id is { Length: > 256 } ? throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "uploader_id is longer than 256 characters.") : id;
+    internal static string? Uploader(string? id) => id is { Length: > 256 } ? throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "uploader_id is longer than 256 characters.") : id;
 
     private static IEnumerable<BankDto> ListBanks(BankStore store, LiveIndex index)
     {
@@ -258,7 +264,21 @@ internal static partial class V1Endpoints
         }
 
         var buffered = new BufferedStream(body, 1 << 16);
-        var result = await Task.Run(() => store.Import(bank.Id, BankFileReader.Read(buffered, options, report), "api"), context.RequestAborted).ConfigureAwait(false);
+        IEnumerable<BankEntryRecord> records;
+        try
+        {
+            records = BankFileReader.Read(buffered, options, report);
+        }
+        catch (ArgumentException ex)
+        {
+            // Options that cannot work for this list, checked before anything is read or stored.
+            var detail = ex.Message.Split(" (Parameter", 2)[0];
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, listFormat == BankFileFormat.Plain && string.IsNullOrWhiteSpace(signalType)
+                ? $"A plain list does not say what its hashes are; pass signal_type={string.Join("|", Warden.Core.Signals.SignalTypes.All.Select(t => t.Name))} (or auto: md5/sha1 by length)."
+                : detail);
+        }
+
+        var result = await Task.Run(() => store.Import(bank.Id, records, "api"), context.RequestAborted).ConfigureAwait(false);
         return new ImportResponse(result.Processed, result.Added, result.Updated, result.Unchanged, result.Deleted, report.Skipped, errors);
     }
 

@@ -36,6 +36,7 @@ public static class ReviewConsole
     public static IServiceCollection AddReviewConsole(this IServiceCollection services)
     {
         services.AddSingleton<ReviewService>();
+        services.AddSingleton(sp => new LoginThrottle(sp.GetRequiredService<ServerOptions>().Review.Login));
         services.AddSingleton<ReportWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<ReportWorker>());
         return services;
@@ -152,6 +153,16 @@ public static class ReviewConsole
             return Problem(400, "invalid_request", "User name and password are required.");
         }
 
+        // Backoff and lockout per account and per source, checked before any password work (docs/review.md).
+        var throttle = c.RequestServices.GetRequiredService<LoginThrottle>();
+        var source = c.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        if (throttle.RetryAfter(body.Username, source) is { TotalMilliseconds: > 0 } wait)
+        {
+            var seconds = (long)Math.Ceiling(wait.TotalSeconds);
+            c.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Problem(429, "rate_limited", $"Too many failed logins; retry in {seconds} s.");
+        }
+
         if (!await LoginGate.WaitAsync(TimeSpan.FromSeconds(5), c.RequestAborted).ConfigureAwait(false))
         {
             c.Response.Headers.RetryAfter = "5";
@@ -172,9 +183,22 @@ public static class ReviewConsole
         if (!ok)
         {
             r.Audit.Append(new AuditEntry(body.Username, "user.login_failed", "user:" + body.Username));
-            await Task.Delay(200).ConfigureAwait(false); // slows guessing; the rate limiter does the rest
+            var (accountLocked, sourceLocked) = throttle.Failed(body.Username, source);
+            var minutes = Math.Max(1, r.Options.Login.LockoutSeconds / 60).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (accountLocked)
+            {
+                r.Audit.Append(new AuditEntry(body.Username, "user.login_locked", "user:" + body.Username, new Dictionary<string, string> { ["scope"] = "account", ["source"] = source, ["minutes"] = minutes }));
+            }
+
+            if (sourceLocked)
+            {
+                r.Audit.Append(new AuditEntry(body.Username, "user.login_locked", "source:" + source, new Dictionary<string, string> { ["scope"] = "source", ["minutes"] = minutes }));
+            }
+
             return Problem(401, "unauthorized", "Wrong user name or password.");
         }
+
+        throttle.Succeeded(body.Username);
 
         var user = found!.Value.User;
         var token = Base64Url(RandomNumberGenerator.GetBytes(32));

@@ -63,6 +63,9 @@ public sealed class ReviewOptions
 
     /// <summary>CyberTipline reporting.</summary>
     public CyberTiplineSettings CyberTipline { get; set; } = new();
+
+    /// <summary>Console login backoff and lockout.</summary>
+    public LoginThrottleSettings Login { get; set; } = new();
 }
 
 /// <summary>Where and as whom reports are filed (section <c>Warden:Review:CyberTipline</c>).</summary>

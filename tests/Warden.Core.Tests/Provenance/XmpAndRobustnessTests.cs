@@ -119,7 +119,7 @@ public sealed class XmpAndRobustnessTests
     }
 
     private static string? ImageFormatOf(byte[] b) =>
-        Imaging.ImageFormatSniffer.Sniff(b) switch { Imaging.ImageFormat.Jpeg => "jpeg", Imaging.ImageFormat.Png => "png", Imaging.ImageFormat.WebP => "webp", _ => null };
+        Imaging.ImageFormatSniffer.Sniff(b) switch { Imaging.ImageFormat.Jpeg => "jpeg", Imaging.ImageFormat.Png => "png", Imaging.ImageFormat.WebP => "webp", Imaging.ImageFormat.Tiff => "tiff", Imaging.ImageFormat.Gif => "gif", Imaging.ImageFormat.Bmp => "bmp", _ => null };
 
     [Fact]
     public void HostileContainersGiveWarningsNotCrashes()

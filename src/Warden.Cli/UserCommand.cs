@@ -49,7 +49,14 @@ internal static class UserCommand
         var list = new Command("list", "List review console users.") { listDb, listReviewDb };
         list.SetAction(p =>
         {
-            var store = new ReviewStore(p.GetValue(listReviewDb) ?? ReviewService.DefaultPath(p.GetRequiredValue(listDb)));
+            var path = p.GetValue(listReviewDb) ?? ReviewService.DefaultPath(p.GetRequiredValue(listDb));
+            if (DatabaseGuard.WhyNotFile(path, "review database") is { } why)
+            {
+                error.WriteLine($"warden: {why}; create it with 'warden user create' or fix --review-db / --db.");
+                return WardenCli.NoDatabase;
+            }
+
+            var store = new ReviewStore(path);
             foreach (var u in store.Users())
             {
                 output.WriteLine($"{u.Username}\t{u.Role}{(u.Disabled ? "\tdisabled" : "")}");

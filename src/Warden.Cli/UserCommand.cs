@@ -32,16 +32,7 @@ internal static class UserCommand
 
             var path = p.GetValue(reviewDb) ?? ReviewService.DefaultPath(p.GetRequiredValue(db));
             var name = p.GetRequiredValue(username);
-            var store = new ReviewStore(path);
-            if (!store.CreateUser(name, p.GetRequiredValue(role), PasswordHashing.Hash(secret)))
-            {
-                error.WriteLine($"warden: user '{name}' exists.");
-                return WardenCli.SomeFailed;
-            }
-
-            Audit(path).Append(new AuditEntry("cli", "user.create", "user:" + name, new Dictionary<string, string> { ["role"] = p.GetRequiredValue(role) }));
-            error.WriteLine($"warden: created {p.GetRequiredValue(role)} '{name}' in {path}.");
-            return WardenCli.Ok;
+            return CommonOptions.Guarded(error, () => CreateUser(path, name, p.GetRequiredValue(role), secret, error));
         });
 
         var listDb = CommonOptions.Db();
@@ -56,16 +47,44 @@ internal static class UserCommand
                 return WardenCli.NoDatabase;
             }
 
-            var store = new ReviewStore(path);
-            foreach (var u in store.Users())
+            return CommonOptions.Guarded(error, () =>
             {
-                output.WriteLine($"{u.Username}\t{u.Role}{(u.Disabled ? "\tdisabled" : "")}");
-            }
+                var store = new ReviewStore(path);
+                foreach (var u in store.Users())
+                {
+                    output.WriteLine($"{u.Username}\t{u.Role}{(u.Disabled ? "\tdisabled" : "")}");
+                }
 
-            return WardenCli.Ok;
+                return WardenCli.Ok;
+            });
         });
 
         return new Command("user", "Manage review console users (log in at /review of 'warden serve').") { create, list };
+    }
+
+    /// <summary>Creates the user, and the review database (with its folder) when it does not exist yet.</summary>
+    private static int CreateUser(string path, string name, string role, string secret, TextWriter error)
+    {
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        }
+        catch (IOException ex)
+        {
+            error.WriteLine($"warden: cannot make the folder of the review database {path}: {ex.Message}");
+            return WardenCli.SomeFailed;
+        }
+
+        var store = new ReviewStore(path);
+        if (!store.CreateUser(name, role, PasswordHashing.Hash(secret)))
+        {
+            error.WriteLine($"warden: user '{name}' exists.");
+            return WardenCli.SomeFailed;
+        }
+
+        Audit(path).Append(new AuditEntry("cli", "user.create", "user:" + name, new Dictionary<string, string> { ["role"] = role }));
+        error.WriteLine($"warden: created {role} '{name}' in {path}.");
+        return WardenCli.Ok;
     }
 
     internal static Option<string?> ReviewDb() => new("--review-db")

@@ -28,7 +28,7 @@ public sealed class FailClosedTests : IDisposable
         return (WardenCli.Run(args, output, error), output.ToString(), error.ToString());
     }
 
-    private string Image => Path.Combine(RepoRoot, "samples", "images", "sunset-plasma.jpg");
+    private static string Image => Path.Combine(RepoRoot, "samples", "images", "sunset-plasma.jpg");
 
     private string Csv
     {
@@ -67,7 +67,7 @@ public sealed class FailClosedTests : IDisposable
     /// <summary>The commands that create a missing database when asked to (documented in docs/operations.md).</summary>
     private static readonly HashSet<string> Creating = new(StringComparer.Ordinal) { "bank create", "key create", "user create" };
 
-    private static IEnumerable<string> CommandsTakingDb()
+    private static List<string> CommandsTakingDb()
     {
         var found = new List<string>();
         void Walk(Command c, string prefix)

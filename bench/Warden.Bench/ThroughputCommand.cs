@@ -8,11 +8,17 @@ namespace Warden.Bench;
 /// <summary>
 /// `throughput CORPUS [--passes N] [--mode fast|fullres|cli512] [--threads N] [--exact]`: decode + PDQ over
 /// in-memory files, best of N passes, images/s and MB/s. Run under `taskset -c 0` for one-core figures.
+/// `--mode process` times whole programs instead (<see cref="ProcessThroughput"/>).
 /// </summary>
 internal static class ThroughputCommand
 {
     public static int Run(string[] args)
     {
+        if (OptionString(args, "--mode", "fast") == "process")
+        {
+            return ProcessThroughput.Run(args);
+        }
+
         var corpus = args.Length > 0 ? args[0] : "test";
         var passes = Option(args, "--passes", 5);
         var threads = Option(args, "--threads", 1);
@@ -65,13 +71,13 @@ internal static class ThroughputCommand
         }
     }
 
-    private static int Option(string[] args, string name, int fallback)
+    internal static int Option(string[] args, string name, int fallback)
     {
         var i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
-    private static string OptionString(string[] args, string name, string fallback)
+    internal static string OptionString(string[] args, string name, string fallback)
     {
         var i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;

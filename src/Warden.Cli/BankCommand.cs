@@ -32,13 +32,13 @@ internal static partial class BankCommand
         var description = new Option<string?>("--description") { Description = "Free text: where the list comes from, who curates it." };
         var format = OutputFormat();
         var db = CommonOptions.Db();
-        var command = new Command("create", "Create an empty bank.") { name, kind, threshold, description, format, db };
+        var command = new Command("create", "Create an empty bank (and the database, if it does not exist yet).") { name, kind, threshold, description, format, db };
         command.SetAction(p => CommonOptions.WithStore(p.GetRequiredValue(db), error, store =>
         {
             var b = store.CreateBank(p.GetRequiredValue(name), p.GetRequiredValue(kind) == "allow" ? BankKind.AllowList : BankKind.BlockList, p.GetValue(threshold), p.GetValue(description));
             WriteBank(output, p.GetRequiredValue(format), b, $"created bank {b.Name} ({Kind(b.Kind)}, pdq threshold {b.PdqThreshold?.ToString(CultureInfo.InvariantCulture) ?? "31 (default)"}) in {store.Path}");
             return WardenCli.Ok;
-        }));
+        }, create: true));
         return command;
     }
 

@@ -12,7 +12,8 @@ internal static class CommonOptions
 
     public static Option<string> Db() => new("--db")
     {
-        Description = $"The Warden database: a SQLite file (created if missing) or a PostgreSQL connection string (postgres://user@host/db or Host=...;Database=...). Default: ${DbEnvironmentVariable}, else warden.db in the working directory.",
+        Description = $"The Warden database: a SQLite file or a PostgreSQL connection string (postgres://user@host/db or Host=...;Database=...). Default: ${DbEnvironmentVariable}, else warden.db in the working directory. " +
+            "Only 'bank create', 'key create' and 'serve --create' create a missing one; every other command refuses it (exit 2).",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable(DbEnvironmentVariable) is { Length: > 0 } env ? env : "warden.db",
     };
 
@@ -23,9 +24,18 @@ internal static class CommonOptions
         return option;
     }
 
-    /// <summary>Runs a storage command, turning refusals into a message and exit code 1.</summary>
-    public static int WithStore(string db, TextWriter error, Func<BankStore, int> action) => Guarded(error, () =>
+    /// <summary>
+    /// Runs a storage command, turning refusals into a message and exit code 1. Unless <paramref name="create"/>,
+    /// a database that does not exist (or holds no Warden schema) is refused first with exit code 2 and nothing
+    /// is created: a mistyped --db must not become an empty database that matches nothing.
+    /// </summary>
+    public static int WithStore(string db, TextWriter error, Func<BankStore, int> action, bool create = false) => Guarded(error, () =>
     {
+        if (!create && DatabaseGuard.Refuse(db, error) is { } refused)
+        {
+            return refused;
+        }
+
         using var store = BankStore.Open(db);
         return action(store);
     });

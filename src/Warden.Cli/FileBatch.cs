@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Spectre.Console;
-using Spectre.Console.Rendering;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Hashing.Video;
@@ -11,7 +9,7 @@ namespace Warden.Cli;
 
 /// <summary>How a batch of files is hashed.</summary>
 /// <param name="Threads">Files hashed at once.</param>
-/// <param name="Progress">Show a progress bar when stderr is a terminal.</param>
+/// <param name="Progress">Show progress on stderr (a redrawn line on a terminal, a few plain lines otherwise).</param>
 /// <param name="Resize">PDQ pipeline.</param>
 /// <param name="MaxPixels">Image pixel limit.</param>
 /// <param name="Dihedral">Compute the 8 dihedral PDQ variants.</param>
@@ -21,15 +19,19 @@ namespace Warden.Cli;
 /// reported as unsupported.
 /// </param>
 /// <param name="Video">How to hash files that are videos (sniffed by content); null = treat them as other non-images.</param>
-internal sealed record BatchOptions(int Threads, bool Progress, PdqResize Resize, long MaxPixels, bool Dihedral, string Verb, bool AcceptNonImages = false, VideoHashOptions? Video = null);
+internal sealed record BatchOptions(int Threads, bool Progress, PdqResize Resize, long MaxPixels, bool Dihedral, string Verb, bool AcceptNonImages = false, VideoHashOptions? Video = null)
+{
+    /// <summary>Present participle for progress while it runs ("hashing"); <see cref="Verb"/> is for the summary after.</summary>
+    public string Verbing => Verb switch { "hashed" => "hashing", "scanned" => "scanning", _ => Verb };
+}
 
 /// <summary>One file's result: its signals (or why not) and what the per-file step added.</summary>
 internal sealed record FileOutcome<T>(string Path, ContentHashes? Hashes, T? Extra, string? Error, VideoHashes? Video = null);
 
 /// <summary>
 /// Hashes files in parallel (one <see cref="ContentHasher"/> per worker) and hands results to the caller in
-/// input order, so output is the same for any number of threads. Shows a progress bar with rate and ETA on
-/// stderr when it is a terminal, and prints a summary line.
+/// input order, so output is the same for any number of threads. Shows progress weighted by bytes on stderr
+/// (<see cref="BatchProgress"/>) and prints a summary line.
 /// </summary>
 internal static class FileBatch
 {
@@ -45,14 +47,17 @@ internal static class FileBatch
         long bytes = 0;
         var clock = Stopwatch.StartNew();
 
-        // Long videos: the progress bar's description says how far the decoders are (set from worker threads).
-        ProgressTask? progressTask = null;
-        var description = $"{options.Verb} {items.Count} files";
+        // Only the progress display stats the files; the workers report each as it finishes, not in output order.
+        var progress = options.Progress && (items.Count > 1 || options.Video is not null) && ReferenceEquals(error, Console.Error)
+            ? new BatchProgress(error, options.Verbing, items.Count, items.Sum(i => Size(i.Path)), terminal: !Console.IsErrorRedirected, () => clock.Elapsed)
+            : null;
+
+        // Long videos: the progress line says how far the decoders are (set from worker threads).
         void VideoProgress(string path, string what, double seconds)
         {
-            if (progressTask is { } t)
+            if (progress is not null)
             {
-                t.Description = string.Create(CultureInfo.InvariantCulture, $"{description} ({Path.GetFileName(path)}: {what} {seconds:F0} s)").EscapeMarkup();
+                progress.Detail = string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileName(path)}: {what} {seconds:F0} s");
             }
         }
 
@@ -62,9 +67,14 @@ internal static class FileBatch
             .AsOrdered()
             .WithDegreeOfParallelism(Math.Clamp(options.Threads, 1, 512))
             .WithMergeOptions(ParallelMergeOptions.NotBuffered)
-            .Select(item => Process(item.Path, item.Error, hashers.Value!, options, perFile, VideoProgress));
+            .Select(item =>
+            {
+                var outcome = Process(item.Path, item.Error, hashers.Value!, options, perFile, VideoProgress);
+                progress?.FileDone(outcome.Hashes?.Length ?? Size(item.Path));
+                return outcome;
+            });
 
-        void Consume(Action? onEach)
+        try
         {
             foreach (var r in results)
             {
@@ -72,7 +82,15 @@ internal static class FileBatch
                 if (r.Error is not null)
                 {
                     failed++;
-                    error.WriteLine($"warden: {r.Path}: {r.Error}");
+                    var line = $"warden: {r.Path}: {r.Error}";
+                    if (progress is not null)
+                    {
+                        progress.WriteLine(line);
+                    }
+                    else
+                    {
+                        error.WriteLine(line);
+                    }
                 }
                 else
                 {
@@ -80,32 +98,6 @@ internal static class FileBatch
                 }
 
                 consume(r);
-                onEach?.Invoke();
-            }
-        }
-
-        try
-        {
-            if (options.Progress && (items.Count > 1 || options.Video is not null) && !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error))
-            {
-                var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-                console.Progress()
-                    .AutoClear(true)
-                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RateColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                    .Start(ctx =>
-                    {
-                        var task = ctx.AddTask(description, maxValue: items.Count);
-                        progressTask = task;
-                        Consume(() =>
-                        {
-                            task.Increment(1);
-                            task.Description = description;
-                        });
-                    });
-            }
-            else
-            {
-                Consume(null);
             }
         }
         finally
@@ -116,6 +108,7 @@ internal static class FileBatch
             }
 
             hashers.Dispose();
+            progress?.Dispose();
         }
 
         if (items.Count > 1 || failed > 0)
@@ -177,10 +170,21 @@ internal static class FileBatch
         _ => "error",
     };
 
-    /// <summary>Files per second, from Spectre's own speed estimate.</summary>
-    private sealed class RateColumn : ProgressColumn
+    /// <summary>A file's size for progress weighting; 0 when it cannot be stat'ed (the hasher reports why).</summary>
+    private static long Size(string path)
     {
-        public override IRenderable Render(RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>
-            new Text(string.Create(CultureInfo.InvariantCulture, $"{task.Speed ?? 0:F0} files/s"));
+        if (path == FileWalker.StandardInput)
+        {
+            return 0;
+        }
+
+        try
+        {
+            return new FileInfo(path).Length;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return 0;
+        }
     }
 }

@@ -32,6 +32,11 @@ internal static partial class ModelCommand
         command.SetAction(p => CommonOptions.WithStore(p.GetRequiredValue(db), error, store =>
         {
             var banks = store.ListBanks();
+            if (Warden.Cli.ScanCommand.RefuseNothingToMatch(store, banks, p.GetValue(failOnMatch), error) is { } refused)
+            {
+                return refused;
+            }
+
             using var matcher = MatcherCache.Open(store, banks, !p.GetValue(noCache), error, out _);
             var enabled = banks.Where(b => b.Enabled).ToList();
             var kinds = enabled.ToDictionary(b => b.Name, b => b.Kind, StringComparer.Ordinal);

@@ -16,11 +16,21 @@ internal static class ScanCommand
     /// <summary>Exit code with --fail-on-match when any block-list hit was not suppressed.</summary>
     public const int MatchFound = 3;
 
+    /// <summary>
+    /// Exit code with --fail-on-match when there is nothing to match against (no enabled block-list bank holds an
+    /// entry): a gate that cannot fail must not pass.
+    /// </summary>
+    public const int NothingToMatch = 4;
+
     public static Command Create(TextWriter output, TextWriter error)
     {
         var paths = new Argument<string[]>("PATH") { Description = "Files or folders to scan ('-' reads one file from standard input).", Arity = ArgumentArity.OneOrMore };
         var format = CommonOptions.Format("Output, one row per hit: 'table', 'jsonl' or 'csv'.", "table", "jsonl", "csv");
-        var failOnMatch = new Option<bool>("--fail-on-match") { Description = $"Exit with {MatchFound} when any content matched a block list (and no allow list suppressed it)." };
+        var failOnMatch = new Option<bool>("--fail-on-match")
+        {
+            Description = $"Exit with {MatchFound} when any content matched a block list (and no allow list suppressed it); with {NothingToMatch} before hashing when no enabled " +
+                $"block-list bank holds an entry; with {WardenCli.SomeFailed} when a file could not be read or hashed; with {WardenCli.NoDatabase} when the database does not exist.",
+        };
         var noDihedral = new Option<bool>("--no-dihedral") { Description = "Match only the image as stored, not its 7 rotations and mirror images." };
         var threads = new Option<int>("--threads", "-j") { Description = "Files hashed at once (default: one per CPU core).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var noProgress = new Option<bool>("--no-progress") { Description = "Do not show the progress bar on stderr." };
@@ -68,15 +78,15 @@ internal static class ScanCommand
     {
         var clock = Stopwatch.StartNew();
         var banks = store.ListBanks();
+        if (RefuseNothingToMatch(store, banks, failOnMatch, error) is { } refused)
+        {
+            return refused;
+        }
+
         using var matcher = MatcherCache.Open(store, banks, indexCache, error, out var fromCache);
         var enabled = banks.Count(b => b.Enabled);
         error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"warden: matching against {matcher.Count} entries in {enabled} enabled banks (loaded {(fromCache ? "from the index snapshot" : "from the database")} in {clock.Elapsed.TotalSeconds:F2} s)"));
-        if (enabled == 0)
-        {
-            error.WriteLine("warden: no enabled banks: create one with 'warden bank create' and fill it with 'warden bank import'.");
-        }
-
         var writer = new HitWriter(format, output);
         var filesWithHits = 0;
         var filesActionable = 0;
@@ -117,6 +127,30 @@ internal static class ScanCommand
         }
 
         return failed > 0 ? WardenCli.SomeFailed : WardenCli.Ok;
+    }
+
+    /// <summary>
+    /// With --fail-on-match and no enabled block-list bank holding an entry, writes why and returns
+    /// <see cref="NothingToMatch"/>: refused before hashing, since such a gate would pass every upload. Without
+    /// --fail-on-match it only warns. Null when there is something to match against.
+    /// </summary>
+    internal static int? RefuseNothingToMatch(BankStore store, IReadOnlyList<Bank> banks, bool failOnMatch, TextWriter error)
+    {
+        var counts = store.CountEntries();
+        if (banks.Any(b => b.Enabled && b.Kind == BankKind.BlockList && counts.GetValueOrDefault(b.Id) > 0))
+        {
+            return null;
+        }
+
+        var why = !banks.Any(b => b.Enabled) ? "no enabled banks" : "no enabled block-list bank holds an entry";
+        if (failOnMatch)
+        {
+            error.WriteLine($"warden: {why}, so --fail-on-match could not fail; refusing (exit {NothingToMatch}). Fill a block list with 'warden bank import' or turn one on with 'warden bank enable'.");
+            return NothingToMatch;
+        }
+
+        error.WriteLine($"warden: {why}: create one with 'warden bank create' and fill it with 'warden bank import'.");
+        return null;
     }
 
     private static string RangesText(VideoMatch m) =>

@@ -20,16 +20,22 @@ internal static class ServeCommand
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ASPNETCORE_URLS") is { Length: > 0 } env ? env : "http://127.0.0.1:8080",
         };
         var maxUpload = new Option<long?>("--max-upload-mb") { Description = "Largest upload accepted, in MiB (default 64)." };
+        var create = new Option<bool>("--create") { Description = "Create the database (and its schema) if it does not exist; without it a missing database is refused (exit 2)." };
         var command = new Command("serve", "Run the HTTP API (hash, match, banks, webhooks, HMA-compatible endpoints) over the database.\n\n" +
             "Every endpoint but /healthz, /readyz and /status needs an API key; create the first with 'warden key create --role admin'. " +
             "The API reference is served at /docs, the OpenAPI description at /openapi/v1.json. Settings: appsettings.json or environment variables " +
             "Warden__Name (see docs/operations.md).\n\nExamples:\n  warden serve\n  warden serve --db warden.db --urls http://127.0.0.1:8080\n  warden serve --db 'Host=db;Database=warden;Username=warden'")
         {
-            db, urls, maxUpload,
+            db, urls, maxUpload, create,
         };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(p =>
         {
+            if (!p.GetValue(create) && CommonOptions.Guarded(error, () => DatabaseGuard.Refuse(p.GetRequiredValue(db), error) ?? WardenCli.Ok) is not WardenCli.Ok and var refused)
+            {
+                return refused;
+            }
+
             try
             {
                 var app = WardenServer.Build(
@@ -65,7 +71,7 @@ internal static class ServeCommand
         role.AcceptOnlyFromAmong(Enum.GetValues<Role>().Select(Roles.Name).ToArray());
         var name = new Option<string>("--name") { Description = "Who or what uses the key (shown in listings and logs).", DefaultValueFactory = _ => "cli" };
         var db = CommonOptions.Db();
-        var create = new Command("create", "Create an API key and print it (once; only its hash is stored).\n\nExample:\n  warden key create --role admin --name ops") { role, name, db };
+        var create = new Command("create", "Create an API key and print it (once; only its hash is stored). Creates the database if it does not exist yet.\n\nExample:\n  warden key create --role admin --name ops") { role, name, db };
         create.SetAction(p => WithServerStore(p.GetRequiredValue(db), error, store =>
         {
             if (!Roles.TryParse(p.GetRequiredValue(role), out var r))
@@ -79,7 +85,7 @@ internal static class ServeCommand
             error.WriteLine($"warden: created {Roles.Name(record.Role)} key {record.Id} ({record.PublicId}) for '{record.Name}'. It is shown once; store it now.");
             output.WriteLine(key);
             return WardenCli.Ok;
-        }));
+        }, create: true));
 
         var listDb = CommonOptions.Db();
         var list = new Command("list", "List API keys (never their secrets).") { listDb };
@@ -113,8 +119,13 @@ internal static class ServeCommand
         return new Command("key", "Manage API keys for 'warden serve'.") { create, list, revoke };
     }
 
-    private static int WithServerStore(string db, TextWriter error, Func<ServerStore, int> action) => CommonOptions.Guarded(error, () =>
+    private static int WithServerStore(string db, TextWriter error, Func<ServerStore, int> action, bool create = false) => CommonOptions.Guarded(error, () =>
     {
+        if (!create && DatabaseGuard.Refuse(db, error) is { } refused)
+        {
+            return refused;
+        }
+
         using var database = WardenDatabase.Open(db);
         var store = new ServerStore(database);
         store.Migrate();

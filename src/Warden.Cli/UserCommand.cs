@@ -32,16 +32,7 @@ internal static class UserCommand
 
             var path = p.GetValue(reviewDb) ?? ReviewService.DefaultPath(p.GetRequiredValue(db));
             var name = p.GetRequiredValue(username);
-            var store = new ReviewStore(path);
-            if (!store.CreateUser(name, p.GetRequiredValue(role), PasswordHashing.Hash(secret)))
-            {
-                error.WriteLine($"warden: user '{name}' exists.");
-                return WardenCli.SomeFailed;
-            }
-
-            Audit(path).Append(new AuditEntry("cli", "user.create", "user:" + name, new Dictionary<string, string> { ["role"] = p.GetRequiredValue(role) }));
-            error.WriteLine($"warden: created {p.GetRequiredValue(role)} '{name}' in {path}.");
-            return WardenCli.Ok;
+            return CommonOptions.Guarded(error, () => CreateUser(path, name, p.GetRequiredValue(role), secret, error));
         });
 
         var listDb = CommonOptions.Db();
@@ -49,16 +40,51 @@ internal static class UserCommand
         var list = new Command("list", "List review console users.") { listDb, listReviewDb };
         list.SetAction(p =>
         {
-            var store = new ReviewStore(p.GetValue(listReviewDb) ?? ReviewService.DefaultPath(p.GetRequiredValue(listDb)));
-            foreach (var u in store.Users())
+            var path = p.GetValue(listReviewDb) ?? ReviewService.DefaultPath(p.GetRequiredValue(listDb));
+            if (DatabaseGuard.WhyNotFile(path, "review database") is { } why)
             {
-                output.WriteLine($"{u.Username}\t{u.Role}{(u.Disabled ? "\tdisabled" : "")}");
+                error.WriteLine($"warden: {why}; create it with 'warden user create' or fix --review-db / --db.");
+                return WardenCli.NoDatabase;
             }
 
-            return WardenCli.Ok;
+            return CommonOptions.Guarded(error, () =>
+            {
+                var store = new ReviewStore(path);
+                foreach (var u in store.Users())
+                {
+                    output.WriteLine($"{u.Username}\t{u.Role}{(u.Disabled ? "\tdisabled" : "")}");
+                }
+
+                return WardenCli.Ok;
+            });
         });
 
         return new Command("user", "Manage review console users (log in at /review of 'warden serve').") { create, list };
+    }
+
+    /// <summary>Creates the user, and the review database (with its folder) when it does not exist yet.</summary>
+    private static int CreateUser(string path, string name, string role, string secret, TextWriter error)
+    {
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        }
+        catch (IOException ex)
+        {
+            error.WriteLine($"warden: cannot make the folder of the review database {path}: {ex.Message}");
+            return WardenCli.SomeFailed;
+        }
+
+        var store = new ReviewStore(path);
+        if (!store.CreateUser(name, role, PasswordHashing.Hash(secret)))
+        {
+            error.WriteLine($"warden: user '{name}' exists.");
+            return WardenCli.SomeFailed;
+        }
+
+        Audit(path).Append(new AuditEntry("cli", "user.create", "user:" + name, new Dictionary<string, string> { ["role"] = role }));
+        error.WriteLine($"warden: created {role} '{name}' in {path}.");
+        return WardenCli.Ok;
     }
 
     internal static Option<string?> ReviewDb() => new("--review-db")

@@ -14,23 +14,17 @@ public static class WardenCli
     /// <summary>Exit code: bad command line.</summary>
     public const int UsageError = 2;
 
+    /// <summary>
+    /// Exit code: the database named by --db / $WARDEN_DB does not exist or is not a Warden database, and the
+    /// command was not asked to create one (a configuration mistake, hence the usage code).
+    /// </summary>
+    public const int NoDatabase = 2;
+
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        var root = new RootCommand(
-            "Warden: hash, match and act on images, videos and AI model files for child-safety work.\n" +
-            "Run 'warden COMMAND --help' for a command's options.")
-        {
-            HashCommand.Create(output, error),
-            ScanCommand.Create(output, error),
-            BankCommand.Create(output, error),
-            ServeCommand.Create(error),
-            ServeCommand.Keys(output, error),
-            ProvenanceCommand.Create(output, error),
-            ModelCommand.Create(output, error),
-            UserCommand.Create(output, error),
-            ReviewCommand.Create(output, error),
-        };
-
+        // Startup: build only the command asked for (hash need not load the server's or storage's code).
+        var only = args.Length > 0 && Array.Exists(Commands, c => c.Name == args[0]) ? args[0] : null;
+        var root = Root(output, error, only);
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = output, Error = error };
         if (parse.Errors.Count > 0)
@@ -66,5 +60,39 @@ public static class WardenCli
             error.WriteLine($"warden: internal error ({ex.GetType().Name}): {ex.Message}");
             return SomeFailed;
         }
+    }
+
+    /// <summary>The top-level commands, in help order, each made only when needed.</summary>
+    private static readonly (string Name, Func<TextWriter, TextWriter, Command> Make)[] Commands =
+    [
+        ("hash", HashCommand.Create),
+        ("scan", ScanCommand.Create),
+        ("bank", BankCommand.Create),
+        ("serve", (_, error) => ServeCommand.Create(error)),
+        ("key", ServeCommand.Keys),
+        ("provenance", ProvenanceCommand.Create),
+        ("model", ModelCommand.Create),
+        ("user", UserCommand.Create),
+        ("review", ReviewCommand.Create),
+    ];
+
+    /// <summary>
+    /// The command tree: every command (tests walk it to find each command that takes --db), or only
+    /// <paramref name="only"/> when the command line names it.
+    /// </summary>
+    internal static RootCommand Root(TextWriter output, TextWriter error, string? only = null)
+    {
+        var root = new RootCommand(
+            "Warden: hash, match and act on images, videos and AI model files for child-safety work.\n" +
+            "Run 'warden COMMAND --help' for a command's options.");
+        foreach (var (name, make) in Commands)
+        {
+            if (only is null || only == name)
+            {
+                root.Add(make(output, error));
+            }
+        }
+
+        return root;
     }
 }

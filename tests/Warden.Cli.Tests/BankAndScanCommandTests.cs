@@ -210,6 +210,8 @@ public sealed class BankAndScanCommandTests : IDisposable
     [Fact]
     public void Unknown_banks_and_bad_names_are_clear_errors()
     {
+        // The database exists (a missing one is refused earlier, with exit 2: FailClosedTests).
+        Run("bank", "create", "other");
         var missing = Run("bank", "import", "nope", WriteBankCsv());
         Assert.Equal(1, missing.Exit);
         Assert.Contains("No bank named 'nope'", missing.Err, StringComparison.Ordinal);

@@ -48,9 +48,13 @@ public sealed class PostgresCliTests
 
             // A change through any client invalidates the snapshot.
             Assert.Equal(0, Run("bank", "disable", "demo", "--db", db.Target).Exit);
-            var none = Run("scan", "-f", "jsonl", "--fail-on-match", uploads, "--db", db.Target);
+            var none = Run("scan", "-f", "jsonl", uploads, "--db", db.Target);
             Assert.Equal(0, none.Exit);
+            Assert.Empty(none.Out);
             Assert.Contains("from the database", none.Err, StringComparison.Ordinal);
+
+            // With every bank disabled a --fail-on-match gate has nothing to match: refused, not passed.
+            Assert.Equal(ScanCommand.NothingToMatch, Run("scan", "--fail-on-match", uploads, "--db", db.Target).Exit);
         }
         finally
         {

@@ -55,6 +55,7 @@ public sealed class ServerProcess : IDisposable
         };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "warden.dll"));
         info.ArgumentList.Add("serve");
+        info.ArgumentList.Add("--create"); // a fresh test database: serve refuses a missing one without it
         info.ArgumentList.Add("--db");
         info.ArgumentList.Add(database);
         info.ArgumentList.Add("--urls");

@@ -23,6 +23,7 @@ public static class WardenCli
             HashCommand.Create(output, error),
             ScanCommand.Create(output, error),
             BankCommand.Create(output, error),
+            ExchangeCommand.Create(output, error),
             ServeCommand.Create(error),
             ServeCommand.Keys(output, error),
             ProvenanceCommand.Create(output, error),

@@ -148,7 +148,7 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
         var now = runtime.Clock().ToUnixTimeSeconds();
         var end = now - config.EndLagSeconds;
         var start = saved?.From ?? config.StartTime.ToUnixTimeSeconds();
-        var duration = saved?.Window ?? (config.WindowSeconds > 0 ? config.WindowSeconds : end - start);
+        var duration = (config.AdaptiveWindows ? saved?.Window : null) ?? (config.WindowSeconds > 0 ? config.WindowSeconds : end - start);
         int low = 0, high = 0;
         var members = config.OnlyEspIds.Count == 0 ? null : config.OnlyEspIds.Select(i => i.ToString(CultureInfo.InvariantCulture)).ToHashSet(StringComparer.Ordinal);
 
@@ -190,6 +190,11 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
             long total = 0;
             var first = true;
             var restart = false;
+
+            // NCMEC's paging is an offset into the window's result list. An old window's list can only shrink (an
+            // update or deletion moves the entry to a new timestamp), and a shrink under the cursor would skip
+            // entries: `max` (the list's length) and the page counts show it, and the window is read again.
+            (long Consumed, long? Total) cursor = uri.Query.Contains("start=", StringComparison.Ordinal) ? Cursor(uri.Query) : (0, null);
             while (true)
             {
                 var bytes = await client.GetAsync(uri, cancellationToken);
@@ -216,18 +221,49 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
                 }
 
                 first = false;
-                total += page.Entries + page.Tombstones;
+                var count = page.Entries + page.Tombstones;
+                total += count;
                 var next = page.Next; // XmlReader has already unescaped the XML entities.
-                var after = next is null
-                    ? new NcmecCheckpoint(to, Window: duration)
-                    : new NcmecCheckpoint(start, to, next, runtime.Clock().ToUnixTimeSeconds(), duration);
+                Uri? nextUri = next is null ? null : client.NextUri(next); // a link off the server is refused before it is saved
+                var shrank = false;
+                if (next is not null)
+                {
+                    var c = Cursor(next);
+                    shrank = cursor.Total is { } was && c.Total < was;
+                    cursor = c;
+                }
+                else
+                {
+                    shrank = cursor.Total is { } was && cursor.Consumed + count < was;
+                }
+
+                NcmecCheckpoint after;
+                if (shrank)
+                {
+                    runtime.Log($"NCMEC: the window {Time(start)} .. {Time(to)} changed while it was paged; reading it again");
+                    after = new NcmecCheckpoint(start, Window: duration);
+                }
+                else
+                {
+                    after = next is null
+                        ? new NcmecCheckpoint(to, Window: duration)
+                        : new NcmecCheckpoint(start, to, next, runtime.Clock().ToUnixTimeSeconds(), duration);
+                }
+
                 yield return new ExchangeDelta(records, after.Serialize(), page.Entries, page.Tombstones, filtered, report.UnsupportedTypes.ToDictionary(StringComparer.Ordinal), report.ErrorCount);
-                if (next is null)
+                if (shrank)
+                {
+                    uri = client.EntriesUri(DateTimeOffset.FromUnixTimeSeconds(start), DateTimeOffset.FromUnixTimeSeconds(to));
+                    cursor = (0, null);
+                    continue;
+                }
+
+                if (nextUri is null)
                 {
                     break;
                 }
 
-                uri = client.NextUri(next);
+                uri = nextUri;
             }
 
             if (restart)
@@ -288,6 +324,34 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
         }
 
         return (records, report, filtered);
+    }
+
+    /// <summary>A paging link's cursor: entries before it (start - 1) and the window's list length (max).</summary>
+    private static (long Consumed, long? Total) Cursor(string link)
+    {
+        var q = link.Contains('?', StringComparison.Ordinal) ? link[(link.IndexOf('?', StringComparison.Ordinal) + 1)..] : link;
+        long start = 1;
+        long? max = null;
+        foreach (var part in q.Split('&'))
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                continue;
+            }
+
+            var value = part[(eq + 1)..];
+            if (part.AsSpan(0, eq).SequenceEqual("start") && long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var s))
+            {
+                start = s;
+            }
+            else if (part.AsSpan(0, eq).SequenceEqual("max") && long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var m))
+            {
+                max = m;
+            }
+        }
+
+        return (Math.Max(0, start - 1), max);
     }
 
     private static string Time(long unix) => NcmecHashClient.Format(DateTimeOffset.FromUnixTimeSeconds(unix));

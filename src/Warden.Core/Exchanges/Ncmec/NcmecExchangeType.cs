@@ -193,7 +193,7 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
 
             // NCMEC's paging is an offset into the window's result list. An old window's list can only shrink (an
             // update or deletion moves the entry to a new timestamp), and a shrink under the cursor would skip
-            // entries: `max` (the list's length) and the page counts show it, and the window is read again.
+            // entries: `max` (the list's length) and the page counts show any change, and the window is read again.
             (long Consumed, long? Total) cursor = uri.Query.Contains("start=", StringComparison.Ordinal) ? Cursor(uri.Query) : (0, null);
             while (true)
             {
@@ -229,12 +229,12 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
                 if (next is not null)
                 {
                     var c = Cursor(next);
-                    shrank = cursor.Total is { } was && c.Total < was;
+                    shrank = cursor.Total is { } was && c.Total != was;
                     cursor = c;
                 }
                 else
                 {
-                    shrank = cursor.Total is { } was && cursor.Consumed + count < was;
+                    shrank = cursor.Total is { } was && cursor.Consumed + count != was;
                 }
 
                 NcmecCheckpoint after;

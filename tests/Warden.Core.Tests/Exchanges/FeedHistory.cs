@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using Warden.Core.Banks;
 
 namespace Warden.Core.Tests.Exchanges;
@@ -120,4 +121,18 @@ internal static class FeedHistory
             server.Put(Random(rng, 9002 + rng.Next(4), "new-" + i.ToString(CultureInfo.InvariantCulture), from + 1 + rng.NextInt64(spanSeconds)));
         }
     }
+}
+
+/// <summary>Shared settings of the NCMEC tests.</summary>
+internal static class NcmecFixtures
+{
+    /// <summary>The variable test configs name for credentials.</summary>
+    public const string CredentialVariable = "WARDEN_TEST_NCMEC";
+
+    /// <summary>The copied reference pages (TestData/ncmec-hashsharing).</summary>
+    public static string HashSharingDir => TestData.Own("ncmec-hashsharing");
+
+    /// <summary>An ncmec config for <paramref name="server"/>; <paramref name="extra"/> adds fields (",\"k\":v").</summary>
+    public static JsonElement Config(FakeNcmecServer server, string extra = "", string variable = CredentialVariable) =>
+        JsonDocument.Parse($$"""{"environment":"test_Industry","base_url":"{{server.BaseUrl}}","credentials_env":"{{variable}}"{{extra}}}""").RootElement.Clone();
 }

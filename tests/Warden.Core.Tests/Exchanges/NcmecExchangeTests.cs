@@ -11,14 +11,13 @@ namespace Warden.Core.Tests.Exchanges;
 /// <summary>The NCMEC Hash Sharing v2 exchange type against a local fake server written from the wire format.</summary>
 public sealed class NcmecExchangeTests
 {
-    private const string CredentialVariable = "WARDEN_TEST_NCMEC";
-    internal static readonly string HashSharingDir = TestData.Own("ncmec-hashsharing");
+    private const string CredentialVariable = NcmecFixtures.CredentialVariable;
+    private static readonly string HashSharingDir = NcmecFixtures.HashSharingDir;
     private static readonly string ScenarioDir = Path.Combine(HashSharingDir, "scenario");
 
     internal static long Unix(string iso) => DateTimeOffset.Parse(iso, CultureInfo.InvariantCulture).ToUnixTimeSeconds();
 
-    internal static JsonElement Config(FakeNcmecServer server, string extra = "") =>
-        JsonDocument.Parse($$"""{"environment":"test_Industry","base_url":"{{server.BaseUrl}}","credentials_env":"{{CredentialVariable}}"{{extra}}}""").RootElement.Clone();
+    private static JsonElement Config(FakeNcmecServer server, string extra = "") => NcmecFixtures.Config(server, extra);
 
     private static ExchangeRuntime Runtime(FakeNcmecServer server, HttpClient http, DateTimeOffset now, List<string>? log = null, string? credentials = null) =>
         new(http, () => now, line => log?.Add(line), name => name == CredentialVariable ? credentials ?? server.User + ":" + server.Password : null);

@@ -33,6 +33,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
     private readonly object _gate = new();
     private readonly Dictionary<string, FakeEntry> _entries = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<(int Status, int? RetryAfter)> _faults = new();
+    private int _inFlight;
 
     public FakeNcmecServer(string user = "warden_test", string password = "s3cret-pass")
     {
@@ -111,6 +112,9 @@ public sealed class FakeNcmecServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The most entries requests ever answered at once (one fetcher pages one request at a time).</summary>
+    public int MaxInFlight { get; private set; }
+
     /// <summary>Entries pages served.</summary>
     public int EntriesPagesServed => Requests.Count(r => r.Method == "GET" && r.PathAndQuery.StartsWith("/v2/entries", StringComparison.Ordinal) && r.Status == 200);
 
@@ -184,9 +188,22 @@ public sealed class FakeNcmecServer : IAsyncDisposable
 
             if (ctx.Request.HttpMethod == "GET" && path == "/v2/entries")
             {
-                if (PageDelay > TimeSpan.Zero)
+                var inFlight = Interlocked.Increment(ref _inFlight);
+                lock (_gate)
                 {
-                    await Task.Delay(PageDelay);
+                    MaxInFlight = Math.Max(MaxInFlight, inFlight);
+                }
+
+                try
+                {
+                    if (PageDelay > TimeSpan.Zero)
+                    {
+                        await Task.Delay(PageDelay);
+                    }
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _inFlight);
                 }
 
                 var q = System.Web.HttpUtility.ParseQueryString(rel.Contains('?', StringComparison.Ordinal) ? rel[(rel.IndexOf('?', StringComparison.Ordinal) + 1)..] : string.Empty);

@@ -49,7 +49,7 @@ public static class ExchangeFeedbackSender
             }
             catch (Exception ex) when (ex is ExchangeException or ExchangeConfigException or HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
             {
-                var permanent = ex is ExchangeConfigException || (ex is ExchangeException { StatusCode: { } s } && s is >= 400 and < 500 and not 408 and not 429);
+                var permanent = ex is ExchangeConfigException or ExchangeException { Permanent: true } || (ex is ExchangeException { StatusCode: { } s } && s is >= 400 and < 500 and not 408 and not 429);
                 DateTimeOffset? retry = permanent || f.Attempts >= MaxAttempts
                     ? null
                     : DateTimeOffset.UtcNow + ((ex as ExchangeException)?.RetryAfter ?? TimeSpan.FromSeconds(Math.Min(3600, 15 * Math.Pow(2, f.Attempts - 1))));

@@ -159,6 +159,9 @@ public sealed class ExchangeException : Exception
 
     /// <summary>How long the exchange asked us to wait (Retry-After), when it did.</summary>
     public TimeSpan? RetryAfter { get; init; }
+
+    /// <summary>Trying again unchanged cannot help (a malformed entry id, an unsupported fingerprint type).</summary>
+    public bool Permanent { get; init; }
 }
 
 /// <summary>The installed exchange types.</summary>

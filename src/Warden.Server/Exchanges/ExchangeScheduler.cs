@@ -83,24 +83,27 @@ internal sealed partial class ExchangeScheduler(
             return;
         }
 
+        // Each due exchange fetches in its own task: a slow or failing feed holds up neither the others nor feedback.
+        var running = new System.Collections.Concurrent.ConcurrentDictionary<long, Task>();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 foreach (var x in exchanges.Due(DateTimeOffset.UtcNow))
                 {
-                    try
+                    if (!running.ContainsKey(x.Id))
                     {
-                        var r = await FetchAsync(x, stoppingToken);
-                        LogFetched(logger, x.Name, r.Entries, r.Tombstones, r.Elapsed.TotalSeconds);
-                    }
-                    catch (ExchangeLeaseException)
-                    {
-                        // Another node (or a CLI fetch) has it.
-                    }
-                    catch (Exception ex) when (ex is ExchangeException or ExchangeConfigException or StorageException or HttpRequestException)
-                    {
-                        LogFailed(logger, x.Name, ex.Message);
+                        running[x.Id] = Task.Run(async () =>
+                        {
+                            try
+                            {
+                                await RunOneAsync(x, stoppingToken);
+                            }
+                            finally
+                            {
+                                running.TryRemove(x.Id, out _);
+                            }
+                        }, CancellationToken.None);
                     }
                 }
 
@@ -118,7 +121,7 @@ internal sealed partial class ExchangeScheduler(
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
-                return;
+                break;
             }
 
             try
@@ -127,8 +130,30 @@ internal sealed partial class ExchangeScheduler(
             }
             catch (OperationCanceledException)
             {
-                return;
+                break;
             }
+        }
+
+        await Task.WhenAll(running.Values);
+    }
+
+    private async Task RunOneAsync(Exchange x, CancellationToken stoppingToken)
+    {
+        try
+        {
+            var r = await FetchAsync(x, stoppingToken);
+            LogFetched(logger, x.Name, r.Entries, r.Tombstones, r.Elapsed.TotalSeconds);
+        }
+        catch (ExchangeLeaseException)
+        {
+            // Another node (or a CLI fetch) has it, or the exchange was removed meanwhile.
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex) when (ex is ExchangeException or ExchangeConfigException or StorageException or HttpRequestException or OperationCanceledException)
+        {
+            LogFailed(logger, x.Name, ex.Message);
         }
     }
 

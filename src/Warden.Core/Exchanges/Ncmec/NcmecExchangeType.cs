@@ -369,13 +369,13 @@ internal sealed class NcmecFeedbackWriter(NcmecConfig config, ExchangeRuntime ru
         }
 
         var dash = opinion.ExternalId.IndexOf('-', StringComparison.Ordinal);
-        if (dash <= 0 || dash == opinion.ExternalId.Length - 1)
+        if (dash <= 0 || dash == opinion.ExternalId.Length - 1 || opinion.ExternalId.AsSpan(0, dash).ContainsAnyExceptInRange('0', '9'))
         {
-            throw new ExchangeException($"'{opinion.ExternalId}' is not an NCMEC entry id (MEMBER-ENTRY).");
+            throw new ExchangeException($"'{opinion.ExternalId}' is not an NCMEC entry id (MEMBER-ENTRY, MEMBER a number).") { Permanent = true };
         }
 
         var type = NcmecExchangeType.FingerprintType(opinion.SignalType)
-            ?? throw new ExchangeException($"NCMEC takes no feedback on {opinion.SignalType} fingerprints.");
+            ?? throw new ExchangeException($"NCMEC takes no feedback on {opinion.SignalType} fingerprints.") { Permanent = true };
         var client = NcmecExchangeType.Client(config, runtime);
         var reason = opinion.ReasonId;
         if (opinion.Kind == OpinionKind.FalsePositive && string.IsNullOrEmpty(reason))
@@ -383,7 +383,7 @@ internal sealed class NcmecFeedbackWriter(NcmecConfig config, ExchangeRuntime ru
             var reasons = await client.FeedbackReasonsAsync(type, cancellationToken);
             reason = reasons.Count == 1
                 ? reasons.Keys.First()
-                : throw new ExchangeException($"Pick a reason for negative {type} feedback: {string.Join(", ", reasons.Select(r => $"{r.Key} ({r.Value})"))}.");
+                : throw new ExchangeException($"Pick a reason for negative {type} feedback: {string.Join(", ", reasons.Select(r => $"{r.Key} ({r.Value})"))}.") { Permanent = true };
         }
 
         await client.SubmitFeedbackAsync(opinion.ExternalId[..dash], opinion.ExternalId[(dash + 1)..], type, opinion.Kind == OpinionKind.TruePositive, reason, cancellationToken);

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Xml.Linq;
 using FsCheck.Xunit;
-using Warden.Core.Banks;
 using Warden.Core.Exchanges;
 using Warden.Core.Exchanges.Ncmec;
 

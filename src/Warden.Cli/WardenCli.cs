@@ -68,6 +68,7 @@ public static class WardenCli
         ("hash", HashCommand.Create),
         ("scan", ScanCommand.Create),
         ("bank", BankCommand.Create),
+        ("exchange", ExchangeCommand.Create),
         ("serve", (_, error) => ServeCommand.Create(error)),
         ("key", ServeCommand.Keys),
         ("provenance", ProvenanceCommand.Create),

@@ -17,6 +17,7 @@ using Warden.Server.Actions;
 using Warden.Server.Api;
 using Warden.Server.Auth;
 using Warden.Server.Data;
+using Warden.Server.Exchanges;
 using Warden.Server.Index;
 using Warden.Server.Review;
 using Warden.Storage;
@@ -69,6 +70,7 @@ public static class WardenServer
         services.AddHttpClient(WebhookDeliverer.ClientName).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) });
         services.AddHttpClient(UrlFetcher.ClientName).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
         services.AddReviewConsole();
+        services.AddExchanges(builder.Configuration);
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o =>
@@ -180,6 +182,7 @@ public static class WardenServer
         V1Endpoints.Map(app);
         HmaEndpoints.Map(app);
         ModelEndpoints.Map(app);
+        ExchangeEndpoints.Map(app);
         app.MapReviewConsole();
 
         // Touch the stores now so a bad database fails at start with a clear message, not on the first request.

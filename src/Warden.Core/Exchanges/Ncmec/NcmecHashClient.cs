@@ -1,0 +1,235 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Xml;
+
+namespace Warden.Core.Exchanges.Ncmec;
+
+/// <summary>
+/// The HTTP side of NCMEC Hash Sharing v2: Basic auth, GETs retried on 429/500/502/503/504 and network errors
+/// (honouring <c>Retry-After</c>), pages read into memory up to a bound, feedback PUTs. Credentials live only in
+/// the Authorization header and are never logged.
+/// </summary>
+public sealed class NcmecHashClient
+{
+    /// <summary>The Hash Sharing v2 XML namespace.</summary>
+    public const string Namespace = "https://hashsharing.ncmec.org/hashsharing/v2";
+
+    /// <summary>The largest page accepted (a real 1000-entry page is a few MB).</summary>
+    public const int MaxPageBytes = 64 << 20;
+
+    private readonly string _base;
+    private readonly AuthenticationHeaderValue _auth;
+    private readonly ExchangeRuntime _runtime;
+
+    public NcmecHashClient(string baseUrl, string user, string password, ExchangeRuntime runtime)
+    {
+        ArgumentNullException.ThrowIfNull(baseUrl);
+        ArgumentNullException.ThrowIfNull(runtime);
+        _base = baseUrl.TrimEnd('/');
+        _auth = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(user + ":" + password)));
+        _runtime = runtime;
+    }
+
+    /// <summary>GETs tried at most this many times.</summary>
+    public int MaxAttempts { get; init; } = 6;
+
+    /// <summary>The first back-off when the server gives no Retry-After (doubles each try, up to a minute).</summary>
+    public TimeSpan BaseDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest Retry-After honoured; a longer one fails the attempt (the scheduler backs off instead).</summary>
+    public TimeSpan MaxRetryAfter { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The entries URL for a window: <c>{base}/v2/entries?from=..&amp;to=..</c> (UTC, whole seconds).</summary>
+    public Uri EntriesUri(DateTimeOffset from, DateTimeOffset to) =>
+        new(_base + "/v2/entries?from=" + Uri.EscapeDataString(Format(from)) + "&to=" + Uri.EscapeDataString(Format(to)));
+
+    /// <summary>A <c>paging/next</c> link (already XML-unescaped) appended to the base unchanged, as NCMEC asks.</summary>
+    public Uri NextUri(string next)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        if (!next.StartsWith('/') || next.StartsWith("//", StringComparison.Ordinal) || next.Contains('#', StringComparison.Ordinal))
+        {
+            // A link is a path on the same server; anything else would send our credentials elsewhere.
+            throw new ExchangeException($"NCMEC sent a paging link that is not a path on the server: '{Shorten(next)}'.");
+        }
+
+        return new Uri(_base + next);
+    }
+
+    /// <summary>NCMEC's time format: <c>yyyy-MM-ddTHH:mm:ssZ</c> in UTC.</summary>
+    public static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>GETs a page (with retries) and returns its bytes.</summary>
+    public async Task<byte[]> GetAsync(Uri uri, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        for (var attempt = 1; ; attempt++)
+        {
+            TimeSpan? retryAfter = null;
+            string problem;
+            int? status = null;
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+                request.Headers.Authorization = _auth;
+                request.Headers.Accept.ParseAdd("application/xml");
+                using var response = await _runtime.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+                if (response.IsSuccessStatusCode)
+                {
+                    return await ReadBoundedAsync(response, cancellationToken);
+                }
+
+                status = (int)response.StatusCode;
+                retryAfter = RetryAfter(response);
+                if (status is 401 or 403)
+                {
+                    throw new ExchangeException($"NCMEC refused the credentials (HTTP {status}) at {uri.GetLeftPart(UriPartial.Path)}.") { StatusCode = status };
+                }
+
+                if (status is not (429 or 500 or 502 or 503 or 504))
+                {
+                    throw new ExchangeException($"NCMEC answered HTTP {status} for {uri.GetLeftPart(UriPartial.Path)}.") { StatusCode = status };
+                }
+
+                problem = $"HTTP {status}";
+            }
+            catch (HttpRequestException ex)
+            {
+                problem = ex.Message;
+            }
+            catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                problem = "timed out: " + ex.Message;
+            }
+
+            if (retryAfter > MaxRetryAfter || attempt >= MaxAttempts)
+            {
+                throw new ExchangeException($"NCMEC: {problem} for {uri.GetLeftPart(UriPartial.Path)} after {attempt} attempt(s).") { StatusCode = status, RetryAfter = retryAfter };
+            }
+
+            var delay = retryAfter ?? TimeSpan.FromTicks(Math.Min(BaseDelay.Ticks << (attempt - 1), TimeSpan.FromMinutes(1).Ticks));
+            _runtime.Log(string.Create(CultureInfo.InvariantCulture, $"NCMEC: {problem}; retrying in {delay.TotalSeconds:0.#}s (attempt {attempt + 1} of {MaxAttempts})"));
+            await _runtime.Delay(delay, cancellationToken);
+        }
+    }
+
+    /// <summary>The Retry-After of a response (seconds or an HTTP date), or null.</summary>
+    public static TimeSpan? RetryAfter(HttpResponseMessage response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        var h = response.Headers.RetryAfter;
+        if (h?.Delta is { } d)
+        {
+            return d < TimeSpan.Zero ? TimeSpan.Zero : d;
+        }
+
+        if (h?.Date is { } date)
+        {
+            var wait = date - DateTimeOffset.UtcNow;
+            return wait < TimeSpan.Zero ? TimeSpan.Zero : wait;
+        }
+
+        return null;
+    }
+
+    private static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.Content.Headers.ContentLength > MaxPageBytes)
+        {
+            throw new ExchangeException($"NCMEC sent a page of {response.Content.Headers.ContentLength} bytes; the limit is {MaxPageBytes}.");
+        }
+
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int n;
+        while ((n = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + n > MaxPageBytes)
+            {
+                throw new ExchangeException($"NCMEC sent a page larger than {MaxPageBytes} bytes.");
+            }
+
+            buffer.Write(chunk, 0, n);
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>
+    /// <c>PUT {base}/v2/entries/{member}/{entry}/{TYPE}/feedback</c> with an affirmative or a negative (with one reason
+    /// GUID) <c>feedbackSubmission</c>. Not retried here: the caller's outbox retries.
+    /// </summary>
+    public async Task SubmitFeedbackAsync(string memberId, string entryId, string fingerprintType, bool affirmative, string? reasonGuid, CancellationToken cancellationToken)
+    {
+        var body = new StringBuilder();
+        using (var w = XmlWriter.Create(body, new XmlWriterSettings { OmitXmlDeclaration = true }))
+        {
+            w.WriteStartElement("feedbackSubmission", Namespace);
+            if (affirmative)
+            {
+                w.WriteElementString("affirmative", Namespace, string.Empty);
+            }
+            else
+            {
+                w.WriteStartElement("negative", Namespace);
+                w.WriteStartElement("reasonIds", Namespace);
+                w.WriteElementString("guid", Namespace, reasonGuid ?? throw new ArgumentNullException(nameof(reasonGuid)));
+                w.WriteEndElement();
+                w.WriteEndElement();
+            }
+
+            w.WriteEndElement();
+        }
+
+        var uri = new Uri($"{_base}/v2/entries/{Uri.EscapeDataString(memberId)}/{Uri.EscapeDataString(entryId)}/{fingerprintType}/feedback");
+        using var request = new HttpRequestMessage(HttpMethod.Put, uri);
+        request.Headers.Authorization = _auth;
+        request.Content = new StringContent("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + body, Encoding.UTF8, "application/xml");
+        HttpResponseMessage response;
+        try
+        {
+            response = await _runtime.Http.SendAsync(request, cancellationToken);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new ExchangeException($"NCMEC feedback: {ex.Message}", ex);
+        }
+
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new ExchangeException($"NCMEC refused the feedback: HTTP {(int)response.StatusCode}.") { StatusCode = (int)response.StatusCode, RetryAfter = RetryAfter(response) };
+            }
+        }
+    }
+
+    /// <summary><c>GET {base}/v2/feedback/{TYPE}/reasons</c>: reason GUID → name.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> FeedbackReasonsAsync(string fingerprintType, CancellationToken cancellationToken)
+    {
+        var bytes = await GetAsync(new Uri($"{_base}/v2/feedback/{fingerprintType}/reasons"), cancellationToken);
+        var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null, MaxCharactersInDocument = 1 << 20 };
+        try
+        {
+            using var reader = XmlReader.Create(new MemoryStream(bytes), settings);
+            while (reader.Read())
+            {
+                if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "reason" && reader.GetAttribute("guid") is { Length: > 0 } guid)
+                {
+                    result[guid] = reader.GetAttribute("name") ?? string.Empty;
+                }
+            }
+        }
+        catch (XmlException ex)
+        {
+            throw new ExchangeException("NCMEC sent a malformed reasons list: " + ex.Message, ex);
+        }
+
+        return result;
+    }
+
+    private static string Shorten(string s) => s.Length <= 80 ? s : s[..80] + "…";
+}

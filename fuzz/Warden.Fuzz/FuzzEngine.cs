@@ -201,7 +201,7 @@ public static class FuzzEngine
             {
                 result.Crashes++;
                 var key = KeyOf(error);
-                if (!_keys.Contains(key))
+                if (!_keys.Contains("crash:" + key))
                 {
                     var minimal = options.Minimize ? Minimize(input, key) : input;
                     Record(new FuzzFinding("crash", key, minimal, error.ToString()));
@@ -231,9 +231,9 @@ public static class FuzzEngine
         {
             lock (_keys)
             {
-                if (!_keys.Add(finding.Key) && finding.Kind == "crash")
+                if (!_keys.Add(finding.Kind + ":" + finding.Key))
                 {
-                    return;
+                    return; // counted, but one saved input per bug is enough
                 }
 
                 result.Findings.Add(finding);

@@ -159,7 +159,7 @@ public static class C2paReader
             {
                 ParseManifest(manifest, limits);
             }
-            catch (ProvenanceException ex)
+            catch (Exception ex) when (ex is ProvenanceException or CryptographicException)
             {
                 manifest.Failures.Add($"claim.malformed: {ex.Message}");
             }
@@ -336,14 +336,20 @@ public static class C2paReader
         }
 
         var timestamp = message.UnprotectedHeaders.ContainsKey(new CoseHeaderLabel("sigTst")) || message.UnprotectedHeaders.ContainsKey(new CoseHeaderLabel("sigTst2"));
+        m.Signer = new C2paSigner(null, null, null, null, null, alg, timestamp);
         if (chain.Length > 0)
         {
             var c = chain[0];
-            m.Signer = new C2paSigner(c.Subject, Rdn(c.SubjectName, "2.5.4.10"), c.GetNameInfo(X509NameType.SimpleName, false), c.Issuer, c.SerialNumber, alg, timestamp);
-        }
-        else
-        {
-            m.Signer = new C2paSigner(null, null, null, null, null, alg, timestamp);
+            try
+            {
+                m.Signer = new C2paSigner(c.Subject, Rdn(c.SubjectName, "2.5.4.10"), c.GetNameInfo(X509NameType.SimpleName, false), c.Issuer, c.SerialNumber, alg, timestamp);
+            }
+            catch (CryptographicException ex)
+            {
+                // A certificate loads before its names are decoded: a name string with bytes its ASN.1 type forbids
+                // (a newline in a PrintableString) throws only here.
+                m.Failures.Add($"signingCredential.invalid: the certificate's names cannot be read ({ex.Message})");
+            }
         }
     }
 

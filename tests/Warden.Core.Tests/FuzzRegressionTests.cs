@@ -19,7 +19,8 @@ public sealed class FuzzRegressionTests
     [Fact]
     public void Jumbf_extended_length_near_2_pow_63_is_refused()
     {
-        byte[] box = [0, 0, 0, 1, .. "jumb"u8, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        // The box must not be the first: "0 + (2^63 - 1)" does not overflow, "8 + (2^63 - 1)" does.
+        byte[] box = [0, 0, 0, 8, .. "free"u8, 0, 0, 0, 1, .. "jumb"u8, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
         var ex = Assert.Throws<ProvenanceException>(() => Jumbf.Parse(box, 16));
         Assert.Equal(ProvenanceError.Truncated, ex.Kind);
     }
@@ -42,6 +43,12 @@ public sealed class FuzzRegressionTests
             foreach (var n in plain)
             {
                 Check(Nest(depth, [.. BigEndian32(n), .. "cbor"u8, 0xA0]));
+            }
+
+            // After a sibling box too (the overflow needs the box to start past byte 0).
+            foreach (var x in extended)
+            {
+                Check(Nest(depth, [0, 0, 0, 8, .. "free"u8, 0, 0, 0, 1, .. "jumb"u8, .. BigEndian64(x)]));
             }
 
             // And random headers: any 32-bit length, any 64-bit extended length, any tail.

@@ -1,5 +1,8 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Formats.Cbor;
+using System.Security.Cryptography;
+using System.Security.Cryptography.Cose;
 using System.Text;
 using Warden.Core.Imaging;
 using Warden.Core.Provenance;
@@ -185,12 +188,159 @@ public sealed class FuzzRegressionTests
         Assert.Equal(ImageDecodeError.TooManyPixels, Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(small, new ImageLimits { MaxSide = 99 })).Error);
     }
 
+    // Found by the c2pa target (both inputs kept in TestData/fuzz): System.Security.Cryptography.Cose throws more
+    // than it documents. DecodeSign1 let an OverflowException out for a header label beyond int's range; VerifyDetached throws InvalidOperationException when the message embeds its payload.
+    [Theory]
+    [InlineData("c2pa-cose-label-overflow.jumbf", "claimSignature.missing")]
+    [InlineData("c2pa-embedded-payload.jumbf", "claimSignature.mismatch")]
+    public void Fuzzer_found_COSE_inputs_are_signature_failures(string name, string failure)
+    {
+        var store = File.ReadAllBytes(TestData.Own("fuzz", name));
+        var summary = C2paReader.Read(store, store, verify: true, anchors: null, ProvenanceLimits.Default);
+        Assert.Contains(summary.Manifests.SelectMany(m => m.Failures), f => f.StartsWith(failure, StringComparison.Ordinal));
+        Assert.Equal(C2paSummary.Failed, summary.Validation);
+    }
+
+    [Fact]
+    public void COSE_header_labels_outside_int_range_are_a_missing_signature()
+    {
+        // The fuzzer turned the protected header {1: -7} into {0x1B 26182159015A3082: ...}: a 64-bit label that
+        // CoseHeaderLabel's int cannot hold. Every integer label outside int, both signs, in both header maps:
+        var (store, file) = SignedStore();
+        ulong[] magnitudes = [0x80000000, 0x80000001, 0xFFFFFFFF, 0x100000000, long.MaxValue, ulong.MaxValue];
+        foreach (var magnitude in magnitudes)
+        {
+            foreach (var major in new byte[] { 0x1B, 0x3B }) // unsigned, negative (-1 - n)
+            {
+                // COSE_Sign1 = tag 18 [protected bstr, unprotected map, payload, signature], byte by byte.
+                byte[] map = [0xA1, major, .. BigEndian64(magnitude), 0x26];
+                byte[] signature = [0x58, 0x40, .. new byte[64]];
+                byte[] inProtected = [0xD2, 0x84, (byte)(0x40 + map.Length), .. map, 0xA0, 0xF6, .. signature];
+                byte[] inUnprotected = [0xD2, 0x84, 0x43, 0xA1, 0x01, 0x26, .. map, 0xF6, .. signature];
+                foreach (var cose in new[] { inProtected, inUnprotected })
+                {
+                    var summary = C2paReader.Read(WithSignature(store, cose), file, verify: true, anchors: null, ProvenanceLimits.Default);
+                    Assert.Contains(summary.Manifests.SelectMany(m => m.Failures), f => f.StartsWith("claimSignature.missing", StringComparison.Ordinal));
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void COSE_signature_that_embeds_any_payload_is_a_mismatch_even_when_validly_signed()
+    {
+        var builder = new C2paBuilder();
+        var file = builder.Sign(C2paBuilder.InPng);
+        var at = file.AsSpan().IndexOf("caBX"u8);
+        var store = file.AsSpan(at + 4, BinaryPrimitives.ReadInt32BigEndian(file.AsSpan(at - 4))).ToArray();
+        var claim = Assert.Single(C2paReader.Read(store, file, verify: false, anchors: null, ProvenanceLimits.Default).Manifests).ClaimBytes!;
+        var chain = new CborWriter();
+        chain.WriteByteString(builder.Leaf.RawData);
+        var headers = new CoseHeaderMap { [new CoseHeaderLabel(33)] = CoseHeaderValue.FromEncodedValue(chain.Encode()) };
+        var random = new Random(3);
+        foreach (var payload in new[] { [], claim, new byte[1], RandomBytes(random, 100), RandomBytes(random, 5000) })
+        {
+            var cose = CoseSign1Message.SignEmbedded(payload, new CoseSigner(builder.Key, HashAlgorithmName.SHA256, headers));
+            var summary = C2paReader.Read(WithSignature(store, cose), file, verify: true, anchors: null, ProvenanceLimits.Default);
+            Assert.Contains(summary.Manifests.SelectMany(m => m.Failures), f => f.StartsWith("claimSignature.mismatch: the signature embeds", StringComparison.Ordinal));
+            Assert.Equal(C2paSummary.Failed, summary.Validation);
+        }
+
+        // The same key signing the claim detached is still valid: the failure is the embedding, nothing else.
+        var detached = CoseSign1Message.SignDetached(claim, new CoseSigner(builder.Key, HashAlgorithmName.SHA256, headers));
+        var ok = C2paReader.Read(WithSignature(store, detached), file, verify: true, anchors: null, ProvenanceLimits.Default);
+        Assert.Contains("claimSignature.validated", Assert.Single(ok.Manifests).Successes);
+
+        static byte[] RandomBytes(Random random, int n)
+        {
+            var b = new byte[n];
+            random.NextBytes(b);
+            return b;
+        }
+    }
+
+    // Found by the provenance target: a zTXt chunk whose zlib header asks for a preset dictionary (FDICT) made
+    // zlib fail with ZLibException, an IOException the inflater did not expect (only InvalidDataException).
+    [Fact]
+    public void Zlib_stream_asking_for_a_preset_dictionary_is_a_warning()
+    {
+        var png = Fixtures.SmallPng(Fixtures.Chunk("zTXt", [.. "prompt"u8, 0, 0, 0x78, 0x20, 0x7E, 0x65, 0x73, 0x6F, 0x65, 0x56, 0x32]));
+        var report = ProvenanceReader.Read(png);
+        Assert.Contains(report.Warnings, w => w.Contains("compressed data is corrupt", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Every_zlib_and_gzip_header_is_inflated_or_refused_with_ProvenanceException()
+    {
+        var random = new Random(17);
+        var body = new byte[12];
+        for (var header = 0; header < 65536; header++)
+        {
+            random.NextBytes(body);
+            Check([(byte)(header >> 8), (byte)header, .. body], gzip: false);
+        }
+
+        for (var i = 0; i < 5000; i++)
+        {
+            // gzip: magic, deflate, then random flags, mtime, xfl, os and a random body (extra fields, names, CRCs).
+            var rest = new byte[random.Next(0, 40)];
+            random.NextBytes(rest);
+            Check([0x1F, 0x8B, 0x08, .. rest], gzip: true);
+        }
+
+        // And inside the containers: zTXt and compressed iTXt with every preset-dictionary header.
+        for (var cmf = 0x08; cmf <= 0x78; cmf += 0x10)
+        {
+            for (var flg = 0x20; flg < 0x40; flg++)
+            {
+                if (((cmf * 256) + flg) % 31 == 0)
+                {
+                    Assert.NotNull(ProvenanceReader.Read(Fixtures.SmallPng(
+                        Fixtures.Chunk("zTXt", [.. "prompt"u8, 0, 0, (byte)cmf, (byte)flg, 1, 2, 3, 4]),
+                        Fixtures.Chunk("iTXt", [.. "parameters"u8, 0, 1, 0, 0, 0, (byte)cmf, (byte)flg, 1, 2, 3, 4]))));
+                }
+            }
+        }
+
+        static void Check(byte[] data, bool gzip)
+        {
+            try
+            {
+                ContainerWalker.Decompress(data, 1 << 20, gzip);
+            }
+            catch (ProvenanceException)
+            {
+            }
+        }
+    }
+
     private static (byte[] Store, byte[] File) SignedStore()
     {
         var file = new C2paBuilder().Sign(C2paBuilder.InPng);
         var at = file.AsSpan().IndexOf("caBX"u8);
         var length = BinaryPrimitives.ReadInt32BigEndian(file.AsSpan(at - 4));
         return (file.AsSpan(at + 4, length).ToArray(), file);
+    }
+
+    // The store with its signature superbox's content replaced by another COSE_Sign1 (lengths rebuilt).
+    private static byte[] WithSignature(byte[] store, byte[] cose)
+    {
+        var root = Assert.Single(Jumbf.Parse(store, 16));
+        return Write(root);
+
+        byte[] Write(JumbfBox box)
+        {
+            if (box.Type != "jumb")
+            {
+                return box.Raw.ToArray();
+            }
+
+            var payload = box.Payload.Span;
+            var description = payload[..(int)BinaryPrimitives.ReadUInt32BigEndian(payload)].ToArray();
+            return box.Label == "c2pa.signature"
+                ? C2paBuilder.Box("jumb", description, C2paBuilder.Box("cbor", cose))
+                : C2paBuilder.Box("jumb", [description, .. box.Children.Select(Write)]);
+        }
     }
 
     private static List<int> IndexOfAll(byte[] data, ReadOnlySpan<byte> needle)

@@ -313,8 +313,10 @@ public static class C2paReader
         {
             message = CoseMessage.DecodeSign1(cose.Span);
         }
-        catch (CryptographicException ex)
+        catch (Exception ex) when (ex is CryptographicException or OverflowException or InvalidOperationException or CborContentException)
         {
+            // DecodeSign1 documents CryptographicException, but an integer header label beyond int's range escapes
+            // as OverflowException (found by fuzzing); all of them mean "not a COSE_Sign1 we can read".
             m.Failures.Add($"claimSignature.missing: the signature is not a COSE_Sign1 structure ({ex.Message})");
             return;
         }
@@ -473,6 +475,14 @@ public static class C2paReader
             if (key is null)
             {
                 m.Failures.Add("signingCredential.invalid: unsupported public key");
+                return;
+            }
+
+            if (m.Signature.Content is not null)
+            {
+                // C2PA signs the claim detached; a COSE_Sign1 that embeds a payload signs something else
+                // (and VerifyDetached throws InvalidOperationException for it).
+                m.Failures.Add($"claimSignature.mismatch: the signature embeds its own payload (self#jumbf=/c2pa/{m.Label}/c2pa.signature)");
                 return;
             }
 

@@ -27,8 +27,14 @@ internal static class ExchangeCommand
     private static Argument<string> NameArgument() => new("NAME") { Description = "The exchange's name (letters, digits, '_', '-', '.')." };
 
     /// <summary>Opens the database with banks and exchanges; the action gets both stores.</summary>
-    private static int WithStores(string db, TextWriter error, Func<BankStore, ExchangeStore, int> action) => CommonOptions.Guarded(error, () =>
+    private static int WithStores(string db, TextWriter error, Func<BankStore, ExchangeStore, int> action, bool create = false) => CommonOptions.Guarded(error, () =>
     {
+        // Fail closed: only 'exchange add' (which creates its bank too) may create a missing database.
+        if (!create && DatabaseGuard.Refuse(db, error) is { } refused)
+        {
+            return refused;
+        }
+
         using var banks = BankStore.Open(db);
         var exchanges = ExchangeStore.Open(banks.Database);
         try
@@ -93,7 +99,7 @@ internal static class ExchangeCommand
             }
 
             return WardenCli.Ok;
-        }));
+        }, create: true));
         return command;
     }
 
@@ -144,6 +150,11 @@ internal static class ExchangeCommand
         var command = new Command("fetch", "One sync pass to the newest data (resumable: an interrupted pass goes on from the last commit).") { name, noProgress, format, db };
         command.SetAction(async (p, ct) =>
         {
+            if (DatabaseGuard.Refuse(p.GetRequiredValue(db), error) is { } refused)
+            {
+                return refused;
+            }
+
             try
             {
                 using var banks = BankStore.Open(p.GetRequiredValue(db));
@@ -326,6 +337,11 @@ internal static class ExchangeCommand
         var command = new Command("feedback", "Queue an opinion on an entry and send it (a curator's feedback; once per key, retried until acknowledged).") { name, entry, signalType, opinion, reason, key, db };
         command.SetAction(async (p, ct) =>
         {
+            if (DatabaseGuard.Refuse(p.GetRequiredValue(db), error) is { } refused)
+            {
+                return refused;
+            }
+
             try
             {
                 using var banks = BankStore.Open(p.GetRequiredValue(db));

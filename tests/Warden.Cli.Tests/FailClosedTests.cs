@@ -62,10 +62,18 @@ public sealed class FailClosedTests : IDisposable
         ["model scan"] = [Image],
         ["user create"] = ["alice", "--role", "reviewer", "--password", "a long enough passphrase"],
         ["user list"] = [],
+        ["exchange add"] = ["feed", "--type", "ncmec", "--bank", "demo", "--url", "http://127.0.0.1:1", "--environment", "Industry", "--credentials-env", "WARDEN_TEST_NO_SUCH_VAR"],
+        ["exchange fetch"] = ["feed"],
+        ["exchange status"] = [],
+        ["exchange list"] = [],
+        ["exchange remove"] = ["feed"],
+        ["exchange enable"] = ["feed"],
+        ["exchange disable"] = ["feed"],
+        ["exchange feedback"] = ["feed", "--entry", "1-1", "--signal-type", "md5", "--opinion", "true-positive"],
     };
 
     /// <summary>The commands that create a missing database when asked to (documented in docs/operations.md).</summary>
-    private static readonly HashSet<string> Creating = new(StringComparer.Ordinal) { "bank create", "key create", "user create" };
+    private static readonly HashSet<string> Creating = new(StringComparer.Ordinal) { "bank create", "key create", "user create", "exchange add" };
 
     private static List<string> CommandsTakingDb()
     {
@@ -171,6 +179,7 @@ public sealed class FailClosedTests : IDisposable
     [InlineData("bank create")]
     [InlineData("key create")]
     [InlineData("user create")]
+    [InlineData("exchange add")]
     public void The_creating_commands_create_a_missing_database(string command)
     {
         var db = Path.Combine(_dir, "sub", "new.db");

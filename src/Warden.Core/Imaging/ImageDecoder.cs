@@ -83,6 +83,13 @@ public static class ImageDecoder
 
     private static void CheckPixels(int width, int height, ImageLimits limits)
     {
+        if (width > limits.MaxSide || height > limits.MaxSide)
+        {
+            throw new ImageDecodeException(
+                ImageDecodeError.TooManyPixels,
+                $"The image declares {width}x{height} pixels; the limit is {limits.MaxSide} pixels a side.");
+        }
+
         if ((long)width * height > limits.MaxPixels)
         {
             throw new ImageDecodeException(

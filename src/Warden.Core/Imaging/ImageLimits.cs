@@ -11,6 +11,15 @@ public sealed record ImageLimits(long MaxPixels = ImageLimits.DefaultMaxPixels, 
     /// <summary>256 MiB.</summary>
     public const long DefaultMaxBytes = 256L * 1024 * 1024;
 
+    /// <summary>65,535 pixels: the largest side JPEG and GIF can declare, and far above any camera's.</summary>
+    public const int DefaultMaxSide = 65_535;
+
+    /// <summary>
+    /// Longest side accepted. A short, very wide image (16M x 8) within <see cref="MaxPixels"/> makes libvips hold
+    /// every row in its line cache at once: a 600-byte PNG cost 900 MB of memory before this limit (fuzzing).
+    /// </summary>
+    public int MaxSide { get; init; } = DefaultMaxSide;
+
     /// <summary>The defaults.</summary>
     public static ImageLimits Default { get; } = new();
 }

@@ -328,8 +328,10 @@ public static class ContainerWalker
 
             return output.ToArray();
         }
-        catch (InvalidDataException ex)
+        catch (Exception ex) when (ex is InvalidDataException or IOException)
         {
+            // zlib's own errors (a stream asking for a preset dictionary, FDICT) are ZLibException, an IOException,
+            // not InvalidDataException (found by fuzzing).
             throw new ProvenanceException(ProvenanceError.Malformed, $"compressed data is corrupt: {ex.Message}");
         }
     }

@@ -159,7 +159,7 @@ public static class C2paReader
             {
                 ParseManifest(manifest, limits);
             }
-            catch (ProvenanceException ex)
+            catch (Exception ex) when (ex is ProvenanceException or CryptographicException)
             {
                 manifest.Failures.Add($"claim.malformed: {ex.Message}");
             }
@@ -313,8 +313,10 @@ public static class C2paReader
         {
             message = CoseMessage.DecodeSign1(cose.Span);
         }
-        catch (CryptographicException ex)
+        catch (Exception ex) when (ex is CryptographicException or OverflowException or InvalidOperationException or CborContentException)
         {
+            // DecodeSign1 documents CryptographicException, but an integer header label beyond int's range escapes
+            // as OverflowException (found by fuzzing); all of them mean "not a COSE_Sign1 we can read".
             m.Failures.Add($"claimSignature.missing: the signature is not a COSE_Sign1 structure ({ex.Message})");
             return;
         }
@@ -336,14 +338,20 @@ public static class C2paReader
         }
 
         var timestamp = message.UnprotectedHeaders.ContainsKey(new CoseHeaderLabel("sigTst")) || message.UnprotectedHeaders.ContainsKey(new CoseHeaderLabel("sigTst2"));
+        m.Signer = new C2paSigner(null, null, null, null, null, alg, timestamp);
         if (chain.Length > 0)
         {
             var c = chain[0];
-            m.Signer = new C2paSigner(c.Subject, Rdn(c.SubjectName, "2.5.4.10"), c.GetNameInfo(X509NameType.SimpleName, false), c.Issuer, c.SerialNumber, alg, timestamp);
-        }
-        else
-        {
-            m.Signer = new C2paSigner(null, null, null, null, null, alg, timestamp);
+            try
+            {
+                m.Signer = new C2paSigner(c.Subject, Rdn(c.SubjectName, "2.5.4.10"), c.GetNameInfo(X509NameType.SimpleName, false), c.Issuer, c.SerialNumber, alg, timestamp);
+            }
+            catch (CryptographicException ex)
+            {
+                // A certificate loads before its names are decoded: a name string with bytes its ASN.1 type forbids
+                // (a newline in a PrintableString) throws only here.
+                m.Failures.Add($"signingCredential.invalid: the certificate's names cannot be read ({ex.Message})");
+            }
         }
     }
 
@@ -467,6 +475,14 @@ public static class C2paReader
             if (key is null)
             {
                 m.Failures.Add("signingCredential.invalid: unsupported public key");
+                return;
+            }
+
+            if (m.Signature.Content is not null)
+            {
+                // C2PA signs the claim detached; a COSE_Sign1 that embeds a payload signs something else
+                // (and VerifyDetached throws InvalidOperationException for it).
+                m.Failures.Add($"claimSignature.mismatch: the signature embeds its own payload (self#jumbf=/c2pa/{m.Label}/c2pa.signature)");
                 return;
             }
 

@@ -85,7 +85,8 @@ internal static class Jumbf
                 length = span.Length - pos;
             }
 
-            if (length < header || pos + length > span.Length)
+            // Compared as "more than what remains": pos + length overflows for an extended length near 2^63.
+            if (length < header || length > span.Length - pos)
             {
                 throw new ProvenanceException(ProvenanceError.Truncated, $"JUMBF box {Printable(type)} at {pos} announces {length} bytes; {span.Length - pos} remain");
             }

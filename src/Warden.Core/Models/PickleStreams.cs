@@ -309,16 +309,16 @@ internal sealed class StreamScan
 /// <summary>A read-only, forward-seekable view of one region of a file, read with positional reads (no shared file position).</summary>
 internal sealed class FileRegionStream : Stream
 {
-    private readonly SafeFileHandle handle;
-    private readonly long start;
-    private readonly long end;
+    private readonly SafeFileHandle _handle;
+    private readonly long _start;
+    private readonly long _end;
     private long _position;
 
     public FileRegionStream(SafeFileHandle handle, long start, long end)
     {
-        this.handle = handle;
-        this.start = start;
-        this.end = end;
+        _handle = handle;
+        _start = start;
+        _end = end;
         _position = start;
     }
 
@@ -328,25 +328,25 @@ internal sealed class FileRegionStream : Stream
 
     public override bool CanWrite => false;
 
-    public override long Length => end - start;
+    public override long Length => _end - _start;
 
     public override long Position
     {
-        get => _position - start;
-        set => _position = start + Math.Clamp(value, 0, end - start);
+        get => _position - _start;
+        set => _position = _start + Math.Clamp(value, 0, _end - _start);
     }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
-        var n = (int)Math.Min(buffer.Length, end - _position);
+        var n = (int)Math.Min(buffer.Length, _end - _position);
         if (n <= 0)
         {
             return 0;
         }
 
-        var read = RandomAccess.Read(handle, buffer[..n], _position);
+        var read = RandomAccess.Read(_handle, buffer[..n], _position);
         _position += read;
         return read;
     }

@@ -317,7 +317,12 @@ public static class ModelReader
                 var info = new FileInfo(e);
                 if (info.LinkTarget is not null)
                 {
-                    continue; // flagged where the layout reads it; never followed
+                    // Never followed (a link can point anywhere on the host), but a loader follows it: what it points
+                    // at is unscanned, so the folder cannot be called safe.
+                    var rel = Path.GetRelativePath(root, e);
+                    doc.Flag(AnomalySeverity.Error, "folder.symlink", $"'{rel}' is a symbolic link; not followed");
+                    doc.Pickles.Add(new PickleReport(rel, [new PickleFinding(PickleVerdict.Dangerous, "unscanned-link", null, null, 0, "symbolic link not followed: a loader would read its target, which is unscanned, so not safe (scan the target itself)")], [], 0, false));
+                    continue;
                 }
 
                 if (Directory.Exists(e))

@@ -291,6 +291,29 @@ public class ModelReaderTests
         Assert.Single(p.Files);
         Assert.Contains(p.Anomalies, a => a.Code == "folder.symlink");
         Assert.DoesNotContain(p.Tensors, t => t.Name == "a.weight");
+
+        // Not followed, so not scanned: the folder is never called safe while a loader could read the link's target.
+        Assert.Equal(PickleVerdict.Dangerous, p.Verdict);
+        Assert.Contains(p.Pickles, r => r.Findings.Any(f => f.Kind == "unscanned-link"));
+    }
+
+    [Theory]
+    [InlineData("diffusion_pytorch_model.bin")]
+    [InlineData("unet/diffusion_pytorch_model.fp16.bin")]
+    [InlineData("model.safetensors")]
+    [InlineData("text_encoder/pytorch_model.bin")]
+    [InlineData("notes.txt")]
+    public void A_symlink_anywhere_in_a_model_folder_fails_closed(string linkName)
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "model");
+        ModelFixtures.WriteDiffusers(root, ModelFixtures.Base(seed: 3));
+        Directory.CreateDirectory(Path.Combine(root, "text_encoder"));
+        var target = dir.File("elsewhere/blob", new ModelWriters.Pickle().Proto(2).Global("os", "system").Stop().ToArray());
+        File.CreateSymbolicLink(Path.Combine(root, linkName), target);
+        var doc = ModelReader.Read(root);
+        Assert.Equal(PickleVerdict.Dangerous, doc.Verdict);
+        Assert.Contains(doc.Anomalies, a => a.Code == "folder.symlink");
     }
 
     [Fact]

@@ -169,7 +169,7 @@ internal sealed class PickleStreamReader(SafeFileHandle handle, long regionStart
             // The stream stopped inside a window that ends before the region does: the failure may only be the
             // window's edge. Scan it again as a stream over the whole region (bounded memory, any length), which
             // reads exactly what a loader reads; its own caps are dangerous.
-            using var region = new FileRegionStream(handle, at, regionEnd);
+            using var region = new ZipDirectory.HandleStream(handle, at, regionEnd - at);
             var streamed = _machine.Run(region, member, scanTrailing: false);
             var shifted = streamed.Report with { Findings = [.. streamed.Report.Findings.Select(f => f with { Offset = f.Offset + at })] };
             return (streamed with { Report = shifted }, at + streamed.End, false);
@@ -306,67 +306,3 @@ internal sealed class StreamScan
     public PickleReport ToReport(string member) => new(member, [.. _findings], [.. _globals], Ops, Complete);
 }
 
-/// <summary>A read-only, forward-seekable view of one region of a file, read with positional reads (no shared file position).</summary>
-internal sealed class FileRegionStream : Stream
-{
-    private readonly SafeFileHandle _handle;
-    private readonly long _start;
-    private readonly long _end;
-    private long _position;
-
-    public FileRegionStream(SafeFileHandle handle, long start, long end)
-    {
-        _handle = handle;
-        _start = start;
-        _end = end;
-        _position = start;
-    }
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => true;
-
-    public override bool CanWrite => false;
-
-    public override long Length => _end - _start;
-
-    public override long Position
-    {
-        get => _position - _start;
-        set => _position = _start + Math.Clamp(value, 0, _end - _start);
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        var n = (int)Math.Min(buffer.Length, _end - _position);
-        if (n <= 0)
-        {
-            return 0;
-        }
-
-        var read = RandomAccess.Read(_handle, buffer[..n], _position);
-        _position += read;
-        return read;
-    }
-
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => Position + offset,
-            _ => Length + offset,
-        };
-        return Position;
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-}

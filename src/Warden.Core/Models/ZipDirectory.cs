@@ -362,37 +362,40 @@ public static class ZipDirectory
     }
 
     /// <summary>
-    /// A read-only stream over [offset, offset + length) of a file handle that does not own the handle (a
+    /// A read-only, seekable stream over [start, start + length) of a file handle that does not own the handle (a
     /// FileStream closes the handle it wraps when disposed, and later readers of the same file need it open).
+    /// Positional reads, so several streams over one handle never disturb each other.
     /// </summary>
-    internal sealed class HandleStream(SafeFileHandle handle, long offset, long length) : Stream
+    internal sealed class HandleStream(SafeFileHandle handle, long start, long length) : Stream
     {
-        private long _left = length;
-        private long _at = offset;
+        private long _position;
 
         public override bool CanRead => true;
 
-        public override bool CanSeek => false;
+        public override bool CanSeek => true;
 
         public override bool CanWrite => false;
 
-        public override long Length => throw new NotSupportedException();
+        public override long Length => length;
 
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override long Position
+        {
+            get => _position;
+            set => _position = Math.Clamp(value, 0, length);
+        }
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
-            var want = (int)Math.Min(buffer.Length, _left);
+            var want = (int)Math.Min(buffer.Length, length - _position);
             if (want <= 0)
             {
                 return 0;
             }
 
-            var n = RandomAccess.Read(handle, buffer[..want], _at);
-            _at += n;
-            _left -= n;
+            var n = RandomAccess.Read(handle, buffer[..want], start + _position);
+            _position += n;
             return n;
         }
 
@@ -400,7 +403,12 @@ public static class ZipDirectory
         {
         }
 
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => length + offset,
+        };
 
         public override void SetLength(long value) => throw new NotSupportedException();
 

@@ -34,7 +34,12 @@ public sealed class ConsoleBrowserTests
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
         await Assertions.Expect(page.Locator("#login-error")).ToContainTextAsync("Wrong user name or password");
 
+        // The failure starts the account's backoff (docs/review.md, login throttle): an immediate retry is told to
+        // wait, even with the right password; after the wait it logs in.
         await page.GetByLabel("Password").FillAsync(ReviewHarness.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#login-error")).ToContainTextAsync("retry in");
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
         await page.Locator("#queue").WaitForAsync();
         await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(1);

@@ -344,8 +344,16 @@ public sealed class FakeNcmecServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _listener.Stop();
-        _listener.Close();
+        // Close only (Stop then Close makes the managed listener look its endpoint up again, re-binding the port,
+        // which fails with "address in use" once a parallel test has taken that port).
+        try
+        {
+            _listener.Close();
+        }
+        catch (HttpListenerException)
+        {
+        }
+
         try
         {
             await _loop;

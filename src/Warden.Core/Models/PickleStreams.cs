@@ -139,7 +139,8 @@ internal sealed class FileWindow : IDisposable
 /// <summary>
 /// Runs <see cref="PickleMachine"/> over pickle streams anywhere in a file region, back to back as a loader calling
 /// <c>pickle.load</c> again and again reads them, mapping windows as it goes so memory stays bounded. A stream that
-/// would need bytes past the largest window is a cap reached, and a cap reached is dangerous, never a silent stop.
+/// would need bytes past its window is read again as a stream over the rest of the region, so no window edge ever
+/// hides bytes; the machine's own caps are dangerous, never a silent stop.
 /// </summary>
 internal sealed class PickleStreamReader(SafeFileHandle handle, long regionStart, long regionEnd, ModelLimits limits) : IDisposable
 {
@@ -160,7 +161,7 @@ internal sealed class PickleStreamReader(SafeFileHandle handle, long regionStart
     /// Runs one stream at <paramref name="at"/> (absolute). Returns the result with findings moved to absolute
     /// offsets, the absolute end, and whether the scan stopped at the window's edge rather than at the region's.
     /// </summary>
-    public (PickleResult Result, long End, bool Capped) RunAt(long at, string member)
+    public (PickleResult Result, long End) RunAt(long at, string member)
     {
         var w = WindowFor(at);
         var r = _machine.Run(w.Memory, member, scanTrailing: false, start: at - w.Start);
@@ -172,11 +173,11 @@ internal sealed class PickleStreamReader(SafeFileHandle handle, long regionStart
             using var region = new ZipDirectory.HandleStream(handle, at, regionEnd - at);
             var streamed = _machine.Run(region, member, scanTrailing: false);
             var shifted = streamed.Report with { Findings = [.. streamed.Report.Findings.Select(f => f with { Offset = f.Offset + at })] };
-            return (streamed with { Report = shifted }, at + streamed.End, false);
+            return (streamed with { Report = shifted }, at + streamed.End);
         }
 
         var report = w.Start == 0 ? r.Report : r.Report with { Findings = [.. r.Report.Findings.Select(f => f with { Offset = f.Offset + w.Start })] };
-        return (r with { Report = report }, w.Start + r.End, false);
+        return (r with { Report = report }, w.Start + r.End);
     }
 
     /// <summary>
@@ -199,15 +200,8 @@ internal sealed class PickleStreamReader(SafeFileHandle handle, long regionStart
                 return at;
             }
 
-            var (r, end, capped) = RunAt(at, member);
+            var (r, end) = RunAt(at, member);
             into.Streams++;
-            if (capped)
-            {
-                into.Merge(r.Report);
-                into.Add(new PickleFinding(PickleVerdict.Dangerous, "limit", null, null, at, $"stream runs past the {limits.MaxPickleWindow}-byte scan window: not fully scanned"));
-                into.Complete = false;
-                return at;
-            }
 
             if ((first && firstIsPickle) || PickleOpcodes.Reaches(r.Report))
             {

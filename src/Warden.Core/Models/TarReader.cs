@@ -200,8 +200,8 @@ public static class TarReader
     private static void Storages(SafeFileHandle handle, PickleStreamReader reader, TarMember m, StreamScan scan)
     {
         var end = m.DataOffset + m.Size;
-        var (r, at, capped) = Run(reader, m.DataOffset, "tar:storages", scan);
-        if (capped || !r.Report.Complete)
+        var (r, at) = Run(reader, m.DataOffset, "tar:storages", scan);
+        if (!r.Report.Complete)
         {
             return;
         }
@@ -210,8 +210,8 @@ public static class TarReader
         Span<byte> n8 = stackalloc byte[8];
         for (long i = 0; i < count && at < end; i++)
         {
-            (r, at, capped) = Run(reader, at, "tar:storages", scan);
-            if (capped || !r.Report.Complete)
+            (r, at) = Run(reader, at, "tar:storages", scan);
+            if (!r.Report.Complete)
             {
                 return;
             }
@@ -251,8 +251,8 @@ public static class TarReader
     private static void Tensors(SafeFileHandle handle, PickleStreamReader reader, TarMember m, StreamScan scan)
     {
         var end = m.DataOffset + m.Size;
-        var (r, at, capped) = Run(reader, m.DataOffset, "tar:tensors", scan);
-        if (capped || !r.Report.Complete)
+        var (r, at) = Run(reader, m.DataOffset, "tar:tensors", scan);
+        if (!r.Report.Complete)
         {
             return;
         }
@@ -261,8 +261,8 @@ public static class TarReader
         Span<byte> n4 = stackalloc byte[4];
         for (long i = 0; i < count && at < end; i++)
         {
-            (r, at, capped) = Run(reader, at, "tar:tensors", scan);
-            if (capped || !r.Report.Complete || at + 8 > end)
+            (r, at) = Run(reader, at, "tar:tensors", scan);
+            if (!r.Report.Complete || at + 8 > end)
             {
                 return;
             }
@@ -285,18 +285,12 @@ public static class TarReader
         }
     }
 
-    private static (PickleResult Result, long End, bool Capped) Run(PickleStreamReader reader, long at, string member, StreamScan scan)
+    private static (PickleResult Result, long End) Run(PickleStreamReader reader, long at, string member, StreamScan scan)
     {
-        var (r, end, capped) = reader.RunAt(at, member);
+        var (r, end) = reader.RunAt(at, member);
         scan.Streams++;
         scan.Merge(r.Report);
-        if (capped)
-        {
-            scan.Add(new PickleFinding(PickleVerdict.Dangerous, "limit", null, null, at, "stream runs past the scan window: not fully scanned"));
-            scan.Complete = false;
-        }
-
-        return (r, end, capped);
+        return (r, end);
     }
 
     private static void AddFinding(ModelDocument doc, string member, PickleFinding f) =>

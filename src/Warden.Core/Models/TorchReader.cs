@@ -201,15 +201,10 @@ internal static class TorchReader
             var scan = new StreamScan();
             if (named)
             {
-                var (r, end, capped) = reader.RunAt(start, m.Name);
+                var (r, end) = reader.RunAt(start, m.Name);
                 scan.Streams++;
                 scan.Merge(r.Report);
-                if (capped)
-                {
-                    scan.Add(new PickleFinding(PickleVerdict.Dangerous, "limit", null, null, start, $"stream runs past the {limits.MaxPickleWindow}-byte scan window: not fully scanned"));
-                    scan.Complete = false;
-                }
-                else if (r.Report.Complete && end < reader.RegionEnd)
+                if (r.Report.Complete && end < reader.RegionEnd)
                 {
                     // torch reads one stream; anything after it is scanned as a loader looping on pickle.load would read it.
                     reader.ScanUntilEnd(end, m.Name, scan, firstIsPickle: false);
@@ -244,16 +239,10 @@ internal static class TorchReader
         long pos = 0;
         for (var i = 0; i < 5; i++)
         {
-            var (r, end, capped) = reader.RunAt(pos, $"legacy#{i + 1}");
-            var report = r.Report;
-            if (capped)
-            {
-                report = report with { Findings = [.. report.Findings, new PickleFinding(PickleVerdict.Dangerous, "limit", null, null, pos, "stream runs past the scan window: not fully scanned")] };
-            }
-
-            doc.Pickles.Add(report);
+            var (r, end) = reader.RunAt(pos, $"legacy#{i + 1}");
+            doc.Pickles.Add(r.Report);
             results.Add(r);
-            if (!r.Report.Complete || capped)
+            if (!r.Report.Complete)
             {
                 doc.Flag(AnomalySeverity.Error, "torch.legacy-truncated", $"legacy pickle {i + 1} is incomplete");
                 return;

@@ -48,6 +48,33 @@ internal static class ExchangeCommand
         }
     });
 
+    /// <summary>
+    /// Runs a command that talks to an exchange's remote: refuses a missing database (exit 2), opens both stores,
+    /// finds the exchange and gives the action an HTTP runtime; exchange and storage errors are one line, exit 1.
+    /// </summary>
+    private static async Task<int> WithExchangeAsync(string db, string name, TextWriter error, Func<BankStore, ExchangeStore, Exchange, ExchangeRuntime, Task<int>> action)
+    {
+        if (DatabaseGuard.Refuse(db, error) is { } refused)
+        {
+            return refused;
+        }
+
+        try
+        {
+            using var banks = BankStore.Open(db);
+            var exchanges = ExchangeStore.Open(banks.Database);
+            var x = exchanges.Require(name);
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+            var runtime = ExchangeRuntime.Default(http) with { Log = line => error.WriteLine("warden: " + line) };
+            return await action(banks, exchanges, x, runtime);
+        }
+        catch (Exception ex) when (ex is ExchangeException or ExchangeLeaseException or ExchangeConfigException or StorageException or System.Data.Common.DbException)
+        {
+            error.WriteLine($"warden: {ex.Message}");
+            return WardenCli.SomeFailed;
+        }
+    }
+
     private static Command AddCommand(TextWriter output, TextWriter error)
     {
         var name = NameArgument();
@@ -148,20 +175,10 @@ internal static class ExchangeCommand
         var format = CommonOptions.Format("Output: 'table' (a sentence) or 'jsonl'.", "table", "jsonl");
         var db = CommonOptions.Db();
         var command = new Command("fetch", "One sync pass to the newest data (resumable: an interrupted pass goes on from the last commit).") { name, noProgress, format, db };
-        command.SetAction(async (p, ct) =>
+        command.SetAction((p, ct) => WithExchangeAsync(p.GetRequiredValue(db), p.GetRequiredValue(name), error, async (banks, exchanges, x, runtime) =>
         {
-            if (DatabaseGuard.Refuse(p.GetRequiredValue(db), error) is { } refused)
-            {
-                return refused;
-            }
-
             try
             {
-                using var banks = BankStore.Open(p.GetRequiredValue(db));
-                var exchanges = ExchangeStore.Open(banks.Database);
-                var x = exchanges.Require(p.GetRequiredValue(name));
-                using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-                var runtime = ExchangeRuntime.Default(http) with { Log = line => error.WriteLine("warden: " + line) };
                 var quiet = p.GetValue(noProgress);
                 var sync = new ExchangeSync(banks, exchanges)
                 {
@@ -201,17 +218,12 @@ internal static class ExchangeCommand
 
                 return WardenCli.Ok;
             }
-            catch (Exception ex) when (ex is ExchangeException or ExchangeLeaseException or ExchangeConfigException or StorageException or System.Data.Common.DbException)
-            {
-                error.WriteLine($"warden: {ex.Message}");
-                return WardenCli.SomeFailed;
-            }
             catch (OperationCanceledException)
             {
                 error.WriteLine("warden: fetch interrupted; the next fetch resumes from the last commit");
                 return WardenCli.SomeFailed;
             }
-        });
+        }));
         return command;
     }
 
@@ -335,34 +347,16 @@ internal static class ExchangeCommand
         var key = new Option<string?>("--key") { Description = "Idempotency key (default: exchange, entry, signal type and opinion): the same key is sent once." };
         var db = CommonOptions.Db();
         var command = new Command("feedback", "Queue an opinion on an entry and send it (a curator's feedback; once per key, retried until acknowledged).") { name, entry, signalType, opinion, reason, key, db };
-        command.SetAction(async (p, ct) =>
+        command.SetAction((p, ct) => WithExchangeAsync(p.GetRequiredValue(db), p.GetRequiredValue(name), error, async (_, exchanges, x, runtime) =>
         {
-            if (DatabaseGuard.Refuse(p.GetRequiredValue(db), error) is { } refused)
-            {
-                return refused;
-            }
-
-            try
-            {
-                using var banks = BankStore.Open(p.GetRequiredValue(db));
-                var exchanges = ExchangeStore.Open(banks.Database);
-                var x = exchanges.Require(p.GetRequiredValue(name));
-                var kind = p.GetRequiredValue(opinion) == "true-positive" ? "true_positive" : "false_positive";
-                var k = p.GetValue(key) ?? $"curator:{x.Name}:{p.GetRequiredValue(entry)}:{p.GetRequiredValue(signalType)}:{kind}";
-                var queued = exchanges.EnqueueFeedback(x.Id, k, p.GetRequiredValue(entry), p.GetRequiredValue(signalType).ToLowerInvariant(), kind, p.GetValue(reason));
-                using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-                var runtime = ExchangeRuntime.Default(http) with { Log = line => error.WriteLine("warden: " + line) };
-                var sent = await ExchangeFeedbackSender.SendDueAsync(exchanges, runtime, LeaseOwner.Create(), ct);
-                var row = exchanges.ListFeedback(x.Id, 1000).First(f => f.IdempotencyKey == k);
-                output.WriteLine($"feedback {k}: {(queued ? "queued" : "already queued")}; {row.Status}{(row.LastError is null ? string.Empty : " (" + row.LastError + ")")}");
-                return row.Status == "sent" ? WardenCli.Ok : WardenCli.SomeFailed;
-            }
-            catch (Exception ex) when (ex is ExchangeException or StorageException or System.Data.Common.DbException)
-            {
-                error.WriteLine($"warden: {ex.Message}");
-                return WardenCli.SomeFailed;
-            }
-        });
+            var kind = p.GetRequiredValue(opinion) == "true-positive" ? "true_positive" : "false_positive";
+            var k = p.GetValue(key) ?? $"curator:{x.Name}:{p.GetRequiredValue(entry)}:{p.GetRequiredValue(signalType)}:{kind}";
+            var queued = exchanges.EnqueueFeedback(x.Id, k, p.GetRequiredValue(entry), p.GetRequiredValue(signalType).ToLowerInvariant(), kind, p.GetValue(reason));
+            await ExchangeFeedbackSender.SendDueAsync(exchanges, runtime, LeaseOwner.Create(), ct);
+            var row = exchanges.ListFeedback(x.Id, 1000).First(f => f.IdempotencyKey == k);
+            output.WriteLine($"feedback {k}: {(queued ? "queued" : "already queued")}; {row.Status}{(row.LastError is null ? string.Empty : " (" + row.LastError + ")")}");
+            return row.Status == "sent" ? WardenCli.Ok : WardenCli.SomeFailed;
+        }));
         return command;
     }
 

@@ -62,8 +62,19 @@ internal sealed class FfmpegProcess : IDisposable
     /// <summary>Standard output (raw frames or JSON).</summary>
     public Stream Output => _process.StandardOutput.BaseStream;
 
-    /// <summary>True once the time limit passed (the process was killed for it).</summary>
-    public bool TimedOut { get; private set; }
+    /// <summary>
+    /// True once the time limit passed. Judged by the clock as well as by the kill timer: under load the
+    /// timer's callback can run late, after the process finished past its limit, and that still counts.
+    /// </summary>
+    public bool TimedOut
+    {
+        get => _timedOut || (_timeout != Timeout.InfiniteTimeSpan && Stopwatch.GetElapsedTime(_started) >= _timeout);
+        private set => _timedOut = value;
+    }
+
+    private bool _timedOut;
+    private long _started;
+    private TimeSpan _timeout = Timeout.InfiniteTimeSpan;
 
     /// <summary>Starts <paramref name="program"/> with <paramref name="arguments"/> (no shell).</summary>
     /// <exception cref="VideoDecodeException">The program is not installed.</exception>
@@ -88,6 +99,7 @@ internal sealed class FfmpegProcess : IDisposable
         }
 
         var limit = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var started = Stopwatch.GetTimestamp();
         Process process;
         try
         {
@@ -101,9 +113,10 @@ internal sealed class FfmpegProcess : IDisposable
 
         // ffmpeg must never wait for keyboard input.
         process.StandardInput.Close();
-        var p = new FfmpegProcess(process, limit, onStderrLine);
+        var p = new FfmpegProcess(process, limit, onStderrLine) { _started = started };
         if (timeout != Timeout.InfiniteTimeSpan)
         {
+            p._timeout = timeout;
             limit.Token.Register(() => p.TimedOut = !cancel.IsCancellationRequested);
             limit.CancelAfter(timeout);
         }

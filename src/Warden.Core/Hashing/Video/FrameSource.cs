@@ -61,16 +61,17 @@ public static class FrameSource
 
             var exit = p.WaitForExit();
             cancel.ThrowIfCancellationRequested();
-            if (p.TimedOut)
-            {
-                throw new VideoDecodeException(VideoDecodeError.Timeout, $"Decoding did not finish within {limits.Timeout.TotalSeconds:F0} s.");
-            }
-
-            var stderr = p.Stderr;
             if (stopped)
             {
                 return new FrameRun(frames, null);
             }
+
+            if (p.TimedOut)
+            {
+                throw new VideoDecodeException(VideoDecodeError.Timeout, $"Decoding did not finish within {limits.Timeout.TotalSeconds:0.###} s.");
+            }
+
+            var stderr = p.Stderr;
 
             if (frames == 0)
             {
@@ -145,14 +146,14 @@ public static class FrameSource
 
             var exit = p.WaitForExit();
             cancel.ThrowIfCancellationRequested();
-            if (p.TimedOut)
-            {
-                throw new VideoDecodeException(VideoDecodeError.Timeout, $"Decoding did not finish within {limits.Timeout.TotalSeconds:F0} s.");
-            }
-
             if (stopped)
             {
                 return new FrameRun(frames, null);
+            }
+
+            if (p.TimedOut)
+            {
+                throw new VideoDecodeException(VideoDecodeError.Timeout, $"Decoding did not finish within {limits.Timeout.TotalSeconds:0.###} s.");
             }
 
             var stderr = p.Stderr;

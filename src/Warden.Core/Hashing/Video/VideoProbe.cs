@@ -62,7 +62,7 @@ public static class VideoProbe
         cancel.ThrowIfCancellationRequested();
         if (p.TimedOut)
         {
-            throw new VideoDecodeException(VideoDecodeError.Timeout, $"ffprobe did not finish within {limits.Timeout.TotalSeconds:F0} s.");
+            throw new VideoDecodeException(VideoDecodeError.Timeout, $"ffprobe did not finish within {limits.Timeout.TotalSeconds:0.###} s.");
         }
 
         if (exit != 0 || json is null)

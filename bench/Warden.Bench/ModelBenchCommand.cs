@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 
 namespace Warden.Bench;
 

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Warden.Core.Banks.Formats;
 using Warden.Core.Imaging;
 using Warden.Core.Imaging.Jpeg;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 using Warden.Core.Provenance;
 using Warden.Core.Provenance.C2pa;
 using Warden.Review.Reporting;

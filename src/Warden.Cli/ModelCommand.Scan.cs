@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Warden.Core.Banks;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 using Warden.Storage;
 
 namespace Warden.Cli;

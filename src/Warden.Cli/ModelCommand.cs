@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using Warden.Core.Banks;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 
 namespace Warden.Cli;
 

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 using Warden.Core.Tests.Models;
 
 namespace Warden.Cli.Tests;

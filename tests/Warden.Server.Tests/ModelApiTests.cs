@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 using Warden.Core.Tests.Models;
 using Warden.Server.Auth;
 using Warden.Storage;

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 using Warden.Server.Auth;
 
 namespace Warden.Server.Api;

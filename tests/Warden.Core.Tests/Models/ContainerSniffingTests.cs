@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 using Xunit.Abstractions;
 
 namespace Warden.Core.Tests.Models;

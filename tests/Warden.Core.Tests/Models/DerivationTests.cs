@@ -1,4 +1,4 @@
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 
 namespace Warden.Core.Tests.Models;
 

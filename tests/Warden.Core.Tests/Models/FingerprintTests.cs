@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using FsCheck;
 using FsCheck.Xunit;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 
 namespace Warden.Core.Tests.Models;
 

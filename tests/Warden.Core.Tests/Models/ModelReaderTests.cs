@@ -1,5 +1,5 @@
 using System.Text;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 
 namespace Warden.Core.Tests.Models;
 

@@ -3,7 +3,7 @@ using System.IO.Compression;
 using System.IO.Hashing;
 using System.Text;
 using System.Text.Json;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 
 namespace Warden.Core.Tests.Models;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 using Xunit.Abstractions;
 
 namespace Warden.Core.Tests.Models;

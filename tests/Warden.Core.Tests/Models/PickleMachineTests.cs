@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text;
-using Warden.Core.Models;
+using Warden.Core.ModelFiles;
 
 namespace Warden.Core.Tests.Models;
 

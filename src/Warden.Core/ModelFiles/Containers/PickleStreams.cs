@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.IO.MemoryMappedFiles;
 using Microsoft.Win32.SafeHandles;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>Which bytes can start a pickle stream.</summary>
 public static class PickleOpcodes

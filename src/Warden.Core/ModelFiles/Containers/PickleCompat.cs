@@ -1,4 +1,4 @@
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>
 /// CPython's <c>_compat_pickle</c> NAME_MAPPING and IMPORT_MAPPING (3.11), which <c>find_class</c> applies under

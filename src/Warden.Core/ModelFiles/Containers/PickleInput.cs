@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>
 /// The bytes a <see cref="PickleMachine"/> reads: a memory block (sliced in place) or a stream read through one

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Numerics;
 using System.Text;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>
 /// The argument grammar of the protocol-0 text opcodes, as CPython reads them. Where the C unpickler

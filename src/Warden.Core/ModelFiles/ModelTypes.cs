@@ -1,4 +1,4 @@
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>Container format of a model file or folder, found by content, never by extension.</summary>
 public enum ModelFormat

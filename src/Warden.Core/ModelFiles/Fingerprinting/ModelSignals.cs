@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Warden.Core.Signals;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>One signal of a model with what it identifies.</summary>
 /// <param name="Type">Signal type name (sha256, civitai_autov1/2/3, blake3, mfv1_model, mfv1_component).</param>

@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Numerics;
 using System.Text;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>A symbolic global (module, name): never imported, never called.</summary>
 public sealed record PyGlobal(string Module, string Name)

@@ -4,7 +4,7 @@ using System.IO.Hashing;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>A zip member as the central directory lists it, with where its data starts.</summary>
 /// <param name="Name">Name (central directory).</param>

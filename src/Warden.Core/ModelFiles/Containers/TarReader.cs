@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>A tar member: its name as Python's tarfile reports it and where its bytes are.</summary>
 /// <param name="Name">Name (GNU long names, pax <c>path</c> and ustar prefixes applied).</param>

@@ -3,7 +3,7 @@ using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>
 /// Turns adapter files into their effective weight changes: kohya (<c>lora_unet_…lora_down/up + alpha</c>),

@@ -1,4 +1,4 @@
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>A tensor name reduced to its component and container-independent name.</summary>
 /// <param name="Component">denoiser, te1, te2, te3, vae, ema, other.</param>

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>An architecture guess from tensor names and shapes alone.</summary>
 /// <param name="Family">sd1, sd2, sdxl, sdxl-refiner, sd3, flux, unknown.</param>

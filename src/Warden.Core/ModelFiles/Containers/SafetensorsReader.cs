@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>
 /// safetensors: u64 LE header length N (≤ 100 MB), JSON header starting with '{' (space padding allowed), then one

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>A registered tensor's sketch.</summary>
 /// <param name="Key">"component:name".</param>

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>
 /// GGUF v1-v3 (little-endian): KVs become metadata text, tensor infos become the directory with dims

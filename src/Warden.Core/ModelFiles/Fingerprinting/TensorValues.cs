@@ -4,7 +4,7 @@ using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>Exact widening of stored tensor values to fp32 (MFv1 canonical values), and the cast paths.</summary>
 public static class TensorValues

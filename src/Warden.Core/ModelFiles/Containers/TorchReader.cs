@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Numerics;
 using Microsoft.Win32.SafeHandles;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>
 /// PyTorch checkpoints: the zip format (torch ≥ 1.6), the legacy five-pickle format and bare pickles. The

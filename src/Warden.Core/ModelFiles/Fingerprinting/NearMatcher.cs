@@ -1,4 +1,4 @@
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>A near (non-exact) match of a fingerprint with a registered model, for human review.</summary>
 /// <param name="Tier">T3 (row containment) or T4 (sketch similarity).</param>

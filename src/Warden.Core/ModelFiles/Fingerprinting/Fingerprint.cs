@@ -4,7 +4,7 @@ using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>Whole-file hashes in every scheme model hosts and generators use.</summary>
 /// <param name="Length">File length.</param>

@@ -1,4 +1,4 @@
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>How risky a pickle is. Ordered: a file's verdict is the worst of its findings.</summary>
 public enum PickleVerdict

@@ -1,4 +1,4 @@
-namespace Warden.Core.Models;
+namespace Warden.Core.ModelFiles;
 
 /// <summary>
 /// Checked arithmetic for tensor shapes, strides and byte sizes: every product a reader forms from a file's

@@ -41,7 +41,8 @@ internal static class FileBatch
     {
         var limits = new ImageLimits(options.MaxPixels);
         var items = FileWalker.Expand(paths).ToList();
-        var hashers = new ThreadLocal<ContentHasher>(() => new ContentHasher(options.Resize, limits), trackAllValues: true);
+        var registry = Warden.Core.Signals.SignalTypeRegistry.Current;
+        var hashers = new ThreadLocal<ContentHasher>(() => new ContentHasher(options.Resize, limits, registry), trackAllValues: true);
         var failed = 0;
         var done = 0;
         long bytes = 0;

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Warden.Core.Banks;
+using Warden.Core.Signals;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Imaging;
 using Warden.Core.Matching;
@@ -94,9 +95,9 @@ internal static class ScanCommand
         var (_, failed) = FileBatch.Run(
             paths,
             new BatchOptions(threads, progress, PdqResize.Fast, ImageLimits.DefaultMaxPixels, dihedral, "scanned", AcceptNonImages: true,
-                Video: matcher.HasVideoSignals ? VideoFiles.Options(video.Mode, video.Seconds, matcher.HasTmk, video.MaxSeconds, 1) : null),
+                Video: matcher.HasVideoSignals ? VideoFiles.Options(video.Mode, video.Seconds, matcher.HasEntries(SignalTypes.TmkPdqf), video.MaxSeconds, 1) : null),
             error,
-            perFile: (hashes, v) => matcher.Match(ContentSignals.From(hashes) with { Video = v is null ? null : new VideoSignals(v.Vpdq, v.Tmk) }),
+            perFile: (hashes, v) => matcher.Match(hashes.ToSignals(v)),
             consume: r =>
             {
                 if (r.Extra is not { Count: > 0 } hits)

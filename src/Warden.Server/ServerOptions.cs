@@ -12,6 +12,12 @@ public sealed class ServerOptions
     /// <summary>SQLite file path (default <c>warden.db</c>) or a PostgreSQL connection string.</summary>
     public string Database { get; set; } = "warden.db";
 
+    /// <summary>
+    /// The signal types this server hashes, imports and matches: the built-ins by default; a host adds plug-in
+    /// types by passing a registry of its own (SignalTypeRegistry.CreateDefault().Register(…)).
+    /// </summary>
+    public Warden.Core.Signals.SignalTypeRegistry SignalTypes { get; set; } = Warden.Core.Signals.SignalTypeRegistry.Default;
+
     /// <summary>Largest accepted upload body (bytes). Uploads are held in memory only, never on disk.</summary>
     public long MaxUploadBytes { get; set; } = 64L * 1024 * 1024;
 

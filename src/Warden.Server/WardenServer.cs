@@ -51,6 +51,7 @@ public static class WardenServer
 
         var services = builder.Services;
         services.AddSingleton(options);
+        services.AddSingleton(options.SignalTypes);
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(_ => WardenDatabase.Open(options.Database));
         services.AddSingleton(sp => BankStore.Open(sp.GetRequiredService<WardenDatabase>()));
@@ -135,6 +136,15 @@ public static class WardenServer
         });
 
         var app = builder.Build();
+
+        // Code below the endpoints (list readers, normalisation) asks SignalTypeRegistry.Current: this server's.
+        app.Use(async (context, next) =>
+        {
+            using (Warden.Core.Signals.SignalTypeRegistry.Use(options.SignalTypes))
+            {
+                await next(context).ConfigureAwait(false);
+            }
+        });
         app.UseExceptionHandler();
         app.UseStatusCodePages(context => context.HttpContext.Response.ContentLength is null && !context.HttpContext.Response.HasStarted
             ? Problems.WriteAsync(context.HttpContext, context.HttpContext.Response.StatusCode, context.HttpContext.Response.StatusCode switch

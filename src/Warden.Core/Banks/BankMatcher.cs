@@ -1,77 +1,46 @@
-using Warden.Core.Hashing;
-using Warden.Core.Hashing.Pdq;
 using Warden.Core.Matching;
 using Warden.Core.Signals;
 
 namespace Warden.Core.Banks;
 
-/// <summary>What a piece of content offers for matching.</summary>
-/// <param name="Pdq">PDQ hash variants to query: the original first, then the dihedral variants if computed.</param>
-/// <param name="PdqQuality">Quality of the PDQ hash; under the signal type's minimum, PDQ is not matched.</param>
-/// <param name="Exact">MD5/SHA-1/SHA-256 of the bytes.</param>
-/// <param name="Trimmed">PDQ variants of the image with its uniform borders trimmed, when it had any.</param>
-/// <param name="TrimmedQuality">Quality of <paramref name="Trimmed"/>.</param>
-/// <param name="Video">A video's vPDQ/TMK signals, when the content is a video (see BankMatcher.Video.cs).</param>
-public sealed record ContentSignals(IReadOnlyList<PdqHash>? Pdq, int PdqQuality, ExactHashes? Exact, IReadOnlyList<PdqHash>? Trimmed = null, int TrimmedQuality = 0, VideoSignals? Video = null)
-{
-    /// <summary>The signals of hashed content.</summary>
-    public static ContentSignals From(ContentHashes hashes)
-    {
-        ArgumentNullException.ThrowIfNull(hashes);
-        var pdq = hashes.Image?.Pdq;
-        var trimmed = hashes.Image?.Trimmed;
-        return new ContentSignals(
-            pdq is null ? null : pdq.Dihedral ?? [pdq.Hash],
-            pdq?.Quality ?? 0,
-            hashes.Exact,
-            trimmed is null ? null : trimmed.Dihedral ?? [trimmed.Hash],
-            trimmed?.Quality ?? 0);
-    }
-}
-
 /// <summary>One hit of content against a bank entry.</summary>
 /// <param name="SignalType">Which signal matched.</param>
-/// <param name="Signal">The content's signal that matched (the variant's hash for PDQ).</param>
+/// <param name="Signal">The content's signal that matched (the variant's hash for PDQ; scores for videos).</param>
 /// <param name="Bank">The bank.</param>
 /// <param name="EntryId">The bank entry.</param>
-/// <param name="Distance">Hamming distance (0 for exact types).</param>
+/// <param name="Distance">Distance (0 for exact types).</param>
 /// <param name="Variant">Which query variant matched: "original", a dihedral name, or "trimmed:…" for the border-trimmed image.</param>
 /// <param name="Suppressed">A block-list hit on content that an allow-list bank also matched.</param>
 /// <param name="Video">For vpdq/tmk_pdqf hits: the match percentages or scores and the matched time ranges.</param>
 public sealed record MatchHit(string SignalType, string Signal, Bank Bank, long EntryId, int Distance, string Variant, bool Suppressed, VideoMatch? Video = null);
 
 /// <summary>
-/// In-memory matcher over the enabled banks: a PDQ Hamming index and exact indexes for the crypto types.
-/// Build once (Add), then query from many threads (Match). Per-bank PDQ thresholds apply; an allow-list hit
-/// suppresses block-list hits on the same content (reported, flagged suppressed).
+/// In-memory matcher over the enabled banks: one index per signal type of its registry (HMA's
+/// SignalTypeIndex per type), searched once per query signal with all its variants. It knows no type by name.
+/// Build once (Add), then query from many threads (Match) while a live server adds and removes. Per-bank,
+/// per-type thresholds apply; an allow-list hit suppresses block-list hits on the same content (reported,
+/// flagged suppressed).
 /// </summary>
-public sealed partial class BankMatcher : IDisposable
+public sealed class BankMatcher : IDisposable
 {
     // Index ids carry the bank's slot in the top 16 bits and the entry id below, so a hit names its bank
     // without a per-entry lookup table (10M entries would cost hundreds of MB).
     private const int BankShift = 47;
     private const long EntryMask = (1L << BankShift) - 1;
 
-    private static readonly string[] VariantNames = ["original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1"];
-
-    private const string PdqFile = "pdq.idx";
-
     private readonly List<Bank> _banks;
     private readonly Dictionary<long, int> _slotByBankId;
-    private readonly PdqIndex _pdq;
-    private readonly Dictionary<string, ExactIndex> _exact;
-    private readonly int _maxThreshold;
+    private readonly Dictionary<string, TypeIndex> _indexes;
 
-    /// <summary>Creates an empty matcher over <paramref name="banks"/> (disabled banks are ignored).</summary>
-    public BankMatcher(IEnumerable<Bank> banks)
-        : this(banks, new PdqIndex(), null)
+    /// <summary>Creates an empty matcher over <paramref name="banks"/> (disabled banks are ignored) for the types of <paramref name="registry"/> (default: the current one).</summary>
+    public BankMatcher(IEnumerable<Bank> banks, SignalTypeRegistry? registry = null)
+        : this(banks, (registry ?? SignalTypeRegistry.Current).All.ToDictionary(t => t, t => t.CreateIndex()))
     {
     }
 
-    private BankMatcher(IEnumerable<Bank> banks, PdqIndex pdq, Dictionary<string, ExactIndex>? exact)
+    private BankMatcher(IEnumerable<Bank> banks, Dictionary<ISignalType, ISignalIndex> indexes)
     {
         ArgumentNullException.ThrowIfNull(banks);
-        _pdq = pdq;
         _banks = banks.Where(b => b.Enabled).ToList();
         if (_banks.Count >= 1 << (63 - BankShift))
         {
@@ -79,79 +48,41 @@ public sealed partial class BankMatcher : IDisposable
         }
 
         _slotByBankId = _banks.Select((b, i) => (b.Id, i)).ToDictionary(p => p.Id, p => p.i);
-        _exact = exact ?? SignalTypes.Exact.ToDictionary(t => t.Name, t => new ExactIndex(t.Bytes), StringComparer.Ordinal);
-        _count = _pdq.Count + _exact.Values.Sum(e => (long)e.Count);
-        _maxThreshold = _banks.Count == 0 ? 0 : _banks.Max(b => b.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold);
+        _indexes = new Dictionary<string, TypeIndex>(StringComparer.Ordinal);
+        foreach (var (type, index) in indexes)
+        {
+            var thresholds = _banks.Select(b => b.ThresholdFor(type)).ToArray();
+            _indexes[type.Name] = new TypeIndex(type, index, thresholds, thresholds.Length == 0 ? 0 : thresholds.Max());
+        }
     }
 
-    private long _count;
-
     /// <summary>Entries indexed.</summary>
-    public long Count => Interlocked.Read(ref _count);
+    public long Count => _indexes.Values.Sum(i => i.Index.Count);
 
     /// <summary>The enabled banks this matcher covers.</summary>
     public IReadOnlyList<Bank> Banks => _banks;
 
-    /// <summary>Whether <paramref name="bankId"/> is one of the enabled banks this matcher covers.</summary>
-    public bool Covers(long bankId) => _slotByBankId.ContainsKey(bankId);
+    /// <summary>The signal types this matcher indexes.</summary>
+    public IEnumerable<ISignalType> SignalTypes => _indexes.Values.Select(i => i.Type);
 
-    /// <summary>Adds an entry; entries of unknown banks or signal types are skipped (returns false).</summary>
-    public bool Add(long entryId, long bankId, string signalType, string signal)
-    {
-        if (!TryIndexId(entryId, bankId, out var id))
-        {
-            return false;
-        }
+    /// <summary>True when some enabled bank holds entries of a type computed from videos only (scans then hash videos).</summary>
+    public bool HasVideoSignals => _indexes.Values.Any(i => i.Type.ContentKinds.HasFlag(ContentKinds.Video) && !i.Type.ContentKinds.HasFlag(ContentKinds.Photo) && !i.Type.ContentKinds.HasFlag(ContentKinds.File) && i.Index.Count > 0);
 
-        if (signalType == SignalTypes.Pdq.Name)
-        {
-            if (!PdqHash.TryParse(signal, out var hash, out _))
-            {
-                return false;
-            }
+    /// <summary>True when some enabled bank holds entries of <paramref name="type"/> (so content is worth hashing with it).</summary>
+    public bool HasEntries(ISignalType type) => type is not null && _indexes.TryGetValue(type.Name, out var i) && i.Index.Count > 0;
 
-            _pdq.Add(hash, id);
-        }
-        else if (_exact.TryGetValue(signalType, out var exact))
-        {
-            Span<byte> key = stackalloc byte[32];
-            if (signal.Length > 64 || Convert.FromHexString(signal, key, out _, out var written) != System.Buffers.OperationStatus.Done)
-            {
-                return false;
-            }
-
-            exact.Add(key[..written], id);
-        }
-        else if (!AddVideo(id, signalType, signal))
-        {
-            return false;
-        }
-
-        Interlocked.Increment(ref _count);
-        return true;
-    }
+    /// <summary>Adds an entry; entries of unknown banks or signal types, or that do not parse, are skipped (returns false).</summary>
+    public bool Add(long entryId, long bankId, string signalType, string signal) =>
+        TryIndexId(entryId, bankId, out var id) && signalType is not null && signal is not null
+        && _indexes.TryGetValue(signalType, out var index) && index.Index.Add(id, signal);
 
     /// <summary>
     /// Removes an entry (disabled or deleted); safe while other threads match. Returns false when it was
     /// not indexed.
     /// </summary>
-    public bool Remove(long entryId, long bankId, string signalType)
-    {
-        if (!TryIndexId(entryId, bankId, out var id))
-        {
-            return false;
-        }
-
-        var removed = signalType == SignalTypes.Pdq.Name ? _pdq.Remove(id)
-            : _exact.TryGetValue(signalType, out var exact) ? exact.Remove(id)
-            : RemoveVideo(id, signalType);
-        if (removed)
-        {
-            Interlocked.Decrement(ref _count);
-        }
-
-        return removed;
-    }
+    public bool Remove(long entryId, long bankId, string signalType) =>
+        TryIndexId(entryId, bankId, out var id) && signalType is not null
+        && _indexes.TryGetValue(signalType, out var index) && index.Index.Remove(id);
 
     private bool TryIndexId(long entryId, long bankId, out long id)
     {
@@ -166,8 +97,8 @@ public sealed partial class BankMatcher : IDisposable
     }
 
     /// <summary>
-    /// Every hit of one signal given by value (match by hash, no content): PDQ within each bank's threshold
-    /// (no dihedral variants), exact types by equality. Allow-list hits suppress block-list hits as in
+    /// Every hit of one signal given by value (match by hash, no content): within each bank's threshold (PDQ
+    /// without dihedral variants), exact types by equality. Allow-list hits suppress block-list hits as in
     /// <see cref="Match"/>. Unknown or unindexed types give no hits.
     /// </summary>
     /// <param name="signalType">A signal type name.</param>
@@ -175,25 +106,13 @@ public sealed partial class BankMatcher : IDisposable
     public IReadOnlyList<MatchHit> MatchSignal(string signalType, string normalized)
     {
         var hits = new List<MatchHit>();
-        if (_banks.Count == 0)
+        if (_banks.Count > 0 && signalType is not null && normalized is not null && _indexes.TryGetValue(signalType, out var index)
+            && index.Type.CreateSignal(normalized) is { } query)
         {
-            return hits;
+            Search(index, query, hits, []);
+            SuppressAllowed(hits);
         }
 
-        if (signalType == SignalTypes.Pdq.Name)
-        {
-            if (PdqHash.TryParse(normalized, out var hash, out _))
-            {
-                MatchPdq([hash], PdqSignalType.MinQuality, string.Empty, [], hits);
-            }
-        }
-        else if (_exact.ContainsKey(signalType))
-        {
-            var key = Convert.FromHexString(normalized);
-            MatchExact(signalType, key, normalized, [], hits);
-        }
-
-        SuppressAllowed(hits);
         return hits;
     }
 
@@ -204,36 +123,30 @@ public sealed partial class BankMatcher : IDisposable
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);
-        _pdq.Save(Path.Combine(directory, PdqFile));
-        foreach (var (type, index) in _exact)
+        foreach (var index in _indexes.Values)
         {
-            index.Save(Path.Combine(directory, type + ".idx"));
+            index.Index.Save(SnapshotPath(directory, index.Type));
         }
-
-        SaveVideo(directory);
     }
 
-    /// <summary>Loads indexes written by <see cref="Save"/> (the PDQ index memory-mapped) for the same banks.</summary>
+    /// <summary>Loads indexes written by <see cref="Save"/> (the PDQ index memory-mapped) for the same banks and types.</summary>
     /// <exception cref="InvalidDataException">A snapshot is damaged.</exception>
-    public static BankMatcher Load(string directory, IEnumerable<Bank> banks)
+    /// <exception cref="IOException">A type's snapshot is missing (a type was added since): rebuild.</exception>
+    public static BankMatcher Load(string directory, IEnumerable<Bank> banks, SignalTypeRegistry? registry = null)
     {
-        var pdq = PdqIndex.Load(Path.Combine(directory, PdqFile));
-        var exact = new Dictionary<string, ExactIndex>(StringComparer.Ordinal);
+        var indexes = new Dictionary<ISignalType, ISignalIndex>();
         try
         {
-            foreach (var type in SignalTypes.Exact)
+            foreach (var type in (registry ?? SignalTypeRegistry.Current).All)
             {
-                exact[type.Name] = ExactIndex.Load(Path.Combine(directory, type.Name + ".idx"));
+                indexes[type] = type.LoadIndex(SnapshotPath(directory, type));
             }
 
-            var matcher = new BankMatcher(banks, pdq, exact);
-            matcher.LoadVideo(directory);
-            return matcher;
+            return new BankMatcher(banks, indexes);
         }
         catch
         {
-            pdq.Dispose();
-            foreach (var e in exact.Values)
+            foreach (var e in indexes.Values)
             {
                 e.Dispose();
             }
@@ -242,8 +155,10 @@ public sealed partial class BankMatcher : IDisposable
         }
     }
 
+    private static string SnapshotPath(string directory, ISignalType type) => Path.Combine(directory, type.Name + ".idx");
+
     /// <summary>Every hit of <paramref name="content"/>, block-list hits flagged when an allow-list bank matched too.</summary>
-    public IReadOnlyList<MatchHit> Match(ContentSignals content)
+    public IReadOnlyList<MatchHit> Match(SignalSet content)
     {
         ArgumentNullException.ThrowIfNull(content);
         var hits = new List<MatchHit>();
@@ -252,24 +167,32 @@ public sealed partial class BankMatcher : IDisposable
             return hits;
         }
 
-        var found = new List<PdqMatch>();
-        MatchPdq(content.Pdq, content.PdqQuality, string.Empty, found, hits);
-        MatchPdq(content.Trimmed, content.TrimmedQuality, "trimmed:", found, hits);
-        if (content.Exact is { } exact)
+        var found = new List<IndexHit>();
+        foreach (var signal in content)
         {
-            var ids = new List<long>();
-            MatchExact(SignalTypes.Md5.Name, exact.Md5, exact.Md5Hex, ids, hits);
-            MatchExact(SignalTypes.Sha1.Name, exact.Sha1, exact.Sha1Hex, ids, hits);
-            MatchExact(SignalTypes.Sha256.Name, exact.Sha256, exact.Sha256Hex, ids, hits);
-            if (content.Video is not null)
+            if (_indexes.TryGetValue(signal.Type.Name, out var index) && index.Index.Count > 0 && signal.Quality >= index.Type.MinQuality)
             {
-                MatchExact(SignalTypes.VideoMd5.Name, exact.Md5, exact.Md5Hex, ids, hits);
+                Search(index, signal, hits, found);
             }
         }
 
-        MatchVideo(content.Video, hits);
         SuppressAllowed(hits);
         return hits;
+    }
+
+    // One search per query signal (all its variants at once); the per-bank threshold is one array read per hit.
+    private void Search(TypeIndex index, Signal query, List<MatchHit> hits, List<IndexHit> found)
+    {
+        found.Clear();
+        index.Index.Search(query, index.MaxThreshold, found);
+        foreach (var h in found)
+        {
+            var slot = (int)(h.Id >> BankShift);
+            if (h.Distance <= index.Thresholds[slot])
+            {
+                hits.Add(new MatchHit(index.Type.Name, h.Summary ?? query.ValueAt(h.Variant), _banks[slot], h.Id & EntryMask, h.Distance, query.Prefix + query.VariantName(h.Variant), Suppressed: false, h.Detail as VideoMatch));
+            }
+        }
     }
 
     // The false-positive valve: content an allow-list vouches for is not acted on.
@@ -287,45 +210,14 @@ public sealed partial class BankMatcher : IDisposable
         }
     }
 
-    private void MatchPdq(IReadOnlyList<PdqHash>? variants, int quality, string prefix, List<PdqMatch> found, List<MatchHit> hits)
-    {
-        if (variants is null || variants.Count == 0 || quality < PdqSignalType.MinQuality)
-        {
-            return;
-        }
-
-        found.Clear();
-        var span = variants is PdqHash[] array ? array : variants.ToArray();
-        _pdq.SearchDihedral(span, _maxThreshold, found);
-        foreach (var m in found)
-        {
-            var bank = _banks[(int)(m.Id >> BankShift)];
-            if (m.Distance <= (bank.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold))
-            {
-                hits.Add(new MatchHit(SignalTypes.Pdq.Name, span[m.Variant].ToString(), bank, m.Id & EntryMask, m.Distance, prefix + VariantNames[Math.Min(m.Variant, 7)], Suppressed: false));
-            }
-        }
-    }
-
-    private void MatchExact(string type, byte[] key, string hex, List<long> ids, List<MatchHit> hits)
-    {
-        ids.Clear();
-        _exact[type].Lookup(key, ids);
-        foreach (var id in ids)
-        {
-            hits.Add(new MatchHit(type, hex, _banks[(int)(id >> BankShift)], id & EntryMask, 0, "original", Suppressed: false));
-        }
-    }
-
     /// <inheritdoc />
     public void Dispose()
     {
-        _pdq.Dispose();
-        _video.Dispose();
-        _videoLock.Dispose();
-        foreach (var index in _exact.Values)
+        foreach (var index in _indexes.Values)
         {
-            index.Dispose();
+            index.Index.Dispose();
         }
     }
+
+    private sealed record TypeIndex(ISignalType Type, ISignalIndex Index, int[] Thresholds, int MaxThreshold);
 }

@@ -23,7 +23,24 @@ public enum BankKind
 /// <param name="PdqThreshold">Per-bank PDQ distance threshold; null means the signal type's default (31).</param>
 /// <param name="Description">Free text.</param>
 /// <param name="CreatedAt">Creation time (UTC).</param>
-public sealed record Bank(long Id, string Name, BankKind Kind, bool Enabled, int? PdqThreshold, string? Description, DateTimeOffset CreatedAt);
+/// <param name="Thresholds">Per signal type thresholds (type name → maximum distance); types not named use their default.</param>
+public sealed record Bank(long Id, string Name, BankKind Kind, bool Enabled, int? PdqThreshold, string? Description, DateTimeOffset CreatedAt, IReadOnlyDictionary<string, int>? Thresholds = null)
+{
+    /// <summary>
+    /// This bank's threshold for <paramref name="type"/>: its own setting, else the type's default. The stored
+    /// PDQ column is the PDQ entry of that map (storage keeps one column until it keeps the map).
+    /// </summary>
+    public int ThresholdFor(Signals.ISignalType type)
+    {
+        ArgumentNullException.ThrowIfNull(type);
+        if (Thresholds is not null && Thresholds.TryGetValue(type.Name, out var t))
+        {
+            return t;
+        }
+
+        return PdqThreshold is { } pdq && type is Signals.PdqSignalType ? pdq : type.DefaultThreshold;
+    }
+}
 
 /// <summary>One signal in a bank.</summary>
 /// <param name="Id">Storage id (what matches report).</param>

@@ -1,5 +1,7 @@
 using Warden.Core.Hashing.Pdq;
+using Warden.Core.Hashing.Video;
 using Warden.Core.Imaging;
+using Warden.Core.Signals;
 
 namespace Warden.Core.Hashing;
 
@@ -8,14 +10,53 @@ namespace Warden.Core.Hashing;
 /// <param name="Length">Size in bytes.</param>
 /// <param name="Image">PDQ and image facts, or null when the content could not be decoded as an image.</param>
 /// <param name="Error">Why <paramref name="Image"/> is null.</param>
-public sealed record ContentHashes(ExactHashes Exact, long Length, PdqImageResult? Image, ImageDecodeException? Error);
+/// <param name="Extra">Signals of plug-in signal types (<see cref="SignalTypeRegistry.Hashers"/>), or null.</param>
+public sealed record ContentHashes(ExactHashes Exact, long Length, PdqImageResult? Image, ImageDecodeException? Error, IReadOnlyList<Signal>? Extra = null)
+{
+    /// <summary>
+    /// The content's signals, in match order: PDQ (dihedral variants if computed), PDQ of the border-trimmed
+    /// image, the digests, a video's signals, then plug-ins'.
+    /// </summary>
+    /// <param name="video">The video signals when the content is a video.</param>
+    public SignalSet ToSignals(VideoHashes? video = null)
+    {
+        var set = new SignalSet();
+        if (Image is { } image)
+        {
+            set.Add(new PdqSignal(SignalTypes.Pdq, Variants(image.Pdq), image.Pdq.Quality));
+            if (image.Trimmed is { } trimmed)
+            {
+                set.Add(new PdqSignal(SignalTypes.Pdq, Variants(trimmed), trimmed.Quality, "trimmed:"));
+            }
+        }
+
+        var md5 = Exact.Md5Hex;
+        set.Add(new ExactSignal(SignalTypes.Md5, Exact.Md5, md5));
+        set.Add(new ExactSignal(SignalTypes.Sha1, Exact.Sha1, Exact.Sha1Hex));
+        set.Add(new ExactSignal(SignalTypes.Sha256, Exact.Sha256, Exact.Sha256Hex));
+        if (video is not null)
+        {
+            set.Add(new ExactSignal(SignalTypes.VideoMd5, Exact.Md5, md5));
+            set.Add(video.Vpdq is { } vpdq ? new VpdqSignal(SignalTypes.Vpdq, vpdq) : null);
+            set.Add(video.Tmk is { } tmk ? new TmkSignal(SignalTypes.TmkPdqf, tmk) : null);
+        }
+
+        return set.AddRange(Extra);
+    }
+
+    private static PdqHash[] Variants(PdqResult pdq) => pdq.Dihedral is { } d ? d as PdqHash[] ?? [.. d] : [pdq.Hash];
+}
 
 /// <summary>
 /// Reads content once: every chunk feeds MD5/SHA-1/SHA-256 and is kept for the image decoder, so a file is
 /// never read twice. Not thread-safe: one per thread (it reuses PDQ buffers).
 /// </summary>
-public sealed class ContentHasher(PdqResize resize = PdqResize.Fast, ImageLimits? limits = null) : IDisposable
+/// <param name="resize">How images are brought to PDQ's working size.</param>
+/// <param name="limits">Image limits.</param>
+/// <param name="registry">Whose plug-in hashers run too (default: the current registry).</param>
+public sealed class ContentHasher(PdqResize resize = PdqResize.Fast, ImageLimits? limits = null, SignalTypeRegistry? registry = null) : IDisposable
 {
+    private readonly IReadOnlyList<(ISignalType Type, ISignalHasher Hasher)> _plugins = (registry ?? SignalTypeRegistry.Current).Hashers;
     private readonly ImageLimits _limits = limits ?? ImageLimits.Default;
     private readonly ExactHasher _exact = new();
     private readonly PdqImageHasher _pdq = new(resize, limits);
@@ -37,14 +78,32 @@ public sealed class ContentHasher(PdqResize resize = PdqResize.Fast, ImageLimits
                 ImageDecodeError.TooManyBytes, $"The file has {length} bytes; the image limit is {_limits.MaxBytes}."));
         }
 
+        ContentHashes hashes;
         try
         {
-            return new ContentHashes(exact, length, _pdq.Hash(bytes, dihedral), null);
+            hashes = new ContentHashes(exact, length, _pdq.Hash(bytes, dihedral), null);
         }
         catch (ImageDecodeException ex)
         {
-            return new ContentHashes(exact, length, null, ex);
+            hashes = new ContentHashes(exact, length, null, ex);
         }
+
+        return _plugins.Count == 0 ? hashes : hashes with { Extra = HashPlugins(new ContentView(bytes, hashes.Image is null ? ContentKinds.File : ContentKinds.Photo)) };
+    }
+
+    // Plug-in types computed from the same in-memory bytes (the file is still read once).
+    private List<Signal> HashPlugins(ContentView view)
+    {
+        var signals = new List<Signal>();
+        foreach (var (_, hasher) in _plugins)
+        {
+            if ((hasher.Kinds & (view.Kind | ContentKinds.File)) != 0 && hasher.Hash(view) is { } signal)
+            {
+                signals.Add(signal);
+            }
+        }
+
+        return signals;
     }
 
     /// <inheritdoc />

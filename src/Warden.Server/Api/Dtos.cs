@@ -1,6 +1,7 @@
 using Warden.Core.Banks;
 using Warden.Core.Hashing;
 using Warden.Core.Hashing.Pdq;
+using Warden.Core.Signals;
 
 namespace Warden.Server.Api;
 
@@ -37,13 +38,16 @@ public sealed record WarningDto(string Stage, string Code, string Message);
 /// <param name="ContentKind"><c>image</c>, <c>video</c>, or <c>other</c> for content that is neither (only the digests are computed).</param>
 /// <param name="Video">For videos: stream facts, the vPDQ hash and (on request) TMK+PDQF.</param>
 /// <param name="Warnings">What could not be read (see <see cref="WarningDto"/>); empty when everything was.</param>
-public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha256, PdqDto? Pdq, ImageDto? Image, string ContentKind, VideoDto? Video = null, IReadOnlyList<WarningDto>? Warnings = null)
+/// <param name="Signals">Every other signal type the content has (plug-in types), type name → value; null when none.</param>
+public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha256, PdqDto? Pdq, ImageDto? Image, string ContentKind, VideoDto? Video = null, IReadOnlyList<WarningDto>? Warnings = null, IReadOnlyDictionary<string, string>? Signals = null)
 {
-    private static readonly string[] VariantNames = ["original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1"];
+    // The types with a field of their own above; every other type of the content is listed in Signals.
+    private static readonly HashSet<string> OwnFields = new(
+        [SignalTypes.Md5.Name, SignalTypes.Sha1.Name, SignalTypes.Sha256.Name, SignalTypes.Pdq.Name, SignalTypes.Vpdq.Name, SignalTypes.TmkPdqf.Name, SignalTypes.VideoMd5.Name], StringComparer.Ordinal);
 
-    internal static SignalsDto From(ContentHashes hashes, Warden.Core.Hashing.Video.VideoHashes? video, bool includeTmk, IReadOnlyList<WarningDto>? warnings = null)
+    internal static SignalsDto From(ContentHashes hashes, Warden.Core.Hashing.Video.VideoHashes? video, bool includeTmk, IReadOnlyList<WarningDto>? warnings = null, SignalSet? signals = null)
     {
-        var dto = From(hashes) with { Warnings = warnings ?? [] };
+        var dto = From(hashes) with { Warnings = warnings ?? [], Signals = Others(signals ?? hashes.ToSignals(video)) };
         if (video is null)
         {
             return dto;
@@ -75,7 +79,21 @@ public sealed record SignalsDto(long Length, string Md5, string Sha1, string Sha
     private static PdqDto ToPdq(PdqResult r) => new(
         r.Hash.ToString(),
         r.Quality,
-        r.Dihedral is { } d ? d.Select((h, i) => (VariantNames[i], h.ToString())).ToDictionary(p => p.Item1, p => p.Item2) : null);
+        r.Dihedral is { } d ? d.Select((h, i) => (VariantNames.Name(i), h.ToString())).ToDictionary(p => p.Item1, p => p.Item2) : null);
+
+    private static Dictionary<string, string>? Others(SignalSet signals)
+    {
+        Dictionary<string, string>? others = null;
+        foreach (var s in signals)
+        {
+            if (s.Prefix.Length == 0 && s.Type.InSummaries && !OwnFields.Contains(s.Type.Name))
+            {
+                (others ??= new(StringComparer.Ordinal))[s.Type.Name] = s.Value;
+            }
+        }
+
+        return others;
+    }
 }
 
 /// <summary>Facts and signals of a video upload.</summary>

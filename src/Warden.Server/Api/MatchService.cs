@@ -53,7 +53,7 @@ public sealed partial class MatchService : IDisposable
         _videos = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentVideos));
         _options = options;
         var limits = options.ImageLimits;
-        _hashers = new DefaultObjectPool<ContentHasher>(new HasherPolicy(limits), Math.Max(4, options.MaxConcurrentHashing));
+        _hashers = new DefaultObjectPool<ContentHasher>(new HasherPolicy(limits, options.SignalTypes), Math.Max(4, options.MaxConcurrentHashing));
     }
 
     /// <summary>
@@ -130,7 +130,7 @@ public sealed partial class MatchService : IDisposable
 
         var options = new VideoHashOptions(
             new VpdqOptions(1, string.Equals(_options.VideoMode, "fast", StringComparison.OrdinalIgnoreCase) ? VideoHashMode.Fast : VideoHashMode.Exact),
-            tmk || (_index.Current?.Matcher.HasTmk ?? false),
+            tmk || (_index.Current?.Matcher.HasEntries(SignalTypes.TmkPdqf) ?? false),
             VideoLimits.Default with { MaxDurationSeconds = _options.MaxVideoSeconds });
         await _videos.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -172,12 +172,7 @@ public sealed partial class MatchService : IDisposable
     {
         var state = RequireIndex();
         Metrics.Lookups.WithLabels("content").Inc();
-        var signals = ContentSignals.From(hashes);
-        if (video is not null)
-        {
-            signals = signals with { Video = new VideoSignals(video.Vpdq, video.Tmk) };
-        }
-
+        var signals = hashes.ToSignals(video);
         var hits = state.Matcher.Match(signals).ToList();
         var all = new List<WarningDto>(warnings ?? ImageWarnings(hashes, video is not null));
         System.Text.Json.JsonElement? provenance = null;
@@ -194,7 +189,7 @@ public sealed partial class MatchService : IDisposable
         }
 
         var hashWarnings = all.Where(w => w.Stage != "provenance").ToList();
-        return Act(SignalsDto.From(hashes, video, includeTmk, hashWarnings), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance, Warnings = all };
+        return Act(SignalsDto.From(hashes, video, includeTmk, hashWarnings, signals), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance, Warnings = all };
     }
 
     /// <summary>
@@ -383,9 +378,9 @@ public sealed partial class MatchService : IDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "The provenance reader failed unexpectedly; the match went on without provenance")]
     private static partial void LogProvenanceFailure(ILogger logger, Exception exception);
 
-    private sealed class HasherPolicy(ImageLimits limits) : PooledObjectPolicy<ContentHasher>
+    private sealed class HasherPolicy(ImageLimits limits, SignalTypeRegistry registry) : PooledObjectPolicy<ContentHasher>
     {
-        public override ContentHasher Create() => new(PdqResize.Fast, limits);
+        public override ContentHasher Create() => new(PdqResize.Fast, limits, registry);
 
         public override bool Return(ContentHasher obj) => true;
     }

@@ -87,7 +87,7 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
                 return false;
             }
 
-            var matcher = BankMatcher.Load(dir, banks);
+            var matcher = BankMatcher.Load(dir, banks, options.SignalTypes);
             _state = new IndexState(matcher, banks.ToDictionary(b => b.Id), time.GetUtcNow());
             Interlocked.Exchange(ref _seq, seq);
             LogSnapshot(logger, matcher.Count, seq);
@@ -148,10 +148,10 @@ public sealed partial class LiveIndex(BankStore store, ServerStore server, Serve
         try
         {
             seq = store.ReadIndex(
-                e => (matcher ??= new BankMatcher(banks)).Add(e.Id, e.BankId, e.SignalType, e.Signal),
+                e => (matcher ??= new BankMatcher(banks, options.SignalTypes)).Add(e.Id, e.BankId, e.SignalType, e.Signal),
                 includeDisabledBanks: false,
                 bank: banks.Add);
-            matcher ??= new BankMatcher(banks);
+            matcher ??= new BankMatcher(banks, options.SignalTypes);
         }
         catch
         {

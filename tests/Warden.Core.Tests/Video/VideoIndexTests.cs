@@ -1,4 +1,5 @@
 using Warden.Core.Banks;
+using Warden.Core.Signals;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Hashing.Video;
 using Warden.Core.Matching;
@@ -82,7 +83,7 @@ public sealed class VideoIndexTests
 
         void Check(BankMatcher m)
         {
-            var signals = new ContentSignals(null, 0, null, Video: new VideoSignals(query, TmkFeatures.FromBytes(File.ReadAllBytes(VideoTestData.Path("expected", "tmk", "testsrc2-trim3s.mp4.tmk")))));
+            var signals = new SignalSet().Add(new VpdqSignal(SignalTypes.Vpdq, query)).Add(new TmkSignal(SignalTypes.TmkPdqf, TmkFeatures.FromBytes(File.ReadAllBytes(VideoTestData.Path("expected", "tmk", "testsrc2-trim3s.mp4.tmk")))));
             var hits = m.Match(signals);
             var v = Assert.Single(hits, h => h.SignalType == "vpdq");
             Assert.Equal(10, v.EntryId);

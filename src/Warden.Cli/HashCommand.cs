@@ -241,6 +241,7 @@ internal static class HashCommand
                 }
 
                 json.WriteNumber("seconds", Math.Round(v.Elapsed.TotalSeconds, 3));
+                WritePlugins(json, h);
             });
         }
 
@@ -282,7 +283,26 @@ internal static class HashCommand
 
                     json.WriteEndObject();
                 }
+
+                WritePlugins(json, h);
             });
+        }
+
+        // Plug-in signal types (SignalTypeRegistry), each under its own name: the built-ins have fields above.
+        private static void WritePlugins(System.Text.Json.Utf8JsonWriter json, ContentHashes h)
+        {
+            if (h.Extra is not { Count: > 0 } extra)
+            {
+                return;
+            }
+
+            json.WriteStartObject("signals");
+            foreach (var s in extra)
+            {
+                json.WriteString(s.Type.Name, s.Value);
+            }
+
+            json.WriteEndObject();
         }
     }
 }

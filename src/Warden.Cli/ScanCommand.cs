@@ -3,10 +3,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Warden.Core.Banks;
-using Warden.Core.Signals;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Imaging;
 using Warden.Core.Matching;
+using Warden.Core.Signals;
 using Warden.Storage;
 
 namespace Warden.Cli;

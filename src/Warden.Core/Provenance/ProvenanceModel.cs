@@ -254,7 +254,7 @@ public sealed class ProvenanceReport
     /// <summary>Decoded invisible watermarks.</summary>
     public List<WatermarkResult> Watermarks { get; } = [];
 
-    /// <summary>Model references found in banks (filled by <see cref="ModelLinker"/>).</summary>
+    /// <summary>Model references found in banks (filled by Banks.ModelLinker).</summary>
     public List<ModelMatch> ModelMatches { get; } = [];
 
     /// <summary>The overall reading.</summary>

@@ -1,8 +1,8 @@
 using Warden.Core.Banks;
-using Warden.Core.Signals;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Hashing.Video;
 using Warden.Core.Matching;
+using Warden.Core.Signals;
 
 namespace Warden.Core.Tests.Video;
 

@@ -87,7 +87,7 @@ public sealed class ExactSignal(ISignalType type, byte[] key, string hex) : Sign
 internal sealed class ExactSignalIndex(ExactIndex index) : ISignalIndex
 {
     [ThreadStatic]
-    private static List<long>? t_ids;
+    private static List<long>? _threadIds;
 
     public long Count => index.Count;
 
@@ -107,7 +107,7 @@ internal sealed class ExactSignalIndex(ExactIndex index) : ISignalIndex
 
     public void Search(Signal query, int maxDistance, List<IndexHit> hits)
     {
-        var ids = t_ids ??= [];
+        var ids = _threadIds ??= [];
         ids.Clear();
         if (query is ExactSignal exact)
         {

@@ -77,7 +77,7 @@ public sealed class PdqSignal(ISignalType type, PdqHash[] hashes, int quality, s
 internal sealed class PdqSignalIndex(PdqIndex index) : ISignalIndex
 {
     [ThreadStatic]
-    private static List<PdqMatch>? t_found;
+    private static List<PdqMatch>? _threadFound;
 
     public long Count => index.Count;
 
@@ -115,7 +115,7 @@ internal sealed class PdqSignalIndex(PdqIndex index) : ISignalIndex
             return;
         }
 
-        var found = t_found ??= [];
+        var found = _threadFound ??= [];
         found.Clear();
         index.SearchDihedral(variants, maxDistance, found);
         foreach (var m in found)

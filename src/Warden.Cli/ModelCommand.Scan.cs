@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Warden.Core.Banks;
 using Warden.Core.ModelFiles;
+using Warden.Core.Signals;
 using Warden.Storage;
 
 namespace Warden.Cli;
@@ -100,9 +101,9 @@ internal static partial class ModelCommand
     private static List<ExactHit> Exact(BankStore store, BankMatcher matcher, ModelFingerprint fp, ModelDocument doc)
     {
         var hits = new List<(ModelSignal Signal, MatchHit Hit)>();
-        foreach (var s in ModelSignals.Identity(fp).Concat(ModelSignals.Lineage(doc)))
+        foreach (var (s, signal) in ModelFileSignals.Adapt(ModelSignals.Identity(fp).Concat(ModelSignals.Lineage(doc))))
         {
-            foreach (var h in matcher.MatchSignal(s.Type, s.Value))
+            foreach (var h in matcher.MatchSignal(signal.Type.Name, signal.Value))
             {
                 hits.Add((s, h));
             }

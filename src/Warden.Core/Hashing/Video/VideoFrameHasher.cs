@@ -19,9 +19,6 @@ public sealed class VideoFrameHasher
     private float[] _tile = [];
     private float[] _tileOut = [];
 
-    /// <summary>The 16x16 DCT output of the last <see cref="Hash"/> or <see cref="Features"/> call (PDQF).</summary>
-    public ReadOnlySpan<float> LastDct => _buffer16x16;
-
     /// <summary>Hashes a packed RGB24 frame (<paramref name="width"/> x 3 bytes per row).</summary>
     public PdqResult Hash(ReadOnlySpan<byte> rgb, int width, int height)
     {

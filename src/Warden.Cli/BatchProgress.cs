@@ -128,12 +128,15 @@ internal sealed class BatchProgress : IDisposable
         else
         {
             // Remaining work at the rate so far; a file in flight is remaining work, so this is never 0 early.
-            var remaining = seconds * (1 - fraction) / fraction;
+            // When every byte is done but (empty) files remain, the files' own rate says how long they take.
+            var remaining = fraction < 1 ? seconds * (1 - fraction) / fraction : seconds * (_files - doneFiles) / Math.Max(1, doneFiles);
             eta = remaining > 359_999 ? "99:59:59+" : Clock(remaining);
         }
 
+        // Rounded down, and never 100 % while a file is in flight; elapsed is rounded down too (the ETA up).
+        var percent = doneFiles >= _files ? 100 : (int)Math.Min(99, _totalBytes > 0 ? Math.Min(doneBytes, _totalBytes) * 100 / _totalBytes : doneFiles * 100L / Math.Max(1, _files));
         var text = string.Create(CultureInfo.InvariantCulture,
-            $"{_label}: {doneFiles}/{_files} done, {fraction * 100:F0}%, {doneFiles / seconds:F1} files/s, {doneBytes / 1e6 / seconds:F1} MB/s, ETA {eta}, {Clock(seconds)} elapsed");
+            $"{_label}: {doneFiles}/{_files} done, {percent}%, {doneFiles / seconds:F1} files/s, {doneBytes / 1e6 / seconds:F1} MB/s, ETA {eta}, {Clock(Math.Floor(now.TotalSeconds))} elapsed");
         if (Detail is { } detail)
         {
             text += " (" + detail + ")";
@@ -142,7 +145,7 @@ internal sealed class BatchProgress : IDisposable
         if (bar)
         {
             const int width = 20;
-            var filled = (int)Math.Round(fraction * width);
+            var filled = doneFiles >= _files ? width : Math.Min(width - 1, (int)Math.Round(fraction * width));
             text = "[" + new string('#', filled) + new string('-', width - filled) + "] " + text;
         }
 

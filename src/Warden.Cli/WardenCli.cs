@@ -55,6 +55,12 @@ public static class WardenCli
             error.WriteLine($"warden: {ex.Message.Split(" (Parameter", 2)[0]}");
             return UsageError;
         }
+        catch (HttpRequestException ex)
+        {
+            // A client command (seed-demo, …) whose server is down or not yet listening: one line, not a trace.
+            error.WriteLine($"warden: cannot reach the server ({ex.Message}); is 'warden serve' running and ready (GET /readyz)?");
+            return SomeFailed;
+        }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             error.WriteLine($"warden: internal error ({ex.GetType().Name}): {ex.Message}");

@@ -118,12 +118,14 @@ public static class WardenServer
 
         services.AddOpenApi("v1", o =>
         {
+            OpenApiDocs.Configure(o);
             o.AddDocumentTransformer((document, _, _) =>
             {
                 document.Info = new OpenApiInfo
                 {
                     Title = "Warden API",
                     Version = "v1",
+                    License = new OpenApiLicense { Name = "MIT", Identifier = "MIT" },
                     Description = "Hash, match and act on uploads for child-safety work. Every endpoint but health needs an API key: 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'. Errors are application/problem+json with a stable 'code'. See docs/api.md.",
                 };
                 document.Components ??= new OpenApiComponents();
@@ -167,7 +169,15 @@ public static class WardenServer
         app.UseAuthorization();
 
         var docs = app.MapOpenApi("/openapi/{documentName}.json");
-        var reference = app.MapScalarApiReference("/docs", o => o.WithTitle("Warden API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        // Offline and quiet: the page is served with its script bundled, no web fonts, no telemetry, and none of
+        // the vendor's AI, MCP or developer-tools (share/deploy) buttons.
+        var reference = app.MapScalarApiReference("/docs", o =>
+        {
+            o.WithTitle("Warden API").WithOpenApiRoutePattern("/openapi/{documentName}.json").DisableDefaultFonts().DisableAgent().DisableMcp();
+            o.ShowDeveloperTools = DeveloperToolsVisibility.Never;
+            o.Telemetry = false;
+            o.HideClientButton = true;
+        });
         if (!options.PublicDocs)
         {
             docs.RequireAuthorization(Roles.Administer);

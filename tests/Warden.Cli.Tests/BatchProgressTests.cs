@@ -59,7 +59,7 @@ public sealed partial class BatchProgressTests
             Assert.True(m.Success, progress.Line(clock.Now, bar: false));
             Assert.NotEqual("0:00:00", m.Groups[2].Value);
             Assert.InRange(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 0, 100);
-            Assert.Equal(Math.Round(100.0 * done / sizes.Sum()), int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(Math.Min(99, done * 100 / sizes.Sum()), int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)); // rounded down: a file is in flight
         }
     }
 
@@ -143,5 +143,52 @@ public sealed partial class BatchProgressTests
         progress.FileDone(0);
         clock.Now = TimeSpan.FromSeconds(2);
         Assert.Contains("hashing 4 files: 1/4 done, 25%", progress.Line(clock.Now, bar: false), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Any batch (1–40 files of 0 B–4 GB), any subset finished in any order, at any time: while a file is in
+    /// flight the ETA is never zero and the share never reads 100 %; the share counts bytes when there are any;
+    /// elapsed never runs ahead of the clock; the label stays present tense.
+    /// </summary>
+    [FsCheck.Xunit.Property(MaxTest = 500)]
+    public void Eta_share_and_elapsed_are_honest_for_any_batch(FsCheck.NonEmptyArray<uint> sizes, int seed, FsCheck.PositiveInt millis)
+    {
+        ArgumentNullException.ThrowIfNull(sizes);
+        var files = sizes.Get.Take(40).Select(s => (long)s).ToArray();
+        var total = files.Sum();
+        var random = new Random(seed);
+        var done = random.Next(files.Length + 1);
+        var (progress, _, clock) = Make(files.Length, total, terminal: false);
+        long doneBytes = 0;
+        foreach (var i in Enumerable.Range(0, files.Length).OrderBy(_ => random.Next()).Take(done))
+        {
+            progress.FileDone(files[i]);
+            doneBytes += files[i];
+        }
+
+        clock.Now = TimeSpan.FromMilliseconds(millis.Get % 100_000_000);
+        var line = progress.Line(clock.Now, bar: random.Next(2) == 0);
+        var match = Shape().Match(line);
+        Assert.True(match.Success, line);
+        var eta = match.Groups[2].Value.TrimEnd(',');
+        var percent = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Regex.IsMatch(line, $@"^(\[[#-]{{20}}\] )?hashing {files.Length} files"), line);
+        var elapsed = Regex.Match(line, @"(\d+):(\d\d):(\d\d) elapsed");
+        var shown = (int.Parse(elapsed.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) * 3600) + (int.Parse(elapsed.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) * 60) + int.Parse(elapsed.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(elapsed.Success && shown <= clock.Now.TotalSeconds, line);
+        if (done < files.Length)
+        {
+            Assert.True(eta != "0:00:00", line);
+            Assert.InRange(percent, 0, 99);
+            if (total > 0)
+            {
+                Assert.Equal((int)Math.Min(99, doneBytes * 100 / total), percent);
+            }
+        }
+        else
+        {
+            Assert.Equal(100, percent);
+            Assert.True(eta == "0:00:00", line);
+        }
     }
 }

@@ -27,12 +27,12 @@ internal static class HmaEndpoints
     {
         var hasher = app.MapGroup("/h").RequireAuthorization(Roles.Submit).WithTags("HMA compatibility");
         hasher.MapGet("/hash", HashUrlAsync).WithSummary("HMA: hash content at a URL (only hosts in AllowedFetchHosts)");
-        hasher.MapPost("/hash", HashUploadAsync).WithSummary("HMA: hash an upload (multipart; the field is the content type, e.g. photo=@x.jpg)");
+        hasher.MapPost("/hash", HashUploadAsync).AcceptsUpload(field: "photo").WithSummary("HMA: hash an upload (multipart; the field is the content type, e.g. photo=@x.jpg)");
 
         var matcher = app.MapGroup("/m").RequireAuthorization(Roles.Submit).WithTags("HMA compatibility");
-        matcher.MapGet("/raw_lookup", RawLookup).WithSummary("HMA: entry ids matching a signal");
+        matcher.MapGet("/raw_lookup", RawLookup).RequiresQuery("signal", "signal_type").WithSummary("HMA: entry ids matching a signal");
         matcher.MapGet("/lookup", LookupAsync).WithSummary("HMA: matches of a signal (or of content at url=) by bank");
-        matcher.MapPost("/lookup", LookupUploadAsync).WithSummary("HMA: matches of an upload by signal type and bank");
+        matcher.MapPost("/lookup", LookupUploadAsync).AcceptsUpload(field: "photo").WithSummary("HMA: matches of an upload by signal type and bank");
         matcher.MapPost("/compare", Compare).WithSummary("HMA: compare pairs of hashes");
         matcher.MapGet("/index/status", IndexStatus).WithSummary("HMA: index status");
 
@@ -42,7 +42,7 @@ internal static class HmaEndpoints
         curator.MapGet("/bank/{name}", (string name, BankStore s) => HmaBank(s.GetBank(name) ?? throw ApiException.NotFound($"No bank named '{name}'."))).WithSummary("HMA: get a bank");
         curator.MapPut("/bank/{name}", UpdateBank).WithSummary("HMA: update a bank");
         curator.MapPost("/bank/{name}/signal", AddSignal).WithSummary("HMA: add a signal to a bank");
-        curator.MapPost("/bank/{name}/content", AddContentAsync).WithSummary("HMA: hash an upload and add its signals to a bank");
+        curator.MapPost("/bank/{name}/content", AddContentAsync).AcceptsUpload(field: "photo").WithSummary("HMA: hash an upload and add its signals to a bank");
         curator.MapGet("/signal_type", () => SignalTypes.All.Select(t => new { name = t.Name, enabled_ratio = 1.0 })).WithSummary("HMA: signal types");
         curator.MapGet("/content_type", () => new[] { new { name = "photo", enabled = true } }).WithSummary("HMA: content types");
 

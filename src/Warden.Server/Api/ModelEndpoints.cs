@@ -51,6 +51,7 @@ internal static class ModelEndpoints
         app.MapPost("/v1/models/scan", ScanUploadAsync)
             .RequireAuthorization(Roles.Submit).WithTags("Models")
             .WithSummary("Scan an uploaded model file")
+            .AcceptsUpload(multipart: false)
             .WithDescription("The body is the file (safetensors, PyTorch .ckpt/.pt/.bin, legacy torch, pickle, GGUF). It is held in memory only (an in-memory file) up to Warden:MaxModelUploadBytes. Pickles are interpreted without executing anything; a dangerous verdict is reported, never run. Identity signals (SHA-256, Civitai AutoV1/V2/V3, BLAKE3, MFv1 model and component IDs with fp16/bf16 cast paths) and lineage pointers are matched against the banks.");
         app.MapPost("/v1/models/scan-path", ScanPathAsync)
             .RequireAuthorization(Roles.Administer).WithTags("Models")

@@ -28,16 +28,20 @@ internal static partial class V1Endpoints
         submit.MapPost("/hash", HashAsync)
             .WithSummary("Hash an upload")
             .WithDescription("Send the content as the raw body (any content type but forms) or as a file in multipart/form-data. Returns MD5, SHA-1, SHA-256 and, for images, PDQ with its quality (dihedral variants with dihedral=true). The content is held in memory only.")
+            .AcceptsUpload()
             .Produces<SignalsDto>();
         submit.MapPost("/match", MatchUploadAsync)
             .WithSummary("Hash an upload and match it")
             .WithDescription("Hashes the content as /v1/hash does and matches every signal against the enabled banks (PDQ with the dihedral variants and the border-trimmed image). Hits on block-list banks are recorded and set off the bank's action; allow-list hits suppress them.")
+            .AcceptsUpload()
             .Produces<MatchResponse>();
         submit.MapPost("/provenance", ProvenanceAsync)
             .WithSummary("Read an upload's AI provenance")
-            .WithDescription("Generator metadata (A1111, ComfyUI, InvokeAI, NovelAI, …) with the models named and their hashes looked up in the banks, C2PA manifests (verified), IPTC digital source type and weak hints, with a verdict. Metadata is a claim: absence proves nothing. Prompts appear only as SHA-256. Schema: docs/provenance.md.");
+            .WithDescription("Generator metadata (A1111, ComfyUI, InvokeAI, NovelAI, …) with the models named and their hashes looked up in the banks, C2PA manifests (verified), IPTC digital source type and weak hints, with a verdict. Metadata is a claim: absence proves nothing. Prompts appear only as SHA-256. Schema: docs/provenance.md.")
+            .AcceptsUpload();
         submit.MapGet("/match", MatchSignal)
             .WithSummary("Match one signal given by value")
+            .RequiresQuery("signal_type", "signal")
             .Produces<MatchResponse>();
 
         var curate = v1.MapGroup(string.Empty).RequireAuthorization(Roles.Curate).WithTags("Banks");
@@ -50,6 +54,7 @@ internal static partial class V1Endpoints
         curate.MapPost("/banks/{name}/import", ImportAsync)
             .WithSummary("Bulk import a hash list (streamed)")
             .WithDescription("The body is a list file in one of the formats of 'warden bank import': csv, jsonl, plain or ncmec (format=…, detected when absent). Streamed: any size, bounded memory. on_error=skip skips bad records and reports them; abort (default) stops at the first, keeping what was imported before it.")
+            .AcceptsList()
             .Produces<ImportResponse>();
         curate.MapGet("/banks/{name}/export", Export).WithSummary("Export a bank as a list file (csv or jsonl)");
         curate.MapGet("/entries/{id:long}", GetEntry).WithSummary("Get an entry").Produces<EntryDto>();

@@ -9,6 +9,12 @@ internal static class BackfillCommand
 {
     public const string NatsEnvironmentVariable = "WARDEN_NATS";
 
+    private static Option<string> Queue() => new("--queue")
+    {
+        Description = "The queue's name: its JetStream stream (several backfills may run side by side). Default WARDEN_BACKFILL.",
+        DefaultValueFactory = _ => NatsWorkQueue.DefaultQueue,
+    };
+
     private static Option<string> Nats() => new("--nats")
     {
         Description = $"The NATS server (JetStream on). Default: ${NatsEnvironmentVariable}, else nats://127.0.0.1:4222.",
@@ -21,11 +27,12 @@ internal static class BackfillCommand
         var list = new Option<string?>("--list") { Description = "A file with one source per line ('-': standard input)." };
         var uploader = new Option<string?>("--uploader") { Description = "The uploader to attribute the content to (cases are per uploader)." };
         var nats = Nats();
+        var queueName = Queue();
         var command = new Command("backfill", "Queue stored content for matching by 'warden worker' processes (any number, on any machines) through NATS JetStream.\n" +
             "Each item is processed once even when workers die or the broker restarts; 'backfill status' shows progress, rate and ETA.\n\n" +
             "Examples:\n  warden backfill /srv/uploads/2024\n  warden backfill --list urls.txt\n  warden backfill s3://media/uploads/2024/\n  warden backfill status --watch")
         {
-            sources, list, uploader, nats, Status(output, error), Switch("pause", true, output, error), Switch("resume", false, output, error), Dead(output, error),
+            sources, list, uploader, nats, queueName, Status(output, error), Switch("pause", true, output, error), Switch("resume", false, output, error), Dead(output, error),
         };
         command.SetAction(async (p, ct) =>
         {
@@ -42,7 +49,7 @@ internal static class BackfillCommand
                 return WardenCli.UsageError;
             }
 
-            return await WithQueueAsync(p.GetRequiredValue(nats), "warden-backfill", error, async queue =>
+            return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-backfill", error, async queue =>
             {
                 long queued = 0, missing = 0;
                 foreach (var source in Expand(all, error, () => missing++, ct))
@@ -65,6 +72,7 @@ internal static class BackfillCommand
     public static Command Worker(TextWriter output, TextWriter error)
     {
         var nats = Nats();
+        var queueName = Queue();
         var db = CommonOptions.Db();
         var name = new Option<string>("--name") { Description = "This worker's name (recorded with each item).", DefaultValueFactory = _ => Environment.MachineName + ":" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) };
         var ackWait = new Option<double>("--lease-seconds") { Description = "How long an item stays with a worker that stopped answering before another gets it (default 60).", DefaultValueFactory = _ => 60 };
@@ -75,7 +83,7 @@ internal static class BackfillCommand
         var command = new Command("worker", "Process backfill items from NATS JetStream: read, hash, match against the enabled banks, log the signals (signal log) and record matches,\n" +
             "once per item. Run as many as you like, on any machines sharing the database. Prints one JSON line per item started and done.\n\nExample:\n  warden worker --db 'Host=db;Database=warden' --nats nats://queue:4222")
         {
-            nats, db, name, ackWait, maxDeliver, idle, delay, maxMb,
+            nats, queueName, db, name, ackWait, maxDeliver, idle, delay, maxMb,
         };
         command.SetAction(async (p, ct) =>
         {
@@ -94,7 +102,7 @@ internal static class BackfillCommand
             using var store = BankStore.Open(target);
             var log = new Storage.SignalLog(store.Database, store.CacheDirectory("signal-log"));
             var options = new WorkerOptions(p.GetRequiredValue(name), p.GetValue(idle) is { } s ? TimeSpan.FromSeconds(s) : null, TimeSpan.FromMilliseconds(p.GetValue(delay)), p.GetValue(maxMb) * 1024 * 1024, p.GetValue(maxDeliver));
-            return await WithQueueAsync(p.GetRequiredValue(nats), "warden-worker", error, async queue =>
+            return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-worker", error, async queue =>
             {
                 using var worker = new BackfillWorker(queue, store, log, options, output, error);
                 return await worker.RunAsync(ct).ConfigureAwait(false);
@@ -106,10 +114,11 @@ internal static class BackfillCommand
     private static Command Status(TextWriter output, TextWriter error)
     {
         var nats = Nats();
+        var queueName = Queue();
         var db = CommonOptions.Db();
         var watch = new Option<bool>("--watch") { Description = "Print again every 2 seconds until nothing is waiting." };
         var format = CommonOptions.Format("Output: 'table' (two lines) or 'jsonl'.", "table", "jsonl");
-        var command = new Command("status", "Progress of the backfill: items queued, finished, waiting, in flight, dead-lettered; rate over the last minute and ETA.") { nats, db, watch, format };
+        var command = new Command("status", "Progress of the backfill: items queued, finished, waiting, in flight, dead-lettered; rate over the last minute and ETA.") { nats, queueName, db, watch, format };
         command.SetAction(async (p, ct) =>
         {
             var target = p.GetRequiredValue(db);
@@ -120,7 +129,7 @@ internal static class BackfillCommand
 
             using var store = BankStore.Open(target);
             var ledger = new BackfillLedger(new Storage.SignalLog(store.Database, store.CacheDirectory("signal-log")));
-            return await WithQueueAsync(p.GetRequiredValue(nats), "warden-status", error, async queue =>
+            return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-status", error, async queue =>
             {
                 while (true)
                 {
@@ -189,9 +198,10 @@ internal static class BackfillCommand
     private static Command Dead(TextWriter output, TextWriter error)
     {
         var nats = Nats();
+        var queueName = Queue();
         var limit = new Option<int>("--limit") { Description = "Show at most this many (the most recent).", DefaultValueFactory = _ => 100 };
-        var command = new Command("dead", "List dead-lettered items (poison: unreadable, malformed, or failing every attempt) with the reason.") { nats, limit };
-        command.SetAction(async (p, ct) => await WithQueueAsync(p.GetRequiredValue(nats), "warden-dead", error, async queue =>
+        var command = new Command("dead", "List dead-lettered items (poison: unreadable, malformed, or failing every attempt) with the reason.") { nats, queueName, limit };
+        command.SetAction(async (p, ct) => await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-dead", error, async queue =>
         {
             foreach (var (data, reason) in await queue.DeadLettersAsync(Math.Max(1, p.GetValue(limit)), ct).ConfigureAwait(false))
             {
@@ -213,15 +223,21 @@ internal static class BackfillCommand
         return command;
     }
 
-    private static async Task<int> WithQueueAsync(string url, string name, TextWriter error, Func<IWorkQueue, Task<int>> action, TimeSpan? ackWait = null, int maxDeliver = 5)
+    private static async Task<int> WithQueueAsync(string url, string queueName, string name, TextWriter error, Func<IWorkQueue, Task<int>> action, TimeSpan? ackWait = null, int maxDeliver = 5)
     {
+        if (queueName.Length is 0 or > 64 || !queueName.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
+        {
+            error.WriteLine($"warden: --queue must be 1 to 64 letters, digits, '_' or '-', not '{queueName}'.");
+            return WardenCli.UsageError;
+        }
+
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("nats" or "tls" or "ws" or "wss"))
         {
             error.WriteLine($"warden: --nats must be a nats:// URL, not '{url}'.");
             return WardenCli.UsageError;
         }
 
-        await using var queue = new NatsWorkQueue(url, ackWait ?? TimeSpan.FromSeconds(60), maxDeliver, name);
+        await using var queue = new NatsWorkQueue(url, ackWait ?? TimeSpan.FromSeconds(60), maxDeliver, name, queueName);
         try
         {
             using var connect = new CancellationTokenSource(TimeSpan.FromSeconds(15));

@@ -5,19 +5,16 @@ using NATS.Client.JetStream.Models;
 namespace Warden.Cli.Backfill;
 
 /// <summary>
-/// The backfill queue on NATS JetStream: stream <c>WARDEN_BACKFILL</c> (subject <c>warden.backfill.items</c>,
+/// The backfill queue on NATS JetStream: stream <c>QUEUE</c> (default WARDEN_BACKFILL; subject <c>warden.backfill.QUEUE.items</c>,
 /// work-queue retention, file storage: an acknowledged item is deleted, an unacknowledged one survives worker
 /// and server restarts), one durable pull consumer <c>workers</c> shared by every worker (explicit acks, a lease
-/// of <c>ackWait</c>, at most <c>maxDeliver</c> deliveries), and stream <c>WARDEN_BACKFILL_DEAD</c> (subject
-/// <c>warden.backfill.dead</c>, limits retention) for poison items with a <c>Warden-Reason</c> header. Enqueues
+/// of <c>ackWait</c>, at most <c>maxDeliver</c> deliveries), and stream <c>QUEUE_DEAD</c> (subject
+/// <c>warden.backfill.QUEUE.dead</c>, limits retention) for poison items with a <c>Warden-Reason</c> header. Enqueues
 /// carry the item key as <c>Nats-Msg-Id</c>, so a repeated enqueue within the duplicate window is dropped by the server.
 /// </summary>
 internal sealed class NatsWorkQueue : IWorkQueue
 {
-    public const string Stream = "WARDEN_BACKFILL";
-    public const string Subject = "warden.backfill.items";
-    public const string DeadStream = "WARDEN_BACKFILL_DEAD";
-    public const string DeadSubject = "warden.backfill.dead";
+    public const string DefaultQueue = "WARDEN_BACKFILL";
     public const string Consumer = "workers";
     public const string ReasonHeader = "Warden-Reason";
 
@@ -27,9 +24,23 @@ internal sealed class NatsWorkQueue : IWorkQueue
     private readonly int _maxDeliver;
     private INatsJSConsumer? _consumer;
 
-    public NatsWorkQueue(string url, TimeSpan ackWait, int maxDeliver, string name)
+    /// <param name="url">The NATS server.</param>
+    /// <param name="ackWait">The lease.</param>
+    /// <param name="maxDeliver">Deliveries before dead-lettering.</param>
+    /// <param name="name">The client's name (shown by the server).</param>
+    /// <param name="queue">The queue's stream name (several backfills may run side by side); letters, digits, '_' and '-'.</param>
+    public NatsWorkQueue(string url, TimeSpan ackWait, int maxDeliver, string name, string queue = DefaultQueue)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(url);
+        if (queue.Length is 0 or > 64 || !queue.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
+        {
+            throw new ArgumentException($"'{queue}' is not a queue name (1 to 64 letters, digits, '_' or '-').");
+        }
+
+        Stream = queue;
+        DeadStream = queue + "_DEAD";
+        Subject = "warden.backfill." + queue + ".items";
+        DeadSubject = "warden.backfill." + queue + ".dead";
         _connection = new NatsConnection(NatsOpts.Default with
         {
             Url = url,
@@ -46,8 +57,17 @@ internal sealed class NatsWorkQueue : IWorkQueue
         _maxDeliver = maxDeliver;
     }
 
-    /// <summary>The most deliveries of one item before it is dead-lettered.</summary>
-    public int MaxDeliver => _maxDeliver;
+    /// <summary>The work-queue stream.</summary>
+    public string Stream { get; }
+
+    /// <summary>The subject items are published on.</summary>
+    public string Subject { get; }
+
+    /// <summary>The dead-letter stream.</summary>
+    public string DeadStream { get; }
+
+    /// <summary>The dead-letter subject.</summary>
+    public string DeadSubject { get; }
 
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
@@ -146,7 +166,7 @@ internal sealed class NatsWorkQueue : IWorkQueue
             // Publish first, then terminate: a crash in between leaves the item to be redelivered and dead-lettered
             // again (a duplicate dead letter, never a lost one).
             var headers = new NatsHeaders { [ReasonHeader] = reason.ReplaceLineEndings(" ") };
-            var ack = await queue._js.PublishAsync(DeadSubject, msg.Data ?? [], headers: headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var ack = await queue._js.PublishAsync(queue.DeadSubject, msg.Data ?? [], headers: headers, cancellationToken: cancellationToken).ConfigureAwait(false);
             ack.EnsureSuccess();
             await msg.AckTerminateAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         }

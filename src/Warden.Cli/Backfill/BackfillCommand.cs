@@ -51,18 +51,24 @@ internal static class BackfillCommand
 
             return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-backfill", error, async queue =>
             {
-                long queued = 0, missing = 0;
+                long queued = 0, repeated = 0, missing = 0;
                 foreach (var source in Expand(all, error, () => missing++, ct))
                 {
                     await foreach (var s in source.ConfigureAwait(false))
                     {
-                        await queue.EnqueueAsync(WorkItem.For(s, p.GetValue(uploader)), ct).ConfigureAwait(false);
-                        queued++;
+                        if (await queue.EnqueueAsync(WorkItem.For(s, p.GetValue(uploader)), ct).ConfigureAwait(false))
+                        {
+                            queued++;
+                        }
+                        else
+                        {
+                            repeated++;
+                        }
                     }
                 }
 
                 var state = await queue.StateAsync(ct).ConfigureAwait(false);
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"queued {queued} items ({state.Waiting} waiting in all); run 'warden worker' to process them, 'warden backfill status' to follow."));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"queued {queued} items{(repeated > 0 ? $" ({repeated} already queued)" : "")}, {state.Waiting} waiting in all; run 'warden worker' to process them, 'warden backfill status' to follow."));
                 return missing > 0 ? WardenCli.SomeFailed : WardenCli.Ok;
             }).ConfigureAwait(false);
         });

@@ -95,11 +95,17 @@ internal sealed class NatsWorkQueue : IWorkQueue
             cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task EnqueueAsync(WorkItem item, CancellationToken cancellationToken)
+    public async Task<bool> EnqueueAsync(WorkItem item, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(item);
         var ack = await _js.PublishAsync(Subject, item.ToBytes(), opts: new NatsJSPubOpts { MsgId = item.Key }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (ack.Duplicate)
+        {
+            return false; // the same key within the duplicate window: the server kept the first one
+        }
+
         ack.EnsureSuccess();
+        return true;
     }
 
     public async Task<IReadOnlyList<IWorkLease>> TakeAsync(int max, TimeSpan wait, CancellationToken cancellationToken)

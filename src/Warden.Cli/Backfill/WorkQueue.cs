@@ -81,8 +81,8 @@ internal interface IWorkQueue : IAsyncDisposable
     /// <summary>Creates the queue's stream and consumer if missing (idempotent).</summary>
     Task EnsureAsync(CancellationToken cancellationToken);
 
-    /// <summary>Adds an item; the same key twice within the broker's duplicate window is accepted once.</summary>
-    Task EnqueueAsync(WorkItem item, CancellationToken cancellationToken);
+    /// <summary>Adds an item; false when the same key was already accepted within the broker's duplicate window.</summary>
+    Task<bool> EnqueueAsync(WorkItem item, CancellationToken cancellationToken);
 
     /// <summary>Up to <paramref name="max"/> leased items, waiting up to <paramref name="wait"/> for the first.</summary>
     Task<IReadOnlyList<IWorkLease>> TakeAsync(int max, TimeSpan wait, CancellationToken cancellationToken);

@@ -335,6 +335,7 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
             CommonOptions.WriteJsonLine(output, j =>
             {
                 j.WriteString("event", name);
+                j.WriteNumber("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 j.WriteString("worker", options.Name);
                 j.WriteString("key", key);
                 more(j);

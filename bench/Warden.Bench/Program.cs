@@ -12,6 +12,8 @@ using Warden.Bench;
 //   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
 //   model [--gib 2] [--passes 2]   model fingerprint throughput (GB/s, one core and two) on a synthetic checkpoint in /tmp
 //   console [--uploads N]       warden serve with the review console: matched-upload latency, case log replay
+//   retro [--uploads 10m] [--days 10] [--variants 1] [--delta 10000]   retroactive matching of a delta against signal-log partition snapshots
+//   retro db [--uploads 200k] [--days 4]   the same end to end through a SQLite signal log (and its size per million uploads)
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -25,6 +27,7 @@ return args.FirstOrDefault() switch
     "video" => VideoCommand.Run(args[1..]),
     "model" => ModelBenchCommand.Run(args[1..]),
     "console" => ConsoleCommand.Run(args[1..]),
+    "retro" => RetroCommand.Run(args[1..]),
     _ => Run(args),
 };
 

@@ -81,6 +81,8 @@ public static class WardenCli
         ("model", ModelCommand.Create),
         ("user", UserCommand.Create),
         ("review", ReviewCommand.Create),
+        ("backfill", Backfill.BackfillCommand.Create),
+        ("worker", Backfill.BackfillCommand.Worker),
     ];
 
     /// <summary>

@@ -10,6 +10,12 @@ internal static class Metrics
 {
     public static readonly Gauge IndexEntries = Prometheus.Metrics.CreateGauge("warden_index_entries", "Entries in the in-memory match index.");
 
+    public static readonly Counter SignalLogWrites = Prometheus.Metrics.CreateCounter("warden_signal_log_writes_total", "Uploads written to the signal log.");
+
+    /// <summary>Retroactive matches recorded.</summary>
+    public static readonly Counter RetroactiveMatches = Prometheus.Metrics.CreateCounter("warden_retroactive_matches_total", "Matches of logged uploads found when bank entries were added.");
+
+    /// <summary>Match lookups.</summary>
     public static readonly Counter Lookups = Prometheus.Metrics.CreateCounter("warden_lookups_total", "Match lookups.", "kind");
 
     public static readonly Counter Matches = Prometheus.Metrics.CreateCounter("warden_matches_total", "Hits by bank (suppressed and flood-quarantined hits included, labelled).", "bank", "outcome");

@@ -78,6 +78,15 @@ public sealed class ServerOptions
     /// <summary>Largest remote file fetched for <c>?url=</c> (bytes).</summary>
     public long MaxRemoteFileBytes { get; set; } = 100L * 1024 * 1024;
 
+    /// <summary>Keep the signals and context of every matched upload (never the media) for retroactive matching (docs/operations.md).</summary>
+    public bool SignalLog { get; set; }
+
+    /// <summary>Days the signal log keeps an upload (whole days are dropped).</summary>
+    public int SignalLogRetentionDays { get; set; } = Storage.SignalLog.DefaultRetentionDays;
+
+    /// <summary>How often new bank entries are searched against the signal log.</summary>
+    public int RetroactivePollMilliseconds { get; set; } = 2000;
+
     /// <summary>Review console, evidence preservation and reporting (section <c>Warden:Review</c>).</summary>
     public ReviewOptions Review { get; set; } = new();
 

@@ -65,6 +65,18 @@ public static class WardenServer
         services.AddHostedService(sp => sp.GetRequiredService<LiveIndex>());
         services.AddSingleton<FloodControl>();
         services.AddSingleton<MatchService>();
+        if (options.SignalLog)
+        {
+            services.AddSingleton(sp =>
+            {
+                var banks = sp.GetRequiredService<BankStore>();
+                return new Storage.SignalLog(sp.GetRequiredService<WardenDatabase>(), banks.CacheDirectory("signal-log"), options.SignalLogRetentionDays);
+            });
+            services.AddSingleton<SignalLog.IUploadRecorder, SignalLog.SignalLogRecorder>();
+            services.AddSingleton<SignalLog.RetroactiveService>();
+            services.AddHostedService(sp => sp.GetRequiredService<SignalLog.RetroactiveService>());
+        }
+
         services.AddSingleton<ApiKeyCache>();
         services.AddSingleton<UrlFetcher>();
         services.AddHostedService<WebhookDeliverer>();

@@ -47,6 +47,10 @@ public sealed class FailClosedTests : IDisposable
     private Dictionary<string, string[]> Arguments() => new(StringComparer.Ordinal)
     {
         ["bank create"] = ["demo"],
+        ["backfill status"] = ["--nats", "nats://127.0.0.1:1"],
+        ["backfill pause"] = [],
+        ["backfill resume"] = [],
+        ["worker"] = ["--nats", "nats://127.0.0.1:1"],
         ["bank list"] = [],
         ["bank enable"] = ["demo"],
         ["bank disable"] = ["demo"],

@@ -19,7 +19,11 @@ namespace Warden.Server.Api;
 /// <summary>Who asked, for the match record and the webhook.</summary>
 /// <param name="KeyId">The API key.</param>
 /// <param name="UploaderId">The platform's id of the uploading user, if given.</param>
-public sealed record MatchContext(long? KeyId, string? UploaderId);
+public sealed record MatchContext(long? KeyId, string? UploaderId)
+{
+    /// <summary>The upload's context (URL, original time), for the signal log.</summary>
+    public Review.UploaderContext? Upload { get; init; }
+}
 
 /// <summary>
 /// Hashing and matching for the API: hashes uploads (in memory), queries the live index, labels hits, applies
@@ -39,10 +43,12 @@ public sealed partial class MatchService : IDisposable
     private readonly ServerOptions _options;
     private readonly ObjectPool<ContentHasher> _hashers;
     private readonly ILogger<MatchService> _logger;
+    private readonly SignalLog.IUploadRecorder? _recorder;
 
-    /// <summary>Creates the service.</summary>
-    public MatchService(LiveIndex index, BankStore banks, ServerStore server, FloodControl flood, ServerOptions options, ILogger<MatchService> logger)
+    /// <summary>Creates the service; <paramref name="recorder"/> is the signal log when it is on.</summary>
+    public MatchService(LiveIndex index, BankStore banks, ServerStore server, FloodControl flood, ServerOptions options, ILogger<MatchService> logger, SignalLog.IUploadRecorder? recorder = null)
     {
+        _recorder = recorder;
         ArgumentNullException.ThrowIfNull(options);
         _logger = logger;
         _index = index;
@@ -189,6 +195,9 @@ public sealed partial class MatchService : IDisposable
         }
 
         var hashWarnings = all.Where(w => w.Stage != "provenance").ToList();
+        _recorder?.Record(
+            SignalLogAdapter.From(hashes, video),
+            new UploadRecord(context.UploaderId, null, context.Upload?.Url, context.Upload?.UploadedAt ?? DateTimeOffset.UtcNow, "api", _index.Sequence));
         return Act(SignalsDto.From(hashes, video, includeTmk, hashWarnings, signals), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance, Warnings = all };
     }
 

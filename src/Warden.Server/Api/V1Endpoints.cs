@@ -94,10 +94,10 @@ internal static partial class V1Endpoints
         // Every parameter is checked before anything happens: a bad one must not leave a recorded match, a
         // quarantine, a webhook, a case, a flood count or a metric behind its 400.
         var uploader = Uploader(uploaderId);
-        _ = Review.ReviewIntake.Parse(uploader, upload);
+        var uploadContext = Review.ReviewIntake.Parse(uploader, upload);
         var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
         var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
-        var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader), (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
+        var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader) { Upload = uploadContext }, (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
         await Review.ReviewIntake.AfterMatchAsync(context, content.Data, hashes, response, uploader, upload, cancellationToken).ConfigureAwait(false);
         return Results.Ok(response);
     }

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using NATS.Client.Core;
+using Warden.Cli.Backfill;
+using Warden.Core.Tests;
+using Warden.Storage;
+
+namespace Warden.Cli.Tests.Backfill;
+
+/// <summary>Poison items, pause/resume, re-enqueueing and bad command lines, on a real NATS server.</summary>
+public sealed class BackfillQueueTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("warden-bfq-").FullName;
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    [SkippableFact]
+    public async Task Poison_items_are_dead_lettered_with_the_reason_pause_holds_workers_and_done_items_are_not_redone()
+    {
+        Skip.If(NatsProcess.Missing is not null, NatsProcess.Missing);
+        using var nats = NatsProcess.Start(Directory.CreateDirectory(Path.Combine(_dir, "js")).FullName);
+        var db = Path.Combine(_dir, "w.db");
+        using (var s = BankStore.Open(db))
+        {
+            s.CreateBank("empty");
+        }
+
+        var good = Path.Combine(_dir, "a.png");
+        File.WriteAllBytes(good, SyntheticImages.Encode(SyntheticImages.Blobs(64, 64, 7), 64, 64, "png"));
+        var empty = Path.Combine(_dir, "empty.bin");
+        File.WriteAllBytes(empty, []);
+        var missing = Path.Combine(_dir, "gone.png");
+        File.WriteAllBytes(missing, [1, 2, 3]);
+        const string Queue = "POISON";
+        Assert.Equal(0, Cli.Run("backfill", good, empty, missing, "--nats", nats.Url, "--queue", Queue).Exit);
+        File.Delete(missing); // vanished between enqueue and work: poison
+
+        // Hostile messages straight onto the subject: not JSON, JSON without a key, a key that is not hex.
+        await using (var raw = new NatsConnection(NatsOpts.Default with { Url = nats.Url }))
+        {
+            foreach (var bad in new[] { "\u0001\u0002 not json", "{\"source\":\"/etc/passwd\"}", "{\"key\":\"zz\",\"source\":\"x\"}", "[]" })
+            {
+                await raw.PublishAsync($"warden.backfill.{Queue}.items", System.Text.Encoding.UTF8.GetBytes(bad));
+            }
+        }
+
+        using var store = BankStore.Open(db);
+        var log = new Storage.SignalLog(store.Database, Path.Combine(_dir, "snap"));
+        var ledger = new BackfillLedger(log);
+        Assert.Equal(0, Cli.Run("backfill", "pause", "--db", db).Exit);
+        Assert.True(ledger.IsPaused());
+        await using (var queue = new NatsWorkQueue(nats.Url, TimeSpan.FromSeconds(5), 3, "test", Queue))
+        {
+            await queue.EnsureAsync(CancellationToken.None);
+            using var paused = new BackfillWorker(queue, store, log, new WorkerOptions("p", null, TimeSpan.Zero, 1 << 20, 3), TextWriter.Null, TextWriter.Null);
+            using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1.5)))
+            {
+                await paused.RunAsync(stop.Token);
+            }
+
+            Assert.Equal(0, paused.Processed);
+            Assert.Equal(7, (await queue.StateAsync(CancellationToken.None)).Waiting);
+
+            Assert.Equal(0, Cli.Run("backfill", "resume", "--db", db).Exit);
+            var output = new StringWriter();
+            using var worker = new BackfillWorker(queue, store, log, new WorkerOptions("w", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3), output, TextWriter.Null);
+            await worker.RunAsync(CancellationToken.None);
+            Assert.Equal(7, worker.Processed);
+            var outcomes = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
+                .Where(e => e.GetProperty("event").GetString() == "done").Select(e => e.GetProperty("outcome").GetString()).Order().ToList();
+            Assert.Equal(["dead", "dead", "dead", "dead", "dead", "logged", "logged"], outcomes); // an empty file is content too: its digests are logged
+        }
+
+        var (code, dead, _) = Cli.Run("backfill", "dead", "--nats", nats.Url, "--queue", Queue);
+        Assert.Equal(0, code);
+        var reasons = dead.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("reason").GetString()!).ToList();
+        Assert.Equal(5, reasons.Count);
+        Assert.Single(reasons, r => r.Contains("no such file", StringComparison.Ordinal));
+        Assert.Equal(4, reasons.Count(r => r.StartsWith("not a backfill item", StringComparison.Ordinal)));
+
+        // Enqueueing the same files again (a restarted backfill) does not redo finished items.
+        Assert.Equal(0, Cli.Run("backfill", good, empty, "--nats", nats.Url, "--queue", Queue).Exit);
+        await using (var queue = new NatsWorkQueue(nats.Url, TimeSpan.FromSeconds(5), 3, "test", Queue))
+        {
+            await queue.EnsureAsync(CancellationToken.None);
+            var output = new StringWriter();
+            using var again = new BackfillWorker(queue, store, log, new WorkerOptions("w2", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3), output, TextWriter.Null);
+            await again.RunAsync(CancellationToken.None);
+            Assert.DoesNotContain("\"logged\"", output.ToString(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(2, log.Partitions().Sum(log.Count));
+        var status = JsonDocument.Parse(Cli.Run("backfill", "status", "--nats", nats.Url, "--queue", Queue, "--db", db, "--format", "jsonl").Out).RootElement;
+        Assert.Equal(0, status.GetProperty("waiting").GetInt64());
+        Assert.Equal(5, status.GetProperty("dead_lettered").GetInt64());
+        Assert.False(status.GetProperty("paused").GetBoolean());
+    }
+
+    [Theory]
+    [InlineData("backfill", "x", "--nats", "http://127.0.0.1:4222")]
+    [InlineData("backfill", "x", "--nats", "not a url")]
+    [InlineData("backfill", "x", "--queue", "bad queue!")]
+    [InlineData("backfill", "x", "--queue", "")]
+    [InlineData("backfill")]
+    [InlineData("worker", "--lease-seconds", "0")]
+    [InlineData("worker", "--max-deliver", "-1")]
+    [InlineData("worker", "--item-delay-ms", "-5")]
+    public void Bad_command_lines_are_usage_errors(params string[] args)
+    {
+        var (code, _, err) = Cli.Run(args[0] == "worker" ? [.. args, "--db", Path.Combine(_dir, "none.db")] : args);
+        Assert.Equal(WardenCli.UsageError, code);
+        Assert.StartsWith("warden:", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unreachable_broker_is_one_clear_line_and_exit_1()
+    {
+        var file = Path.Combine(_dir, "f.bin");
+        File.WriteAllBytes(file, [1]);
+        var (code, _, err) = Cli.Run("backfill", file, "--nats", "nats://127.0.0.1:1");
+        Assert.Equal(WardenCli.SomeFailed, code);
+        Assert.Contains("cannot use NATS JetStream at nats://127.0.0.1:1", err, StringComparison.Ordinal);
+    }
+}

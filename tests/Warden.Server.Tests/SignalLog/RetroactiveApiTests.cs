@@ -1,0 +1,85 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Dapper;
+using Microsoft.Extensions.DependencyInjection;
+using Warden.Server.Auth;
+using Warden.Server.Review;
+using Warden.Storage;
+
+namespace Warden.Server.Tests.SignalLog;
+
+/// <summary>
+/// The server end to end: uploads that matched nothing are logged (signals only); a list imported later that
+/// matches them produces retroactive match events and review cases with the original upload time, once.
+/// </summary>
+public sealed class RetroactiveApiTests
+{
+    public static TheoryData<SqlDialect> Dialects => Storage.Tests.TestDatabases.Dialects;
+
+    [SkippableTheory]
+    [MemberData(nameof(Dialects))]
+    public async Task Entries_added_later_find_earlier_uploads_and_open_retroactive_cases_once(SqlDialect dialect)
+    {
+        await using var server = await TestServer.StartAsync(dialect, o =>
+        {
+            o.SignalLog = true;
+            o.RetroactivePollMilliseconds = 100;
+        });
+        using var submitter = server.Client(Role.Submitter);
+        using var curator = server.Client(Role.Curator);
+        await HttpAssert.Json(await curator.PostAsJsonAsync("v1/banks", new { name = "later", action = new { quarantine = true, notify = false } }), HttpStatusCode.Created);
+
+        // Three uploads by two users before the list knows anything: none matches.
+        var images = new[] { Media.Jpeg(11), Media.Jpeg(12), Media.Jpeg(13) };
+        var uploaders = new[] { "u-1", "u-1", "u-2" };
+        var pdqs = new List<string>();
+        for (var i = 0; i < images.Length; i++)
+        {
+            var r = await HttpAssert.Json(await submitter.PostAsync($"v1/match?uploader_id={uploaders[i]}&uploaded_at=2026-02-0{i + 1}T10:00:00Z&content_url=https://x.test/{i}", Raw(images[i])));
+            Assert.False(r.GetProperty("matched").GetBoolean());
+            pdqs.Add(r.GetProperty("signals").GetProperty("pdq").GetProperty("hash").GetString()!);
+        }
+
+        var log = server.App.Services.GetRequiredService<Storage.SignalLog>();
+        Assert.Equal(3, log.Partitions().Sum(log.Count));
+
+        // The list grows: entries for uploads 0 and 2 (not 1).
+        foreach (var i in new[] { 0, 2 })
+        {
+            await HttpAssert.Json(await curator.PostAsJsonAsync("v1/banks/later/entries", new { signal_type = "pdq", signal = pdqs[i], labels = new { category = "test" } }), HttpStatusCode.Created);
+        }
+
+        var review = server.App.Services.GetRequiredService<ReviewService>();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (review.Cases.Cases.Sum(c => c.Clusters.Sum(k => k.Members.Count)) < 2 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        var members = review.Cases.Cases.SelectMany(c => c.Clusters.SelectMany(k => k.Members).Select(m => (c.UploaderId, m))).ToList();
+        Assert.Equal(2, members.Count);
+        Assert.Equal(["u-1", "u-2"], members.Select(m => m.UploaderId).Order());
+        Assert.All(members, m => Assert.Contains(m.m.Matches, e => e.Labels.ContainsKey(ReviewService.RetroactiveLabel)));
+        Assert.Contains(members, m => m.m.Context.UploadedAt == new DateTimeOffset(2026, 2, 1, 10, 0, 0, TimeSpan.Zero));
+
+        // More passes act on nothing twice.
+        await Task.Delay(500);
+        using var c = server.App.Services.GetRequiredService<WardenDatabase>().OpenConnection();
+        Assert.Equal(2, c.ExecuteScalar<long>("SELECT COUNT(*) FROM match_events WHERE action = 'retroactive'"));
+        Assert.Equal(2, log.Matches("retroactive").Count);
+        Assert.Equal(2, review.Cases.Cases.Sum(x => x.Clusters.Sum(k => k.Members.Count)));
+
+        // An upload after the entry exists matches live and is not counted again retroactively.
+        var live = await HttpAssert.Json(await submitter.PostAsync("v1/match?uploader_id=u-3", Raw(images[0])));
+        Assert.True(live.GetProperty("matched").GetBoolean());
+        await Task.Delay(500);
+        Assert.Equal(2, log.Matches("retroactive").Count);
+    }
+
+    private static ByteArrayContent Raw(byte[] data)
+    {
+        var content = new ByteArrayContent(data);
+        content.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
+        return content;
+    }
+}

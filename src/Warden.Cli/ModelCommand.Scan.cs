@@ -158,6 +158,12 @@ internal static partial class ModelCommand
                 j.WriteString("component", n.Component);
             }
 
+            if (n.Precision is not null)
+            {
+                j.WriteString("precision", n.Precision);
+                j.WriteNumber("estimated_error", Math.Round(n.Error ?? 0, 6));
+            }
+
             j.WriteBoolean("review", true);
             j.WriteEndObject();
         }
@@ -198,7 +204,9 @@ internal static partial class ModelCommand
 
         foreach (var n in near)
         {
-            output.WriteLine(n.Tier == "T3"
+            output.WriteLine(n.Tier == "R"
+                ? string.Create(CultureInfo.InvariantCulture, $"  R same weights, reduced precision ({n.Precision}) as {n.Record.Name} in {n.Record.Bank}: estimated error {n.Error:P2}, coverage {n.Coverage:P0} (review)")
+                : n.Tier == "T3"
                 ? string.Create(CultureInfo.InvariantCulture, $"  T3 contains {n.Score:P0} of the {n.Coverage:F0} sampled rows of {n.Record.Name}'s {n.Component} ({n.Record.Bank}, review)")
                 : string.Create(CultureInfo.InvariantCulture, $"  {n.Tier} near copy of {n.Record.Name} in {n.Record.Bank}: median cosine {n.Score:F6}, coverage {n.Coverage:P0} (review)"));
         }

@@ -79,4 +79,52 @@ public sealed class ModelApiTests
         using var admin = server.Client(Role.Admin);
         Assert.Equal(HttpStatusCode.Forbidden, (await admin.PostAsJsonAsync("v1/models/scan-path", new { path = original })).StatusCode);
     }
+
+    [Fact]
+    public async Task Near_tiers_answer_with_the_registered_models_labels()
+    {
+        await using var server = await TestServer.StartAsync(SqlDialect.Sqlite);
+        using var dir = new TempDir();
+        var b = ModelFixtures.Base(1);
+        var bad = ModelFixtures.FineTune(b, 2);
+        var unrelated = ModelFixtures.FineTune(b, 3);
+        using (var output = new StringWriter())
+        using (var error = new StringWriter())
+        {
+            foreach (var args in new[]
+            {
+                new[] { "bank", "create", "bases", "--kind", "allow" },
+                ["bank", "create", "bad-models"],
+                ["model", "add", "--bank", "bases", dir.File("base.safetensors", ModelWriters.Safetensors(b))],
+                ["model", "add", "--bank", "bad-models", dir.File("bad.safetensors", ModelWriters.Safetensors(bad)), "--label", "category=test-lineage"],
+            })
+            {
+                Assert.True(Cli.WardenCli.Run([.. args, "--db", server.Database], output, error) == 0, error.ToString());
+            }
+        }
+
+        using var submitter = server.Client(Role.Submitter);
+
+        // A Q8_0 GGUF copy: the same weights in reduced precision, with the bad model's labels.
+        var q8 = ModelWriters.Gguf([.. bad.Where(t => t.Values.Length % 32 == 0 && !ModelFixtures.IsBuffer(t.Name)).Select(t => t.As(TensorDType.Q8_0))], []);
+        var scan = await ScanAsync(submitter, q8);
+        var hit = Assert.Single(scan.GetProperty("near").EnumerateArray());
+        Assert.Equal("R", hit.GetProperty("tier").GetString());
+        Assert.Equal("bad-models", hit.GetProperty("bank").GetString());
+        Assert.Equal("Q8_0", hit.GetProperty("precision").GetString());
+        Assert.InRange(hit.GetProperty("estimated_error").GetDouble(), 0, NearMatcher.PrecisionTolerance(TensorDType.Q8_0));
+        Assert.Equal("test-lineage", hit.GetProperty("labels").GetProperty("category").GetString());
+
+        // A merge 0.6·bad + 0.4·unrelated: a T5 derivation naming the bad model and its share.
+        var merge = await ScanAsync(submitter, ModelWriters.Safetensors(ModelFixtures.Merge(bad, 0.6, unrelated, 0.4)));
+        var derivation = merge.GetProperty("derivation");
+        var term = Assert.Single(derivation.GetProperty("terms").EnumerateArray(), t => t.GetProperty("bank").GetString() == "bad-models");
+        Assert.InRange(term.GetProperty("coefficient").GetDouble(), 0.55, 0.65);
+        Assert.Equal("test-lineage", term.GetProperty("labels").GetProperty("category").GetString());
+
+        // An unrelated fine-tune of the same base: no near tier names the bad model.
+        var clean = await ScanAsync(submitter, ModelWriters.Safetensors(unrelated));
+        Assert.DoesNotContain(clean.GetProperty("near").EnumerateArray(), h => h.GetProperty("bank").GetString() == "bad-models");
+        Assert.True(clean.GetProperty("derivation").ValueKind == JsonValueKind.Null || clean.GetProperty("derivation").GetProperty("terms").EnumerateArray().All(t => t.GetProperty("bank").GetString() != "bad-models"));
+    }
 }

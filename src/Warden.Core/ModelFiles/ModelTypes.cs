@@ -52,6 +52,9 @@ public enum TensorDType
 
     /// <summary>GGUF block-quantised types (structure only unless dequantised).</summary>
     Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, OtherQuant,
+
+    /// <summary>GGUF k-quants (256-value super-blocks).</summary>
+    Q4_K, Q5_K, Q6_K,
 }
 
 /// <summary>Sizes and names of <see cref="TensorDType"/>.</summary>
@@ -167,7 +170,7 @@ public sealed record TensorInfo(string Name, TensorDType DType, long[] Shape, st
     }
 
     /// <summary>True when the values can be read in place and widened.</summary>
-    public bool Readable => Offset >= 0 && (TensorDTypes.IsHashable(DType) || DType is TensorDType.Q8_0 or TensorDType.Q4_0);
+    public bool Readable => Offset >= 0 && (TensorDTypes.IsHashable(DType) || TensorValues.IsDequantised(DType));
 
     /// <summary>Shape as "[a,b,c]".</summary>
     public string ShapeText => "[" + string.Join(',', Shape) + "]";

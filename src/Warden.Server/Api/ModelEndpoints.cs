@@ -3,8 +3,10 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
+using Warden.Core.Banks;
 using Warden.Core.ModelFiles;
 using Warden.Server.Auth;
+using Warden.Storage;
 
 namespace Warden.Server.Api;
 
@@ -35,9 +37,41 @@ public sealed record AnomalyDto(string Severity, string Code, string Message);
 /// <param name="Anomalies">Format violations and oddities.</param>
 /// <param name="Signals">Identity signals computed (file hashes in every Civitai scheme, MFv1 IDs incl. cast paths) and lineage pointers.</param>
 /// <param name="Match">Hits of those signals in the banks, recorded and acted on like any match.</param>
+/// <param name="Near">Near tiers against the registered models (review, never acted on): R (same weights, reduced precision), T3 (row containment), T4 (sketch cosine).</param>
+/// <param name="Derivation">T5: the file explained as a merge of registered models or a base with a registered LoRA baked in (review).</param>
 public sealed record ModelScanResponse(
     string Format, string Family, string? Variant, string Kind, IReadOnlyList<string> Evidence, int Tensors, string Verdict,
-    IReadOnlyList<PickleFindingDto> PickleFindings, IReadOnlyList<AnomalyDto> Anomalies, IReadOnlyDictionary<string, string> Signals, MatchResponse Match);
+    IReadOnlyList<PickleFindingDto> PickleFindings, IReadOnlyList<AnomalyDto> Anomalies, IReadOnlyDictionary<string, string> Signals, MatchResponse Match,
+    IReadOnlyList<NearHitDto>? Near = null, DerivationDto? Derivation = null);
+
+/// <summary>A near (review) match with a registered model.</summary>
+/// <param name="Tier">R, T3 or T4.</param>
+/// <param name="Bank">Bank of the registered model.</param>
+/// <param name="BankKind">block or allow.</param>
+/// <param name="Model">Its name.</param>
+/// <param name="Score">R/T4: median per-tensor sketch cosine; T3: share of the component's sampled rows found.</param>
+/// <param name="Coverage">R/T4: share of the file's tensors compared; T3: sampled rows of the registered component.</param>
+/// <param name="Component">T3: the registered component contained.</param>
+/// <param name="Precision">R: the file's reduced precision (fp8-e4m3, Q4_K, …).</param>
+/// <param name="EstimatedError">R: median relative error of the file's weights against the registered ones.</param>
+/// <param name="Labels">The registered model's bank labels (category, lineage, …).</param>
+public sealed record NearHitDto(string Tier, string Bank, string BankKind, string Model, double Score, double Coverage, string? Component, string? Precision, double? EstimatedError, IReadOnlyDictionary<string, string> Labels);
+
+/// <summary>One registered model's share in a derivation.</summary>
+/// <param name="Model">Name.</param>
+/// <param name="Bank">Bank.</param>
+/// <param name="BankKind">block or allow.</param>
+/// <param name="Adapter">True for a LoRA (the coefficient is its bake-in strength).</param>
+/// <param name="Coefficient">Non-negative weight.</param>
+/// <param name="Labels">Its bank labels.</param>
+public sealed record DerivationTermDto(string Model, string Bank, string BankKind, bool Adapter, double Coefficient, IReadOnlyDictionary<string, string> Labels);
+
+/// <summary>T5 derivation.</summary>
+/// <param name="Kind">merge, lora-bake-in or derived.</param>
+/// <param name="Explained">Share of the change from the allow-listed bases the fit explains.</param>
+/// <param name="Tensors">Tensors used.</param>
+/// <param name="Terms">Terms, largest first.</param>
+public sealed record DerivationDto(string Kind, double Explained, int Tensors, IReadOnlyList<DerivationTermDto> Terms);
 
 /// <summary>Scan a model file that already sits on the server.</summary>
 /// <param name="Path">An absolute path under one of <c>Warden:ModelScanRoots</c>.</param>
@@ -58,7 +92,7 @@ internal static class ModelEndpoints
             .WithSummary("Scan a model file on the server's disk (for multi-GB files)");
     }
 
-    private static async Task<ModelScanResponse> ScanUploadAsync(HttpContext context, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<ModelScanResponse> ScanUploadAsync(HttpContext context, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, BankStore banks, ServerOptions options, CancellationToken cancellationToken)
     {
         uploaderId = V1Endpoints.Uploader(uploaderId); // checked before the upload is read or matched
         if (!MemoryFile.Supported)
@@ -72,10 +106,10 @@ internal static class ModelEndpoints
         }
 
         using var file = await MemoryFile.CreateAsync(context.Request.Body, options.MaxModelUploadBytes, cancellationToken).ConfigureAwait(false);
-        return await Task.Run(() => Scan(file.Path, service, new MatchContext(context.User.KeyId(), uploaderId)), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Scan(file.Path, service, banks, new MatchContext(context.User.KeyId(), uploaderId)), cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task<ModelScanResponse> ScanPathAsync(HttpContext context, ScanPathRequest request, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<ModelScanResponse> ScanPathAsync(HttpContext context, ScanPathRequest request, MatchService service, BankStore banks, ServerOptions options, CancellationToken cancellationToken)
     {
         if (request is null || string.IsNullOrWhiteSpace(request.Path))
         {
@@ -98,10 +132,10 @@ internal static class ModelEndpoints
             throw new ApiException(403, ErrorCodes.Forbidden, "That path is not a file or folder under a folder listed in Warden:ModelScanRoots.");
         }
 
-        return await Task.Run(() => Scan(real!, service, new MatchContext(context.User.KeyId(), null)), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Scan(real!, service, banks, new MatchContext(context.User.KeyId(), null)), cancellationToken).ConfigureAwait(false);
     }
 
-    private static ModelScanResponse Scan(string path, MatchService service, MatchContext context)
+    private static ModelScanResponse Scan(string path, MatchService service, BankStore banks, MatchContext context)
     {
         ModelDocument doc;
         ModelFingerprint fingerprint;
@@ -129,6 +163,7 @@ internal static class ModelEndpoints
             named.TryAdd($"{s.Type}:{s.Part}", s.Value);
         }
 
+        var (near, derivation) = Near(fingerprint, banks, service);
         return new ModelScanResponse(
             doc.Format.Name(),
             arch.Family,
@@ -140,6 +175,52 @@ internal static class ModelEndpoints
             [.. doc.Pickles.SelectMany(p => p.Findings.Select(f => new PickleFindingDto(f.Verdict.ToString().ToLowerInvariant(), f.Kind, f.Symbol, p.Member, f.Offset, f.Detail)))],
             [.. doc.Anomalies.Select(a => new AnomalyDto(a.Severity.ToString().ToLowerInvariant(), a.Code, a.Message))],
             named,
-            match);
+            match,
+            near,
+            derivation);
+    }
+
+    // The near tiers over the models registered beside the bank database (warden model add writes them to
+    // DB.models/), as `warden model scan` reports them: review scores with the registered models' bank labels.
+    private static (List<NearHitDto> Near, DerivationDto? Derivation) Near(ModelFingerprint fp, BankStore banks, MatchService service)
+    {
+        var enabled = banks.ListBanks().Where(b => b.Enabled).ToList();
+        var directory = banks.Path + ".models";
+        if (enabled.Count == 0 || !Directory.Exists(directory))
+        {
+            return ([], null);
+        }
+
+        var kinds = enabled.ToDictionary(b => b.Name, b => b.Kind, StringComparer.Ordinal);
+        var records = new ModelRecordStore(directory).Load(enabled.Select(b => b.Name));
+        if (records.Count == 0)
+        {
+            return ([], null);
+        }
+
+        // An exact copy is an exact hit already; its near tiers would only repeat it.
+        var same = records.Where(r => r.ModelId is not null && r.ModelId == fp.ModelIdHex).Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+        var similar = NearMatcher.Similar(fp, records).Where(h => !same.Contains(h.Record.Id)).ToList();
+        var contained = NearMatcher.Contained(fp, records, (r, _) => same.Contains(r.Id)).Where(h => !similar.Any(n => n.Record.Id == h.Record.Id)).ToList();
+        var derivation = same.Count > 0 || similar.Count > 0 ? null : NearMatcher.Derive(fp, records, r => kinds.TryGetValue(r.Bank, out var k) && k == BankKind.AllowList);
+        var labels = new Dictionary<string, IReadOnlyDictionary<string, string>>(StringComparer.Ordinal);
+        IReadOnlyDictionary<string, string> Labels(ModelRecord r)
+        {
+            if (!labels.TryGetValue(r.Id, out var l))
+            {
+                var ids = (r.ModelId is null ? [] : service.Lookup("mfv1_model", r.ModelId)).Concat(service.Lookup("sha256", r.Id))
+                    .Where(h => h.Bank.Name == r.Bank).Select(h => h.EntryId).Distinct().ToList();
+                var entries = ids.Count == 0 ? new Dictionary<long, BankEntry>() : banks.GetEntries(ids);
+                l = labels[r.Id] = entries.Values.SelectMany(e => e.Labels).GroupBy(p => p.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Value, StringComparer.Ordinal);
+            }
+
+            return l;
+        }
+
+        string Kind(ModelRecord r) => kinds.TryGetValue(r.Bank, out var k) ? BankDto.KindName(k) : "block";
+        var near = similar.Concat(contained).Select(h => new NearHitDto(h.Tier, h.Record.Bank, Kind(h.Record), h.Record.Name, Math.Round(h.Score, 6), Math.Round(h.Coverage, 4), h.Component, h.Precision, h.Error is { } e ? Math.Round(e, 6) : null, Labels(h.Record))).ToList();
+        var dto = derivation is null ? null : new DerivationDto(derivation.Kind, Math.Round(derivation.Explained, 4), derivation.Tensors,
+            [.. derivation.Terms.Select(t => new DerivationTermDto(t.Record.Name, t.Record.Bank, Kind(t.Record), t.Record.IsAdapter, Math.Round(t.Coefficient, 4), Labels(t.Record)))]);
+        return (near, dto);
     }
 }

@@ -86,13 +86,14 @@ public class ArchitectureTests
     [Fact]
     public void Canonical_names_strip_wrappers_and_drop_buffers()
     {
-        Assert.Equal(new CanonicalName("denoiser", "input_blocks.0.0.weight"), TensorNames.Canonicalize("state_dict.module.model.diffusion_model.input_blocks.0.0.weight"));
-        Assert.Equal(new CanonicalName("te2", "text_projection"), TensorNames.Canonicalize("conditioner.embedders.1.model.text_projection"));
+        Assert.Equal(new CanonicalName("denoiser", "input_blocks.0.0.weight"), TensorNames.Canonicalize("state_dict.module.model.diffusion_model.input_blocks.0.0.weight", layouts: false));
+        Assert.Equal(new CanonicalName("denoiser", "conv_in.weight"), TensorNames.Canonicalize("state_dict.module.model.diffusion_model.input_blocks.0.0.weight"));
+        Assert.Equal(new CanonicalName("te2", "text_projection.weight"), TensorNames.Canonicalize("conditioner.embedders.1.model.text_projection"));
         Assert.Equal(new CanonicalName("te3", "encoder.block.0.layer.0.SelfAttention.q.weight"), TensorNames.Canonicalize("text_encoders.t5xxl.transformer.encoder.block.0.layer.0.SelfAttention.q.weight"));
         Assert.Equal(new CanonicalName("vae", "conv_in.weight"), TensorNames.Canonicalize("conv_in.weight", "vae"));
         Assert.Null(TensorNames.Canonicalize("alphas_cumprod"));
         Assert.Null(TensorNames.Canonicalize("cond_stage_model.transformer.text_model.embeddings.position_ids"));
-        Assert.Equal("denoiser:input_blocks_4_1_proj_in", TensorNames.Canonicalize("model.diffusion_model.input_blocks.4.1.proj_in.weight")!.Value.LoraKey);
+        Assert.Equal("denoiser:down_blocks_1_attentions_0_proj_in", TensorNames.Canonicalize("model.diffusion_model.input_blocks.4.1.proj_in.weight")!.Value.LoraKey);
         Assert.Equal([512L, 512], TensorNames.CanonicalShape([512, 512, 1, 1]));
     }
 }

@@ -8,7 +8,8 @@ using Warden.Core.ModelFiles;
 namespace Warden.Core.Tests.Models;
 
 /// <summary>A tensor to write: values are rounded to <paramref name="DType"/> on the way out.</summary>
-public sealed record FixtureTensor(string Name, long[] Shape, float[] Values, TensorDType DType = TensorDType.F32)
+// Raw: encoded bytes written instead of encoding Values (GGUF block types the test packs itself).
+public sealed record FixtureTensor(string Name, long[] Shape, float[] Values, TensorDType DType = TensorDType.F32, byte[]? Raw = null)
 {
     public FixtureTensor As(TensorDType dtype) => this with { DType = dtype };
 
@@ -20,6 +21,11 @@ public static class ModelWriters
 {
     public static byte[] Encode(FixtureTensor t)
     {
+        if (t.Raw is not null)
+        {
+            return t.Raw;
+        }
+
         var n = t.Values.Length;
         switch (t.DType)
         {
@@ -577,7 +583,14 @@ public static class ModelWriters
             {
                 TensorDType.F32 => 0u,
                 TensorDType.F16 => 1u,
+                TensorDType.Q4_0 => 2u,
+                TensorDType.Q4_1 => 3u,
+                TensorDType.Q5_0 => 6u,
+                TensorDType.Q5_1 => 7u,
                 TensorDType.Q8_0 => 8u,
+                TensorDType.Q4_K => 12u,
+                TensorDType.Q5_K => 13u,
+                TensorDType.Q6_K => 14u,
                 TensorDType.BF16 => 30u,
                 _ => throw new NotSupportedException(),
             });

@@ -127,6 +127,9 @@ internal static class GgufReader
         6 => TensorDType.Q5_0,
         7 => TensorDType.Q5_1,
         8 => TensorDType.Q8_0,
+        12 => TensorDType.Q4_K,
+        13 => TensorDType.Q5_K,
+        14 => TensorDType.Q6_K,
         24 => TensorDType.I8,
         25 => TensorDType.I16,
         26 => TensorDType.I32,
@@ -139,11 +142,7 @@ internal static class GgufReader
     // Bytes of a tensor, or -1 when the type is not one we size.
     internal static long Bytes(TensorDType t, long count) => t switch
     {
-        TensorDType.Q8_0 => count % 32 == 0 ? count / 32 * 34 : -1,
-        TensorDType.Q4_0 => count % 32 == 0 ? count / 32 * 18 : -1,
-        TensorDType.Q4_1 => count % 32 == 0 ? count / 32 * 20 : -1,
-        TensorDType.Q5_0 => count % 32 == 0 ? count / 32 * 22 : -1,
-        TensorDType.Q5_1 => count % 32 == 0 ? count / 32 * 24 : -1,
+        _ when TensorValues.IsDequantised(t) => count % TensorValues.UnitValues(t) == 0 ? count / TensorValues.UnitValues(t) * TensorValues.UnitBytes(t) : -1,
         _ when TensorDTypes.Size(t) > 0 => TensorShapes.Bytes(count, TensorDTypes.Size(t)),
         _ => -1,
     };

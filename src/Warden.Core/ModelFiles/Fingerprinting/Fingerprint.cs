@@ -161,19 +161,19 @@ public static class Fingerprinter
     {
         ArgumentNullException.ThrowIfNull(doc);
         options ??= new FingerprintOptions();
-        var prints = new TensorPrint?[doc.Tensors.Count];
+        var items = Expand(doc);
+        var prints = new TensorPrint?[items.Count];
         FileHashes? fileHashes = null;
         long read = 0;
         var scratch = new Scratch();
         foreach (var file in doc.Files)
         {
-            var component = doc.FileComponents.GetValueOrDefault(file, string.Empty);
             var accs = new List<Acc>();
             var strided = new List<(int Index, CanonicalName Name)>();
-            for (var i = 0; i < doc.Tensors.Count; i++)
+            for (var i = 0; i < items.Count; i++)
             {
-                var t = doc.Tensors[i];
-                if (t.Source != file || TensorNames.Canonicalize(t.Name, component) is not { } name)
+                var (t, name) = items[i];
+                if (t.Source != file)
                 {
                     continue;
                 }
@@ -211,7 +211,7 @@ public static class Fingerprinter
                 using var handle = ModelReader.Open(file);
                 foreach (var (i, name) in strided)
                 {
-                    var t = doc.Tensors[i];
+                    var t = items[i].Tensor;
                     var values = TensorValues.ReadAll(handle, t);
                     if (values is null)
                     {
@@ -272,6 +272,103 @@ public static class Fingerprinter
             Lora = lora,
             BytesRead = read,
         };
+    }
+
+    /// <summary>
+    /// The document's tensors as the canonical layout has them: canonical names (buffers dropped), fused
+    /// projections split into their row ranges (views into the same bytes, nothing copied) and transposed
+    /// storage read as a strided view, in document order.
+    /// </summary>
+    public static List<(TensorInfo Tensor, CanonicalName Name)> Expand(ModelDocument doc)
+    {
+        ArgumentNullException.ThrowIfNull(doc);
+        var named = new List<(TensorInfo Tensor, CanonicalName Name)>(doc.Tensors.Count);
+        var widths = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var t in doc.Tensors)
+        {
+            if (TensorNames.Canonicalize(t.Name, doc.FileComponents.GetValueOrDefault(t.Source, string.Empty)) is { } name)
+            {
+                named.Add((t, name));
+                if (t.Shape.Length >= 2 && name.Name.EndsWith(".weight", StringComparison.Ordinal))
+                {
+                    widths.TryAdd(name.Component + ":" + name.Name[..^".weight".Length], t.Shape[1]);
+                }
+            }
+        }
+
+        var result = new List<(TensorInfo, CanonicalName)>(named.Count);
+        foreach (var (t, name) in named)
+        {
+            if (TensorLayouts.StoredTransposed(t.Name, name, t.Shape) && TensorDTypes.Size(t.DType) > 0)
+            {
+                long[] strides = t.Strides is { Length: 2 } s ? [s[1], s[0]] : [1, t.Shape[1]];
+                result.Add((t with { Shape = [t.Shape[1], t.Shape[0]], Strides = strides }, name));
+                continue;
+            }
+
+            var stem = name.Name.EndsWith(".weight", StringComparison.Ordinal) ? name.Name[..^".weight".Length]
+                : name.Name.EndsWith(".bias", StringComparison.Ordinal) ? name.Name[..^".bias".Length] : null;
+            var pieces = stem is null || t.Shape.Length == 0 ? null
+                : TensorLayouts.RowPieces(name.Name, t.Shape[0], widths.GetValueOrDefault(name.Component + ":" + stem));
+            if (pieces is null)
+            {
+                result.Add((t, name));
+                continue;
+            }
+
+            var perRow = t.Shape[0] > 0 ? t.Count / t.Shape[0] : 0;
+            var views = new List<(TensorInfo, CanonicalName)>(pieces.Count);
+            foreach (var (piece, start, rows) in pieces)
+            {
+                var view = RowView(t, perRow, start, rows);
+                if (view is null)
+                {
+                    views.Clear();
+                    break;
+                }
+
+                views.Add((view, name with { Name = piece }));
+            }
+
+            if (views.Count == 0)
+            {
+                result.Add((t, name));
+            }
+            else
+            {
+                result.AddRange(views);
+            }
+        }
+
+        return result;
+    }
+
+    // Rows [start, start+rows) of a tensor as a view of the same bytes; null when they do not fall on whole units
+    // (a quant block straddling two pieces cannot happen in ggml files, whose blocks lie within rows).
+    private static TensorInfo? RowView(TensorInfo t, long perRow, long start, long rows)
+    {
+        long[] shape = [rows, .. t.Shape[1..]];
+        if (t.Offset < 0)
+        {
+            return t with { Shape = shape };
+        }
+
+        if (t.Strides is { } s)
+        {
+            var size = TensorDTypes.Size(t.DType);
+            var skip = start * s[0] * size;
+            return size <= 0 || skip < 0 || skip > t.Length ? null : t with { Shape = shape, Offset = t.Offset + skip, Length = t.Length - skip };
+        }
+
+        var unitValues = TensorValues.UnitValues(t.DType);
+        var unitBytes = TensorValues.UnitBytes(t.DType);
+        if (unitBytes <= 0 || perRow % unitValues != 0)
+        {
+            return null;
+        }
+
+        var rowBytes = perRow / unitValues * unitBytes;
+        return t with { Shape = shape, Offset = t.Offset + (start * rowBytes), Length = rows * rowBytes };
     }
 
     /// <summary>File hashes only (no tensors): what <c>warden hash</c> needs for any file.</summary>

@@ -68,7 +68,7 @@ public static class LoraAnalyzer
                     var m = Build(module, parts, Values, sketchSize, peftAlpha, peftRank);
                     if (m is not null)
                     {
-                        result.Add(m);
+                        result.AddRange(m);
                     }
                     else
                     {
@@ -109,13 +109,25 @@ public static class LoraAnalyzer
             var path = name[..^(p.Length + 1)];
             if (p is "down.weight" or "up.weight")
             {
-                // diffusers attention-processor LoRA: "...attn1.processor.to_q_lora.down.weight".
-                if (!path.EndsWith("_lora", StringComparison.Ordinal))
+                // diffusers attention-processor LoRA: "...attn1.processor.to_q_lora.down.weight"; diffusers training
+                // scripts (convert_state_dict_to_diffusers of a PEFT state dict): "...to_q.lora.down.weight", and the
+                // text-encoder form "...q_proj.lora_linear_layer.down.weight".
+                if (path.EndsWith("_lora", StringComparison.Ordinal))
+                {
+                    path = path[..^"_lora".Length].Replace(".processor.", ".", StringComparison.Ordinal);
+                }
+                else if (path.EndsWith(".lora_linear_layer", StringComparison.Ordinal))
+                {
+                    path = path[..^".lora_linear_layer".Length];
+                }
+                else if (path.EndsWith(".lora", StringComparison.Ordinal))
+                {
+                    path = path[..^".lora".Length];
+                }
+                else
                 {
                     return null;
                 }
-
-                path = path[..^"_lora".Length].Replace(".processor.", ".", StringComparison.Ordinal);
             }
 
             var kohya = KohyaPrefixes.FirstOrDefault(k => path.StartsWith(k, StringComparison.Ordinal));
@@ -128,7 +140,8 @@ public static class LoraAnalyzer
                     "lora_te3_" => "te3",
                     _ => "te1",
                 };
-                module = component + ":" + path[kohya.Length..];
+                var rest = path[kohya.Length..];
+                module = component + ":" + (TensorLayouts.Rename(component, rest) ?? rest);
             }
             else if (p is "alpha" or "lokr_w1" or "lokr_w2" or "lokr_w1_a" or "lokr_w1_b" or "lokr_w2_a" or "lokr_w2_b" or "hada_w1_a" or "hada_w1_b" or "hada_w2_a" or "hada_w2_b" or "lora_down.weight" or "lora_up.weight" or "lora_mid.weight"
                 && !path.Contains('.', StringComparison.Ordinal))
@@ -147,18 +160,20 @@ public static class LoraAnalyzer
                 }
 
                 var component = "denoiser";
+                var folder = false;
                 foreach (var (prefix, c) in new[] { ("unet.", "denoiser"), ("transformer.", "denoiser"), ("text_encoder_2.", "te2"), ("text_encoder_3.", "te3"), ("text_encoder.", "te1") })
                 {
                     if (p2.StartsWith(prefix, StringComparison.Ordinal))
                     {
                         component = c;
                         p2 = p2[prefix.Length..];
+                        folder = true;
                         break;
                     }
                 }
 
-                var canonical = TensorNames.Canonicalize(p2 + ".weight");
-                if (canonical is { } cn && cn.Component != "other" && component == "denoiser")
+                var canonical = folder ? new CanonicalName(component, TensorLayouts.Rename(component, p2 + ".weight") ?? p2 + ".weight") : TensorNames.Canonicalize(p2 + ".weight");
+                if (canonical is { } cn && cn.Component != "other" && cn.Name.EndsWith(".weight", StringComparison.Ordinal))
                 {
                     component = cn.Component;
                     p2 = cn.Name[..^".weight".Length];
@@ -199,7 +214,7 @@ public static class LoraAnalyzer
         }
     }
 
-    private static LoraModule? Build(string module, Dictionary<string, TensorInfo> parts, Func<TensorInfo, float[]?> values, int k, double? peftAlpha, double? peftRank)
+    private static List<LoraModule>? Build(string module, Dictionary<string, TensorInfo> parts, Func<TensorInfo, float[]?> values, int k, double? peftAlpha, double? peftRank)
     {
         double? alpha = null;
         if (parts.TryGetValue("alpha", out var at) && values(at) is [var a, ..])
@@ -230,7 +245,7 @@ public static class LoraAnalyzer
             var dv = Need(values(down));
             var uv = Need(values(up));
             var scale = alpha is { } al && al != 0 ? al / r : peftAlpha is { } pa ? pa / (peftRank ?? r) : 1.0;
-            return Module(module, "lora", target, r, scale, k, (o, j) =>
+            return Emit(module, "lora", target, r, scale, k, (o, j) =>
             {
                 double s = 0;
                 for (var q = 0; q < r; q++)
@@ -260,7 +275,7 @@ public static class LoraAnalyzer
 
             var (a1, b1, a2, b2) = (Need(values(w1a)), Need(values(w1b)), Need(values(w2a)), Need(values(w2b)));
             var scale = alpha is { } al && al != 0 ? al / r : 1.0;
-            return Module(module, "loha", target, r, scale, k, (o, j) =>
+            return Emit(module, "loha", target, r, scale, k, (o, j) =>
             {
                 double s1 = 0, s2 = 0;
                 for (var q = 0; q < r; q++)
@@ -285,7 +300,7 @@ public static class LoraAnalyzer
             var (m2, o2, i2, r) = Dense(parts, "lokr_w2", values);
             var scale = r > 0 && alpha is { } al && al != 0 ? al / r : 1.0;
             var target = TensorNames.CanonicalShape([o1 * o2, i1 * i2]);
-            return Module(module, "lokr", target, r, scale, k, (o, j) => (double)m1[((o / o2) * i1) + (j / i2)] * m2[((o % o2) * i2) + (j % i2)], i1 * i2);
+            return Emit(module, "lokr", target, r, scale, k, (o, j) => (double)m1[((o / o2) * i1) + (j / i2)] * m2[((o % o2) * i2) + (j % i2)], i1 * i2);
         }
 
         return null;
@@ -342,6 +357,20 @@ public static class LoraAnalyzer
     }
 
     private static float[] Need(float[]? v) => v ?? throw new ModelFormatException("factor values unreadable (dtype, size or storage)");
+
+    // One module per canonical weight: a change to a fused projection (kohya Flux "img_attn_qkv") is split into
+    // the rows of the weights the canonical layout keeps, as the model's own tensors are.
+    private static List<LoraModule> Emit(string key, string kind, long[] target, int rank, double scale, int k, Func<long, long, double> at, long inner)
+    {
+        var colon = key.IndexOf(':', StringComparison.Ordinal);
+        var pieces = target.Length >= 1 ? TensorLayouts.RowPieces(key[(colon + 1)..], target[0], target.Length > 1 ? inner : 0) : null;
+        if (pieces is null)
+        {
+            return [Module(key, kind, target, rank, scale, k, at, inner)];
+        }
+
+        return [.. pieces.Select(p => Module(key[..(colon + 1)] + p.Name, kind, [p.Rows, .. target[1..]], rank, scale, k, (o, j) => at(o + p.Start, j), inner))];
+    }
 
     private static LoraModule Module(string key, string kind, long[] target, int rank, double scale, int k, Func<long, long, double> at, long inner)
     {

@@ -31,7 +31,7 @@ public static class ModelArchitecture
         var components = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var t in doc.Tensors)
         {
-            var c = TensorNames.Canonicalize(t.Name, doc.FileComponents.GetValueOrDefault(t.Source, string.Empty));
+            var c = TensorNames.Canonicalize(t.Name, doc.FileComponents.GetValueOrDefault(t.Source, string.Empty), layouts: false);
             if (c is { } cn)
             {
                 byName.TryAdd(cn.Name, t);

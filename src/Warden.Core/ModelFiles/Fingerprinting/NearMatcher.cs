@@ -6,7 +6,9 @@ namespace Warden.Core.ModelFiles;
 /// <param name="Score">T4: median per-tensor cosine; T3: share of the component's sampled rows found.</param>
 /// <param name="Coverage">T4: fraction of the candidate's tensors paired; T3: sampled rows of the registered component.</param>
 /// <param name="Component">T3: the registered component contained.</param>
-public sealed record NearHit(string Tier, ModelRecord Record, double Score, double Coverage, string? Component = null);
+/// <param name="Precision">R: the candidate's reduced precision (fp8-e4m3, Q4_K, …).</param>
+/// <param name="Error">R: estimated relative error of the candidate's weights (median per-tensor ‖c − r‖ / ‖r‖ over the sketches).</param>
+public sealed record NearHit(string Tier, ModelRecord Record, double Score, double Coverage, string? Component = null, string? Precision = null, double? Error = null);
 
 /// <summary>One registered model's (or adapter's) share in a derivation.</summary>
 /// <param name="Record">Registered model or adapter.</param>
@@ -38,7 +40,34 @@ public static class NearMatcher
     /// <summary>Minimum share of the change from the base a derivation must explain.</summary>
     public const double MinExplained = 0.5;
 
-    /// <summary>T4: per-tensor sketch cosines against every record of the same kind.</summary>
+    /// <summary>
+    /// Relative error (‖stored − original‖ / ‖original‖ per tensor) within which a copy stored as <paramref name="t"/>
+    /// is "the same weights, reduced precision": about three times the rounding error of that type on
+    /// Gaussian-like weights (fp16 2⁻¹¹, bf16 2⁻⁸, e4m3 2⁻⁴, e5m2 2⁻³ relative; a b-bit block quant ≈ range / 2ᵇ / √12).
+    /// 0 for types that are not reduced (fp32/fp64).
+    /// </summary>
+    public static double PrecisionTolerance(TensorDType t) => t switch
+    {
+        TensorDType.F16 => 0.001,
+        TensorDType.BF16 => 0.008,
+        TensorDType.F8E4M3 => 0.08,
+        TensorDType.F8E5M2 => 0.15,
+        TensorDType.Q8_0 => 0.02,
+        TensorDType.Q6_K => 0.05,
+        TensorDType.Q5_0 or TensorDType.Q5_1 or TensorDType.Q5_K => 0.1,
+        TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q4_K => 0.2,
+        _ => 0,
+    };
+
+    /// <summary>Share of a record's paired tensors that must lie within their type's tolerance for an R hit.</summary>
+    public const double MinWithinTolerance = 0.9;
+
+    /// <summary>
+    /// R and T4: per-tensor sketch comparisons against every record of the same kind. R ("same weights, reduced
+    /// precision") when the candidate is stored in reduced precision (fp16/bf16/fp8/GGUF quants) and at least
+    /// <see cref="MinWithinTolerance"/> of the paired tensors differ from the record by no more than their type's
+    /// <see cref="PrecisionTolerance"/>; else T4 when the median cosine is at least <see cref="NearCopyCosine"/>.
+    /// </summary>
     public static List<NearHit> Similar(ModelFingerprint fp, IReadOnlyList<ModelRecord> records)
     {
         ArgumentNullException.ThrowIfNull(fp);
@@ -50,6 +79,15 @@ public static class NearMatcher
             return hits;
         }
 
+        var dtypes = new Dictionary<string, TensorDType>(StringComparer.Ordinal);
+        if (fp.Lora.Count == 0)
+        {
+            foreach (var t in fp.Tensors)
+            {
+                dtypes.TryAdd(t.Canonical.Key, t.DType);
+            }
+        }
+
         foreach (var r in records)
         {
             var theirs = r.IsAdapter ? r.Modules : r.Tensors;
@@ -59,11 +97,27 @@ public static class NearMatcher
             }
 
             var cosines = new List<double>();
+            var errors = new List<double>();
+            var within = 0;
+            var reduced = new Dictionary<TensorDType, int>();
             foreach (var t in theirs)
             {
                 if (mine.TryGetValue(t.Key, out var v) && v.Length == t.Sketch.Length && v.Length > 0)
                 {
                     cosines.Add(Cosine(v, t.Sketch));
+                    var e = RelativeError(v, t.Sketch);
+                    errors.Add(e);
+                    var dt = dtypes.GetValueOrDefault(t.Key, TensorDType.F32);
+                    var tol = PrecisionTolerance(dt);
+                    if (tol > 0)
+                    {
+                        reduced[dt] = reduced.GetValueOrDefault(dt) + 1;
+                    }
+
+                    if (e <= Math.Max(tol, 1e-7))
+                    {
+                        within++;
+                    }
                 }
             }
 
@@ -73,9 +127,20 @@ public static class NearMatcher
             }
 
             cosines.Sort();
+            errors.Sort();
             var median = cosines[cosines.Count / 2];
             var coverage = cosines.Count / (double)mine.Count;
-            if (median >= NearCopyCosine && coverage >= 0.5)
+            if (coverage < 0.5)
+            {
+                continue;
+            }
+
+            if (reduced.Count > 0 && within >= MinWithinTolerance * cosines.Count)
+            {
+                var precision = reduced.OrderByDescending(p => p.Value).ThenBy(p => p.Key).First().Key;
+                hits.Add(new NearHit("R", r, median, coverage, null, PrecisionName(precision), errors[errors.Count / 2]));
+            }
+            else if (median >= NearCopyCosine)
             {
                 hits.Add(new NearHit("T4", r, median, coverage));
             }
@@ -235,6 +300,30 @@ public static class NearMatcher
             : terms.Count(t => !t.Record.IsAdapter) >= 2 ? "merge"
             : "derived";
         return new Derivation(kind, terms, explained, rows.Count);
+    }
+
+    /// <summary>Name of a reduced precision as reported (fp16, bf16, fp8-e4m3, fp8-e5m2, Q8_0, Q4_K, …).</summary>
+    public static string PrecisionName(TensorDType t) => t switch
+    {
+        TensorDType.F16 => "fp16",
+        TensorDType.BF16 => "bf16",
+        TensorDType.F8E4M3 => "fp8-e4m3",
+        TensorDType.F8E5M2 => "fp8-e5m2",
+        _ => t.ToString(),
+    };
+
+    /// <summary>‖a − b‖ / ‖b‖ (0 when both are zero, 1 when only b is).</summary>
+    public static double RelativeError(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double diff = 0, nb = 0;
+        for (var i = 0; i < a.Length; i++)
+        {
+            var d = (double)a[i] - b[i];
+            diff += d * d;
+            nb += (double)b[i] * b[i];
+        }
+
+        return nb == 0 ? (diff == 0 ? 0 : 1) : Math.Sqrt(diff / nb);
     }
 
     /// <summary>Cosine similarity (0 when either vector is zero).</summary>

@@ -32,7 +32,7 @@ public static class TensorNames
         ("cond_stage_model.model.", "te1"),
         ("cond_stage_model.", "te1"),
         ("conditioner.embedders.0.transformer.", "te1"),
-        ("conditioner.embedders.0.model.", "te1"),
+        ("conditioner.embedders.0.model.", "te2"), // the refiner's only encoder is OpenCLIP bigG (diffusers text_encoder_2)
         ("conditioner.embedders.1.model.", "te2"),
         ("conditioner.embedders.1.transformer.", "te2"),
         ("text_encoders.clip_l.transformer.", "te1"),
@@ -63,7 +63,8 @@ public static class TensorNames
     /// <summary>Canonical name of a raw tensor name, or null for buffers that are not part of the fingerprint.</summary>
     /// <param name="raw">Name as stored.</param>
     /// <param name="folderComponent">The diffusers component folder the file came from ("" for single files).</param>
-    public static CanonicalName? Canonicalize(string raw, string? folderComponent = null)
+    /// <param name="layouts">Map onto the layout-independent (diffusers) names; false keeps the stored naming (architecture evidence).</param>
+    public static CanonicalName? Canonicalize(string raw, string? folderComponent = null, bool layouts = true)
     {
         ArgumentNullException.ThrowIfNull(raw);
         var name = raw;
@@ -90,14 +91,14 @@ public static class TensorNames
 
         if (!string.IsNullOrEmpty(folderComponent))
         {
-            return new CanonicalName(FolderComponent(folderComponent), name);
+            return Make(FolderComponent(folderComponent), name, layouts);
         }
 
         foreach (var (prefix, component) in Prefixes)
         {
             if (name.StartsWith(prefix, StringComparison.Ordinal))
             {
-                return new CanonicalName(component, name[prefix.Length..]);
+                return Make(component, name[prefix.Length..], layouts);
             }
         }
 
@@ -105,22 +106,27 @@ public static class TensorNames
         {
             if (name.StartsWith(root, StringComparison.Ordinal))
             {
-                return new CanonicalName("denoiser", name);
+                return Make("denoiser", name, layouts);
             }
         }
 
         if (name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("decoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv", StringComparison.Ordinal) || name.StartsWith("post_quant_conv", StringComparison.Ordinal))
         {
-            return new CanonicalName("vae", name);
+            return Make("vae", name, layouts);
         }
 
         if (name.StartsWith("text_model.", StringComparison.Ordinal))
         {
-            return new CanonicalName("te1", name);
+            return Make("te1", name, layouts);
         }
 
         return new CanonicalName("other", name);
     }
+
+    // The layout-independent (diffusers) name; null for tensors other layouts do not keep.
+    private static CanonicalName? Make(string component, string name, bool layouts) =>
+        !layouts ? new CanonicalName(component, name)
+        : TensorLayouts.Rename(component, name) is { } renamed ? new CanonicalName(component, renamed) : null;
 
     /// <summary>Component of a diffusers folder name.</summary>
     public static string FolderComponent(string folder) => folder switch

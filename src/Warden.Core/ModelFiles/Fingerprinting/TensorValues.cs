@@ -12,16 +12,30 @@ public static class TensorValues
     private static readonly float[] E4M3 = BuildF8(4, 3, fn: true);
     private static readonly float[] E5M2 = BuildF8(5, 2, fn: false);
 
-    /// <summary>Bytes per widening unit (one element, or one 32-value block for GGUF quants).</summary>
+    /// <summary>Bytes per widening unit (one element, or one ggml block for GGUF quants: block_q8_0, block_q4_K, …).</summary>
     public static int UnitBytes(TensorDType t) => t switch
     {
         TensorDType.Q8_0 => 34,
         TensorDType.Q4_0 => 18,
+        TensorDType.Q4_1 => 20,
+        TensorDType.Q5_0 => 22,
+        TensorDType.Q5_1 => 24,
+        TensorDType.Q4_K => 144,
+        TensorDType.Q5_K => 176,
+        TensorDType.Q6_K => 210,
         _ => TensorDTypes.Size(t),
     };
 
-    /// <summary>Values per widening unit.</summary>
-    public static int UnitValues(TensorDType t) => t is TensorDType.Q8_0 or TensorDType.Q4_0 ? 32 : 1;
+    /// <summary>Values per widening unit (32 per block, 256 per k-quant super-block).</summary>
+    public static int UnitValues(TensorDType t) => t switch
+    {
+        TensorDType.Q8_0 or TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q5_0 or TensorDType.Q5_1 => 32,
+        TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K => 256,
+        _ => 1,
+    };
+
+    /// <summary>GGUF block types this reader dequantises (others are structure only).</summary>
+    public static bool IsDequantised(TensorDType t) => UnitValues(t) > 1;
 
     /// <summary>Widens whole units of <paramref name="src"/> into <paramref name="dst"/> and canonicalises (-0 → +0, one NaN).</summary>
     public static void Widen(ReadOnlySpan<byte> src, TensorDType t, Span<float> dst)
@@ -158,6 +172,14 @@ public static class TensorValues
                     }
                 }
 
+                break;
+            case TensorDType.Q4_1:
+            case TensorDType.Q5_0:
+            case TensorDType.Q5_1:
+            case TensorDType.Q4_K:
+            case TensorDType.Q5_K:
+            case TensorDType.Q6_K:
+                GgmlQuants.Dequantise(src, t, dst);
                 break;
             default:
                 throw new NotSupportedException($"cannot widen {t}");

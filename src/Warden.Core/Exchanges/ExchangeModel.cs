@@ -31,6 +31,13 @@ public interface IExchangeType
 
     /// <summary>A feedback writer, or null when the type cannot send opinions.</summary>
     IExchangeFeedbackWriter? CreateFeedbackWriter(JsonElement config, ExchangeRuntime runtime);
+
+    /// <summary>
+    /// The exchange's own id of the entry a bank entry with these labels came from (what
+    /// <see cref="ExchangeOpinion.ExternalId"/> takes), or null when the labels do not name one: how a reviewer's
+    /// decision on a hit finds the entry to send an opinion about.
+    /// </summary>
+    string? FeedbackEntryId(IReadOnlyDictionary<string, string> labels);
 }
 
 /// <summary>What a fetcher may use from its host: the HTTP handler (tests inject one), the clock, a log line sink.</summary>

@@ -80,7 +80,7 @@ internal static class ExchangeCommand
         var name = NameArgument();
         var type = new Option<string>("--type") { Description = "Exchange type: " + string.Join(", ", ExchangeTypes.All.Select(t => t.Name)) + ".", Required = true };
         var bank = new Option<string>("--bank") { Description = "The bank the exchange fills (created when missing).", Required = true };
-        var url = new Option<string?>("--url") { Description = "The environment's base URL (NCMEC: e.g. https://exttest.cybertip.org/hashsharing); default: the environment's." };
+        var url = new Option<string?>("--url") { Description = "NCMEC: the environment's base URL (e.g. https://exttest.cybertip.org/hashsharing; default: the environment's). url_list: the list file's URL." };
         var environment = new Option<string?>("--environment") { Description = "NCMEC environment: " + string.Join(", ", Warden.Core.Exchanges.Ncmec.NcmecEnvironments.Names) + "." };
         var credentialsEnv = new Option<string?>("--credentials-env") { Description = "Name of the environment variable that holds user:password at fetch time (the value is never stored)." };
         var credentialsFile = new Option<string?>("--credentials-file") { Description = "A file whose first line is user:password (instead of --credentials-env)." };
@@ -98,7 +98,7 @@ internal static class ExchangeCommand
             JsonElement json;
             try
             {
-                json = BuildConfig(p.GetValue(config), p.GetValue(url), p.GetValue(environment), p.GetValue(credentialsEnv), p.GetValue(credentialsFile), p.GetValue(members), p.GetValue(start));
+                json = BuildConfig(t.Name, p.GetValue(config), p.GetValue(url), p.GetValue(environment), p.GetValue(credentialsEnv), p.GetValue(credentialsFile), p.GetValue(members), p.GetValue(start));
             }
             catch (JsonException ex)
             {
@@ -130,7 +130,7 @@ internal static class ExchangeCommand
         return command;
     }
 
-    private static JsonElement BuildConfig(string? raw, string? url, string? environment, string? credentialsEnv, string? credentialsFile, long[]? members, string? start)
+    private static JsonElement BuildConfig(string type, string? raw, string? url, string? environment, string? credentialsEnv, string? credentialsFile, long[]? members, string? start)
     {
         var fields = new Dictionary<string, object?>(StringComparer.Ordinal);
         if (raw is not null)
@@ -155,7 +155,7 @@ internal static class ExchangeCommand
             }
         }
 
-        Set("base_url", url);
+        Set(type == ExchangeTypes.UrlList.Name ? "url" : "base_url", url); // a list's file, or an environment's root
         Set("environment", environment);
         Set("credentials_env", credentialsEnv);
         Set("credentials_file", credentialsFile);

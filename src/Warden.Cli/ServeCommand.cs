@@ -20,13 +20,15 @@ internal static class ServeCommand
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ASPNETCORE_URLS") is { Length: > 0 } env ? env : "http://127.0.0.1:8080",
         };
         var maxUpload = new Option<long?>("--max-upload-mb") { Description = "Largest upload accepted, in MiB (default 64)." };
+        var hmaUrls = new Option<string?>("--hma-urls") { Description = "Also listen here (http://127.0.0.1:PORT; ';' between several) as an HMA-compatibility listener for clients that send no credentials (ROOST Coop): HMA's routes only, each request acting as --hma-role. Off by default; bind it where only those clients reach." };
+        var hmaRole = new Option<string?>("--hma-role") { Description = "The role requests on --hma-urls act with: curator (HMA's whole API; the default) or submitter (hash and match only)." };
         var create = new Option<bool>("--create") { Description = "Create the database (and its schema) if it does not exist; without it a missing database is refused (exit 2)." };
         var command = new Command("serve", "Run the HTTP API (hash, match, banks, webhooks, HMA-compatible endpoints) over the database.\n\n" +
             "Every endpoint but /healthz, /readyz and /status needs an API key; create the first with 'warden key create --role admin'. " +
             "The API reference is served at /docs, the OpenAPI description at /openapi/v1.json. Settings: appsettings.json or environment variables " +
-            "Warden__Name (see docs/operations.md).\n\nExamples:\n  warden serve\n  warden serve --db warden.db --urls http://127.0.0.1:8080\n  warden serve --db 'Host=db;Database=warden;Username=warden'")
+            "Warden__Name (see docs/operations.md).\n\nExamples:\n  warden serve\n  warden serve --db warden.db --urls http://127.0.0.1:8080\n  warden serve --urls http://127.0.0.1:8080 --hma-urls http://127.0.0.1:9876 --hma-role curator\n  warden serve --db 'Host=db;Database=warden;Username=warden'")
         {
-            db, urls, maxUpload, create,
+            db, urls, maxUpload, create, hmaUrls, hmaRole,
         };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(p =>
@@ -47,6 +49,16 @@ internal static class ServeCommand
                         {
                             o.MaxUploadBytes = mb * 1024 * 1024;
                         }
+
+                        if (p.GetValue(hmaUrls) is { Length: > 0 } hu)
+                        {
+                            o.HmaUrls = hu;
+                        }
+
+                        if (p.GetValue(hmaRole) is { Length: > 0 } hr)
+                        {
+                            o.HmaRole = hr;
+                        }
                     });
                 app.Run();
                 return WardenCli.Ok;
@@ -55,6 +67,11 @@ internal static class ServeCommand
             {
                 error.WriteLine($"warden: {ex.Message}");
                 return WardenCli.SomeFailed;
+            }
+            catch (InvalidOperationException ex) when (ex.Message.StartsWith("--hma", StringComparison.Ordinal) || ex.Message.StartsWith("HmaIdentity", StringComparison.Ordinal))
+            {
+                error.WriteLine($"warden: {ex.Message}");
+                return WardenCli.UsageError;
             }
             catch (IOException ex)
             {

@@ -87,6 +87,19 @@ public sealed class ServerOptions
     /// <summary>How often new bank entries are searched against the signal log.</summary>
     public int RetroactivePollMilliseconds { get; set; } = 2000;
 
+    /// <summary>
+    /// The HMA-compatibility listener (off by default): URLs (<c>http://127.0.0.1:PORT</c>, several separated by ';',
+    /// each with an explicit port) where HMA clients that send no credentials (ROOST Coop) are served HMA's routes
+    /// only, acting as <see cref="HmaIdentity"/> with <see cref="HmaRole"/>. Bind it to an address only they reach.
+    /// </summary>
+    public string? HmaUrls { get; set; }
+
+    /// <summary>The role requests on the HMA listener act with: submitter, curator (HMA's whole API) or reviewer.</summary>
+    public string HmaRole { get; set; } = "curator";
+
+    /// <summary>The name requests on the HMA listener act as (in logs and the audit log).</summary>
+    public string HmaIdentity { get; set; } = "hma-listener";
+
     /// <summary>Review console, evidence preservation and reporting (section <c>Warden:Review</c>).</summary>
     public ReviewOptions Review { get; set; } = new();
 

@@ -49,9 +49,21 @@ public static class WardenServer
             k.AddServerHeader = false;
         });
 
+        // The HMA-compatibility listener adds its own addresses beside --urls (off unless HmaUrls is set).
+        var hma = HmaListener.From(options, builder.Configuration["urls"]);
+        if (hma is not null)
+        {
+            builder.WebHost.UseUrls([.. (builder.Configuration["urls"] ?? "http://localhost:5000").Split(';', StringSplitOptions.RemoveEmptyEntries), .. hma.Urls]);
+        }
+
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddSingleton(options.SignalTypes);
+        if (hma is not null)
+        {
+            services.AddSingleton(hma);
+        }
+
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(_ => WardenDatabase.Open(options.Database));
         services.AddSingleton(sp => BankStore.Open(sp.GetRequiredService<WardenDatabase>()));
@@ -159,6 +171,13 @@ public static class WardenServer
                 await next(context).ConfigureAwait(false);
             }
         });
+
+        if (hma is not null)
+        {
+            hma.Use(app);
+            app.UseRouting(); // after the listener's path clean-up, so "//c/banks" routes as "/c/banks"
+        }
+
         app.UseExceptionHandler();
         app.UseStatusCodePages(context => context.HttpContext.Response.ContentLength is null && !context.HttpContext.Response.HasStarted
             ? Problems.WriteAsync(context.HttpContext, context.HttpContext.Response.StatusCode, context.HttpContext.Response.StatusCode switch

@@ -170,8 +170,33 @@ public sealed class BankStore : IDisposable
         }
     }
 
-    /// <summary>All banks, by name.</summary>
-    public IReadOnlyList<Bank> ListBanks() => Run(c => c.Query<BankRow>("SELECT * FROM banks ORDER BY name").Select(r => r.ToBank()).ToList());
+    /// <summary>All banks, by name (deleted ones left out).</summary>
+    public IReadOnlyList<Bank> ListBanks() => Run(c => c.Query<BankRow>($"SELECT * FROM banks WHERE name NOT LIKE '{DeletedPrefix}%' ORDER BY name").Select(r => r.ToBank()).ToList());
+
+    // A deleted bank keeps its row under a name no live bank can have (valid names start with a letter or digit).
+    private const string DeletedPrefix = "~deleted~";
+
+    /// <summary>
+    /// Deletes a bank: in one change, every live entry becomes a tombstone and the bank is disabled and renamed
+    /// out of the way (<c>~deleted~ID~NAME</c>), so every node's index drops it, the name is free again, and
+    /// nothing is removed under a node that has not caught up. False when there is no such bank.
+    /// </summary>
+    public bool DeleteBank(string name) => Run(c =>
+    {
+        using var tx = BeginWrite(c);
+        var bank = GetBank(c, name, tx);
+        if (bank is null)
+        {
+            return false;
+        }
+
+        var seq = NextSeq(c, tx);
+        var now = Now();
+        c.Execute("UPDATE bank_entries SET deleted = 1, updated_at = @now, seq = @seq WHERE bank_id = @id AND deleted = 0", new { id = bank.Id, now, seq }, tx);
+        c.Execute("UPDATE banks SET name = @deleted, enabled = 0, updated_at = @now, seq = @seq WHERE id = @id", new { id = bank.Id, deleted = $"{DeletedPrefix}{bank.Id}~{name}", now, seq }, tx);
+        tx.Commit();
+        return true;
+    });
 
     /// <summary>A bank by name (case-sensitive), or null.</summary>
     public Bank? GetBank(string name) => Run(c => GetBank(c, name));

@@ -115,6 +115,9 @@ public sealed class ExchangeSync
         }
     }
 
+    private static string SnapshotKey(string? externalId, string signalType, string signal) =>
+        string.IsNullOrEmpty(externalId) ? signalType + "\n" + signal : externalId;
+
     private async Task<ExchangeSyncResult> FetchAsync(Exchange exchange, ExchangeRuntime runtime, string owner, CancellationToken cancellationToken)
     {
         var type = ExchangeTypes.Get(exchange.Type);
@@ -159,9 +162,19 @@ public sealed class ExchangeSync
             Progress?.Invoke(new ExchangeSyncProgress(entries, tombstones, checkpointTime, clock.Elapsed));
         }
 
+        HashSet<string>? listed = null;
         await foreach (var delta in fetcher.FetchAsync(state.Checkpoint, cancellationToken))
         {
             buffer.AddRange(delta.Records);
+            if (delta.Snapshot)
+            {
+                listed ??= new HashSet<string>(StringComparer.Ordinal);
+                foreach (var r in delta.Records)
+                {
+                    listed.Add(SnapshotKey(r.ExternalId, r.SignalType, r.Signal));
+                }
+            }
+
             pendingCheckpoint = delta.Checkpoint;
             entries += delta.Entries;
             tombstones += delta.Tombstones;
@@ -176,7 +189,21 @@ public sealed class ExchangeSync
                 pendingUnsupported += v;
             }
 
-            if (buffer.Count >= CommitRecords || clock.Elapsed - lastCommit >= CommitInterval)
+            if (delta.SnapshotEnd)
+            {
+                // What the listing no longer carries is tombstoned in the same commit as its last records, and
+                // only then does the checkpoint (the listing's ETag) move: a pass cut short re-reads the listing.
+                var stale = _banks.ExportEntries(exchange.BankId)
+                    .Where(e => e.Source == source && !listed!.Contains(SnapshotKey(e.ExternalId, e.SignalType, e.Signal)))
+                    .Select(e => new BankEntryRecord(e.SignalType, e.Signal, new Dictionary<string, string>(), ExternalId: e.ExternalId, Deleted: true))
+                    .ToList();
+                buffer.AddRange(stale);
+                tombstones += stale.Count;
+                pendingTombstones += stale.Count;
+                listed = null;
+                Commit();
+            }
+            else if (buffer.Count >= CommitRecords || clock.Elapsed - lastCommit >= CommitInterval)
             {
                 Commit();
             }

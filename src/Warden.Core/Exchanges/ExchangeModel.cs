@@ -31,6 +31,13 @@ public interface IExchangeType
 
     /// <summary>A feedback writer, or null when the type cannot send opinions.</summary>
     IExchangeFeedbackWriter? CreateFeedbackWriter(JsonElement config, ExchangeRuntime runtime);
+
+    /// <summary>
+    /// The exchange's own id of the entry a bank entry with these labels came from (what
+    /// <see cref="ExchangeOpinion.ExternalId"/> takes), or null when the labels do not name one: how a reviewer's
+    /// decision on a hit finds the entry to send an opinion about.
+    /// </summary>
+    string? FeedbackEntryId(IReadOnlyDictionary<string, string> labels);
 }
 
 /// <summary>What a fetcher may use from its host: the HTTP handler (tests inject one), the clock, a log line sink.</summary>
@@ -76,7 +83,17 @@ public sealed record ExchangeDelta(
     long Tombstones,
     long Filtered,
     IReadOnlyDictionary<string, long> Unsupported,
-    long Errors);
+    long Errors)
+{
+    /// <summary>
+    /// This piece is part of a full listing (a list file fetched whole): entries of the exchange that the listing
+    /// does not carry are gone. Set on every piece of the listing.
+    /// </summary>
+    public bool Snapshot { get; init; }
+
+    /// <summary>The listing ends with this piece: the host tombstones what it did not carry, then stores the checkpoint.</summary>
+    public bool SnapshotEnd { get; init; }
+}
 
 /// <summary>What a reviewer (or a curator) thinks of an exchange's entry.</summary>
 public enum OpinionKind
@@ -170,8 +187,11 @@ public static class ExchangeTypes
     /// <summary>NCMEC Hash Sharing v2.</summary>
     public static Ncmec.NcmecExchangeType Ncmec { get; } = new();
 
+    /// <summary>A hash list file at a URL.</summary>
+    public static UrlList.UrlListExchangeType UrlList { get; } = new();
+
     /// <summary>Every type, by name.</summary>
-    public static IReadOnlyList<IExchangeType> All { get; } = [Ncmec];
+    public static IReadOnlyList<IExchangeType> All { get; } = [Ncmec, UrlList];
 
     /// <summary>Finds a type by name (case-insensitive); null when unknown.</summary>
     public static IExchangeType? Find(string? name) =>

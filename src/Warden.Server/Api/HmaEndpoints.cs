@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Warden.Core.Banks;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Signals;
@@ -41,6 +42,7 @@ internal static class HmaEndpoints
         curator.MapPost("/banks", CreateBank).WithSummary("HMA: create a bank");
         curator.MapGet("/bank/{name}", (string name, BankStore s) => HmaBank(s.GetBank(name) ?? throw ApiException.NotFound($"No bank named '{name}'."))).WithSummary("HMA: get a bank");
         curator.MapPut("/bank/{name}", UpdateBank).WithSummary("HMA: update a bank");
+        curator.MapDelete("/bank/{name}", DeleteBank).WithSummary("HMA: delete a bank, its entries and the exchange that fills it");
         curator.MapPost("/bank/{name}/signal", AddSignal).WithSummary("HMA: add a signal to a bank");
         curator.MapPost("/bank/{name}/content", AddContentAsync).AcceptsUpload(field: "photo").WithSummary("HMA: hash an upload and add its signals to a bank");
         curator.MapGet("/signal_type", () => SignalTypes.All.Select(t => new { name = t.Name, enabled_ratio = 1.0 })).WithSummary("HMA: signal types");
@@ -184,16 +186,37 @@ internal static class HmaEndpoints
         });
     }
 
-    private static IResult CreateBank(JsonElement body, BankStore store)
+    // HMA clients send enabled_ratio as a number or, as ROOST Coop does, as a string ("1", "0.5").
+    private static bool? Ratio(JsonElement body)
     {
-        var name = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("name", out var n) ? n.GetString() : null;
-        if (string.IsNullOrWhiteSpace(name))
+        if (!body.TryGetProperty("enabled_ratio", out var r) || r.ValueKind == JsonValueKind.Null)
         {
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A bank needs a name.");
+            return null;
         }
 
+        double ratio = 0;
+        var ok = r.ValueKind switch
+        {
+            JsonValueKind.Number => r.TryGetDouble(out ratio),
+            JsonValueKind.String => double.TryParse(r.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out ratio),
+            _ => false,
+        };
+        return ok && ratio is >= 0 and <= 1
+            ? ratio > 0 // Warden has no coin-flip rollout: a ratio above zero enables the bank
+            : throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "enabled_ratio is a number from 0 to 1 (or one as a string).");
+    }
+
+    private static IResult CreateBank(JsonElement body, BankStore store)
+    {
+        var name = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A bank needs a name (a string).");
+        }
+
+        var enabled = body.TryGetProperty("enabled", out var e) && e.ValueKind == JsonValueKind.False ? false : Ratio(body);
         var bank = store.CreateBank(name);
-        if (body.TryGetProperty("enabled", out var e) && e.ValueKind == JsonValueKind.False)
+        if (enabled == false)
         {
             bank = store.UpdateBank(name, enabled: false);
         }
@@ -211,13 +234,33 @@ internal static class HmaEndpoints
             {
                 enabled = e.GetBoolean();
             }
-            else if (body.TryGetProperty("enabled_ratio", out var r) && r.TryGetDouble(out var ratio))
+            else
             {
-                enabled = ratio > 0; // Warden has no coin-flip rollout: a ratio above zero enables the bank
+                enabled = Ratio(body);
             }
         }
 
         return Results.Json(HmaBank(store.UpdateBank(name, enabled: enabled)));
+    }
+
+    private static IResult DeleteBank(HttpContext context, string name, BankStore store, Warden.Storage.ExchangeStore exchanges)
+    {
+        var bank = store.GetBank(name) ?? throw ApiException.NotFound($"No bank named '{name}'.");
+
+        // HMA's exchange is its bank's: deleting the bank ends the feed that would refill it.
+        foreach (var x in exchanges.List().Where(x => x.BankId == bank.Id))
+        {
+            exchanges.Remove(x.Name);
+        }
+
+        if (!store.DeleteBank(name))
+        {
+            throw ApiException.NotFound($"No bank named '{name}'.");
+        }
+
+        context.RequestServices.GetRequiredService<Review.ReviewService>().Audit.Append(new Warden.Review.Audit.AuditEntry(
+            context.User.Actor(), "bank.delete", "bank:" + name, new Dictionary<string, string> { ["id"] = bank.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+        return Results.Json(new { message = "Bank deleted" });
     }
 
     private static IResult AddSignal(string name, JsonElement body, BankStore store)

@@ -62,6 +62,12 @@ internal sealed class ApiKeyAuthenticationHandler(
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
+        // The HMA listener's requests act as its configured identity and role (see HmaListener).
+        if (Context.Items.ContainsKey(HmaListener.Marker) && Context.RequestServices.GetService(typeof(HmaListener)) is HmaListener hma)
+        {
+            return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(hma.Principal(SchemeName), SchemeName)));
+        }
+
         string? presented = null;
         var authorization = Request.Headers.Authorization.ToString();
         if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))

@@ -202,6 +202,7 @@ public static class ExchangeServices
         configuration.GetSection("Warden:Exchanges").Bind(options);
         services.AddSingleton(options);
         services.AddSingleton(sp => ExchangeStore.Open(sp.GetRequiredService<WardenDatabase>()));
+        services.AddSingleton<IReviewDecisionFeedback>(sp => new ExchangeReviewFeedback(sp.GetRequiredService<ExchangeStore>()));
         services.AddSingleton<ExchangeScheduler>();
         services.AddHostedService(sp => sp.GetRequiredService<ExchangeScheduler>());
         services.AddHttpClient(ExchangeScheduler.ClientName, c => c.Timeout = TimeSpan.FromSeconds(60))

@@ -48,10 +48,12 @@ public sealed partial class ReviewService : IDisposable
     private readonly Queue<string> _replayIds = new();
     private readonly Lock _write = new();
     private readonly SemaphoreSlim _previewGate = new(Math.Max(1, Environment.ProcessorCount));
+    private readonly IReviewDecisionFeedback? _decisionFeedback;
 
     /// <summary>Opens the review database, the vault (when configured) and replays the case log.</summary>
-    public ReviewService(ServerOptions server, BankStore banks, ILogger<ReviewService> log)
+    public ReviewService(ServerOptions server, BankStore banks, ILogger<ReviewService> log, IReviewDecisionFeedback? decisionFeedback = null)
     {
+        _decisionFeedback = decisionFeedback;
         ArgumentNullException.ThrowIfNull(server);
         _options = server.Review;
         _banks = banks;
@@ -234,6 +236,16 @@ public sealed partial class ReviewService : IDisposable
             ["viewed"] = viewed ? "true" : "false",
             ["members"] = cluster.Members.Count.ToString(CultureInfo.InvariantCulture),
         }));
+        try
+        {
+            // Exchange feedback (opt-in per exchange): queued in the durable outbox, sent by the scheduler.
+            _decisionFeedback?.Decided(caseId, clusterId, decision.At, verdict == Verdict.Confirmed, cluster.Members.SelectMany(m => m.Matches).Select(m => new ReviewedHit(m.BankName, m.SignalType, m.Labels)));
+        }
+        catch (StorageException ex)
+        {
+            LogFeedbackFailed(_log, caseId, ex.Message);
+        }
+
         if (verdict == Verdict.FalsePositive)
         {
             AllowList(user, @case, cluster);
@@ -534,6 +546,9 @@ public sealed partial class ReviewService : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Unknown case event kind {Kind} at {Seq}")]
     private static partial void LogUnknownEvent(ILogger logger, string kind, long seq);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Review: exchange feedback for case {Case} was not queued: {Error}")]
+    private static partial void LogFeedbackFailed(ILogger logger, string @case, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Review: replayed {Count} case events")]
     private static partial void LogReplayed(ILogger logger, int count);

@@ -37,6 +37,9 @@ public sealed record NcmecConfig
     /// <summary>A window ends this many seconds before now, so entries written in the current second are not split.</summary>
     public long EndLagSeconds { get; init; } = 5;
 
+    /// <summary>The reason (a GUID, or a reason's name in NCMEC's list) sent with a false positive that names none.</summary>
+    public string? FeedbackReason { get; init; }
+
     /// <summary>Writes the canonical JSON form.</summary>
     public JsonElement ToJson()
     {
@@ -67,6 +70,11 @@ public sealed record NcmecConfig
             w.WriteBoolean("adaptive_windows", AdaptiveWindows);
             w.WriteNumber("window_seconds", WindowSeconds);
             w.WriteNumber("end_lag_seconds", EndLagSeconds);
+            if (FeedbackReason is not null)
+            {
+                w.WriteString("feedback_reason", FeedbackReason);
+            }
+
             w.WriteEndObject();
         }
 
@@ -82,7 +90,7 @@ public sealed record NcmecConfig
             throw new ExchangeConfigException("An ncmec config is a JSON object.");
         }
 
-        string? environment = null, baseUrl = null, credentialsEnv = null, credentialsFile = null;
+        string? environment = null, baseUrl = null, credentialsEnv = null, credentialsFile = null, reason = null;
         var ids = new List<long>();
         var start = DateTimeOffset.UnixEpoch;
         var adaptive = true;
@@ -156,6 +164,14 @@ public sealed record NcmecConfig
                 case "end_lag_seconds":
                     lag = Int(p, 0, 3600);
                     break;
+                case "feedback_reason":
+                    reason = Str(p);
+                    if (reason is { Length: > 200 } || (reason is not null && reason.AsSpan().ContainsAnyInRange('\0', '\x1f')))
+                    {
+                        throw new ExchangeConfigException("feedback_reason must be a reason GUID or name (up to 200 characters, no control characters).");
+                    }
+
+                    break;
                 case "name" or "api" or "enabled" or "bank":
                     break; // HMA puts its common fields in the same object.
                 default:
@@ -202,6 +218,7 @@ public sealed record NcmecConfig
             AdaptiveWindows = adaptive,
             WindowSeconds = window,
             EndLagSeconds = lag,
+            FeedbackReason = string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(),
         };
     }
 

@@ -17,7 +17,7 @@ public sealed class NcmecExchangeType : IExchangeType
 {
     /// <summary>Config field names.</summary>
     public static IReadOnlyList<string> FieldNames { get; } =
-        ["environment", "base_url", "credentials_env", "credentials_file", "only_esp_ids", "start_time", "adaptive_windows", "window_seconds", "end_lag_seconds"];
+        ["environment", "base_url", "credentials_env", "credentials_file", "only_esp_ids", "start_time", "adaptive_windows", "window_seconds", "end_lag_seconds", "feedback_reason"];
 
     /// <inheritdoc />
     public string Name => "ncmec";
@@ -37,6 +37,7 @@ public sealed class NcmecExchangeType : IExchangeType
             new("adaptive_windows", "boolean", false, "true", "Shrink busy windows and grow quiet ones, as python-threatexchange does."),
             new("window_seconds", "number", false, "0", "First window length in seconds (0: up to now)."),
             new("end_lag_seconds", "number", false, "5", "A window ends this many seconds before now."),
+            new("feedback_reason", "string", false, null, "Reason sent with a reviewer's false positive: a GUID or a reason's name from GET /v2/feedback/{TYPE}/reasons (none: the only reason listed)."),
         ],
         [
             new("user", "string", true, null, "NCMEC hash sharing API username (read from credentials_env / credentials_file)."),
@@ -51,6 +52,19 @@ public sealed class NcmecExchangeType : IExchangeType
 
     /// <inheritdoc />
     public IExchangeFeedbackWriter? CreateFeedbackWriter(JsonElement config, ExchangeRuntime runtime) => new NcmecFeedbackWriter(NcmecConfig.Parse(config), runtime);
+
+    /// <inheritdoc />
+    public string? FeedbackEntryId(IReadOnlyDictionary<string, string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+
+        // Entries are keyed by (member, entry): both labels are needed, and the member must be a number (as the writer checks).
+        return labels.TryGetValue("ncmec_member", out var member) && labels.TryGetValue("ncmec_entry_id", out var entry)
+            && member.Length is > 0 and <= 20 && !member.AsSpan().ContainsAnyExceptInRange('0', '9')
+            && entry.Length is > 0 and <= 256 && !entry.AsSpan().ContainsAny('/', '?', '#')
+            ? member + "-" + entry
+            : null;
+    }
 
     internal static NcmecHashClient Client(NcmecConfig config, ExchangeRuntime runtime)
     {
@@ -377,13 +391,15 @@ internal sealed class NcmecFeedbackWriter(NcmecConfig config, ExchangeRuntime ru
         var type = NcmecExchangeType.FingerprintType(opinion.SignalType)
             ?? throw new ExchangeException($"NCMEC takes no feedback on {opinion.SignalType} fingerprints.") { Permanent = true };
         var client = NcmecExchangeType.Client(config, runtime);
-        var reason = opinion.ReasonId;
-        if (opinion.Kind == OpinionKind.FalsePositive && string.IsNullOrEmpty(reason))
+        var reason = opinion.Kind == OpinionKind.FalsePositive ? opinion.ReasonId ?? config.FeedbackReason : null;
+        if (opinion.Kind == OpinionKind.FalsePositive && (string.IsNullOrEmpty(reason) || !Guid.TryParse(reason, out _)))
         {
+            // No reason, or the config names one by its name: NCMEC's list for this fingerprint type decides.
             var reasons = await client.FeedbackReasonsAsync(type, cancellationToken);
-            reason = reasons.Count == 1
-                ? reasons.Keys.First()
-                : throw new ExchangeException($"Pick a reason for negative {type} feedback: {string.Join(", ", reasons.Select(r => $"{r.Key} ({r.Value})"))}.") { Permanent = true };
+            var named = string.IsNullOrEmpty(reason) ? [] : reasons.Where(r => string.Equals(r.Value.Trim(), reason.Trim(), StringComparison.OrdinalIgnoreCase)).Select(r => r.Key).ToList();
+            reason = named.Count == 1 ? named[0]
+                : string.IsNullOrEmpty(reason) && reasons.Count == 1 ? reasons.Keys.First()
+                : throw new ExchangeException($"{(string.IsNullOrEmpty(reason) ? "Pick a reason" : $"No single reason named '{reason}'")} for negative {type} feedback: {string.Join(", ", reasons.Select(r => $"{r.Key} ({r.Value})"))}.") { Permanent = true };
         }
 
         await client.SubmitFeedbackAsync(opinion.ExternalId[..dash], opinion.ExternalId[(dash + 1)..], type, opinion.Kind == OpinionKind.TruePositive, reason, cancellationToken);

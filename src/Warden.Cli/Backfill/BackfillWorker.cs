@@ -144,7 +144,7 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
 
             var hashes = _hasher.HashStream(new MemoryStream(read.Data!, writable: false), dihedral: true);
             var (matcher, seq) = Matcher();
-            var hits = matcher.Match(ContentSignals.From(hashes));
+            var hits = matcher.Match(hashes.ToSignals());
             var matches = Record(item, hashes, hits, read.Modified ?? log.Now, seq);
             await FinishAsync(lease, item, matches < 0 ? "duplicate" : "logged", () => lease.AckAsync(cancellationToken), cancellationToken, Math.Max(0, matches)).ConfigureAwait(false);
         }

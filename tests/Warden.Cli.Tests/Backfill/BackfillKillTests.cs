@@ -60,7 +60,7 @@ public sealed class BackfillKillTests : IDisposable
             store.ReadIndex(e => matcher.Add(e.Id, e.BankId, e.SignalType, e.Signal));
             for (var i = 0; i < Files; i++)
             {
-                foreach (var h in matcher.Match(ContentSignals.From(hashes[i])).Where(h => !h.Suppressed))
+                foreach (var h in matcher.Match(hashes[i].ToSignals()).Where(h => !h.Suppressed))
                 {
                     expected.Add((paths[i], h.EntryId, h.SignalType));
                 }

@@ -187,4 +187,35 @@ public class LayoutTests
                 var torch = Print(dir.File("m.ckpt", ModelWriters.TorchZip(ModelFixtures.Cast(back, dtype))));
                 return Identity(single).SequenceEqual(Identity(diffusers)) && Identity(torch).SequenceEqual(Identity(single)) && single.ModelIdHex == diffusers.ModelIdHex;
             });
+
+    private static readonly string[] FusedNames =
+    [
+        "model.diffusion_model.double_blocks.0.img_attn.qkv.weight", "double_blocks.3.txt_attn.qkv.bias", "single_blocks.1.linear1.weight", "single_blocks.1.linear1.bias",
+        "model.diffusion_model.joint_blocks.2.context_block.adaLN_modulation.1.weight", "final_layer.adaLN_modulation.1.bias",
+        "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight", "conditioner.embedders.1.model.text_projection",
+    ];
+
+    [Property(MaxTest = 300)]
+    public Property Split_views_stay_inside_the_stored_bytes_for_any_shape_and_type() =>
+        Prop.ForAll(
+            Gen.Elements(FusedNames).Zip(Gen.Choose(0, 1000)).Zip(Gen.Choose(0, 600)).Zip(Gen.Elements(TensorDType.F32, TensorDType.F16, TensorDType.Q8_0, TensorDType.Q4_K, TensorDType.Q6_K)).Zip(Gen.Elements(true, false)).ToArbitrary(),
+            p =>
+            {
+                // Hostile or odd shapes (0 rows, rows not divisible, rows of part of a block, strided views) must
+                // give views inside the stored extent that together cover the tensor exactly, or no split.
+                var ((((name, rows), cols), type), strided) = p;
+                long[] shape = name.EndsWith("bias", StringComparison.Ordinal) ? [rows] : [rows, cols];
+                var count = shape.Aggregate(1L, (a, b) => a * b);
+                var unitValues = TensorValues.UnitValues(type);
+                var length = count % unitValues == 0 ? count / unitValues * TensorValues.UnitBytes(type) : 0;
+                var t = new TensorInfo(name, type, shape, "f", 4096, length, strided && type is TensorDType.F32 or TensorDType.F16 ? (shape.Length == 2 ? [cols, 1] : [1]) : null);
+                var doc = new ModelDocument { Path = "f", Format = ModelFormat.Safetensors };
+                doc.Files.Add("f");
+                doc.Tensors.Add(t);
+                var views = Fingerprinter.Expand(doc);
+                var inside = views.All(v => v.Tensor.Offset >= t.Offset && v.Tensor.Offset + v.Tensor.Length <= t.Offset + t.Length);
+                var covered = views.Sum(v => v.Tensor.Count) == count;
+                var contiguous = t.Strides is not null || views.Count == 1 || views.Zip(views.Skip(1)).All(q => q.First.Tensor.Offset + q.First.Tensor.Length == q.Second.Tensor.Offset);
+                return (inside && covered && contiguous).Label($"{name} {type} [{string.Join(',', shape)}] -> {string.Join(' ', views.Select(v => $"{v.Name.Name}@{v.Tensor.Offset}+{v.Tensor.Length}"))}");
+            });
 }

@@ -355,9 +355,10 @@ public static class Fingerprinter
 
         if (t.Strides is { } s)
         {
+            // Hostile strides must not overflow into an offset outside the view's extent.
             var size = TensorDTypes.Size(t.DType);
-            var skip = start * s[0] * size;
-            return size <= 0 || skip < 0 || skip > t.Length ? null : t with { Shape = shape, Offset = t.Offset + skip, Length = t.Length - skip };
+            var skip = (Int128)start * s[0] * size;
+            return size <= 0 || s[0] < 0 || skip < 0 || skip > t.Length ? null : t with { Shape = shape, Offset = t.Offset + (long)skip, Length = t.Length - (long)skip };
         }
 
         var unitValues = TensorValues.UnitValues(t.DType);
@@ -367,8 +368,10 @@ public static class Fingerprinter
             return null;
         }
 
-        var rowBytes = perRow / unitValues * unitBytes;
-        return t with { Shape = shape, Offset = t.Offset + (start * rowBytes), Length = rows * rowBytes };
+        var rowBytes = (Int128)(perRow / unitValues) * unitBytes;
+        var offset = start * rowBytes;
+        var length = rows * rowBytes;
+        return offset < 0 || offset + length > t.Length ? null : t with { Shape = shape, Offset = t.Offset + (long)offset, Length = (long)length };
     }
 
     /// <summary>File hashes only (no tensors): what <c>warden hash</c> needs for any file.</summary>

@@ -190,7 +190,7 @@ public sealed class ExchangeCommandTests
     public async Task A_fetch_killed_with_SIGKILL_resumes_and_ends_with_exactly_the_live_set(SqlDialect dialect)
     {
         await using var db = await TestDatabases.CreateAsync(dialect);
-        await using var server = new FakeNcmecServer { PageSize = 500, PageDelay = TimeSpan.FromMilliseconds(150) };
+        await using var server = new FakeNcmecServer { PageSize = 500, PageDelay = TimeSpan.FromMilliseconds(400) }; // slow enough that a loaded machine still kills it mid-window
         var rng = new Random(23);
         var t0 = DateTimeOffset.UtcNow.AddDays(-2).ToUnixTimeSeconds();
         FeedHistory.Fill(server, rng, t0, entries: 14_000, spanSeconds: 86400);

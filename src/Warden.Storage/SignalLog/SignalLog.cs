@@ -101,8 +101,18 @@ public sealed class SignalLog
             """,
             new
             {
-                logged = now.ToUnixTimeMilliseconds(), uploaded = upload.UploadedAt.ToUnixTimeMilliseconds(), upload.Uploader, upload.ContentId, upload.ContentUrl,
-                upload.Source, upload.BankSequence, pdq = LoggedSignals.Pack(signals.Pdq), trimmed = LoggedSignals.Pack(signals.Trimmed), signals.PdqQuality, sha256, signals.Extra,
+                logged = now.ToUnixTimeMilliseconds(),
+                uploaded = upload.UploadedAt.ToUnixTimeMilliseconds(),
+                upload.Uploader,
+                upload.ContentId,
+                upload.ContentUrl,
+                upload.Source,
+                upload.BankSequence,
+                pdq = LoggedSignals.Pack(signals.Pdq),
+                trimmed = LoggedSignals.Pack(signals.Trimmed),
+                signals.PdqQuality,
+                sha256,
+                signals.Extra,
             },
             transaction);
         foreach (var (type, value) in signals.Exact.Distinct())
@@ -242,8 +252,19 @@ public sealed class SignalLog
             """,
             new
             {
-                match.Key, match.Kind, now = Now.ToUnixTimeMilliseconds(), match.Day, match.LogId, match.BankId, match.EntryId, match.SignalType, match.Distance,
-                match.Uploader, match.ContentId, uploaded = match.UploadedAt.ToUnixTimeMilliseconds(), match.Sha256,
+                match.Key,
+                match.Kind,
+                now = Now.ToUnixTimeMilliseconds(),
+                match.Day,
+                match.LogId,
+                match.BankId,
+                match.EntryId,
+                match.SignalType,
+                match.Distance,
+                match.Uploader,
+                match.ContentId,
+                uploaded = match.UploadedAt.ToUnixTimeMilliseconds(),
+                match.Sha256,
             },
             transaction) == 1;
     }

@@ -129,22 +129,24 @@ public interface IDeliveryStore
 }
 
 /// <summary>The outbox in the review database.</summary>
-public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStore
+public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
 {
     /// <inheritdoc/>
     public Delivery Enqueue(string caseId, string destination, string environment, string document, IReadOnlyList<DeliveryFile> files, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(files);
         using var c = database.Connect();
-        using var tx = c.BeginTransaction(deferred: false);
-        var existing = c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination }, tx);
-        if (existing is not null)
+        using var tx = database.BeginWrite(c);
+
+        // The unique (case, destination) index decides between nodes enqueueing the same case at once.
+        var id = c.ExecuteScalar<long?>(ReviewSql.DeliveryInsert, new { CaseId = caseId, Destination = destination, Environment = environment, Document = document, CreatedAt = now.ToUnixTimeMilliseconds() }, tx);
+        if (id is null)
         {
+            var existing = c.QuerySingle<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination }, tx);
+            tx.Commit();
             return existing.ToDelivery();
         }
 
-        c.Execute(ReviewSql.DeliveryInsert, new { CaseId = caseId, Destination = destination, Environment = environment, Document = document, CreatedAt = now.ToUnixTimeMilliseconds() }, tx);
-        var id = c.ExecuteScalar<long>("SELECT last_insert_rowid()", transaction: tx);
         foreach (var f in files)
         {
             c.Execute(ReviewSql.DeliveryFileInsert, new { DeliveryId = id, Idx = f.Index, f.EvidenceRef, f.FileName, f.Metadata }, tx);
@@ -209,7 +211,7 @@ public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStor
     {
         ArgumentNullException.ThrowIfNull(delivery);
         using var c = database.Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = database.BeginWrite(c);
         var changed = c.Execute(ReviewSql.DeliveryUpdate, new
         {
             delivery.Id,

@@ -9,6 +9,7 @@ using Warden.Review.Audit;
 using Warden.Review.Cases;
 using Warden.Review.Evidence;
 using Warden.Review.Reporting;
+using Warden.Review.Users;
 using Warden.Server.Auth;
 
 namespace Warden.Server.Review;
@@ -95,7 +96,7 @@ public static class ReviewConsole
             }
 
             r.Store.SetPreferences(s.User.Id, body.Blur, body.Greyscale);
-            r.Display.Set(s.User.Id, body.BlurPercent, body.Size);
+            r.Store.SetDisplay(s.User.Id, body.BlurPercent, body.Size);
             r.Audit.Append(new AuditEntry(s.User.Username, "user.settings", "user:" + s.User.Username, new Dictionary<string, string>
             {
                 ["blur"] = Flag(body.Blur),
@@ -223,7 +224,7 @@ public static class ReviewConsole
         var s = Session(c);
         var o = r.Options;
         var look = r.Look(s.User);
-        var display = r.Display.Get(s.User.Id);
+        var display = r.Store.Display(s.User.Id);
         return Results.Json(new
         {
             username = s.User.Username,

@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Globalization;
 using Dapper;
 using Warden.Review.Audit;
+using Warden.Review.Evidence;
 using Warden.Review.Reporting;
 using Warden.Review.Storage;
 using Warden.Review.Users;
@@ -178,5 +179,172 @@ public abstract class SharedDatabaseTests
         }
 
         Assert.Equal(5, stores[0].List(null, 100).Count);
+    }
+
+    [SkippableFact]
+    public async Task Every_evidence_catalogue_query_round_trips()
+    {
+        await using var t = await TestDatabases.CreateAsync(Dialect);
+        using var db = ReviewDatabase.Open(t.Target);
+        var catalog = new DbEvidenceCatalog(db);
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(1_765_000_000_000);
+        for (var i = 0; i < 12; i++)
+        {
+            catalog.Insert(new EvidenceItem($"ev-{i:D2}", i % 3 == 0 ? null : "case-" + (i % 4).ToString(CultureInfo.InvariantCulture), "k1", 100 + i, t0, null, t0.AddDays(i), false, null, null));
+        }
+
+        catalog.SetHold("ev-01", true, "court order 'x'");
+        catalog.SetReported("ev-02", t0.AddHours(1), t0.AddYears(1));
+        catalog.SetRetention("ev-03", t0.AddDays(-1));
+        catalog.SetKey("ev-04", "k2");
+        catalog.MarkDestroyed(new EvidenceDestruction("ev-05", t0.AddDays(6), "system:retention", "expired"));
+        catalog.MarkDestroyed(new EvidenceDestruction("ev-05", t0.AddDays(7), "someone", "again")); // once only
+        catalog.AddView(new EvidenceView("ev-06", "alice", ActorKind.Human, t0, "revealed", "review"));
+        catalog.AddView(new EvidenceView("ev-07", "system:report", ActorKind.System, t0, "revealed", "report"));
+
+        var item = catalog.Find("ev-01")!;
+        Assert.Equal((true, "court order 'x'", (string?)"case-1", 101L), (item.LegalHold, item.HoldReason, item.CaseId, item.Size));
+        Assert.Equal((t0.AddHours(1), t0.AddYears(1)), (catalog.Find("ev-02")!.ReportedAt!.Value, catalog.Find("ev-02")!.RetainUntil));
+        Assert.Equal("k2", catalog.Find("ev-04")!.KeyId);
+        Assert.Null(catalog.Find("ev-99"));
+        Assert.Equal(("system:retention", "expired", t0.AddDays(6)), (catalog.GetDestruction("ev-05")!.Actor, catalog.GetDestruction("ev-05")!.Reason, catalog.GetDestruction("ev-05")!.At));
+        Assert.Equal(["ev-03", "ev-00", "ev-04"], catalog.Due(t0.AddDays(4), 10).Select(e => e.Id)); // oldest first; held, reported-later and destroyed ones not
+        Assert.Single(catalog.Due(t0.AddDays(4), 1));
+        Assert.Equal(11, catalog.Live().Count);
+        Assert.True(catalog.ViewedByHuman("ev-06"));
+        Assert.False(catalog.ViewedByHuman("ev-07"));
+        Assert.Equal(ActorKind.System, Assert.Single(catalog.Views("ev-07")).ActorKind);
+    }
+
+    [SkippableFact]
+    public async Task Every_outbox_query_round_trips()
+    {
+        await using var t = await TestDatabases.CreateAsync(Dialect);
+        using var db = ReviewDatabase.Open(t.Target);
+        var store = new DbDeliveryStore(db);
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(1_765_000_000_000);
+        var d = store.Enqueue("case-1", "cybertipline", "test", "<report>ü</report>", [new DeliveryFile(0, "ev-1", "a b.jpg", "{\"k\":1}")], t0);
+        store.Enqueue("case-2", "cybertipline", "test", "<r/>", [], t0.AddMinutes(5));
+        Assert.Equal(["case-1"], store.Due(t0.AddMinutes(1), 10).Select(x => x.CaseId));
+
+        var opened = store.Save(
+            d with { Status = DeliveryStatus.Open, ReportId = "r-1", OpenedAt = t0, Generation = 1, Failures = 2, LastError = "timeout", FailureKey = "upload:0", NextAttemptAt = t0.AddMinutes(2) },
+            [new DeliveryFile(0, "ev-1", "a b.jpg", "{}", "md5hex", "file-1", true)],
+            new DeliveryReceipt(d.Id, t0, 1, "open", "ok", 200, 0, "req-1", "<req/>", "<resp/>"));
+        Assert.Equal(d.Version + 1, opened.Version);
+        Assert.Equal(("r-1", 1, 2, "upload:0"), (opened.ReportId, opened.Generation, opened.Failures, opened.FailureKey));
+        Assert.Equal(new DeliveryFile(0, "ev-1", "a b.jpg", "{\"k\":1}", "md5hex", "file-1", true), Assert.Single(store.Files(d.Id)));
+        var receipt = Assert.Single(store.Receipts(d.Id));
+        Assert.Equal(((int?)200, (int?)0, "req-1", "<resp/>"), (receipt.HttpStatus, receipt.ResponseCode, receipt.RequestId, receipt.Body));
+        Assert.Equal([d.Id], store.OpenSince(t0).Select(x => x.Id));
+        Assert.Empty(store.OpenSince(t0.AddMilliseconds(-1)));
+        Assert.Equal((1, 1, 0), (store.Count(DeliveryStatus.Open), store.Count(DeliveryStatus.Queued), store.Count(DeliveryStatus.Finished)));
+        Assert.Equal(["case-2", "case-1"], store.List(null, 10).Select(x => x.CaseId)); // newest first
+        Assert.Equal(["case-1"], store.List(DeliveryStatus.Open, 10).Select(x => x.CaseId));
+        Assert.Equal("<report>ü</report>", store.FindByCase("case-1", "cybertipline")!.Document);
+        Assert.Null(store.FindByCase("case-1", "elsewhere"));
+    }
+
+    /// <summary>Someone with write access to the database edits record <paramref name="from"/> and re-hashes the whole tail.</summary>
+    private void RewriteTail(ReviewDatabase db, long from)
+    {
+        using var c = db.Database.OpenConnection();
+        c.Execute(Dialect == SqlDialect.Sqlite
+            ? "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;"
+            : "DROP TRIGGER audit_log_no_change ON audit_log; DROP TRIGGER audit_log_no_truncate ON audit_log;");
+        var records = new AuditLog(new DbAuditStore(db)).Query().ToList();
+        var prev = from == 1 ? AuditLog.GenesisHash.ToArray() : records[(int)from - 2].Hash;
+        foreach (var r in records.Where(r => r.Seq >= from))
+        {
+            var actor = r.Seq == from ? "user:someone-else" : r.Actor;
+            var hash = AuditLog.ComputeHash(prev, r.Seq, r.At, actor, r.Action, r.Subject, r.Details);
+            c.Execute("UPDATE audit_log SET actor = @actor, prev_hash = @prev, hash = @hash WHERE seq = @seq", new { actor, prev, hash, seq = r.Seq });
+            prev = hash;
+        }
+    }
+
+    private static void Fill(AuditLog log, int n)
+    {
+        for (var i = 0; i < n; i++)
+        {
+            log.Append(new AuditEntry("user:u" + (i % 3).ToString(CultureInfo.InvariantCulture), "evidence.view", "case:" + i.ToString(CultureInfo.InvariantCulture)));
+        }
+    }
+
+    [SkippableFact]
+    public async Task Checkpoints_outside_the_database_catch_a_rewritten_tail_that_the_chain_alone_does_not()
+    {
+        var random = new Random(3);
+        for (var round = 0; round < 4; round++)
+        {
+            await using var t = await TestDatabases.CreateAsync(Dialect);
+            using var db = ReviewDatabase.Open(t.Target);
+            using var dir = new TempDir();
+            var log = new AuditLog(new DbAuditStore(db));
+            var checkpoints = new AuditCheckpoints(log, new FileSystemBlobStore(dir.Path), AuditCheckpoints.DeriveKey(new byte[32]));
+            Fill(log, 20);
+            Assert.Equal(1, (await checkpoints.WriteAsync())!.Number);
+            Assert.Null(await checkpoints.WriteAsync()); // unchanged head: nothing new to anchor
+            Fill(log, 10);
+            Assert.Equal((2L, 30L), ((await checkpoints.WriteAsync())!.Number, log.Head()!.Seq));
+            Fill(log, 5); // not yet anchored
+            Assert.True((await checkpoints.VerifyAsync()).Ok);
+
+            var from = random.Next(1, 31);
+            RewriteTail(db, from);
+            Assert.True(log.Verify().Ok); // the chain alone is fooled
+            var v = await checkpoints.VerifyAsync();
+            Assert.False(v.Ok);
+            Assert.Equal(from <= 20 ? 20 : 30, v.FirstBrokenSeq);
+            Assert.Contains("checkpoint", v.Reason, StringComparison.Ordinal);
+        }
+    }
+
+    [SkippableFact]
+    public async Task Checkpoints_catch_a_cut_tail_and_refuse_forged_or_damaged_checkpoints()
+    {
+        await using var t = await TestDatabases.CreateAsync(Dialect);
+        using var db = ReviewDatabase.Open(t.Target);
+        using var dir = new TempDir();
+        var blobs = new FileSystemBlobStore(dir.Path);
+        var log = new AuditLog(new DbAuditStore(db));
+        var nodeA = new AuditCheckpoints(log, blobs, AuditCheckpoints.DeriveKey(new byte[32]));
+        var nodeB = new AuditCheckpoints(new AuditLog(new DbAuditStore(db)), blobs, AuditCheckpoints.DeriveKey(new byte[32]));
+        for (var i = 0; i < 6; i++)
+        {
+            Fill(log, 3);
+            await (i % 2 == 0 ? nodeA : nodeB).WriteAsync();
+        }
+
+        Assert.Equal(Enumerable.Range(1, 6).Select(n => (long)n), (await nodeB.ReadAllAsync()).Select(c => c.Number));
+        Assert.True((await nodeA.VerifyAsync()).Ok);
+
+        // A checkpoint signed with another key, a damaged one, or one that is not JSON: refused, fail closed.
+        var other = new AuditCheckpoints(log, new FileSystemBlobStore(Path.Combine(dir.Path, "other")), AuditCheckpoints.DeriveKey(Enumerable.Repeat((byte)7, 32).ToArray()));
+        Fill(log, 1);
+        await other.WriteAsync();
+        var forged = await new FileSystemBlobStore(Path.Combine(dir.Path, "other")).ReadAsync(AuditCheckpoints.BlobId(1));
+        var good = (await blobs.ReadAsync(AuditCheckpoints.BlobId(6)))!;
+        foreach (var bad in new[] { forged!, good[..(good.Length / 2)], "not json"u8.ToArray(), [], good.Select(b => b == (byte)'1' ? (byte)'2' : b).ToArray() })
+        {
+            await blobs.WriteAsync(AuditCheckpoints.BlobId(6), bad);
+            var v = await nodeA.VerifyAsync();
+            Assert.False(v.Ok);
+            Assert.Contains("checkpoint 6", v.Reason, StringComparison.Ordinal);
+        }
+
+        await blobs.WriteAsync(AuditCheckpoints.BlobId(6), good);
+        Assert.True((await nodeA.VerifyAsync()).Ok);
+
+        // Cutting anchored records off the end is caught too.
+        using (var c = db.Database.OpenConnection())
+        {
+            c.Execute(Dialect == SqlDialect.Sqlite ? "DROP TRIGGER audit_log_no_delete" : "DROP TRIGGER audit_log_no_change ON audit_log");
+            c.Execute("DELETE FROM audit_log WHERE seq > 15");
+        }
+
+        var cut = await nodeA.VerifyAsync();
+        Assert.False(cut.Ok);
+        Assert.Contains("missing", cut.Reason, StringComparison.Ordinal);
     }
 }

@@ -12,6 +12,9 @@ public interface IAuditStore
 
     /// <summary>Matching records in sequence order, streamed in pages.</summary>
     IEnumerable<AuditRecord> Query(AuditFilter filter);
+
+    /// <summary>The newest record, or null when empty.</summary>
+    AuditRecord? Last() => Query(new AuditFilter()).LastOrDefault();
 }
 
 /// <summary>
@@ -57,6 +60,14 @@ public sealed class DbAuditStore(ReviewDatabase database) : IAuditStore
     /// <inheritdoc/>
     public IEnumerable<AuditRecord> Query(AuditFilter filter) => Query(database.Connect, filter);
 
+    /// <inheritdoc/>
+    public AuditRecord? Last()
+    {
+        using var connection = database.Connect();
+        var r = connection.QuerySingleOrDefault<Row>(ReviewSql.AuditSelectColumns + " ORDER BY seq DESC LIMIT 1");
+        return r?.ToRecord();
+    }
+
     /// <summary>The records of the <c>audit_log</c> reached through <paramref name="connect"/>, in pages (also for a legacy review file).</summary>
     internal static IEnumerable<AuditRecord> Query(Func<DbConnection> connect, AuditFilter filter)
     {
@@ -81,7 +92,7 @@ public sealed class DbAuditStore(ReviewDatabase database) : IAuditStore
 
             foreach (var r in page)
             {
-                yield return new AuditRecord(r.Seq, DateTimeOffset.FromUnixTimeMilliseconds(r.AtMs), r.Actor, r.Action, r.Subject, AuditLog.ParseDetails(r.Details), r.PrevHash, r.Hash);
+                yield return r.ToRecord();
             }
 
             if (page.Count < PageSize)
@@ -95,5 +106,8 @@ public sealed class DbAuditStore(ReviewDatabase database) : IAuditStore
 
     private sealed record TailRow(long Seq, byte[] Hash);
 
-    private sealed record Row(long Seq, long AtMs, string Actor, string Action, string Subject, string Details, byte[] PrevHash, byte[] Hash);
+    private sealed record Row(long Seq, long AtMs, string Actor, string Action, string Subject, string Details, byte[] PrevHash, byte[] Hash)
+    {
+        public AuditRecord ToRecord() => new(Seq, DateTimeOffset.FromUnixTimeMilliseconds(AtMs), Actor, Action, Subject, AuditLog.ParseDetails(Details), PrevHash, Hash);
+    }
 }

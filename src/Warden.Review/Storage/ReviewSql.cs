@@ -54,13 +54,6 @@ internal static class ReviewSql
         CREATE INDEX ix_audit_subject ON audit_log(subject, seq);
         CREATE INDEX ix_audit_at ON audit_log(at_ms);
         {appendOnly}
-        -- Signed heads of the chain, also written outside the database (see AuditCheckpoints).
-        CREATE TABLE audit_checkpoints (
-            seq        BIGINT  PRIMARY KEY,
-            at_ms      BIGINT  NOT NULL,
-            hash       {blob}  NOT NULL,
-            signature  {blob}  NOT NULL
-        );
 
         CREATE TABLE evidence_items (
             id             TEXT    PRIMARY KEY,

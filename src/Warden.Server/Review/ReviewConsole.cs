@@ -40,6 +40,7 @@ public static class ReviewConsole
         services.AddSingleton(sp => new LoginThrottle(sp.GetRequiredService<ServerOptions>().Review.Login));
         services.AddSingleton<ReportWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<ReportWorker>());
+        services.AddHostedService<AuditCheckpointWorker>();
         return services;
     }
 
@@ -142,7 +143,9 @@ public static class ReviewConsole
         audit.MapGet(string.Empty, AuditQuery)
             .WithSummary("The hash-chained audit log (views, decisions, reports, logins, settings)")
             .WithDescription("Filters: actor, action, subject, from, to (ISO 8601), after (sequence), limit (default 1000). format=csv exports CSV (all matching records).");
-        audit.MapGet("/verify", (ReviewService r) => r.Audit.Verify()).WithSummary("Walk the hash chain and report the first broken record");
+        audit.MapGet("/verify", async (ReviewService r, CancellationToken ct) => r.Checkpoints is { } anchored ? await anchored.VerifyAsync(ct).ConfigureAwait(false) : r.Audit.Verify())
+            .WithSummary("Walk the hash chain and report the first broken record")
+            .WithDescription("With evidence preservation on, every record anchored by a signed checkpoint in the blob store must still carry its checkpointed hash, so a rewritten tail is caught too.");
         ReportAdmin.Map(app);
     }
 

@@ -52,6 +52,9 @@ public sealed class ReviewOptions
     /// <summary>How long a reveal's grant to receive the original bytes lasts (seconds, 5–600; used once).</summary>
     public int RevealSeconds { get; set; } = 60;
 
+    /// <summary>Minutes between signed checkpoints of the audit chain's head in the blob store (with evidence preservation on; 0: off).</summary>
+    public int AuditCheckpointMinutes { get; set; } = 10;
+
     /// <summary>Memory for cached derivatives (MiB, in memory only).</summary>
     public int PreviewCacheMegabytes { get; set; } = 32;
 

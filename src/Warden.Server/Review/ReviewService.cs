@@ -76,7 +76,12 @@ public sealed partial class ReviewService : IDisposable
         if (!string.IsNullOrWhiteSpace(_options.EvidenceDirectory) && !string.IsNullOrWhiteSpace(_options.MasterKey))
         {
             var keys = VaultKeyRing.FromBase64(new Dictionary<string, string> { [_options.MasterKeyId] = _options.MasterKey }, _options.MasterKeyId);
-            Vault = new EvidenceVault(new FileSystemBlobStore(_options.EvidenceDirectory), new DbEvidenceCatalog(Database), keys, audit: Audit);
+            var blobs = new FileSystemBlobStore(_options.EvidenceDirectory);
+            Vault = new EvidenceVault(blobs, new DbEvidenceCatalog(Database), keys, audit: Audit);
+
+            // The chain's head is anchored in the blob store, signed with a key derived from the master key,
+            // which the database does not hold.
+            Checkpoints = new AuditCheckpoints(Audit, blobs, AuditCheckpoints.DeriveKey(Convert.FromBase64String(_options.MasterKey)));
         }
 
         Cases = new CaseBuilder(newId: () => _replayIds.Count > 0 ? _replayIds.Dequeue() : Guid.CreateVersion7().ToString("N"));
@@ -100,6 +105,9 @@ public sealed partial class ReviewService : IDisposable
 
     /// <summary>Obscured derivatives in memory.</summary>
     internal PreviewCache Previews { get; }
+
+    /// <summary>Signed checkpoints of the audit chain in the blob store, or null when preservation (and so the blob store) is off.</summary>
+    public AuditCheckpoints? Checkpoints { get; }
 
     /// <summary>Evidence vault, or null when preservation is off.</summary>
     public EvidenceVault? Vault { get; }

@@ -347,4 +347,33 @@ public abstract class SharedDatabaseTests
         Assert.False(cut.Ok);
         Assert.Contains("missing", cut.Reason, StringComparison.Ordinal);
     }
+
+    [SkippableFact]
+    public async Task A_delivery_lease_has_one_owner_and_passes_on_only_after_it_expires()
+    {
+        await using var t = await TestDatabases.CreateAsync(Dialect);
+        using var nodeA = ReviewDatabase.Open(t.Target);
+        using var nodeB = ReviewDatabase.Open(t.Target);
+        IDeliveryStore a = new DbDeliveryStore(nodeA), b = new DbDeliveryStore(nodeB);
+        var d = a.Enqueue("case-1", "cybertipline", "test", "<r/>", [], DateTimeOffset.UtcNow);
+        var now = DateTimeOffset.FromUnixTimeMilliseconds(1_765_000_000_000);
+        var lease = TimeSpan.FromMinutes(5);
+
+        // Many nodes racing for a free lease: exactly one wins.
+        var winners = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() => (i % 2 == 0 ? a : b).TryLease(d.Id, "node-" + i.ToString(CultureInfo.InvariantCulture), now, lease))));
+        Assert.Single(winners, w => w);
+        var owner = "node-" + Array.IndexOf(winners, true).ToString(CultureInfo.InvariantCulture);
+
+        Assert.True(a.TryLease(d.Id, owner, now.AddMinutes(4), lease)); // renewed by its owner
+        Assert.False(b.TryLease(d.Id, "other", now.AddMinutes(8), lease)); // still live after the renewal
+        b.ReleaseLease(d.Id, "other"); // not the owner's: no effect
+        Assert.False(b.TryLease(d.Id, "other", now.AddMinutes(8), lease));
+        Assert.True(b.TryLease(d.Id, "other", now.AddMinutes(9), lease)); // the owner died: taken over at expiry
+        Assert.False(a.TryLease(d.Id, owner, now.AddMinutes(9).AddSeconds(1), lease)); // and the old owner cannot renew
+        b.ReleaseLease(d.Id, "other");
+        Assert.True(a.TryLease(d.Id, owner, now.AddMinutes(9).AddSeconds(2), lease)); // released: free at once
+
+        // The lease does not move the version: the outbox's optimistic writes are unaffected.
+        Assert.Equal(d.Version, a.Find(d.Id)!.Version);
+    }
 }

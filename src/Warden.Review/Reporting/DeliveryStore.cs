@@ -126,6 +126,18 @@ public interface IDeliveryStore
 
     /// <summary>The receipts of a delivery, in order.</summary>
     IReadOnlyList<DeliveryReceipt> Receipts(long id);
+
+    /// <summary>
+    /// Takes or renews the lease on a delivery for <paramref name="owner"/> until <paramref name="now"/> +
+    /// <paramref name="duration"/>: true when it was free, already the owner's, or expired (its node died).
+    /// Stores that serve one process need no lease.
+    /// </summary>
+    bool TryLease(long id, string owner, DateTimeOffset now, TimeSpan duration) => true;
+
+    /// <summary>Gives the lease back (only the owner's).</summary>
+    void ReleaseLease(long id, string owner)
+    {
+    }
 }
 
 /// <summary>The outbox in the review database.</summary>
@@ -155,6 +167,20 @@ public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
         var row = c.QuerySingle<Row>(ReviewSql.DeliveryById, new { Id = id }, tx);
         tx.Commit();
         return row.ToDelivery();
+    }
+
+    /// <inheritdoc/>
+    public bool TryLease(long id, string owner, DateTimeOffset now, TimeSpan duration)
+    {
+        using var c = database.Connect();
+        return c.Execute(ReviewSql.DeliveryLease, new { Id = id, Owner = owner, Now = now.ToUnixTimeMilliseconds(), Until = (now + duration).ToUnixTimeMilliseconds() }) == 1;
+    }
+
+    /// <inheritdoc/>
+    public void ReleaseLease(long id, string owner)
+    {
+        using var c = database.Connect();
+        c.Execute(ReviewSql.DeliveryRelease, new { Id = id, Owner = owner });
     }
 
     /// <inheritdoc/>

@@ -43,6 +43,12 @@ public sealed record DeliveryOptions
     public int Parallelism { get; init; } = 4;
 
     /// <summary>
+    /// How long a node's lease on a delivery lasts (renewed before every step): another node takes a delivery
+    /// over only this long after its node stopped renewing (died). Longer than the slowest step.
+    /// </summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
     /// Bytes of evidence kept in memory per worker, so a retry, a retraction or a fresh report re-uses what was
     /// read instead of opening (and logging a view of) the vault item again. Least recently used goes first.
     /// </summary>
@@ -105,6 +111,7 @@ public sealed class ReportDeliverer : IDisposable
     private static readonly Counter<long> ErrorCounter = Meter.CreateCounter<long>("warden.report.errors", description: "Exceptions that escaped one delivery in a round (the others went on)");
 
     private readonly IDeliveryStore _store;
+    private readonly string _owner;
     private readonly IReportDestination _destination;
     private readonly IDeliveryMedia _media;
     private readonly DeliveryOptions _options;
@@ -127,6 +134,7 @@ public sealed class ReportDeliverer : IDisposable
         _time = time ?? TimeProvider.System;
         _audit = audit;
         _cache = new MediaCache(_options.MediaCacheBytes);
+        _owner = string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}");
     }
 
     /// <summary>Raised for overdue, failed, dead-lettered and unauthorised deliveries (also counted in the <c>warden.report.alarms</c> metric).</summary>
@@ -360,9 +368,31 @@ public sealed class ReportDeliverer : IDisposable
 
     private async Task<Delivery> AdvanceAsync(long deliveryId, CancellationToken ct)
     {
+        try
+        {
+            return await AdvanceLeasedAsync(deliveryId, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _store.ReleaseLease(deliveryId, _owner);
+        }
+    }
+
+    /// <summary>
+    /// Advances under the lease, renewed before each step: on several nodes sharing one outbox, a step runs on
+    /// one node only, and a step left in flight is judged (retracted) only by the node that took the lease
+    /// after its owner stopped renewing it, never while another node is still on it.
+    /// </summary>
+    private async Task<Delivery> AdvanceLeasedAsync(long deliveryId, CancellationToken ct)
+    {
         while (true)
         {
             ct.ThrowIfCancellationRequested();
+            if (!_store.TryLease(deliveryId, _owner, _time.GetUtcNow(), _options.Lease))
+            {
+                throw new DeliveryConflictException($"Delivery {deliveryId} is leased by another node.");
+            }
+
             var d = _store.Find(deliveryId) ?? throw new KeyNotFoundException($"No delivery {deliveryId}.");
             if (d.IsTerminal)
             {

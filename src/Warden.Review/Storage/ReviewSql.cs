@@ -105,7 +105,10 @@ internal static class ReviewSql
             alarmed_at         BIGINT  NULL,
             version            BIGINT  NOT NULL DEFAULT 0,
             failure_key        TEXT    NULL,
-            restarts           BIGINT  NOT NULL DEFAULT 0
+            restarts           BIGINT  NOT NULL DEFAULT 0,
+            -- The node advancing it now and until when; another node takes over only after lease_until.
+            lease_owner        TEXT    NULL,
+            lease_until        BIGINT  NOT NULL DEFAULT 0
         );
         -- One delivery per case and destination: a second enqueue of the same case (on any node) is a no-op.
         CREATE UNIQUE INDEX ux_report_deliveries_case ON report_deliveries(case_id, destination);
@@ -287,6 +290,14 @@ internal static class ReviewSql
                last_error = @LastError, alarmed_at = @AlarmedAt, failure_key = @FailureKey, restarts = @Restarts, version = version + 1
         WHERE id = @Id AND version = @Version
         """;
+
+    /// <summary>Takes or renews the lease: free, already ours, or expired (a dead node's).</summary>
+    public const string DeliveryLease = """
+        UPDATE report_deliveries SET lease_owner = @Owner, lease_until = @Until
+        WHERE id = @Id AND (lease_owner IS NULL OR lease_owner = @Owner OR lease_until <= @Now)
+        """;
+
+    public const string DeliveryRelease = "UPDATE report_deliveries SET lease_owner = NULL, lease_until = 0 WHERE id = @Id AND lease_owner = @Owner";
 
     public const string DeliveryFileUpdate = "UPDATE report_delivery_files SET md5 = @Md5, file_id = @FileId, described = @Described WHERE delivery_id = @DeliveryId AND idx = @Idx";
 

@@ -36,6 +36,12 @@ public sealed class ReviewMigrateCommandTests : IDisposable
             Assert.Contains("warden review migrate", error, StringComparison.Ordinal);
         }
 
+        // The server refuses to start beside it: one line, the way out, no stack trace.
+        var (served, _, serveErr) = Run("serve", "--db", db, "--urls", "http://127.0.0.1:0");
+        Assert.Equal(WardenCli.SomeFailed, served);
+        Assert.Contains("warden review migrate", serveErr, StringComparison.Ordinal);
+        Assert.Single(serveErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
         var (moved, output, err) = Run("review", "migrate", "--db", db);
         Assert.True(moved == 0, err);
         Assert.Contains("console_users\t1", output, StringComparison.Ordinal);

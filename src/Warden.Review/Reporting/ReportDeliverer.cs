@@ -43,10 +43,10 @@ public sealed record DeliveryOptions
     public int Parallelism { get; init; } = 4;
 
     /// <summary>
-    /// How long a node's lease on a delivery lasts (renewed before every step): another node takes a delivery
-    /// over only this long after its node stopped renewing (died). Longer than the slowest step.
+    /// How long a node's lease on a delivery lasts. The node renews it every third of this while it works
+    /// (however long a step takes), so another node takes a delivery over only this long after its node died.
     /// </summary>
-    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Bytes of evidence kept in memory per worker, so a retry, a retraction or a fresh report re-uses what was
@@ -368,31 +368,62 @@ public sealed class ReportDeliverer : IDisposable
 
     private async Task<Delivery> AdvanceAsync(long deliveryId, CancellationToken ct)
     {
+        if (!_store.TryLease(deliveryId, _owner, _time.GetUtcNow(), _options.Lease))
+        {
+            throw new DeliveryConflictException($"Delivery {deliveryId} is leased by another node.");
+        }
+
+        // Heartbeat: keeps the lease while a step runs; a lost lease (this node stalled past it and another took
+        // over) cancels the work here, and the next Save is refused by the version check anyway.
+        using var lost = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var stop = new CancellationTokenSource();
+        var heartbeat = Task.Run(
+            async () =>
+            {
+                using var timer = new PeriodicTimer(_options.Lease / 3);
+                while (await timer.WaitForNextTickAsync(stop.Token).ConfigureAwait(false))
+                {
+                    if (!_store.TryLease(deliveryId, _owner, _time.GetUtcNow(), _options.Lease))
+                    {
+                        await lost.CancelAsync().ConfigureAwait(false);
+                        return;
+                    }
+                }
+            },
+            CancellationToken.None);
         try
         {
-            return await AdvanceLeasedAsync(deliveryId, ct).ConfigureAwait(false);
+            return await AdvanceLeasedAsync(deliveryId, lost.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (lost.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            throw new DeliveryConflictException($"Delivery {deliveryId}: the lease was lost to another node.");
         }
         finally
         {
+            await stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await heartbeat.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
             _store.ReleaseLease(deliveryId, _owner);
         }
     }
 
     /// <summary>
-    /// Advances under the lease, renewed before each step: on several nodes sharing one outbox, a step runs on
-    /// one node only, and a step left in flight is judged (retracted) only by the node that took the lease
-    /// after its owner stopped renewing it, never while another node is still on it.
+    /// Advances under the lease: on several nodes sharing one outbox, a step runs on one node only, and a step
+    /// left in flight is judged (retracted) only by the node that took the lease after its owner stopped
+    /// renewing it (died), never while another node is still on it.
     /// </summary>
     private async Task<Delivery> AdvanceLeasedAsync(long deliveryId, CancellationToken ct)
     {
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            if (!_store.TryLease(deliveryId, _owner, _time.GetUtcNow(), _options.Lease))
-            {
-                throw new DeliveryConflictException($"Delivery {deliveryId} is leased by another node.");
-            }
-
             var d = _store.Find(deliveryId) ?? throw new KeyNotFoundException($"No delivery {deliveryId}.");
             if (d.IsTerminal)
             {

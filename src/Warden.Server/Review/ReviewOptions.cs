@@ -107,6 +107,9 @@ public sealed class CyberTiplineSettings
     /// <summary>Deliveries advanced at once: a slow or failing one does not hold up the others.</summary>
     public int Parallelism { get; set; } = 4;
 
+    /// <summary>Seconds a node's lease on a delivery lasts (renewed every third of it while it works): how long another node waits before taking over the deliveries of a node that died (3–3600).</summary>
+    public int LeaseSeconds { get; set; } = 30;
+
     /// <summary>The service name in reports.</summary>
     public string? ServiceName { get; set; }
 

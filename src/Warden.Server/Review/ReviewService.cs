@@ -61,7 +61,8 @@ public sealed partial class ReviewService : IDisposable
         if (_options.Database is null && LegacyReviewFile.Pending(server.Database) is { } legacy)
         {
             // Starting on an empty review state beside the old file would hide every case, user and audit record.
-            throw new InvalidOperationException(
+            throw new StorageException(
+                StorageError.Conflict,
                 $"The review state is still in {legacy}; it now lives in the configured database. Move it with " +
                 $"'warden review migrate --db <database>' (it verifies the audit chain), then start again.");
         }

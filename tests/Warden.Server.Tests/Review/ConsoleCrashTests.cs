@@ -146,6 +146,9 @@ public sealed class ConsoleCrashTests
             ["Warden__Review__CyberTipline__Username"] = fake.Username,
             ["Warden__Review__CyberTipline__Password"] = fake.Password,
             ["Warden__Review__CyberTipline__PollMilliseconds"] = "100",
+
+            // The restarted process is a new lease owner: it takes over the killed one's delivery at expiry.
+            ["Warden__Review__CyberTipline__LeaseSeconds"] = "3",
         });
 
         public async Task<string> SeedAndDecideAllAsync(ServerProcess server)

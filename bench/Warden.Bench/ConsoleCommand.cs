@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using NetVips;
+using Warden.Review.Users;
 using Warden.Server;
 using Warden.Server.Auth;
 using Warden.Server.Data;

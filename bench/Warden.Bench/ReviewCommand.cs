@@ -77,7 +77,7 @@ internal static class ReviewCommand
     private static async Task Vault(string dir)
     {
         var db = ReviewDatabase.Open(Path.Combine(dir, "vault.db"));
-        var vault = new EvidenceVault(new FileSystemBlobStore(Path.Combine(dir, "vault")), new SqliteEvidenceCatalog(db), new VaultKeyRing(new Dictionary<string, byte[]> { ["k"] = new byte[32] }, "k"));
+        var vault = new EvidenceVault(new FileSystemBlobStore(Path.Combine(dir, "vault")), new DbEvidenceCatalog(db), new VaultKeyRing(new Dictionary<string, byte[]> { ["k"] = new byte[32] }, "k"));
         var media = new byte[256 * 1024];
         new Random(2).NextBytes(media);
         const int n = 200;
@@ -101,7 +101,7 @@ internal static class ReviewCommand
 
     private static void Audit(string dir)
     {
-        var log = new AuditLog(new SqliteAuditStore(ReviewDatabase.Open(Path.Combine(dir, "audit.db"))));
+        var log = new AuditLog(new DbAuditStore(ReviewDatabase.Open(Path.Combine(dir, "audit.db"))));
         const int n = 2000;
         var sw = Stopwatch.StartNew();
         for (var i = 0; i < n; i++)
@@ -118,7 +118,7 @@ internal static class ReviewCommand
     private static async Task Delivery(string dir)
     {
         await using var server = await FakeCyberTiplineServer.StartAsync(new FakeCyberTiplineOptions { Validate = false });
-        var store = new SqliteDeliveryStore(ReviewDatabase.Open(Path.Combine(dir, "outbox.db")));
+        var store = new DbDeliveryStore(ReviewDatabase.Open(Path.Combine(dir, "outbox.db")));
         var media = new MemoryMedia();
         using var client = new CyberTiplineClient(new CyberTiplineOptions { BaseUri = server.BaseUri, Username = server.Username, Password = server.Password });
         using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), media);

@@ -5,10 +5,11 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using NetVips;
 using Warden.FakeCyberTipline;
+using Warden.Review.Storage;
 
 namespace Warden.Cli;
 
-/// <summary><c>warden review</c>: demo helpers for the review console.</summary>
+/// <summary><c>warden review</c>: moving a legacy review file into the database, and demo helpers for the review console.</summary>
 internal static class ReviewCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
@@ -38,6 +39,8 @@ internal static class ReviewCommand
 
             return WardenCli.Ok;
         });
+
+        var migrate = Migrate(output, error);
 
         var url = new Option<string>("--url") { Description = "The running server.", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var key = new Option<string>("--key") { Description = "An admin API key (warden key create --role admin).", Required = true };
@@ -109,7 +112,45 @@ internal static class ReviewCommand
             return WardenCli.Ok;
         });
 
-        return new Command("review", "Review console helpers: the bundled fake CyberTipline and a demo case.") { fake, seed };
+        return new Command("review", "Review state: move a legacy review file into the database; the bundled fake CyberTipline and a demo case.") { migrate, fake, seed };
+    }
+
+    /// <summary><c>warden review migrate</c>: moves NAME.review.db (Warden before one persistence) into --db.</summary>
+    private static Command Migrate(TextWriter output, TextWriter error)
+    {
+        var db = CommonOptions.Db();
+        var from = new Option<string?>("--from") { Description = "The legacy review file. Default: NAME.review.db beside a SQLite --db; DATABASE.review.db in the working folder for PostgreSQL." };
+        var migrate = new Command("migrate", "Move the review state of an older Warden (NAME.review.db: cases, users, sessions, audit log, evidence catalogue, report outbox) into the configured database, SQLite or PostgreSQL. Verifies the audit chain before and after, then renames the old file to *.migrated.\n\nExample:\n  warden review migrate --db postgres://warden@db/warden --from warden.review.db")
+        {
+            db, from,
+        };
+        migrate.SetAction(p => CommonOptions.Guarded(error, () =>
+        {
+            // The target is the database the server already uses: a mistyped --db must not become a new one.
+            var target = p.GetRequiredValue(db);
+            if (DatabaseGuard.Refuse(target, error) is { } refused)
+            {
+                return refused;
+            }
+
+            var legacy = p.GetValue(from) ?? LegacyReviewFile.PathFor(target);
+            if (!File.Exists(legacy))
+            {
+                error.WriteLine($"warden: no legacy review file at {Path.GetFullPath(legacy)}; nothing to move (pass --from).");
+                return WardenCli.NoDatabase;
+            }
+
+            using var database = ReviewDatabase.Open(target);
+            var result = LegacyReviewFile.Migrate(legacy, database);
+            foreach (var (table, rows) in result.Rows)
+            {
+                output.WriteLine($"{table}\t{rows.ToString(CultureInfo.InvariantCulture)}");
+            }
+
+            error.WriteLine($"warden: moved the review state into {database.DisplayName}; audit chain verified ({result.Audit.RecordsChecked.ToString(CultureInfo.InvariantCulture)} records). The old file is kept as {result.MovedTo}.");
+            return WardenCli.Ok;
+        }));
+        return migrate;
     }
 
     /// <summary>A benign synthetic picture: smooth random colour blobs (no people, nothing real).</summary>

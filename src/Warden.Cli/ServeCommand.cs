@@ -1,9 +1,9 @@
 using System.CommandLine;
 using Warden.Review.Audit;
+using Warden.Review.Storage;
 using Warden.Server;
 using Warden.Server.Auth;
 using Warden.Server.Data;
-using Warden.Server.Review;
 using Warden.Storage;
 
 namespace Warden.Cli;
@@ -97,7 +97,7 @@ internal static class ServeCommand
             }
 
             var (record, key) = store.CreateKey(p.GetRequiredValue(name), r);
-            UserCommand.Audit(ReviewService.DefaultPath(p.GetRequiredValue(db))).Append(new AuditEntry(
+            UserCommand.Audit(store.Database).Append(new AuditEntry(
                 "cli", "key.create", $"key:{record.Id}", new Dictionary<string, string> { ["public_id"] = record.PublicId, ["role"] = Roles.Name(r), ["name"] = record.Name }));
             error.WriteLine($"warden: created {Roles.Name(record.Role)} key {record.Id} ({record.PublicId}) for '{record.Name}'. It is shown once; store it now.");
             output.WriteLine(key);
@@ -115,7 +115,7 @@ internal static class ServeCommand
             }
 
             return WardenCli.Ok;
-        }));
+        }, audits: false));
 
         var id = new Argument<long>("id") { Description = "The key's id (from 'warden key list')." };
         var revokeDb = CommonOptions.Db();
@@ -128,7 +128,7 @@ internal static class ServeCommand
                 return WardenCli.SomeFailed;
             }
 
-            UserCommand.Audit(ReviewService.DefaultPath(p.GetRequiredValue(revokeDb))).Append(new AuditEntry("cli", "key.revoke", $"key:{p.GetRequiredValue(id)}"));
+            UserCommand.Audit(store.Database).Append(new AuditEntry("cli", "key.revoke", $"key:{p.GetRequiredValue(id)}"));
             error.WriteLine($"warden: revoked key {p.GetRequiredValue(id)}");
             return WardenCli.Ok;
         }));
@@ -136,11 +136,18 @@ internal static class ServeCommand
         return new Command("key", "Manage API keys for 'warden serve'.") { create, list, revoke };
     }
 
-    private static int WithServerStore(string db, TextWriter error, Func<ServerStore, int> action, bool create = false) => CommonOptions.Guarded(error, () =>
+    private static int WithServerStore(string db, TextWriter error, Func<ServerStore, int> action, bool create = false, bool audits = true) => CommonOptions.Guarded(error, () =>
     {
         if (!create && DatabaseGuard.Refuse(db, error) is { } refused)
         {
             return refused;
+        }
+
+        // An audit record written now would land before the legacy chain is moved in (and block the move).
+        if (audits && LegacyReviewFile.Pending(db) is { } legacy)
+        {
+            error.WriteLine($"warden: the review state is still in {legacy}; move it first with 'warden review migrate --db <database>'.");
+            return WardenCli.NoDatabase;
         }
 
         using var database = WardenDatabase.Open(db);

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using Warden.Review.Audit;
 using Warden.Review.Storage;
-using Warden.Server.Review;
+using Warden.Review.Users;
+using Warden.Storage;
 
 namespace Warden.Cli;
 
@@ -30,9 +31,10 @@ internal static class UserCommand
                 return WardenCli.UsageError;
             }
 
-            var path = p.GetValue(reviewDb) ?? ReviewService.DefaultPath(p.GetRequiredValue(db));
             var name = p.GetRequiredValue(username);
-            return CommonOptions.Guarded(error, () => CreateUser(path, name, p.GetRequiredValue(role), secret, error));
+            return CommonOptions.Guarded(error, () => Target(p.GetValue(reviewDb), p.GetRequiredValue(db), create: true, error) is { } target
+                ? CreateUser(target, name, p.GetRequiredValue(role), secret, error)
+                : WardenCli.NoDatabase);
         });
 
         var listDb = CommonOptions.Db();
@@ -40,17 +42,15 @@ internal static class UserCommand
         var list = new Command("list", "List review console users.") { listDb, listReviewDb };
         list.SetAction(p =>
         {
-            var path = p.GetValue(listReviewDb) ?? ReviewService.DefaultPath(p.GetRequiredValue(listDb));
-            if (DatabaseGuard.WhyNotFile(path, "review database") is { } why)
-            {
-                error.WriteLine($"warden: {why}; create it with 'warden user create' or fix --review-db / --db.");
-                return WardenCli.NoDatabase;
-            }
-
             return CommonOptions.Guarded(error, () =>
             {
-                var store = new ReviewStore(path);
-                foreach (var u in store.Users())
+                if (Target(p.GetValue(listReviewDb), p.GetRequiredValue(listDb), create: false, error) is not { } target)
+                {
+                    return WardenCli.NoDatabase;
+                }
+
+                using var database = ReviewDatabase.Open(target);
+                foreach (var u in new ReviewStore(database).Users())
                 {
                     output.WriteLine($"{u.Username}\t{u.Role}{(u.Disabled ? "\tdisabled" : "")}");
                 }
@@ -62,36 +62,62 @@ internal static class UserCommand
         return new Command("user", "Manage review console users (log in at /review of 'warden serve').") { create, list };
     }
 
-    /// <summary>Creates the user, and the review database (with its folder) when it does not exist yet.</summary>
-    private static int CreateUser(string path, string name, string role, string secret, TextWriter error)
+    /// <summary>
+    /// The database holding the review tables: --review-db when given, else --db (one persistence). Null, with
+    /// the reason written, when a legacy review file still waits to be moved, or (for a command that creates
+    /// nothing) when the database does not exist.
+    /// </summary>
+    internal static string? Target(string? reviewDb, string db, bool create, TextWriter error)
     {
-        try
+        if (reviewDb is null && LegacyReviewFile.Pending(db) is { } legacy)
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        }
-        catch (IOException ex)
-        {
-            error.WriteLine($"warden: cannot make the folder of the review database {path}: {ex.Message}");
-            return WardenCli.SomeFailed;
+            error.WriteLine($"warden: the review state is still in {legacy}; move it first with 'warden review migrate --db <database>'.");
+            return null;
         }
 
-        var store = new ReviewStore(path);
-        if (!store.CreateUser(name, role, PasswordHashing.Hash(secret)))
+        if (create)
+        {
+            return reviewDb ?? db;
+        }
+
+        if (reviewDb is null)
+        {
+            return DatabaseGuard.Refuse(db, error) is null ? db : null;
+        }
+
+        if (!WardenDatabase.IsPostgres(reviewDb) && DatabaseGuard.WhyNotFile(reviewDb, "review database") is { } why)
+        {
+            error.WriteLine($"warden: {why}; create it with 'warden user create' or fix --review-db.");
+            return null;
+        }
+
+        return reviewDb;
+    }
+
+    /// <summary>Creates the user (and the database and its folder when they do not exist yet).</summary>
+    private static int CreateUser(string target, string name, string role, string secret, TextWriter error)
+    {
+        using var database = ReviewDatabase.Open(target);
+        if (!new ReviewStore(database).CreateUser(name, role, PasswordHashing.Hash(secret)))
         {
             error.WriteLine($"warden: user '{name}' exists.");
             return WardenCli.SomeFailed;
         }
 
-        Audit(path).Append(new AuditEntry("cli", "user.create", "user:" + name, new Dictionary<string, string> { ["role"] = role }));
-        error.WriteLine($"warden: created {role} '{name}' in {path}.");
+        Audit(database).Append(new AuditEntry("cli", "user.create", "user:" + name, new Dictionary<string, string> { ["role"] = role }));
+        error.WriteLine($"warden: created {role} '{name}' in {database.DisplayName}.");
         return WardenCli.Ok;
     }
 
     internal static Option<string?> ReviewDb() => new("--review-db")
     {
-        Description = "The review database (SQLite). Default: Warden:Review:Database, else NAME.review.db beside a SQLite --db.",
+        Description = "A separate database for the review tables (SQLite file or PostgreSQL connection string). Default: Warden:Review:Database, else --db.",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("Warden__Review__Database") is { Length: > 0 } env ? env : null,
     };
 
-    internal static AuditLog Audit(string path) => new(new SqliteAuditStore(ReviewDatabase.Open(path)));
+    /// <summary>The audit log on an open review database.</summary>
+    internal static AuditLog Audit(ReviewDatabase database) => new(new DbAuditStore(database));
+
+    /// <summary>The audit log in the review tables of an open database (migrated when needed).</summary>
+    internal static AuditLog Audit(WardenDatabase database) => Audit(ReviewDatabase.On(database));
 }

@@ -66,6 +66,7 @@ public sealed class FailClosedTests : IDisposable
         ["model scan"] = [Image],
         ["user create"] = ["alice", "--role", "reviewer", "--password", "a long enough passphrase"],
         ["user list"] = [],
+        ["review migrate"] = [],
         ["exchange add"] = ["feed", "--type", "ncmec", "--bank", "demo", "--url", "http://127.0.0.1:1", "--environment", "Industry", "--credentials-env", "WARDEN_TEST_NO_SUCH_VAR"],
         ["exchange fetch"] = ["feed"],
         ["exchange status"] = [],
@@ -161,17 +162,10 @@ public sealed class FailClosedTests : IDisposable
         {
             var before = Snapshot(_dir);
             var (exit, output, error) = Run([.. command.Split(' '), .. args[command], "--db", db]);
-            if (command == "user list")
-            {
-                // The review database beside a missing --db is missing too: the same refusal, for that file.
-                Assert.True(exit == WardenCli.NoDatabase, $"{command} on {kind}: exit {exit}: {error}");
-                Assert.Contains("no review database", error, StringComparison.Ordinal);
-            }
-            else
-            {
-                Assert.True(exit == WardenCli.NoDatabase, $"{command} on {kind}: exit {exit}: {error}");
-                Assert.Contains("warden bank create", error, StringComparison.Ordinal);
-            }
+
+            // The review tables live in the configured database: user list and review migrate refuse like the rest.
+            Assert.True(exit == WardenCli.NoDatabase, $"{command} on {kind}: exit {exit}: {error}");
+            Assert.Contains("warden bank create", error, StringComparison.Ordinal);
 
             Assert.Empty(output);
             Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
@@ -189,7 +183,7 @@ public sealed class FailClosedTests : IDisposable
         var db = Path.Combine(_dir, "sub", "new.db");
         var (exit, _, error) = Run([.. command.Split(' '), .. Arguments()[command], "--db", db]);
         Assert.True(exit == 0, error);
-        Assert.True(File.Exists(command == "user create" ? Warden.Server.Review.ReviewService.DefaultPath(db) : db));
+        Assert.True(File.Exists(db)); // the review tables live in the configured database too
         if (command != "user create")
         {
             // And from then on the reading commands accept it.

@@ -1,4 +1,4 @@
-using Warden.Server.Review;
+using Warden.Review.Storage;
 
 namespace Warden.Cli.Tests;
 
@@ -27,7 +27,8 @@ public sealed class KeyCommandTests
             Assert.Equal(1, WardenCli.Run(["key", "revoke", "1", "--db", db], output, error));
             Assert.Equal(2, WardenCli.Run(["key", "create", "--role", "root", "--db", db], output, error));
 
-            var audit = UserCommand.Audit(ReviewService.DefaultPath(db));
+            using var review = ReviewDatabase.Open(db);
+            var audit = UserCommand.Audit(review);
             var actions = audit.Query().Select(r => r.Action).ToList();
             Assert.Equal(["key.create", "key.revoke"], actions);
             Assert.True(audit.Verify().Ok);

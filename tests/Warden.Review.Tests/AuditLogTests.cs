@@ -15,7 +15,7 @@ public sealed class AuditLogTests : IDisposable
     private (AuditLog Log, string DbPath) NewLog(TimeProvider? time = null)
     {
         var db = _dir.OpenDatabase();
-        return (new AuditLog(new SqliteAuditStore(db), time), db.Path);
+        return (new AuditLog(new DbAuditStore(db), time), db.Database.FilePath!);
     }
 
     private static void Fill(AuditLog log, int n)
@@ -107,7 +107,7 @@ public sealed class AuditLogTests : IDisposable
         var (log, path) = NewLog();
 
         // Two stores over one file: the in-process lock does not cover both, the IMMEDIATE transaction must.
-        var other = new AuditLog(new SqliteAuditStore(Storage.ReviewDatabase.Open(path)));
+        var other = new AuditLog(new DbAuditStore(Storage.ReviewDatabase.Open(path)));
         var tasks = Enumerable.Range(0, 8).Select(t => Task.Run(() =>
         {
             var target = t % 2 == 0 ? log : other;

@@ -85,7 +85,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
 
     private sealed record Queued(Delivery Delivery, string CaseId, MemoryMedia Media, HashSet<string> Md5s);
 
-    private Queued Enqueue(SqliteDeliveryStore store, int files = 3)
+    private Queued Enqueue(DbDeliveryStore store, int files = 3)
     {
         var caseId = $"case-{++_caseCounter}-{Guid.NewGuid():N}";
         var media = new MemoryMedia();
@@ -109,7 +109,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     }
 
     /// <summary>The invariant: one finished report for the case, holding every file exactly once, each described once.</summary>
-    private void AssertDeliveredOnce(Queued q, Delivery final, SqliteDeliveryStore store)
+    private void AssertDeliveredOnce(Queued q, Delivery final, DbDeliveryStore store)
     {
         Assert.Equal(DeliveryStatus.Finished, final.Status);
         var mine = _server.Reports.Where(r => r.Xml.Contains(q.CaseId, StringComparison.Ordinal)).ToList();
@@ -135,7 +135,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Happy_path_submits_uploads_describes_and_finishes_once()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var q = Enqueue(store);
         using var client = Client();
         using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), q.Media, FastRetries);
@@ -171,7 +171,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [MemberData(nameof(Failures))]
     public async Task Every_failure_mode_at_every_step_ends_in_exactly_one_finished_report(string endpoint, FailureMode mode, int skipFirst)
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var q = Enqueue(store);
         if (endpoint == "retract")
         {
@@ -210,7 +210,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
         {
             for (var crashAt = 1; crashAt < 60; crashAt++)
             {
-                var store = new SqliteDeliveryStore(_db);
+                var store = new DbDeliveryStore(_db);
                 var q = Enqueue(store, files: 2);
                 _server.ClearFailures();
                 if (withLostUploadAnswer)
@@ -235,7 +235,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
                 }
 
                 // A new process: same database, new worker.
-                using var second = new ReportDeliverer(new SqliteDeliveryStore(_db), new NcmecDestination(client), q.Media, FastRetries);
+                using var second = new ReportDeliverer(new DbDeliveryStore(_db), new NcmecDestination(client), q.Media, FastRetries);
                 var final = await second.DeliverAsync(q.Delivery.Id);
                 AssertDeliveredOnce(q, final, store);
                 if (!crashed)
@@ -251,7 +251,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Disposing_the_worker_mid_upload_and_resuming_with_a_new_one_finishes_once()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var q = Enqueue(store);
         _server.Inject(new InjectedFailure("upload", FailureMode.Timeout, SkipFirst: 1, Delay: TimeSpan.FromSeconds(20)));
         using var client = Client();
@@ -274,7 +274,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_report_deleted_by_the_destination_is_started_again()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var q = Enqueue(store);
         using var client = Client();
         using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), q.Media, FastRetries);
@@ -291,7 +291,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Rejections_fail_the_delivery_with_an_alarm_and_bad_credentials_alarm_and_retry()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var q = Enqueue(store);
         var alarms = new List<DeliveryAlarm>();
         using (var bad = Client(password: "wrong"))
@@ -318,7 +318,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Missing_evidence_fails_with_an_alarm_instead_of_an_incomplete_report()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var q = Enqueue(store);
         q.Media.Items.Remove(q.Media.Items.Keys.Last());
         using var client = Client();
@@ -334,7 +334,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_report_open_for_20_hours_raises_the_overdue_alarm()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var q = Enqueue(store);
         using var client = Client();
         _server.Inject(new InjectedFailure("upload", FailureMode.ServerError, Times: 1000));
@@ -355,7 +355,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task An_operator_cancel_retracts_an_open_report_and_stops_the_delivery()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var open = Enqueue(store);
         var queued = Enqueue(store);
         using var client = Client();
@@ -382,7 +382,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Run_due_delivers_every_due_delivery_of_its_destination()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var queued = Enumerable.Range(0, 3).Select(_ => Enqueue(store, files: 1)).ToList();
         var media = new MemoryMedia();
         foreach (var (k, v) in queued.SelectMany(q => q.Media.Items))
@@ -403,7 +403,7 @@ public sealed class DeliveryTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_test_delivery_is_never_sent_through_a_production_worker()
     {
-        var store = new SqliteDeliveryStore(_db);
+        var store = new DbDeliveryStore(_db);
         var q = Enqueue(store);
         var prodLike = new RenamedDestination(new NcmecDestination(Client()), "production");
         using var deliverer = new ReportDeliverer(store, prodLike, q.Media, FastRetries);

@@ -19,8 +19,8 @@ public sealed class EndToEndTests : IDisposable
     {
         await using var server = await FakeCyberTiplineServer.StartAsync();
         var db = _dir.OpenDatabase();
-        var audit = new AuditLog(new SqliteAuditStore(db));
-        var vault = new EvidenceVault(new FileSystemBlobStore(Path.Combine(_dir.Path, "vault")), new SqliteEvidenceCatalog(db),
+        var audit = new AuditLog(new DbAuditStore(db));
+        var vault = new EvidenceVault(new FileSystemBlobStore(Path.Combine(_dir.Path, "vault")), new DbEvidenceCatalog(db),
             new VaultKeyRing(new Dictionary<string, byte[]> { ["k1"] = new byte[32] }, "k1"), audit: audit);
         var rng = new Random(21);
         var center = CaseBuilderTests.RandomHash(rng);
@@ -42,7 +42,7 @@ public sealed class EndToEndTests : IDisposable
         audit.Append(new AuditEntry("user:alice", "cluster.decide", "case:" + c.Id, new Dictionary<string, string> { ["cluster"] = cluster.Id, ["verdict"] = "Confirmed" }));
 
         var package = CaseReportBuilder.Build(c, CyberTipXmlTests.Settings, vault.ViewedByEsp, DateTimeOffset.UtcNow);
-        var store = new SqliteDeliveryStore(db);
+        var store = new DbDeliveryStore(db);
         var delivery = CaseReportBuilder.EnqueueForNcmec(store, package, CyberTiplineEnvironment.Test, DateTimeOffset.UtcNow);
         using var client = new CyberTiplineClient(new CyberTiplineOptions { BaseUri = server.BaseUri, Username = server.Username, Password = server.Password });
         using var deliverer = new ReportDeliverer(store, new NcmecDestination(client), new VaultDeliveryMedia(vault), audit: audit);

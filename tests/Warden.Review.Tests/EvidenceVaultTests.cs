@@ -18,8 +18,8 @@ public sealed class EvidenceVaultTests : IDisposable
     private (EvidenceVault Vault, AuditLog Audit) NewVault(VaultKeyRing? keys = null, EvidenceVaultOptions? options = null)
     {
         var db = _dir.OpenDatabase();
-        var audit = new AuditLog(new SqliteAuditStore(db), _time);
-        var vault = new EvidenceVault(new FileSystemBlobStore(VaultRoot), new SqliteEvidenceCatalog(db), keys ?? Ring(("k1", KeyA)), options, audit, _time);
+        var audit = new AuditLog(new DbAuditStore(db), _time);
+        var vault = new EvidenceVault(new FileSystemBlobStore(VaultRoot), new DbEvidenceCatalog(db), keys ?? Ring(("k1", KeyA)), options, audit, _time);
         return (vault, audit);
     }
 

@@ -25,15 +25,15 @@ public sealed class OutboxIsolationTests : IAsyncLifetime, IDisposable
     private FakeCyberTiplineServer _server = null!;
     private ReviewDatabase _db = null!;
     private AuditLog _audit = null!;
-    private SqliteDeliveryStore _store = null!;
+    private DbDeliveryStore _store = null!;
     private readonly MemoryMedia _media = new();
 
     public async Task InitializeAsync()
     {
         _server = await FakeCyberTiplineServer.StartAsync();
         _db = _dir.OpenDatabase();
-        _audit = new AuditLog(new SqliteAuditStore(_db));
-        _store = new SqliteDeliveryStore(_db);
+        _audit = new AuditLog(new DbAuditStore(_db));
+        _store = new DbDeliveryStore(_db);
     }
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
@@ -194,7 +194,7 @@ public sealed class OutboxIsolationTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_retract_and_resubmit_loop_ends_dead_lettered_reading_the_evidence_once()
     {
-        var vault = new EvidenceVault(new FileSystemBlobStore(Path.Combine(_dir.Path, "vault")), new SqliteEvidenceCatalog(_db),
+        var vault = new EvidenceVault(new FileSystemBlobStore(Path.Combine(_dir.Path, "vault")), new DbEvidenceCatalog(_db),
             new VaultKeyRing(new Dictionary<string, byte[]> { ["k1"] = new byte[32] }, "k1"), audit: _audit);
         var items = new List<string>();
         for (var i = 0; i < 2; i++)

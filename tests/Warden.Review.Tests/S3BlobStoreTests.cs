@@ -132,7 +132,7 @@ public sealed class S3BlobStoreTests : IAsyncLifetime, IDisposable
     public async Task The_vault_over_s3_keeps_only_ciphertext_in_the_bucket_and_detects_tampering()
     {
         var db = _dir.OpenDatabase();
-        var vault = new EvidenceVault(_store, new SqliteEvidenceCatalog(db), new VaultKeyRing(new Dictionary<string, byte[]> { ["k1"] = new byte[32] }, "k1"));
+        var vault = new EvidenceVault(_store, new DbEvidenceCatalog(db), new VaultKeyRing(new Dictionary<string, byte[]> { ["k1"] = new byte[32] }, "k1"));
         var media = new byte[10_000];
         new Random(3).NextBytes(media);
         var actor = EvidenceActor.Person("user:alice");

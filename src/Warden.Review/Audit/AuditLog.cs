@@ -42,7 +42,7 @@ public sealed record AuditVerification(bool Ok, long RecordsChecked, long? First
 /// <summary>
 /// Append-only, hash-chained audit log. Record <c>n</c>'s hash is
 /// <c>SHA-256(hash[n-1] ‖ canonical JSON of record n)</c> with 32 zero bytes before the first record, so
-/// editing, inserting or deleting any record breaks every later link and <see cref="Verify"/> names the
+/// editing, inserting or deleting any record breaks every later link and <see cref="Verify()"/> names the
 /// first bad one. Appends are serialised by the store (one transaction reads the tail and inserts), so
 /// parallel writers, threads or processes, still build one chain.
 /// </summary>
@@ -87,9 +87,25 @@ public sealed class AuditLog
     /// <summary>Records matching <paramref name="filter"/>, oldest first.</summary>
     public IEnumerable<AuditRecord> Query(AuditFilter? filter = null) => _store.Query(filter ?? new AuditFilter());
 
+    /// <summary>The newest record, or null when the log is empty.</summary>
+    public AuditRecord? Head() => _store.Last();
+
     /// <summary>Walks the whole chain and reports the first record that does not verify.</summary>
-    public AuditVerification Verify()
+    public AuditVerification Verify() => Verify([]);
+
+    /// <summary>
+    /// Walks the whole chain and reports the first record that does not verify, or that differs from a
+    /// checkpoint kept outside the database (a re-hashed tail verifies as a chain but not against these).
+    /// </summary>
+    public AuditVerification Verify(IReadOnlyList<AuditCheckpoint> checkpoints)
     {
+        ArgumentNullException.ThrowIfNull(checkpoints);
+        var anchors = new Dictionary<long, AuditCheckpoint>();
+        foreach (var c in checkpoints)
+        {
+            anchors[c.Seq] = c;
+        }
+
         var prev = GenesisHash.ToArray();
         long expectedSeq = 1, checkedCount = 0;
         foreach (var r in _store.Query(new AuditFilter()))
@@ -113,8 +129,19 @@ public sealed class AuditLog
                 return new AuditVerification(false, checkedCount, r.Seq, "its content does not hash to its stored hash (the record was edited)");
             }
 
+            if (anchors.TryGetValue(r.Seq, out var anchor) && !anchor.Hash.AsSpan().SequenceEqual(r.Hash))
+            {
+                return new AuditVerification(false, checkedCount, r.Seq, $"it differs from checkpoint {anchor.Number} of {anchor.At:O} (the chain was rewritten after it)");
+            }
+
             prev = r.Hash;
             expectedSeq++;
+        }
+
+        var lastSeq = expectedSeq - 1;
+        if (checkpoints.Count > 0 && checkpoints.Max(c => c.Seq) is var anchored && anchored > lastSeq)
+        {
+            return new AuditVerification(false, checkedCount, lastSeq + 1, $"records {lastSeq + 1}..{anchored} are missing (checkpointed outside the database)");
         }
 
         return new AuditVerification(true, checkedCount, null, null);

@@ -88,7 +88,7 @@ public interface IEvidenceCatalog
 }
 
 /// <summary>The catalogue in the review database.</summary>
-public sealed class SqliteEvidenceCatalog(ReviewDatabase database) : IEvidenceCatalog
+public sealed class DbEvidenceCatalog(ReviewDatabase database) : IEvidenceCatalog
 {
     /// <inheritdoc/>
     public void Insert(EvidenceItem item)

@@ -126,25 +126,39 @@ public interface IDeliveryStore
 
     /// <summary>The receipts of a delivery, in order.</summary>
     IReadOnlyList<DeliveryReceipt> Receipts(long id);
+
+    /// <summary>
+    /// Takes or renews the lease on a delivery for <paramref name="owner"/> until <paramref name="now"/> +
+    /// <paramref name="duration"/>: true when it was free, already the owner's, or expired (its node died).
+    /// Stores that serve one process need no lease.
+    /// </summary>
+    bool TryLease(long id, string owner, DateTimeOffset now, TimeSpan duration) => true;
+
+    /// <summary>Gives the lease back (only the owner's).</summary>
+    void ReleaseLease(long id, string owner)
+    {
+    }
 }
 
 /// <summary>The outbox in the review database.</summary>
-public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStore
+public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
 {
     /// <inheritdoc/>
     public Delivery Enqueue(string caseId, string destination, string environment, string document, IReadOnlyList<DeliveryFile> files, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(files);
         using var c = database.Connect();
-        using var tx = c.BeginTransaction(deferred: false);
-        var existing = c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination }, tx);
-        if (existing is not null)
+        using var tx = database.BeginWrite(c);
+
+        // The unique (case, destination) index decides between nodes enqueueing the same case at once.
+        var id = c.ExecuteScalar<long?>(ReviewSql.DeliveryInsert, new { CaseId = caseId, Destination = destination, Environment = environment, Document = document, CreatedAt = now.ToUnixTimeMilliseconds() }, tx);
+        if (id is null)
         {
+            var existing = c.QuerySingle<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination }, tx);
+            tx.Commit();
             return existing.ToDelivery();
         }
 
-        c.Execute(ReviewSql.DeliveryInsert, new { CaseId = caseId, Destination = destination, Environment = environment, Document = document, CreatedAt = now.ToUnixTimeMilliseconds() }, tx);
-        var id = c.ExecuteScalar<long>("SELECT last_insert_rowid()", transaction: tx);
         foreach (var f in files)
         {
             c.Execute(ReviewSql.DeliveryFileInsert, new { DeliveryId = id, Idx = f.Index, f.EvidenceRef, f.FileName, f.Metadata }, tx);
@@ -153,6 +167,20 @@ public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStor
         var row = c.QuerySingle<Row>(ReviewSql.DeliveryById, new { Id = id }, tx);
         tx.Commit();
         return row.ToDelivery();
+    }
+
+    /// <inheritdoc/>
+    public bool TryLease(long id, string owner, DateTimeOffset now, TimeSpan duration)
+    {
+        using var c = database.Connect();
+        return c.Execute(ReviewSql.DeliveryLease, new { Id = id, Owner = owner, Now = now.ToUnixTimeMilliseconds(), Until = (now + duration).ToUnixTimeMilliseconds() }) == 1;
+    }
+
+    /// <inheritdoc/>
+    public void ReleaseLease(long id, string owner)
+    {
+        using var c = database.Connect();
+        c.Execute(ReviewSql.DeliveryRelease, new { Id = id, Owner = owner });
     }
 
     /// <inheritdoc/>
@@ -209,7 +237,7 @@ public sealed class SqliteDeliveryStore(ReviewDatabase database) : IDeliveryStor
     {
         ArgumentNullException.ThrowIfNull(delivery);
         using var c = database.Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = database.BeginWrite(c);
         var changed = c.Execute(ReviewSql.DeliveryUpdate, new
         {
             delivery.Id,

@@ -43,6 +43,12 @@ public sealed record DeliveryOptions
     public int Parallelism { get; init; } = 4;
 
     /// <summary>
+    /// How long a node's lease on a delivery lasts. The node renews it every third of this while it works
+    /// (however long a step takes), so another node takes a delivery over only this long after its node died.
+    /// </summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// Bytes of evidence kept in memory per worker, so a retry, a retraction or a fresh report re-uses what was
     /// read instead of opening (and logging a view of) the vault item again. Least recently used goes first.
     /// </summary>
@@ -105,6 +111,7 @@ public sealed class ReportDeliverer : IDisposable
     private static readonly Counter<long> ErrorCounter = Meter.CreateCounter<long>("warden.report.errors", description: "Exceptions that escaped one delivery in a round (the others went on)");
 
     private readonly IDeliveryStore _store;
+    private readonly string _owner;
     private readonly IReportDestination _destination;
     private readonly IDeliveryMedia _media;
     private readonly DeliveryOptions _options;
@@ -127,6 +134,7 @@ public sealed class ReportDeliverer : IDisposable
         _time = time ?? TimeProvider.System;
         _audit = audit;
         _cache = new MediaCache(_options.MediaCacheBytes);
+        _owner = string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}");
     }
 
     /// <summary>Raised for overdue, failed, dead-lettered and unauthorised deliveries (also counted in the <c>warden.report.alarms</c> metric).</summary>
@@ -359,6 +367,59 @@ public sealed class ReportDeliverer : IDisposable
     private SemaphoreSlim Gate(long id) => _locks.GetOrAdd(id, _ => new SemaphoreSlim(1, 1));
 
     private async Task<Delivery> AdvanceAsync(long deliveryId, CancellationToken ct)
+    {
+        if (!_store.TryLease(deliveryId, _owner, _time.GetUtcNow(), _options.Lease))
+        {
+            throw new DeliveryConflictException($"Delivery {deliveryId} is leased by another node.");
+        }
+
+        // Heartbeat: keeps the lease while a step runs; a lost lease (this node stalled past it and another took
+        // over) cancels the work here, and the next Save is refused by the version check anyway.
+        using var lost = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var stop = new CancellationTokenSource();
+        var heartbeat = Task.Run(
+            async () =>
+            {
+                using var timer = new PeriodicTimer(_options.Lease / 3);
+                while (await timer.WaitForNextTickAsync(stop.Token).ConfigureAwait(false))
+                {
+                    if (!_store.TryLease(deliveryId, _owner, _time.GetUtcNow(), _options.Lease))
+                    {
+                        await lost.CancelAsync().ConfigureAwait(false);
+                        return;
+                    }
+                }
+            },
+            CancellationToken.None);
+        try
+        {
+            return await AdvanceLeasedAsync(deliveryId, lost.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (lost.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            throw new DeliveryConflictException($"Delivery {deliveryId}: the lease was lost to another node.");
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await heartbeat.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            _store.ReleaseLease(deliveryId, _owner);
+        }
+    }
+
+    /// <summary>
+    /// Advances under the lease: on several nodes sharing one outbox, a step runs on one node only, and a step
+    /// left in flight is judged (retracted) only by the node that took the lease after its owner stopped
+    /// renewing it (died), never while another node is still on it.
+    /// </summary>
+    private async Task<Delivery> AdvanceLeasedAsync(long deliveryId, CancellationToken ct)
     {
         while (true)
         {

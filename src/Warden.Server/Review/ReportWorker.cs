@@ -62,6 +62,7 @@ public sealed partial class ReportWorker : BackgroundService
             MaxAttempts = Math.Clamp(s.MaxAttempts, 1, 1000),
             MaxRestarts = Math.Clamp(s.MaxRestarts, 0, 1000),
             Parallelism = Math.Clamp(s.Parallelism, 1, 64),
+            Lease = TimeSpan.FromSeconds(Math.Clamp(s.LeaseSeconds, 3, 3600)),
         };
     }
 

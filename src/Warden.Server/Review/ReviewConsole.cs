@@ -9,6 +9,7 @@ using Warden.Review.Audit;
 using Warden.Review.Cases;
 using Warden.Review.Evidence;
 using Warden.Review.Reporting;
+using Warden.Review.Users;
 using Warden.Server.Auth;
 
 namespace Warden.Server.Review;
@@ -39,6 +40,7 @@ public static class ReviewConsole
         services.AddSingleton(sp => new LoginThrottle(sp.GetRequiredService<ServerOptions>().Review.Login));
         services.AddSingleton<ReportWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<ReportWorker>());
+        services.AddHostedService<AuditCheckpointWorker>();
         return services;
     }
 
@@ -95,7 +97,7 @@ public static class ReviewConsole
             }
 
             r.Store.SetPreferences(s.User.Id, body.Blur, body.Greyscale);
-            r.Display.Set(s.User.Id, body.BlurPercent, body.Size);
+            r.Store.SetDisplay(s.User.Id, body.BlurPercent, body.Size);
             r.Audit.Append(new AuditEntry(s.User.Username, "user.settings", "user:" + s.User.Username, new Dictionary<string, string>
             {
                 ["blur"] = Flag(body.Blur),
@@ -141,7 +143,9 @@ public static class ReviewConsole
         audit.MapGet(string.Empty, AuditQuery)
             .WithSummary("The hash-chained audit log (views, decisions, reports, logins, settings)")
             .WithDescription("Filters: actor, action, subject, from, to (ISO 8601), after (sequence), limit (default 1000). format=csv exports CSV (all matching records).");
-        audit.MapGet("/verify", (ReviewService r) => r.Audit.Verify()).WithSummary("Walk the hash chain and report the first broken record");
+        audit.MapGet("/verify", async (ReviewService r, CancellationToken ct) => r.Checkpoints is { } anchored ? await anchored.VerifyAsync(ct).ConfigureAwait(false) : r.Audit.Verify())
+            .WithSummary("Walk the hash chain and report the first broken record")
+            .WithDescription("With evidence preservation on, every record anchored by a signed checkpoint in the blob store must still carry its checkpointed hash, so a rewritten tail is caught too.");
         ReportAdmin.Map(app);
     }
 
@@ -223,7 +227,7 @@ public static class ReviewConsole
         var s = Session(c);
         var o = r.Options;
         var look = r.Look(s.User);
-        var display = r.Display.Get(s.User.Id);
+        var display = r.Store.Display(s.User.Id);
         return Results.Json(new
         {
             username = s.User.Username,

@@ -1,7 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using Dapper;
-using Microsoft.Data.Sqlite;
 using Warden.Core.Imaging;
 
 namespace Warden.Server.Review;
@@ -192,45 +190,5 @@ internal sealed class PreviewCache(long maxBytes)
                 _bytes -= last.Value.Image.Png.Length;
             }
         }
-    }
-}
-
-/// <summary>
-/// Per-user display settings beyond blur and greyscale on/off (which live on the user row): blur strength and
-/// derivative size. Kept in their own table so they change nothing else about the user.
-/// </summary>
-internal sealed class DisplayStore
-{
-    private readonly string _connectionString;
-
-    public DisplayStore(string path)
-    {
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = Path.GetFullPath(path), Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true, DefaultTimeout = 30 }.ToString();
-        using var c = Connect();
-        c.Execute("CREATE TABLE IF NOT EXISTS console_display (user_id INTEGER PRIMARY KEY, blur_percent INTEGER NULL, size INTEGER NULL)");
-    }
-
-    public (int? BlurPercent, int? Size) Get(long userId)
-    {
-        using var c = Connect();
-        var row = c.QuerySingleOrDefault<Row>("SELECT blur_percent AS BlurPercent, size AS Size FROM console_display WHERE user_id = @userId", new { userId });
-        return row is null ? (null, null) : ((int?)row.BlurPercent, (int?)row.Size);
-    }
-
-    public void Set(long userId, int? blurPercent, int? size)
-    {
-        using var c = Connect();
-        c.Execute(
-            "INSERT INTO console_display(user_id, blur_percent, size) VALUES (@userId, @blurPercent, @size) ON CONFLICT(user_id) DO UPDATE SET blur_percent = excluded.blur_percent, size = excluded.size",
-            new { userId, blurPercent, size });
-    }
-
-    private sealed record Row(long? BlurPercent, long? Size);
-
-    private SqliteConnection Connect()
-    {
-        var c = new SqliteConnection(_connectionString);
-        c.Open();
-        return c;
     }
 }

@@ -52,6 +52,9 @@ public sealed class ReviewOptions
     /// <summary>How long a reveal's grant to receive the original bytes lasts (seconds, 5–600; used once).</summary>
     public int RevealSeconds { get; set; } = 60;
 
+    /// <summary>Minutes between signed checkpoints of the audit chain's head in the blob store (with evidence preservation on; 0: off).</summary>
+    public int AuditCheckpointMinutes { get; set; } = 10;
+
     /// <summary>Memory for cached derivatives (MiB, in memory only).</summary>
     public int PreviewCacheMegabytes { get; set; } = 32;
 
@@ -103,6 +106,9 @@ public sealed class CyberTiplineSettings
 
     /// <summary>Deliveries advanced at once: a slow or failing one does not hold up the others.</summary>
     public int Parallelism { get; set; } = 4;
+
+    /// <summary>Seconds a node's lease on a delivery lasts (renewed every third of it while it works): how long another node waits before taking over the deliveries of a node that died (3–3600).</summary>
+    public int LeaseSeconds { get; set; } = 30;
 
     /// <summary>The service name in reports.</summary>
     public string? ServiceName { get; set; }

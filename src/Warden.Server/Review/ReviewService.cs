@@ -10,6 +10,7 @@ using Warden.Review.Cases;
 using Warden.Review.Evidence;
 using Warden.Review.Reporting;
 using Warden.Review.Storage;
+using Warden.Review.Users;
 using Warden.Server.Api;
 using Warden.Storage;
 
@@ -58,25 +59,39 @@ public sealed partial class ReviewService : IDisposable
         _options = server.Review;
         _banks = banks;
         _log = log;
-        var path = _options.Database ?? DefaultPath(server.Database);
-        Database = ReviewDatabase.Open(path);
-        Store = new ReviewStore(path);
-        Audit = new AuditLog(new SqliteAuditStore(Database));
-        Deliveries = new SqliteDeliveryStore(Database);
-        Display = new DisplayStore(path);
+        ArgumentNullException.ThrowIfNull(banks);
+        if (_options.Database is null && LegacyReviewFile.Pending(server.Database) is { } legacy)
+        {
+            // Starting on an empty review state beside the old file would hide every case, user and audit record.
+            throw new StorageException(
+                StorageError.Conflict,
+                $"The review state is still in {legacy}; it now lives in the configured database. Move it with " +
+                $"'warden review migrate --db <database>' (it verifies the audit chain), then start again.");
+        }
+
+        // The configured database, unless Review:Database names another (a separate database for the review side).
+        Database = _options.Database is null ? ReviewDatabase.On(banks.Database) : ReviewDatabase.Open(_options.Database);
+        Store = new ReviewStore(Database);
+        Audit = new AuditLog(new DbAuditStore(Database));
+        Deliveries = new DbDeliveryStore(Database);
         Grants = new RevealGrants(256L << 20);
         Previews = new PreviewCache(Math.Clamp(_options.PreviewCacheMegabytes, 1, 4096) * (1L << 20));
         if (!string.IsNullOrWhiteSpace(_options.EvidenceDirectory) && !string.IsNullOrWhiteSpace(_options.MasterKey))
         {
             var keys = VaultKeyRing.FromBase64(new Dictionary<string, string> { [_options.MasterKeyId] = _options.MasterKey }, _options.MasterKeyId);
-            Vault = new EvidenceVault(new FileSystemBlobStore(_options.EvidenceDirectory), new SqliteEvidenceCatalog(Database), keys, audit: Audit);
+            var blobs = new FileSystemBlobStore(_options.EvidenceDirectory);
+            Vault = new EvidenceVault(blobs, new DbEvidenceCatalog(Database), keys, audit: Audit);
+
+            // The chain's head is anchored in the blob store, signed with a key derived from the master key,
+            // which the database does not hold.
+            Checkpoints = new AuditCheckpoints(Audit, blobs, AuditCheckpoints.DeriveKey(Convert.FromBase64String(_options.MasterKey)));
         }
 
         Cases = new CaseBuilder(newId: () => _replayIds.Count > 0 ? _replayIds.Dequeue() : Guid.CreateVersion7().ToString("N"));
         Replay();
     }
 
-    /// <summary>The review database file.</summary>
+    /// <summary>The review tables (in the configured database).</summary>
     public ReviewDatabase Database { get; }
 
     /// <summary>Console tables.</summary>
@@ -86,16 +101,16 @@ public sealed partial class ReviewService : IDisposable
     public AuditLog Audit { get; }
 
     /// <summary>Report outbox.</summary>
-    public SqliteDeliveryStore Deliveries { get; }
-
-    /// <summary>Per-user blur strength and derivative size.</summary>
-    internal DisplayStore Display { get; }
+    public DbDeliveryStore Deliveries { get; }
 
     /// <summary>Reveal grants (original bytes held for their owner until redeemed or expired).</summary>
     internal RevealGrants Grants { get; }
 
     /// <summary>Obscured derivatives in memory.</summary>
     internal PreviewCache Previews { get; }
+
+    /// <summary>Signed checkpoints of the audit chain in the blob store, or null when preservation (and so the blob store) is off.</summary>
+    public AuditCheckpoints? Checkpoints { get; }
 
     /// <summary>Evidence vault, or null when preservation is off.</summary>
     public EvidenceVault? Vault { get; }
@@ -105,36 +120,6 @@ public sealed partial class ReviewService : IDisposable
 
     /// <summary>Settings.</summary>
     public ReviewOptions Options => _options;
-
-    /// <summary>The default review file: beside a SQLite database; for PostgreSQL, <c>DATABASE.review.db</c> in the working folder.</summary>
-    public static string DefaultPath(string database)
-    {
-        ArgumentNullException.ThrowIfNull(database);
-        if (!WardenDatabase.IsPostgres(database))
-        {
-            return Path.ChangeExtension(database, ".review.db");
-        }
-
-        string? name = null;
-        if (Uri.TryCreate(database.Trim(), UriKind.Absolute, out var uri) && uri.Scheme.StartsWith("postgres", StringComparison.OrdinalIgnoreCase))
-        {
-            name = uri.AbsolutePath.Trim('/');
-        }
-        else
-        {
-            try
-            {
-                var builder = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = database };
-                name = builder.TryGetValue("Database", out var d) ? d?.ToString() : null;
-            }
-            catch (ArgumentException)
-            {
-            }
-        }
-
-        name = string.Concat((name ?? "").Where(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'));
-        return (name.Length == 0 ? "warden" : name) + ".review.db";
-    }
 
     /// <summary>
     /// Called by the match API after an upload matched: an actionable hit (block list, not suppressed or
@@ -342,7 +327,7 @@ public sealed partial class ReviewService : IDisposable
     public ObscureOptions Look(ConsoleUser user)
     {
         ArgumentNullException.ThrowIfNull(user);
-        var (percent, size) = Display.Get(user.Id);
+        var (percent, size) = Store.Display(user.Id);
         var floor = MinimumBlurPercent;
         var blurOn = user.Blur ?? _options.DefaultBlur;
         var strength = blurOn ? Math.Max(floor, percent ?? _options.DefaultBlurPercent) : floor;
@@ -467,7 +452,11 @@ public sealed partial class ReviewService : IDisposable
     public static string Today() => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
     /// <inheritdoc />
-    public void Dispose() => _previewGate.Dispose();
+    public void Dispose()
+    {
+        _previewGate.Dispose();
+        Database.Dispose();
+    }
 
     private void RequireItem(string caseId, string itemId)
     {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Warden.Review.Evidence;
+using Warden.Review.Users;
 using Warden.Server.Auth;
 
 namespace Warden.Server.Tests.Review;
@@ -126,7 +127,7 @@ public sealed class ConsoleApiTests
     public async Task Only_logged_in_reviewers_and_admins_reach_the_console()
     {
         await using var h = await ReviewHarness.StartAsync();
-        h.Review.Store.CreateUser("sub", "submitter", Warden.Server.Review.PasswordHashing.Hash(ReviewHarness.Password));
+        h.Review.Store.CreateUser("sub", "submitter", PasswordHashing.Hash(ReviewHarness.Password));
 
         // API keys, even admin ones, do not open the console; nor does no session.
         foreach (var role in new Role?[] { null, Role.Submitter, Role.Curator, Role.Admin })
@@ -202,7 +203,7 @@ public sealed class ConsoleApiTests
         await h.SeedCaseAsync(); // the uploads still match
         using var alice = await h.LoginAsync();
         Assert.Equal(0, (await alice.GetAsync("queue")).GetArrayLength());
-        Assert.Empty(new SqliteEvidenceCatalog(h.Review.Database).Live());
+        Assert.Empty(new DbEvidenceCatalog(h.Review.Database).Live());
     }
 
     [Fact]

@@ -1,7 +1,8 @@
 using System.Net;
 using Warden.Cli;
+using Warden.Review.Storage;
+using Warden.Review.Users;
 using Warden.Server.Auth;
-using Warden.Server.Review;
 
 namespace Warden.Server.Tests.Review;
 
@@ -12,13 +13,13 @@ public sealed class ConsoleCliTests
     public async Task User_create_then_seed_demo_gives_a_case_the_new_user_can_open()
     {
         await using var h = await ReviewHarness.StartAsync();
-        var reviewDb = h.Review.Options.Database!;
-        var (exit, _, err) = Run("user", "create", "bob", "--role", "reviewer", "--password", "a long enough passphrase", "--review-db", reviewDb);
+        var db = Path.Combine(h.Directory, "warden.db"); // the review tables live in the server's database
+        var (exit, _, err) = Run("user", "create", "bob", "--role", "reviewer", "--password", "a long enough passphrase", "--db", db);
         Assert.Equal(0, exit);
         Assert.Contains("created reviewer 'bob'", err, StringComparison.Ordinal);
-        Assert.Equal(1, Run("user", "create", "bob", "--role", "reviewer", "--password", "a long enough passphrase", "--review-db", reviewDb).Exit); // taken
-        Assert.Equal(2, Run("user", "create", "carol", "--role", "reviewer", "--password", "short", "--review-db", reviewDb).Exit);
-        Assert.Equal(2, Run("user", "create", "carol", "--role", "submitter", "--password", "a long enough passphrase", "--review-db", reviewDb).Exit);
+        Assert.Equal(1, Run("user", "create", "bob", "--role", "reviewer", "--password", "a long enough passphrase", "--db", db).Exit); // taken
+        Assert.Equal(2, Run("user", "create", "carol", "--role", "reviewer", "--password", "short", "--db", db).Exit);
+        Assert.Equal(2, Run("user", "create", "carol", "--role", "submitter", "--password", "a long enough passphrase", "--db", db).Exit);
         Assert.Contains(h.Review.Audit.Query(new(Action: "user.create")), a => a.Subject == "user:bob");
 
         var (seeded, output, seedErr) = Run("review", "seed-demo", "--url", h.Server.BaseAddress.ToString(), "--key", h.Server.Key(Role.Admin));
@@ -57,7 +58,7 @@ public sealed class ConsoleCliTests
     }
 }
 
-/// <summary>Where the review state goes by default.</summary>
+/// <summary>Where an older Warden kept the review state (what 'warden review migrate' looks for).</summary>
 public sealed class ReviewPathTests
 {
     [Theory]
@@ -67,6 +68,6 @@ public sealed class ReviewPathTests
     [InlineData("postgres://w@db:5432/prod", "prod.review.db")]
     [InlineData("Host=db;Username=w", "warden.review.db")]
     [InlineData("postgresql://w@db/../../etc", "etc.review.db")]
-    public void Default_review_database_path(string database, string expected) =>
-        Assert.Equal(expected, ReviewService.DefaultPath(database));
+    public void Legacy_review_file_path(string database, string expected) =>
+        Assert.Equal(expected, LegacyReviewFile.PathFor(database));
 }

@@ -1,9 +1,10 @@
 using System.Net;
 using System.Text.Json;
 using Warden.FakeCyberTipline;
+using Warden.Review.Storage;
+using Warden.Review.Users;
 using Warden.Server.Auth;
 using Warden.Server.Data;
-using Warden.Server.Review;
 using Warden.Storage;
 
 namespace Warden.Server.Tests.Review;
@@ -129,9 +130,8 @@ public sealed class ConsoleCrashTests
                 var store = new ServerStore(db);
                 store.Migrate();
                 AdminKey = store.CreateKey("test-admin", Role.Admin).Key;
+                new ReviewStore(ReviewDatabase.On(db)).CreateUser("alice", "reviewer", PasswordHashing.Hash(ReviewHarness.Password));
             }
-
-            new ReviewStore(Path.Combine(_dir, "review.db")).CreateUser("alice", "reviewer", PasswordHashing.Hash(ReviewHarness.Password));
         }
 
         public string AdminKey { get; }
@@ -140,13 +140,15 @@ public sealed class ConsoleCrashTests
 
         public Task<ServerProcess> StartAsync(FakeCyberTiplineServer fake) => ServerProcess.StartAsync(Database, environment: new Dictionary<string, string>
         {
-            ["Warden__Review__Database"] = Path.Combine(_dir, "review.db"),
             ["Warden__Review__EvidenceDirectory"] = Path.Combine(_dir, "evidence"),
             ["Warden__Review__MasterKey"] = ReviewHarness.MasterKey(_dir),
             ["Warden__Review__CyberTipline__TestUrl"] = fake.BaseUri.ToString(),
             ["Warden__Review__CyberTipline__Username"] = fake.Username,
             ["Warden__Review__CyberTipline__Password"] = fake.Password,
             ["Warden__Review__CyberTipline__PollMilliseconds"] = "100",
+
+            // The restarted process is a new lease owner: it takes over the killed one's delivery at expiry.
+            ["Warden__Review__CyberTipline__LeaseSeconds"] = "3",
         });
 
         public async Task<string> SeedAndDecideAllAsync(ServerProcess server)

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Warden.Core.Hashing;
 using Warden.Core.Imaging;
 using Warden.Review.Evidence;
+using Warden.Review.Users;
 using Warden.Server.Api;
 using Warden.Server.Review;
 

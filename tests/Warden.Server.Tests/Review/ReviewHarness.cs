@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Warden.FakeCyberTipline;
+using Warden.Review.Users;
 using Warden.Server.Auth;
 using Warden.Server.Review;
 
@@ -46,7 +47,6 @@ internal sealed class ReviewHarness : IAsyncDisposable
     /// <summary>Review settings for a run in <paramref name="dir"/>.</summary>
     public static void Configure(ReviewOptions r, string dir, bool preserve, FakeCyberTiplineServer fake, Action<ReviewOptions>? configure = null)
     {
-        r.Database = Path.Combine(dir, "review.db");
         if (preserve)
         {
             r.EvidenceDirectory = Path.Combine(dir, "evidence");

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Dapper;
 using Warden.Review.Storage;
 
@@ -11,15 +12,23 @@ public interface IAuditStore
 
     /// <summary>Matching records in sequence order, streamed in pages.</summary>
     IEnumerable<AuditRecord> Query(AuditFilter filter);
+
+    /// <summary>The newest record, or null when empty.</summary>
+    AuditRecord? Last() => Query(new AuditFilter()).LastOrDefault();
 }
 
-/// <summary>The audit log in the review database (table <c>audit_log</c>, append-only by trigger).</summary>
-public sealed class SqliteAuditStore(ReviewDatabase database) : IAuditStore
+/// <summary>
+/// The audit log in the review database (table <c>audit_log</c>, append-only by trigger). One chain however
+/// many nodes append: each append reads the tail and inserts under a write lock (SQLite: the IMMEDIATE
+/// transaction; PostgreSQL: an advisory lock), and the primary key on <c>seq</c> refuses a second record
+/// with the same number whatever happens.
+/// </summary>
+public sealed class DbAuditStore(ReviewDatabase database) : IAuditStore
 {
     private const int PageSize = 2000;
 
-    // In-process writers queue here instead of spinning on SQLITE_BUSY; other processes are serialised by
-    // the IMMEDIATE transaction.
+    // In-process writers queue here instead of each holding a pooled connection while they wait for the
+    // database lock; other processes are serialised by the database.
     private readonly Lock _appendLock = new();
 
     /// <inheritdoc/>
@@ -29,7 +38,7 @@ public sealed class SqliteAuditStore(ReviewDatabase database) : IAuditStore
         lock (_appendLock)
         {
             using var connection = database.Connect();
-            using var tx = connection.BeginTransaction(deferred: false);
+            using var tx = database.BeginWrite(connection, ReviewDatabase.AuditLockKey);
             var last = connection.QuerySingleOrDefault<TailRow>(ReviewSql.AuditLast, transaction: tx);
             var record = build(last?.Seq ?? 0, last?.Hash);
             connection.Execute(ReviewSql.AuditInsert, new
@@ -49,14 +58,25 @@ public sealed class SqliteAuditStore(ReviewDatabase database) : IAuditStore
     }
 
     /// <inheritdoc/>
-    public IEnumerable<AuditRecord> Query(AuditFilter filter)
+    public IEnumerable<AuditRecord> Query(AuditFilter filter) => Query(database.Connect, filter);
+
+    /// <inheritdoc/>
+    public AuditRecord? Last()
+    {
+        using var connection = database.Connect();
+        var r = connection.QuerySingleOrDefault<Row>(ReviewSql.AuditSelectColumns + " ORDER BY seq DESC LIMIT 1");
+        return r?.ToRecord();
+    }
+
+    /// <summary>The records of the <c>audit_log</c> reached through <paramref name="connect"/>, in pages (also for a legacy review file).</summary>
+    internal static IEnumerable<AuditRecord> Query(Func<DbConnection> connect, AuditFilter filter)
     {
         ArgumentNullException.ThrowIfNull(filter);
         long after = 0;
         while (true)
         {
             List<Row> page;
-            using (var connection = database.Connect())
+            using (var connection = connect())
             {
                 page = connection.Query<Row>(ReviewSql.AuditQuery, new
                 {
@@ -72,7 +92,7 @@ public sealed class SqliteAuditStore(ReviewDatabase database) : IAuditStore
 
             foreach (var r in page)
             {
-                yield return new AuditRecord(r.Seq, DateTimeOffset.FromUnixTimeMilliseconds(r.AtMs), r.Actor, r.Action, r.Subject, AuditLog.ParseDetails(r.Details), r.PrevHash, r.Hash);
+                yield return r.ToRecord();
             }
 
             if (page.Count < PageSize)
@@ -86,5 +106,8 @@ public sealed class SqliteAuditStore(ReviewDatabase database) : IAuditStore
 
     private sealed record TailRow(long Seq, byte[] Hash);
 
-    private sealed record Row(long Seq, long AtMs, string Actor, string Action, string Subject, string Details, byte[] PrevHash, byte[] Hash);
+    private sealed record Row(long Seq, long AtMs, string Actor, string Action, string Subject, string Details, byte[] PrevHash, byte[] Hash)
+    {
+        public AuditRecord ToRecord() => new(Seq, DateTimeOffset.FromUnixTimeMilliseconds(AtMs), Actor, Action, Subject, AuditLog.ParseDetails(Details), PrevHash, Hash);
+    }
 }

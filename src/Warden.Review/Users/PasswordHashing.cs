@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 
-namespace Warden.Server.Review;
+namespace Warden.Review.Users;
 
 /// <summary>
 /// PBKDF2-SHA256 password hashes (<c>pbkdf2-sha256$ITERATIONS$SALT$HASH</c>, base64), compared in constant

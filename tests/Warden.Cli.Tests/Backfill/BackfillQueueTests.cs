@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using NATS.Client.Core;
+using NATS.Client.JetStream;
 using Warden.Cli.Backfill;
 using Warden.Core.Tests;
 using Warden.Storage;
@@ -46,11 +47,14 @@ public sealed class BackfillQueueTests : IDisposable
         File.Delete(missing); // vanished between enqueue and work: poison
 
         // Hostile messages straight onto the subject: not JSON, JSON without a key, a key that is not hex.
+        // Published through JetStream and acknowledged, so the stream holds them before the counts below are read.
         await using (var raw = new NatsConnection(NatsOpts.Default with { Url = nats.Url }))
         {
+            var js = new NatsJSContext(raw);
             foreach (var bad in new[] { "\u0001\u0002 not json", "{\"source\":\"/etc/passwd\"}", "{\"key\":\"zz\",\"source\":\"x\"}", "[]" })
             {
-                await raw.PublishAsync($"warden.backfill.{Queue}.items", System.Text.Encoding.UTF8.GetBytes(bad));
+                var ack = await js.PublishAsync($"warden.backfill.{Queue}.items", System.Text.Encoding.UTF8.GetBytes(bad));
+                ack.EnsureSuccess();
             }
         }
 

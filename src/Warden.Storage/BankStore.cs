@@ -679,6 +679,35 @@ public sealed class BankStore : IDisposable
         });
     }
 
+    /// <summary>
+    /// The live entries of one bank that carry <paramref name="signal"/> of <paramref name="signalType"/>, read from
+    /// the database (not the live index, which trails writes by up to one poll).
+    /// </summary>
+    public IReadOnlyList<BankEntry> EntriesWithSignal(string bankName, string signalType, string signal)
+    {
+        ArgumentNullException.ThrowIfNull(bankName);
+        ArgumentNullException.ThrowIfNull(signalType);
+        ArgumentNullException.ThrowIfNull(signal);
+        return Run(c =>
+        {
+            var result = new List<BankEntry>();
+            using var cmd = WardenDatabase.Command(
+                c,
+                null,
+                "SELECT e.* FROM bank_entries e JOIN banks b ON b.id = e.bank_id WHERE b.name = @bank AND e.signal_type = @type AND e.signal = @signal AND e.deleted = 0",
+                ("bank", (object?)bankName),
+                ("type", signalType),
+                ("signal", signal));
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                result.Add(ReadEntry(reader));
+            }
+
+            return result;
+        });
+    }
+
     /// <summary>Turns one entry into a tombstone; false when it did not exist or was already deleted.</summary>
     public bool DeleteEntry(long id) => Run(c =>
     {

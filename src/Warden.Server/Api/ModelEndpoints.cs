@@ -163,7 +163,7 @@ internal static class ModelEndpoints
             named.TryAdd($"{s.Type}:{s.Part}", s.Value);
         }
 
-        var (near, derivation) = Near(fingerprint, banks, service);
+        var (near, derivation) = Near(fingerprint, banks);
         return new ModelScanResponse(
             doc.Format.Name(),
             arch.Family,
@@ -182,7 +182,7 @@ internal static class ModelEndpoints
 
     // The near tiers over the models registered beside the bank database (warden model add writes them to
     // DB.models/), as `warden model scan` reports them: review scores with the registered models' bank labels.
-    private static (List<NearHitDto> Near, DerivationDto? Derivation) Near(ModelFingerprint fp, BankStore banks, MatchService service)
+    private static (List<NearHitDto> Near, DerivationDto? Derivation) Near(ModelFingerprint fp, BankStore banks)
     {
         var enabled = banks.ListBanks().Where(b => b.Enabled).ToList();
         var directory = banks.Path + ".models";
@@ -208,10 +208,9 @@ internal static class ModelEndpoints
         {
             if (!labels.TryGetValue(r.Id, out var l))
             {
-                var ids = (r.ModelId is null ? [] : service.Lookup("mfv1_model", r.ModelId)).Concat(service.Lookup("sha256", r.Id))
-                    .Where(h => h.Bank.Name == r.Bank).Select(h => h.EntryId).Distinct().ToList();
-                var entries = ids.Count == 0 ? new Dictionary<long, BankEntry>() : banks.GetEntries(ids);
-                l = labels[r.Id] = entries.Values.SelectMany(e => e.Labels).GroupBy(p => p.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Value, StringComparer.Ordinal);
+                // From the database, not the live index: a model added a moment ago is labelled at once.
+                var entries = (r.ModelId is null ? [] : banks.EntriesWithSignal(r.Bank, "mfv1_model", r.ModelId)).Concat(banks.EntriesWithSignal(r.Bank, "sha256", r.Id));
+                l = labels[r.Id] = entries.SelectMany(e => e.Labels).GroupBy(p => p.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Value, StringComparer.Ordinal);
             }
 
             return l;

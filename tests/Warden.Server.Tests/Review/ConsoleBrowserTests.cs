@@ -28,6 +28,11 @@ public sealed class ConsoleBrowserTests
         page.SetDefaultTimeout(30_000);
         await page.GotoAsync(new Uri(h.Server.BaseAddress, "review").ToString());
 
+        // Logged out, the console's nav (Queue, Settings, Log out) is not shown.
+        await page.Locator("#login-form").WaitForAsync();
+        await Assertions.Expect(page.Locator("#nav")).ToBeHiddenAsync();
+        Assert.Equal("none", await page.Locator("#nav").EvaluateAsync<string>("e => getComputedStyle(e).display"));
+
         // A wrong password is refused on the page.
         await page.GetByLabel("User name").FillAsync("alice");
         await page.GetByLabel("Password").FillAsync("not the password");

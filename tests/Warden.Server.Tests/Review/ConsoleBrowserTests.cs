@@ -71,6 +71,7 @@ public sealed class ConsoleBrowserTests
         await page.Locator("#reveal-0").ClickAsync();
         await page.WaitForFunctionAsync("() => getComputedStyle(document.getElementById('media-0')).filter === 'none' && document.getElementById('media-0').src.startsWith('blob:')");
         Assert.Contains(h.Review.Vault!.Views(item), v => v.Actor == "alice" && v.What == "revealed" && v.ActorKind == ActorKind.Human);
+        await AssertStatusInViewportAsync(page, "Revealed; the view is logged.");
         Assert.Contains("blur", await page.Locator("#media-1").EvaluateAsync<string>("e => getComputedStyle(e).filter"), StringComparison.Ordinal); // per item
 
         await page.Locator("#cls-0").SelectOptionAsync("A1");
@@ -86,6 +87,9 @@ public sealed class ConsoleBrowserTests
         await page.Keyboard.PressAsync("c");
         await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("confirmed B1");
         await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("without viewing");
+        // The page is longer than the window here, and the message still shows in view.
+        Assert.True(await page.EvaluateAsync<bool>("() => document.documentElement.scrollHeight > innerHeight"));
+        await AssertStatusInViewportAsync(page, "Decision saved.");
 
         await page.Locator("#file-report").ClickAsync();
         await Assertions.Expect(page.Locator("#report-status")).ToHaveTextAsync("finished", new() { Timeout = 60_000 });
@@ -188,6 +192,15 @@ public sealed class ConsoleBrowserTests
                 quiet = received.Count == before ? quiet + 1 : 0;
             }
         }
+    }
+
+    /// <summary>The status message is shown and lies wholly inside the viewport, not below the fold.</summary>
+    private static async Task AssertStatusInViewportAsync(IPage page, string text)
+    {
+        await Assertions.Expect(page.Locator("#status")).ToContainTextAsync(text);
+        var box = await page.EvaluateAsync<double[]>("() => { const r = document.getElementById('status').getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, r.width, r.height, innerWidth, innerHeight]; }");
+        Assert.True(box[4] > 0 && box[5] > 0, "the status message has no size");
+        Assert.True(box[0] >= 0 && box[1] >= 0 && box[2] <= box[6] && box[3] <= box[7], $"the status message lies outside the viewport: {string.Join(",", box)}");
     }
 
     private static string Digest(byte[] b) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(b));

@@ -96,6 +96,9 @@ public sealed class ConsoleBrowserTests
         var fake = Assert.Single(h.Fake.Reports);
         await Assertions.Expect(page.Locator("#report-id")).ToHaveTextAsync(fake.ReportId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await Assertions.Expect(page.Locator("#receipts tbody tr").First).ToBeVisibleAsync();
+        // The status message followed the delivery to its end: no sticky "queued" once the fake accepted it.
+        await AssertStatusInViewportAsync(page, "Report delivered: CyberTipline report " + fake.ReportId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await Assertions.Expect(page.Locator("#status")).Not.ToContainTextAsync("queued");
         await page.ScreenshotAsync(new() { Path = Screenshot("review-receipt.png"), FullPage = true });
     }
 

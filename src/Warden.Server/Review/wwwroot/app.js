@@ -2,7 +2,7 @@
 // inserted as text, never as HTML.
 'use strict';
 (() => {
-  const state = { me: null, csrf: null, caseData: null, selected: 0, poll: null, revealed: null };
+  const state = { me: null, csrf: null, caseData: null, selected: 0, poll: null, revealed: null, reportWatch: null };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, ...children) {
@@ -62,6 +62,7 @@
     if (state.revealed) { URL.revokeObjectURL(state.revealed.url); state.revealed = null; }
     if (!state.me) { try { await loadMe(); } catch { return; } }
     const h = location.hash || '#/queue';
+    state.reportWatch = null;
     say('');
     try {
       if (h.startsWith('#/case/')) await showCase(decodeURIComponent(h.slice(7)));
@@ -120,6 +121,8 @@
     document.title = 'Case ' + k.uploader_id + ' – Warden review';
     select(state.selected, false);
     $('main').focus();
+    // After "File report" the message follows the delivery's real state on each poll, never a sticky "queued".
+    if (k.report && state.reportWatch === k.id) say(...reportMessage(k.report));
     if (k.report && !['finished', 'failed', 'dead_lettered', 'cancelled'].includes(k.report.status)) {
       state.poll = setTimeout(() => { if (location.hash === '#/case/' + encodeURIComponent(id)) showCase(id).catch(e => say(e.message, true)); }, 1000);
     }
@@ -238,8 +241,20 @@
     return box;
   }
 
+  function reportMessage(r) {
+    switch (r.status) {
+      case 'queued': return ['Report queued for delivery.'];
+      case 'open': return ['Report being sent to the CyberTipline' + (r.report_id ? ' (report ' + r.report_id + ')' : '') + '.'];
+      case 'retracting': return ['Report being retracted.'];
+      case 'finished': return ['Report delivered: CyberTipline report ' + (r.report_id || '–') + '.'];
+      case 'cancelled': return ['Report delivery cancelled.'];
+      case 'failed': case 'dead_lettered': return ['Report delivery ' + r.status.replace('_', '-') + (r.last_error ? ': ' + r.last_error : '.'), true];
+      default: return ['Report status: ' + r.status + '.'];
+    }
+  }
+
   async function fileReport(k) {
-    try { await api('POST', '/cases/' + encodeURIComponent(k.id) + '/report'); say('Report queued for delivery.'); await showCase(k.id); }
+    try { await api('POST', '/cases/' + encodeURIComponent(k.id) + '/report'); state.reportWatch = k.id; await showCase(k.id); }
     catch (e) { say(e.message, true); }
   }
 

@@ -59,6 +59,12 @@ public sealed class ConsoleBrowserTests
         Assert.Contains("grayscale", filter, StringComparison.Ordinal);
         await page.ScreenshotAsync(new() { Path = Screenshot("review-case.png"), FullPage = true });
 
+        // <main> is focused by script after navigation without a focus box; keyboard focus on a control keeps one.
+        Assert.Equal("main", await page.EvaluateAsync<string>("() => document.activeElement.id"));
+        Assert.Equal("none", await page.Locator("#main").EvaluateAsync<string>("e => getComputedStyle(e).outlineStyle"));
+        await page.Keyboard.PressAsync("Tab");
+        Assert.Equal("solid", await page.EvaluateAsync<string>("() => getComputedStyle(document.activeElement).outlineStyle"));
+
         // Keyboard: j selects the next cluster, k the previous one.
         await page.Locator("#view h2").ClickAsync();
         await page.Keyboard.PressAsync("j");

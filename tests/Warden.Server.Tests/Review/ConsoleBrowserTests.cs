@@ -106,6 +106,28 @@ public sealed class ConsoleBrowserTests
         await AssertStatusInViewportAsync(page, "Report delivered: CyberTipline report " + fake.ReportId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await Assertions.Expect(page.Locator("#status")).Not.ToContainTextAsync("queued");
         await page.ScreenshotAsync(new() { Path = Screenshot("review-receipt.png"), FullPage = true });
+
+        // A phone (375 px): the header wraps and no page scrolls sideways.
+        await page.SetViewportSizeAsync(375, 800);
+        await AssertNoSidewaysScrollAsync(page, "case");
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-phone-case.png") });
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/queue").ToString());
+        await page.Locator("#view h2").WaitForAsync();
+        await AssertNoSidewaysScrollAsync(page, "queue");
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/settings").ToString());
+        await page.Locator("#settings-form").WaitForAsync();
+        await AssertNoSidewaysScrollAsync(page, "settings");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log out" }).ClickAsync();
+        await page.Locator("#login-form").WaitForAsync();
+        await Assertions.Expect(page.Locator("#nav")).ToBeHiddenAsync();
+        await AssertNoSidewaysScrollAsync(page, "login");
+    }
+
+    private static async Task AssertNoSidewaysScrollAsync(IPage page, string what)
+    {
+        var w = await page.EvaluateAsync<int[]>("() => [document.documentElement.scrollWidth, innerWidth, document.querySelector('header').scrollWidth, document.querySelector('header').clientWidth]");
+        Assert.True(w[0] <= w[1], $"{what}: the page is {w[0]} px wide in a {w[1]} px viewport");
+        Assert.True(w[2] <= w[3], $"{what}: the header overflows ({w[2]} > {w[3]} px)");
     }
 
     [SkippableFact]

@@ -126,7 +126,9 @@ public sealed class ConsoleBrowserTests
     private static async Task AssertNoSidewaysScrollAsync(IPage page, string what)
     {
         var w = await page.EvaluateAsync<int[]>("() => [document.documentElement.scrollWidth, innerWidth, document.querySelector('header').scrollWidth, document.querySelector('header').clientWidth]");
-        Assert.True(w[0] <= w[1], $"{what}: the page is {w[0]} px wide in a {w[1]} px viewport");
+        // Names the widest offenders, so a failure says what to fix.
+        var wide = await page.EvaluateAsync<string>("() => [...document.querySelectorAll('body *')].filter(e => (e.getBoundingClientRect().right > innerWidth || (e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)) && (e.matches('.table-scroll') || !e.closest('.table-scroll'))).slice(-6).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + '/' + e.scrollWidth + '/' + e.clientWidth).join('; ')");
+        Assert.True(w[0] <= w[1], $"{what}: the page is {w[0]} px wide in a {w[1]} px viewport: {wide}");
         Assert.True(w[2] <= w[3], $"{what}: the header overflows ({w[2]} > {w[3]} px)");
     }
 

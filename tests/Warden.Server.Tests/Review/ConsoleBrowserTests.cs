@@ -50,7 +50,9 @@ public sealed class ConsoleBrowserTests
         await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(1);
         await page.ScreenshotAsync(new() { Path = Screenshot("review-queue.png") });
 
-        await page.Locator("a.case-link").First.ClickAsync();
+        // By keyboard, so the script's focus on <main> counts as keyboard focus (:focus-visible), as a keyboard user gets it.
+        await page.Locator("a.case-link").First.FocusAsync();
+        await page.Keyboard.PressAsync("Enter");
         var media = page.Locator("#media-0");
         await media.WaitForAsync();
         await page.WaitForFunctionAsync("() => { const i = document.getElementById('media-0'); return i && i.complete && i.naturalWidth > 0; }");

@@ -28,6 +28,11 @@ public sealed class ConsoleBrowserTests
         page.SetDefaultTimeout(30_000);
         await page.GotoAsync(new Uri(h.Server.BaseAddress, "review").ToString());
 
+        // Logged out, the console's nav (Queue, Settings, Log out) is not shown.
+        await page.Locator("#login-form").WaitForAsync();
+        await Assertions.Expect(page.Locator("#nav")).ToBeHiddenAsync();
+        Assert.Equal("none", await page.Locator("#nav").EvaluateAsync<string>("e => getComputedStyle(e).display"));
+
         // A wrong password is refused on the page.
         await page.GetByLabel("User name").FillAsync("alice");
         await page.GetByLabel("Password").FillAsync("not the password");
@@ -45,7 +50,9 @@ public sealed class ConsoleBrowserTests
         await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(1);
         await page.ScreenshotAsync(new() { Path = Screenshot("review-queue.png") });
 
-        await page.Locator("a.case-link").First.ClickAsync();
+        // By keyboard, so the script's focus on <main> counts as keyboard focus (:focus-visible), as a keyboard user gets it.
+        await page.Locator("a.case-link").First.FocusAsync();
+        await page.Keyboard.PressAsync("Enter");
         var media = page.Locator("#media-0");
         await media.WaitForAsync();
         await page.WaitForFunctionAsync("() => { const i = document.getElementById('media-0'); return i && i.complete && i.naturalWidth > 0; }");
@@ -53,6 +60,12 @@ public sealed class ConsoleBrowserTests
         Assert.Contains("blur", filter, StringComparison.Ordinal);
         Assert.Contains("grayscale", filter, StringComparison.Ordinal);
         await page.ScreenshotAsync(new() { Path = Screenshot("review-case.png"), FullPage = true });
+
+        // <main> is focused by script after navigation without a focus box; keyboard focus on a control keeps one.
+        Assert.Equal("main", await page.EvaluateAsync<string>("() => document.activeElement.id"));
+        Assert.Equal("none", await page.Locator("#main").EvaluateAsync<string>("e => getComputedStyle(e).outlineStyle"));
+        await page.Keyboard.PressAsync("Tab");
+        Assert.Equal("solid", await page.EvaluateAsync<string>("() => getComputedStyle(document.activeElement).outlineStyle"));
 
         // Keyboard: j selects the next cluster, k the previous one.
         await page.Locator("#view h2").ClickAsync();
@@ -66,6 +79,7 @@ public sealed class ConsoleBrowserTests
         await page.Locator("#reveal-0").ClickAsync();
         await page.WaitForFunctionAsync("() => getComputedStyle(document.getElementById('media-0')).filter === 'none' && document.getElementById('media-0').src.startsWith('blob:')");
         Assert.Contains(h.Review.Vault!.Views(item), v => v.Actor == "alice" && v.What == "revealed" && v.ActorKind == ActorKind.Human);
+        await AssertStatusInViewportAsync(page, "Revealed; the view is logged.");
         Assert.Contains("blur", await page.Locator("#media-1").EvaluateAsync<string>("e => getComputedStyle(e).filter"), StringComparison.Ordinal); // per item
 
         await page.Locator("#cls-0").SelectOptionAsync("A1");
@@ -81,13 +95,43 @@ public sealed class ConsoleBrowserTests
         await page.Keyboard.PressAsync("c");
         await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("confirmed B1");
         await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("without viewing");
+        // The page is longer than the window here, and the message still shows in view.
+        Assert.True(await page.EvaluateAsync<bool>("() => document.documentElement.scrollHeight > innerHeight"));
+        await AssertStatusInViewportAsync(page, "Decision saved.");
 
         await page.Locator("#file-report").ClickAsync();
         await Assertions.Expect(page.Locator("#report-status")).ToHaveTextAsync("finished", new() { Timeout = 60_000 });
         var fake = Assert.Single(h.Fake.Reports);
         await Assertions.Expect(page.Locator("#report-id")).ToHaveTextAsync(fake.ReportId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await Assertions.Expect(page.Locator("#receipts tbody tr").First).ToBeVisibleAsync();
+        // The status message followed the delivery to its end: no sticky "queued" once the fake accepted it.
+        await AssertStatusInViewportAsync(page, "Report delivered: CyberTipline report " + fake.ReportId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await Assertions.Expect(page.Locator("#status")).Not.ToContainTextAsync("queued");
         await page.ScreenshotAsync(new() { Path = Screenshot("review-receipt.png"), FullPage = true });
+
+        // A phone (375 px): the header wraps and no page scrolls sideways.
+        await page.SetViewportSizeAsync(375, 800);
+        await AssertNoSidewaysScrollAsync(page, "case");
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-phone-case.png") });
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/queue").ToString());
+        await page.Locator("#view h2").WaitForAsync();
+        await AssertNoSidewaysScrollAsync(page, "queue");
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/settings").ToString());
+        await page.Locator("#settings-form").WaitForAsync();
+        await AssertNoSidewaysScrollAsync(page, "settings");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log out" }).ClickAsync();
+        await page.Locator("#login-form").WaitForAsync();
+        await Assertions.Expect(page.Locator("#nav")).ToBeHiddenAsync();
+        await AssertNoSidewaysScrollAsync(page, "login");
+    }
+
+    private static async Task AssertNoSidewaysScrollAsync(IPage page, string what)
+    {
+        var w = await page.EvaluateAsync<int[]>("() => [document.documentElement.scrollWidth, innerWidth, document.querySelector('header').scrollWidth, document.querySelector('header').clientWidth]");
+        // Names the widest offenders, so a failure says what to fix.
+        var wide = await page.EvaluateAsync<string>("() => [...document.querySelectorAll('body *')].filter(e => (e.getBoundingClientRect().right > innerWidth || (e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)) && (e.matches('.table-scroll') || !e.closest('.table-scroll'))).slice(-6).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + '/' + e.scrollWidth + '/' + e.clientWidth).join('; ')");
+        Assert.True(w[0] <= w[1], $"{what}: the page is {w[0]} px wide in a {w[1]} px viewport: {wide}");
+        Assert.True(w[2] <= w[3], $"{what}: the header overflows ({w[2]} > {w[3]} px)");
     }
 
     [SkippableFact]
@@ -183,6 +227,15 @@ public sealed class ConsoleBrowserTests
                 quiet = received.Count == before ? quiet + 1 : 0;
             }
         }
+    }
+
+    /// <summary>The status message is shown and lies wholly inside the viewport, not below the fold.</summary>
+    private static async Task AssertStatusInViewportAsync(IPage page, string text)
+    {
+        await Assertions.Expect(page.Locator("#status")).ToContainTextAsync(text);
+        var box = await page.EvaluateAsync<double[]>("() => { const r = document.getElementById('status').getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, r.width, r.height, innerWidth, innerHeight]; }");
+        Assert.True(box[4] > 0 && box[5] > 0, "the status message has no size");
+        Assert.True(box[0] >= 0 && box[1] >= 0 && box[2] <= box[6] && box[3] <= box[7], $"the status message lies outside the viewport: {string.Join(",", box)}");
     }
 
     private static string Digest(byte[] b) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(b));

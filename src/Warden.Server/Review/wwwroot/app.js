@@ -2,7 +2,7 @@
 // inserted as text, never as HTML.
 'use strict';
 (() => {
-  const state = { me: null, csrf: null, caseData: null, selected: 0, poll: null, revealed: null };
+  const state = { me: null, csrf: null, caseData: null, selected: 0, poll: null, revealed: null, reportWatch: null };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, ...children) {
@@ -62,6 +62,7 @@
     if (state.revealed) { URL.revokeObjectURL(state.revealed.url); state.revealed = null; }
     if (!state.me) { try { await loadMe(); } catch { return; } }
     const h = location.hash || '#/queue';
+    state.reportWatch = null;
     say('');
     try {
       if (h.startsWith('#/case/')) await showCase(decodeURIComponent(h.slice(7)));
@@ -77,13 +78,13 @@
     view.replaceChildren(
       el('h2', {}, 'Queue'),
       rows.length === 0 ? el('p', {}, 'No open cases.') :
-      el('table', { id: 'queue' },
+      el('div', { class: 'table-scroll' }, el('table', { id: 'queue' },
         el('caption', {}, 'Open cases, highest priority first'),
         el('thead', {}, el('tr', {}, ['Priority', 'Uploader', 'Status', 'Items', 'Clusters', 'Undecided', 'Opened'].map(x => el('th', { scope: 'col' }, x)))),
         el('tbody', {}, rows.map(r => el('tr', { 'data-case': r.id },
           el('td', {}, r.priority),
           el('td', {}, el('a', { href: '#/case/' + encodeURIComponent(r.id), class: 'case-link' }, r.uploader_id)),
-          el('td', {}, r.status), el('td', {}, r.items), el('td', {}, r.clusters), el('td', {}, r.undecided), el('td', {}, fmt(r.opened_at)))))));
+          el('td', {}, r.status), el('td', {}, r.items), el('td', {}, r.clusters), el('td', {}, r.undecided), el('td', {}, fmt(r.opened_at))))))));
     document.title = 'Queue – Warden review';
     const first = view.querySelector('a.case-link'); if (first) first.focus(); else $('main').focus();
   }
@@ -120,6 +121,8 @@
     document.title = 'Case ' + k.uploader_id + ' – Warden review';
     select(state.selected, false);
     $('main').focus();
+    // After "File report" the message follows the delivery's real state on each poll, never a sticky "queued".
+    if (k.report && state.reportWatch === k.id) say(...reportMessage(k.report));
     if (k.report && !['finished', 'failed', 'dead_lettered', 'cancelled'].includes(k.report.status)) {
       state.poll = setTimeout(() => { if (location.hash === '#/case/' + encodeURIComponent(id)) showCase(id).catch(e => say(e.message, true)); }, 1000);
     }
@@ -225,8 +228,8 @@
           el('dt', {}, 'Files'), el('dd', {}, r.files.map(f => f.file_name + (f.file_id ? ' → ' + f.file_id : '')).join(', ') || 'none (signals only)'),
           r.last_error ? [el('dt', {}, 'Last error'), el('dd', { class: 'error' }, r.last_error)] : null),
         el('h4', {}, 'Responses'),
-        el('table', { id: 'receipts' }, el('thead', {}, el('tr', {}, ['Time', 'Step', 'Outcome', 'HTTP', 'Code'].map(x => el('th', { scope: 'col' }, x)))),
-          el('tbody', {}, r.receipts.map(x => el('tr', {}, el('td', {}, fmt(x.at)), el('td', {}, x.step), el('td', {}, x.outcome), el('td', {}, x.http_status ?? ''), el('td', {}, x.response_code ?? ''))))),
+        el('div', { class: 'table-scroll' }, el('table', { id: 'receipts' }, el('thead', {}, el('tr', {}, ['Time', 'Step', 'Outcome', 'HTTP', 'Code'].map(x => el('th', { scope: 'col' }, x)))),
+          el('tbody', {}, r.receipts.map(x => el('tr', {}, el('td', {}, fmt(x.at)), el('td', {}, x.step), el('td', {}, x.outcome), el('td', {}, x.http_status ?? ''), el('td', {}, x.response_code ?? '')))))),
         el('details', {}, el('summary', {}, 'Report XML'), el('pre', { id: 'report-xml' }, r.document)));
     } else if (all && confirmed) {
       box.append(el('button', { type: 'button', id: 'file-report', onclick: () => fileReport(k) }, 'File report'));
@@ -238,8 +241,20 @@
     return box;
   }
 
+  function reportMessage(r) {
+    switch (r.status) {
+      case 'queued': return ['Report queued for delivery.'];
+      case 'open': return ['Report being sent to the CyberTipline' + (r.report_id ? ' (report ' + r.report_id + ')' : '') + '.'];
+      case 'retracting': return ['Report being retracted.'];
+      case 'finished': return ['Report delivered: CyberTipline report ' + (r.report_id || '–') + '.'];
+      case 'cancelled': return ['Report delivery cancelled.'];
+      case 'failed': case 'dead_lettered': return ['Report delivery ' + r.status.replace('_', '-') + (r.last_error ? ': ' + r.last_error : '.'), true];
+      default: return ['Report status: ' + r.status + '.'];
+    }
+  }
+
   async function fileReport(k) {
-    try { await api('POST', '/cases/' + encodeURIComponent(k.id) + '/report'); say('Report queued for delivery.'); await showCase(k.id); }
+    try { await api('POST', '/cases/' + encodeURIComponent(k.id) + '/report'); state.reportWatch = k.id; await showCase(k.id); }
     catch (e) { say(e.message, true); }
   }
 
@@ -301,7 +316,7 @@
     $('view').replaceChildren(
       el('h2', {}, 'Report deliveries'),
       el('p', {}, 'Dead-lettered and failed deliveries wait for an admin: requeue once the cause is fixed, or cancel (an open report is retracted).'),
-      el('table', { id: 'deliveries' },
+      el('div', { class: 'table-scroll' }, el('table', { id: 'deliveries' },
         el('caption', {}, 'Newest first'),
         el('thead', {}, el('tr', {}, ['Id', 'Case', 'Status', 'Report id', 'Failing step', 'Last error', 'Actions'].map(x => el('th', { scope: 'col' }, x)))),
         el('tbody', {}, data.deliveries.map(d => el('tr', { 'data-delivery': d.id, class: d.needs_attention ? 'attention' : null },
@@ -313,7 +328,7 @@
           el('td', { class: 'error' }, d.last_error || ''),
           el('td', {},
             ['failed', 'dead_lettered', 'cancelled'].includes(d.status) ? el('button', { type: 'button', class: 'secondary', id: 'requeue-' + d.id, onclick: () => action(d, 'requeue') }, 'Requeue') : null, ' ',
-            ['finished', 'cancelled'].includes(d.status) ? null : el('button', { type: 'button', class: 'danger', id: 'cancel-' + d.id, onclick: () => action(d, 'cancel') }, 'Cancel')))))));
+            ['finished', 'cancelled'].includes(d.status) ? null : el('button', { type: 'button', class: 'danger', id: 'cancel-' + d.id, onclick: () => action(d, 'cancel') }, 'Cancel'))))))));
     document.title = 'Deliveries – Warden review';
     $('main').focus();
   }

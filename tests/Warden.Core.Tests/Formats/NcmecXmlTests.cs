@@ -92,16 +92,14 @@ public sealed class NcmecXmlTests
     /// Replays the scenario's pages and folds the records the way an exchange must (an entry re-sent replaces the
     /// stored one; a tombstone removes the whole entry), then compares with expected.json's final state.
     /// </summary>
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Scenario_final_state_matches_expected_json(bool replaceEntries)
+    [Fact]
+    public void Scenario_final_state_matches_expected_json()
     {
         var state = new Dictionary<string, (string Type, string? Classification, Dictionary<string, string> Fingerprints, string? Large)>();
         var tombstones = 0;
         foreach (var file in new[] { "entries-window1-page1.xml", "entries-window1-page2.xml", "entries-window2-empty.xml" })
         {
-            var (records, _) = ReadFile(Page(file), Ncmec() with { NcmecReplaceEntries = replaceEntries });
+            var (records, _) = ReadFile(Page(file));
             string? current = null;
             foreach (var r in records)
             {
@@ -117,9 +115,9 @@ public sealed class NcmecXmlTests
                 Assert.StartsWith(key + "-", r.ExternalId, StringComparison.Ordinal);
                 if (key != current)
                 {
-                    // The records of one entry are consecutive, so a new key starts a replacement; with
-                    // replacement tombstones, the tombstone before the entry has already removed it.
-                    Assert.False(replaceEntries && state.ContainsKey(key));
+                    // The records of one entry are consecutive and follow the replacement tombstone that has
+                    // already removed the stored version.
+                    Assert.False(state.ContainsKey(key));
                     state[key] = (r.Labels["content_type"], r.Labels.GetValueOrDefault("classification"), [], r.Labels.GetValueOrDefault("ncmec_large_fingerprints"));
                     current = key;
                 }
@@ -149,7 +147,7 @@ public sealed class NcmecXmlTests
             Assert.False(state.ContainsKey(absent.Name), absent.Name);
         }
 
-        Assert.Equal(replaceEntries ? 2 + 5 : 2, tombstones);
+        Assert.Equal(2 + 5, tombstones);
     }
 
     [Fact]

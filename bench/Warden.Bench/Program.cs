@@ -14,6 +14,7 @@ using Warden.Bench;
 //   console [--uploads N]       warden serve with the review console: matched-upload latency, case log replay
 //   retro [--uploads 10m] [--days 10] [--variants 1] [--delta 10000]   retroactive matching of a delta against signal-log partition snapshots
 //   retro db [--uploads 200k] [--days 4]   the same end to end through a SQLite signal log (and its size per million uploads)
+//   exchange [--entries 100k]  first sync of an N-entry NCMEC feed from the loopback fake into a SQLite bank: time, entries/s, memory
 //   (anything else)              BenchmarkDotNet micro benchmarks, e.g. --filter '*Pdq*'
 return args.FirstOrDefault() switch
 {
@@ -28,6 +29,7 @@ return args.FirstOrDefault() switch
     "model" => ModelBenchCommand.Run(args[1..]),
     "console" => ConsoleCommand.Run(args[1..]),
     "retro" => RetroCommand.Run(args[1..]),
+    "exchange" => await ExchangeCommand.RunAsync(args[1..]),
     _ => Run(args),
 };
 

@@ -319,9 +319,12 @@ public sealed class BankStore : IDisposable
 
     // A tombstone with an external id deletes that entry and the per-signal entries made from it ("ID-md5",
     // "ID-pdq", ...): the byte range [ID-, ID.) holds exactly the ids starting with "ID-" ('.' follows '-').
+    // The outer range [ID, ID.) lets SQLite seek the external-id index; written as "= ID OR range" alone it
+    // scanned the whole bank per tombstone, quadratic on an NCMEC first sync (one replacement tombstone per entry).
     private const string TombstoneByExternalId = """
         UPDATE bank_entries SET deleted = 1, updated_at = @now, seq = @seq
-        WHERE bank_id = @bank AND deleted = 0 AND external_id <> '' AND (external_id = @ext OR (external_id >= @lo AND external_id < @hi))
+        WHERE bank_id = @bank AND deleted = 0 AND external_id <> '' AND external_id >= @ext AND external_id < @hi
+          AND (external_id = @ext OR external_id >= @lo)
         """;
 
     private const string TombstoneBySignal = """

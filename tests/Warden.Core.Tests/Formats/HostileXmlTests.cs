@@ -49,7 +49,7 @@ public sealed class HostileXmlTests
         Assert.StartsWith("evil.xml:", ex.Message, StringComparison.Ordinal);
         Assert.Contains("malformed XML", ex.Reason, StringComparison.Ordinal);
         Assert.True(ex.Line > 30, ex.Message);
-        Assert.Equal(7, seen);
+        Assert.Equal(9, seen); // seven records plus the two live entries' replacement tombstones
         Assert.Null(report.NcmecPage); // no paging information from a page that did not end
         Assert.False(report.Completed);
     }
@@ -95,7 +95,7 @@ public sealed class HostileXmlTests
         var before = GC.GetAllocatedBytesForCurrentThread();
         var records = BankFileReader.Read(stream, Ncmec() with { MaxXmlCharacters = 64L << 20 }, report).ToList();
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal("1-ok-md5", Assert.Single(records).ExternalId);
+        Assert.Equal(["1-ok", "1-ok-md5"], records.Select(r => r.ExternalId)); // the entry's replacement tombstone, then its fingerprint
         Assert.Contains("longer than 4096 characters", Assert.Single(report.Errors).Reason, StringComparison.Ordinal);
 
         // The generator allocates ~150 MB itself (a 1 KiB string and its bytes per line); a reader that held the

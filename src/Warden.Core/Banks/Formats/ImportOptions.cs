@@ -41,14 +41,6 @@ public sealed record ImportOptions(
     /// <summary>NCMEC XML: the most characters a page may hold (XmlReaderSettings.MaxCharactersInDocument).</summary>
     public long MaxXmlCharacters { get; init; } = 64L << 20;
 
-    /// <summary>
-    /// NCMEC XML: before the fingerprints of each live entry, emit an entry tombstone (<c>{member}-{entry}</c>) so
-    /// that storage replaces the entry instead of merging it; NCMEC re-sends an updated entry whole, and a fingerprint
-    /// left out of the update is gone. Counted in <see cref="ImportReport.ReplacementTombstones"/>, not in
-    /// <see cref="ImportReport.Read"/>/<see cref="ImportReport.Imported"/>.
-    /// </summary>
-    public bool NcmecReplaceEntries { get; init; }
-
     /// <summary>Lines (or XML entries) between two <see cref="Progress"/> calls.</summary>
     public int ProgressInterval { get; init; } = 10_000;
 }

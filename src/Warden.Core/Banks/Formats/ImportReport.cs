@@ -40,7 +40,7 @@ public sealed class ImportReport
     /// <summary><see cref="Unsupported"/> by type name.</summary>
     public IReadOnlyDictionary<string, long> UnsupportedTypes => _unsupportedTypes;
 
-    /// <summary>Extra tombstones emitted by <see cref="ImportOptions.NcmecReplaceEntries"/> (not counted as read).</summary>
+    /// <summary>NCMEC XML: the entry tombstones emitted before each live entry so that it replaces the stored one (not counted as read).</summary>
     public long ReplacementTombstones { get; internal set; }
 
     /// <summary>All errors, including those past the <see cref="Errors"/> cap.</summary>

@@ -195,11 +195,11 @@ internal static class NcmecXmlReader
             yield break;
         }
 
-        if (session.Options.NcmecReplaceEntries)
-        {
-            report.ReplacementTombstones++;
-            yield return new BankEntryRecord(string.Empty, string.Empty, entryLabels, ExternalId: $"{entry.MemberId}-{entry.EntryId}", Deleted: true);
-        }
+        // NCMEC re-sends an updated entry whole, so a fingerprint left out of the update is gone: a tombstone for
+        // the entry before its records makes storage replace it rather than merge into it (stale fingerprints
+        // would otherwise keep matching).
+        report.ReplacementTombstones++;
+        yield return new BankEntryRecord(string.Empty, string.Empty, entryLabels, ExternalId: $"{entry.MemberId}-{entry.EntryId}", Deleted: true);
 
         foreach (var (type, fp) in supported)
         {

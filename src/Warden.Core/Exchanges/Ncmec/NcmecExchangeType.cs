@@ -312,7 +312,6 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
         var report = new ImportReport();
         var options = new ImportOptions(BankFileFormat.NcmecXml, SkipBadLines: true, SourceName: uri.GetLeftPart(UriPartial.Path))
         {
-            NcmecReplaceEntries = true,
             OnError = e => runtime.Log("NCMEC: skipped " + e),
         };
         var records = new List<BankEntryRecord>();

@@ -47,11 +47,13 @@ internal sealed class FfmpegProcess : IDisposable
     private readonly CancellationTokenRegistration _killOnCancel;
     private int _killed;
 
-    private FfmpegProcess(Process process, CancellationTokenSource limit, Action<string>? onLine)
+    private FfmpegProcess(Process process, CancellationTokenSource limit, Action<string>? onLine, long started, TimeSpan timeout)
     {
         _process = process;
         _limit = limit;
         _onLine = onLine;
+        _started = started;
+        _timeout = timeout;
 
         // A dedicated thread: callers may block on what it parses, so it must not wait for a pool thread.
         _stderrPump = new Thread(PumpStderr) { IsBackground = true, Name = "ffmpeg-stderr" };
@@ -63,18 +65,15 @@ internal sealed class FfmpegProcess : IDisposable
     public Stream Output => _process.StandardOutput.BaseStream;
 
     /// <summary>
-    /// True once the time limit passed. Judged by the clock as well as by the kill timer: under load the
-    /// timer's callback can run late, after the process finished past its limit, and that still counts.
+    /// True when the process ran past its time limit (measured to its exit once <see cref="WaitForExit"/> returned).
+    /// Judged by the clock, not by whether the kill timer fired: under load that callback can run late, after the
+    /// process already finished past its limit, and that still counts.
     /// </summary>
-    public bool TimedOut
-    {
-        get => _timedOut || (_timeout != Timeout.InfiniteTimeSpan && Stopwatch.GetElapsedTime(_started) >= _timeout);
-        private set => _timedOut = value;
-    }
+    public bool TimedOut => _timeout != Timeout.InfiniteTimeSpan && (_ranFor ?? Stopwatch.GetElapsedTime(_started)) >= _timeout;
 
-    private bool _timedOut;
-    private long _started;
-    private TimeSpan _timeout = Timeout.InfiniteTimeSpan;
+    private readonly long _started;
+    private readonly TimeSpan _timeout;
+    private TimeSpan? _ranFor;
 
     /// <summary>Starts <paramref name="program"/> with <paramref name="arguments"/> (no shell).</summary>
     /// <exception cref="VideoDecodeException">The program is not installed.</exception>
@@ -113,11 +112,9 @@ internal sealed class FfmpegProcess : IDisposable
 
         // ffmpeg must never wait for keyboard input.
         process.StandardInput.Close();
-        var p = new FfmpegProcess(process, limit, onStderrLine) { _started = started };
+        var p = new FfmpegProcess(process, limit, onStderrLine, started, timeout);
         if (timeout != Timeout.InfiniteTimeSpan)
         {
-            p._timeout = timeout;
-            limit.Token.Register(() => p.TimedOut = !cancel.IsCancellationRequested);
             limit.CancelAfter(timeout);
         }
 
@@ -140,6 +137,7 @@ internal sealed class FfmpegProcess : IDisposable
     public int WaitForExit()
     {
         _process.WaitForExit();
+        _ranFor ??= Stopwatch.GetElapsedTime(_started);
         _stderrPump.Join(TimeSpan.FromSeconds(5));
         return _process.ExitCode;
     }

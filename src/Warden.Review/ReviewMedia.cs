@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Warden.Core.Imaging;
 
-namespace Warden.Server.Review;
+namespace Warden.Review;
 
 /// <summary>
 /// Short-lived, single-use, per-user grants to receive one item's original bytes, issued only by a logged

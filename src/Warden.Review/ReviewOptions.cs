@@ -1,4 +1,6 @@
-namespace Warden.Server.Review;
+using Warden.Review.Users;
+
+namespace Warden.Review;
 
 /// <summary>
 /// Review console settings (configuration section <c>Warden:Review</c>, environment <c>Warden__Review__…</c>).

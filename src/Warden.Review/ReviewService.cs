@@ -11,10 +11,9 @@ using Warden.Review.Evidence;
 using Warden.Review.Reporting;
 using Warden.Review.Storage;
 using Warden.Review.Users;
-using Warden.Server.Api;
 using Warden.Storage;
 
-namespace Warden.Server.Review;
+namespace Warden.Review;
 
 /// <summary>Upload context the match API was given with the content.</summary>
 /// <param name="UploaderId">Platform user id.</param>
@@ -23,6 +22,13 @@ namespace Warden.Server.Review;
 /// <param name="UploadedAt">When the platform received it.</param>
 /// <param name="FileName">The uploader's file name.</param>
 public sealed record UploaderContext(string? UploaderId, string? IpAddress, string? Url, DateTimeOffset? UploadedAt, string? FileName);
+
+/// <summary>One actionable hit of an upload (a block-list hit that was neither suppressed nor flood-quarantined), as review keeps it.</summary>
+/// <param name="Bank">Bank name.</param>
+/// <param name="SignalType">The matching signal's type.</param>
+/// <param name="Distance">Distance (0 for exact types).</param>
+/// <param name="Labels">The entry's labels.</param>
+public sealed record ReviewHit(string Bank, string SignalType, int Distance, IReadOnlyDictionary<string, string> Labels);
 
 /// <summary>A refusal the console shows as-is (HTTP status + message).</summary>
 public sealed class ReviewException(int status, string code, string message) : Exception(message)
@@ -51,16 +57,20 @@ public sealed partial class ReviewService : IDisposable
     private readonly SemaphoreSlim _previewGate = new(Math.Max(1, Environment.ProcessorCount));
     private readonly IReviewDecisionFeedback? _decisionFeedback;
 
-    /// <summary>Opens the review database, the vault (when configured) and replays the case log.</summary>
-    public ReviewService(ServerOptions server, BankStore banks, ILogger<ReviewService> log, IReviewDecisionFeedback? decisionFeedback = null)
+    /// <summary>
+    /// Opens the review database, the vault (when configured) and replays the case log. <paramref name="database"/>
+    /// is the configured database (the target <paramref name="banks"/> was opened on), checked for a legacy review file.
+    /// </summary>
+    public ReviewService(ReviewOptions options, string database, BankStore banks, ILogger<ReviewService> log, IReviewDecisionFeedback? decisionFeedback = null)
     {
         _decisionFeedback = decisionFeedback;
-        ArgumentNullException.ThrowIfNull(server);
-        _options = server.Review;
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(database);
+        _options = options;
         _banks = banks;
         _log = log;
         ArgumentNullException.ThrowIfNull(banks);
-        if (_options.Database is null && LegacyReviewFile.Pending(server.Database) is { } legacy)
+        if (_options.Database is null && LegacyReviewFile.Pending(database) is { } legacy)
         {
             // Starting on an empty review state beside the old file would hide every case, user and audit record.
             throw new StorageException(
@@ -122,15 +132,15 @@ public sealed partial class ReviewService : IDisposable
     public ReviewOptions Options => _options;
 
     /// <summary>
-    /// Called by the match API after an upload matched: an actionable hit (block list, not suppressed or
-    /// flood-quarantined) becomes a case item. Preserves the media when the vault is configured.
+    /// Called by the match API after an upload matched with its actionable hits (block list, not suppressed or
+    /// flood-quarantined: the match actions decide which): they become a case item. Preserves the media when the
+    /// vault is configured.
     /// </summary>
-    public async Task IntakeAsync(byte[] data, ContentHashes hashes, MatchResponse response, UploaderContext context, CancellationToken cancellationToken)
+    public async Task IntakeAsync(byte[] data, ContentHashes hashes, IReadOnlyList<ReviewHit> hits, UploaderContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(hashes);
-        ArgumentNullException.ThrowIfNull(response);
+        ArgumentNullException.ThrowIfNull(hits);
         ArgumentNullException.ThrowIfNull(context);
-        var hits = response.Hits.Where(h => h.BankKind == "block" && !h.Suppressed && !h.FloodQuarantined).ToList();
         if (hits.Count == 0 || !_options.CaseIntake)
         {
             return;

@@ -1,5 +1,6 @@
 using Warden.Core.Imaging;
-using Warden.Server.Review;
+
+using Warden.Review;
 
 namespace Warden.Server;
 

@@ -76,6 +76,7 @@ public static class WardenServer
         services.AddSingleton<LiveIndex>();
         services.AddHostedService(sp => sp.GetRequiredService<LiveIndex>());
         services.AddSingleton<FloodControl>();
+        services.AddSingleton<MatchActions>();
         services.AddSingleton<MatchService>();
         if (options.SignalLog)
         {

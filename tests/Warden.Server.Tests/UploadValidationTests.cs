@@ -76,7 +76,7 @@ public sealed class UploadValidationTests
         async Task<(int Deliveries, int Cases, bool Metric, int Flags)> SideEffectsAsync()
         {
             var deliveries = (await Json(await admin.GetAsync("v1/webhooks/deliveries"))).GetArrayLength();
-            var cases = server.App.Services.GetRequiredService<Warden.Server.Review.ReviewService>().Store.Events().Count();
+            var cases = server.App.Services.GetRequiredService<Warden.Review.ReviewService>().Store.Events().Count();
             var metrics = await admin.GetStringAsync("metrics");
             var flags = (await Json(await admin.GetAsync("v1/flags?all=true"))).GetArrayLength();
             return (deliveries, cases, metrics.Contains($"bank=\"{bank}\"", StringComparison.Ordinal), flags);

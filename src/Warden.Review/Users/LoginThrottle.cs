@@ -1,4 +1,4 @@
-namespace Warden.Server.Review;
+namespace Warden.Review.Users;
 
 /// <summary>Console login throttling (section <c>Warden:Review:Login</c>).</summary>
 public sealed class LoginThrottleSettings

@@ -133,7 +133,11 @@ public sealed record TimeRangeDto(double Start, double End);
 public sealed record HitDto(
     string Bank, long BankId, string BankKind, long EntryId, string SignalType, string Signal, int Distance, int Threshold, string Variant,
     IReadOnlyDictionary<string, string> Labels, string? ExternalId, string? Source, bool Suppressed, bool FloodQuarantined,
-    double? QueryMatchPercent = null, double? ComparedMatchPercent = null, IReadOnlyList<TimeRangeDto>? TimeRanges = null);
+    double? QueryMatchPercent = null, double? ComparedMatchPercent = null, IReadOnlyList<TimeRangeDto>? TimeRanges = null)
+{
+    /// <summary>What the hit set off, typed (not serialised: the wire has <see cref="BankKind"/>, <see cref="Suppressed"/> and <see cref="FloodQuarantined"/>).</summary>
+    internal Actions.HitOutcome Outcome { get; init; }
+}
 
 /// <summary>The answer to a match request.</summary>
 /// <param name="Signals">The upload's signals (null when matching a signal given by value).</param>

@@ -5,7 +5,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 using Warden.Core.Banks;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Signals;
@@ -90,7 +89,7 @@ internal static class HmaEndpoints
     private static JsonObject ByBank(IEnumerable<HitDto> hits, HashSet<string>? banks)
     {
         var result = new JsonObject();
-        foreach (var group in hits.Where(h => !h.Suppressed && !h.FloodQuarantined && h.BankKind == "block" && (banks is null || banks.Contains(h.Bank))).GroupBy(h => h.Bank))
+        foreach (var group in hits.Where(h => h.Outcome == Actions.HitOutcome.Acted && (banks is null || banks.Contains(h.Bank))).GroupBy(h => h.Bank))
         {
             var array = new JsonArray();
             foreach (var h in group.GroupBy(h => h.EntryId).Select(g => g.MinBy(x => x.Distance)!))
@@ -243,7 +242,7 @@ internal static class HmaEndpoints
         return Results.Json(HmaBank(store.UpdateBank(name, enabled: enabled)));
     }
 
-    private static IResult DeleteBank(HttpContext context, string name, BankStore store, Warden.Storage.ExchangeStore exchanges)
+    private static IResult DeleteBank(HttpContext context, string name, BankStore store, Warden.Storage.ExchangeStore exchanges, Warden.Review.Audit.AuditLog audit)
     {
         var bank = store.GetBank(name) ?? throw ApiException.NotFound($"No bank named '{name}'.");
 
@@ -258,7 +257,7 @@ internal static class HmaEndpoints
             throw ApiException.NotFound($"No bank named '{name}'.");
         }
 
-        context.RequestServices.GetRequiredService<Review.ReviewService>().Audit.Append(new Warden.Review.Audit.AuditEntry(
+        audit.Append(new Warden.Review.Audit.AuditEntry(
             context.User.Actor(), "bank.delete", "bank:" + name, new Dictionary<string, string> { ["id"] = bank.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
         return Results.Json(new { message = "Bank deleted" });
     }

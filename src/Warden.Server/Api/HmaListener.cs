@@ -6,6 +6,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Warden.Server.Auth;
 
+using Warden.Review.Audit;
+
 namespace Warden.Server.Api;
 
 /// <summary>
@@ -146,6 +148,7 @@ public sealed partial class HmaListener
     {
         ArgumentNullException.ThrowIfNull(app);
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<HmaListener>();
+        var audit = app.Services.GetRequiredService<AuditLog>();
         app.Use(async (context, next) =>
         {
             if (!Owns(context))
@@ -173,15 +176,15 @@ public sealed partial class HmaListener
                 LogRequest(log, Identity, context.Request.Method, path, context.Response.StatusCode);
                 if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method) && !HttpMethods.IsOptions(context.Request.Method))
                 {
-                    Audit(context, path);
+                    Audit(audit, context, path);
                 }
             }
         });
     }
 
     // Every change through the listener is in the hash-chained audit log, with the identity it acted as.
-    private void Audit(HttpContext context, string path) =>
-        context.RequestServices.GetService<Review.ReviewService>()?.Audit.Append(new Warden.Review.Audit.AuditEntry(
+    private void Audit(AuditLog audit, HttpContext context, string path) =>
+        audit.Append(new AuditEntry(
             $"hma-listener ({Identity})",
             "hma.request",
             $"{context.Request.Method} {path}",

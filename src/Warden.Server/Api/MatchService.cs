@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.ObjectPool;
 using Warden.Core.Banks;
@@ -10,9 +9,10 @@ using Warden.Core.Imaging;
 using Warden.Core.Provenance;
 using Warden.Core.Signals;
 using Warden.Server.Actions;
-using Warden.Server.Data;
 using Warden.Server.Index;
 using Warden.Storage;
+
+using Warden.Review;
 
 namespace Warden.Server.Api;
 
@@ -22,22 +22,17 @@ namespace Warden.Server.Api;
 public sealed record MatchContext(long? KeyId, string? UploaderId)
 {
     /// <summary>The upload's context (URL, original time), for the signal log.</summary>
-    public Review.UploaderContext? Upload { get; init; }
+    public UploaderContext? Upload { get; init; }
 }
 
 /// <summary>
-/// Hashing and matching for the API: hashes uploads (in memory), queries the live index, labels hits, applies
-/// flood control and bank actions, and records matches plus webhook deliveries in one transaction before the
-/// response is sent.
+/// Hashing and matching for the API: hashes uploads (in memory), queries the live index and hands the hits to
+/// <see cref="MatchActions"/> (flood control, bank actions, webhooks, the match record), then labels them.
 /// </summary>
 public sealed partial class MatchService : IDisposable
 {
-    private static readonly JsonSerializerOptions PayloadJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-
     private readonly LiveIndex _index;
-    private readonly BankStore _banks;
-    private readonly ServerStore _server;
-    private readonly FloodControl _flood;
+    private readonly MatchActions _actions;
     private readonly SemaphoreSlim _hashing;
     private readonly SemaphoreSlim _videos;
     private readonly ServerOptions _options;
@@ -46,15 +41,13 @@ public sealed partial class MatchService : IDisposable
     private readonly SignalLog.IUploadRecorder? _recorder;
 
     /// <summary>Creates the service; <paramref name="recorder"/> is the signal log when it is on.</summary>
-    public MatchService(LiveIndex index, BankStore banks, ServerStore server, FloodControl flood, ServerOptions options, ILogger<MatchService> logger, SignalLog.IUploadRecorder? recorder = null)
+    public MatchService(LiveIndex index, MatchActions actions, ServerOptions options, ILogger<MatchService> logger, SignalLog.IUploadRecorder? recorder = null)
     {
         _recorder = recorder;
         ArgumentNullException.ThrowIfNull(options);
         _logger = logger;
         _index = index;
-        _banks = banks;
-        _server = server;
-        _flood = flood;
+        _actions = actions;
         _hashing = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentHashing));
         _videos = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentVideos));
         _options = options;
@@ -301,75 +294,20 @@ public sealed partial class MatchService : IDisposable
 
     private MatchResponse Act(SignalsDto? signals, IReadOnlyList<MatchHit> hits, string? sha256, MatchContext context)
     {
-        if (hits.Count == 0)
+        var decision = _actions.Act(hits, sha256, context.KeyId, context.UploaderId, signals is null ? null : new WebhookContent(signals.Sha256, signals.Md5, signals.Pdq?.Hash));
+        var dtos = new List<HitDto>(decision.Hits.Count);
+        foreach (var acted in decision.Hits)
         {
-            return new MatchResponse(signals, false, "none", false, [], Warnings: []);
-        }
-
-        var entries = _banks.GetEntries(hits.Select(h => h.EntryId).Distinct());
-        var actions = _index.Actions;
-        var quarantined = _index.Quarantined;
-        var dtos = new List<HitDto>(hits.Count);
-        var events = new List<MatchEvent>();
-        var quarantine = false;
-        var notify = false;
-        foreach (var hit in hits)
-        {
-            var entry = entries.GetValueOrDefault(hit.EntryId);
-            var actionable = !hit.Suppressed && hit.Bank.Kind == BankKind.BlockList;
-            var flooded = quarantined.Contains(hit.EntryId);
-            var reason = string.Empty;
-            if (actionable && !flooded && _flood.Count(hit.EntryId, out reason))
-            {
-                if (_server.FlagEntry(hit.EntryId, reason))
-                {
-                    Metrics.FloodQuarantines.Inc();
-                }
-
-                _index.QuarantineLocally(hit.EntryId);
-                flooded = true;
-            }
-
-            var action = actions.GetValueOrDefault(hit.Bank.Id) ?? BankAction.RecordOnly;
-            var acted = actionable && !flooded;
-            quarantine |= acted && action.Quarantine;
-            notify |= acted && action.Notify;
-            Metrics.Matches.WithLabels(hit.Bank.Name, hit.Suppressed ? "suppressed" : flooded ? "flood_quarantined" : "hit").Inc();
-            events.Add(new MatchEvent(hit.Bank.Id, hit.EntryId, hit.SignalType, hit.Distance, !acted ? (flooded ? "flood_quarantined" : hit.Suppressed ? "suppressed" : "allow") : action.Quarantine ? "quarantine" : "record"));
+            var (hit, entry) = (acted.Hit, acted.Entry);
             dtos.Add(new HitDto(
                 hit.Bank.Name, hit.Bank.Id, BankDto.KindName(hit.Bank.Kind), hit.EntryId, hit.SignalType, hit.Signal, hit.Distance,
                 hit.SignalType == SignalTypes.Pdq.Name ? hit.Bank.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold : 0,
-                hit.Variant, entry?.Labels ?? new Dictionary<string, string>(), NullIfEmpty(entry?.ExternalId), entry?.Source, hit.Suppressed, flooded,
-                hit.Video?.QueryMatchPercent, hit.Video?.ComparedMatchPercent, hit.Video?.Ranges.Select(r => new TimeRangeDto(r.Start, r.End)).ToList()));
+                hit.Variant, entry?.Labels ?? new Dictionary<string, string>(), NullIfEmpty(entry?.ExternalId), entry?.Source, hit.Suppressed, acted.Flooded,
+                hit.Video?.QueryMatchPercent, hit.Video?.ComparedMatchPercent, hit.Video?.Ranges.Select(r => new TimeRangeDto(r.Start, r.End)).ToList())
+            { Outcome = acted.Outcome });
         }
 
-        var matched = dtos.Any(d => d.BankKind == "block" && !d.Suppressed && !d.FloodQuarantined);
-        var deliveries = new List<(long, string, string, string)>();
-        if (notify)
-        {
-            var created = DateTimeOffset.UtcNow;
-            foreach (var (webhookId, _, _) in _server.EnabledWebhooks())
-            {
-                var key = Guid.NewGuid().ToString("N");
-                var payload = JsonSerializer.Serialize(
-                    new
-                    {
-                        Event = "match",
-                        Id = key,
-                        CreatedAt = created,
-                        UploaderId = context.UploaderId,
-                        Content = signals is null ? null : new { signals.Sha256, signals.Md5, Pdq = signals.Pdq?.Hash },
-                        Action = quarantine ? "quarantine" : "record",
-                        Hits = dtos.Where(d => d.BankKind == "block" && !d.Suppressed && !d.FloodQuarantined)
-                            .Select(d => new { d.Bank, d.EntryId, d.SignalType, d.Distance, d.Labels, d.ExternalId }),
-                    },
-                    PayloadJson);
-                deliveries.Add((webhookId, key, "match", payload));
-            }
-        }
-
-        _server.RecordMatches(context.KeyId, context.UploaderId, sha256, events, deliveries);
-        return new MatchResponse(signals, matched, matched ? (quarantine ? "quarantine" : "record") : "none", deliveries.Count > 0, dtos, Warnings: []);
+        return new MatchResponse(signals, decision.Matched, decision.Action.Name(), decision.Notified, dtos, Warnings: []);
     }
 
     /// <inheritdoc />

@@ -4,9 +4,10 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 using Warden.Core.Banks;
 using Warden.Core.Banks.Formats;
+using Warden.Review;
+using Warden.Review.Audit;
 using Warden.Server.Auth;
 using Warden.Server.Data;
 using Warden.Server.Index;
@@ -69,14 +70,14 @@ internal static partial class V1Endpoints
         admin.MapDelete("/keys/{id:long}", RevokeKey).WithSummary("Revoke an API key").Produces(StatusCodes.Status204NoContent);
         admin.MapGet("/webhooks", (ServerStore s) => s.ListWebhooks().Select(w => new WebhookDto(w.Id, w.Url, w.Enabled, w.CreatedAt, null))).WithSummary("List webhooks").Produces<IReadOnlyList<WebhookDto>>();
         admin.MapPost("/webhooks", CreateWebhook).WithSummary("Subscribe a webhook (HMAC-SHA256 signed POSTs)").Produces<WebhookDto>(StatusCodes.Status201Created);
-        admin.MapDelete("/webhooks/{id:long}", (HttpContext context, long id, ServerStore s) =>
+        admin.MapDelete("/webhooks/{id:long}", (HttpContext context, long id, ServerStore s, AuditLog audit) =>
         {
             if (!s.DeleteWebhook(id))
             {
                 throw ApiException.NotFound($"No webhook {id}.");
             }
 
-            Audit(context, "webhook.delete", $"webhook:{id}");
+            Audit(audit, context, "webhook.delete", $"webhook:{id}");
             return Results.NoContent();
         }).WithSummary("Delete a webhook");
         admin.MapGet("/webhooks/deliveries", (string? state, int? limit, ServerStore s) => s.ListDeliveries(state, Math.Clamp(limit ?? 100, 1, 1000))).WithSummary("Recent webhook deliveries").Produces<IReadOnlyList<OutboxItem>>();
@@ -89,7 +90,7 @@ internal static partial class V1Endpoints
         return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false, warnings));
     }
 
-    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] Review.UploadQuery upload, MatchService service, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] Review.UploadQuery upload, MatchService service, ReviewService review, ServerOptions options, CancellationToken cancellationToken)
     {
         // Every parameter is checked before anything happens: a bad one must not leave a recorded match, a
         // quarantine, a webhook, a case, a flood count or a metric behind its 400.
@@ -98,7 +99,7 @@ internal static partial class V1Endpoints
         var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
         var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
         var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader) { Upload = uploadContext }, (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
-        await Review.ReviewIntake.AfterMatchAsync(context, content.Data, hashes, response, uploader, upload, cancellationToken).ConfigureAwait(false);
+        await Review.ReviewIntake.AfterMatchAsync(review, content.Data, hashes, response, uploadContext, cancellationToken).ConfigureAwait(false);
         return Results.Ok(response);
     }
 
@@ -148,7 +149,7 @@ internal static partial class V1Endpoints
         }
     }
 
-    private static IResult CreateBank(HttpContext context, CreateBankRequest request, BankStore store, ServerStore server)
+    private static IResult CreateBank(HttpContext context, CreateBankRequest request, BankStore store, ServerStore server, AuditLog audit)
     {
         if (request is null || string.IsNullOrWhiteSpace(request.Name) || !BankName().IsMatch(request.Name))
         {
@@ -162,7 +163,7 @@ internal static partial class V1Endpoints
             server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
         }
 
-        Audit(context, "bank.create", $"bank:{bank.Name}", new Dictionary<string, string> { ["kind"] = BankDto.KindName(bank.Kind) });
+        Audit(audit, context, "bank.create", $"bank:{bank.Name}", new Dictionary<string, string> { ["kind"] = BankDto.KindName(bank.Kind) });
         return Results.Created($"/v1/banks/{bank.Name}", Fresh(store, server, bank));
     }
 
@@ -170,7 +171,7 @@ internal static partial class V1Endpoints
 
     private static BankDto GetBank(string name, BankStore store, ServerStore server) => Fresh(store, server, Require(store, name));
 
-    private static BankDto UpdateBank(HttpContext context, string name, UpdateBankRequest request, BankStore store, ServerStore server)
+    private static BankDto UpdateBank(HttpContext context, string name, UpdateBankRequest request, BankStore store, ServerStore server, AuditLog audit)
     {
         ArgumentNullException.ThrowIfNull(request);
         Require(store, name);
@@ -181,7 +182,7 @@ internal static partial class V1Endpoints
             server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
         }
 
-        Audit(context, "bank.update", $"bank:{bank.Name}", new Dictionary<string, string>
+        Audit(audit, context, "bank.update", $"bank:{bank.Name}", new Dictionary<string, string>
         {
             ["enabled"] = bank.Enabled ? "true" : "false",
             ["kind"] = BankDto.KindName(bank.Kind),
@@ -332,37 +333,37 @@ internal static partial class V1Endpoints
         return GetEntry(id, store);
     }
 
-    private static IResult DeleteEntry(HttpContext context, long id, BankStore store)
+    private static IResult DeleteEntry(HttpContext context, long id, BankStore store, AuditLog audit)
     {
         if (!store.DeleteEntry(id))
         {
             throw ApiException.NotFound($"No live entry {id}.");
         }
 
-        Audit(context, "entry.delete", $"entry:{id}");
+        Audit(audit, context, "entry.delete", $"entry:{id}");
         return Results.NoContent();
     }
 
     private static IReadOnlyList<EntryFlag> ListFlags(bool? all, ServerStore server) => server.ListFlags(activeOnly: !(all ?? false));
 
-    private static IResult ClearFlag(long entryId, HttpContext context, ServerStore server)
+    private static IResult ClearFlag(long entryId, HttpContext context, ServerStore server, AuditLog audit)
     {
         if (!server.ClearFlag(entryId, context.User.Actor()))
         {
             throw ApiException.NotFound($"Entry {entryId} has no active flood flag.");
         }
 
-        Audit(context, "flag.clear", $"entry:{entryId}");
+        Audit(audit, context, "flag.clear", $"entry:{entryId}");
         return Results.NoContent();
     }
 
     // Configuration and key changes go to the hash-chained audit log with the acting key (never the secret).
-    private static void Audit(HttpContext context, string action, string subject, IReadOnlyDictionary<string, string>? details = null) =>
-        context.RequestServices.GetRequiredService<Review.ReviewService>().Audit.Append(new Warden.Review.Audit.AuditEntry(context.User.Actor(), action, subject, details));
+    internal static void Audit(AuditLog audit, HttpContext context, string action, string subject, IReadOnlyDictionary<string, string>? details = null) =>
+        audit.Append(new AuditEntry(context.User.Actor(), action, subject, details));
 
     internal static KeyDto ToDto(ApiKeyRecord k, string? key) => new(k.Id, k.PublicId, k.Name, Roles.Name(k.Role), k.CreatedAt, k.RevokedAt, key);
 
-    private static IResult CreateKey(HttpContext context, CreateKeyRequest request, ServerStore server, ApiKeyCache cache)
+    private static IResult CreateKey(HttpContext context, CreateKeyRequest request, ServerStore server, ApiKeyCache cache, AuditLog audit)
     {
         if (request is null || string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
         {
@@ -376,11 +377,11 @@ internal static partial class V1Endpoints
 
         var (record, key) = server.CreateKey(request.Name, role);
         cache.Invalidate();
-        Audit(context, "key.create", $"key:{record.Id}", new Dictionary<string, string> { ["public_id"] = record.PublicId, ["role"] = Roles.Name(role), ["name"] = record.Name });
+        Audit(audit, context, "key.create", $"key:{record.Id}", new Dictionary<string, string> { ["public_id"] = record.PublicId, ["role"] = Roles.Name(role), ["name"] = record.Name });
         return Results.Created($"/v1/keys/{record.Id}", ToDto(record, key));
     }
 
-    private static IResult RevokeKey(HttpContext context, long id, ServerStore server, ApiKeyCache cache)
+    private static IResult RevokeKey(HttpContext context, long id, ServerStore server, ApiKeyCache cache, AuditLog audit)
     {
         if (!server.RevokeKey(id))
         {
@@ -388,11 +389,11 @@ internal static partial class V1Endpoints
         }
 
         cache.Invalidate();
-        Audit(context, "key.revoke", $"key:{id}");
+        Audit(audit, context, "key.revoke", $"key:{id}");
         return Results.NoContent();
     }
 
-    private static IResult CreateWebhook(HttpContext context, CreateWebhookRequest request, ServerStore server)
+    private static IResult CreateWebhook(HttpContext context, CreateWebhookRequest request, ServerStore server, AuditLog audit)
     {
         if (request is null || !Uri.TryCreate(request.Url, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
         {
@@ -406,7 +407,7 @@ internal static partial class V1Endpoints
 
         var secret = request.Secret ?? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         var hook = server.CreateWebhook(url.ToString(), secret);
-        Audit(context, "webhook.create", $"webhook:{hook.Id}", new Dictionary<string, string> { ["host"] = url.Host });
+        Audit(audit, context, "webhook.create", $"webhook:{hook.Id}", new Dictionary<string, string> { ["host"] = url.Host });
         return Results.Created($"/v1/webhooks/{hook.Id}", new WebhookDto(hook.Id, hook.Url, hook.Enabled, hook.CreatedAt, secret));
     }
 }

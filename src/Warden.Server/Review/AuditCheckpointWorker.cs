@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
+using Warden.Review;
+
 namespace Warden.Server.Review;
 
 /// <summary>

@@ -6,6 +6,8 @@ using Warden.Review.Reporting;
 using Warden.Server.Api;
 using Warden.Server.Auth;
 
+using Warden.Review;
+
 namespace Warden.Server.Review;
 
 /// <summary>An admin's reason for a cancel or requeue (kept in the audit log).</summary>

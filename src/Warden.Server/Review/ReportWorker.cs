@@ -2,6 +2,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Warden.Review.Reporting;
 
+using Warden.Review;
+
 namespace Warden.Server.Review;
 
 /// <summary>

@@ -12,6 +12,11 @@ using Warden.Review.Reporting;
 using Warden.Review.Users;
 using Warden.Server.Auth;
 
+using Warden.Review;
+
+using Microsoft.Extensions.Logging;
+using Warden.Storage;
+
 namespace Warden.Server.Review;
 
 /// <summary>
@@ -36,7 +41,13 @@ public static class ReviewConsole
     /// <summary>Registers the review services and the report delivery worker.</summary>
     public static IServiceCollection AddReviewConsole(this IServiceCollection services)
     {
-        services.AddSingleton<ReviewService>();
+        // The review state opens on the configured database; the audit log is injected into every endpoint that changes configuration.
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<ServerOptions>();
+            return new ReviewService(options.Review, options.Database, sp.GetRequiredService<BankStore>(), sp.GetRequiredService<ILogger<ReviewService>>(), sp.GetService<IReviewDecisionFeedback>());
+        });
+        services.AddSingleton(sp => sp.GetRequiredService<ReviewService>().Audit);
         services.AddSingleton(sp => new LoginThrottle(sp.GetRequiredService<ServerOptions>().Review.Login));
         services.AddSingleton<ReportWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<ReportWorker>());
@@ -48,7 +59,7 @@ public static class ReviewConsole
     public static void MapReviewConsole(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.Services.GetRequiredService<ReviewService>(); // open and replay at start, not on the first request
+        var review = app.Services.GetRequiredService<ReviewService>(); // open and replay at start, not on the first request
 
         app.MapGet("/review", () => Asset("index.html", "text/html; charset=utf-8")).AllowAnonymous().ExcludeFromDescription();
         app.MapGet("/review/app.js", () => Asset("app.js", "text/javascript; charset=utf-8")).AllowAnonymous().ExcludeFromDescription();
@@ -64,7 +75,7 @@ public static class ReviewConsole
             if (context.Request.Path.StartsWithSegments("/review/api") && !context.Request.Path.StartsWithSegments("/review/api/login"))
             {
                 Harden(context.Response.Headers);
-                if (Authenticate(context) is { } refusal)
+                if (Authenticate(context, review) is { } refusal)
                 {
                     await refusal.ExecuteAsync(context).ConfigureAwait(false);
                     return;
@@ -149,7 +160,7 @@ public static class ReviewConsole
         ReportAdmin.Map(app);
     }
 
-    private static async Task<IResult> Login(HttpContext c, ReviewService r, LoginRequest? body)
+    private static async Task<IResult> Login(HttpContext c, ReviewService r, LoginThrottle throttle, LoginRequest? body)
     {
         // JSON only: a cross-site form cannot send application/json without a CORS preflight (login CSRF).
         if (body is null || string.IsNullOrEmpty(body.Username) || string.IsNullOrEmpty(body.Password) || body.Username.Length > 128 || body.Password.Length > 1024)
@@ -158,7 +169,6 @@ public static class ReviewConsole
         }
 
         // Backoff and lockout per account and per source, checked before any password work (docs/review.md).
-        var throttle = c.RequestServices.GetRequiredService<LoginThrottle>();
         var source = c.Connection.RemoteIpAddress?.ToString() ?? "unknown";
         if (throttle.RetryAfter(body.Username, source) is { TotalMilliseconds: > 0 } wait)
         {
@@ -327,9 +337,8 @@ public static class ReviewConsole
             : Problem(401, "unauthorized", "Log in to the review console.");
 
     /// <summary>Loads the session, checks the role and (for state changes) the CSRF token; null when all pass.</summary>
-    private static IResult? Authenticate(HttpContext http)
+    private static IResult? Authenticate(HttpContext http, ReviewService review)
     {
-        var review = http.RequestServices.GetRequiredService<ReviewService>();
         var token = http.Request.Cookies[CookieName];
         var session = string.IsNullOrEmpty(token) || token.Length > 100 ? null : review.Store.FindSession(HashToken(token), DateTimeOffset.UtcNow);
         if (session is null)

@@ -1,11 +1,11 @@
 using System.Globalization;
 using System.Net;
-using System.Text.Json;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.Extensions.DependencyInjection;
 using Warden.Core.Hashing;
+using Warden.Server.Actions;
 using Warden.Server.Api;
+
+using Warden.Review;
 
 namespace Warden.Server.Review;
 
@@ -32,23 +32,18 @@ public sealed class UploadQuery
 /// <summary>Hands actionable matches of the upload API to the review side.</summary>
 public static class ReviewIntake
 {
-    /// <summary>Validates the upload context and, when the upload matched, adds it to its uploader's case.</summary>
-    public static async Task AfterMatchAsync(HttpContext context, byte[] data, ContentHashes hashes, MatchResponse response, string? uploaderId, UploadQuery query, CancellationToken cancellationToken)
+    /// <summary>When the upload matched, adds it with its actionable hits to its uploader's case.</summary>
+    public static async Task AfterMatchAsync(ReviewService review, byte[] data, ContentHashes hashes, MatchResponse response, UploaderContext uploader, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(review);
         ArgumentNullException.ThrowIfNull(response);
-        ArgumentNullException.ThrowIfNull(query);
-        var uploader = Parse(uploaderId, query);
         if (!response.Matched)
         {
             return;
         }
 
-        var review = context.RequestServices.GetService<ReviewService>();
-        if (review is not null)
-        {
-            await review.IntakeAsync(data, hashes, response, uploader, cancellationToken).ConfigureAwait(false);
-        }
+        var hits = response.Hits.Where(h => h.Outcome == HitOutcome.Acted).Select(h => new ReviewHit(h.Bank, h.SignalType, h.Distance, h.Labels)).ToList();
+        await review.IntakeAsync(data, hashes, hits, uploader, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Checks the context fields (400 on a malformed one).</summary>
@@ -82,52 +77,5 @@ public static class ReviewIntake
         }
 
         return new UploaderContext(uploaderId, query.UploaderIp, query.ContentUrl, at, query.FileName);
-    }
-}
-
-/// <summary>Retroactive intake: a logged upload that a bank entry added later matches (no media: only its signals were kept).</summary>
-public sealed partial class ReviewService
-{
-    /// <summary>The label that marks a case member as found retroactively (shown with the match in the console).</summary>
-    public const string RetroactiveLabel = "retroactive";
-
-    /// <summary>
-    /// Adds a retroactive match to its uploader's case (opening one if needed), keyed by the match's idempotency
-    /// key so a repeated hand-off adds nothing; the upload time is the original one.
-    /// </summary>
-    public bool IntakeRetroactive(string matchKey, string? uploaderId, DateTimeOffset uploadedAt, string? url, string? sha256, string bankName, string signalType, int distance, IReadOnlyDictionary<string, string> labels)
-    {
-        ArgumentNullException.ThrowIfNull(labels);
-        if (!_options.CaseIntake)
-        {
-            return false;
-        }
-
-        var submissionId = "retro-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(matchKey)))[..32];
-        var marked = new Dictionary<string, string>(labels, StringComparer.Ordinal) { [RetroactiveLabel] = uploadedAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture) };
-        var record = new SubmissionRecord(
-            submissionId,
-            string.IsNullOrWhiteSpace(uploaderId) ? "unknown" : uploaderId,
-            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-            null,
-            sha256 is null ? [] : new Dictionary<string, string> { ["sha256"] = sha256 },
-            [new MatchRecord(bankName, signalType, distance, marked)],
-            null,
-            url,
-            uploadedAt.ToUnixTimeMilliseconds(),
-            null,
-            null);
-        lock (_write)
-        {
-            if (Cases.Cases.Any(c => c.ClusterOf(submissionId) is not null))
-            {
-                return false;
-            }
-
-            var c = Cases.Add(record.ToSubmission());
-            Store.AppendEvent("submission", c.Id, c.ClusterOf(submissionId)!.Id, JsonSerializer.Serialize(record, Json));
-        }
-
-        return true;
     }
 }

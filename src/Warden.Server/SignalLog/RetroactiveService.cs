@@ -1,11 +1,13 @@
 using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Warden.Server.Data;
 using Warden.Server.Index;
-using Warden.Server.Review;
 using Warden.Storage;
+
+using Warden.Review;
+
+using Warden.Server.Actions;
 
 namespace Warden.Server.SignalLog;
 
@@ -46,7 +48,7 @@ public sealed partial class SignalLogRecorder(Storage.SignalLog log, ILogger<Sig
 /// twice. Once an hour it drops partitions past retention.
 /// </summary>
 public sealed partial class RetroactiveService(
-    Storage.SignalLog log, BankStore banks, ServerStore server, LiveIndex index, ServerOptions options, IServiceProvider services, ILogger<RetroactiveService> logger) : BackgroundService
+    Storage.SignalLog log, BankStore banks, ServerStore server, LiveIndex index, ServerOptions options, ReviewService review, ILogger<RetroactiveService> logger) : BackgroundService
 {
     private static readonly JsonSerializerOptions PayloadJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -57,7 +59,6 @@ public sealed partial class RetroactiveService(
         var found = RetroactivePass.Run(banks, log, search);
         Metrics.RetroactiveMatches.Inc(found.Count);
         var acted = 0;
-        var review = services.GetService<ReviewService>();
         while (log.ClaimUnacted(500) is { Count: > 0 } claimed)
         {
             var entries = banks.GetEntries(claimed.Select(m => m.EntryId).Distinct());
@@ -84,7 +85,7 @@ public sealed partial class RetroactiveService(
                                 UploaderId = m.Uploader,
                                 ContentId = m.ContentId,
                                 Content = new { m.Sha256 },
-                                Action = action.Quarantine ? "quarantine" : "record",
+                                Action = (action.Quarantine ? MatchAction.Quarantine : MatchAction.Record).Name(),
                                 Hits = new[] { new { Bank = bank, m.EntryId, m.SignalType, m.Distance, Labels = labels } },
                             },
                             PayloadJson);
@@ -93,7 +94,7 @@ public sealed partial class RetroactiveService(
                 }
 
                 server.RecordMatches(null, m.Uploader, m.Sha256, [new MatchEvent(m.BankId, m.EntryId, m.SignalType, m.Distance, "retroactive")], deliveries);
-                review?.IntakeRetroactive(m.Key, m.Uploader, m.UploadedAt, m.ContentId, m.Sha256, bank, m.SignalType, m.Distance, labels);
+                review.IntakeRetroactive(m.Key, m.Uploader, m.UploadedAt, m.ContentId, m.Sha256, bank, m.SignalType, m.Distance, labels);
                 acted++;
             }
         }

@@ -1,6 +1,6 @@
 using System.Net;
 using Warden.Review.Audit;
-using Warden.Server.Review;
+using Warden.Review.Users;
 
 namespace Warden.Server.Tests.Review;
 

@@ -5,7 +5,7 @@ using Warden.Core.Hashing;
 using Warden.Core.Imaging;
 using Warden.Review.Evidence;
 using Warden.Review.Users;
-using Warden.Server.Api;
+using Warden.Review;
 using Warden.Server.Review;
 
 namespace Warden.Server.Tests.Review;
@@ -297,8 +297,8 @@ public sealed class RevealTests
         foreach (var (name, bytes) in kinds)
         {
             var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-            var hit = new HitDto("known", 1, "block", 1, "sha256", sha, 0, 0, "original", new Dictionary<string, string>(), null, null, false, false);
-            await h.Review.IntakeAsync(bytes, new ContentHashes(ExactHashes.Compute(bytes), bytes.Length, null, null), new MatchResponse(null, true, "review", false, [hit]), new UploaderContext("u-files", null, null, null, name), CancellationToken.None);
+            var hit = new ReviewHit("known", "sha256", 0, new Dictionary<string, string>());
+            await h.Review.IntakeAsync(bytes, new ContentHashes(ExactHashes.Compute(bytes), bytes.Length, null, null), [hit], new UploaderContext("u-files", null, null, null, name), CancellationToken.None);
         }
 
         using var alice = await h.LoginAsync();

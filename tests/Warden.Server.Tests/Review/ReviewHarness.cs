@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Warden.FakeCyberTipline;
 using Warden.Review.Users;
 using Warden.Server.Auth;
+using Warden.Review;
 using Warden.Server.Review;
 
 namespace Warden.Server.Tests.Review;

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Warden.Server.Auth;
-using Warden.Server.Review;
+using Warden.Review;
 using Warden.Storage;
 
 namespace Warden.Server.Tests.SignalLog;

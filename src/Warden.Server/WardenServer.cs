@@ -231,7 +231,9 @@ public static class WardenServer
         }).AllowAnonymous().WithTags("Health").WithSummary("Readiness: the index is built and current");
         app.MapMetrics("/metrics").RequireAuthorization(Roles.Administer);
 
-        V1Endpoints.Map(app);
+        HashingEndpoints.Map(app);
+        CurationEndpoints.Map(app);
+        AdminEndpoints.Map(app);
         HmaEndpoints.Map(app);
         ModelEndpoints.Map(app);
         ExchangeEndpoints.Map(app);

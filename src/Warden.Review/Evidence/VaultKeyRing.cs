@@ -41,9 +41,6 @@ public sealed class VaultKeyRing
     /// <summary>The id new items are wrapped with.</summary>
     public string CurrentKeyId { get; }
 
-    /// <summary>The configured key ids.</summary>
-    public IReadOnlyCollection<string> KeyIds => _keys.Keys;
-
     /// <summary>Builds a ring from configuration: key id → base64 of 32 bytes.</summary>
     public static VaultKeyRing FromBase64(IReadOnlyDictionary<string, string> keys, string currentKeyId)
     {

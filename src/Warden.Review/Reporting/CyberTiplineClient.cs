@@ -137,10 +137,6 @@ public sealed class CyberTiplineClient : IDisposable
     /// <summary>The environment.</summary>
     public CyberTiplineEnvironment Environment => _options.Environment;
 
-    /// <summary><c>GET /status</c>: checks connectivity and credentials.</summary>
-    public Task<StepResult> StatusAsync(CancellationToken cancellationToken = default) =>
-        SendAsync(() => new HttpRequestMessage(HttpMethod.Get, new Uri(BaseUri, "status")), null, cancellationToken);
-
     /// <summary><c>POST /submit</c> with a <c>report</c> document.</summary>
     public Task<StepResult> SubmitAsync(string reportXml, CancellationToken cancellationToken = default) =>
         SendAsync(() => new HttpRequestMessage(HttpMethod.Post, new Uri(BaseUri, "submit")) { Content = Xml(reportXml) }, reportXml, cancellationToken);

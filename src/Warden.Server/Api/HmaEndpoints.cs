@@ -9,7 +9,6 @@ using Warden.Core.Banks;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Signals;
 using Warden.Server.Auth;
-using Warden.Server.Data;
 using Warden.Server.Index;
 using Warden.Storage;
 

@@ -94,7 +94,7 @@ internal static class ModelEndpoints
 
     private static async Task<ModelScanResponse> ScanUploadAsync(HttpContext context, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, BankStore banks, ServerOptions options, CancellationToken cancellationToken)
     {
-        uploaderId = V1Endpoints.Uploader(uploaderId); // checked before the upload is read or matched
+        uploaderId = HashingEndpoints.Uploader(uploaderId); // checked before the upload is read or matched
         if (!MemoryFile.Supported)
         {
             throw new ApiException(503, ErrorCodes.Unavailable, "Model uploads need in-memory files (Linux); scan by path instead.");

@@ -82,10 +82,6 @@ public sealed class ServerStore(WardenDatabase database)
     /// <summary>Revokes a key; false when there is no live key with that id.</summary>
     public bool RevokeKey(long id) => With(c => c.Execute("UPDATE api_keys SET revoked_at = @now WHERE id = @id AND revoked_at IS NULL", new { id, now = Now() }) == 1);
 
-    /// <summary>Ids of keys revoked since <paramref name="sinceMs"/> (Unix ms), so caches drop them.</summary>
-    public IReadOnlyList<string> RevokedSince(long sinceMs) => With(c => c.Query<string>(
-        "SELECT key_hash FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at >= @sinceMs", new { sinceMs }).ToList());
-
     // ---- bank actions ----
 
     /// <summary>Every bank's action (banks not listed only record).</summary>

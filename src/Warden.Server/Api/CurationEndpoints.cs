@@ -6,7 +6,6 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Warden.Core.Banks;
 using Warden.Core.Banks.Formats;
-using Warden.Review;
 using Warden.Review.Audit;
 using Warden.Server.Auth;
 using Warden.Server.Data;
@@ -15,8 +14,12 @@ using Warden.Storage;
 
 namespace Warden.Server.Api;
 
-/// <summary>The native API, version 1 (<c>/v1/…</c>), JSON in snake_case.</summary>
-internal static partial class V1Endpoints
+/// <summary>
+/// Curation (role curator): banks, entries, bulk import and export, flood flags, under <c>/v1/…</c> (JSON in
+/// snake_case). The other role groups: <see cref="HashingEndpoints"/> (submitter), <see cref="AdminEndpoints"/>
+/// (admin), the review console (reviewer) and the exchanges.
+/// </summary>
+internal static partial class CurationEndpoints
 {
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     private static partial Regex BankName();
@@ -24,26 +27,6 @@ internal static partial class V1Endpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1");
-
-        var submit = v1.MapGroup(string.Empty).RequireAuthorization(Roles.Submit).WithTags("Hash and match");
-        submit.MapPost("/hash", HashAsync)
-            .WithSummary("Hash an upload")
-            .WithDescription("Send the content as the raw body (any content type but forms) or as a file in multipart/form-data. Returns MD5, SHA-1, SHA-256 and, for images, PDQ with its quality (dihedral variants with dihedral=true). The content is held in memory only.")
-            .AcceptsUpload()
-            .Produces<SignalsDto>();
-        submit.MapPost("/match", MatchUploadAsync)
-            .WithSummary("Hash an upload and match it")
-            .WithDescription("Hashes the content as /v1/hash does and matches every signal against the enabled banks (PDQ with the dihedral variants and the border-trimmed image). Hits on block-list banks are recorded and set off the bank's action; allow-list hits suppress them.")
-            .AcceptsUpload()
-            .Produces<MatchResponse>();
-        submit.MapPost("/provenance", ProvenanceAsync)
-            .WithSummary("Read an upload's AI provenance")
-            .WithDescription("Generator metadata (A1111, ComfyUI, InvokeAI, NovelAI, …) with the models named and their hashes looked up in the banks, C2PA manifests (verified), IPTC digital source type and weak hints, with a verdict. Metadata is a claim: absence proves nothing. Prompts appear only as SHA-256. Schema: docs/provenance.md.")
-            .AcceptsUpload();
-        submit.MapGet("/match", MatchSignal)
-            .WithSummary("Match one signal given by value")
-            .RequiresQuery("signal_type", "signal")
-            .Produces<MatchResponse>();
 
         var curate = v1.MapGroup(string.Empty).RequireAuthorization(Roles.Curate).WithTags("Banks");
         curate.MapGet("/banks", ListBanks).WithSummary("List banks").Produces<IReadOnlyList<BankDto>>();
@@ -63,60 +46,7 @@ internal static partial class V1Endpoints
         curate.MapDelete("/entries/{id:long}", DeleteEntry).WithSummary("Delete an entry (a tombstone that syncs to every node)").Produces(StatusCodes.Status204NoContent);
         curate.MapGet("/flags", ListFlags).WithSummary("Entries flagged by flood control").Produces<IReadOnlyList<EntryFlag>>();
         curate.MapPost("/flags/{entryId:long}/clear", ClearFlag).WithSummary("Clear a flood flag: the entry sets off actions again").Produces(StatusCodes.Status204NoContent);
-
-        var admin = v1.MapGroup(string.Empty).RequireAuthorization(Roles.Administer).WithTags("Administration");
-        admin.MapGet("/keys", (ServerStore s) => s.ListKeys().Select(k => ToDto(k, null))).WithSummary("List API keys").Produces<IReadOnlyList<KeyDto>>();
-        admin.MapPost("/keys", CreateKey).WithSummary("Create an API key (the secret is in this response only)").Produces<KeyDto>(StatusCodes.Status201Created);
-        admin.MapDelete("/keys/{id:long}", RevokeKey).WithSummary("Revoke an API key").Produces(StatusCodes.Status204NoContent);
-        admin.MapGet("/webhooks", (ServerStore s) => s.ListWebhooks().Select(w => new WebhookDto(w.Id, w.Url, w.Enabled, w.CreatedAt, null))).WithSummary("List webhooks").Produces<IReadOnlyList<WebhookDto>>();
-        admin.MapPost("/webhooks", CreateWebhook).WithSummary("Subscribe a webhook (HMAC-SHA256 signed POSTs)").Produces<WebhookDto>(StatusCodes.Status201Created);
-        admin.MapDelete("/webhooks/{id:long}", (HttpContext context, long id, ServerStore s, AuditLog audit) =>
-        {
-            if (!s.DeleteWebhook(id))
-            {
-                throw ApiException.NotFound($"No webhook {id}.");
-            }
-
-            Audit(audit, context, "webhook.delete", $"webhook:{id}");
-            return Results.NoContent();
-        }).WithSummary("Delete a webhook");
-        admin.MapGet("/webhooks/deliveries", (string? state, int? limit, ServerStore s) => s.ListDeliveries(state, Math.Clamp(limit ?? 100, 1, 1000))).WithSummary("Recent webhook deliveries").Produces<IReadOnlyList<OutboxItem>>();
     }
-
-    private static async Task<IResult> HashAsync(HttpRequest request, bool? dihedral, bool? tmk, MatchService service, ServerOptions options, CancellationToken cancellationToken)
-    {
-        var upload = await UploadReader.ReadAsync(request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var (hashes, video, warnings) = await service.HashAnyAsync(upload.Data, dihedral ?? false, tmk ?? false, cancellationToken).ConfigureAwait(false);
-        return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false, warnings));
-    }
-
-    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] Review.UploadQuery upload, MatchService service, ReviewService review, ServerOptions options, CancellationToken cancellationToken)
-    {
-        // Every parameter is checked before anything happens: a bad one must not leave a recorded match, a
-        // quarantine, a webhook, a case, a flood count or a metric behind its 400.
-        var uploader = Uploader(uploaderId);
-        var uploadContext = Review.ReviewIntake.Parse(uploader, upload);
-        var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
-        var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader) { Upload = uploadContext }, (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
-        await Review.ReviewIntake.AfterMatchAsync(review, content.Data, hashes, response, uploadContext, cancellationToken).ConfigureAwait(false);
-        return Results.Ok(response);
-    }
-
-    private static async Task<IResult> ProvenanceAsync(HttpRequest request, MatchService service, ServerOptions options, CancellationToken cancellationToken)
-    {
-        var upload = await UploadReader.ReadAsync(request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(upload.Data));
-
-        // Any bytes get a report: one the reader cannot read says so in its warnings (verdict unknown).
-        var report = service.ReadProvenance(upload.Data, sha256, service.RequireIndex().Matcher, []);
-        return Results.Json(MatchService.ProvenanceToJson(report));
-    }
-
-    private static IResult MatchSignal(HttpContext context, [FromQuery(Name = "signal_type")] string? signalType, string? signal, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service) =>
-        Results.Ok(service.MatchSignal(signalType ?? string.Empty, signal ?? string.Empty, new MatchContext(context.User.KeyId(), Uploader(uploaderId))));
-
-    internal static string? Uploader(string? id) => id is { Length: > 256 } ? throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "uploader_id is longer than 256 characters.") : id;
 
     private static IEnumerable<BankDto> ListBanks(BankStore store, LiveIndex index)
     {
@@ -163,7 +93,7 @@ internal static partial class V1Endpoints
             server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
         }
 
-        Audit(audit, context, "bank.create", $"bank:{bank.Name}", new Dictionary<string, string> { ["kind"] = BankDto.KindName(bank.Kind) });
+        ConfigAudit.Append(audit, context, "bank.create", $"bank:{bank.Name}", new Dictionary<string, string> { ["kind"] = BankDto.KindName(bank.Kind) });
         return Results.Created($"/v1/banks/{bank.Name}", Fresh(store, server, bank));
     }
 
@@ -182,7 +112,7 @@ internal static partial class V1Endpoints
             server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
         }
 
-        Audit(audit, context, "bank.update", $"bank:{bank.Name}", new Dictionary<string, string>
+        ConfigAudit.Append(audit, context, "bank.update", $"bank:{bank.Name}", new Dictionary<string, string>
         {
             ["enabled"] = bank.Enabled ? "true" : "false",
             ["kind"] = BankDto.KindName(bank.Kind),
@@ -340,7 +270,7 @@ internal static partial class V1Endpoints
             throw ApiException.NotFound($"No live entry {id}.");
         }
 
-        Audit(audit, context, "entry.delete", $"entry:{id}");
+        ConfigAudit.Append(audit, context, "entry.delete", $"entry:{id}");
         return Results.NoContent();
     }
 
@@ -353,63 +283,10 @@ internal static partial class V1Endpoints
             throw ApiException.NotFound($"Entry {entryId} has no active flood flag.");
         }
 
-        Audit(audit, context, "flag.clear", $"entry:{entryId}");
+        ConfigAudit.Append(audit, context, "flag.clear", $"entry:{entryId}");
         return Results.NoContent();
     }
 
-    // Configuration and key changes go to the hash-chained audit log with the acting key (never the secret).
-    internal static void Audit(AuditLog audit, HttpContext context, string action, string subject, IReadOnlyDictionary<string, string>? details = null) =>
-        audit.Append(new AuditEntry(context.User.Actor(), action, subject, details));
-
-    internal static KeyDto ToDto(ApiKeyRecord k, string? key) => new(k.Id, k.PublicId, k.Name, Roles.Name(k.Role), k.CreatedAt, k.RevokedAt, key);
-
-    private static IResult CreateKey(HttpContext context, CreateKeyRequest request, ServerStore server, ApiKeyCache cache, AuditLog audit)
-    {
-        if (request is null || string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
-        {
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A key needs a name (1–200 characters) saying who uses it.");
-        }
-
-        if (!Roles.TryParse(request.Role, out var role))
-        {
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"Unknown role '{request.Role}'; roles: {Roles.AllNames}.");
-        }
-
-        var (record, key) = server.CreateKey(request.Name, role);
-        cache.Invalidate();
-        Audit(audit, context, "key.create", $"key:{record.Id}", new Dictionary<string, string> { ["public_id"] = record.PublicId, ["role"] = Roles.Name(role), ["name"] = record.Name });
-        return Results.Created($"/v1/keys/{record.Id}", ToDto(record, key));
-    }
-
-    private static IResult RevokeKey(HttpContext context, long id, ServerStore server, ApiKeyCache cache, AuditLog audit)
-    {
-        if (!server.RevokeKey(id))
-        {
-            throw ApiException.NotFound($"No live key {id}.");
-        }
-
-        cache.Invalidate();
-        Audit(audit, context, "key.revoke", $"key:{id}");
-        return Results.NoContent();
-    }
-
-    private static IResult CreateWebhook(HttpContext context, CreateWebhookRequest request, ServerStore server, AuditLog audit)
-    {
-        if (request is null || !Uri.TryCreate(request.Url, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
-        {
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A webhook needs an absolute http(s) url.");
-        }
-
-        if (request.Secret is { Length: < 16 })
-        {
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A webhook secret has at least 16 characters (or leave it out to get a generated one).");
-        }
-
-        var secret = request.Secret ?? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-        var hook = server.CreateWebhook(url.ToString(), secret);
-        Audit(audit, context, "webhook.create", $"webhook:{hook.Id}", new Dictionary<string, string> { ["host"] = url.Host });
-        return Results.Created($"/v1/webhooks/{hook.Id}", new WebhookDto(hook.Id, hook.Url, hook.Enabled, hook.CreatedAt, secret));
-    }
 }
 
 /// <summary>A read-only stream of a prefix buffer followed by another stream (to replay sniffed bytes).</summary>

@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using NetVips;
 using Warden.FakeCyberTipline;
+using Warden.Review;
 using Warden.Review.Storage;
 
 namespace Warden.Cli;

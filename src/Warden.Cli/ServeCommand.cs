@@ -1,6 +1,6 @@
 using System.CommandLine;
+using Warden.Review;
 using Warden.Review.Audit;
-using Warden.Review.Storage;
 using Warden.Server;
 using Warden.Server.Auth;
 using Warden.Server.Data;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Warden.Review;
 using Warden.Review.Audit;
 using Warden.Review.Storage;
 using Warden.Review.Users;

@@ -2,9 +2,10 @@ using System.Data.Common;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Warden.Review.Audit;
+using Warden.Review.Storage;
 using Warden.Storage;
 
-namespace Warden.Review.Storage;
+namespace Warden.Review;
 
 /// <summary>What <see cref="LegacyReviewFile.Migrate"/> moved.</summary>
 /// <param name="Rows">Rows copied per table.</param>

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Warden.FakeCyberTipline;
+using Warden.Review.Cases;
 using Warden.Review.Reporting;
 using Warden.Review.Storage;
 

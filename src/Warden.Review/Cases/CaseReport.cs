@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
-using Warden.Review.Cases;
 using Warden.Review.Evidence;
+using Warden.Review.Reporting;
 
-namespace Warden.Review.Reporting;
+namespace Warden.Review.Cases;
 
 /// <summary>The organisation's standing report settings.</summary>
 public sealed record ReportSettings
@@ -220,23 +220,5 @@ public static class CaseReportBuilder
     {
         var ext = Path.GetExtension(name ?? "");
         return ext.Length is > 1 and <= 6 && ext.Skip(1).All(char.IsAsciiLetterOrDigit) ? ext.ToLowerInvariant() : ".bin";
-    }
-}
-
-/// <summary>Reads upload media from the vault as a logged system read (not a person's view).</summary>
-public sealed class VaultDeliveryMedia(EvidenceVault vault) : IDeliveryMedia
-{
-    /// <inheritdoc/>
-    public async Task<byte[]?> ReadAsync(string caseId, string evidenceRef, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var content = await vault.ReadAsync(evidenceRef, new EvidenceAccess(EvidenceActor.Component("system:report-outbox"), $"CyberTipline upload for case {caseId}", Revealed: false), cancellationToken).ConfigureAwait(false);
-            return content.Media;
-        }
-        catch (EvidenceException ex) when (ex.Error is EvidenceError.NotFound or EvidenceError.Destroyed)
-        {
-            return null;
-        }
     }
 }

@@ -42,16 +42,16 @@ internal static class HashingEndpoints
         return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false, warnings));
     }
 
-    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] Review.UploadQuery upload, MatchService service, ReviewService review, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] UploadQuery upload, MatchService service, ReviewService review, ServerOptions options, CancellationToken cancellationToken)
     {
         // Every parameter is checked before anything happens: a bad one must not leave a recorded match, a
         // quarantine, a webhook, a case, a flood count or a metric behind its 400.
         var uploader = Uploader(uploaderId);
-        var uploadContext = Review.ReviewIntake.Parse(uploader, upload);
+        var uploadContext = ReviewIntake.Parse(uploader, upload);
         var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
         var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
         var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader) { Upload = uploadContext }, (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
-        await Review.ReviewIntake.AfterMatchAsync(review, content.Data, hashes, response, uploadContext, cancellationToken).ConfigureAwait(false);
+        await ReviewIntake.AfterMatchAsync(review, content.Data, hashes, response, uploadContext, cancellationToken).ConfigureAwait(false);
         return Results.Ok(response);
     }
 

@@ -3,11 +3,10 @@ using System.Net;
 using Microsoft.AspNetCore.Mvc;
 using Warden.Core.Hashing;
 using Warden.Server.Actions;
-using Warden.Server.Api;
 
 using Warden.Review;
 
-namespace Warden.Server.Review;
+namespace Warden.Server.Api;
 
 /// <summary>Optional upload context of <c>POST /v1/match</c> (query parameters).</summary>
 public sealed class UploadQuery

@@ -1,6 +1,6 @@
 using System.Net;
 using Warden.Cli;
-using Warden.Review.Storage;
+using Warden.Review;
 using Warden.Review.Users;
 using Warden.Server.Auth;
 

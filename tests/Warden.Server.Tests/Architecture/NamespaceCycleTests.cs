@@ -78,11 +78,66 @@ public sealed class NamespaceCycleTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Print_graph()
+    public void Only_serve_and_key_commands_of_the_cli_use_the_server_assembly()
     {
-        foreach (var (from, to) in Graph.Value.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        // User and review commands work on Warden.Review and Warden.Storage alone (issue 13 §3); ServeCommand
+        // (serve, and key, whose api_keys table is the server's) is the CLI's one door into Warden.Server.
+        var cli = typeof(Warden.Cli.WardenCli).Assembly;
+        var leaks = new List<string>();
+        foreach (var type in cli.GetTypes())
         {
-            output.WriteLine($"{from} -> {string.Join(", ", to.Order(StringComparer.Ordinal))}");
+            var outer = type;
+            while (outer.DeclaringType is { } d)
+            {
+                outer = d;
+            }
+
+            if (outer.Name == "ServeCommand")
+            {
+                continue;
+            }
+
+            var used = NamespaceGraph.Referenced(type).SelectMany(NamespaceGraph.Namespaces)
+                .Where(n => n == "Warden.Server" || n.StartsWith("Warden.Server.", StringComparison.Ordinal))
+                .Distinct(StringComparer.Ordinal)
+                .ToList();
+            if (used.Count > 0)
+            {
+                leaks.Add($"{type.FullName} uses {string.Join(", ", used)}");
+            }
         }
+
+        Assert.Empty(leaks);
+        Assert.Contains(NamespaceGraph.Referenced(cli.GetType("Warden.Cli.UserCommand", throwOnError: true)!).SelectMany(NamespaceGraph.Namespaces), n => n.StartsWith("Warden.Review", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void No_source_compares_action_or_bank_kind_words()
+    {
+        // Hits carry a typed outcome (Actions.HitOutcome) and matches a typed action (Actions.MatchAction): the wire
+        // words are written in one place (MatchActionNames, BankDto.KindName) and never compared to decide anything.
+        var words = new[] { "block", "allow", "quarantine", "record", "suppressed", "flood_quarantined" };
+        var offending = new List<string>();
+        foreach (var project in new[] { "Warden.Server", "Warden.Review" })
+        {
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(NodeTools.RepoRoot, "src", project), "*.cs", SearchOption.AllDirectories))
+            {
+                var lines = File.ReadAllLines(file);
+                for (var i = 0; i < lines.Length; i++)
+                {
+                    foreach (var w in words)
+                    {
+                        var quoted = "\"" + w + "\"";
+                        if (lines[i].Contains("== " + quoted, StringComparison.Ordinal) || lines[i].Contains("!= " + quoted, StringComparison.Ordinal)
+                            || lines[i].Contains(quoted + " ==", StringComparison.Ordinal) || lines[i].Contains("Equals(" + quoted, StringComparison.Ordinal))
+                        {
+                            offending.Add($"{Path.GetRelativePath(NodeTools.RepoRoot, file)}:{i + 1}: {lines[i].Trim()}");
+                        }
+                    }
+                }
+            }
+        }
+
+        Assert.Empty(offending);
     }
 }

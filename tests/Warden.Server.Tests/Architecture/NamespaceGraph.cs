@@ -146,7 +146,8 @@ internal static class NamespaceGraph
         return result;
     }
 
-    private static IEnumerable<string> Namespaces(Type type)
+    /// <summary>The namespaces a type reference names (its outermost type's, its element's, its generic arguments').</summary>
+    public static IEnumerable<string> Namespaces(Type type)
     {
         if (type.IsArray || type.IsByRef || type.IsPointer)
         {
@@ -186,7 +187,8 @@ internal static class NamespaceGraph
         }
     }
 
-    private static IEnumerable<Type> Referenced(Type type)
+    /// <summary>The types <paramref name="type"/> uses in its signatures and method bodies.</summary>
+    public static IEnumerable<Type> Referenced(Type type)
     {
         if (type.BaseType is { } b)
         {

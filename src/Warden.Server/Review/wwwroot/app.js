@@ -233,7 +233,7 @@
         el('ul', { class: 'members' }, data.members.map((m, j) => el('li', { class: 'member', id: 'member-' + i + '-' + j },
           m.item ? el('img', { class: 'thumb ' + cls, alt: 'Member ' + (j + 1) + ', obscured preview', src: mediaUrl(k, m.item), loading: 'lazy' }) : el('div', { class: 'nomedia thumb' }, 'No media'),
           el('p', { class: 'why' }, m.why), el('p', { class: 'viewed' }, fmt(m.received_at), m.file_name ? ' · ' + m.file_name : '')))),
-        data.total > data.members.length ? el('p', {}, 'The first ' + data.members.length + ' are shown.') : null);
+        data.total > data.members.length ? el('p', {}, 'The first ' + data.members.length + ' are shown.') : '');
       box.hidden = false;
       $('members-btn-' + i).textContent = 'Hide members';
     } catch (e) { say(e.message, true); }

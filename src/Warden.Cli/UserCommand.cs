@@ -60,7 +60,91 @@ internal static class UserCommand
             });
         });
 
-        return new Command("user", "Manage review console users (log in at /review of 'warden serve').") { create, list };
+        return new Command("user", "Manage review console users (log in at /review of 'warden serve').")
+        {
+            create, list, Disable(error, disable: true), Disable(error, disable: false), ResetPassword(output, error),
+        };
+    }
+
+    /// <summary><c>warden user disable NAME</c> / <c>enable NAME</c>: disabling ends the user's sessions at once.</summary>
+    private static Command Disable(TextWriter error, bool disable)
+    {
+        var username = new Argument<string>("username") { Description = "Login name." };
+        var db = CommonOptions.Db();
+        var reviewDb = ReviewDb();
+        var command = disable
+            ? new Command("disable", "Disable a review console user: they cannot log in, and their sessions end now.\n\nExample:\n  warden user disable alice --db warden.db") { username, db, reviewDb }
+            : new Command("enable", "Enable a disabled review console user again.") { username, db, reviewDb };
+        command.SetAction(p => CommonOptions.Guarded(error, () =>
+        {
+            if (Target(p.GetValue(reviewDb), p.GetRequiredValue(db), create: false, error) is not { } target)
+            {
+                return WardenCli.NoDatabase;
+            }
+
+            var name = p.GetRequiredValue(username);
+            using var database = ReviewDatabase.Open(target);
+            if (!new ConsoleStore(database).SetDisabled(name, disable))
+            {
+                error.WriteLine($"warden: no user '{name}'.");
+                return WardenCli.SomeFailed;
+            }
+
+            Audit(database).Append(new AuditEntry("cli", disable ? "user.disable" : "user.enable", "user:" + name, new Dictionary<string, string> { ["via"] = "cli" }));
+            error.WriteLine(disable ? $"warden: disabled '{name}'; their sessions ended." : $"warden: enabled '{name}'.");
+            return WardenCli.Ok;
+        }));
+        return command;
+    }
+
+    /// <summary><c>warden user reset-password NAME</c>: a given or generated password; the user's sessions end.</summary>
+    private static Command ResetPassword(TextWriter output, TextWriter error)
+    {
+        var username = new Argument<string>("username") { Description = "Login name." };
+        var password = new Option<string?>("--password") { Description = "The new password (visible in the process list; prefer --password-stdin). Neither: one is generated and printed." };
+        var stdin = new Option<bool>("--password-stdin") { Description = "Read the new password from the first line of standard input." };
+        var db = CommonOptions.Db();
+        var reviewDb = ReviewDb();
+        var command = new Command("reset-password", "Set a new password for a review console user and end their sessions.\n\nExample:\n  warden user reset-password alice --db warden.db   (prints a generated password)")
+        {
+            username, password, stdin, db, reviewDb,
+        };
+        command.SetAction(p =>
+        {
+            var given = p.GetValue(stdin) ? Console.In.ReadLine() : p.GetValue(password);
+            if (given is not null && given.Length < 12)
+            {
+                error.WriteLine("warden: a password needs at least 12 characters (or leave out --password to have one generated).");
+                return WardenCli.UsageError;
+            }
+
+            return CommonOptions.Guarded(error, () =>
+            {
+                if (Target(p.GetValue(reviewDb), p.GetRequiredValue(db), create: false, error) is not { } target)
+                {
+                    return WardenCli.NoDatabase;
+                }
+
+                var name = p.GetRequiredValue(username);
+                var secret = given ?? ConsoleStore.GeneratePassword();
+                using var database = ReviewDatabase.Open(target);
+                if (!new ConsoleStore(database).SetPassword(name, PasswordHashing.Hash(secret)))
+                {
+                    error.WriteLine($"warden: no user '{name}'.");
+                    return WardenCli.SomeFailed;
+                }
+
+                Audit(database).Append(new AuditEntry("cli", "user.password_reset", "user:" + name, new Dictionary<string, string> { ["via"] = "cli", ["generated"] = given is null ? "true" : "false" }));
+                if (given is null)
+                {
+                    output.WriteLine(secret); // the only copy: hand it to the user over a safe channel
+                }
+
+                error.WriteLine($"warden: new password set for '{name}'; their sessions ended.");
+                return WardenCli.Ok;
+            });
+        });
+        return command;
     }
 
     /// <summary>

@@ -63,6 +63,9 @@ public sealed class ReviewOptions
     /// <summary>Session lifetime (minutes of inactivity are not tracked: a session ends this long after login).</summary>
     public int SessionMinutes { get; set; } = 8 * 60;
 
+    /// <summary>Minutes a reviewer's claim on a case lasts unless renewed (1–240; the console renews it while the case is open).</summary>
+    public int ClaimMinutes { get; set; } = 15;
+
     /// <summary>Name of the allow-list bank that false-positive decisions add to (created when missing).</summary>
     public string FalsePositiveBank { get; set; } = "review-false-positives";
 

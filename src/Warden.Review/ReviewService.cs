@@ -187,6 +187,9 @@ public sealed partial class ReviewService : IDisposable
             "false_positive" => Verdict.FalsePositive,
             _ => throw new ReviewException(400, "invalid_request", "verdict is 'confirmed' or 'false_positive'."),
         };
+
+        // One reviewer at a time: the claim is taken here when free (and renewed when one's own), else 409.
+        TakeClaim(user, caseId);
         var viewed = cluster.Members.Any(m => m.EvidenceRef is { } e && Vault is not null && Vault.Views(e).Any(v => v.ActorKind == ActorKind.Human && v.What == "revealed"));
         if (!viewed && Vault is not null && cluster.Representative.EvidenceRef is not null && !_options.AllowDecisionWithoutViewing)
         {
@@ -527,6 +530,9 @@ public sealed partial class ReviewService : IDisposable
                     break;
                 case "decision":
                     Cases.Decide(e.CaseId, e.ClusterId!, JsonSerializer.Deserialize<DecisionRecord>(e.Body, Json)!.ToDecision());
+                    break;
+                case "undo":
+                    Cases.Undo(e.CaseId, e.ClusterId!);
                     break;
                 case "close":
                     Cases.Close(e.CaseId, JsonSerializer.Deserialize<CloseRecord>(e.Body, Json)!.Reported);

@@ -158,6 +158,29 @@ public sealed class CaseBuilder
         }
     }
 
+    /// <summary>
+    /// Takes back a cluster's decision while the case is neither reported nor closed: the cluster awaits a
+    /// decision again. Returns the decision that was undone.
+    /// </summary>
+    public ClusterDecision Undo(string caseId, string clusterId)
+    {
+        lock (_lock)
+        {
+            var @case = _cases.GetValueOrDefault(caseId) ?? throw new KeyNotFoundException($"No case {caseId}.");
+            if (@case.Status is CaseStatus.Reported or CaseStatus.Closed)
+            {
+                throw new InvalidOperationException($"Case {caseId} is {@case.Status}; decisions are final once reported or closed.");
+            }
+
+            var cluster = @case.Clusters.FirstOrDefault(c => c.Id == clusterId) ?? throw new KeyNotFoundException($"No cluster {clusterId} in case {caseId}.");
+            var was = cluster.Decision ?? throw new InvalidOperationException("The cluster has no decision to undo.");
+            cluster.Decision = null;
+            cluster.MembersAtDecision = 0;
+            @case.Status = CaseStatus.Open;
+            return was;
+        }
+    }
+
     /// <summary>Marks a case reported (or closed): later matches from the uploader open a new case.</summary>
     public void Close(string caseId, bool reported)
     {

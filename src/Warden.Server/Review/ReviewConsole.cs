@@ -118,7 +118,7 @@ public static class ReviewConsole
             }));
             return Results.NoContent();
         });
-        api.MapGet("/queue", (ReviewService r) => r.Cases.Queue().Select(QueueRow));
+        api.MapGet("/queue", (ReviewService r) => ConsoleQueueEndpoints.QueueRows(r));
         api.MapGet("/cases/{id}", (string id, HttpContext c, ReviewService r) => r.Cases.Find(id) is { } k ? Results.Json(CaseView(k, r, Session(c).User)) : NotFound());
         api.MapGet("/cases/{id}/items/{item}/media", MediaAsync);
         api.MapPost("/cases/{id}/items/{item}/reveal", async (string id, string item, HttpContext c, ReviewService r, RevealRequest? body, CancellationToken ct) =>
@@ -133,9 +133,9 @@ public static class ReviewConsole
                 original_url = $"/review/api/cases/{Uri.EscapeDataString(id)}/items/{Uri.EscapeDataString(item)}/media?original=1&grant={Uri.EscapeDataString(g.Grant)}",
             });
         });
-        api.MapPost("/obscure", (HttpContext c, ReviewService r) =>
+        api.MapPost("/obscure", (HttpContext c, ReviewService r, ReobscureRequest? body) =>
         {
-            r.Reobscure(Session(c).User);
+            r.Reobscure(Session(c).User, body?.CaseId, body?.Item);
             return Results.NoContent();
         });
         api.MapPost("/cases/{id}/clusters/{cluster}/decision", (string id, string cluster, HttpContext c, ReviewService r, DecisionRequest body) =>
@@ -149,6 +149,7 @@ public static class ReviewConsole
             return Results.NoContent();
         });
         ReportAdmin.MapConsole(api);
+        ConsoleQueueEndpoints.Map(api);
 
         var audit = app.MapGroup("/v1/audit").RequireAuthorization(Roles.Administer).WithTags("Audit");
         audit.MapGet(string.Empty, AuditQuery)
@@ -404,21 +405,6 @@ public static class ReviewConsole
         : b.Length > 12 && b[8..12].SequenceEqual("WEBP"u8) ? "image/webp"
         : "application/octet-stream";
 
-    private static object QueueRow(ReviewCase k) => new
-    {
-        id = k.Id,
-        uploader_id = k.UploaderId,
-        status = k.Status.ToString().ToLowerInvariant(),
-        priority = k.Priority,
-        items = k.ItemCount,
-        clusters = k.Clusters.Count,
-        undecided = k.Clusters.Count(c => c.Decision is null),
-        max_severity = k.MaxSeverity,
-        ai = k.HasAiProvenance,
-        opened_at = k.OpenedAt,
-        updated_at = k.UpdatedAt,
-    };
-
     private static object CaseView(ReviewCase k, ReviewService r, ConsoleUser user) => new
     {
         id = k.Id,
@@ -430,6 +416,8 @@ public static class ReviewConsole
         updated_at = k.UpdatedAt,
         ips = k.Submissions.Select(s => s.Context.IpAddress).OfType<string>().Distinct().Take(50),
         urls = k.Submissions.Select(s => s.Context.Url).OfType<string>().Distinct().Take(50),
+        claim = ConsoleQueueEndpoints.ClaimView(r.ConsoleState.Holder(k.Id, DateTimeOffset.UtcNow)),
+        claim_minutes = (int)r.ClaimLease.TotalMinutes,
         clusters = k.Clusters.Select(c => new
         {
             id = c.Id,
@@ -438,6 +426,8 @@ public static class ReviewConsole
             viewed_by_me = c.Representative.EvidenceRef is { } e && r.Vault is not null && r.Vault.Views(e).Any(v => v.Actor == user.Username && v.What == "revealed"),
             viewed_by_anyone = c.Representative.EvidenceRef is { } e2 && r.Vault is not null && r.Vault.ViewedByEsp(e2),
             decision = c.Decision is { } d ? DecisionView(d) : null,
+            suggested_classification = CaseQuery.SuggestedClassification(c),
+            suggested_annotations = CaseQuery.SuggestedAnnotations(c),
             members = c.Members.Take(20).Select(m => new { submission_id = m.SubmissionId, item = m.EvidenceRef, received_at = m.ReceivedAt }),
         }),
         report = r.Deliveries.FindByCase(k.Id, NcmecDestination.DestinationName) is { } dl ? ReportView(r, dl) : null,
@@ -531,6 +521,11 @@ public sealed record LoginRequest(string? Username, string? Password);
 /// <param name="BlurPercent">Blur strength when on: gaussian sigma in percent of the derivative's longest side.</param>
 /// <param name="Size">Longest side of the derivative in pixels.</param>
 public sealed record SettingsRequest(bool? Blur, bool? Greyscale, int? BlurPercent = null, int? Size = null);
+
+/// <summary>What was re-obscured (for the audit record; optional).</summary>
+/// <param name="CaseId">The case on screen.</param>
+/// <param name="Item">The item that was revealed.</param>
+public sealed record ReobscureRequest(string? CaseId, string? Item);
 
 /// <summary>A reveal's optional reason (kept in the view record and audit log).</summary>
 /// <param name="Reason">Why the reviewer needs the original.</param>

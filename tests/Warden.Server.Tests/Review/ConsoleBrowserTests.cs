@@ -1,5 +1,6 @@
 using Microsoft.Playwright;
 using Warden.Review.Evidence;
+using Warden.Server.Auth;
 
 namespace Warden.Server.Tests.Review;
 
@@ -48,7 +49,7 @@ public sealed class ConsoleBrowserTests
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
         await page.Locator("#queue").WaitForAsync();
         await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(1);
-        await page.ScreenshotAsync(new() { Path = Screenshot("review-queue.png") });
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-queue-single.png", keep: false) });
 
         // By keyboard, so the script's focus on <main> counts as keyboard focus (:focus-visible), as a keyboard user gets it.
         await page.Locator("a.case-link").First.FocusAsync();
@@ -112,7 +113,7 @@ public sealed class ConsoleBrowserTests
         // A phone (375 px): the header wraps and no page scrolls sideways.
         await page.SetViewportSizeAsync(375, 800);
         await AssertNoSidewaysScrollAsync(page, "case");
-        await page.ScreenshotAsync(new() { Path = Screenshot("review-phone-case.png") });
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-phone-case.png", keep: false) });
         await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/queue").ToString());
         await page.Locator("#view h2").WaitForAsync();
         await AssertNoSidewaysScrollAsync(page, "queue");
@@ -123,6 +124,157 @@ public sealed class ConsoleBrowserTests
         await page.Locator("#login-form").WaitForAsync();
         await Assertions.Expect(page.Locator("#nav")).ToBeHiddenAsync();
         await AssertNoSidewaysScrollAsync(page, "login");
+    }
+
+    /// <summary>
+    /// The reviewer's working tools in one pass: queue filters and server-side pages, claims visible in the
+    /// queue, every member of a cluster (obscured) with why it clustered, the pre-filled classification, undo,
+    /// history search by report id, and the admin's Users page (a disabled reviewer's open page is logged out).
+    /// </summary>
+    [SkippableFact]
+    public async Task Queue_claims_members_undo_history_and_user_admin_work_in_the_browser()
+    {
+        Skip.IfNot(File.Exists(Chromium), "Chromium is not installed at /usr/bin/chromium (apt-get install chromium).");
+        await using var h = await ReviewHarness.StartAsync(configure: r => r.Login.AccountBaseDelayMilliseconds = 1);
+        await h.SeedCaseAsync();
+        using (var submitter = h.Server.Client(Role.Submitter))
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                Assert.True(await ReviewHarness.UploadAsync(submitter, Media.Jpeg(2), "other-" + i, 10 + i));
+            }
+        }
+
+        // root (admin) holds a claim on u1's case: the queue shows it to alice.
+        using var rootApi = await h.LoginAsync("root");
+        var u1 = (await rootApi.GetAsync("cases?uploader=u1")).GetProperty("cases")[0].GetProperty("id").GetString()!;
+        (await rootApi.PostAsync($"cases/{u1}/claim")).EnsureSuccessStatusCode();
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Chromium,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1100, Height = 800 } });
+        var page = await context.NewPageAsync();
+        page.SetDefaultTimeout(30_000);
+        await LoginAsync(page, h, "alice", ReviewHarness.Password);
+
+        // Pages of two, from the server: 5 open cases.
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/queue?limit=2").ToString());
+        await Assertions.Expect(page.Locator("#q-range")).ToHaveTextAsync("1–2 of 5");
+        await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(2);
+        await Assertions.Expect(page.Locator("#q-prev")).ToBeDisabledAsync();
+        await page.Locator("#q-next").ClickAsync();
+        await Assertions.Expect(page.Locator("#q-range")).ToHaveTextAsync("3–4 of 5");
+        await page.Locator("#q-next").ClickAsync();
+        await Assertions.Expect(page.Locator("#q-range")).ToHaveTextAsync("5–5 of 5");
+        await Assertions.Expect(page.Locator("#q-next")).ToBeDisabledAsync();
+
+        // Filters: label and uploader; the claim column names root.
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/queue").ToString());
+        await page.Locator("#q-label").FillAsync("classification=B1");
+        await page.Locator("#q-apply").ClickAsync();
+        await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(5); // u1 has a B1 cluster too
+        await page.Locator("#q-uploader").FillAsync("u1");
+        await page.Locator("#q-apply").ClickAsync();
+        await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.Locator("#queue .claim-cell")).ToContainTextAsync("root since");
+        Assert.Contains("uploader=u1", page.Url, StringComparison.Ordinal); // the filter is in the address, so it can be shared
+        await page.Locator("#q-reset").ClickAsync();
+        await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(5);
+        await page.Locator("#q-sort").SelectOptionAsync("items");
+        await page.Locator("#q-apply").ClickAsync();
+        await Assertions.Expect(page.Locator("#queue tbody tr").First).ToContainTextAsync("u1");
+        await page.ScreenshotAsync(new() { Path = Screenshot("review-queue.png") });
+
+        // Opening a case claimed by root: the page says so and offers no decision buttons.
+        await page.Locator("#queue a.case-link", new() { HasText = "u1" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#claim")).ToContainTextAsync("Claimed by root");
+        await Assertions.Expect(page.Locator("#confirm-0")).ToHaveCountAsync(0);
+        (await rootApi.PostAsync($"cases/{u1}/release")).EnsureSuccessStatusCode();
+        await page.Locator("#view h2").ClickAsync();
+        await page.Keyboard.PressAsync("g");
+        await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(5);
+        await page.Locator("#queue a.case-link", new() { HasText = "u1" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#claim")).ToContainTextAsync("Claimed by you");
+        Assert.Equal("alice", (await rootApi.GetAsync("cases/" + u1)).GetProperty("claim").GetProperty("by").GetString());
+
+        // Classification pre-filled from the bank labels (A1 for image 1, B1 for image 2).
+        await Assertions.Expect(page.Locator("#cls-0")).ToHaveValueAsync("A1");
+        await Assertions.Expect(page.Locator("#cls-1")).ToHaveValueAsync("B1");
+        await Assertions.Expect(page.Locator("#cls-hint-0")).ToContainTextAsync("Pre-filled from the matched bank labels");
+
+        // Every member of cluster 1, obscured, with why it clustered.
+        await page.Locator("#members-btn-0").ClickAsync();
+        await Assertions.Expect(page.Locator("#members-0 .member")).ToHaveCountAsync(2);
+        await Assertions.Expect(page.Locator("#member-0-0 .why")).ToContainTextAsync("representative");
+        await Assertions.Expect(page.Locator("#member-0-1 .why")).ToContainTextAsync(new System.Text.RegularExpressions.Regex("PDQ distance \\d+ to the representative"));
+        await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#members-0 img.thumb')].every(i => i.complete && i.naturalWidth > 0)");
+        Assert.Contains("blur", await page.Locator("#member-0-1 img").EvaluateAsync<string>("e => getComputedStyle(e).filter"), StringComparison.Ordinal);
+        await Assertions.Expect(page.Locator("#members-0")).Not.ToContainTextAsync("null");
+        await page.Locator("#cluster-0").ScreenshotAsync(new() { Path = Screenshot("review-cluster-members.png") });
+
+        // Decide, then undo: the decision form comes back.
+        await page.Locator("#confirm-0").ClickAsync();
+        await Assertions.Expect(page.Locator("#cluster-0 .decided")).ToContainTextAsync("confirmed A1");
+        await page.Locator("#undo-0").ClickAsync();
+        await Assertions.Expect(page.Locator("#status")).ToContainTextAsync("Decision undone");
+        await Assertions.Expect(page.Locator("#cluster-0 .decided")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#confirm-0")).ToBeVisibleAsync();
+
+        // Decide both and file; then undo is gone and the case is found in history by its report id.
+        await page.Locator("#confirm-0").ClickAsync();
+        await Assertions.Expect(page.Locator("#cluster-0 .decided")).ToBeVisibleAsync();
+        await page.Locator("#confirm-1").ClickAsync();
+        await Assertions.Expect(page.Locator("#cluster-1 .decided")).ToContainTextAsync("confirmed B1");
+        await page.Locator("#file-report").ClickAsync();
+        await Assertions.Expect(page.Locator("#report-status")).ToHaveTextAsync("finished", new() { Timeout = 60_000 });
+        await Assertions.Expect(page.Locator("#undo-0")).ToHaveCountAsync(0);
+        var reportId = await page.Locator("#report-id").TextContentAsync();
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/queue?status=closed").ToString());
+        await Assertions.Expect(page.Locator("#view h2")).ToHaveTextAsync("Case history");
+        await page.Locator("#q-report_id").FillAsync(reportId!);
+        await page.Locator("#q-apply").ClickAsync();
+        await Assertions.Expect(page.Locator("#queue tbody tr")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.Locator("#queue .report-cell")).ToContainTextAsync("finished · " + reportId);
+
+        // The admin disables alice on the Users page: her open page is sent to the login form.
+        var adminContext = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1100, Height = 700 } });
+        var admin = await adminContext.NewPageAsync();
+        admin.SetDefaultTimeout(30_000);
+        await LoginAsync(admin, h, "root", ReviewHarness.Password);
+        await admin.GotoAsync(new Uri(h.Server.BaseAddress, "review#/users").ToString());
+        await Assertions.Expect(admin.Locator("#users tr[data-user=alice] .user-state")).ToHaveTextAsync("active");
+        await Assertions.Expect(admin.Locator("#disable-root")).ToBeDisabledAsync();
+        await admin.Locator("#disable-alice").ClickAsync();
+        await Assertions.Expect(admin.Locator("#users tr[data-user=alice] .user-state")).ToHaveTextAsync("disabled");
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review#/queue").ToString());
+        await page.ReloadAsync();
+        await page.Locator("#login-form").WaitForAsync();
+        await Assertions.Expect(page.Locator("#nav")).ToBeHiddenAsync();
+        await admin.Locator("#enable-alice").ClickAsync();
+        await Assertions.Expect(admin.Locator("#users tr[data-user=alice] .user-state")).ToHaveTextAsync("active");
+
+        // Reset with a generated password (the prompt left empty): shown once, and it works.
+        admin.Dialog += (_, d) => _ = d.AcceptAsync("");
+        await admin.Locator("#reset-alice").ClickAsync();
+        await Assertions.Expect(admin.Locator("#new-password")).ToContainTextAsync("shown once");
+        var generated = (await admin.Locator("#new-password .mono").TextContentAsync())!;
+        await admin.ScreenshotAsync(new() { Path = Screenshot("review-users.png") });
+        await LoginAsync(page, h, "alice", generated);
+        Assert.Contains(h.Review.Audit.Query(new(Actor: "root")), a => a.Action == "user.disable" && a.Subject == "user:alice");
+        await adminContext.CloseAsync();
+    }
+
+    private static async Task LoginAsync(IPage page, ReviewHarness h, string user, string password)
+    {
+        await page.GotoAsync(new Uri(h.Server.BaseAddress, "review").ToString());
+        await page.GetByLabel("User name").FillAsync(user);
+        await page.GetByLabel("Password").FillAsync(password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await page.Locator("#queue, #q-empty").First.WaitForAsync();
     }
 
     private static async Task AssertNoSidewaysScrollAsync(IPage page, string what)
@@ -241,12 +393,12 @@ public sealed class ConsoleBrowserTests
     private static string Digest(byte[] b) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(b));
 
     /// <summary>
-    /// docs/screenshots/NAME in the repository when WARDEN_SCREENSHOTS=1 (to refresh the committed ones),
-    /// else a temporary folder, so a test run leaves the working tree clean.
+    /// docs/images/NAME in the repository when WARDEN_SCREENSHOTS=1 (to refresh the committed ones; only those
+    /// with <paramref name="keep"/>), else a temporary folder, so a test run leaves the working tree clean.
     /// </summary>
-    private static string Screenshot(string name)
+    private static string Screenshot(string name, bool keep = true)
     {
-        if (Environment.GetEnvironmentVariable("WARDEN_SCREENSHOTS") != "1")
+        if (Environment.GetEnvironmentVariable("WARDEN_SCREENSHOTS") != "1" || !keep)
         {
             var temp = Path.Combine(Path.GetTempPath(), "warden-screenshots");
             Directory.CreateDirectory(temp);
@@ -259,7 +411,7 @@ public sealed class ConsoleBrowserTests
             dir = dir.Parent;
         }
 
-        var target = Path.Combine(dir?.FullName ?? Path.GetTempPath(), "docs", "screenshots");
+        var target = Path.Combine(dir?.FullName ?? Path.GetTempPath(), "docs", "images");
         Directory.CreateDirectory(target);
         return Path.Combine(target, name);
     }

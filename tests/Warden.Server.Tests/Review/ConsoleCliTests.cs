@@ -36,6 +36,49 @@ public sealed class ConsoleCliTests
     }
 
     [Fact]
+    public async Task User_disable_enable_and_reset_password_end_sessions_and_are_audited()
+    {
+        await using var h = await ReviewHarness.StartAsync(preserve: false, configure: r => r.Login.AccountBaseDelayMilliseconds = 1);
+        var db = Path.Combine(h.Directory, "warden.db");
+        using var alice = await h.LoginAsync();
+
+        Assert.Equal(0, Run("user", "disable", "alice", "--db", db).Exit);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await alice.Http.GetAsync("review/api/me")).StatusCode); // session ended
+        var (listed, list, _) = Run("user", "list", "--db", db);
+        Assert.Equal(0, listed);
+        Assert.Contains("alice\treviewer\tdisabled", list, StringComparison.Ordinal);
+        Assert.Equal(0, Run("user", "enable", "alice", "--db", db).Exit);
+
+        // Generated: printed once on stdout; the old password stops working.
+        var (reset, generated, resetErr) = Run("user", "reset-password", "alice", "--db", db);
+        Assert.True(reset == 0, resetErr);
+        Assert.Equal(20, generated.Trim().Length);
+        using (var again = await ConsoleClient.LoginAsync(h.Server.BaseAddress, "alice", generated.Trim()))
+        {
+            Assert.Equal("alice", (await again.GetAsync("me")).GetProperty("username").GetString());
+        }
+
+        Assert.Equal(0, Run("user", "reset-password", "alice", "--password", "a chosen long passphrase", "--db", db).Exit);
+        using (var chosen = await ConsoleClient.LoginAsync(h.Server.BaseAddress, "alice", "a chosen long passphrase"))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await chosen.Http.GetAsync("review/api/me")).StatusCode);
+        }
+
+        // Mistakes: a short password (usage, 2), no such user (1), a database that does not exist (2, nothing created).
+        Assert.Equal(2, Run("user", "reset-password", "alice", "--password", "short", "--db", db).Exit);
+        Assert.Equal(1, Run("user", "disable", "nobody", "--db", db).Exit);
+        Assert.Equal(1, Run("user", "reset-password", "nobody", "--db", db).Exit);
+        var missing = Path.Combine(h.Directory, "typo.db");
+        Assert.Equal(2, Run("user", "disable", "alice", "--db", missing).Exit);
+        Assert.False(File.Exists(missing));
+
+        var actions = h.Review.Audit.Query(new(Actor: "cli")).Select(a => a.Action).ToList();
+        Assert.Contains("user.disable", actions);
+        Assert.Contains("user.enable", actions);
+        Assert.Equal(2, actions.Count(a => a == "user.password_reset"));
+    }
+
+    [Fact]
     public void Password_hashes_verify_only_the_password()
     {
         var hash = PasswordHashing.Hash("a long enough passphrase");

@@ -2,7 +2,7 @@
 // inserted as text, never as HTML.
 'use strict';
 (() => {
-  const state = { me: null, csrf: null, caseData: null, selected: 0, poll: null, revealed: null, reportWatch: null };
+  const state = { me: null, csrf: null, caseData: null, selected: 0, poll: null, revealed: null, reportWatch: null, claimed: null, heartbeat: null };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, ...children) {
@@ -47,6 +47,7 @@
     updateExposure(state.me.exposure_today);
     $('nav').hidden = false; $('login').hidden = true; $('view').hidden = false;
     $('nav-deliveries').hidden = state.me.role !== 'admin';
+    $('nav-users').hidden = state.me.role !== 'admin';
     await deliveryNotice();
   }
 
@@ -62,31 +63,87 @@
     if (state.revealed) { URL.revokeObjectURL(state.revealed.url); state.revealed = null; }
     if (!state.me) { try { await loadMe(); } catch { return; } }
     const h = location.hash || '#/queue';
+    if (!h.startsWith('#/case/')) stopHeartbeat();
     state.reportWatch = null;
     say('');
     try {
       if (h.startsWith('#/case/')) await showCase(decodeURIComponent(h.slice(7)));
       else if (h === '#/settings') showSettings();
       else if (h === '#/deliveries') await showDeliveries();
+      else if (h === '#/users') await showUsers();
       else await showQueue();
     } catch (e) { say(e.message, true); }
   }
 
+  // ---- Queue and history: filters, sort and paging run on the server; the hash keeps them (#/queue?status=closed&…). ----
+  const queueFields = ['status', 'priority_min', 'bank', 'label', 'ai', 'min_age_hours', 'max_age_hours', 'uploader', 'hash', 'report_id', 'sort', 'order', 'offset'];
+
+  function queueParams() {
+    const h = location.hash || '#/queue';
+    const q = h.indexOf('?');
+    return new URLSearchParams(q < 0 ? '' : h.slice(q + 1));
+  }
+
+  function goQueue(p) {
+    const clean = new URLSearchParams();
+    for (const [k, v] of p) if (v !== '' && v !== null) clean.set(k, v);
+    const s = clean.toString();
+    location.hash = '#/queue' + (s ? '?' + s : '');
+  }
+
+  function claimText(c) { return c ? c.by + ' since ' + fmt(c.since).slice(11, 16) + ' UTC' : ''; }
+
   async function showQueue() {
-    const rows = await api('GET', '/queue');
+    const p = queueParams();
+    const data = await api('GET', '/cases?' + p.toString());
+    const closed = (p.get('status') || 'open') !== 'open';
+    const input = (name, label, attrs) => [el('label', { for: 'q-' + name }, label), el('input', Object.assign({ id: 'q-' + name, name, value: p.get(name) || '' }, attrs || {}))];
+    const choice = (name, label, options) => [el('label', { for: 'q-' + name }, label),
+      el('select', { id: 'q-' + name, name }, options.map(([v, t]) => el('option', { value: v, selected: (p.get(name) || '') === v ? true : null }, t)))];
+    const form = el('form', { id: 'queue-filters', class: 'filters', onsubmit: (e) => {
+      e.preventDefault();
+      const f = new URLSearchParams();
+      for (const n of queueFields) { const x = e.target.elements[n]; if (x && x.value.trim() !== '') f.set(n, x.value.trim()); }
+      f.delete('offset');
+      goQueue(f);
+    } },
+      el('div', {}, choice('status', 'Cases', [['', 'Open (queue)'], ['closed', 'Closed (history)'], ['all', 'All']])),
+      el('div', {}, input('priority_min', 'Priority ≥', { type: 'number', min: '0', max: '100', step: '1' })),
+      el('div', {}, input('bank', 'Bank')),
+      el('div', {}, input('label', 'Label (key or key=value)', { placeholder: 'classification=A1' })),
+      el('div', {}, choice('ai', 'AI-linked', [['', 'Any'], ['true', 'Yes'], ['false', 'No']])),
+      el('div', {}, input('min_age_hours', 'Older than (h)', { type: 'number', min: '0', step: '1' })),
+      el('div', {}, input('max_age_hours', 'Newer than (h)', { type: 'number', min: '0', step: '1' })),
+      el('div', {}, input('uploader', 'Uploader')),
+      el('div', {}, input('hash', 'Hash (PDQ, SHA-256, MD5)', { class: 'mono', maxlength: '64' })),
+      el('div', {}, input('report_id', 'Report id')),
+      el('div', {}, choice('sort', 'Sort by', [['', closed ? 'Last change' : 'Priority'], ['priority', 'Priority'], ['opened', 'Age'], ['updated', 'Last change'], ['items', 'Items']])),
+      el('div', {}, choice('order', 'Order', [['', 'Default'], ['desc', 'Descending'], ['asc', 'Ascending']])),
+      el('div', { class: 'filter-actions' }, el('button', { type: 'submit', id: 'q-apply' }, 'Apply'), ' ',
+        el('button', { type: 'button', class: 'secondary', id: 'q-reset', onclick: () => goQueue(new URLSearchParams(closed ? 'status=closed' : '')) }, 'Reset')));
+    const first = data.total === 0 ? 0 : data.offset + 1, last = data.offset + data.cases.length;
+    const page = (offset) => { const f = new URLSearchParams(p); f.set('offset', String(offset)); goQueue(f); };
+    const pager = el('nav', { class: 'pager', 'aria-label': 'Pages' },
+      el('span', { id: 'q-range' }, first + '–' + last + ' of ' + data.total), ' ',
+      el('button', { type: 'button', class: 'secondary', id: 'q-prev', disabled: data.offset === 0 ? true : null, onclick: () => page(Math.max(0, data.offset - data.limit)) }, '← Previous'), ' ',
+      el('button', { type: 'button', class: 'secondary', id: 'q-next', disabled: data.next_offset === null ? true : null, onclick: () => page(data.next_offset) }, 'Next →'));
+    const heads = ['Priority', 'Uploader', 'Status', 'Items', 'Clusters', 'Undecided', 'Opened', closed ? 'Report' : 'Claimed by'];
     const view = $('view');
     view.replaceChildren(
-      el('h2', {}, 'Queue'),
-      rows.length === 0 ? el('p', {}, 'No open cases.') :
+      el('h2', {}, closed ? 'Case history' : 'Queue'),
+      form,
+      data.cases.length === 0 ? el('p', { id: 'q-empty' }, closed ? 'No closed cases match.' : 'No open cases match.') :
       el('div', { class: 'table-scroll' }, el('table', { id: 'queue' },
-        el('caption', {}, 'Open cases, highest priority first'),
-        el('thead', {}, el('tr', {}, ['Priority', 'Uploader', 'Status', 'Items', 'Clusters', 'Undecided', 'Opened'].map(x => el('th', { scope: 'col' }, x)))),
-        el('tbody', {}, rows.map(r => el('tr', { 'data-case': r.id },
-          el('td', {}, r.priority),
+        el('caption', {}, closed ? 'Closed cases' : 'Open cases', ', sorted by ', data.sort, ' (', data.order, ')'),
+        el('thead', {}, el('tr', {}, heads.map(x => el('th', { scope: 'col' }, x)))),
+        el('tbody', {}, data.cases.map(r => el('tr', { 'data-case': r.id },
+          el('td', {}, r.priority, r.ai ? el('span', { class: 'badge', title: 'AI provenance' }, ' AI') : null),
           el('td', {}, el('a', { href: '#/case/' + encodeURIComponent(r.id), class: 'case-link' }, r.uploader_id)),
-          el('td', {}, r.status), el('td', {}, r.items), el('td', {}, r.clusters), el('td', {}, r.undecided), el('td', {}, fmt(r.opened_at))))))));
-    document.title = 'Queue – Warden review';
-    const first = view.querySelector('a.case-link'); if (first) first.focus(); else $('main').focus();
+          el('td', {}, r.status), el('td', {}, r.items), el('td', {}, r.clusters), el('td', {}, r.undecided), el('td', {}, fmt(r.opened_at)),
+          el('td', { class: closed ? 'report-cell' : 'claim-cell' }, closed ? (r.report ? r.report.status + (r.report.report_id ? ' · ' + r.report.report_id : '') : 'closed, no report') : claimText(r.claim))))))),
+      pager);
+    document.title = (closed ? 'History' : 'Queue') + ' – Warden review';
+    const firstLink = view.querySelector('a.case-link'); if (firstLink) firstLink.focus(); else $('main').focus();
   }
 
   // The server sends an obscured derivative (reduced, blurred, greyscale by setting); this CSS class is only
@@ -100,7 +157,14 @@
 
   async function showCase(id) {
     if (state.revealed) { URL.revokeObjectURL(state.revealed.url); state.revealed = null; }
-    const k = await api('GET', '/cases/' + encodeURIComponent(id));
+    let k = await api('GET', '/cases/' + encodeURIComponent(id));
+    const open0 = k.status === 'open' || k.status === 'decided';
+    // Opening a case claims it (one reviewer at a time); the claim is renewed while the case stays on screen.
+    if (open0 && state.claimed !== k.id) {
+      try { await api('POST', '/cases/' + encodeURIComponent(k.id) + '/claim'); state.claimed = k.id; startHeartbeat(k); }
+      catch (e) { say(e.message, true); }
+      k = await api('GET', '/cases/' + encodeURIComponent(id));
+    }
     state.caseData = k;
     if (state.selected >= k.clusters.length) state.selected = 0;
     const view = $('view');
@@ -115,6 +179,7 @@
         el('dt', {}, 'Upload IPs'), el('dd', { class: 'mono' }, k.ips.join(', ') || '–'),
         el('dt', {}, 'URLs'), el('dd', { class: 'mono' }, k.urls.join(' ') || '–'),
         el('dt', {}, 'Opened'), el('dd', {}, fmt(k.opened_at))),
+      claimView(k, open),
       state.me.preservation ? null : el('p', { class: 'badge' }, 'Evidence preservation is off: decide by hash; the record says no one viewed the media.'),
       el('div', { id: 'clusters' }, k.clusters.map((c, i) => clusterView(k, c, i, open))),
       reportView(k)].filter(Boolean));
@@ -128,6 +193,61 @@
     }
   }
 
+  function mine(k) { return k.claim && k.claim.by === state.me.username; }
+
+  function claimView(k, open) {
+    if (!open) return null;
+    const box = el('p', { id: 'claim', class: mine(k) ? 'claim mine' : 'claim other' });
+    if (!k.claim) box.append('Not claimed. ', el('button', { type: 'button', class: 'secondary', id: 'claim-btn', onclick: () => claim(k) }, 'Claim'));
+    else if (mine(k)) box.append('Claimed by you since ' + fmt(k.claim.since) + ' (renewed while open). ', el('button', { type: 'button', class: 'secondary', id: 'release-btn', onclick: () => release(k) }, 'Release'));
+    else box.append('Claimed by ' + k.claim.by + ' since ' + fmt(k.claim.since) + ': only they can decide until they release it or the claim lapses at ' + fmt(k.claim.until) + '.',
+      state.me.role === 'admin' ? el('button', { type: 'button', class: 'danger', id: 'release-btn', onclick: () => release(k) }, 'Release their claim') : null);
+    return box;
+  }
+
+  async function claim(k) {
+    try { await api('POST', '/cases/' + encodeURIComponent(k.id) + '/claim'); state.claimed = k.id; startHeartbeat(k); say('Claimed.'); await showCase(k.id); }
+    catch (e) { say(e.message, true); }
+  }
+
+  async function release(k) {
+    try { await api('POST', '/cases/' + encodeURIComponent(k.id) + '/release'); if (state.claimed === k.id) stopHeartbeat(); say('Claim released.'); await showCase(k.id); }
+    catch (e) { say(e.message, true); }
+  }
+
+  function startHeartbeat(k) {
+    if (state.heartbeat) clearInterval(state.heartbeat);
+    const every = Math.max(20, Math.min(300, (k.claim_minutes || 15) * 20)) * 1000; // a third of the lease
+    state.heartbeat = setInterval(() => { if (state.claimed) api('POST', '/cases/' + encodeURIComponent(state.claimed) + '/claim').catch(() => stopHeartbeat()); }, every);
+  }
+
+  function stopHeartbeat() { if (state.heartbeat) clearInterval(state.heartbeat); state.heartbeat = null; state.claimed = null; }
+
+  async function showMembers(k, c, i) {
+    const box = $('members-' + i);
+    if (!box.hidden && box.childElementCount) { box.hidden = true; $('members-btn-' + i).textContent = 'Show all ' + c.count + ' members'; return; }
+    try {
+      const data = await api('GET', '/cases/' + encodeURIComponent(k.id) + '/clusters/' + encodeURIComponent(c.id) + '/members?limit=200');
+      const cls = filterClass();
+      box.replaceChildren(el('p', {}, data.total + ' member(s); a PDQ within ' + data.threshold + ' bits of the representative, or an identical digest, joins a cluster.'),
+        el('ul', { class: 'members' }, data.members.map((m, j) => el('li', { class: 'member', id: 'member-' + i + '-' + j },
+          m.item ? el('img', { class: 'thumb ' + cls, alt: 'Member ' + (j + 1) + ', obscured preview', src: mediaUrl(k, m.item), loading: 'lazy' }) : el('div', { class: 'nomedia thumb' }, 'No media'),
+          el('p', { class: 'why' }, m.why), el('p', { class: 'viewed' }, fmt(m.received_at), m.file_name ? ' · ' + m.file_name : '')))),
+        data.total > data.members.length ? el('p', {}, 'The first ' + data.members.length + ' are shown.') : '');
+      box.hidden = false;
+      $('members-btn-' + i).textContent = 'Hide members';
+    } catch (e) { say(e.message, true); }
+  }
+
+  async function undo(k, c, i) {
+    try {
+      await api('POST', '/cases/' + encodeURIComponent(k.id) + '/clusters/' + encodeURIComponent(c.id) + '/undo');
+      state.selected = i;
+      await showCase(k.id);
+      say('Decision undone; cluster ' + (i + 1) + ' awaits a decision again.');
+    } catch (e) { say(e.message, true); }
+  }
+
   function clusterView(k, c, i, open) {
     const rep = c.representative;
     const cls = filterClass();
@@ -138,7 +258,10 @@
       ? el('p', { class: 'decided' }, 'Decided: ', c.decision.verdict === 'confirmed' ? 'confirmed ' + (c.decision.classification || '') : 'false positive',
           ' by ', c.decision.reviewer, ' at ', fmt(c.decision.at), c.decision.decided_without_viewing ? ' (without viewing)' : ' (viewed)')
       : null;
-    const form = open && !c.decision ? decisionForm(k, c, i) : null;
+    // Someone else's live claim: their case to decide; the page says who (claimView) instead of offering buttons that would be refused.
+    const free = !k.claim || mine(k);
+    const form = open && !c.decision && free ? decisionForm(k, c, i) : null;
+    const canUndo = open && c.decision && !k.report && free;
     return el('section', { class: 'cluster', id: 'cluster-' + i, 'aria-label': 'Cluster ' + (i + 1) },
       el('div', {}, media,
         rep.item ? el('button', { type: 'button', class: 'secondary reveal', id: 'reveal-' + i, onclick: () => toggleReveal(k, c, i) }, 'Reveal (r)') : null,
@@ -148,16 +271,21 @@
         el('p', {}, 'Matched: ', rep.matches.map(m => el('span', { class: 'badge' }, m.bank + ' · ' + m.signal_type + ' d=' + m.distance + (Object.keys(m.labels).length ? ' · ' + Object.entries(m.labels).map(([a, b]) => a + '=' + b).join(', ') : '')))),
         el('p', {}, 'Received ', fmt(rep.received_at), rep.ip ? ' from ' + rep.ip : '', rep.file_name ? ' · ' + rep.file_name : ''),
         el('p', { class: 'mono' }, 'PDQ ', rep.pdq || '–', el('br'), 'SHA-256 ', rep.hashes.sha256 || '–'),
-        decided, form));
+        decided,
+        canUndo ? el('button', { type: 'button', class: 'secondary', id: 'undo-' + i, onclick: () => undo(k, c, i) }, 'Undo decision') : null,
+        form,
+        c.count > 1 ? el('button', { type: 'button', class: 'secondary', id: 'members-btn-' + i, onclick: () => showMembers(k, c, i) }, 'Show all ' + c.count + ' members') : null,
+        el('div', { id: 'members-' + i, class: 'member-list', hidden: true })));
   }
 
   function decisionForm(k, c, i) {
     const cid = 'cls-' + i, iid = 'inc-' + i, nid = 'note-' + i;
     const f = el('form', { class: 'decision', id: 'decision-' + i, onsubmit: (e) => { e.preventDefault(); decide(k, c, i, 'confirmed'); } },
       el('label', { for: cid }, 'Industry classification'),
-      el('select', { id: cid, name: 'classification' }, el('option', { value: '' }, '(none)'), state.me.classifications.map(x => el('option', { value: x }, x))),
+      el('select', { id: cid, name: 'classification' }, el('option', { value: '' }, '(none)'), state.me.classifications.map(x => el('option', { value: x, selected: x === c.suggested_classification ? true : null }, x))),
+      c.suggested_classification ? el('p', { class: 'viewed', id: 'cls-hint-' + i }, 'Pre-filled from the matched bank labels; check it against the media.') : null,
       el('fieldset', {}, el('legend', {}, 'NCMEC file annotations'),
-        state.me.annotations.map(a => el('label', { class: 'inline' }, el('input', { type: 'checkbox', name: 'annotation', value: a }), ' ' + a))),
+        state.me.annotations.map(a => el('label', { class: 'inline' }, el('input', { type: 'checkbox', name: 'annotation', value: a, checked: (c.suggested_annotations || []).includes(a) ? true : null }), ' ' + a))),
       el('label', { for: iid }, 'Incident type'),
       el('select', { id: iid, name: 'incident' }, el('option', { value: '' }, '(default)'), state.me.incident_types.map(x => el('option', { value: x }, x))),
       el('label', { for: nid }, 'Note'),
@@ -196,7 +324,7 @@
     if (img) { img.src = mediaUrl(r.k, r.item); img.className = 'media ' + filterClass(); img.alt = 'Matched media, obscured preview (cluster ' + (r.i + 1) + ')'; }
     URL.revokeObjectURL(r.url);
     const b = $('reveal-' + r.i); if (b) b.textContent = 'Reveal (r)';
-    if (tellServer !== false) { api('POST', '/obscure').catch(() => { /* nothing held */ }); say('Obscured again.'); }
+    if (tellServer !== false) { api('POST', '/obscure', { case_id: r.k.id, item: r.item }).catch(() => { /* nothing held */ }); say('Obscured again.'); }
   }
 
   async function decide(k, c, i, verdict) {
@@ -330,6 +458,41 @@
             ['failed', 'dead_lettered', 'cancelled'].includes(d.status) ? el('button', { type: 'button', class: 'secondary', id: 'requeue-' + d.id, onclick: () => action(d, 'requeue') }, 'Requeue') : null, ' ',
             ['finished', 'cancelled'].includes(d.status) ? null : el('button', { type: 'button', class: 'danger', id: 'cancel-' + d.id, onclick: () => action(d, 'cancel') }, 'Cancel'))))))));
     document.title = 'Deliveries – Warden review';
+    $('main').focus();
+  }
+
+  // ---- Users (admins): disable (their sessions end at once), enable, reset a password. ----
+  async function showUsers() {
+    if (state.me.role !== 'admin') { say('User administration is for admins.', true); return; }
+    const users = await api('GET', '/admin/users');
+    const act = async (u, verb) => {
+      try {
+        if (verb === 'password') {
+          const given = prompt('New password for ' + u.username + ' (at least 12 characters; leave empty to generate one)');
+          if (given === null) return;
+          const r = await api('POST', '/admin/users/' + encodeURIComponent(u.username) + '/password', { password: given === '' ? null : given });
+          await showUsers();
+          if (r.password) $('view').append(el('p', { id: 'new-password', class: 'badge' }, 'New password for ' + u.username + ' (shown once): ', el('span', { class: 'mono' }, r.password)));
+          say('Password reset; ' + u.username + "'s sessions ended.");
+          return;
+        }
+        await api('POST', '/admin/users/' + encodeURIComponent(u.username) + '/' + verb);
+        await showUsers();
+        say(verb === 'disable' ? u.username + ' disabled; their sessions ended.' : u.username + ' enabled.');
+      } catch (e) { say(e.message, true); }
+    };
+    $('view').replaceChildren(
+      el('h2', {}, 'Users'),
+      el('p', {}, 'Disabling a user ends their sessions at once; a password reset does too. Every action is audited. (CLI: warden user disable | enable | reset-password.)'),
+      el('div', { class: 'table-scroll' }, el('table', { id: 'users' },
+        el('thead', {}, el('tr', {}, ['User', 'Role', 'State', 'Sessions', 'Actions'].map(x => el('th', { scope: 'col' }, x)))),
+        el('tbody', {}, users.map(u => el('tr', { 'data-user': u.username },
+          el('td', {}, u.username), el('td', {}, u.role), el('td', { class: 'user-state' }, u.disabled ? 'disabled' : 'active'), el('td', {}, u.sessions),
+          el('td', {},
+            u.disabled ? el('button', { type: 'button', class: 'secondary', id: 'enable-' + u.username, onclick: () => act(u, 'enable') }, 'Enable')
+              : el('button', { type: 'button', class: 'danger', id: 'disable-' + u.username, disabled: u.username === state.me.username ? true : null, onclick: () => act(u, 'disable') }, 'Disable'), ' ',
+            el('button', { type: 'button', class: 'secondary', id: 'reset-' + u.username, onclick: () => act(u, 'password') }, 'Reset password'))))))));
+    document.title = 'Users – Warden review';
     $('main').focus();
   }
 

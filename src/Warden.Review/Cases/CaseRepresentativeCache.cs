@@ -75,11 +75,6 @@ public sealed class CaseRepresentativeCache
     public string? FindCluster(string caseId, int clusterCount, PdqHash? pdq, string? digest, int threshold, Func<int, IReadOnlyList<Representative>> load)
     {
         ArgumentNullException.ThrowIfNull(load);
-        if (clusterCount == 0)
-        {
-            return null;
-        }
-
         var entry = Take(caseId, clusterCount);
         if (entry.Count < clusterCount)
         {
@@ -192,7 +187,7 @@ public sealed class CaseRepresentativeCache
 
     private void Trim()
     {
-        while (_held > Capacity && _lru.Last is { } last)
+        while ((_held > Capacity || _entries.Count > Capacity) && _lru.Last is { } last)
         {
             _lru.RemoveLast();
             _held -= last.Value.Count;

@@ -302,7 +302,7 @@ public sealed class DbCaseStore
             if (rows.Count == 0)
             {
                 tx.Commit();
-                return changed;
+                break;
             }
 
             foreach (var (seq, body) in rows)
@@ -318,6 +318,17 @@ public sealed class DbCaseStore
             c.Execute("INSERT INTO review_settings(name, value) VALUES (@name, @last) ON CONFLICT (name) DO UPDATE SET value = excluded.value", new { name, last }, tx);
             tx.Commit();
         }
+
+        if (changed > 0 && _database.Dialect == SqlDialect.Sqlite)
+        {
+            // The old bodies would linger in freed pages and the WAL: rebuild the file and empty the WAL.
+            using var c = _database.Connect();
+            c.Execute("PRAGMA wal_checkpoint(TRUNCATE);");
+            c.Execute("VACUUM;");
+            c.Execute("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+
+        return changed;
     }
 
     /// <summary>Replays one case's events (in log order) into a case; each submission goes to the cluster the log recorded.</summary>

@@ -25,6 +25,19 @@ public sealed class ContextSeal(VaultKeyRing keys)
         return Convert.ToBase64String(EvidenceCrypto.Seal(Prefix + submissionId, Encoding.UTF8.GetBytes(plaintext), keys.CurrentKeyId, master));
     }
 
+    /// <summary>The marker of a <see cref="Wrap"/>ped value (anything else is plaintext an older version wrote).</summary>
+    public const string Marker = "sealed:v1:";
+
+    /// <summary>
+    /// A stored form of <paramref name="text"/> bound to <paramref name="binding"/> (e.g. a report's case and
+    /// destination): the marker and the sealed base64; null stays null.
+    /// </summary>
+    public string? Wrap(string binding, string? text) => text is null ? null : Marker + Seal(binding, text);
+
+    /// <summary>Opens a <see cref="Wrap"/>ped value; plaintext (no marker) is returned as it is.</summary>
+    public string? Unwrap(string binding, string? stored) =>
+        stored is not null && stored.StartsWith(Marker, StringComparison.Ordinal) ? Open(binding, stored[Marker.Length..]) : stored;
+
     /// <summary>
     /// Opens a sealed value of a submission. Throws <see cref="EvidenceException"/> when it is not base64 of a
     /// vault object, its key is unknown, or it fails authentication (altered, or another submission's).

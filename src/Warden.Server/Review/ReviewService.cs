@@ -74,7 +74,6 @@ public sealed partial class ReviewService : IDisposable
         Database = _options.Database is null ? ReviewDatabase.On(banks.Database) : ReviewDatabase.Open(_options.Database);
         Store = new ReviewStore(Database);
         Audit = new AuditLog(new DbAuditStore(Database));
-        Deliveries = new DbDeliveryStore(Database);
         Grants = new RevealGrants(256L << 20);
         Previews = new PreviewCache(Math.Clamp(_options.PreviewCacheMegabytes, 1, 4096) * (1L << 20));
         if (!string.IsNullOrWhiteSpace(_options.EvidenceDirectory) && !string.IsNullOrWhiteSpace(_options.MasterKey))
@@ -96,6 +95,8 @@ public sealed partial class ReviewService : IDisposable
         {
             LogContextDropped(_log);
         }
+
+        Deliveries = new DbDeliveryStore(Database, Seal);
 
         Cases = new DbCaseStore(Database, new CaseEventCodec(OpenSubmission, b => JsonSerializer.Deserialize<DecisionRecord>(b, Json)!.ToDecision(), b => JsonSerializer.Deserialize<CloseRecord>(b, Json)!.Reported), cacheRepresentatives: Math.Max(1, _options.CaseCacheRepresentatives));
         SealPlaintextContext();

@@ -192,14 +192,14 @@ public sealed class DbDeliveryStore(ReviewDatabase database, ContextSeal? seal =
     public Delivery? Find(long id)
     {
         using var c = database.Connect();
-        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryById, new { Id = id })is { } row ? Open(row) : null;
+        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryById, new { Id = id }) is { } row ? Open(row) : null;
     }
 
     /// <inheritdoc/>
     public Delivery? FindByCase(string caseId, string destination)
     {
         using var c = database.Connect();
-        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination })is { } row ? Open(row) : null;
+        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination }) is { } row ? Open(row) : null;
     }
 
     /// <inheritdoc/>

@@ -280,3 +280,34 @@ public abstract class DbCaseStoreTests
         return GC.GetTotalMemory(forceFullCollection: true);
     }
 }
+
+/// <summary>Named work leases (the retention sweep): one holder across nodes until it expires.</summary>
+public sealed class WorkLeaseTests
+{
+    [SkippableTheory]
+    [MemberData(nameof(TestDatabases.Dialects), MemberType = typeof(TestDatabases))]
+    public async Task Of_many_nodes_racing_for_a_sweep_exactly_one_wins_until_its_lease_expires(SqlDialect dialect)
+    {
+        await using var t = await TestDatabases.CreateAsync(dialect);
+        var nodes = Enumerable.Range(0, 6).Select(_ => ReviewDatabase.Open(t.Target)).ToList();
+        try
+        {
+            var now = DateTimeOffset.UtcNow;
+            for (var round = 0; round < 5; round++)
+            {
+                var at = now.AddMinutes(round * 10);
+                var winners = await Task.WhenAll(nodes.Select((n, i) => Task.Run(() => new WorkLeases(n).TryTake("sweep", "node" + i, at, TimeSpan.FromMinutes(10)))));
+                Assert.Equal(1, winners.Count(w => w));
+
+                // Inside the lease nobody else gets it; the holder renews.
+                var holder = Array.IndexOf(winners, true);
+                Assert.All(Enumerable.Range(0, nodes.Count).Where(i => i != holder), i => Assert.False(new WorkLeases(nodes[i]).TryTake("sweep", "node" + i, at.AddMinutes(9), TimeSpan.FromMinutes(1))));
+                Assert.True(new WorkLeases(nodes[holder]).TryTake("sweep", "node" + holder, at.AddMinutes(1), TimeSpan.FromMinutes(9)));
+            }
+        }
+        finally
+        {
+            nodes.ForEach(n => n.Dispose());
+        }
+    }
+}

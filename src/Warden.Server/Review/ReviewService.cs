@@ -97,6 +97,7 @@ public sealed partial class ReviewService : IDisposable
         }
 
         Deliveries = new DbDeliveryStore(Database, Seal);
+        Leases = new WorkLeases(Database);
 
         Cases = new DbCaseStore(Database, new CaseEventCodec(OpenSubmission, b => JsonSerializer.Deserialize<DecisionRecord>(b, Json)!.ToDecision(), b => JsonSerializer.Deserialize<CloseRecord>(b, Json)!.Reported), cacheRepresentatives: Math.Max(1, _options.CaseCacheRepresentatives));
         SealPlaintextContext();
@@ -116,6 +117,9 @@ public sealed partial class ReviewService : IDisposable
 
     /// <summary>Report outbox.</summary>
     public DbDeliveryStore Deliveries { get; }
+
+    /// <summary>Leases on periodic work (the retention sweep) shared by every node.</summary>
+    public WorkLeases Leases { get; }
 
     /// <summary>Reveal grants (original bytes held for their owner until redeemed or expired).</summary>
     internal RevealGrants Grants { get; }

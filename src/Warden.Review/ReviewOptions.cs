@@ -57,6 +57,12 @@ public sealed class ReviewOptions
     /// <summary>Minutes between signed checkpoints of the audit chain's head in the blob store (with evidence preservation on; 0: off).</summary>
     public int AuditCheckpointMinutes { get; set; } = 10;
 
+    /// <summary>
+    /// Cluster representatives of recently active cases held in memory (all cases together, least recently used
+    /// dropped first); the rest are read from the database when an upload for their case arrives.
+    /// </summary>
+    public int CaseCacheRepresentatives { get; set; } = 100_000;
+
     /// <summary>Memory for cached derivatives (MiB, in memory only).</summary>
     public int PreviewCacheMegabytes { get; set; } = 32;
 

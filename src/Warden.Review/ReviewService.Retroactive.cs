@@ -34,17 +34,7 @@ public sealed partial class ReviewService
             uploadedAt.ToUnixTimeMilliseconds(),
             null,
             null);
-        lock (_write)
-        {
-            if (Cases.Cases.Any(c => c.ClusterOf(submissionId) is not null))
-            {
-                return false;
-            }
-
-            var c = Cases.Add(record.ToSubmission());
-            Store.AppendEvent("submission", c.Id, c.ClusterOf(submissionId)!.Id, JsonSerializer.Serialize(record, Json));
-        }
-
-        return true;
+        // Idempotent by submission id (derived from the match key): a repeated hand-off adds nothing.
+        return Cases.Add(record.ToSubmission(), JsonSerializer.Serialize(SealContext(record), Json)).Added;
     }
 }

@@ -43,7 +43,9 @@ public sealed class ReviewException(int status, string code, string message) : E
 /// <summary>
 /// The review side of <c>warden serve</c>: turns actionable matches into cases (per uploader, clustered by
 /// PDQ ≤ 10), preserves media in the evidence vault when configured, records decisions, reveals and
-/// reports, and keeps every case change in a durable event log that is replayed at start.
+/// reports. Cases live in the configured database (<see cref="DbCaseStore"/>): nothing about them is held in
+/// one node's memory except a capped cache of cluster representatives. Upload context that is evidence (IP,
+/// content URL, file name) is sealed with the vault's key ring before it is written.
 /// </summary>
 public sealed partial class ReviewService : IDisposable
 {
@@ -52,7 +54,6 @@ public sealed partial class ReviewService : IDisposable
     private readonly ReviewOptions _options;
     private readonly BankStore _banks;
     private readonly ILogger<ReviewService> _log;
-    private readonly Queue<string> _replayIds = new();
     private readonly Lock _write = new();
     private readonly SemaphoreSlim _previewGate = new(Math.Max(1, Environment.ProcessorCount));
     private readonly IReviewDecisionFeedback? _decisionFeedback;
@@ -83,7 +84,6 @@ public sealed partial class ReviewService : IDisposable
         Database = _options.Database is null ? ReviewDatabase.On(banks.Database) : ReviewDatabase.Open(_options.Database);
         Store = new ReviewStore(Database);
         Audit = new AuditLog(new DbAuditStore(Database));
-        Deliveries = new DbDeliveryStore(Database);
         Grants = new RevealGrants(256L << 20);
         Previews = new PreviewCache(Math.Clamp(_options.PreviewCacheMegabytes, 1, 4096) * (1L << 20));
         if (!string.IsNullOrWhiteSpace(_options.EvidenceDirectory) && !string.IsNullOrWhiteSpace(_options.MasterKey))
@@ -97,9 +97,24 @@ public sealed partial class ReviewService : IDisposable
             Checkpoints = new AuditCheckpoints(Audit, blobs, AuditCheckpoints.DeriveKey(Convert.FromBase64String(_options.MasterKey)));
         }
 
-        Cases = new CaseBuilder(newId: () => _replayIds.Count > 0 ? _replayIds.Dequeue() : Guid.CreateVersion7().ToString("N"));
-        Replay();
+        if (!string.IsNullOrWhiteSpace(_options.MasterKey))
+        {
+            Seal = new ContextSeal(VaultKeyRing.FromBase64(new Dictionary<string, string> { [_options.MasterKeyId] = _options.MasterKey }, _options.MasterKeyId));
+        }
+        else if (_options.CaseIntake)
+        {
+            LogContextDropped(_log);
+        }
+
+        Deliveries = new DbDeliveryStore(Database, Seal);
+        Leases = new WorkLeases(Database);
+
+        Cases = new DbCaseStore(Database, new CaseEventCodec(OpenSubmission, b => JsonSerializer.Deserialize<DecisionRecord>(b, Json)!.ToDecision(), b => JsonSerializer.Deserialize<CloseRecord>(b, Json)!.Reported), cacheRepresentatives: Math.Max(1, _options.CaseCacheRepresentatives));
+        SealPlaintextContext();
     }
+
+    /// <summary>Seals upload context, or null without a master key (then IP, URL and file name are not kept).</summary>
+    public ContextSeal? Seal { get; }
 
     /// <summary>The review tables (in the configured database).</summary>
     public ReviewDatabase Database { get; }
@@ -113,6 +128,9 @@ public sealed partial class ReviewService : IDisposable
     /// <summary>Report outbox.</summary>
     public DbDeliveryStore Deliveries { get; }
 
+    /// <summary>Leases on periodic work (the retention sweep) shared by every node.</summary>
+    public WorkLeases Leases { get; }
+
     /// <summary>Reveal grants (original bytes held for their owner until redeemed or expired).</summary>
     internal RevealGrants Grants { get; }
 
@@ -125,8 +143,8 @@ public sealed partial class ReviewService : IDisposable
     /// <summary>Evidence vault, or null when preservation is off.</summary>
     public EvidenceVault? Vault { get; }
 
-    /// <summary>Cases in memory (rebuilt from the log).</summary>
-    public CaseBuilder Cases { get; }
+    /// <summary>Cases (in the configured database).</summary>
+    public DbCaseStore Cases { get; }
 
     /// <summary>Settings.</summary>
     public ReviewOptions Options => _options;
@@ -167,11 +185,9 @@ public sealed partial class ReviewService : IDisposable
             context.UploadedAt?.ToUnixTimeMilliseconds(),
             context.FileName,
             evidence);
-        lock (_write)
-        {
-            var c = Cases.Add(record.ToSubmission());
-            Store.AppendEvent("submission", c.Id, c.ClusterOf(submissionId)!.Id, JsonSerializer.Serialize(record, Json));
-        }
+
+        // Clustering needs only the uploader, the PDQ and the digests: the context is sealed before the write.
+        Cases.Add(record.ToSubmission(), JsonSerializer.Serialize(SealContext(record), Json));
     }
 
     /// <summary>Records a decision on a cluster (durably, then in memory) and audits it.</summary>
@@ -205,23 +221,22 @@ public sealed partial class ReviewService : IDisposable
             NullIfEmpty(request.IncidentType),
             DecidedWithoutViewing: !viewed,
             Note: NullIfEmpty(request.Note));
-        lock (_write)
+        try
         {
-            try
-            {
-                // The builder validates first and changes nothing when it throws; the event is written only after.
-                Cases.Decide(caseId, clusterId, decision);
-            }
-            catch (ArgumentException ex)
-            {
-                throw new ReviewException(400, "invalid_request", ex.Message.Split(" (Parameter", StringSplitOptions.None)[0]);
-            }
-            catch (InvalidOperationException ex)
-            {
-                throw new ReviewException(409, "conflict", ex.Message);
-            }
-
-            Store.AppendEvent("decision", caseId, clusterId, JsonSerializer.Serialize(DecisionRecord.From(decision), Json));
+            // Validated first (nothing written when it throws); the cluster, the case and the event in one transaction.
+            decision = Cases.Decide(caseId, clusterId, decision, d => JsonSerializer.Serialize(DecisionRecord.From(d), Json));
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ReviewException(400, "invalid_request", ex.Message.Split(" (Parameter", StringSplitOptions.None)[0]);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new ReviewException(409, "conflict", ex.Message);
+        }
+        catch (KeyNotFoundException)
+        {
+            throw new ReviewException(404, "not_found", "No such case or cluster.");
         }
 
         Audit.Append(new AuditEntry(user.Username, "review.decide", "case:" + caseId, new Dictionary<string, string>
@@ -414,8 +429,7 @@ public sealed partial class ReviewService : IDisposable
                 throw new ReviewException(409, "not_reportable", XmlSafeText.ForLog(ex.Message, 1000));
             }
 
-            Store.AppendEvent("close", caseId, null, JsonSerializer.Serialize(new CloseRecord(true), Json));
-            Cases.Close(caseId, reported: true);
+            Cases.Close(caseId, reported: true, JsonSerializer.Serialize(new CloseRecord(true), Json));
         }
 
         if (Vault is not null)
@@ -452,11 +466,7 @@ public sealed partial class ReviewService : IDisposable
             throw new ReviewException(409, "conflict", "Only a fully decided case without confirmed clusters closes without a report.");
         }
 
-        lock (_write)
-        {
-            Store.AppendEvent("close", caseId, null, JsonSerializer.Serialize(new CloseRecord(false), Json));
-            Cases.Close(caseId, reported: false);
-        }
+        Cases.Close(caseId, reported: false, JsonSerializer.Serialize(new CloseRecord(false), Json));
 
         Audit.Append(new AuditEntry(user.Username, "review.close", "case:" + caseId));
     }
@@ -508,55 +518,12 @@ public sealed partial class ReviewService : IDisposable
         }
     }
 
-    private void Replay()
-    {
-        var n = 0;
-        foreach (var e in Store.Events())
-        {
-            n++;
-            switch (e.Kind)
-            {
-                case "submission":
-                    var record = JsonSerializer.Deserialize<SubmissionRecord>(e.Body, Json)!;
-                    _replayIds.Clear();
-                    if (Cases.Find(e.CaseId) is null)
-                    {
-                        _replayIds.Enqueue(e.CaseId);
-                    }
-
-                    _replayIds.Enqueue(e.ClusterId!);
-                    Cases.Add(record.ToSubmission());
-                    _replayIds.Clear();
-                    break;
-                case "decision":
-                    Cases.Decide(e.CaseId, e.ClusterId!, JsonSerializer.Deserialize<DecisionRecord>(e.Body, Json)!.ToDecision());
-                    break;
-                case "undo":
-                    Cases.Undo(e.CaseId, e.ClusterId!);
-                    break;
-                case "close":
-                    Cases.Close(e.CaseId, JsonSerializer.Deserialize<CloseRecord>(e.Body, Json)!.Reported);
-                    break;
-                default:
-                    LogUnknownEvent(_log, e.Kind, e.Seq);
-                    break;
-            }
-        }
-
-        if (n > 0)
-        {
-            LogReplayed(_log, n);
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Unknown case event kind {Kind} at {Seq}")]
-    private static partial void LogUnknownEvent(ILogger logger, string kind, long seq);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Review: no master key (Review:MasterKey): uploader IP, content URL and file name are not kept with cases (they are stored only sealed)")]
+    private static partial void LogContextDropped(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Review: exchange feedback for case {Case} was not queued: {Error}")]
     private static partial void LogFeedbackFailed(ILogger logger, string @case, string error);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Review: replayed {Count} case events")]
-    private static partial void LogReplayed(ILogger logger, int count);
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
 }
@@ -588,7 +555,8 @@ internal sealed record SubmissionRecord(
     string? Url,
     long? UploadedAt,
     string? FileName,
-    string? Evidence)
+    string? Evidence,
+    string? Sealed = null)
 {
     public MatchedSubmission ToSubmission() => new(
         Id,

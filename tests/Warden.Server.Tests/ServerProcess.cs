@@ -23,6 +23,9 @@ public sealed class ServerProcess : IDisposable
     /// <summary>http://127.0.0.1:PORT/.</summary>
     public Uri BaseAddress { get; }
 
+    /// <summary>The process id (a report lease's owner names it).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>What the process printed (for failure messages).</summary>
     public string Log
     {

@@ -195,7 +195,8 @@ public sealed class CaseBuilder
         }
     }
 
-    private static void Validate(ClusterDecision d)
+    /// <summary>Refuses a decision outside NCMEC's vocabulary (shared with <see cref="DbCaseStore"/>).</summary>
+    internal static void Validate(ClusterDecision d)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(d.Reviewer);
         if (d.Classification is not null && !CyberTipVocabulary.IndustryClassifications.Contains(d.Classification))

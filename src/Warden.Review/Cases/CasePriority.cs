@@ -21,10 +21,16 @@ public static class CasePriority
     public static int Score(ReviewCase c, UploaderHistory history)
     {
         ArgumentNullException.ThrowIfNull(c);
+        return Score(c.ItemCount, c.MaxSeverity, c.HasAiProvenance, history);
+    }
+
+    /// <summary>The same score from the aggregates alone (as the case tables keep them).</summary>
+    public static int Score(int items, int maxSeverity, bool aiProvenance, UploaderHistory history)
+    {
         ArgumentNullException.ThrowIfNull(history);
-        var volume = (int)Math.Min(20, Math.Round(5 * Math.Log2(1 + c.ItemCount)));
+        var volume = (int)Math.Min(20, Math.Round(5 * Math.Log2(1 + items)));
         var past = Math.Min(30, 15 * (history.PriorConfirmedCases + history.PriorReports));
-        return Math.Min(100, c.MaxSeverity + (c.HasAiProvenance ? 10 : 0) + volume + past);
+        return Math.Min(100, maxSeverity + (aiProvenance ? 10 : 0) + volume + past);
     }
 
     /// <summary>Whether a submission carries an AI-provenance signal (a generativeAi label or a provenance link).</summary>

@@ -1,4 +1,5 @@
 using Dapper;
+using Warden.Review.Evidence;
 using Warden.Review.Storage;
 
 namespace Warden.Review.Reporting;
@@ -140,8 +141,12 @@ public interface IDeliveryStore
     }
 }
 
-/// <summary>The outbox in the review database.</summary>
-public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
+/// <summary>
+/// The outbox in the review database. With a <see cref="ContextSeal"/>, the report document, the per-file
+/// details and the recorded requests (which carry the uploader's IP, URL and file names) are stored sealed
+/// and opened only when a delivery is read; rows written without one stay readable.
+/// </summary>
+public sealed class DbDeliveryStore(ReviewDatabase database, ContextSeal? seal = null) : IDeliveryStore
 {
     /// <inheritdoc/>
     public Delivery Enqueue(string caseId, string destination, string environment, string document, IReadOnlyList<DeliveryFile> files, DateTimeOffset now)
@@ -151,22 +156,22 @@ public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
         using var tx = database.BeginWrite(c);
 
         // The unique (case, destination) index decides between nodes enqueueing the same case at once.
-        var id = c.ExecuteScalar<long?>(ReviewSql.DeliveryInsert, new { CaseId = caseId, Destination = destination, Environment = environment, Document = document, CreatedAt = now.ToUnixTimeMilliseconds() }, tx);
+        var id = c.ExecuteScalar<long?>(ReviewSql.DeliveryInsert, new { CaseId = caseId, Destination = destination, Environment = environment, Document = seal?.Wrap(DocumentBinding(caseId, destination), document) ?? document, CreatedAt = now.ToUnixTimeMilliseconds() }, tx);
         if (id is null)
         {
             var existing = c.QuerySingle<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination }, tx);
             tx.Commit();
-            return existing.ToDelivery();
+            return Open(existing);
         }
 
         foreach (var f in files)
         {
-            c.Execute(ReviewSql.DeliveryFileInsert, new { DeliveryId = id, Idx = f.Index, f.EvidenceRef, f.FileName, f.Metadata }, tx);
+            c.Execute(ReviewSql.DeliveryFileInsert, new { DeliveryId = id, Idx = f.Index, f.EvidenceRef, FileName = seal?.Wrap(FileBinding(id.Value, f.Index), f.FileName) ?? f.FileName, Metadata = seal?.Wrap(FileBinding(id.Value, f.Index), f.Metadata) ?? f.Metadata }, tx);
         }
 
         var row = c.QuerySingle<Row>(ReviewSql.DeliveryById, new { Id = id }, tx);
         tx.Commit();
-        return row.ToDelivery();
+        return Open(row);
     }
 
     /// <inheritdoc/>
@@ -187,35 +192,35 @@ public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
     public Delivery? Find(long id)
     {
         using var c = database.Connect();
-        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryById, new { Id = id })?.ToDelivery();
+        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryById, new { Id = id }) is { } row ? Open(row) : null;
     }
 
     /// <inheritdoc/>
     public Delivery? FindByCase(string caseId, string destination)
     {
         using var c = database.Connect();
-        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination })?.ToDelivery();
+        return c.QuerySingleOrDefault<Row>(ReviewSql.DeliveryByCase, new { CaseId = caseId, Destination = destination }) is { } row ? Open(row) : null;
     }
 
     /// <inheritdoc/>
     public IReadOnlyList<DeliveryFile> Files(long id)
     {
         using var c = database.Connect();
-        return [.. c.Query<FileRow>(ReviewSql.DeliveryFiles, new { Id = id }).Select(f => new DeliveryFile((int)f.Idx, f.EvidenceRef, f.FileName, f.Metadata, f.Md5, f.FileId, f.Described != 0))];
+        return [.. c.Query<FileRow>(ReviewSql.DeliveryFiles, new { Id = id }).Select(f => new DeliveryFile((int)f.Idx, f.EvidenceRef, Unwrap(FileBinding(id, (int)f.Idx), f.FileName)!, Unwrap(FileBinding(id, (int)f.Idx), f.Metadata)!, f.Md5, f.FileId, f.Described != 0))];
     }
 
     /// <inheritdoc/>
     public IReadOnlyList<Delivery> Due(DateTimeOffset now, int limit)
     {
         using var c = database.Connect();
-        return [.. c.Query<Row>(ReviewSql.DeliveryDue, new { Now = now.ToUnixTimeMilliseconds(), Limit = limit }).Select(r => r.ToDelivery())];
+        return [.. c.Query<Row>(ReviewSql.DeliveryDue, new { Now = now.ToUnixTimeMilliseconds(), Limit = limit }).Select(Open)];
     }
 
     /// <inheritdoc/>
     public IReadOnlyList<Delivery> OpenSince(DateTimeOffset before)
     {
         using var c = database.Connect();
-        return [.. c.Query<Row>(ReviewSql.DeliveryOpenBefore, new { Before = before.ToUnixTimeMilliseconds() }).Select(r => r.ToDelivery())];
+        return [.. c.Query<Row>(ReviewSql.DeliveryOpenBefore, new { Before = before.ToUnixTimeMilliseconds() }).Select(Open)];
     }
 
     /// <summary>How many deliveries have this status (the attention gauge, the console notice).</summary>
@@ -229,7 +234,7 @@ public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
     public IReadOnlyList<Delivery> List(DeliveryStatus? status, int limit)
     {
         using var c = database.Connect();
-        return [.. c.Query<Row>(ReviewSql.DeliveryList, new { Status = (int?)status, Limit = Math.Clamp(limit, 1, 10_000) }).Select(r => r.ToDelivery())];
+        return [.. c.Query<Row>(ReviewSql.DeliveryList, new { Status = (int?)status, Limit = Math.Clamp(limit, 1, 10_000) }).Select(Open)];
     }
 
     /// <inheritdoc/>
@@ -277,14 +282,14 @@ public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
                 receipt.HttpStatus,
                 receipt.ResponseCode,
                 receipt.RequestId,
-                receipt.Request,
+                Request = seal?.Wrap(ReceiptBinding(receipt.DeliveryId), receipt.Request) ?? receipt.Request,
                 receipt.Body,
             }, tx);
         }
 
         var row = c.QuerySingle<Row>(ReviewSql.DeliveryById, new { delivery.Id }, tx);
         tx.Commit();
-        return row.ToDelivery();
+        return Open(row);
     }
 
     /// <inheritdoc/>
@@ -293,7 +298,30 @@ public sealed class DbDeliveryStore(ReviewDatabase database) : IDeliveryStore
         using var c = database.Connect();
         return [.. c.Query<ReceiptRow>(ReviewSql.Receipts, new { Id = id }).Select(r => new DeliveryReceipt(
             r.DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(r.AtMs), (int)r.Generation, r.Step, r.Outcome,
-            (int?)r.HttpStatus, (int?)r.ResponseCode, r.RequestId, r.Request, r.Body))];
+            (int?)r.HttpStatus, (int?)r.ResponseCode, r.RequestId, Unwrap(ReceiptBinding(id), r.Request), r.Body))];
+    }
+
+    private static string DocumentBinding(string caseId, string destination) => "report:" + caseId + ":" + destination;
+
+    private static string FileBinding(long deliveryId, int index) => "report-file:" + deliveryId.ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string ReceiptBinding(long deliveryId) => "report-request:" + deliveryId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private Delivery Open(Row row)
+    {
+        var d = row.ToDelivery();
+        return d with { Document = Unwrap(DocumentBinding(d.CaseId, d.Destination), d.Document)! };
+    }
+
+    private string? Unwrap(string binding, string? stored)
+    {
+        if (stored is null || !stored.StartsWith(ContextSeal.Marker, StringComparison.Ordinal))
+        {
+            return stored;
+        }
+
+        // Sealed, and no key to open it: refuse (a report is never sent with its evidence missing).
+        return (seal ?? throw new EvidenceException(EvidenceError.UnknownKey, "This report outbox row is sealed; configure the review master key to read it.")).Unwrap(binding, stored);
     }
 
     private static DateTimeOffset? Time(long? ms) => ms is null ? null : DateTimeOffset.FromUnixTimeMilliseconds(ms.Value);

@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Warden.Review;
 using Warden.Review.Audit;
 using Warden.Review.Cases;
 using Warden.Review.Reporting;

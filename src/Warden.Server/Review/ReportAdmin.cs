@@ -129,7 +129,7 @@ internal static class ReportAdmin
         _ => null,
     };
 
-    internal static string StatusName(DeliveryStatus s) => s == DeliveryStatus.DeadLettered ? "dead_lettered" : s.ToString().ToLowerInvariant();
+    internal static string StatusName(DeliveryStatus s) => s.WireName();
 
     internal static object Summary(Delivery d) => new
     {

@@ -14,6 +14,7 @@ namespace Warden.Server.Review;
 /// </summary>
 public sealed partial class ReportWorker : BackgroundService
 {
+    private readonly string _sweepOwner = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}");
     private readonly ReviewService _review;
     private readonly ILogger<ReportWorker> _log;
     private readonly CyberTiplineClient _client;
@@ -90,8 +91,12 @@ public sealed partial class ReportWorker : BackgroundService
                 if (_review.Vault is { } v && DateTimeOffset.UtcNow >= nextSweep)
                 {
                     // Retention: destroy evidence past its period and not on legal hold (each destruction is audited).
-                    nextSweep = DateTimeOffset.UtcNow.AddHours(1);
-                    await v.DestroyDueAsync("system:retention", stoppingToken).ConfigureAwait(false);
+                    // One node per hour sweeps: the lease is left to expire, so the others skip this hour.
+                    nextSweep = DateTimeOffset.UtcNow.AddMinutes(5);
+                    if (_review.Leases.TryTake("evidence-retention", _sweepOwner, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(55)))
+                    {
+                        await v.DestroyDueAsync("system:retention", stoppingToken).ConfigureAwait(false);
+                    }
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Warden.Review.Users;
 using Warden.Server.Auth;
-using Warden.Server.Review;
+using Warden.Review;
 using Warden.Storage;
 
 namespace Warden.Server.Tests.Review;
@@ -320,7 +320,7 @@ public sealed class ConsoleFeatureApiTests
         Assert.Contains(h.Review.Audit.Query(new(Action: "review.undo")), a => a.Details["verdict"] == "false_positive" && a.Details["allow_list_removed"] == "1");
 
         // Another node (a second service replaying the same database) sees the undone state.
-        using (var node = new ReviewService(h.Server.App.Services.GetRequiredService<ServerOptions>(), banks, NullLogger<ReviewService>.Instance))
+        using (var node = new ReviewService(h.Server.App.Services.GetRequiredService<ServerOptions>().Review, h.Server.App.Services.GetRequiredService<ServerOptions>().Database, banks, NullLogger<ReviewService>.Instance))
         {
             Assert.All(node.Cases.Find(id)!.Clusters, c => Assert.Null(c.Decision));
         }

@@ -5,7 +5,7 @@ using Warden.Review.Cases;
 using Warden.Review.Reporting;
 using Warden.Review.Users;
 
-namespace Warden.Server.Review;
+namespace Warden.Review;
 
 /// <summary>The console's working features: claims on cases, undo of decisions, re-obscure audit.</summary>
 public sealed partial class ReviewService
@@ -78,7 +78,7 @@ public sealed partial class ReviewService
         if (Deliveries.FindByCase(caseId, NcmecDestination.DestinationName) is { } filed)
         {
             var report = filed.ReportId is { } id ? $", CyberTipline report {id}" : "";
-            throw new ReviewException(409, "report_filed", $"The report on this case was already filed (delivery {filed.Id}, {ReportAdmin.StatusName(filed.Status)}{report}); its decisions can no longer be undone. An admin can cancel or retract the delivery under Deliveries.");
+            throw new ReviewException(409, "report_filed", $"The report on this case was already filed (delivery {filed.Id}, {filed.Status.WireName()}{report}); its decisions can no longer be undone. An admin can cancel or retract the delivery under Deliveries.");
         }
 
         if (@case.Status == CaseStatus.Closed)
@@ -93,18 +93,13 @@ public sealed partial class ReviewService
 
         TakeClaim(user, caseId);
         ClusterDecision was;
-        lock (_write)
+        try
         {
-            try
-            {
-                was = Cases.Undo(caseId, clusterId);
-            }
-            catch (InvalidOperationException ex)
-            {
-                throw new ReviewException(409, "conflict", ex.Message);
-            }
-
-            Store.AppendEvent("undo", caseId, clusterId, JsonSerializer.Serialize(new UndoRecord(user.Username, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()), Json));
+            was = Cases.Undo(caseId, clusterId, JsonSerializer.Serialize(new UndoRecord(user.Username, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()), Json));
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new ReviewException(409, "conflict", ex.Message);
         }
 
         var removed = was.Verdict == Verdict.FalsePositive ? RemoveAllowListed(caseId, cluster) : 0;

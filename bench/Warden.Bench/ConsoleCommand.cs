@@ -9,11 +9,11 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using NetVips;
+using Warden.Review;
 using Warden.Review.Users;
 using Warden.Server;
 using Warden.Server.Auth;
 using Warden.Server.Data;
-using Warden.Server.Review;
 using Warden.Storage;
 
 namespace Warden.Bench;
@@ -81,7 +81,7 @@ internal static class ConsoleCommand
             options.Review.Database = Path.Combine(dir, "review.db");
             using var banks = BankStore.Open(options.Database);
             var sw = Stopwatch.StartNew();
-            using var review = new ReviewService(options, banks, NullLogger<ReviewService>.Instance);
+            using var review = new ReviewService(options.Review, options.Database, banks, NullLogger<ReviewService>.Instance);
             Console.WriteLine($"replay of {review.Cases.Cases.Sum(c => c.ItemCount)} case events: {sw.Elapsed.TotalMilliseconds:F0} ms");
         }
         finally

@@ -9,11 +9,11 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using NetVips;
+using Warden.Review;
 using Warden.Review.Users;
 using Warden.Server;
 using Warden.Server.Auth;
 using Warden.Server.Data;
-using Warden.Review;
 using Warden.Storage;
 
 namespace Warden.Bench;

@@ -13,7 +13,7 @@ namespace Warden.Server.Api;
 /// 401 (no or unknown key) or 403 (a key of the wrong role).
 /// </summary>
 internal sealed class ApiKeyAuthenticationHandler(
-    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiKeyCache keys)
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiKeyCache keys, HmaListener? hma = null)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -21,7 +21,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         // The HMA listener's requests act as its configured identity and role (see HmaListener).
-        if (Context.Items.ContainsKey(HmaListener.Marker) && Context.RequestServices.GetService(typeof(HmaListener)) is HmaListener hma)
+        if (Context.Items.ContainsKey(HmaListener.Marker) && hma is not null)
         {
             return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(hma.Principal(SchemeName), SchemeName)));
         }

@@ -4,9 +4,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Warden.Server.Auth;
-
 using Warden.Review.Audit;
+using Warden.Server.Auth;
 
 namespace Warden.Server.Api;
 

@@ -8,11 +8,10 @@ using Warden.Core.Hashing.Video;
 using Warden.Core.Imaging;
 using Warden.Core.Provenance;
 using Warden.Core.Signals;
+using Warden.Review;
 using Warden.Server.Actions;
 using Warden.Server.Index;
 using Warden.Storage;
-
-using Warden.Review;
 
 namespace Warden.Server.Api;
 

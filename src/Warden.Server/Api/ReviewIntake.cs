@@ -2,9 +2,8 @@ using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Mvc;
 using Warden.Core.Hashing;
-using Warden.Server.Actions;
-
 using Warden.Review;
+using Warden.Server.Actions;
 
 namespace Warden.Server.Api;
 

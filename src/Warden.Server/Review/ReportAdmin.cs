@@ -2,11 +2,10 @@ using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Warden.Review;
 using Warden.Review.Reporting;
 using Warden.Server.Api;
 using Warden.Server.Auth;
-
-using Warden.Review;
 
 namespace Warden.Server.Review;
 

@@ -1,8 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Warden.Review.Reporting;
-
 using Warden.Review;
+using Warden.Review.Reporting;
 
 namespace Warden.Server.Review;
 

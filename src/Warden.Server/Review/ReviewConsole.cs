@@ -5,16 +5,14 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Warden.Review;
 using Warden.Review.Audit;
 using Warden.Review.Cases;
 using Warden.Review.Evidence;
 using Warden.Review.Reporting;
 using Warden.Review.Users;
 using Warden.Server.Auth;
-
-using Warden.Review;
-
-using Microsoft.Extensions.Logging;
 using Warden.Storage;
 
 namespace Warden.Server.Review;

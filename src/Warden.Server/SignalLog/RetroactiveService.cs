@@ -1,13 +1,11 @@
 using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Warden.Review;
+using Warden.Server.Actions;
 using Warden.Server.Data;
 using Warden.Server.Index;
 using Warden.Storage;
-
-using Warden.Review;
-
-using Warden.Server.Actions;
 
 namespace Warden.Server.SignalLog;
 

@@ -3,9 +3,9 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Warden.Core.Hashing;
 using Warden.Core.Imaging;
+using Warden.Review;
 using Warden.Review.Evidence;
 using Warden.Review.Users;
-using Warden.Review;
 using Warden.Server.Review;
 
 namespace Warden.Server.Tests.Review;

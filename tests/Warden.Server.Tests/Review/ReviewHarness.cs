@@ -3,9 +3,9 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Warden.FakeCyberTipline;
+using Warden.Review;
 using Warden.Review.Users;
 using Warden.Server.Auth;
-using Warden.Review;
 using Warden.Server.Review;
 
 namespace Warden.Server.Tests.Review;

@@ -2,8 +2,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
-using Warden.Server.Auth;
 using Warden.Review;
+using Warden.Server.Auth;
 using Warden.Storage;
 
 namespace Warden.Server.Tests.SignalLog;

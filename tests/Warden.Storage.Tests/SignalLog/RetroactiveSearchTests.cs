@@ -3,6 +3,7 @@ using FsCheck;
 using FsCheck.Xunit;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Hashing.Video;
+using Warden.Core.Signals;
 using Warden.Core.Matching;
 
 namespace Warden.Storage.Tests.SignalLog;
@@ -154,6 +155,38 @@ public sealed class RetroactiveSearchTests
         var hits = Enumerable.Range(0, 6).Select(seed => CheckVpdq(seed, seed % 2 == 0)).ToList();
         Assert.Contains(hits, h => h.Hits > 0);
         Assert.Contains(hits, h => h.Misses > 0);
+    }
+
+    [Property(MaxTest = 15)]
+    public void Exact_entries_digests_and_model_fingerprints_equal_a_scan(int seed)
+    {
+        // Exact types, model fingerprints (what a file's provenance names) included: every logged (type, value)
+        // equal to an entry's, from uploads matched before it, across days and a merged week.
+        using var dir = new TempDir();
+        var rng = new Random(seed);
+        var clock = new ManualClock(Start);
+        using var db = WardenDatabase.Open(Path.Combine(dir.Path, "w.db"));
+        var log = new Storage.SignalLog(db, Path.Combine(dir.Path, "snap"), time: clock);
+        string[] types = [SignalTypes.Md5.Name, SignalTypes.Sha256.Name, SignalTypes.CivitaiAutoV2.Name, SignalTypes.Mfv1Model.Name];
+        var pool = Enumerable.Range(0, 12).Select(i => rng.Next(1000).ToString("x10", CultureInfo.InvariantCulture)).ToArray();
+        var rows = new List<(int Day, long Id, HashSet<(string, string)> Signals, long Seq)>();
+        for (var d = 0; d < 1 + rng.Next(9); d++)
+        {
+            clock.Now = Start.AddDays(d);
+            for (var i = 0; i < rng.Next(1, 12); i++)
+            {
+                var signals = Enumerable.Range(0, rng.Next(0, 4)).Select(_ => (types[rng.Next(types.Length)], pool[rng.Next(pool.Length)])).ToHashSet();
+                var seq = rng.Next(100);
+                var (day, id) = log.Append(new LoggedSignals(null, 0, null, [.. signals]), new UploadRecord("u", "c", null, clock.Now, "api", seq));
+                rows.Add((day, id, signals, seq));
+            }
+        }
+
+        var news = Enumerable.Range(0, rng.Next(1, 10)).Select(e => new NewEntry(e + 1, 1, types[rng.Next(types.Length)], pool[rng.Next(pool.Length)], 0, rng.Next(100))).ToList();
+        var expected = news.SelectMany(e => rows.Where(r => r.Seq < e.Seq && r.Signals.Contains((e.SignalType, e.Signal))).Select(r => (e.EntryId, r.Day, r.Id, 0))).ToHashSet();
+        clock.Now = Start.AddDays(10);
+        using var search = new RetroactiveSearch(log);
+        Assert.Equal(expected, Found(search, news));
     }
 
     private static (int Hits, int Misses) CheckVpdq(int seed, bool closeWeek)

@@ -249,6 +249,73 @@ public sealed class RetroactiveSearchTests
         return (expected.Count, (news.Count * videos.Count) - expected.Count);
     }
 
+    [Theory]
+    [InlineData("flip")]
+    [InlineData("truncate")]
+    [InlineData("empty")]
+    [InlineData("bad-name")]
+    public void A_damaged_week_snapshot_is_rebuilt_from_the_rows_and_retention_still_removes_its_days(string damage)
+    {
+        using var dir = new TempDir();
+        var clock = new ManualClock(Start.AddDays(1));
+        using var db = WardenDatabase.Open(Path.Combine(dir.Path, "w.db"));
+        var log = new Storage.SignalLog(db, Path.Combine(dir.Path, "snap"), retentionDays: 10, time: clock);
+        var rng = new Random(31);
+        var rows = new List<Row>();
+        for (var d = 1; d <= 7; d++)
+        {
+            clock.Now = Start.AddDays(d);
+            rows.AddRange(Append(log, clock, rng, 700, () => Hashes.Random(rng))); // > 4,096 hashes: real segments
+        }
+
+        clock.Now = Start.AddDays(8);
+        var news = Entries(rng, rows, 50, () => Hashes.Random(rng), 40);
+        using (var search = new RetroactiveSearch(log))
+        {
+            Assert.Equal(Expected(news, rows), Found(search, news));
+        }
+
+        var week = Assert.Single(Directory.GetFiles(log.SnapshotDirectory));
+        var bytes = File.ReadAllBytes(week);
+        switch (damage)
+        {
+            case "flip":
+                bytes[bytes.Length / 2] ^= 0x5A;
+                File.WriteAllBytes(week, bytes);
+                break;
+            case "truncate":
+                File.WriteAllBytes(week, bytes[..(bytes.Length / 3)]);
+                break;
+            case "empty":
+                File.WriteAllBytes(week, []);
+                break;
+            default:
+                File.Move(week, Path.Combine(log.SnapshotDirectory, "w20260302-999-x_y.pdq")); // not a week snapshot: ignored
+                break;
+        }
+
+        using (var search = new RetroactiveSearch(log))
+        {
+            Assert.Equal(Expected(news, rows), Found(search, news));
+        }
+
+        var rebuilt = Assert.Single(Directory.GetFiles(log.SnapshotDirectory, "w20260302-127-*.pdq"));
+        using (PdqIndex.Load(rebuilt))
+        {
+        }
+
+        // Damage again, then retention: it must not throw, and no snapshot may still hold the dropped days.
+        File.WriteAllBytes(rebuilt, [1, 2, 3]);
+        clock.Now = Start.AddDays(14);
+        var dropped = log.DropExpired();
+        Assert.Equal(new[] { 20260302, 20260303, 20260304 }, dropped);
+        Assert.All(dropped, d => Assert.Empty(RetroactiveSearch.Snapshots(log.SnapshotDirectory, d)));
+        using (var search = new RetroactiveSearch(log))
+        {
+            Assert.Equal(Expected(news, rows.Where(r => !dropped.Contains(r.Day)).ToList()), Found(search, news));
+        }
+    }
+
     private static void Check(Random rng, int uploads, int entries, int days, bool clustered, int radiusMax, DateTimeOffset? first = null)
     {
         var start = first ?? Start;

@@ -3,8 +3,8 @@ using FsCheck;
 using FsCheck.Xunit;
 using Warden.Core.Hashing.Pdq;
 using Warden.Core.Hashing.Video;
-using Warden.Core.Signals;
 using Warden.Core.Matching;
+using Warden.Core.Signals;
 
 namespace Warden.Storage.Tests.SignalLog;
 

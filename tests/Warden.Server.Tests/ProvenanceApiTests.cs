@@ -13,7 +13,7 @@ namespace Warden.Server.Tests;
 public sealed class ProvenanceApiTests
 {
     // A PNG whose tEXt "parameters" chunk is A1111 infotext naming a checkpoint by its AutoV2 hash.
-    private static byte[] A1111Png(string modelHash)
+    internal static byte[] A1111Png(string modelHash)
     {
         using var small = Image.Gaussnoise(16, 12, sigma: 70, mean: 128, seed: 5);
         using var big = small.Resize(16);

@@ -239,6 +239,43 @@ public sealed unsafe class PdqIndex : IDisposable
         DeduplicateById(results, start);
     }
 
+    /// <summary>
+    /// Appends every live hash and its id (segments, then the tail) whose id <paramref name="keep"/> accepts: to
+    /// build a merged or filtered copy without the source the index was built from.
+    /// </summary>
+    public void CopyLiveTo(List<PdqHash> hashes, List<long> ids, Func<long, bool>? keep = null)
+    {
+        ArgumentNullException.ThrowIfNull(hashes);
+        ArgumentNullException.ThrowIfNull(ids);
+        _lock.EnterReadLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            foreach (var seg in _segments)
+            {
+                Copy(seg.Hashes, seg.Ids, hashes, ids, keep);
+            }
+
+            Copy(_tailHashes.AsSpan(0, _tailCount), _tailIds.AsSpan(0, _tailCount), hashes, ids, keep);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+
+        static void Copy(ReadOnlySpan<PdqHash> from, ReadOnlySpan<long> fromIds, List<PdqHash> hashes, List<long> ids, Func<long, bool>? keep)
+        {
+            for (var i = 0; i < fromIds.Length; i++)
+            {
+                if (fromIds[i] != Tombstone && (keep is null || keep(fromIds[i])))
+                {
+                    hashes.Add(from[i]);
+                    ids.Add(fromIds[i]);
+                }
+            }
+        }
+    }
+
     /// <summary>Writes a snapshot (see docs/formats.md), atomically replacing <paramref name="path"/>.</summary>
     public void Save(string path)
     {

@@ -174,9 +174,13 @@ public sealed partial class MatchService : IDisposable
         var hits = state.Matcher.Match(signals).ToList();
         var all = new List<WarningDto>(warnings ?? ImageWarnings(hashes, video is not null));
         System.Text.Json.JsonElement? provenance = null;
+        List<(string, string)>? modelSignals = null;
         if (data is not null)
         {
             var report = ReadProvenance(data, hashes.Exact.Sha256Hex, state.Matcher, all);
+
+            // The models the file names are logged as exact signals, so a model banked later finds it retroactively.
+            modelSignals = [.. Warden.Core.Provenance.ModelReferenceSignals.From(report).Select(s => (s.Signal.Type.Name, s.Signal.Value))];
             foreach (var m in report.ModelMatches)
             {
                 var model = report.ModelRefs[m.ModelIndex];
@@ -188,7 +192,7 @@ public sealed partial class MatchService : IDisposable
 
         var hashWarnings = all.Where(w => w.Stage != "provenance").ToList();
         _recorder?.Record(
-            SignalLogAdapter.From(hashes, video),
+            SignalLogAdapter.From(hashes, video, modelSignals),
             new UploadRecord(context.UploaderId, null, context.Upload?.Url, context.Upload?.UploadedAt ?? DateTimeOffset.UtcNow, "api", _index.Sequence));
         return Act(SignalsDto.From(hashes, video, includeTmk, hashWarnings, signals), hits, hashes.Exact.Sha256Hex, context) with { Provenance = provenance, Warnings = all };
     }

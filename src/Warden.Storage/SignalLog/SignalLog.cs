@@ -197,6 +197,33 @@ public sealed class SignalLog
         }
     }
 
+    /// <summary>
+    /// The rows of a partition that logged a record-only signal of <paramref name="type"/> (e.g. "vpdq") in
+    /// their extra signals, in id order, with its value. A row whose extra signals are not a JSON object of
+    /// strings is skipped (it cannot match, and one damaged row must not stop a retroactive pass).
+    /// </summary>
+    public IReadOnlyList<(long Id, string Value)> ReadExtra(int day, string type)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(type);
+        using var c = Open();
+        var found = new List<(long, string)>();
+        foreach (var (id, extra) in c.Query<(long, string)>($"SELECT id, extra FROM signal_log_{Checked(day)} WHERE extra IS NOT NULL ORDER BY id"))
+        {
+            try
+            {
+                if (System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(extra) is { } signals && signals.TryGetValue(type, out var value))
+                {
+                    found.Add((id, value));
+                }
+            }
+            catch (System.Text.Json.JsonException)
+            {
+            }
+        }
+
+        return found;
+    }
+
     /// <summary>The highest row id of a partition (0 when empty).</summary>
     public long MaxId(int day)
     {

@@ -39,6 +39,56 @@ public sealed class PdqIndexPropertyTests
     }
 
     [Property(MaxTest = 25)]
+    public Property CopyLiveTo_returns_exactly_the_live_pairs_the_filter_keeps(PositiveInt seed)
+    {
+        // Across segments (sealed, merged, snapshotted) and the tail, after removals: what a merged or filtered
+        // copy (a signal log week) is rebuilt from.
+        var rng = new Random(seed.Get);
+        var n = rng.Next(0, 12_000);
+        var (hashes, ids) = Uniform(n, rng);
+        using var built = new PdqIndex();
+        var split = rng.Next(0, n + 1);
+        built.AddRange(hashes.AsSpan(0, split), ids.AsSpan(0, split));
+        for (var i = split; i < n; i++)
+        {
+            built.Add(hashes[i], ids[i]);
+        }
+
+        var removed = ids.Where(_ => rng.Next(5) == 0).ToHashSet();
+        foreach (var id in removed)
+        {
+            built.Remove(id);
+        }
+
+        var path = Path.Combine(Path.GetTempPath(), $"warden-copylive-{Guid.NewGuid():N}.pdq");
+        built.Save(path);
+        try
+        {
+            using var loaded = PdqIndex.Load(path);
+            var modulus = rng.Next(1, 4);
+            bool Keep(long id) => id % modulus == 0;
+            var expected = Canonical(hashes.Zip(ids).Where(p => !removed.Contains(p.Second) && Keep(p.Second)));
+            var ok = true;
+            foreach (var index in new[] { built, loaded })
+            {
+                var gotHashes = new List<PdqHash>();
+                var gotIds = new List<long>();
+                index.CopyLiveTo(gotHashes, gotIds, Keep);
+                ok &= Canonical(gotHashes.Zip(gotIds)).SequenceEqual(expected);
+            }
+
+            return ok.Label($"n={n} split={split} removed={removed.Count}");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        static List<(long, string)> Canonical(IEnumerable<(PdqHash Hash, long Id)> pairs) =>
+            [.. pairs.Select(p => (p.Id, p.Hash.ToString())).OrderBy(p => p.Item1).ThenBy(p => p.Item2, StringComparer.Ordinal)];
+    }
+
+    [Property(MaxTest = 25)]
     public Property Uniform_data_matches_brute_force_on_the_multi_index_path(PositiveInt seed)
     {
         var rng = new Random(seed.Get);

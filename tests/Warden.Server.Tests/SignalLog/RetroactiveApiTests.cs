@@ -76,6 +76,41 @@ public sealed class RetroactiveApiTests
         Assert.Equal(2, log.Matches("retroactive").Count);
     }
 
+    [SkippableTheory]
+    [MemberData(nameof(Dialects))]
+    public async Task A_model_banked_later_finds_earlier_uploads_that_named_it(SqlDialect dialect)
+    {
+        await using var server = await TestServer.StartAsync(dialect, o =>
+        {
+            o.SignalLog = true;
+            o.RetroactivePollMilliseconds = 100;
+        });
+        using var submitter = server.Client(Role.Submitter);
+        using var curator = server.Client(Role.Curator);
+        await HttpAssert.Json(await curator.PostAsJsonAsync("v1/banks", new { name = "models", action = new { quarantine = true, notify = false } }), HttpStatusCode.Created);
+
+        // Two generated images naming different checkpoints (by AutoV2 hash), matched before any bank knows them.
+        foreach (var (model, user) in new[] { ("0123abcdef", "u-1"), ("fedcba3210", "u-2") })
+        {
+            var png = new ByteArrayContent(ProvenanceApiTests.A1111Png(model));
+            png.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+            Assert.False((await HttpAssert.Json(await submitter.PostAsync($"v1/match?uploader_id={user}", png))).GetProperty("matched").GetBoolean());
+        }
+
+        var log = server.App.Services.GetRequiredService<Storage.SignalLog>();
+        await HttpAssert.Json(await curator.PostAsJsonAsync("v1/banks/models/entries", new { signal_type = "civitai_autov2", signal = "0123abcdef" }), HttpStatusCode.Created);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (log.Matches("retroactive").Count < 1 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        await Task.Delay(300);
+        var (match, _) = Assert.Single(log.Matches("retroactive"));
+        Assert.Equal("civitai_autov2", match.SignalType);
+        Assert.Equal("u-1", match.Uploader);
+    }
+
     private static ByteArrayContent Raw(byte[] data)
     {
         var content = new ByteArrayContent(data);

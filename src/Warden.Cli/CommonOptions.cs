@@ -1,11 +1,10 @@
 using System.CommandLine;
-using System.Text.Json;
 using Warden.Storage;
 
 namespace Warden.Cli;
 
 /// <summary>Options shared by the commands that touch storage.</summary>
-internal static class CommonOptions
+internal static partial class CommonOptions
 {
     /// <summary>The environment variable that names the default database.</summary>
     public const string DbEnvironmentVariable = "WARDEN_DB";
@@ -64,22 +63,4 @@ internal static class CommonOptions
             return WardenCli.SomeFailed;
         }
     }
-
-    /// <summary>Writes one JSON object per line.</summary>
-    public static void WriteJsonLine(TextWriter output, Action<Utf8JsonWriter> write)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            write(json);
-            json.WriteEndObject();
-        }
-
-        output.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
-    }
-
-    /// <summary>An RFC 4180 CSV field: quoted when it holds a comma, quote or line break.</summary>
-    public static string CsvField(string s) =>
-        s.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 }

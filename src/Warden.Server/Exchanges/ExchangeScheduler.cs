@@ -35,6 +35,7 @@ internal sealed partial class ExchangeScheduler(
     ExchangeStore exchanges,
     ExchangeOptions options,
     IHttpClientFactory http,
+    IServiceProvider services,
     ILogger<ExchangeScheduler> logger) : BackgroundService
 {
     public const string ClientName = "exchanges";
@@ -107,6 +108,8 @@ internal sealed partial class ExchangeScheduler(
                     }
                 }
 
+                // Decisions whose feedback a crash kept from the outbox are queued now (idempotent), then sent.
+                services.GetService<Review.ReviewService>()?.ReconcileDecisionFeedback();
                 using (var client = http.CreateClient(ClientName))
                 {
                     var runtime = ExchangeRuntime.Default(client) with { Log = line => LogExchange(logger, "feedback", line) };

@@ -210,7 +210,7 @@ public sealed class ReviewFeedbackTests
         Assert.All(queued, f => Assert.Equal(confirmed ? "true_positive" : "false_positive", f.Opinion));
     }
 
-    private static readonly DateTimeOffset At = DateTimeOffset.FromUnixTimeMilliseconds(1_790_000_000_123);
+    private static readonly DateTimeOffset At = DateTimeOffset.FromUnixTimeMilliseconds(4_102_444_800_123); // after the exchanges are made
 
     private static readonly Lazy<(ExchangeStore Store, long On)> PropertyStore = new(() =>
     {

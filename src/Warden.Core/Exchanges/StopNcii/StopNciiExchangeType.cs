@@ -205,6 +205,9 @@ internal sealed class StopNciiFetcher(StopNciiConfig config, ExchangeRuntime run
         var now = runtime.Clock().ToUnixTimeSeconds();
         var token = saved?.Token is { Length: > 0 } t && saved.SavedAt is { } at && now - at <= (long)StopNciiCheckpoint.TokenLifetime.TotalSeconds ? t : null;
         var resumed = token is not null;
+
+        // A resumed token finishes a listing fixed when it began; a fresh listing then brings the pass up to date.
+        var again = resumed;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (var page = 0; page < MaxPages; page++)
         {
@@ -220,7 +223,7 @@ internal sealed class StopNciiFetcher(StopNciiConfig config, ExchangeRuntime run
                 // A saved token the server no longer takes: read the listing again from its start.
                 runtime.Log($"StopNCII: the saved page token was refused (HTTP {ex.StatusCode}); re-reading from {start}");
                 token = null;
-                resumed = false;
+                resumed = again = false;
                 continue;
             }
 
@@ -241,7 +244,15 @@ internal sealed class StopNciiFetcher(StopNciiConfig config, ExchangeRuntime run
                 }
 
                 yield return delta;
-                yield break;
+                if (!again)
+                {
+                    yield break;
+                }
+
+                again = false;
+                start = StopNciiCheckpoint.Parse(delta.Checkpoint).Start;
+                token = null;
+                seen.Clear();
             }
         }
 

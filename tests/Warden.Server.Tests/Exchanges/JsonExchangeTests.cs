@@ -375,6 +375,29 @@ public sealed class JsonExchangeTests
         Assert.Equal(await RemoteLive(), Live(banks, x));
     }
 
+    [Theory]
+    [InlineData("v1/banks/nope/changes", 404)]
+    [InlineData("v1/banks/shared/changes?after_seq=-1", 400)]
+    [InlineData("v1/banks/shared/changes?after_seq=abc", 400)]
+    [InlineData("v1/banks/shared/changes?limit=zero", 400)]
+    [InlineData("v1/banks/shared/changes?after_seq=99999999999999999999999", 400)]
+    public async Task The_change_listing_answers_bad_requests_with_a_problem(string path, int status)
+    {
+        await using var server = await TestServer.StartAsync(SqlDialect.Sqlite);
+        using var api = server.Client(Role.Curator);
+        (await api.PostAsJsonAsync("v1/banks", new { name = "shared" })).EnsureSuccessStatusCode();
+        using var response = await api.GetAsync(path);
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        using var anonymous = server.Client(null);
+        Assert.Equal(401, (int)(await anonymous.GetAsync("v1/banks/shared/changes")).StatusCode);
+        using var submitter = server.Client(Role.Submitter);
+        Assert.Equal(403, (int)(await submitter.GetAsync("v1/banks/shared/changes")).StatusCode);
+        var empty = await api.GetFromJsonAsync<JsonElement>("v1/banks/shared/changes?after_seq=1000000");
+        Assert.Equal(0, empty.GetProperty("entries").GetArrayLength());
+        Assert.False(empty.GetProperty("has_more").GetBoolean());
+    }
+
     [SkippableTheory]
     [MemberData(nameof(TestDatabases.Dialects), MemberType = typeof(TestDatabases))]
     public async Task A_peer_exchange_mirrors_an_HMA_bank_by_walking_its_content(SqlDialect dialect)

@@ -182,12 +182,15 @@ internal static partial class ExchangeEndpoints
     {
         using var doc = JsonDocument.Parse(x.Config);
         var r = doc.RootElement;
-        if (r.TryGetProperty("credentials_env", out var v) && v.GetString() is { Length: > 0 } name)
+
+        // A peer names its key api_key_*; one that names none needs none (HMA has no authentication).
+        var (env, file) = x.Type == ExchangeTypes.Peer.Name ? ("api_key_env", "api_key_file") : ("credentials_env", "credentials_file");
+        if (r.TryGetProperty(env, out var v) && v.GetString() is { Length: > 0 } name)
         {
             return !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name));
         }
 
-        return r.TryGetProperty("credentials_file", out var f) && f.GetString() is { Length: > 0 } file && File.Exists(file);
+        return r.TryGetProperty(file, out var f) && f.GetString() is { Length: > 0 } path ? File.Exists(path) : x.Type == ExchangeTypes.Peer.Name;
     }
 
     private static JsonElement Body(JsonElement? body) =>

@@ -499,6 +499,72 @@ public sealed class JsonExchangeTests
         });
     }
 
+    [Theory]
+    [InlineData("fb_threatexchange", """{"paging":{}}""")] // no data list
+    [InlineData("fb_threatexchange", """{"data":{"id":1}}""")]
+    [InlineData("fb_threatexchange", """{"data":[],"paging":{"next":"https://elsewhere.example/v21.0/1/threat_updates?access_token=x"}}""")]
+    [InlineData("fb_threatexchange", """{"data":[],"paging":{"next":"not a url"}}""")]
+    [InlineData("fb_threatexchange", """[]""")]
+    [InlineData("fb_threatexchange", """{"data":[""")]
+    [InlineData("peer", """{"entries":[],"has_more":false}""")] // no high_water
+    [InlineData("peer", """{"high_water":"x","entries":[],"has_more":false}""")]
+    [InlineData("peer", """{"high_water":0,"entries":[],"has_more":true}""")] // more, but the cursor does not move
+    [InlineData("peer", """{"high_water":5,"entries":{},"has_more":false}""")]
+    [InlineData("peer", """{"high_water":5,"entries":[],"has_more":"no"}""")]
+    [InlineData("peer", """null""")]
+    public async Task Hostile_ThreatExchange_and_peer_pages_fail_the_pass_and_commit_nothing(string type, string page)
+    {
+        using var http = new HttpClient(new FixedHandler(page));
+        var runtime = Runtime(http, new Dictionary<string, string> { ["K"] = "1234567890|abc" });
+        var config = type == "peer"
+            ? """{"base_url":"https://peer.example.org","remote_bank":"b","api_key_env":"K"}"""
+            : """{"privacy_group":1,"base_url":"https://graph.example.org/v21.0","credentials_env":"K"}""";
+        var t = ExchangeTypes.Get(type);
+        var fetcher = t.CreateFetcher(t.Validate(JsonDocument.Parse(config).RootElement), runtime);
+        var deltas = 0;
+        await Assert.ThrowsAsync<ExchangeException>(async () =>
+        {
+            await foreach (var d in fetcher.FetchAsync(null, CancellationToken.None))
+            {
+                deltas++;
+                Assert.True(deltas < 3, "a hostile page kept the fetch going");
+            }
+        });
+    }
+
+    [Fact]
+    public async Task Malformed_ThreatExchange_and_peer_items_are_skipped_and_counted()
+    {
+        var te = """
+            {"data":[
+              {"id":"1","type":"HASH_PDQ","indicator":"zz","last_updated":10,"should_delete":false,"descriptors":{"data":[]}},
+              {"id":"x2","type":"HASH_MD5","indicator":"d41d8cd98f00b204e9800998ecf8427e","last_updated":11,"descriptors":{"data":[]}},
+              {"id":"3","type":"HASH_MD5","indicator":"d41d8cd98f00b204e9800998ecf8427e","last_updated":12,"should_delete":false,"descriptors":{"data":[{"tags":[1,{"text":"ok"}],"owner":"bad","status":7}]}},
+              {"id":"4","type":"HASH_MD5","last_updated":13,"should_delete":true},
+              "text",
+              {"id":"5","type":"URI","indicator":"https://example.org","last_updated":99999999999,"descriptors":{"data":[]}}
+            ]}
+            """;
+        using var http = new HttpClient(new FixedHandler(te));
+        var runtime = Runtime(http, new Dictionary<string, string> { ["K"] = "1234567890|abc" });
+        var fetcher = ExchangeTypes.ThreatExchange.CreateFetcher(ExchangeTypes.ThreatExchange.Validate(JsonDocument.Parse("""{"privacy_group":1,"credentials_env":"K"}""").RootElement), runtime);
+        var deltas = new List<ExchangeDelta>();
+        await foreach (var d in fetcher.FetchAsync(null, CancellationToken.None))
+        {
+            deltas.Add(d);
+        }
+
+        var delta = Assert.Single(deltas);
+        Assert.Equal(1, delta.Entries); // id 3, its odd tags and owner ignored
+        Assert.Equal(1, delta.Tombstones);
+        Assert.Equal(3, delta.Errors); // a bad PDQ, a non-numeric id, a non-object
+        Assert.Equal(1, delta.Unsupported["URI"]);
+        Assert.Equal("ok", delta.Records.Single(r => !r.Deleted).Labels["te_tags"]);
+
+        // The checkpoint never passes now, even when an update claims a time in the future.
+        Assert.True(JsonDocument.Parse(delta.Checkpoint).RootElement.GetProperty("update_time").GetInt64() <= DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+    }
+
     [Fact]
     public async Task Malformed_StopNCII_records_are_skipped_and_counted()
     {

@@ -178,7 +178,7 @@ internal sealed class WardenPeerFetcher(PeerConfig config, ExchangeRuntime runti
             var uri = new Uri(string.Create(CultureInfo.InvariantCulture, $"{config.BaseUrl}/v1/banks/{config.BankPath}/changes?after_seq={after}&limit={config.PageSize}"));
             using var doc = await http.GetJsonAsync(uri, authorize, cancellationToken).ConfigureAwait(false);
             var root = doc!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("high_water", out var hw) || !hw.TryGetInt64(out var high)
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("high_water", out var hw) || hw.ValueKind != JsonValueKind.Number || !hw.TryGetInt64(out var high)
                 || !root.TryGetProperty("entries", out var list) || list.ValueKind != JsonValueKind.Array
                 || !root.TryGetProperty("has_more", out var hm) || hm.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
             {
@@ -249,7 +249,7 @@ internal static class PeerRecords
     /// <summary>One change of a Warden peer: 1 entry, 2 tombstone, 3 error, 0 unsupported.</summary>
     public static int FromWarden(JsonElement e, List<BankEntryRecord> records, Dictionary<string, long> unsupported)
     {
-        if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("id", out var idEl) || !idEl.TryGetInt64(out var id) || id <= 0)
+        if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("id", out var idEl) || idEl.ValueKind != JsonValueKind.Number || !idEl.TryGetInt64(out var id) || id <= 0)
         {
             return 3;
         }
@@ -422,7 +422,7 @@ internal sealed class HmaPeerFetcher(PeerConfig config, ExchangeRuntime runtime)
         }
 
         // HMA's disable_until_ts: 1 (ENABLED) or a time in the past is live; 0 (DISABLED) or a future time is not.
-        if (c.TryGetProperty("disable_until_ts", out var du) && du.TryGetInt64(out var until) && (until == 0 || until > now))
+        if (c.TryGetProperty("disable_until_ts", out var du) && du.ValueKind == JsonValueKind.Number && du.TryGetInt64(out var until) && (until == 0 || until > now))
         {
             return 4;
         }

@@ -8,7 +8,7 @@ using Warden.Storage;
 namespace Warden.Bench;
 
 /// <summary>
-/// `exchange [--entries 100k] [--dir DIR]`: a first sync of an NCMEC Hash Sharing v2 feed of N image entries (md5,
+/// `exchange [--entries 100k] [--commit 20k] [--dir DIR]`: a first sync of an NCMEC Hash Sharing v2 feed of N image entries (md5,
 /// sha1 and pdq each) from the tests' loopback fake server (in process) into a fresh SQLite bank, through
 /// <see cref="ExchangeSync"/> as `warden exchange fetch` runs it. Prints time, entries/s, peak RSS and peak managed
 /// heap. The fake holds the whole feed in memory, so RSS includes the feed; the managed heap before the sync is
@@ -51,7 +51,7 @@ internal static class ExchangeCommand
 
         long peakManaged = 0;
         using var sampler = new Timer(_ => InterlockedMax(ref peakManaged, GC.GetTotalMemory(false)), null, 0, 50);
-        var sync = new ExchangeSync(banks, exchanges);
+        var sync = new ExchangeSync(banks, exchanges) { CommitRecords = Size(Option(args, "--commit", "20k")) };
         var clock = Stopwatch.StartNew();
         var result = await sync.RunAsync(exchange, runtime, LeaseOwner.Create(), CancellationToken.None);
         clock.Stop();

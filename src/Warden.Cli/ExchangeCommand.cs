@@ -80,9 +80,13 @@ internal static class ExchangeCommand
         var name = NameArgument();
         var type = new Option<string>("--type") { Description = "Exchange type: " + string.Join(", ", ExchangeTypes.All.Select(t => t.Name)) + ".", Required = true };
         var bank = new Option<string>("--bank") { Description = "The bank the exchange fills (created when missing).", Required = true };
-        var url = new Option<string?>("--url") { Description = "NCMEC: the environment's base URL (e.g. https://exttest.cybertip.org/hashsharing; default: the environment's). url_list: the list file's URL." };
+        var url = new Option<string?>("--url") { Description = "NCMEC: the environment's base URL (e.g. https://exttest.cybertip.org/hashsharing; default: the environment's). url_list: the list file's URL. stopncii, fb_threatexchange: the API root (default: the real one). peer: the peer's root URL." };
+        var privacyGroup = new Option<long?>("--privacy-group") { Description = "fb_threatexchange: the ThreatPrivacyGroup ID." };
+        var remoteBank = new Option<string?>("--remote-bank") { Description = "peer: the peer's bank to mirror." };
+        var flavor = new Option<string?>("--flavor") { Description = "peer: warden (another Warden's change feed) or hma (an HMA bank, walked item by item)." };
+        var feedbackKeyEnv = new Option<string?>("--feedback-key-env") { Description = "stopncii: name of the environment variable holding the SubmitFeedback function key." };
         var environment = new Option<string?>("--environment") { Description = "NCMEC environment: " + string.Join(", ", Warden.Core.Exchanges.Ncmec.NcmecEnvironments.Names) + "." };
-        var credentialsEnv = new Option<string?>("--credentials-env") { Description = "Name of the environment variable that holds user:password at fetch time (the value is never stored)." };
+        var credentialsEnv = new Option<string?>("--credentials-env") { Description = "Name of the environment variable that holds the credentials at fetch time (the value is never stored): ncmec user:password; stopncii fetch_function_key,subscription_key; fb_threatexchange the access token; peer the peer's API key." };
         var credentialsFile = new Option<string?>("--credentials-file") { Description = "A file whose first line is user:password (instead of --credentials-env)." };
         var members = new Option<long[]>("--member") { Description = "Only entries of this member (ESP) id; repeat for several.", AllowMultipleArgumentsPerToken = true };
         var start = new Option<string?>("--start-time") { Description = "Where the first sync starts (ISO 8601 UTC); default: the beginning of the list." };
@@ -91,7 +95,7 @@ internal static class ExchangeCommand
         var config = new Option<string?>("--config") { Description = "The type's config as a JSON object (other types, or fields without an option)." };
         var format = CommonOptions.Format("Output: 'table' (a sentence) or 'jsonl'.", "table", "jsonl");
         var db = CommonOptions.Db();
-        var command = new Command("add", "Add an exchange that fills a bank.") { name, type, bank, url, environment, credentialsEnv, credentialsFile, members, start, interval, feedback, config, format, db };
+        var command = new Command("add", "Add an exchange that fills a bank.") { name, type, bank, url, environment, credentialsEnv, credentialsFile, members, start, privacyGroup, remoteBank, flavor, feedbackKeyEnv, interval, feedback, config, format, db };
         command.SetAction(p => WithStores(p.GetRequiredValue(db), error, (banks, exchanges) =>
         {
             var t = ExchangeTypes.Get(p.GetRequiredValue(type));
@@ -99,6 +103,7 @@ internal static class ExchangeCommand
             try
             {
                 json = BuildConfig(t.Name, p.GetValue(config), p.GetValue(url), p.GetValue(environment), p.GetValue(credentialsEnv), p.GetValue(credentialsFile), p.GetValue(members), p.GetValue(start));
+                json = AddTypeOptions(json, p.GetValue(privacyGroup), p.GetValue(remoteBank), p.GetValue(flavor), p.GetValue(feedbackKeyEnv));
             }
             catch (JsonException ex)
             {
@@ -157,12 +162,59 @@ internal static class ExchangeCommand
 
         Set(type == ExchangeTypes.UrlList.Name ? "url" : "base_url", url); // a list's file, or an environment's root
         Set("environment", environment);
-        Set("credentials_env", credentialsEnv);
-        Set("credentials_file", credentialsFile);
-        Set("start_time", start);
+        var peer = type == ExchangeTypes.Peer.Name;
+        Set(peer ? "api_key_env" : "credentials_env", credentialsEnv);
+        Set(peer ? "api_key_file" : "credentials_file", credentialsFile);
+        if (type == ExchangeTypes.StopNcii.Name || type == ExchangeTypes.ThreatExchange.Name)
+        {
+            // These feeds count time in Unix seconds: an ISO time (or a number) becomes one.
+            Set(type == ExchangeTypes.StopNcii.Name ? "start_timestamp" : "start_time", start is null ? null : UnixSeconds(start));
+        }
+        else
+        {
+            Set("start_time", start);
+        }
+
         if (members is { Length: > 0 })
         {
             fields["only_esp_ids"] = members;
+        }
+
+        return JsonSerializer.SerializeToElement(fields);
+    }
+
+    private static long UnixSeconds(string text) =>
+        long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n
+        : DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t) ? t.ToUnixTimeSeconds()
+        : throw new ExchangeConfigException($"--start-time '{text}' is not an ISO 8601 time or Unix seconds.");
+
+    /// <summary>The options only some types take; a type that does not take one refuses it as an unknown field.</summary>
+    private static JsonElement AddTypeOptions(JsonElement json, long? privacyGroup, string? remoteBank, string? flavor, string? feedbackKeyEnv)
+    {
+        if (privacyGroup is null && remoteBank is null && flavor is null && feedbackKeyEnv is null)
+        {
+            return json;
+        }
+
+        var fields = json.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone(), StringComparer.Ordinal);
+        if (privacyGroup is not null)
+        {
+            fields["privacy_group"] = privacyGroup;
+        }
+
+        if (remoteBank is not null)
+        {
+            fields["remote_bank"] = remoteBank;
+        }
+
+        if (flavor is not null)
+        {
+            fields["flavor"] = flavor;
+        }
+
+        if (feedbackKeyEnv is not null)
+        {
+            fields["feedback_key_env"] = feedbackKeyEnv;
         }
 
         return JsonSerializer.SerializeToElement(fields);

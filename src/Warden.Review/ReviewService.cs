@@ -57,6 +57,7 @@ public sealed partial class ReviewService : IDisposable
     private readonly Lock _write = new();
     private readonly SemaphoreSlim _previewGate = new(Math.Max(1, Environment.ProcessorCount));
     private readonly IReviewDecisionFeedback? _decisionFeedback;
+    private long _reconciledSeq;
 
     /// <summary>
     /// Opens the review database, the vault (when configured) and replays the case log. <paramref name="database"/>
@@ -265,6 +266,47 @@ public sealed partial class ReviewService : IDisposable
         }
 
         return decision;
+    }
+
+    /// <summary>
+    /// The safety net under the call in <see cref="Decide"/>: decisions live in the review database, the feedback
+    /// outbox in the exchanges' (they may be two databases, so one transaction cannot hold both). A process that
+    /// stored a decision and died before queueing its feedback left a decision event behind; this scan queues the
+    /// feedback of every decision event it has not seen yet (made within <paramref name="window"/>, 24 h by default)
+    /// whose cluster this node knows. Queueing is idempotent (the key is derived from the decision), so running it
+    /// on every node, every tick, after a normal decision, queues nothing twice. Returns how many were queued now.
+    /// </summary>
+    public int ReconcileDecisionFeedback(TimeSpan? window = null)
+    {
+        if (_decisionFeedback is null)
+        {
+            return 0;
+        }
+
+        var since = DateTimeOffset.UtcNow - (window ?? TimeSpan.FromHours(24));
+        var queued = 0;
+        foreach (var e in Store.EventsAfter(Interlocked.Read(ref _reconciledSeq), "decision").ToList())
+        {
+            var decision = JsonSerializer.Deserialize<DecisionRecord>(e.Body, Json)?.ToDecision();
+            List<ReviewedHit>? hits = null;
+            if (decision is not null && decision.At >= since && e.ClusterId is { } clusterId)
+            {
+                lock (_write)
+                {
+                    hits = Cases.Find(e.CaseId)?.Clusters.FirstOrDefault(c => c.Id == clusterId)?.Members
+                        .SelectMany(m => m.Matches).Select(m => new ReviewedHit(m.BankName, m.SignalType, m.Labels)).ToList();
+                }
+            }
+
+            if (hits is not null)
+            {
+                queued += _decisionFeedback.Decided(e.CaseId, e.ClusterId!, decision!.At, decision.Verdict == Verdict.Confirmed, hits);
+            }
+
+            Interlocked.Exchange(ref _reconciledSeq, e.Seq); // only after its feedback is queued (committed)
+        }
+
+        return queued;
     }
 
     /// <summary>

@@ -660,6 +660,37 @@ public sealed class BankStore : IDisposable
         });
     }
 
+    /// <summary>
+    /// One bank's changes after <paramref name="afterSeq"/>, whole entries (tombstones and disabled ones too), read from
+    /// one snapshot the way <see cref="ChangesSince"/> reads them (so a peer that mirrors the bank never skips a row):
+    /// at most about <paramref name="limit"/> entries; feed HighWater back as the next afterSeq while HasMore.
+    /// </summary>
+    public (IReadOnlyList<(BankEntry Entry, long Seq)> Entries, long HighWater, bool HasMore) BankChangesSince(long bankId, long afterSeq, int limit = 5_000)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        return Run(c =>
+        {
+            using var tx = BeginSnapshot(c);
+            var top = c.ExecuteScalar<long>($"SELECT value FROM counters WHERE name = '{SeqCounter}'", transaction: tx);
+            var boundary = c.ExecuteScalar<long?>("SELECT seq FROM bank_entries WHERE seq > @afterSeq AND bank_id = @bankId ORDER BY seq LIMIT 1 OFFSET @skip", new { afterSeq, bankId, skip = (long)limit - 1 }, tx);
+            var high = Math.Min(boundary ?? top, top);
+            var entries = new List<(BankEntry, long)>();
+            if (high > afterSeq)
+            {
+                using var cmd = WardenDatabase.Command(c, tx, "SELECT * FROM bank_entries WHERE seq > @afterSeq AND seq <= @high AND bank_id = @bankId ORDER BY seq", ("afterSeq", afterSeq), ("high", high), ("bankId", bankId));
+                using var reader = cmd.ExecuteReader();
+                var seqColumn = reader.GetOrdinal("seq");
+                while (reader.Read())
+                {
+                    entries.Add((ReadEntry(reader), reader.GetInt64(seqColumn)));
+                }
+            }
+
+            tx.Commit();
+            return ((IReadOnlyList<(BankEntry, long)>)entries, Math.Max(high, afterSeq), high < top && boundary is not null);
+        });
+    }
+
     /// <summary>Entries by id (for labelling match results).</summary>
     public IReadOnlyDictionary<long, BankEntry> GetEntries(IEnumerable<long> ids)
     {

@@ -54,6 +54,11 @@ public sealed class ExchangeReviewFeedback(ExchangeStore store) : IReviewDecisio
         {
             foreach (var x in byBank[hit.Bank])
             {
+                if (decidedAt < x.CreatedAt)
+                {
+                    continue; // a decision older than the exchange is not an opinion on its entries (the reconciler replays old ones)
+                }
+
                 var type = ExchangeTypes.Find(x.Type);
                 var entry = type?.FeedbackEntryId(hit.Labels);
                 if (entry is null)

@@ -190,8 +190,17 @@ public static class ExchangeTypes
     /// <summary>A hash list file at a URL.</summary>
     public static UrlList.UrlListExchangeType UrlList { get; } = new();
 
+    /// <summary>StopNCII.org.</summary>
+    public static StopNcii.StopNciiExchangeType StopNcii { get; } = new();
+
+    /// <summary>Meta ThreatExchange (one privacy group).</summary>
+    public static ThreatExchange.ThreatExchangeType ThreatExchange { get; } = new();
+
+    /// <summary>Another Warden's or HMA's bank.</summary>
+    public static Peer.PeerExchangeType Peer { get; } = new();
+
     /// <summary>Every type, by name.</summary>
-    public static IReadOnlyList<IExchangeType> All { get; } = [Ncmec, UrlList];
+    public static IReadOnlyList<IExchangeType> All { get; } = [Ncmec, UrlList, StopNcii, ThreatExchange, Peer];
 
     /// <summary>Finds a type by name (case-insensitive); null when unknown.</summary>
     public static IExchangeType? Find(string? name) =>

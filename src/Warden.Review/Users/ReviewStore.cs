@@ -145,6 +145,16 @@ public sealed class ReviewStore(ReviewDatabase database)
         }
     }
 
+    /// <summary>Case events of one kind after <paramref name="afterSeq"/>, oldest first (the feedback reconciler's scan).</summary>
+    public IEnumerable<CaseEvent> EventsAfter(long afterSeq, string kind)
+    {
+        using var c = database.Connect();
+        foreach (var e in c.Query<CaseEvent>("SELECT seq AS Seq, kind AS Kind, case_id AS CaseId, cluster_id AS ClusterId, body AS Body FROM case_events WHERE seq > @afterSeq AND kind = @kind ORDER BY seq", new { afterSeq, kind }, buffered: false))
+        {
+            yield return e;
+        }
+    }
+
     private static bool? ToBool(long? v) => v is null ? null : v != 0;
 
     private static long? ToLong(bool? v) => v is null ? null : v.Value ? 1 : 0;

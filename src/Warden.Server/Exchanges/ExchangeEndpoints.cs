@@ -51,6 +51,10 @@ internal static partial class ExchangeEndpoints
             sent_at = f.SentAt,
         })).WithSummary("The exchange's feedback outbox");
 
+        // What a peer Warden mirrors a bank through (the "peer" exchange type): the bank's changes in sequence order.
+        app.MapGet("/v1/banks/{name}/changes", BankChanges).RequireAuthorization(Roles.Curate).WithTags("Exchanges")
+            .WithSummary("A bank's changes after a sequence number (entries, tombstones, disabled entries), for mirroring it");
+
         var hma = app.MapGroup("/c").RequireAuthorization(Roles.Curate).WithTags("HMA compatibility");
         hma.MapGet("/exchanges/apis", () => ExchangeTypes.All.Select(t => t.Name)).WithSummary("HMA: exchange API types");
         hma.MapGet("/exchanges/api/{api}", (string api, ExchangeStore s) => ApiConfig(api, s)).WithSummary("HMA: whether a type uses credentials and has them");
@@ -83,6 +87,36 @@ internal static partial class ExchangeEndpoints
                 fetched_items = st.EntriesFetched,
             });
         }).WithSummary("HMA: fetch status");
+    }
+
+    private static IResult BankChanges(string name, [Microsoft.AspNetCore.Mvc.FromQuery(Name = "after_seq")] long? afterSeq, int? limit, BankStore store)
+    {
+        var bank = store.GetBank(name) ?? throw ApiException.NotFound($"No bank named '{name}'.");
+        if (afterSeq is < 0)
+        {
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "after_seq must be 0 or more.");
+        }
+
+        var (entries, high, more) = store.BankChangesSince(bank.Id, afterSeq ?? 0, Math.Clamp(limit ?? 1000, 1, 10_000));
+        return Results.Json(new
+        {
+            bank = bank.Name,
+            database_id = store.DatabaseId().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            high_water = high,
+            has_more = more,
+            entries = entries.Select(e => new
+            {
+                id = e.Entry.Id,
+                seq = e.Seq,
+                signal_type = e.Entry.SignalType,
+                signal = e.Entry.Signal,
+                labels = e.Entry.Labels,
+                external_id = string.IsNullOrEmpty(e.Entry.ExternalId) ? null : e.Entry.ExternalId,
+                note = e.Entry.Note,
+                enabled = e.Entry.Enabled,
+                deleted = e.Entry.Deleted,
+            }),
+        });
     }
 
     private static object Dto(Exchange x, ExchangeState s) => new
@@ -148,12 +182,15 @@ internal static partial class ExchangeEndpoints
     {
         using var doc = JsonDocument.Parse(x.Config);
         var r = doc.RootElement;
-        if (r.TryGetProperty("credentials_env", out var v) && v.GetString() is { Length: > 0 } name)
+
+        // A peer names its key api_key_*; one that names none needs none (HMA has no authentication).
+        var (env, file) = x.Type == ExchangeTypes.Peer.Name ? ("api_key_env", "api_key_file") : ("credentials_env", "credentials_file");
+        if (r.TryGetProperty(env, out var v) && v.GetString() is { Length: > 0 } name)
         {
             return !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name));
         }
 
-        return r.TryGetProperty("credentials_file", out var f) && f.GetString() is { Length: > 0 } file && File.Exists(file);
+        return r.TryGetProperty(file, out var f) && f.GetString() is { Length: > 0 } path ? File.Exists(path) : x.Type == ExchangeTypes.Peer.Name;
     }
 
     private static JsonElement Body(JsonElement? body) =>

@@ -35,6 +35,7 @@ internal sealed partial class ExchangeScheduler(
     ExchangeStore exchanges,
     ExchangeOptions options,
     IHttpClientFactory http,
+    IServiceProvider services,
     ILogger<ExchangeScheduler> logger) : BackgroundService
 {
     public const string ClientName = "exchanges";
@@ -107,6 +108,17 @@ internal sealed partial class ExchangeScheduler(
                     }
                 }
 
+                // Decisions whose feedback a crash kept from the outbox are queued now (idempotent), then sent. Its
+                // failures (the review side unavailable) are logged and must not stop fetching or sending.
+                try
+                {
+                    services.GetService<Review.ReviewService>()?.ReconcileDecisionFeedback();
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogFailed(logger, "(feedback reconciler)", ex.Message);
+                }
+
                 using (var client = http.CreateClient(ClientName))
                 {
                     var runtime = ExchangeRuntime.Default(client) with { Log = line => LogExchange(logger, "feedback", line) };
@@ -115,7 +127,7 @@ internal sealed partial class ExchangeScheduler(
 
                 UpdateMetrics();
             }
-            catch (StorageException ex)
+            catch (Exception ex) when (ex is StorageException or System.Data.Common.DbException)
             {
                 LogFailed(logger, "(scheduler)", ex.Message);
             }

@@ -96,7 +96,7 @@ public sealed class ExchangeApiTests
         await WaitAsync(curator, "v1/exchanges/ncmec-api/status", s => s.GetProperty("status").GetProperty("last_fetch").GetDateTimeOffset() > last);
 
         // HMA's routes and shapes.
-        Assert.Equal(["ncmec", "url_list"], (await curator.GetFromJsonAsync<string[]>("c/exchanges/apis"))!);
+        Assert.Equal(["ncmec", "url_list", "stopncii", "fb_threatexchange", "peer"], (await curator.GetFromJsonAsync<string[]>("c/exchanges/apis"))!);
         Assert.Contains("ncmec-api", (await curator.GetFromJsonAsync<string[]>("c/exchanges"))!);
         var cfg = await curator.GetFromJsonAsync<JsonElement>("c/exchange/ncmec-api");
         Assert.Equal("ncmec", cfg.GetProperty("api").GetString());

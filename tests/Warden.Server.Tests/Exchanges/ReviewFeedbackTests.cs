@@ -168,6 +168,71 @@ public sealed class ReviewFeedbackTests
     }
 
     /// <summary>
+    /// A process that stored a decision and died before queueing its feedback (decisions and the outbox may live in two
+    /// databases, so no transaction holds both): the decision event is in the log, the outbox has nothing. The
+    /// scheduler's reconciler finds the event and queues its opinions, which reach NCMEC once; scanning again, or
+    /// the normal path replaying the same decision, queues nothing more.
+    /// </summary>
+    [Fact]
+    public async Task A_decision_whose_feedback_was_lost_in_a_crash_is_reconciled_and_sent_once()
+    {
+        Environment.SetEnvironmentVariable("Warden__Exchanges__PollSeconds", "0.2");
+        await using var h = await ReviewHarness.StartAsync(preserve: false);
+        await using var ncmec = new FakeNcmecServer();
+        var variable = "WARDEN_TEST_NCMEC_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        Environment.SetEnvironmentVariable(variable, ncmec.User + ":" + ncmec.Password);
+        try
+        {
+            using var admin = h.Server.Client(Role.Admin);
+            await ReviewHarness.SeedBankAsync(admin);
+            var image = Media.Jpeg(3);
+            var t = DateTimeOffset.UtcNow.AddHours(-2).ToUnixTimeSeconds();
+            ncmec.Put(new FakeEntry(9201, "img-9", false, t, "A1", new Dictionary<string, string?> { ["md5"] = Md5(image) }));
+            var start = DateTimeOffset.FromUnixTimeSeconds(t - 60).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            using var curator = h.Server.Client(Role.Curator);
+            var created = await curator.PostAsync("v1/exchanges", Json($$$"""
+                {"name":"ncmec-crash","type":"ncmec","bank":"ncmec-crash-bank","interval_seconds":3600,"feedback":true,
+                 "config":{"environment":"test_Industry","base_url":"{{{ncmec.BaseUrl}}}","credentials_env":"{{{variable}}}","start_time":"{{{start}}}"}}
+                """));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            await WaitForAsync(
+                async () => (await admin.GetFromJsonAsync<JsonElement>("v1/match?signal_type=md5&signal=" + Md5(image))).GetProperty("hits").EnumerateArray().Any(x => x.GetProperty("bank").GetString() == "ncmec-crash-bank"),
+                "the exchange bank never matched");
+            using var submitter = h.Server.Client(Role.Submitter);
+            Assert.True(await ReviewHarness.UploadAsync(submitter, image, "u9", 1));
+            using var alice = await h.LoginAsync();
+            var k = await alice.FirstCaseAsync();
+            var caseId = k.GetProperty("id").GetString()!;
+            var cluster = k.GetProperty("clusters")[0].GetProperty("id").GetString()!;
+
+            // The durable write of the decision, as Decide makes it, and then the crash: nothing reached the outbox.
+            var at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            h.Review.Store.AppendEvent("decision", caseId, cluster, $$"""{"verdict":"Confirmed","reviewer":"alice","at":{{at}},"withoutViewing":false}""");
+
+            await WaitForAsync(() => Task.FromResult(!ncmec.Feedback.IsEmpty), "the reconciled feedback never reached NCMEC");
+            await Task.Delay(1500); // more ticks: nothing is sent twice
+            var sent = Assert.Single(ncmec.Feedback);
+            Assert.Equal("/v2/entries/9201/img-9/MD5/feedback", sent.Path);
+            Assert.Contains("affirmative", sent.Body, StringComparison.Ordinal);
+            var outbox = (await curator.GetFromJsonAsync<JsonElement>("v1/exchanges/ncmec-crash/feedback")).EnumerateArray().ToList();
+            var row = Assert.Single(outbox);
+            Assert.Equal("sent", row.GetProperty("status").GetString());
+            Assert.Equal(ExchangeReviewFeedback.Key(caseId, cluster, DateTimeOffset.FromUnixTimeMilliseconds(at), "ncmec-crash", "9201-img-9", "md5"), row.GetProperty("idempotency_key").GetString());
+
+            // The live path replaying the same decision, and another scan, queue nothing more.
+            var hook = h.Server.App.Services.GetRequiredService<IReviewDecisionFeedback>();
+            var labels = new Dictionary<string, string> { ["ncmec_member"] = "9201", ["ncmec_entry_id"] = "img-9" };
+            Assert.Equal(0, hook.Decided(caseId, cluster, DateTimeOffset.FromUnixTimeMilliseconds(at), true, [new ReviewedHit("ncmec-crash-bank", "md5", labels)]));
+            Assert.Equal(0, h.Review.ReconcileDecisionFeedback());
+            Assert.Single((await curator.GetFromJsonAsync<JsonElement>("v1/exchanges/ncmec-crash/feedback")).EnumerateArray());
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
+    }
+
+    /// <summary>
     /// Any mix of hits: only hits on a bank whose exchange opted in, with labels that name a (numeric member, entry)
     /// pair, queue an opinion, one per (exchange, entry, signal type), with the decision's verdict; a second call
     /// with the same decision queues nothing.
@@ -210,7 +275,7 @@ public sealed class ReviewFeedbackTests
         Assert.All(queued, f => Assert.Equal(confirmed ? "true_positive" : "false_positive", f.Opinion));
     }
 
-    private static readonly DateTimeOffset At = DateTimeOffset.FromUnixTimeMilliseconds(1_790_000_000_123);
+    private static readonly DateTimeOffset At = DateTimeOffset.FromUnixTimeMilliseconds(4_102_444_800_123); // after the exchanges are made
 
     private static readonly Lazy<(ExchangeStore Store, long On)> PropertyStore = new(() =>
     {

@@ -83,6 +83,7 @@ public static class WardenCli
         ("review", ReviewCommand.Create),
         ("backfill", Backfill.BackfillCommand.Create),
         ("worker", Backfill.BackfillCommand.Worker),
+        ("bench", BenchCommand.Create),
     ];
 
     /// <summary>

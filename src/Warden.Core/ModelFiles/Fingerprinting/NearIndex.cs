@@ -78,22 +78,27 @@ public sealed class NearIndex
     /// An index over <paramref name="count"/> records that <paramref name="load"/> yields by number (from disk, or
     /// regenerated): each record is read once to build, and again only when it is a candidate.
     /// </summary>
-    public static NearIndex Build(int count, Func<int, ModelRecord> load)
+    /// <param name="count">Records.</param>
+    /// <param name="load">Record by number, as matched (all its tensors).</param>
+    /// <param name="probes">Record by number holding at least its <see cref="ProbeKeys"/> tensors and its rows (a cheaper read
+    /// for building); <paramref name="load"/> when null.</param>
+    public static NearIndex Build(int count, Func<int, ModelRecord> load, Func<int, ModelRecord>? probes = null)
     {
         ArgumentNullException.ThrowIfNull(load);
+        var read = probes ?? load;
         var sk = new List<ulong>();
         var sr = new List<int>();
         var rk = new List<ulong>();
         var rr = new List<int>();
-        var probes = new byte[count];
+        var probeCounts = new byte[count];
         Span<ulong> bands = stackalloc ulong[Bands];
         for (var i = 0; i < count; i++)
         {
-            var r = load(i);
+            var r = read(i);
             var tensors = r.IsAdapter ? r.Modules : r.Tensors;
             var chosen = tensors.Where(t => t.Sketch.Length > 0).Select(t => (Hash: KeyHash(t.Key), t.Sketch))
                 .OrderBy(t => t.Hash).Take(ProbeTensors).ToList();
-            probes[i] = (byte)chosen.Count;
+            probeCounts[i] = (byte)chosen.Count;
             foreach (var (hash, sketch) in chosen)
             {
                 Signature(sketch, bands);
@@ -124,7 +129,7 @@ public sealed class NearIndex
 
         var (skA, srA) = Sorted(sk, sr);
         var (rkA, rrA) = Sorted(rk, rr);
-        return new NearIndex(count, load, skA, srA, rkA, rrA, probes);
+        return new NearIndex(count, load, skA, srA, rkA, rrA, probeCounts);
     }
 
     /// <summary>Numbers of the records that may be R/T4 hits of <paramref name="fp"/>.</summary>
@@ -187,6 +192,9 @@ public sealed class NearIndex
     /// <summary>T3 hits, as <see cref="NearMatcher.Contained"/> over every record would give them.</summary>
     public List<NearHit> Contained(ModelFingerprint fp, Func<ModelRecord, string, bool>? skip = null) =>
         NearMatcher.Contained(fp, [.. RowCandidates(fp).Select(_load)], skip);
+
+    /// <summary>The keys of <paramref name="keys"/> the index probes: the <see cref="ProbeTensors"/> whose key hashes are lowest.</summary>
+    public static IEnumerable<string> ProbeKeys(IEnumerable<string> keys) => keys.OrderBy(KeyHash).Take(ProbeTensors);
 
     /// <summary>True for the row hashes the index keeps (one in <see cref="RowShare"/>, by a remix of the hash).</summary>
     public static bool IsIndexedRow(ulong h) => Mix(h ^ 0x5bd1e9955bd1e995UL) % RowShare == 0;

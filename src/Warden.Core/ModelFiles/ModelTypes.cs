@@ -297,6 +297,12 @@ public sealed record ModelLimits
 
     /// <summary>Files in a folder model.</summary>
     public int MaxFolderFiles { get; init; } = 10_000;
+
+    /// <summary>
+    /// Whether files a model names beside itself (ONNX external data) are read. False for uploads: an upload's
+    /// "folder" is the server's /proc/PID/fd, whose entries are the server's own open files.
+    /// </summary>
+    public bool ExternalData { get; init; } = true;
 }
 
 /// <summary>Names of model formats as the CLI and the API print them.</summary>

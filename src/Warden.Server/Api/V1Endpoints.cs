@@ -96,6 +96,13 @@ internal static partial class V1Endpoints
         var uploader = Uploader(uploaderId);
         var uploadContext = Review.ReviewIntake.Parse(uploader, upload);
         var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
+        if (ModelEndpoints.IsModelUpload(content.Data)
+            && await ModelEndpoints.TryMatchUploadAsync(content.Data, service, context.RequestServices.GetRequiredService<BankStore>(), new MatchContext(context.User.KeyId(), uploader), cancellationToken).ConfigureAwait(false) is { } model)
+        {
+            // A model file: its identity signals, pickle verdict and near tiers, as /v1/models/scan answers them.
+            return Results.Ok(model);
+        }
+
         var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
         var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader) { Upload = uploadContext }, (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
         await Review.ReviewIntake.AfterMatchAsync(context, content.Data, hashes, response, uploader, upload, cancellationToken).ConfigureAwait(false);

@@ -149,7 +149,7 @@ internal static class OnnxReader
                 }
 
                 var e = r.Enter();
-                var t = ReadTensor(r, doc, externals);
+                var t = ReadTensor(r, doc, externals, limits);
                 r.Leave(e);
                 if (!names.Add(t.Name))
                 {
@@ -176,7 +176,7 @@ internal static class OnnxReader
         }
     }
 
-    private static TensorInfo ReadTensor(ProtoCursor r, ModelDocument doc, Dictionary<string, long> externals)
+    private static TensorInfo ReadTensor(ProtoCursor r, ModelDocument doc, Dictionary<string, long> externals, ModelLimits limits)
     {
         var dims = new List<long>();
         var dataType = 0UL;
@@ -279,6 +279,12 @@ internal static class OnnxReader
 
         if (location == 1)
         {
+            if (!limits.ExternalData)
+            {
+                doc.Flag(AnomalySeverity.Warning, "onnx.external-not-read", $"initializer '{label}' is in external data '{external.GetValueOrDefault("location")}': not read for an upload (scan the folder by path)");
+                return t;
+            }
+
             return External(t, label, external, need, doc, externals);
         }
 

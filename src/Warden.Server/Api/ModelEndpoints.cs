@@ -131,21 +131,21 @@ internal static class ModelEndpoints
         }
 
         using var file = MemoryFile.Create(data);
-        try
-        {
-            return await Task.Run(() => Scan(file.Path, service, banks, context, UploadLimits), cancellationToken).ConfigureAwait(false);
-        }
-        catch (ApiException) when (data.Length >= 2 && data[0] == (byte)'P' && data[1] == (byte)'K' && !IsTorchZip(file.Path))
+        if (data.Length >= 2 && data[0] == (byte)'P' && data[1] == (byte)'K' && !IsCheckpointZip(file.Path))
         {
             return null;
         }
+
+        return await Task.Run(() => Scan(file.Path, service, banks, context, UploadLimits), cancellationToken).ConfigureAwait(false);
     }
 
-    private static bool IsTorchZip(string path)
+    // A zip is a model when it holds tensors or any pickle a loader would unpickle (a hostile data.pkl alone counts).
+    private static bool IsCheckpointZip(string path)
     {
         try
         {
-            return ModelReader.Read(path, UploadLimits).Tensors.Count > 0;
+            var doc = ModelReader.Read(path, UploadLimits);
+            return doc.Tensors.Count > 0 || doc.Pickles.Count > 0;
         }
         catch (Exception ex) when (ex is ModelFormatException or IOException or InvalidDataException)
         {

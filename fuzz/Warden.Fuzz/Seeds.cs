@@ -70,6 +70,7 @@ public static class Seeds
             ["model-torch-legacy"] = [("legacy.pt", LegacyTorch())],
             ["model-safetensors"] = [("model.safetensors", Safetensors())],
             ["model-gguf"] = [("model.gguf", Gguf())],
+            ["model-onnx"] = [("model.onnx", Onnx())],
             ["bank-csv"] = [("list.csv", Encoding.UTF8.GetBytes($"signal_type,signal,note,external_id,category\npdq,{Pdq},demo,e1,demo\nmd5,{Md5},\"a, \"\"quoted\"\" note\",e2,\nsha1,{Sha1},,e3,\n"))],
             ["bank-jsonl"] = [("list.jsonl", Encoding.UTF8.GetBytes($"{{\"signal_type\":\"md5\",\"signal\":\"{Md5}\",\"note\":\"n\",\"external_id\":\"x1\"}}\n{{\"signal_type\":\"pdq\",\"signal\":\"{Pdq}\",\"labels\":{{\"category\":\"demo\"}}}}\n{{\"signal_type\":\"sha1\",\"signal\":\"{Sha1}\",\"deleted\":true}}\n"))],
             ["bank-plain"] = [("list.txt", Encoding.UTF8.GetBytes($"# demo list\n{Md5}\n\n{Sha1}\n{Md5.ToUpperInvariant()}  \n"))],
@@ -300,6 +301,48 @@ public static class Seeds
         file.AsSpan(8 + header.Length, padded - header.Length).Fill((byte)' ');
         Floats(4).CopyTo(file, 8 + padded);
         return file;
+    }
+
+    // A ModelProto: ir_version, producer, a graph with one node and two initializers (raw_data F32, packed float_data
+    // with packed dims), an opset import and a metadata entry.
+    private static byte[] Onnx()
+    {
+        static void Varint(List<byte> b, ulong v)
+        {
+            for (; v >= 0x80; v >>= 7)
+            {
+                b.Add((byte)(v | 0x80));
+            }
+
+            b.Add((byte)v);
+        }
+
+        static List<byte> Field(int field, int wire, List<byte>? payload = null, ulong value = 0)
+        {
+            var b = new List<byte>();
+            Varint(b, ((ulong)field << 3) | (uint)wire);
+            if (wire == 0)
+            {
+                Varint(b, value);
+            }
+            else
+            {
+                Varint(b, (ulong)payload!.Count);
+                b.AddRange(payload);
+            }
+
+            return b;
+        }
+
+        static List<byte> Str(int field, string s) => Field(field, 2, [.. Encoding.UTF8.GetBytes(s)]);
+
+        List<byte> raw = [.. Field(1, 0, value: 2), .. Field(1, 0, value: 2), .. Field(2, 0, value: 1), .. Str(8, "model.diffusion_model.out.2.weight"), .. Field(9, 2, [.. Floats(4)])];
+        List<byte> typed = [.. Field(1, 2, [4]), .. Field(2, 0, value: 1), .. Str(8, "model.diffusion_model.out.0.weight"), .. Field(4, 2, [.. Floats(4)])];
+        List<byte> node = [.. Str(1, "x"), .. Str(2, "y"), .. Str(4, "Identity")];
+        List<byte> graph = [.. Field(1, 2, node), .. Str(2, "main_graph"), .. Field(5, 2, raw), .. Field(5, 2, typed)];
+        List<byte> opset = [.. Str(1, string.Empty), .. Field(2, 0, value: 17)];
+        List<byte> meta = [.. Str(1, "source"), .. Str(2, "fuzz seed")];
+        return [.. Field(1, 0, value: 8), .. Str(2, "pytorch"), .. Field(7, 2, graph), .. Field(8, 2, opset), .. Field(14, 2, meta)];
     }
 
     private static byte[] Gguf()

@@ -50,6 +50,7 @@ public static class Targets
         Model("model-torch-legacy"),
         Model("model-safetensors"),
         Model("model-gguf"),
+        Model("model-onnx"),
         Bank("bank-csv", BankFileFormat.Csv, null),
         Bank("bank-jsonl", BankFileFormat.JsonLines, null),
         Bank("bank-plain", BankFileFormat.Plain, ImportOptions.AutoSignalType),

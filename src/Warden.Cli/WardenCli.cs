@@ -27,6 +27,7 @@ public static partial class WardenCli
         ("review", ReviewCommand.Create),
         ("backfill", Backfill.BackfillCommand.Create),
         ("worker", Backfill.BackfillCommand.Worker),
+        ("bench", BenchCommand.Create),
     ];
 
     /// <summary>

@@ -127,4 +127,78 @@ public sealed class ModelApiTests
         Assert.DoesNotContain(clean.GetProperty("near").EnumerateArray(), h => h.GetProperty("bank").GetString() == "bad-models");
         Assert.True(clean.GetProperty("derivation").ValueKind == JsonValueKind.Null || clean.GetProperty("derivation").GetProperty("terms").EnumerateArray().All(t => t.GetProperty("bank").GetString() != "bad-models"));
     }
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> MatchAsync(HttpClient client, byte[] file)
+    {
+        using var content = new ByteArrayContent(file);
+        var response = await client.PostAsync("v1/match", content);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    [Fact]
+    public async Task Model_uploads_to_match_are_scanned_with_near_tiers()
+    {
+        await using var server = await TestServer.StartAsync(SqlDialect.Sqlite);
+        using var dir = new TempDir();
+        var b = ModelFixtures.Base(1);
+        var bad = ModelFixtures.FineTune(b, 4);
+        var unrelated = ModelFixtures.FineTune(b, 5);
+        using (var output = new StringWriter())
+        using (var error = new StringWriter())
+        {
+            foreach (var args in new[]
+            {
+                new[] { "bank", "create", "bases", "--kind", "allow" },
+                ["bank", "create", "bad-models"],
+                ["model", "add", "--bank", "bases", dir.File("base.safetensors", ModelWriters.Safetensors(b))],
+                ["model", "add", "--bank", "bad-models", dir.File("bad.safetensors", ModelWriters.Safetensors(bad)), "--label", "category=test-lineage"],
+            })
+            {
+                Assert.True(Cli.WardenCli.Run([.. args, "--db", server.Database], output, error) == 0, error.ToString());
+            }
+        }
+
+        using var submitter = server.Client(Role.Submitter);
+        var learned = bad.Where(t => !ModelFixtures.IsBuffer(t.Name)).ToList();
+
+        // Every container a model host sees, each uploaded to /v1/match like any other file.
+        var uploads = new (string Format, byte[] File, string Tier)[]
+        {
+            ("gguf", ModelWriters.Gguf([.. learned.Where(t => t.Values.Length % 32 == 0).Select(t => t.As(TensorDType.Q8_0))], []), "R"),
+            ("onnx", OnnxWriter.Model(ModelFixtures.Cast(learned, TensorDType.F16)), "R"),
+            ("safetensors", ModelWriters.Safetensors(ModelFixtures.FineTune(bad, 9, 0.0002)), "T4"),
+        };
+        foreach (var (format, file, tier) in uploads)
+        {
+            var (status, body) = await MatchAsync(submitter, file);
+            Assert.True(status == HttpStatusCode.OK, $"{format}: {status} {body}");
+            Assert.Equal(format, body.GetProperty("format").GetString());
+            var hit = Assert.Single(body.GetProperty("near").EnumerateArray(), h => h.GetProperty("bank").GetString() == "bad-models");
+            Assert.Equal(tier, hit.GetProperty("tier").GetString());
+            Assert.Equal("test-lineage", hit.GetProperty("labels").GetProperty("category").GetString());
+        }
+
+        // A merge answers with its derivation; an unrelated fine-tune names nothing.
+        var (_, merge) = await MatchAsync(submitter, ModelWriters.Safetensors(ModelFixtures.Merge(bad, 0.7, unrelated, 0.3)));
+        Assert.Contains(merge.GetProperty("derivation").GetProperty("terms").EnumerateArray(), t => t.GetProperty("bank").GetString() == "bad-models");
+        var (_, clean) = await MatchAsync(submitter, ModelWriters.Safetensors(unrelated));
+        Assert.DoesNotContain(clean.GetProperty("near").EnumerateArray(), h => h.GetProperty("bank").GetString() == "bad-models");
+
+        // An uploaded ONNX file naming external data: nothing beside the upload is read (its folder is the
+        // server's /proc/PID/fd), whatever the location says.
+        foreach (var location in new[] { "0", "3", "weights.bin", "../fd/1" })
+        {
+            var onnx = OnnxWriter.Model([new FixtureTensor("model.diffusion_model.out.2.weight", [4, 8], ModelFixtures.Gaussian(1, 32, 0.02))], OnnxStorage.External, new MemoryStream(), location);
+            var (status, body) = await MatchAsync(submitter, onnx);
+            Assert.True(status == HttpStatusCode.OK, body.ToString());
+            Assert.Contains(body.GetProperty("anomalies").EnumerateArray(), a => a.GetProperty("code").GetString() is "onnx.external-not-read");
+        }
+
+        // A zip that is not a checkpoint is not a model: the media path answers it, not the model scan.
+        var notModel = ModelWriters.Zip([new ModelWriters.ZipEntry("readme.txt", "hello"u8.ToArray())]);
+        var (zipStatus, zipBody) = await MatchAsync(submitter, notModel);
+        Assert.True(zipStatus != HttpStatusCode.OK || !zipBody.TryGetProperty("format", out _), zipBody.ToString());
+        Assert.NotEqual(HttpStatusCode.InternalServerError, zipStatus);
+    }
 }

@@ -41,6 +41,9 @@ public enum ModelFormat
 
     /// <summary>Pre-0.4 torch tar checkpoint (members sys_info, storages, tensors, pickle).</summary>
     TorchLegacyTar,
+
+    /// <summary>ONNX ModelProto (protobuf; initializers inline or in external data files beside it).</summary>
+    Onnx,
 }
 
 /// <summary>Element type of a tensor.</summary>
@@ -55,6 +58,9 @@ public enum TensorDType
 
     /// <summary>GGUF k-quants (256-value super-blocks).</summary>
     Q4_K, Q5_K, Q6_K,
+
+    /// <summary>GGUF 2- and 3-bit k-quants and the non-linear 4-bit types (IQ4_NL: 32-value blocks, IQ4_XS: 256).</summary>
+    Q2_K, Q3_K, IQ4_NL, IQ4_XS,
 }
 
 /// <summary>Sizes and names of <see cref="TensorDType"/>.</summary>
@@ -291,6 +297,12 @@ public sealed record ModelLimits
 
     /// <summary>Files in a folder model.</summary>
     public int MaxFolderFiles { get; init; } = 10_000;
+
+    /// <summary>
+    /// Whether files a model names beside itself (ONNX external data) are read. False for uploads: an upload's
+    /// "folder" is the server's /proc/PID/fd, whose entries are the server's own open files.
+    /// </summary>
+    public bool ExternalData { get; init; } = true;
 }
 
 /// <summary>Names of model formats as the CLI and the API print them.</summary>
@@ -311,6 +323,7 @@ public static class ModelFormatNames
         ModelFormat.Numpy => "numpy",
         ModelFormat.Zip => "zip",
         ModelFormat.TorchLegacyTar => "torch-legacy-tar",
+        ModelFormat.Onnx => "onnx",
         _ => "unknown",
     };
 }

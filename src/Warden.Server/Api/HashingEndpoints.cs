@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Warden.Review;
 using Warden.Server.Auth;
+using Warden.Storage;
 
 namespace Warden.Server.Api;
 
@@ -42,13 +43,20 @@ internal static class HashingEndpoints
         return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false, warnings));
     }
 
-    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] UploadQuery upload, MatchService service, ReviewService review, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] UploadQuery upload, MatchService service, ReviewService review, BankStore banks, ServerOptions options, CancellationToken cancellationToken)
     {
         // Every parameter is checked before anything happens: a bad one must not leave a recorded match, a
         // quarantine, a webhook, a case, a flood count or a metric behind its 400.
         var uploader = Uploader(uploaderId);
         var uploadContext = ReviewIntake.Parse(uploader, upload);
         var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
+        if (ModelEndpoints.IsModelUpload(content.Data)
+            && await ModelEndpoints.TryMatchUploadAsync(content.Data, service, banks, new MatchContext(context.User.KeyId(), uploader), cancellationToken).ConfigureAwait(false) is { } model)
+        {
+            // A model file: its identity signals, pickle verdict and near tiers, as /v1/models/scan answers them.
+            return Results.Ok(model);
+        }
+
         var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
         var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader) { Upload = uploadContext }, (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
         await ReviewIntake.AfterMatchAsync(review, content.Data, hashes, response, uploadContext, cancellationToken).ConfigureAwait(false);

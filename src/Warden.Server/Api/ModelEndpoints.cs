@@ -86,7 +86,7 @@ internal static class ModelEndpoints
             .RequireAuthorization(Roles.Submit).WithTags("Models")
             .WithSummary("Scan an uploaded model file")
             .AcceptsUpload(multipart: false)
-            .WithDescription("The body is the file (safetensors, PyTorch .ckpt/.pt/.bin, legacy torch, pickle, GGUF). It is held in memory only (an in-memory file) up to Warden:MaxModelUploadBytes. Pickles are interpreted without executing anything; a dangerous verdict is reported, never run. Identity signals (SHA-256, Civitai AutoV1/V2/V3, BLAKE3, MFv1 model and component IDs with fp16/bf16 cast paths) and lineage pointers are matched against the banks.");
+            .WithDescription("The body is the file (safetensors, PyTorch .ckpt/.pt/.bin, legacy torch, pickle, GGUF, ONNX; an ONNX file's external data is not read from an upload). It is held in memory only (an in-memory file) up to Warden:MaxModelUploadBytes. Pickles are interpreted without executing anything; a dangerous verdict is reported, never run. Identity signals (SHA-256, Civitai AutoV1/V2/V3, BLAKE3, MFv1 model and component IDs with fp16/bf16 cast paths) and lineage pointers are matched against the banks.");
         app.MapPost("/v1/models/scan-path", ScanPathAsync)
             .RequireAuthorization(Roles.Administer).WithTags("Models")
             .WithSummary("Scan a model file on the server's disk (for multi-GB files)");
@@ -106,7 +106,51 @@ internal static class ModelEndpoints
         }
 
         using var file = await MemoryFile.CreateAsync(context.Request.Body, options.MaxModelUploadBytes, cancellationToken).ConfigureAwait(false);
-        return await Task.Run(() => Scan(file.Path, service, banks, new MatchContext(context.User.KeyId(), uploaderId)), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Scan(file.Path, service, banks, new MatchContext(context.User.KeyId(), uploaderId), UploadLimits), cancellationToken).ConfigureAwait(false);
+    }
+
+    // An upload is one file: nothing it names beside itself is read (its folder is the server's /proc/PID/fd).
+    private static readonly ModelLimits UploadLimits = ModelLimits.Default with { ExternalData = false };
+
+    /// <summary>
+    /// True when an upload to /v1/match is a model file rather than media: safetensors, GGUF, ONNX, a (torch) zip or
+    /// a legacy torch file by content. Bare pickles are not claimed here (any ASCII text starts like one).
+    /// </summary>
+    internal static bool IsModelUpload(ReadOnlySpan<byte> data) =>
+        ModelReader.Sniff(data[..Math.Min(data.Length, 512)], data.Length) is ModelFormat.Safetensors or ModelFormat.Gguf or ModelFormat.Onnx or ModelFormat.TorchLegacy or ModelFormat.Zip;
+
+    /// <summary>
+    /// /v1/match with a model file: the same scan and near tiers as /v1/models/scan, or null when the file turns out
+    /// not to be a model (a zip of something else), so the media path answers it.
+    /// </summary>
+    internal static async Task<ModelScanResponse?> TryMatchUploadAsync(byte[] data, MatchService service, BankStore banks, MatchContext context, CancellationToken cancellationToken)
+    {
+        if (!MemoryFile.Supported)
+        {
+            throw new ApiException(503, ErrorCodes.Unavailable, "Model uploads need in-memory files (Linux); scan by path instead.");
+        }
+
+        using var file = MemoryFile.Create(data);
+        if (data.Length >= 2 && data[0] == (byte)'P' && data[1] == (byte)'K' && !IsCheckpointZip(file.Path))
+        {
+            return null;
+        }
+
+        return await Task.Run(() => Scan(file.Path, service, banks, context, UploadLimits), cancellationToken).ConfigureAwait(false);
+    }
+
+    // A zip is a model when it holds tensors or any pickle a loader would unpickle (a hostile data.pkl alone counts).
+    private static bool IsCheckpointZip(string path)
+    {
+        try
+        {
+            var doc = ModelReader.Read(path, UploadLimits);
+            return doc.Tensors.Count > 0 || doc.Pickles.Count > 0;
+        }
+        catch (Exception ex) when (ex is ModelFormatException or IOException or InvalidDataException)
+        {
+            return false;
+        }
     }
 
     private static async Task<ModelScanResponse> ScanPathAsync(HttpContext context, ScanPathRequest request, MatchService service, BankStore banks, ServerOptions options, CancellationToken cancellationToken)
@@ -132,16 +176,16 @@ internal static class ModelEndpoints
             throw new ApiException(403, ErrorCodes.Forbidden, "That path is not a file or folder under a folder listed in Warden:ModelScanRoots.");
         }
 
-        return await Task.Run(() => Scan(real!, service, banks, new MatchContext(context.User.KeyId(), null)), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Scan(real!, service, banks, new MatchContext(context.User.KeyId(), null), ModelLimits.Default), cancellationToken).ConfigureAwait(false);
     }
 
-    private static ModelScanResponse Scan(string path, MatchService service, BankStore banks, MatchContext context)
+    private static ModelScanResponse Scan(string path, MatchService service, BankStore banks, MatchContext context, ModelLimits limits)
     {
         ModelDocument doc;
         ModelFingerprint fingerprint;
         try
         {
-            doc = ModelReader.Read(path);
+            doc = ModelReader.Read(path, limits);
             fingerprint = Fingerprinter.Compute(doc);
         }
         catch (ModelFormatException ex)

@@ -11,9 +11,9 @@ namespace Warden.Core.Tests.Models;
 /// </summary>
 public static class GgmlPack
 {
-    public static readonly TensorDType[] Types = [TensorDType.Q8_0, TensorDType.Q4_0, TensorDType.Q4_1, TensorDType.Q5_0, TensorDType.Q5_1, TensorDType.Q4_K, TensorDType.Q5_K, TensorDType.Q6_K];
+    public static readonly TensorDType[] Types = [TensorDType.Q8_0, TensorDType.Q4_0, TensorDType.Q4_1, TensorDType.Q5_0, TensorDType.Q5_1, TensorDType.Q4_K, TensorDType.Q5_K, TensorDType.Q6_K, TensorDType.Q2_K, TensorDType.Q3_K, TensorDType.IQ4_NL, TensorDType.IQ4_XS];
 
-    public static int BlockValues(TensorDType t) => t is TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K ? 256 : 32;
+    public static int BlockValues(TensorDType t) => t is TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K or TensorDType.Q2_K or TensorDType.Q3_K or TensorDType.IQ4_XS ? 256 : 32;
 
     public static int BlockBytes(TensorDType t) => t switch
     {
@@ -25,6 +25,10 @@ public static class GgmlPack
         TensorDType.Q4_K => 144,
         TensorDType.Q5_K => 176,
         TensorDType.Q6_K => 210,
+        TensorDType.Q2_K => 84,
+        TensorDType.Q3_K => 110,
+        TensorDType.IQ4_NL => 18,
+        TensorDType.IQ4_XS => 136,
         _ => throw new ArgumentException(t.ToString()),
     };
 
@@ -88,10 +92,50 @@ public static class GgmlPack
                     return H(x[208..]) * sc * ((low | (high << 4)) - 32);
                 }
 
+            case TensorDType.Q2_K:
+            case TensorDType.Q3_K:
+                {
+                    // 16 groups of 16; value i sits in qs[32n + 16·half + l] at bits 2j (n: 128-value half,
+                    // j: which 2-bit plane, half: first or second 16 of the plane's 32 bytes).
+                    var n = i / 128;
+                    var r = i % 128;
+                    var j = r / 32;
+                    var half = r % 32 / 16;
+                    var l = r % 16;
+                    var s = (n * 8) + (2 * j) + half;
+                    if (t == TensorDType.Q2_K)
+                    {
+                        var q = (x[16 + (n * 32) + (half * 16) + l] >> (2 * j)) & 3;
+                        var sc = x[s];
+                        return (H(x[80..]) * (sc & 0xF) * q) - (H(x[82..]) * (sc >> 4));
+                    }
+
+                    var low = s < 8 ? x[96 + s] & 0xF : x[96 + s - 8] >> 4;
+                    var high = (x[96 + 8 + (s % 4)] >> (2 * (s / 4))) & 3;
+                    var scale = (low | (high << 4)) - 32;
+                    var q3 = (x[32 + (n * 32) + (half * 16) + l] >> (2 * j)) & 3;
+                    var hm = (x[(half * 16) + l] >> ((n * 4) + j)) & 1;
+                    return H(x[108..]) * scale * (q3 - (hm != 0 ? 0 : 4));
+                }
+
+            case TensorDType.IQ4_NL:
+                return H(x) * Iq4[i < 16 ? x[2 + i] & 0xF : x[2 + i - 16] >> 4];
+            case TensorDType.IQ4_XS:
+                {
+                    var ib = i / 32;
+                    var r = i % 32;
+                    var ls = ((x[4 + (ib / 2)] >> (4 * (ib % 2))) & 0xF) | (((BinaryPrimitives.ReadUInt16LittleEndian(x[2..]) >> (2 * ib)) & 3) << 4);
+                    var b = x[8 + (16 * ib) + (r % 16)];
+                    return H(x) * (ls - 32) * Iq4[r < 16 ? b & 0xF : b >> 4];
+                }
+
             default:
                 throw new ArgumentException(t.ToString());
         }
     }
+
+    // ggml's kvalues_iq4nl codebook.
+    private static readonly int[] Iq4 = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
     /// <summary>Random but valid blocks: random quant bits, finite random fp16 scales.</summary>
     public static byte[] RandomBlocks(TensorDType t, int blocks, Random rng)
@@ -105,7 +149,9 @@ public static class GgmlPack
             var halves = t switch
             {
                 TensorDType.Q6_K => new[] { 208 },
-                TensorDType.Q8_0 or TensorDType.Q4_0 or TensorDType.Q5_0 => [0],
+                TensorDType.Q8_0 or TensorDType.Q4_0 or TensorDType.Q5_0 or TensorDType.IQ4_NL or TensorDType.IQ4_XS => [0],
+                TensorDType.Q2_K => [80, 82],
+                TensorDType.Q3_K => [108],
                 _ => [0, 2],
             };
             foreach (var at in halves)
@@ -176,6 +222,25 @@ public static class GgmlPack
                     break;
                 case TensorDType.Q6_K:
                     Quantise6K(x, y);
+                    break;
+                case TensorDType.Q2_K:
+                    Quantise2K(x, y);
+                    break;
+                case TensorDType.Q3_K:
+                    Quantise3K(x, y);
+                    break;
+                case TensorDType.IQ4_NL:
+                    {
+                        var d = MaxAbs(x) / 127f;
+                        BinaryPrimitives.WriteHalfLittleEndian(y, (Half)d);
+                        var dh = (float)(Half)d;
+                        var q = x.ToArray().Select(a => Nearest(dh == 0 ? 0 : a / dh)).ToArray();
+                        Pack32(y[2..], q, default);
+                        break;
+                    }
+
+                case TensorDType.IQ4_XS:
+                    QuantiseXs(x, y);
                     break;
                 default:
                     throw new ArgumentException(t.ToString());
@@ -268,6 +333,119 @@ public static class GgmlPack
                 }
             }
         }
+    }
+
+    private static int Nearest(float v)
+    {
+        var best = 0;
+        for (var k = 1; k < 16; k++)
+        {
+            if (Math.Abs(Iq4[k] - v) < Math.Abs(Iq4[best] - v))
+            {
+                best = k;
+            }
+        }
+
+        return best;
+    }
+
+    // Byte and bit plane of value i in the 2-bit k-quant layout (see Reference).
+    private static (int Byte, int Shift, int Group) Plane(int i) => ((i / 128 * 32) + (i % 32 / 16 * 16) + (i % 16), 2 * (i % 128 / 32), (i / 128 * 8) + (2 * (i % 128 / 32)) + (i % 32 / 16));
+
+    private static void Quantise2K(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        // Groups are in value order: group g holds values 16g..16g+15 (Plane maps them to their bytes).
+        var scales = new float[16];
+        var mins = new float[16];
+        for (var g = 0; g < 16; g++)
+        {
+            var sub = x.Slice(g * 16, 16).ToArray();
+            var min = Math.Min(0, sub.Min());
+            mins[g] = -min;
+            scales[g] = (sub.Max() - min) / 3;
+        }
+
+        var d = scales.Max() / 15f;
+        var dmin = mins.Max() / 15f;
+        BinaryPrimitives.WriteHalfLittleEndian(y[80..], (Half)d);
+        BinaryPrimitives.WriteHalfLittleEndian(y[82..], (Half)dmin);
+        var dh = (float)(Half)d;
+        var mh = (float)(Half)dmin;
+        var sc = new int[16];
+        var mq = new int[16];
+        for (var i = 0; i < 256; i++)
+        {
+            var (b, shift, s) = Plane(i);
+            var g = i / 16;
+            if (g != s)
+            {
+                throw new InvalidOperationException("group order");
+            }
+
+            sc[s] = dh == 0 ? 0 : Math.Clamp((int)Math.Round(scales[g] / dh), 0, 15);
+            mq[s] = mh == 0 ? 0 : Math.Clamp((int)Math.Round(mins[g] / mh), 0, 15);
+            var step = dh * sc[s];
+            var q = step == 0 ? 0 : Math.Clamp((int)Math.Round((x[i] + (mh * mq[s])) / step), 0, 3);
+            y[16 + b] |= (byte)(q << shift);
+            y[s] = (byte)(sc[s] | (mq[s] << 4));
+        }
+    }
+
+    private static void Quantise3K(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        var scales = new float[16];
+        for (var g = 0; g < 16; g++)
+        {
+            scales[g] = MaxAbs(x.Slice(g * 16, 16)) / 4f;
+        }
+
+        var d = scales.Max() / 31f;
+        BinaryPrimitives.WriteHalfLittleEndian(y[108..], (Half)d);
+        var dh = (float)(Half)d;
+        for (var s = 0; s < 16; s++)
+        {
+            var sc = (dh == 0 ? 0 : Math.Clamp((int)Math.Round(scales[s] / dh), -32, 31)) + 32;
+            y[96 + (s < 8 ? s : s - 8)] |= (byte)(s < 8 ? sc & 0xF : (sc & 0xF) << 4);
+            y[96 + 8 + (s % 4)] |= (byte)((sc >> 4) << (2 * (s / 4)));
+        }
+
+        for (var i = 0; i < 256; i++)
+        {
+            var (b, shift, s) = Plane(i);
+            var step = dh * (scales[s] == 0 || dh == 0 ? 0 : Math.Clamp((int)Math.Round(scales[s] / dh), -32, 31));
+            var level = (step == 0 ? 0 : Math.Clamp((int)Math.Round(x[i] / step), -4, 3)) + 4;
+            y[32 + b] |= (byte)((level & 3) << shift);
+            if (level > 3)
+            {
+                // hmask: value i's third bit at bit (4n + j) of hmask[16·half + l].
+                y[(i % 32 / 16 * 16) + (i % 16)] |= (byte)(1 << ((i / 128 * 4) + (i % 128 / 32)));
+            }
+        }
+    }
+
+    private static void QuantiseXs(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        var scales = new float[8];
+        for (var g = 0; g < 8; g++)
+        {
+            scales[g] = MaxAbs(x.Slice(g * 32, 32)) / 127f;
+        }
+
+        var d = scales.Max() / 31f;
+        BinaryPrimitives.WriteHalfLittleEndian(y, (Half)d);
+        var dh = (float)(Half)d;
+        ushort high = 0;
+        for (var ib = 0; ib < 8; ib++)
+        {
+            var ls = (dh == 0 ? 0 : Math.Clamp((int)Math.Round(scales[ib] / dh), -32, 31)) + 32;
+            y[4 + (ib / 2)] |= (byte)((ls & 0xF) << (4 * (ib % 2)));
+            high |= (ushort)((ls >> 4) << (2 * ib));
+            var step = dh * (ls - 32);
+            var q = x.Slice(ib * 32, 32).ToArray().Select(a => Nearest(step == 0 ? 0 : a / step)).ToArray();
+            Pack32(y[(8 + (16 * ib))..], q, default);
+        }
+
+        BinaryPrimitives.WriteUInt16LittleEndian(y[2..], high);
     }
 
     private static void Quantise6K(ReadOnlySpan<float> x, Span<byte> y)

@@ -591,6 +591,10 @@ public static class ModelWriters
                 TensorDType.Q4_K => 12u,
                 TensorDType.Q5_K => 13u,
                 TensorDType.Q6_K => 14u,
+                TensorDType.Q2_K => 10u,
+                TensorDType.Q3_K => 11u,
+                TensorDType.IQ4_NL => 20u,
+                TensorDType.IQ4_XS => 23u,
                 TensorDType.BF16 => 30u,
                 _ => throw new NotSupportedException(),
             });

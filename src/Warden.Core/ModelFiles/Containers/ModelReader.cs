@@ -58,6 +58,11 @@ public static class ModelReader
             }
         }
 
+        if (OnnxReader.LooksLikeOnnx(head))
+        {
+            return ModelFormat.Onnx;
+        }
+
         // CPython starts unpickling at any opcode byte, not only PROTO, '(' or 'c'.
         if (head.Length >= 1 && PickleOpcodes.IsOpcode(head[0]))
         {
@@ -118,7 +123,7 @@ public static class ModelReader
         };
         if (format == ModelFormat.Unknown)
         {
-            throw new ModelFormatException("not a model format Warden reads (safetensors, torch zip/legacy, pickle, GGUF)") { NotAModel = true };
+            throw new ModelFormatException("not a model format Warden reads (safetensors, torch zip/legacy, pickle, GGUF, ONNX)") { NotAModel = true };
         }
 
         var d = new ModelDocument { Path = path, Format = format };
@@ -145,6 +150,9 @@ public static class ModelReader
                 break;
             case ModelFormat.Gguf:
                 GgufReader.Read(handle, length, d, limits);
+                break;
+            case ModelFormat.Onnx:
+                OnnxReader.Read(handle, length, d, limits);
                 break;
             case ModelFormat.OtherArchive when tarMembers is null:
                 d.Flag(AnomalySeverity.Warning, "archive.unopened", "7z archive: not opened; contents unknown");
@@ -214,8 +222,16 @@ public static class ModelReader
             throw new ModelFormatException($"folder has more than {limits.MaxFolderFiles} weight files");
         }
 
+        // ONNX graphs first: the external data files they name are read as their tensors, not as models of their own.
+        files = [.. files.OrderBy(f => SniffFile(f.File) == ModelFormat.Onnx ? 0 : 1)];
+        var consumed = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (file, component) in files)
         {
+            if (consumed.Contains(Path.GetFullPath(file)))
+            {
+                continue;
+            }
+
             var rel = Path.GetRelativePath(full, file);
             ModelDocument part;
             try
@@ -228,8 +244,13 @@ public static class ModelReader
                 continue;
             }
 
-            doc.Files.Add(file);
-            doc.FileComponents[file] = component;
+            foreach (var f in part.Files)
+            {
+                doc.Files.Add(f);
+                doc.FileComponents[f] = component;
+                consumed.Add(Path.GetFullPath(f));
+            }
+
             doc.Tensors.AddRange(part.Tensors);
             MergeFindings(doc, part, rel);
             foreach (var (k, v) in part.Metadata)
@@ -241,7 +262,7 @@ public static class ModelReader
         // Loaders pick other files of the same folder (variant="fp16", use_safetensors=False, a .bin beside the
         // .safetensors, another component's weights): every file in the tree is scanned, not only the ones the
         // fingerprint reads. The folder's verdict is the worst of them.
-        var read = files.Select(f => f.File).ToHashSet(StringComparer.Ordinal);
+        var read = files.Select(f => f.File).Concat(doc.Files).ToHashSet(StringComparer.Ordinal);
         foreach (var file in TreeFiles(full, limits, doc))
         {
             if (read.Contains(file))

@@ -8,7 +8,8 @@ namespace Warden.Core.ModelFiles;
 /// value, in ggml's order of operations, so a dequantised tensor hashes the same as the one ggml would produce.
 /// Block layouts: block_q4_1 {d, m, qs[16]}, block_q5_0 {d, qh[4], qs[16]}, block_q5_1 {d, m, qh[4], qs[16]},
 /// block_q4_K {d, dmin, scales[12], qs[128]}, block_q5_K {d, dmin, scales[12], qh[32], qs[128]},
-/// block_q6_K {ql[128], qh[64], scales[16] (int8), d}.
+/// block_q6_K {ql[128], qh[64], scales[16] (int8), d}, block_q2_K {scales[16], qs[64], d, dmin},
+/// block_q3_K {hmask[32], qs[64], scales[12], d}, block_iq4_nl {d, qs[16]}, block_iq4_xs {d, scales_h, scales_l[4], qs[128]}.
 /// </summary>
 internal static class GgmlQuants
 {
@@ -40,6 +41,18 @@ internal static class GgmlQuants
                     break;
                 case TensorDType.Q6_K:
                     Q6_K(block, y);
+                    break;
+                case TensorDType.Q2_K:
+                    Q2_K(block, y);
+                    break;
+                case TensorDType.Q3_K:
+                    Q3_K(block, y);
+                    break;
+                case TensorDType.IQ4_NL:
+                    IQ4_NL(block, y);
+                    break;
+                case TensorDType.IQ4_XS:
+                    IQ4_XS(block, y);
                     break;
                 default:
                     throw new NotSupportedException($"cannot dequantise {t}");
@@ -172,6 +185,111 @@ internal static class GgmlQuants
             ql = ql[64..];
             qh = qh[32..];
             sc = sc[8..];
+        }
+    }
+
+    private static void Q2_K(ReadOnlySpan<byte> x, Span<float> y)
+    {
+        var scales = x[..16];
+        var q = x.Slice(16, 64);
+        var d = Half(x[80..]);
+        var min = Half(x[82..]);
+        int o = 0, s = 0;
+        for (var n = 0; n < 256; n += 128)
+        {
+            for (var shift = 0; shift < 8; shift += 2)
+            {
+                for (var half = 0; half < 32; half += 16)
+                {
+                    var sc = scales[s++];
+                    float dl = d * (sc & 0xF), ml = min * (sc >> 4);
+                    for (var l = 0; l < 16; l++)
+                    {
+                        y[o++] = (dl * ((q[l + half] >> shift) & 3)) - ml;
+                    }
+                }
+            }
+
+            q = q[32..];
+        }
+    }
+
+    private static void Q3_K(ReadOnlySpan<byte> x, Span<float> y)
+    {
+        var hm = x[..32];
+        var q = x.Slice(32, 64);
+        var packed = x.Slice(96, 12);
+        var d = Half(x[108..]);
+
+        // The twelve packed bytes hold sixteen 6-bit scales: low nibbles in bytes 0-7, high 2-bit pairs in 8-11
+        // (ggml's kmask1/kmask2 shuffle on four u32 words).
+        Span<uint> aux = stackalloc uint[4];
+        aux[0] = BinaryPrimitives.ReadUInt32LittleEndian(packed);
+        aux[1] = BinaryPrimitives.ReadUInt32LittleEndian(packed[4..]);
+        var tmp = BinaryPrimitives.ReadUInt32LittleEndian(packed[8..]);
+        const uint k1 = 0x03030303, k2 = 0x0f0f0f0f;
+        aux[2] = ((aux[0] >> 4) & k2) | (((tmp >> 4) & k1) << 4);
+        aux[3] = ((aux[1] >> 4) & k2) | (((tmp >> 6) & k1) << 4);
+        aux[0] = (aux[0] & k2) | ((tmp & k1) << 4);
+        aux[1] = (aux[1] & k2) | (((tmp >> 2) & k1) << 4);
+        Span<sbyte> scales = stackalloc sbyte[16];
+        for (var i = 0; i < 16; i++)
+        {
+            scales[i] = (sbyte)(aux[i >> 2] >> (8 * (i & 3)));
+        }
+
+        int o = 0, s = 0, m = 1;
+        for (var n = 0; n < 256; n += 128)
+        {
+            for (var shift = 0; shift < 8; shift += 2)
+            {
+                for (var half = 0; half < 32; half += 16)
+                {
+                    var dl = d * (scales[s++] - 32);
+                    for (var l = 0; l < 16; l++)
+                    {
+                        y[o++] = dl * (((q[l + half] >> shift) & 3) - ((hm[l + half] & m) != 0 ? 0 : 4));
+                    }
+                }
+
+                m <<= 1;
+            }
+
+            q = q[32..];
+        }
+    }
+
+    // kvalues_iq4nl: the non-linear 4-bit codebook of IQ4_NL and IQ4_XS.
+    private static ReadOnlySpan<sbyte> Iq4Values => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+    private static void IQ4_NL(ReadOnlySpan<byte> x, Span<float> y)
+    {
+        var d = Half(x);
+        var qs = x.Slice(2, 16);
+        for (var j = 0; j < 16; j++)
+        {
+            y[j] = d * Iq4Values[qs[j] & 0xF];
+            y[j + 16] = d * Iq4Values[qs[j] >> 4];
+        }
+    }
+
+    private static void IQ4_XS(ReadOnlySpan<byte> x, Span<float> y)
+    {
+        var d = Half(x);
+        var scalesH = BinaryPrimitives.ReadUInt16LittleEndian(x[2..]);
+        var scalesL = x.Slice(4, 4);
+        var qs = x.Slice(8, 128);
+        for (var ib = 0; ib < 8; ib++)
+        {
+            var ls = ((scalesL[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((scalesH >> (2 * ib)) & 3) << 4);
+            var dl = d * (ls - 32);
+            var q = qs.Slice(16 * ib, 16);
+            var o = 32 * ib;
+            for (var j = 0; j < 16; j++)
+            {
+                y[o + j] = dl * Iq4Values[q[j] & 0xF];
+                y[o + j + 16] = dl * Iq4Values[q[j] >> 4];
+            }
         }
     }
 }

@@ -55,7 +55,9 @@ public static class NearMatcher
         TensorDType.Q8_0 => 0.02,
         TensorDType.Q6_K => 0.05,
         TensorDType.Q5_0 or TensorDType.Q5_1 or TensorDType.Q5_K => 0.1,
-        TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q4_K => 0.2,
+        TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q4_K or TensorDType.IQ4_NL or TensorDType.IQ4_XS => 0.2,
+        TensorDType.Q3_K => 0.25,
+        TensorDType.Q2_K => 0.4,
         _ => 0,
     };
 
@@ -426,7 +428,7 @@ public static class NearMatcher
         return c.Count == 0 ? 0 : c.Average();
     }
 
-    private static Dictionary<string, float[]> Vectors(ModelFingerprint fp)
+    internal static Dictionary<string, float[]> Vectors(ModelFingerprint fp)
     {
         var d = new Dictionary<string, float[]>(StringComparer.Ordinal);
         if (fp.Lora.Count > 0)

@@ -23,14 +23,18 @@ public static class TensorValues
         TensorDType.Q4_K => 144,
         TensorDType.Q5_K => 176,
         TensorDType.Q6_K => 210,
+        TensorDType.Q2_K => 84,
+        TensorDType.Q3_K => 110,
+        TensorDType.IQ4_NL => 18,
+        TensorDType.IQ4_XS => 136,
         _ => TensorDTypes.Size(t),
     };
 
     /// <summary>Values per widening unit (32 per block, 256 per k-quant super-block).</summary>
     public static int UnitValues(TensorDType t) => t switch
     {
-        TensorDType.Q8_0 or TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q5_0 or TensorDType.Q5_1 => 32,
-        TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K => 256,
+        TensorDType.Q8_0 or TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q5_0 or TensorDType.Q5_1 or TensorDType.IQ4_NL => 32,
+        TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K or TensorDType.Q2_K or TensorDType.Q3_K or TensorDType.IQ4_XS => 256,
         _ => 1,
     };
 
@@ -179,6 +183,10 @@ public static class TensorValues
             case TensorDType.Q4_K:
             case TensorDType.Q5_K:
             case TensorDType.Q6_K:
+            case TensorDType.Q2_K:
+            case TensorDType.Q3_K:
+            case TensorDType.IQ4_NL:
+            case TensorDType.IQ4_XS:
                 GgmlQuants.Dequantise(src, t, dst);
                 break;
             default:

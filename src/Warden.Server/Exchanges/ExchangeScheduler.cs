@@ -112,7 +112,7 @@ internal sealed partial class ExchangeScheduler(
                 // failures (the review side unavailable) are logged and must not stop fetching or sending.
                 try
                 {
-                    services.GetService<Review.ReviewService>()?.ReconcileDecisionFeedback();
+                    services.GetService<global::Warden.Review.ReviewService>()?.ReconcileDecisionFeedback();
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

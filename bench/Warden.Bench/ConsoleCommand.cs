@@ -82,7 +82,7 @@ internal static class ConsoleCommand
             using var banks = BankStore.Open(options.Database);
             var sw = Stopwatch.StartNew();
             using var review = new ReviewService(options.Review, options.Database, banks, NullLogger<ReviewService>.Instance);
-            Console.WriteLine($"replay of {review.Cases.Cases.Sum(c => c.ItemCount)} case events: {sw.Elapsed.TotalMilliseconds:F0} ms");
+            Console.WriteLine($"start and read back every case ({review.Cases.Cases.Sum(c => c.ItemCount)} items, materialised from the database): {sw.Elapsed.TotalMilliseconds:F0} ms");
         }
         finally
         {

@@ -49,9 +49,15 @@ public sealed class ThreeNodeTests
             ["Warden__Review__CyberTipline__PollMilliseconds"] = "100",
             ["Warden__Review__CyberTipline__LeaseSeconds"] = "3",
         };
-        var nodes = (await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => ServerProcess.StartAsync(db.Target, environment: env)))).ToList();
+        // One after another: three runtimes starting at once on a small, busy machine can miss the readiness limit.
+        var nodes = new List<ServerProcess>();
         try
         {
+            for (var i = 0; i < 3; i++)
+            {
+                nodes.Add(await ServerProcess.StartAsync(db.Target, environment: env));
+            }
+
             var admins = nodes.Select(n => n.Client(adminKey)).ToList();
             await ReviewHarness.SeedBankAsync(admins[0]);
             var pdq = await ReviewHarness.PdqAsync(admins[0], Media.Jpeg(2));

@@ -225,7 +225,7 @@ internal static partial class V1Endpoints
         }
 
         Stream body = context.Request.Body;
-        BankFileFormat listFormat;
+        BankFileFormat? listFormat;
         if (format is not null)
         {
             if (!BankFileFormats.TryParse(format, out listFormat))
@@ -278,8 +278,8 @@ internal static partial class V1Endpoints
         {
             // Options that cannot work for this list, checked before anything is read or stored.
             var detail = ex.Message.Split(" (Parameter", 2)[0];
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, listFormat == BankFileFormat.Plain && string.IsNullOrWhiteSpace(signalType)
-                ? $"A plain list does not say what its hashes are; pass signal_type={string.Join("|", Warden.Core.Signals.SignalTypes.All.Select(t => t.Name))} (or auto: md5/sha1 by length)."
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, listFormat.NeedsSignalType && string.IsNullOrWhiteSpace(signalType)
+                ? $"A {listFormat.Name} list does not say what its hashes are; pass signal_type={string.Join("|", Warden.Core.Signals.SignalTypes.All.Select(t => t.Name))} (or auto: md5/sha1 by length)."
                 : detail);
         }
 
@@ -296,13 +296,11 @@ internal static partial class V1Endpoints
         }
 
         var bank = Require(store, name);
-        var f = (format ?? "jsonl").Trim().ToLowerInvariant() switch
+        if (!BankFileFormats.TryParse(format ?? "jsonl", out var f) || !f.CanWrite)
         {
-            "jsonl" => BankFileFormat.JsonLines,
-            "csv" => BankFileFormat.Csv,
-            "plain" => BankFileFormat.Plain,
-            _ => throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "Export format is jsonl, csv or plain."),
-        };
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"Export format is {string.Join(", ", ListFormatRegistry.Current.Writable.Select(w => w.Name))}.");
+        }
+
         return Results.Stream(
             async stream =>
             {
@@ -310,8 +308,8 @@ internal static partial class V1Endpoints
                 await using var writer = new StreamWriter(stream, leaveOpen: true);
                 await Task.Run(() => BankFileWriter.Write(writer, f, entries)).ConfigureAwait(false);
             },
-            f == BankFileFormat.Csv ? "text/csv" : f == BankFileFormat.JsonLines ? "application/x-ndjson" : "text/plain",
-            $"{bank.Name}.{(f == BankFileFormat.Csv ? "csv" : f == BankFileFormat.JsonLines ? "jsonl" : "txt")}");
+            f.MimeType,
+            bank.Name + f.ExportExtension);
     }
 
     private static EntryDto GetEntry(long id, BankStore store)

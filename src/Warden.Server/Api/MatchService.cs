@@ -338,7 +338,7 @@ public sealed partial class MatchService : IDisposable
             events.Add(new MatchEvent(hit.Bank.Id, hit.EntryId, hit.SignalType, hit.Distance, !acted ? (flooded ? "flood_quarantined" : hit.Suppressed ? "suppressed" : "allow") : action.Quarantine ? "quarantine" : "record"));
             dtos.Add(new HitDto(
                 hit.Bank.Name, hit.Bank.Id, BankDto.KindName(hit.Bank.Kind), hit.EntryId, hit.SignalType, hit.Signal, hit.Distance,
-                hit.SignalType == SignalTypes.Pdq.Name ? hit.Bank.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold : 0,
+                SignalTypes.TryGet(hit.SignalType, out var hitType) ? hit.Bank.ThresholdFor(hitType) : 0,
                 hit.Variant, entry?.Labels ?? new Dictionary<string, string>(), NullIfEmpty(entry?.ExternalId), entry?.Source, hit.Suppressed, flooded,
                 hit.Video?.QueryMatchPercent, hit.Video?.ComparedMatchPercent, hit.Video?.Ranges.Select(r => new TimeRangeDto(r.Start, r.End)).ToList()));
         }

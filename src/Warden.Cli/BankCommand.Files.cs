@@ -16,7 +16,7 @@ internal static partial class BankCommand
         var name = NameArgument();
         var file = new Argument<string>("FILE") { Description = "The list to import ('-' for standard input)." };
         var format = new Option<string?>("--list-format", "-l") { Description = "The file's format: csv, jsonl, plain (one hash per line) or ncmec (Hash Sharing v2 XML). Default: detected from the content and name." };
-        format.AcceptOnlyFromAmong([.. BankFileFormats.Names]);
+        format.AcceptOnlyFromAmong([.. ListFormatRegistry.Current.All.SelectMany(f => f.Aliases.Prepend(f.Name))]);
         var signalType = new Option<string?>("--signal-type", "-t") { Description = "For plain lists: pdq, md5, sha1, sha256, or auto (by length; 64 digits must be named)." };
         var onError = new Option<string>("--on-error") { Description = "On a bad line: 'abort' (stop, say file:line:reason; lines before it stay imported) or 'skip' (report it and go on).", DefaultValueFactory = _ => "abort" };
         onError.AcceptOnlyFromAmong("abort", "skip");
@@ -75,7 +75,7 @@ internal static partial class BankCommand
                 stream = buffered;
             }
 
-            if (format == BankFileFormat.Plain && string.IsNullOrWhiteSpace(signalType))
+            if (format.NeedsSignalType && string.IsNullOrWhiteSpace(signalType))
             {
                 // A plain list names no type: take md5/sha1 by length when every line shows it, else ask.
                 if (!stream.CanSeek || !LooksLikeMd5OrSha1(stream))
@@ -174,7 +174,8 @@ internal static partial class BankCommand
     private static Command ExportCommand(TextWriter output, TextWriter error)
     {
         var name = NameArgument();
-        var format = CommonOptions.Format("csv, jsonl or plain (one signal per line).", "csv", "jsonl", "plain");
+        var writable = ListFormatRegistry.Current.Writable.ToList();
+        var format = CommonOptions.Format($"{string.Join(", ", writable.Select(f => f.Name))} (plain: one signal per line).", [.. writable.SelectMany(f => f.Aliases.Prepend(f.Name))]);
         var to = new Option<string?>("--output", "-o") { Description = "Write to this file instead of standard output." };
         var signalType = new Option<string?>("--signal-type", "-t") { Description = "Only entries of this signal type (required for plain lists of mixed banks)." };
         var includeDeleted = new Option<bool>("--include-deleted") { Description = "Also write tombstones (jsonl and csv mark them)." };

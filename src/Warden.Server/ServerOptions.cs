@@ -19,6 +19,12 @@ public sealed class ServerOptions
     /// </summary>
     public Warden.Core.Signals.SignalTypeRegistry SignalTypes { get; set; } = Warden.Core.Signals.SignalTypeRegistry.Default;
 
+    /// <summary>
+    /// The list formats this server imports and exports: the built-ins by default; a host adds plug-in formats by
+    /// passing a registry of its own (ListFormatRegistry.CreateDefault().Register(…)).
+    /// </summary>
+    public Warden.Core.Banks.Formats.ListFormatRegistry ListFormats { get; set; } = Warden.Core.Banks.Formats.ListFormatRegistry.Default;
+
     /// <summary>Largest accepted upload body (bytes). Uploads are held in memory only, never on disk.</summary>
     public long MaxUploadBytes { get; set; } = 64L * 1024 * 1024;
 

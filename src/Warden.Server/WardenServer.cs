@@ -164,10 +164,11 @@ public static class WardenServer
 
         var app = builder.Build();
 
-        // Code below the endpoints (list readers, normalisation) asks SignalTypeRegistry.Current: this server's.
+        // Code below the endpoints (list readers, normalisation) asks SignalTypeRegistry.Current and ListFormatRegistry.Current: this server's.
         app.Use(async (context, next) =>
         {
             using (Warden.Core.Signals.SignalTypeRegistry.Use(options.SignalTypes))
+            using (Warden.Core.Banks.Formats.ListFormatRegistry.Use(options.ListFormats))
             {
                 await next(context).ConfigureAwait(false);
             }

@@ -6,6 +6,7 @@ using Microsoft.Data.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
 using Warden.Core.Banks;
+using Warden.Core.Signals;
 
 namespace Warden.Storage;
 
@@ -132,14 +133,19 @@ public sealed class BankStore : IDisposable
         ex is SqliteException { SqliteErrorCode: 19 /* SQLITE_CONSTRAINT */ } or PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
 
     /// <summary>Creates a bank.</summary>
-    public Bank CreateBank(string name, BankKind kind = BankKind.BlockList, int? pdqThreshold = null, string? description = null)
+    /// <param name="name">The name (<see cref="BankNames.Rule"/>).</param>
+    /// <param name="kind">Block list or allow list.</param>
+    /// <param name="pdqThreshold">Shorthand for <paramref name="thresholds"/>' PDQ entry.</param>
+    /// <param name="description">Free text.</param>
+    /// <param name="thresholds">Per signal type thresholds (<see cref="BankThresholds.Check"/>).</param>
+    public Bank CreateBank(string name, BankKind kind = BankKind.BlockList, int? pdqThreshold = null, string? description = null, IReadOnlyDictionary<string, int>? thresholds = null)
     {
         if (!BankNames.IsValid(name))
         {
             throw new StorageException(StorageError.Invalid, $"Invalid bank name '{name}': {BankNames.Rule}.");
         }
 
-        CheckThreshold(pdqThreshold);
+        var map = MergeThresholds(null, thresholds?.Select(p => KeyValuePair.Create(p.Key, (int?)p.Value)), pdqThreshold, clearPdq: false);
         var now = Now();
         return Run(c =>
         {
@@ -148,8 +154,8 @@ public sealed class BankStore : IDisposable
                 using var tx = BeginWrite(c);
                 var seq = NextSeq(c, tx);
                 c.Execute(
-                    "INSERT INTO banks(name, kind, enabled, pdq_threshold, description, created_at, updated_at, seq) VALUES (@name, @kind, 1, @pdqThreshold, @description, @now, @now, @seq)",
-                    new { name, kind = (long)kind, pdqThreshold = (long?)pdqThreshold, description, now, seq },
+                    "INSERT INTO banks(name, kind, enabled, thresholds, description, created_at, updated_at, seq) VALUES (@name, @kind, 1, @thresholds, @description, @now, @now, @seq)",
+                    new { name, kind = (long)kind, thresholds = ThresholdsJson.Write(map), description, now, seq },
                     tx);
                 tx.Commit();
             }
@@ -162,12 +168,47 @@ public sealed class BankStore : IDisposable
         });
     }
 
-    private static void CheckThreshold(int? pdqThreshold)
+    /// <summary>
+    /// A bank's thresholds after a change: <paramref name="current"/> with <paramref name="changes"/> applied (null
+    /// value: back to the default), then the PDQ shorthand. Every value passes the one rule (<see cref="BankThresholds"/>).
+    /// </summary>
+    private static SortedDictionary<string, int> MergeThresholds(IReadOnlyDictionary<string, int>? current, IEnumerable<KeyValuePair<string, int?>>? changes, int? pdqThreshold, bool clearPdq)
     {
-        if (pdqThreshold is < 0 or > 256)
+        var map = current is null ? new SortedDictionary<string, int>(StringComparer.Ordinal) : new SortedDictionary<string, int>(current.ToDictionary(), StringComparer.Ordinal);
+        var all = changes?.ToList() ?? [];
+        if (clearPdq)
         {
-            throw new StorageException(StorageError.Invalid, $"A PDQ threshold is a distance from 0 to 256; got {pdqThreshold}.");
+            all.Add(KeyValuePair.Create(SignalTypes.Pdq.Name, (int?)null));
         }
+
+        if (pdqThreshold is { } pdq)
+        {
+            all.Add(KeyValuePair.Create(SignalTypes.Pdq.Name, (int?)pdq));
+        }
+
+        Dictionary<string, int?> checkedChanges;
+        try
+        {
+            checkedChanges = BankThresholds.Normalize(all);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new StorageException(StorageError.Invalid, ex.Message.Split(" (Parameter", 2)[0], ex);
+        }
+
+        foreach (var (type, value) in checkedChanges)
+        {
+            if (value is { } v)
+            {
+                map[type] = v;
+            }
+            else
+            {
+                map.Remove(type);
+            }
+        }
+
+        return map;
     }
 
     /// <summary>All banks, by name (deleted ones left out).</summary>
@@ -212,10 +253,17 @@ public sealed class BankStore : IDisposable
         GetBank(name) ?? throw new StorageException(StorageError.NotFound, $"No bank named '{name}'." + (ListBanks() is { Count: > 0 } banks ? $" Banks: {string.Join(", ", banks.Select(b => b.Name))}." : " Create one with 'warden bank create NAME'."));
 
     /// <summary>Changes a bank's switches; null arguments leave the field as it is.</summary>
-    public Bank UpdateBank(string name, bool? enabled = null, BankKind? kind = null, int? pdqThreshold = null, bool clearThreshold = false, string? description = null)
+    /// <param name="name">The bank.</param>
+    /// <param name="enabled">Match it or not.</param>
+    /// <param name="kind">Block list or allow list.</param>
+    /// <param name="pdqThreshold">Shorthand for a PDQ entry in <paramref name="thresholds"/>.</param>
+    /// <param name="clearThreshold">PDQ back to its default.</param>
+    /// <param name="description">Free text.</param>
+    /// <param name="thresholds">Per signal type thresholds to set (a null value: back to the type's default); types not named keep theirs.</param>
+    public Bank UpdateBank(string name, bool? enabled = null, BankKind? kind = null, int? pdqThreshold = null, bool clearThreshold = false, string? description = null, IReadOnlyDictionary<string, int?>? thresholds = null)
     {
         RequireBank(name);
-        CheckThreshold(pdqThreshold);
+        _ = MergeThresholds(null, thresholds, pdqThreshold, clearThreshold); // checked before the write lock is taken
         return Run(c =>
         {
             using var tx = BeginWrite(c);
@@ -224,13 +272,13 @@ public sealed class BankStore : IDisposable
             // Read under the lock: two concurrent updates of different fields both survive.
             var bank = GetBank(c, name, tx) ?? throw new StorageException(StorageError.NotFound, $"No bank named '{name}'.");
             c.Execute(
-                "UPDATE banks SET enabled = @enabled, kind = @kind, pdq_threshold = @threshold, description = @description, updated_at = @now, seq = @seq WHERE id = @id",
+                "UPDATE banks SET enabled = @enabled, kind = @kind, thresholds = @thresholds, description = @description, updated_at = @now, seq = @seq WHERE id = @id",
                 new
                 {
                     id = bank.Id,
                     enabled = (enabled ?? bank.Enabled) ? 1L : 0L,
                     kind = (long)(kind ?? bank.Kind),
-                    threshold = clearThreshold ? null : (long?)(pdqThreshold ?? bank.PdqThreshold),
+                    thresholds = ThresholdsJson.Write(MergeThresholds(bank.Thresholds, thresholds, pdqThreshold, clearThreshold)),
                     description = description ?? bank.Description,
                     now = Now(),
                     seq,
@@ -803,15 +851,67 @@ public sealed class BankStore : IDisposable
 
         public long Enabled { get; set; }
 
-        public long? Pdq_Threshold { get; set; }
+        public string Thresholds { get; set; } = "{}";
 
         public string? Description { get; set; }
 
         public long Created_At { get; set; }
 
-        public Bank ToBank() => new(Id, Name, (BankKind)Kind, Enabled != 0, (int?)Pdq_Threshold, Description, DateTimeOffset.FromUnixTimeMilliseconds(Created_At));
+        public Bank ToBank() => new(Id, Name, (BankKind)Kind, Enabled != 0, ThresholdsJson.Read(Thresholds), Description, DateTimeOffset.FromUnixTimeMilliseconds(Created_At));
     }
 }
+/// <summary>A bank's thresholds as a JSON object (keys sorted): type name → distance.</summary>
+internal static class ThresholdsJson
+{
+    private static readonly IReadOnlyDictionary<string, int> Empty = new Dictionary<string, int>(StringComparer.Ordinal);
+
+    public static string Write(SortedDictionary<string, int> thresholds)
+    {
+        if (thresholds.Count == 0)
+        {
+            return "{}";
+        }
+
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            foreach (var (type, value) in thresholds)
+            {
+                w.WriteNumber(type, value);
+            }
+
+            w.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    public static IReadOnlyDictionary<string, int> Read(string? json)
+    {
+        if (string.IsNullOrEmpty(json) || json == "{}")
+        {
+            return Empty;
+        }
+
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            var map = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                map[p.Name] = p.Value.GetInt32();
+            }
+
+            return map;
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new StorageException(StorageError.Invalid, $"A bank's stored thresholds are not a JSON object of integers: {ex.Message}", ex);
+        }
+    }
+}
+
 /// <summary>Labels as canonical JSON (keys sorted) so equal labels are equal text and re-imports change nothing.</summary>
 internal static class LabelsJson
 {

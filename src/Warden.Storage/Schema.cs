@@ -96,5 +96,20 @@ internal static class Schema
             CREATE INDEX ix_banks_seq ON banks(seq);
             INSERT INTO counters(name, value) VALUES ('database_id', floor(random() * 9007199254740991)::bigint);
             """),
+
+        // Thresholds per signal type, not a PDQ-only column: a JSON object of type name -> distance (types not
+        // named use their default). The PDQ column's values move into it.
+        new Migration(
+            3,
+            Sqlite: """
+            ALTER TABLE banks ADD COLUMN thresholds TEXT NOT NULL DEFAULT '{}';
+            UPDATE banks SET thresholds = json_object('pdq', pdq_threshold) WHERE pdq_threshold IS NOT NULL;
+            ALTER TABLE banks DROP COLUMN pdq_threshold;
+            """,
+            Postgres: """
+            ALTER TABLE banks ADD COLUMN thresholds TEXT NOT NULL DEFAULT '{}';
+            UPDATE banks SET thresholds = json_build_object('pdq', pdq_threshold)::text WHERE pdq_threshold IS NOT NULL;
+            ALTER TABLE banks DROP COLUMN pdq_threshold;
+            """),
     ]);
 }

@@ -5,7 +5,7 @@ namespace Warden.Core.Tests;
 
 /// <summary>
 /// The fast path's emulation of the reference's full-resolution Jarosz filter + decimation from a reduced
-/// image (<see cref="PdqStages.ReducedResampleWeights"/>, <see cref="PdqStages.ResampleReduced"/>).
+/// image (<see cref="PdqFastResample.ReducedResampleWeights"/>, <see cref="PdqFastResample.ResampleReduced"/>).
 /// </summary>
 public sealed class PdqFastPathTests
 {
@@ -35,10 +35,10 @@ public sealed class PdqFastPathTests
     public void Weights_sum_to_one_and_stay_near_the_sample(int fullDim, int scale)
     {
         var reduced = (fullDim + scale - 1) / scale;
-        var taps = PdqStages.ReducedTaps(fullDim, scale);
+        var taps = PdqFastResample.ReducedTaps(fullDim, scale);
         var start = new int[64];
         var weights = new float[64 * taps];
-        PdqStages.ReducedResampleWeights(fullDim, scale, reduced, start, weights);
+        PdqFastResample.ReducedResampleWeights(fullDim, scale, reduced, start, weights);
         for (var i = 0; i < 64; i++)
         {
             var row = weights.AsSpan(i * taps, taps);
@@ -135,16 +135,16 @@ public sealed class PdqFastPathTests
 
     private static float[] EmulatedBuffer64(float[] reduced, int rows, int cols, int fullWidth, int fullHeight, int scale)
     {
-        var tx = PdqStages.ReducedTaps(fullWidth, scale);
-        var ty = PdqStages.ReducedTaps(fullHeight, scale);
+        var tx = PdqFastResample.ReducedTaps(fullWidth, scale);
+        var ty = PdqFastResample.ReducedTaps(fullHeight, scale);
         var sx = new int[64];
         var sy = new int[64];
         var wx = new float[64 * tx];
         var wy = new float[64 * ty];
-        PdqStages.ReducedResampleWeights(fullWidth, scale, cols, sx, wx);
-        PdqStages.ReducedResampleWeights(fullHeight, scale, rows, sy, wy);
+        PdqFastResample.ReducedResampleWeights(fullWidth, scale, cols, sx, wx);
+        PdqFastResample.ReducedResampleWeights(fullHeight, scale, rows, sy, wy);
         var out64 = new float[64 * 64];
-        PdqStages.ResampleReduced(reduced, rows, cols, sy, wy, ty, sx, wx, tx, new float[cols], out64);
+        PdqFastResample.ResampleReduced(reduced, rows, cols, sy, wy, ty, sx, wx, tx, new float[cols], out64);
         return out64;
     }
 

@@ -5,6 +5,8 @@ namespace Warden.Storage.Tests;
 
 public sealed class SqliteMigrationTests : MigrationTests
 {
+    private static int BanksVersion => Schema.Banks.Migrations.Count;
+
     protected override SqlDialect Dialect => SqlDialect.Sqlite;
 
     [Fact]
@@ -48,7 +50,7 @@ public sealed class SqliteMigrationTests : MigrationTests
 
         using var check = new SqliteConnection($"Data Source={db.Target};Pooling=false");
         check.Open();
-        Assert.Equal(2, check.ExecuteScalar<long>("SELECT version FROM schema_versions WHERE name = 'banks'"));
+        Assert.Equal(BanksVersion, check.ExecuteScalar<long>("SELECT version FROM schema_versions WHERE name = 'banks'"));
         // What the first release checks on start: a version above its own makes it refuse the file cleanly.
         Assert.Equal(1_000_000, check.ExecuteScalar<long>("SELECT MAX(version) FROM schema_version"));
         Assert.Equal(1, check.ExecuteScalar<long>("SELECT COUNT(*) FROM schema_version"));
@@ -64,6 +66,30 @@ public sealed class PostgresMigrationTests : MigrationTests
 public abstract class MigrationTests
 {
     protected abstract SqlDialect Dialect { get; }
+
+    // The bank set's latest version (the assertions below mean "migrated to the latest").
+    private static int BanksVersion => Schema.Banks.Migrations.Count;
+
+    [SkippableFact]
+    public async Task Pdq_thresholds_move_into_the_per_type_map()
+    {
+        await using var target = await TestDatabases.CreateAsync(Dialect);
+        using var db = WardenDatabase.Open(target.Target);
+
+        // A database as version 2 left it: the PDQ-only column.
+        Assert.Equal(2, db.Migrate(new MigrationSet("banks", [.. Schema.Banks.Migrations.Take(2)])));
+        using (var c = db.OpenConnection())
+        {
+            c.Execute("INSERT INTO banks(name, kind, enabled, pdq_threshold, created_at, updated_at, seq) VALUES ('strict', 0, 1, 12, 0, 0, 1), ('plain', 0, 1, NULL, 0, 0, 2)");
+        }
+
+        using var store = BankStore.Open(db);
+        Assert.Equal(12, store.RequireBank("strict").PdqThreshold);
+        Assert.Equal(new Dictionary<string, int> { ["pdq"] = 12 }, store.RequireBank("strict").Thresholds);
+        Assert.Null(store.RequireBank("plain").PdqThreshold);
+        Assert.Empty(store.RequireBank("plain").Thresholds!);
+        Assert.Equal(BanksVersion, Count(db, "SELECT version FROM schema_versions WHERE name = 'banks'"));
+    }
 
     // Not idempotent on purpose: run twice, step 1 fails (table exists) and step 2 would add a second row.
     private static readonly MigrationSet Probe = new("probe",
@@ -86,7 +112,7 @@ public abstract class MigrationTests
         Assert.Equal(Dialect, db.Dialect);
         Assert.Equal(2, db.Migrate(Probe));
         Assert.Equal(0, db.Migrate(Probe));
-        Assert.Equal(2, db.Migrate(BankStore.MigrationSet));
+        Assert.Equal(BanksVersion, db.Migrate(BankStore.MigrationSet));
         Assert.Equal(0, db.Migrate(BankStore.MigrationSet));
 
         // A later release adds step 3: only that one runs.
@@ -94,7 +120,7 @@ public abstract class MigrationTests
         Assert.Equal(1, db.Migrate(grown));
         Assert.Equal(2, Count(db, "SELECT COUNT(*) FROM probe"));
         Assert.Equal(3, Count(db, "SELECT version FROM schema_versions WHERE name = 'probe'"));
-        Assert.Equal(2, Count(db, "SELECT version FROM schema_versions WHERE name = 'banks'"));
+        Assert.Equal(BanksVersion, Count(db, "SELECT version FROM schema_versions WHERE name = 'banks'"));
     }
 
     [SkippableFact]
@@ -120,7 +146,7 @@ public abstract class MigrationTests
         Assert.Equal(1, Count(check, "SELECT COUNT(*) FROM probe"));
         using var store = BankStore.Open(check);
         Assert.Empty(store.ListBanks());
-        Assert.Equal(2, Count(check, "SELECT version FROM schema_versions WHERE name = 'banks'"));
+        Assert.Equal(BanksVersion, Count(check, "SELECT version FROM schema_versions WHERE name = 'banks'"));
     }
 
     [SkippableFact]

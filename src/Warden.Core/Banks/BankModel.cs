@@ -17,28 +17,105 @@ public enum BankKind
 
 /// <summary>A named list of signals.</summary>
 /// <param name="Id">Storage id.</param>
-/// <param name="Name">Unique name (letters, digits, '_', '-', '.'; at most 64).</param>
+/// <param name="Name">Unique name (<see cref="BankNames.Rule"/>).</param>
 /// <param name="Kind">Block list or allow list.</param>
 /// <param name="Enabled">Disabled banks are not matched.</param>
-/// <param name="PdqThreshold">Per-bank PDQ distance threshold; null means the signal type's default (31).</param>
+/// <param name="Thresholds">Per signal type thresholds (type name → maximum distance, checked by <see cref="BankThresholds.Check"/>); types not named use their default.</param>
 /// <param name="Description">Free text.</param>
 /// <param name="CreatedAt">Creation time (UTC).</param>
-/// <param name="Thresholds">Per signal type thresholds (type name → maximum distance); types not named use their default.</param>
-public sealed record Bank(long Id, string Name, BankKind Kind, bool Enabled, int? PdqThreshold, string? Description, DateTimeOffset CreatedAt, IReadOnlyDictionary<string, int>? Thresholds = null)
+public sealed record Bank(long Id, string Name, BankKind Kind, bool Enabled, IReadOnlyDictionary<string, int>? Thresholds, string? Description, DateTimeOffset CreatedAt)
 {
-    /// <summary>
-    /// This bank's threshold for <paramref name="type"/>: its own setting, else the type's default. The stored
-    /// PDQ column is the PDQ entry of that map (storage keeps one column until it keeps the map).
-    /// </summary>
+    /// <summary>This bank's threshold for <paramref name="type"/>: its own setting, else the type's default.</summary>
     public int ThresholdFor(Signals.ISignalType type)
     {
         ArgumentNullException.ThrowIfNull(type);
-        if (Thresholds is not null && Thresholds.TryGetValue(type.Name, out var t))
+        return Thresholds is not null && Thresholds.TryGetValue(type.Name, out var t) ? t : type.DefaultThreshold;
+    }
+
+    /// <summary>Value equality, the thresholds compared by content (a record would compare the map's reference).</summary>
+    public bool Equals(Bank? other) =>
+        other is not null && Id == other.Id && Name == other.Name && Kind == other.Kind && Enabled == other.Enabled
+        && Description == other.Description && CreatedAt == other.CreatedAt && SameThresholds(Thresholds, other.Thresholds);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(Id, Name, Kind, Enabled, Description, CreatedAt, Thresholds?.Count ?? 0);
+
+    private static bool SameThresholds(IReadOnlyDictionary<string, int>? a, IReadOnlyDictionary<string, int>? b)
+    {
+        var ac = a?.Count ?? 0;
+        if (ac != (b?.Count ?? 0))
         {
-            return t;
+            return false;
         }
 
-        return PdqThreshold is { } pdq && type is Signals.PdqSignalType ? pdq : type.DefaultThreshold;
+        return ac == 0 || a!.All(p => b!.TryGetValue(p.Key, out var v) && v == p.Value);
+    }
+
+    /// <summary>The PDQ entry of <see cref="Thresholds"/> (null: the default), as the API's and CLI's <c>pdq_threshold</c> show it.</summary>
+    public int? PdqThreshold => Thresholds is not null && Thresholds.TryGetValue(Signals.SignalTypes.Pdq.Name, out var t) ? t : null;
+}
+
+/// <summary>The one rule for a bank's per-type threshold, which the API, the CLI and storage all apply.</summary>
+public static class BankThresholds
+{
+    /// <summary>Null when <paramref name="value"/> is a valid threshold for <paramref name="type"/> (0 to its <see cref="Signals.ISignalType.MaxThreshold"/>), else the reason.</summary>
+    public static string? Check(Signals.ISignalType type, int value)
+    {
+        ArgumentNullException.ThrowIfNull(type);
+        return value < 0 || value > type.MaxThreshold
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"a {type.Name} threshold is a distance from 0 to {type.MaxThreshold}; got {value}")
+            : null;
+    }
+
+    /// <summary>
+    /// Checks a map of type name → threshold (null value: back to the default): the type must be known
+    /// (<see cref="Signals.SignalTypes.TryGet"/>) and the value pass <see cref="Check"/>. Returns the map keyed by the
+    /// types' canonical names, or throws <see cref="ArgumentException"/> with the reason.
+    /// </summary>
+    public static Dictionary<string, int?> Normalize(IEnumerable<KeyValuePair<string, int?>> thresholds)
+    {
+        ArgumentNullException.ThrowIfNull(thresholds);
+        var result = new Dictionary<string, int?>(StringComparer.Ordinal);
+        foreach (var (name, value) in thresholds)
+        {
+            if (!Signals.SignalTypes.TryGet(name, out var type))
+            {
+                throw new ArgumentException($"Unknown signal type '{name}' in thresholds; known types: {Signals.SignalTypes.Names}.", nameof(thresholds));
+            }
+
+            if (value is { } v && Check(type, v) is { } reason)
+            {
+                throw new ArgumentException(reason, nameof(thresholds));
+            }
+
+            result[type.Name] = value;
+        }
+
+        return result;
+    }
+}
+
+/// <summary>The words for <see cref="BankKind"/> in the API, the CLI, exports and audit records.</summary>
+public static class BankKinds
+{
+    /// <summary>The names, in the order help text lists them.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["block", "allow"];
+
+    /// <summary><c>block</c> or <c>allow</c>.</summary>
+    public static string Name(BankKind kind) => kind == BankKind.AllowList ? "allow" : "block";
+
+    /// <summary>Parses <c>block</c>/<c>blocklist</c> or <c>allow</c>/<c>allowlist</c> (case-insensitive, trimmed); empty means block.</summary>
+    public static bool TryParse(string? name, out BankKind kind)
+    {
+        var n = name.AsSpan().Trim();
+        if (n.IsEmpty || n.Equals("block", StringComparison.OrdinalIgnoreCase) || n.Equals("blocklist", StringComparison.OrdinalIgnoreCase))
+        {
+            kind = BankKind.BlockList;
+            return true;
+        }
+
+        kind = BankKind.AllowList;
+        return n.Equals("allow", StringComparison.OrdinalIgnoreCase) || n.Equals("allowlist", StringComparison.OrdinalIgnoreCase);
     }
 }
 

@@ -25,9 +25,33 @@ public enum ImageFormat
     Tiff,
 }
 
-/// <summary>Content sniffing by magic bytes.</summary>
+/// <summary>
+/// Content sniffing by magic bytes: the one place that knows the image signatures (decoding, provenance's
+/// container walk and the review console's content type all ask here).
+/// </summary>
 public static class ImageFormatSniffer
 {
+    /// <summary>The 8-byte PNG signature (also what a PNG writer starts with).</summary>
+    public static ReadOnlySpan<byte> PngSignature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+
+    /// <summary>True when <paramref name="head"/> is a BigTIFF (64-bit offsets) rather than a classic TIFF.</summary>
+    public static bool IsBigTiff(ReadOnlySpan<byte> head) => head.StartsWith("II+\0"u8) || head.StartsWith("MM\0+"u8);
+
+    /// <summary>The lowercase name of a format (<c>jpeg</c>, <c>png</c>, …; <c>unknown</c>).</summary>
+    public static string Name(ImageFormat format) => format switch
+    {
+        ImageFormat.Jpeg => "jpeg",
+        ImageFormat.Png => "png",
+        ImageFormat.WebP => "webp",
+        ImageFormat.Gif => "gif",
+        ImageFormat.Bmp => "bmp",
+        ImageFormat.Tiff => "tiff",
+        _ => "unknown",
+    };
+
+    /// <summary>The MIME type of a format; <c>application/octet-stream</c> for <see cref="ImageFormat.Unknown"/>.</summary>
+    public static string MimeType(ImageFormat format) => format == ImageFormat.Unknown ? "application/octet-stream" : "image/" + Name(format);
+
     /// <summary>The format the leading bytes announce, or <see cref="ImageFormat.Unknown"/>.</summary>
     public static ImageFormat Sniff(ReadOnlySpan<byte> head)
     {
@@ -36,7 +60,7 @@ public static class ImageFormatSniffer
             return ImageFormat.Jpeg;
         }
 
-        if (head.StartsWith((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+        if (head.StartsWith(PngSignature))
         {
             return ImageFormat.Png;
         }
@@ -52,7 +76,7 @@ public static class ImageFormatSniffer
         }
 
         // Classic TIFF and BigTIFF (libtiff reads both).
-        if (head.StartsWith("II*\0"u8) || head.StartsWith("MM\0*"u8) || head.StartsWith("II+\0"u8) || head.StartsWith("MM\0+"u8))
+        if (head.StartsWith("II*\0"u8) || head.StartsWith("MM\0*"u8) || IsBigTiff(head))
         {
             return ImageFormat.Tiff;
         }

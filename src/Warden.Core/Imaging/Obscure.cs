@@ -38,8 +38,6 @@ public static class Obscure
     /// <summary>Strongest blur allowed (beyond it the image is one flat tone).</summary>
     public const double MaxBlurPercent = 25;
 
-    private static readonly byte[] Signature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
-
     /// <summary>
     /// Makes the derivative of <paramref name="media"/>. Never throws for bad media: anything that does not
     /// decode (or is over <paramref name="limits"/>) becomes a placeholder with the reason.
@@ -282,7 +280,7 @@ public static class Obscure
         }
 
         using var png = new MemoryStream((int)idat.Length + 64);
-        png.Write(Signature);
+        png.Write(ImageFormatSniffer.PngSignature);
         Span<byte> header = stackalloc byte[13];
         BinaryPrimitives.WriteInt32BigEndian(header, w);
         BinaryPrimitives.WriteInt32BigEndian(header[4..], h);

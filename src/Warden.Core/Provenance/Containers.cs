@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
+using Warden.Core.Imaging;
 
 namespace Warden.Core.Provenance;
 
@@ -84,40 +85,39 @@ public sealed class ContainerScan
 /// </summary>
 public static class ContainerWalker
 {
-    private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
-
     /// <summary>Walks <paramref name="file"/>.</summary>
     /// <exception cref="ProvenanceException">Not an image (JPEG, PNG, WebP, TIFF, GIF, BMP).</exception>
     public static ContainerScan Walk(ReadOnlyMemory<byte> file, ProvenanceLimits? limits = null)
     {
         limits ??= ProvenanceLimits.Default;
         var span = file.Span;
+        var format = ImageFormatSniffer.Sniff(span);
         ContainerScan scan;
-        if (span.Length >= 3 && span[0] == 0xFF && span[1] == 0xD8 && span[2] == 0xFF)
+        if (format == ImageFormat.Jpeg)
         {
             scan = new ContainerScan("jpeg", limits) { FileLength = span.Length };
             Guard(scan, () => WalkJpeg(file, scan));
         }
-        else if (span.StartsWith(PngSignature))
+        else if (format == ImageFormat.Png)
         {
             scan = new ContainerScan("png", limits);
             Guard(scan, () => WalkPng(file, scan));
         }
-        else if (span.Length >= 12 && span.StartsWith("RIFF"u8) && span[8..12].SequenceEqual("WEBP"u8))
+        else if (format == ImageFormat.WebP)
         {
             scan = new ContainerScan("webp", limits);
             Guard(scan, () => WalkWebP(file, scan));
         }
-        else if (span.StartsWith("II*\0"u8) || span.StartsWith("MM\0*"u8))
+        else if (format == ImageFormat.Tiff && !ImageFormatSniffer.IsBigTiff(span))
         {
             scan = new ContainerScan("tiff", limits) { FileLength = span.Length };
             Guard(scan, () => WalkTiff(file, scan));
         }
-        else if (span.StartsWith("GIF87a"u8) || span.StartsWith("GIF89a"u8) || (span.Length >= 18 && span.StartsWith("BM"u8)) || span.StartsWith("II+\0"u8) || span.StartsWith("MM\0+"u8))
+        else if (format is ImageFormat.Gif or ImageFormat.Bmp or ImageFormat.Tiff)
         {
             // Decodable images whose metadata Warden does not read: the pixel checks still run on them, and the
             // report says metadata was not looked at rather than failing (a format must not hide the file).
-            var name = span[0] == (byte)'G' ? "gif" : span[0] == (byte)'B' ? "bmp" : "tiff";
+            var name = ImageFormatSniffer.Name(format);
             scan = new ContainerScan(name, limits) { FileLength = span.Length };
             scan.Warnings.Add($"{name}: metadata is not read from this format (BigTIFF, GIF, BMP); pixels only");
         }

@@ -298,7 +298,7 @@ public static class ProvenanceReader
 
         if (fields.UserComment is { } comment && comment.StartsWith('{') && (fields.CreatorTool?.Contains("Draw Things", StringComparison.OrdinalIgnoreCase) ?? true))
         {
-            Generators.DrawThings(comment, location with { Key = "exif:UserComment" }, report, options);
+            DrawThingsMetadata.Read(comment, location with { Key = "exif:UserComment" }, report, options);
         }
 
         if (fields.DigitalSourceTypes.Count == 0 && fields.AiSystemUsed is null && fields.AiPromptInformation is null)
@@ -397,7 +397,7 @@ public static class ProvenanceReader
             var texts = doc.RootElement.EnumerateObject()
                 .Select(p => new TextSource(p.Name, p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.GetRawText(), location))
                 .ToList();
-            Generators.NovelAi(texts, report, options, "gen.novelai.stealth");
+            NovelAiParser.Read(texts, report, options, "gen.novelai.stealth");
         }
         else
         {

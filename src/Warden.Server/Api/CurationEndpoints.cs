@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -21,9 +20,6 @@ namespace Warden.Server.Api;
 /// </summary>
 internal static partial class CurationEndpoints
 {
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    private static partial Regex BankName();
-
     public static void Map(IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1");
@@ -58,36 +54,34 @@ internal static partial class CurationEndpoints
     internal static BankDto ToDto(Bank b, IReadOnlyDictionary<long, long> counts, IReadOnlyDictionary<long, BankAction> actions)
     {
         var action = actions.GetValueOrDefault(b.Id) ?? BankAction.RecordOnly;
-        return new BankDto(b.Id, b.Name, BankDto.KindName(b.Kind), b.Enabled, b.PdqThreshold, b.Description, counts.GetValueOrDefault(b.Id), new ActionDto(action.Quarantine, action.Notify), b.CreatedAt);
+        return new BankDto(b.Id, b.Name, BankDto.KindName(b.Kind), b.Enabled, b.PdqThreshold, b.Description, counts.GetValueOrDefault(b.Id), new ActionDto(action.Quarantine, action.Notify), b.CreatedAt, b.Thresholds);
     }
 
     private static BankDto Fresh(BankStore store, ServerStore server, Bank bank) =>
         ToDto(bank, store.CountEntries(), server.BankActions());
 
-    private static BankKind ParseKind(string? kind) => kind?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "block" or "blocklist" => BankKind.BlockList,
-        "allow" or "allowlist" => BankKind.AllowList,
-        _ => throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"Unknown bank kind '{kind}'; use block or allow."),
-    };
+    private static BankKind ParseKind(string? kind) => BankKinds.TryParse(kind, out var parsed)
+        ? parsed
+        : throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"Unknown bank kind '{kind}'; use {string.Join(" or ", BankKinds.Names)}.");
 
+    // The one rule (BankThresholds), as storage applies it; checked here too so the answer names the field.
     private static void CheckThreshold(int? threshold)
     {
-        if (threshold is < 0 or > 128)
+        if (threshold is { } t && BankThresholds.Check(Warden.Core.Signals.SignalTypes.Pdq, t) is { } reason)
         {
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "pdq_threshold must be between 0 and 128.");
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"pdq_threshold: {reason}.");
         }
     }
 
     private static IResult CreateBank(HttpContext context, CreateBankRequest request, BankStore store, ServerStore server, AuditLog audit)
     {
-        if (request is null || string.IsNullOrWhiteSpace(request.Name) || !BankName().IsMatch(request.Name))
+        if (request is null || !BankNames.IsValid(request.Name))
         {
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "A bank name is 1–64 letters, digits, '_', '-' or '.', starting with a letter or digit.");
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, char.ToUpperInvariant(BankNames.Rule[0]) + BankNames.Rule[1..] + ".");
         }
 
         CheckThreshold(request.PdqThreshold);
-        var bank = store.CreateBank(request.Name, ParseKind(request.Kind), request.PdqThreshold, request.Description);
+        var bank = store.CreateBank(request.Name, ParseKind(request.Kind), request.PdqThreshold, request.Description, request.Thresholds);
         if (request.Action is { } a)
         {
             server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
@@ -106,7 +100,7 @@ internal static partial class CurationEndpoints
         ArgumentNullException.ThrowIfNull(request);
         Require(store, name);
         CheckThreshold(request.PdqThreshold);
-        var bank = store.UpdateBank(name, request.Enabled, request.Kind is null ? null : ParseKind(request.Kind), request.PdqThreshold, request.ClearPdqThreshold ?? false, request.Description);
+        var bank = store.UpdateBank(name, request.Enabled, request.Kind is null ? null : ParseKind(request.Kind), request.PdqThreshold, request.ClearPdqThreshold ?? false, request.Description, request.Thresholds);
         if (request.Action is { } a)
         {
             server.SetBankAction(bank.Id, new BankAction(a.Quarantine, a.Notify));
@@ -156,7 +150,7 @@ internal static partial class CurationEndpoints
         }
 
         Stream body = context.Request.Body;
-        BankFileFormat listFormat;
+        BankFileFormat? listFormat;
         if (format is not null)
         {
             if (!BankFileFormats.TryParse(format, out listFormat))
@@ -209,8 +203,8 @@ internal static partial class CurationEndpoints
         {
             // Options that cannot work for this list, checked before anything is read or stored.
             var detail = ex.Message.Split(" (Parameter", 2)[0];
-            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, listFormat == BankFileFormat.Plain && string.IsNullOrWhiteSpace(signalType)
-                ? $"A plain list does not say what its hashes are; pass signal_type={string.Join("|", Warden.Core.Signals.SignalTypes.All.Select(t => t.Name))} (or auto: md5/sha1 by length)."
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, listFormat.NeedsSignalType && string.IsNullOrWhiteSpace(signalType)
+                ? $"A {listFormat.Name} list does not say what its hashes are; pass signal_type={string.Join("|", Warden.Core.Signals.SignalTypes.All.Select(t => t.Name))} (or auto: md5/sha1 by length)."
                 : detail);
         }
 
@@ -227,13 +221,11 @@ internal static partial class CurationEndpoints
         }
 
         var bank = Require(store, name);
-        var f = (format ?? "jsonl").Trim().ToLowerInvariant() switch
+        if (!BankFileFormats.TryParse(format ?? "jsonl", out var f) || !f.CanWrite)
         {
-            "jsonl" => BankFileFormat.JsonLines,
-            "csv" => BankFileFormat.Csv,
-            "plain" => BankFileFormat.Plain,
-            _ => throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "Export format is jsonl, csv or plain."),
-        };
+            throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"Export format is {string.Join(", ", ListFormatRegistry.Current.Writable.Select(w => w.Name))}.");
+        }
+
         return Results.Stream(
             async stream =>
             {
@@ -241,8 +233,8 @@ internal static partial class CurationEndpoints
                 await using var writer = new StreamWriter(stream, leaveOpen: true);
                 await Task.Run(() => BankFileWriter.Write(writer, f, entries)).ConfigureAwait(false);
             },
-            f == BankFileFormat.Csv ? "text/csv" : f == BankFileFormat.JsonLines ? "application/x-ndjson" : "text/plain",
-            $"{bank.Name}.{(f == BankFileFormat.Csv ? "csv" : f == BankFileFormat.JsonLines ? "jsonl" : "txt")}");
+            f.MimeType,
+            bank.Name + f.ExportExtension);
     }
 
     private static EntryDto GetEntry(long id, BankStore store)

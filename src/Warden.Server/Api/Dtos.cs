@@ -157,14 +157,15 @@ public sealed record MatchResponse(SignalsDto? Signals, bool Matched, string Act
 /// <param name="Name">Unique name.</param>
 /// <param name="Kind"><c>block</c> or <c>allow</c>.</param>
 /// <param name="Enabled">Disabled banks are not matched.</param>
-/// <param name="PdqThreshold">This bank's PDQ match distance (null: the default 31).</param>
+/// <param name="PdqThreshold">This bank's PDQ match distance (null: the signal type's default); the <c>pdq</c> entry of <paramref name="Thresholds"/>.</param>
 /// <param name="Description">Free text.</param>
 /// <param name="Entries">Live entries.</param>
 /// <param name="Action">What its matches set off.</param>
 /// <param name="CreatedAt">Creation time.</param>
-public sealed record BankDto(long Id, string Name, string Kind, bool Enabled, int? PdqThreshold, string? Description, long Entries, ActionDto Action, DateTimeOffset CreatedAt)
+/// <param name="Thresholds">This bank's own thresholds per signal type (types not named use their default).</param>
+public sealed record BankDto(long Id, string Name, string Kind, bool Enabled, int? PdqThreshold, string? Description, long Entries, ActionDto Action, DateTimeOffset CreatedAt, IReadOnlyDictionary<string, int>? Thresholds = null)
 {
-    internal static string KindName(BankKind kind) => kind == BankKind.AllowList ? "allow" : "block";
+    internal static string KindName(BankKind kind) => BankKinds.Name(kind);
 }
 
 /// <summary>A bank's action rule: matches are always recorded; optionally quarantine and notify.</summary>
@@ -175,10 +176,11 @@ public sealed record ActionDto(bool Quarantine, bool Notify);
 /// <summary>Create a bank.</summary>
 /// <param name="Name">Letters, digits, '_', '-', '.'; unique.</param>
 /// <param name="Kind"><c>block</c> (default) or <c>allow</c>.</param>
-/// <param name="PdqThreshold">0–64; default 31.</param>
+/// <param name="PdqThreshold">Shorthand for <c>thresholds.pdq</c>: 0–64; default 31.</param>
 /// <param name="Description">Free text.</param>
 /// <param name="Action">Action rule; default record only.</param>
-public sealed record CreateBankRequest(string Name, string? Kind, int? PdqThreshold, string? Description, ActionDto? Action);
+/// <param name="Thresholds">Per signal type thresholds (type name → distance, 0 to the type's maximum).</param>
+public sealed record CreateBankRequest(string Name, string? Kind, int? PdqThreshold, string? Description, ActionDto? Action, Dictionary<string, int>? Thresholds = null);
 
 /// <summary>Change a bank; absent members stay as they are.</summary>
 /// <param name="Enabled">Enable or disable.</param>
@@ -187,7 +189,8 @@ public sealed record CreateBankRequest(string Name, string? Kind, int? PdqThresh
 /// <param name="ClearPdqThreshold">Back to the default threshold.</param>
 /// <param name="Description">New description.</param>
 /// <param name="Action">New action rule.</param>
-public sealed record UpdateBankRequest(bool? Enabled, string? Kind, int? PdqThreshold, bool? ClearPdqThreshold, string? Description, ActionDto? Action);
+/// <param name="Thresholds">Per signal type thresholds to set (null: back to the type's default); types not named keep theirs.</param>
+public sealed record UpdateBankRequest(bool? Enabled, string? Kind, int? PdqThreshold, bool? ClearPdqThreshold, string? Description, ActionDto? Action, Dictionary<string, int?>? Thresholds = null);
 
 /// <summary>An entry as the API shows it.</summary>
 /// <param name="Id">Id.</param>

@@ -304,7 +304,7 @@ public sealed partial class MatchService : IDisposable
             var (hit, entry) = (acted.Hit, acted.Entry);
             dtos.Add(new HitDto(
                 hit.Bank.Name, hit.Bank.Id, BankDto.KindName(hit.Bank.Kind), hit.EntryId, hit.SignalType, hit.Signal, hit.Distance,
-                hit.SignalType == SignalTypes.Pdq.Name ? hit.Bank.PdqThreshold ?? PdqSignalType.DefaultMatchThreshold : 0,
+                SignalTypes.TryGet(hit.SignalType, out var hitType) ? hit.Bank.ThresholdFor(hitType) : 0,
                 hit.Variant, entry?.Labels ?? new Dictionary<string, string>(), NullIfEmpty(entry?.ExternalId), entry?.Source, hit.Suppressed, acted.Flooded,
                 hit.Video?.QueryMatchPercent, hit.Video?.ComparedMatchPercent, hit.Video?.Ranges.Select(r => new TimeRangeDto(r.Start, r.End)).ToList())
             { Outcome = acted.Outcome });

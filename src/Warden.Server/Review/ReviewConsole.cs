@@ -396,12 +396,7 @@ public static class ReviewConsole
         return new AssetResult(ms.ToArray(), contentType);
     }
 
-    private static string Sniff(ReadOnlySpan<byte> b) =>
-        b.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]) ? "image/jpeg"
-        : b.StartsWith((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47]) ? "image/png"
-        : b.StartsWith("GIF8"u8) ? "image/gif"
-        : b.Length > 12 && b[8..12].SequenceEqual("WEBP"u8) ? "image/webp"
-        : "application/octet-stream";
+    private static string Sniff(ReadOnlySpan<byte> b) => Warden.Core.Imaging.ImageFormatSniffer.MimeType(Warden.Core.Imaging.ImageFormatSniffer.Sniff(b));
 
     private static object CaseView(ReviewCase k, ReviewService r, ConsoleUser user) => new
     {

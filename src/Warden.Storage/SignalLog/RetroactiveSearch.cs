@@ -624,7 +624,7 @@ public static class RetroactivePass
                 var bankById = banks.ListBanks().ToDictionary(b => b.Id);
                 var entries = batch.Entries
                     .Where(e => e.Live && bankById.TryGetValue(e.BankId, out var b) && b.Enabled && b.Kind == BankKind.BlockList)
-                    .Select(e => new NewEntry(e.Id, e.BankId, e.SignalType, e.Signal, bankById[e.BankId].PdqThreshold ?? PdqSignalType.DefaultMatchThreshold, e.Seq))
+                    .Select(e => new NewEntry(e.Id, e.BankId, e.SignalType, e.Signal, (SignalTypes.TryGet(e.SignalType, out var type) ? bankById[e.BankId].ThresholdFor(type) : 0), e.Seq))
                     .ToList();
                 foreach (var group in search.Search(entries).GroupBy(h => h.Day))
                 {

@@ -6,7 +6,7 @@ namespace Warden.Core.Tests.Matching;
 
 public sealed class BankMatcherTests
 {
-    private static readonly Bank Block = new(1, "block", BankKind.BlockList, true, 20, null, DateTimeOffset.UnixEpoch);
+    private static readonly Bank Block = new(1, "block", BankKind.BlockList, true, new Dictionary<string, int> { ["pdq"] = 20 }, null, DateTimeOffset.UnixEpoch);
     private static readonly Bank Allow = new(2, "allow", BankKind.AllowList, true, null, null, DateTimeOffset.UnixEpoch);
     private static readonly Bank Off = new(3, "off", BankKind.BlockList, false, null, null, DateTimeOffset.UnixEpoch);
 

@@ -102,7 +102,7 @@ public sealed class GeneratorMetadataTests
     [Fact]
     public void InfotextParserHandlesQuotingAndMultiLinePrompts()
     {
-        var (prompt, negative, parameters) = Generators.ParseInfotext(
+        var (prompt, negative, parameters) = A1111Parser.ParseInfotext(
             "line one\nline two\nNegative prompt: bad\nworse\nSteps: 5, Sampler: Euler a, Hires prompt: \"a, b: \\\"c\\\"\", Size: 64x64");
         Assert.Equal("line one\nline two", prompt);
         Assert.Equal("bad\nworse", negative);
@@ -110,7 +110,7 @@ public sealed class GeneratorMetadataTests
         Assert.Equal("Euler a", parameters.Single(p => p.Key == "Sampler").Value);
 
         // Fewer than three parameters: the last line is prompt, not parameters.
-        var (p2, _, none) = Generators.ParseInfotext("just a prompt\nSteps: 5");
+        var (p2, _, none) = A1111Parser.ParseInfotext("just a prompt\nSteps: 5");
         Assert.Equal("just a prompt\nSteps: 5", p2);
         Assert.Empty(none);
     }

@@ -46,7 +46,7 @@ public sealed class ToySignalTypeTests : IDisposable
     public void Hashing_and_matching_use_the_plug_in_with_per_bank_thresholds_and_snapshots()
     {
         var registry = Registry();
-        var strict = new Bank(2, "strict", BankKind.BlockList, true, null, null, DateTimeOffset.UnixEpoch, new Dictionary<string, int> { [ToySignalType.TypeName] = 0 });
+        var strict = new Bank(2, "strict", BankKind.BlockList, true, new Dictionary<string, int> { [ToySignalType.TypeName] = 0 }, null, DateTimeOffset.UnixEpoch);
         var loose = new Bank(1, "loose", BankKind.BlockList, true, null, null, DateTimeOffset.UnixEpoch);
         for (var seed = 0; seed < 40; seed++)
         {

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace Warden.Core.Banks.Formats;
 
 /// <summary>
@@ -60,46 +58,18 @@ public static class BankFileReader
     {
         var counter = new CountingStream(stream);
         var session = new ImportSession(options, report, counter, total);
-        IEnumerable<BankEntryRecord> records;
-        StreamReader? text = null;
-        switch (options.Format)
+        using var input = new ListInput(counter, null);
+        foreach (var record in options.Format.Read(input, session))
         {
-            case BankFileFormat.Csv:
-                records = CsvListReader.Read(counter, null, session);
-                break;
-            case BankFileFormat.NcmecXml:
-                records = NcmecXmlReader.Read(counter, null, session);
-                break;
-            default:
-                text = new StreamReader(counter, new UTF8Encoding(false, throwOnInvalidBytes: false), detectEncodingFromByteOrderMarks: true, bufferSize: 64 * 1024, leaveOpen: true);
-                records = options.Format == BankFileFormat.Plain ? PlainListReader.Read(text, session) : JsonLinesReader.Read(text, session);
-                break;
-        }
-
-        try
-        {
-            foreach (var record in records)
-            {
-                yield return record;
-            }
-        }
-        finally
-        {
-            text?.Dispose();
+            yield return record;
         }
     }
 
     private static IEnumerable<BankEntryRecord> ReadText(TextReader reader, ImportOptions options, ImportReport report)
     {
         var session = new ImportSession(options, report, null, null);
-        var records = options.Format switch
-        {
-            BankFileFormat.Csv => CsvListReader.Read(null, reader, session),
-            BankFileFormat.NcmecXml => NcmecXmlReader.Read(null, reader, session),
-            BankFileFormat.Plain => PlainListReader.Read(reader, session),
-            _ => JsonLinesReader.Read(reader, session),
-        };
-        foreach (var record in records)
+        using var input = new ListInput(null, reader);
+        foreach (var record in options.Format.Read(input, session))
         {
             yield return record;
         }

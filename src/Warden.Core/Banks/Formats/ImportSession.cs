@@ -4,9 +4,11 @@ using Warden.Core.Signals;
 namespace Warden.Core.Banks.Formats;
 
 /// <summary>
-/// The state one import shares across format readers: counts, the skip/abort rule, signal validation and progress.
+/// The state one import shares with its format's reader (<see cref="BankFileFormat.Read"/>): counts, the skip/abort
+/// rule, signal validation and progress. A reader calls <see cref="Tick"/> per line, <see cref="Make"/> per record
+/// (or <see cref="Error"/> for a bad line), and <see cref="Finish"/> at the end.
 /// </summary>
-internal sealed class ImportSession
+public sealed class ImportSession
 {
     private static readonly IReadOnlyDictionary<string, string> NoLabels = new Dictionary<string, string>(StringComparer.Ordinal);
 
@@ -20,7 +22,7 @@ internal sealed class ImportSession
     private string? _lastTypeName;
     private ISignalType? _lastType;
 
-    public ImportSession(ImportOptions options, ImportReport report, CountingStream? counter, long? totalBytes)
+    internal ImportSession(ImportOptions options, ImportReport report, CountingStream? counter, long? totalBytes)
     {
         Options = options;
         Report = report;
@@ -52,19 +54,19 @@ internal sealed class ImportSession
     public IReadOnlyDictionary<string, string> DefaultLabels { get; }
 
     /// <summary>Validates options that do not depend on the file; throws <see cref="ArgumentException"/>.</summary>
-    public static void CheckOptions(ImportOptions options)
+    internal static void CheckOptions(ImportOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (!Enum.IsDefined(options.Format))
+        if (options.Format is null)
         {
-            throw new ArgumentException($"Unknown format {options.Format}.", nameof(options));
+            throw new ArgumentException("No list format given.", nameof(options));
         }
 
         _ = ResolveDefaultType(options);
-        if (options.Format == BankFileFormat.Plain && string.IsNullOrWhiteSpace(options.SignalType))
+        if (options.Format.NeedsSignalType && string.IsNullOrWhiteSpace(options.SignalType))
         {
             throw new ArgumentException(
-                $"A plain hash list needs its signal type ({string.Join(", ", SignalTypes.All.Select(t => t.Name))}, or '{ImportOptions.AutoSignalType}' to tell md5 and sha1 apart by length).",
+                $"A {options.Format.Name} hash list needs its signal type ({string.Join(", ", SignalTypes.All.Select(t => t.Name))}, or '{ImportOptions.AutoSignalType}' to tell md5 and sha1 apart by length).",
                 nameof(options));
         }
 
@@ -92,9 +94,9 @@ internal sealed class ImportSession
         var name = options.SignalType;
         if (string.IsNullOrWhiteSpace(name) || string.Equals(name.Trim(), ImportOptions.AutoSignalType, StringComparison.OrdinalIgnoreCase))
         {
-            if (name is not null && options.Format != BankFileFormat.Plain && !string.IsNullOrWhiteSpace(name))
+            if (name is not null && !options.Format.NeedsSignalType && !string.IsNullOrWhiteSpace(name))
             {
-                throw new ArgumentException($"Signal type '{ImportOptions.AutoSignalType}' applies to plain lists only.", nameof(options));
+                throw new ArgumentException($"Signal type '{ImportOptions.AutoSignalType}' applies only to lists that do not name their signal types (plain).", nameof(options));
             }
 
             return null;
@@ -159,6 +161,9 @@ internal sealed class ImportSession
 
         return Accept(new BankEntryRecord(type.Name, normalized, labels, note, externalId, deleted));
     }
+
+    /// <summary>Counts one record read from the file, good or bad (<see cref="ImportReport.Read"/>); call before <see cref="Make"/> or <see cref="Error"/>.</summary>
+    public void CountRead() => Report.Read++;
 
     /// <summary>Counts a record handed to the caller.</summary>
     public BankEntryRecord Accept(BankEntryRecord record)

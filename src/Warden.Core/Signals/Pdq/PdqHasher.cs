@@ -7,7 +7,7 @@ public enum PdqResize
     /// Warden's default: hash an image reduced by up to the reference's Jarosz window (JPEG DCT-scaled
     /// decode, then integer block averaging; see <see cref="PdqHasher.FastScale"/>) and emulate, from the
     /// reduced pixels, what the reference's filter and decimation give at full resolution
-    /// (<see cref="PdqStages.ReducedResampleWeights"/>). Within a few bits of <see cref="FullResolution"/>
+    /// (<see cref="PdqFastResample.ReducedResampleWeights"/>). Within a few bits of <see cref="FullResolution"/>
     /// at a fraction of its cost; everything after the 64x64 buffer is the reference's.
     /// </summary>
     Fast = 0,
@@ -124,7 +124,7 @@ public sealed class PdqHasher
     /// <summary>
     /// The fast path on pixels reduced by <paramref name="scaleX"/> x <paramref name="scaleY"/> overall
     /// (decode scaling times <paramref name="factor"/>): block-average by <paramref name="factor"/>, then
-    /// emulate the full-resolution Jarosz filter + decimation (<see cref="PdqStages.ReducedResampleWeights"/>).
+    /// emulate the full-resolution Jarosz filter + decimation (<see cref="PdqFastResample.ReducedResampleWeights"/>).
     /// </summary>
     private PdqResult HashReduced(
         ReadOnlySpan<byte> pixels, int width, int height, int stride, int bytesPerPixel, bool grey, int factor, int fullWidth, int fullHeight, int scaleX, int scaleY, bool dihedral)
@@ -133,7 +133,7 @@ public sealed class PdqHasher
         if (factor > 1)
         {
             EnsureBuffers(((width + factor - 1) / factor) * ((height + factor - 1) / factor));
-            PdqStages.FillLumaBoxReduced(pixels, width, height, stride, bytesPerPixel, factor, _full1, out cols, out rows, grey);
+            PdqFastResample.FillLumaBoxReduced(pixels, width, height, stride, bytesPerPixel, factor, _full1, out cols, out rows, grey);
         }
         else
         {
@@ -148,8 +148,8 @@ public sealed class PdqHasher
             return HashLuma(0, 0, dihedral);
         }
 
-        var tapsX = PdqStages.ReducedTaps(fullWidth, scaleX);
-        var tapsY = PdqStages.ReducedTaps(fullHeight, scaleY);
+        var tapsX = PdqFastResample.ReducedTaps(fullWidth, scaleX);
+        var tapsY = PdqFastResample.ReducedTaps(fullHeight, scaleY);
         if (rows < tapsY || cols < tapsX)
         {
             // Too few reduced pixels for the emulation's taps: the reference core on what there is.
@@ -159,18 +159,18 @@ public sealed class PdqHasher
         if (_weightsKeyX != (fullWidth, scaleX, cols))
         {
             EnsureWeights(ref _weightsX, tapsX);
-            PdqStages.ReducedResampleWeights(fullWidth, scaleX, cols, _startX, _weightsX);
+            PdqFastResample.ReducedResampleWeights(fullWidth, scaleX, cols, _startX, _weightsX);
             _weightsKeyX = (fullWidth, scaleX, cols);
         }
 
         if (_weightsKeyY != (fullHeight, scaleY, rows))
         {
             EnsureWeights(ref _weightsY, tapsY);
-            PdqStages.ReducedResampleWeights(fullHeight, scaleY, rows, _startY, _weightsY);
+            PdqFastResample.ReducedResampleWeights(fullHeight, scaleY, rows, _startY, _weightsY);
             _weightsKeyY = (fullHeight, scaleY, rows);
         }
 
-        PdqStages.ResampleReduced(_full1.AsSpan(0, rows * cols), rows, cols, _startY, _weightsY, tapsY, _startX, _weightsX, tapsX, _full2, _buffer64);
+        PdqFastResample.ResampleReduced(_full1.AsSpan(0, rows * cols), rows, cols, _startY, _weightsY, tapsY, _startX, _weightsX, tapsX, _full2, _buffer64);
         return HashBuffer64(dihedral);
     }
 

@@ -78,5 +78,11 @@ internal static class CommandCatalog
             [],
             false,
             []),
+        new(
+            "bench",
+            "Benchmarks (not tests): print timings and memory for the docs.",
+            [],
+            false,
+            []),
     ];
 }

@@ -2,9 +2,9 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Warden.Review;
 using Warden.Review.Users;
 using Warden.Server.Auth;
-using Warden.Review;
 using Warden.Storage;
 
 namespace Warden.Server.Tests.Review;

@@ -105,7 +105,7 @@ public abstract class DbCaseStoreTests
         var store = new DbCaseStore(db, Codec(bodies), cacheRepresentatives: Cap);
         var rng = new Random(16);
         // Each intake is a durable transaction (an fsync on SQLite): the 50 000-case run is `bench cases`.
-        var n = Dialect == SqlDialect.Sqlite ? 2_000 : 1_000;
+        var n = 2_000;
         long heapAtQuarter = 0;
         for (var i = 0; i < n; i++)
         {
@@ -133,10 +133,11 @@ public abstract class DbCaseStoreTests
         Assert.Equal(Cap, store.Representatives.Cases);
         Assert.True(store.Representatives.Hits >= 2 * n - 1, $"hits {store.Representatives.Hits}");
 
-        // Three quarters of the cases opened after the first measurement; the managed heap holds none of them
-        // (1 MiB of slack for pools and the JIT, against the ~2 KiB per submission an in-memory case kept).
+        // Three quarters of the cases (3,000 submissions) opened after the first measurement; the managed heap
+        // holds none of them. An in-memory case kept ~2 KiB per submission (~6 MiB here); 1.5 MiB of slack is left
+        // for connection pools, statement caches and the JIT, which grow a little on their own.
         var growth = Heap() - heapAtQuarter;
-        Assert.True(growth < 1L << 20, $"managed heap grew {growth / 1024} KiB from {n / 4} to {n} open cases");
+        Assert.True(growth < 3L << 19, $"managed heap grew {growth / 1024} KiB from {n / 4} to {n} open cases");
     }
 
     [SkippableFact]

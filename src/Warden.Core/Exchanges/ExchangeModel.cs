@@ -221,31 +221,7 @@ public static class ExchangeCredentials
     /// </summary>
     public static (string User, string Password) UserPassword(string? variable, string? file, ExchangeRuntime runtime)
     {
-        ArgumentNullException.ThrowIfNull(runtime);
-        string? text;
-        string where;
-        if (!string.IsNullOrEmpty(variable))
-        {
-            text = runtime.Environment(variable);
-            where = $"environment variable {variable}";
-        }
-        else if (!string.IsNullOrEmpty(file))
-        {
-            where = $"file {file}";
-            try
-            {
-                text = File.ReadLines(file).FirstOrDefault();
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                throw new ExchangeException($"Cannot read the credentials {where}: {ex.Message}", ex);
-            }
-        }
-        else
-        {
-            throw new ExchangeException("No credentials configured: set credentials_env (an environment variable holding user:password) or credentials_file.");
-        }
-
+        var (text, where) = ExchangeSecrets.FirstLine(variable, file, runtime, "credentials", "No credentials configured: set credentials_env (an environment variable holding user:password) or credentials_file.");
         if (string.IsNullOrEmpty(text))
         {
             throw new ExchangeException($"No credentials in the {where} (expected user:password).");

@@ -160,6 +160,32 @@ internal sealed class ExchangeHttp(string who, ExchangeRuntime runtime)
     /// <summary>GETs a JSON document; 404 returns null when <paramref name="allowNotFound"/>, other failures throw <see cref="ExchangeException"/>.</summary>
     public async Task<JsonDocument?> GetJsonAsync(Uri uri, Action<HttpRequestMessage> authorize, CancellationToken cancellationToken, bool allowNotFound = false)
     {
+        var bytes = await GetBytesAsync(uri, "application/json", authorize, cancellationToken, allowNotFound).ConfigureAwait(false);
+        if (bytes is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });
+        }
+        catch (JsonException ex)
+        {
+            // A page that cannot be read whole fails the pass; nothing of it is committed.
+            throw new ExchangeException($"{who} sent a body that is not JSON ({Where(uri)}): {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// GETs a body (bounded) with retries: 408/429/5xx and network errors are retried with exponential back-off or
+    /// the server's Retry-After (up to <see cref="MaxRetryAfter"/>); 401/403 and other 4xx fail at once. 404 returns
+    /// null when <paramref name="allowNotFound"/>. Every exchange client's GETs go through here.
+    /// </summary>
+    public async Task<byte[]?> GetBytesAsync(Uri uri, string accept, Action<HttpRequestMessage> authorize, CancellationToken cancellationToken, bool allowNotFound = false)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        ArgumentNullException.ThrowIfNull(authorize);
         for (var attempt = 1; ; attempt++)
         {
             TimeSpan? retryAfter = null;
@@ -168,22 +194,13 @@ internal sealed class ExchangeHttp(string who, ExchangeRuntime runtime)
             try
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, uri);
-                request.Headers.Accept.ParseAdd("application/json");
+                request.Headers.Accept.ParseAdd(accept);
                 authorize(request);
                 using var response = await runtime.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
                 status = (int)response.StatusCode;
                 if (response.IsSuccessStatusCode)
                 {
-                    var bytes = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
-                    try
-                    {
-                        return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });
-                    }
-                    catch (JsonException ex)
-                    {
-                        // A page that cannot be read whole fails the pass; nothing of it is committed.
-                        throw new ExchangeException($"{who} sent a body that is not JSON ({Where(uri)}): {ex.Message}", ex);
-                    }
+                    return await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
                 }
 
                 retryAfter = Retry(response);
@@ -305,31 +322,36 @@ internal static class ExchangeSecrets
 {
     public static string Read(string? variable, string? file, ExchangeRuntime runtime, string what)
     {
-        string? text;
-        string where;
-        if (!string.IsNullOrEmpty(variable))
-        {
-            text = runtime.Environment(variable);
-            where = $"environment variable {variable}";
-        }
-        else if (!string.IsNullOrEmpty(file))
-        {
-            where = $"file {file}";
-            try
-            {
-                text = File.ReadLines(file).FirstOrDefault();
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                throw new ExchangeException($"Cannot read the {what} from the {where}: {ex.Message}", ex);
-            }
-        }
-        else
-        {
-            throw new ExchangeException($"No {what} configured: name an environment variable or a file that holds it.");
-        }
-
+        var (text, where) = FirstLine(variable, file, runtime, what, $"No {what} configured: name an environment variable or a file that holds it.");
         text = text?.Trim();
         return string.IsNullOrEmpty(text) ? throw new ExchangeException($"No {what} in the {where}.") : text;
+    }
+
+    /// <summary>
+    /// The raw first line of the environment variable or the file (the variable wins), and where it came from;
+    /// <paramref name="noneConfigured"/> when neither is named. The value is never put in a message.
+    /// </summary>
+    public static (string? Text, string Where) FirstLine(string? variable, string? file, ExchangeRuntime runtime, string what, string noneConfigured)
+    {
+        ArgumentNullException.ThrowIfNull(runtime);
+        if (!string.IsNullOrEmpty(variable))
+        {
+            return (runtime.Environment(variable), $"environment variable {variable}");
+        }
+
+        if (string.IsNullOrEmpty(file))
+        {
+            throw new ExchangeException(noneConfigured);
+        }
+
+        var where = $"file {file}";
+        try
+        {
+            return (File.ReadLines(file).FirstOrDefault(), where);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ExchangeException($"Cannot read the {what} from the {where}: {ex.Message}", ex);
+        }
     }
 }

@@ -16,7 +16,7 @@ public sealed class NcmecHashClient
     public const string Namespace = "https://hashsharing.ncmec.org/hashsharing/v2";
 
     /// <summary>The largest page accepted (a real 1000-entry page is a few MB).</summary>
-    public const int MaxPageBytes = 64 << 20;
+    public const int MaxPageBytes = ExchangeHttp.MaxBodyBytes;
 
     private readonly string _base;
     private readonly AuthenticationHeaderValue _auth;
@@ -60,101 +60,19 @@ public sealed class NcmecHashClient
     /// <summary>NCMEC's time format: <c>yyyy-MM-ddTHH:mm:ssZ</c> in UTC.</summary>
     public static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
-    /// <summary>GETs a page (with retries) and returns its bytes.</summary>
+    /// <summary>GETs a page (with retries, as every exchange client: <see cref="ExchangeHttp.GetBytesAsync"/>) and returns its bytes.</summary>
     public async Task<byte[]> GetAsync(Uri uri, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(uri);
-        for (var attempt = 1; ; attempt++)
-        {
-            TimeSpan? retryAfter = null;
-            string problem;
-            int? status = null;
-            try
-            {
-                using var request = new HttpRequestMessage(HttpMethod.Get, uri);
-                request.Headers.Authorization = _auth;
-                request.Headers.Accept.ParseAdd("application/xml");
-                using var response = await _runtime.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-                if (response.IsSuccessStatusCode)
-                {
-                    return await ReadBoundedAsync(response, cancellationToken);
-                }
-
-                status = (int)response.StatusCode;
-                retryAfter = RetryAfter(response);
-                if (status is 401 or 403)
-                {
-                    throw new ExchangeException($"NCMEC refused the credentials (HTTP {status}) at {uri.GetLeftPart(UriPartial.Path)}.") { StatusCode = status };
-                }
-
-                if (status is not (429 or 500 or 502 or 503 or 504))
-                {
-                    throw new ExchangeException($"NCMEC answered HTTP {status} for {uri.GetLeftPart(UriPartial.Path)}.") { StatusCode = status };
-                }
-
-                problem = $"HTTP {status}";
-            }
-            catch (HttpRequestException ex)
-            {
-                problem = ex.Message;
-            }
-            catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                problem = "timed out: " + ex.Message;
-            }
-
-            if (retryAfter > MaxRetryAfter || attempt >= MaxAttempts)
-            {
-                throw new ExchangeException($"NCMEC: {problem} for {uri.GetLeftPart(UriPartial.Path)} after {attempt} attempt(s).") { StatusCode = status, RetryAfter = retryAfter };
-            }
-
-            var delay = retryAfter ?? TimeSpan.FromTicks(Math.Min(BaseDelay.Ticks << (attempt - 1), TimeSpan.FromMinutes(1).Ticks));
-            _runtime.Log(string.Create(CultureInfo.InvariantCulture, $"NCMEC: {problem}; retrying in {delay.TotalSeconds:0.#}s (attempt {attempt + 1} of {MaxAttempts})"));
-            await _runtime.Delay(delay, cancellationToken);
-        }
+        var http = new ExchangeHttp("NCMEC", _runtime) { MaxAttempts = MaxAttempts, BaseDelay = BaseDelay, MaxRetryAfter = MaxRetryAfter };
+        return (await http.GetBytesAsync(uri, "application/xml", r => r.Headers.Authorization = _auth, cancellationToken).ConfigureAwait(false))!;
     }
 
     /// <summary>The Retry-After of a response (seconds or an HTTP date), or null.</summary>
     public static TimeSpan? RetryAfter(HttpResponseMessage response)
     {
         ArgumentNullException.ThrowIfNull(response);
-        var h = response.Headers.RetryAfter;
-        if (h?.Delta is { } d)
-        {
-            return d < TimeSpan.Zero ? TimeSpan.Zero : d;
-        }
-
-        if (h?.Date is { } date)
-        {
-            var wait = date - DateTimeOffset.UtcNow;
-            return wait < TimeSpan.Zero ? TimeSpan.Zero : wait;
-        }
-
-        return null;
-    }
-
-    private static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        if (response.Content.Headers.ContentLength > MaxPageBytes)
-        {
-            throw new ExchangeException($"NCMEC sent a page of {response.Content.Headers.ContentLength} bytes; the limit is {MaxPageBytes}.");
-        }
-
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await stream.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + n > MaxPageBytes)
-            {
-                throw new ExchangeException($"NCMEC sent a page larger than {MaxPageBytes} bytes.");
-            }
-
-            buffer.Write(chunk, 0, n);
-        }
-
-        return buffer.ToArray();
+        return ExchangeHttp.Retry(response);
     }
 
     /// <summary>

@@ -16,7 +16,7 @@ public sealed class LoginThrottleTests
     /// <summary>Fails a login, waiting out any backoff first, until it is answered 401 (a checked guess).</summary>
     private static async Task FailOnceAsync(HttpClient client, string user)
     {
-        for (var i = 0; i < 200; i++)
+        for (var i = 0; i < 750; i++)
         {
             var r = await LoginAsync(client, user, "wrong password " + i);
             if (r.StatusCode == HttpStatusCode.Unauthorized)
@@ -52,11 +52,14 @@ public sealed class LoginThrottleTests
     {
         await using var h = await ReviewHarness.StartAsync(preserve: false, configure: r => r.Login = new LoginThrottleSettings
         {
+            // Windows wide enough for a loaded machine: the "right after a failure" request must land inside the
+            // first backoff (500 ms), and the 30 locked-out tries inside the lockout (8 s). The exact arithmetic is
+            // tested on a manual clock below.
             AccountMaxFailures = 4,
-            AccountBaseDelayMilliseconds = 100,
+            AccountBaseDelayMilliseconds = 500,
             SourceMaxFailures = 1000,
             SourceBaseDelayMilliseconds = 0,
-            LockoutSeconds = 3,
+            LockoutSeconds = 8,
         });
         using var client = h.Server.Client(null);
 
@@ -88,7 +91,7 @@ public sealed class LoginThrottleTests
         Assert.Equal(HttpStatusCode.OK, (await LoginAsync(client, "root", ReviewHarness.Password)).StatusCode);
 
         // After the lockout the right password works, and a new episode starts from zero.
-        await Task.Delay(TimeSpan.FromSeconds(3.2));
+        await Task.Delay(TimeSpan.FromSeconds(8.2));
         Assert.Equal(HttpStatusCode.OK, await GoodLoginAsync(client, "alice"));
         Assert.Equal(HttpStatusCode.Unauthorized, (await LoginAsync(client, "alice", "wrong again")).StatusCode);
         Assert.Equal(1, Count(h, "user.login_locked", "user:alice"));

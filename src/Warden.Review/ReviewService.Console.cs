@@ -4,6 +4,7 @@ using Warden.Review.Audit;
 using Warden.Review.Cases;
 using Warden.Review.Reporting;
 using Warden.Review.Users;
+using Warden.Storage;
 
 namespace Warden.Review;
 
@@ -67,10 +68,13 @@ public sealed partial class ReviewService
 
     /// <summary>
     /// Takes back a cluster's decision until the report is filed (the case is reported or closed: refused, 409).
-    /// Needs the claim. A false positive's allow-list entries from this case are removed again. Audited as
-    /// <c>review.undo</c>. Feedback already queued to an exchange is not recalled; the next decision is sent too.
+    /// Needs the claim. What the decision queued and has not gone out is recalled: its exchange opinions still in the
+    /// feedback outbox are cancelled, and for those already sent a withdrawal is queued where the exchange can take
+    /// one back (else the result says they were sent); a false positive's allow-list entries from this case are
+    /// removed again. A decision queues no webhook and no report (the report is built from the decisions in force
+    /// when it is filed), so nothing else is pending. Audited as <c>review.undo</c>.
     /// </summary>
-    public ClusterDecision Undo(ConsoleUser user, string caseId, string clusterId)
+    public UndoResult Undo(ConsoleUser user, string caseId, string clusterId)
     {
         ArgumentNullException.ThrowIfNull(user);
         var @case = Cases.Find(caseId) ?? throw new ReviewException(404, "not_found", "No such case.");
@@ -103,6 +107,7 @@ public sealed partial class ReviewService
         }
 
         var removed = was.Verdict == Verdict.FalsePositive ? RemoveAllowListed(caseId, cluster) : 0;
+        var recall = RecallFeedback(caseId, clusterId, was.At);
         Audit.Append(new AuditEntry(user.Username, "review.undo", "case:" + caseId, new Dictionary<string, string>
         {
             ["cluster"] = clusterId,
@@ -110,9 +115,34 @@ public sealed partial class ReviewService
             ["decided_by"] = was.Reviewer,
             ["classification"] = was.Classification ?? "",
             ["allow_list_removed"] = removed.ToString(CultureInfo.InvariantCulture),
+            ["feedback_cancelled"] = recall.Cancelled.ToString(CultureInfo.InvariantCulture),
+            ["feedback_withdrawn"] = recall.Withdrawn.ToString(CultureInfo.InvariantCulture),
+            ["feedback_sent_kept"] = recall.SentAndKept.ToString(CultureInfo.InvariantCulture),
         }));
-        return was;
+        return new UndoResult(was, recall, removed);
     }
+
+    /// <summary>Recalls an undone decision's exchange feedback; a failure is logged, never fails the undo (it is already stored).</summary>
+    private FeedbackRecall RecallFeedback(string caseId, string clusterId, DateTimeOffset decidedAt)
+    {
+        try
+        {
+            return _decisionFeedback?.Undone(caseId, clusterId, decidedAt) ?? FeedbackRecall.Nothing;
+        }
+        catch (StorageException ex)
+        {
+            LogFeedbackFailed(_log, caseId, ex.Message);
+            return FeedbackRecall.Nothing;
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="decidedAt"/> is still the decision in force on the cluster (not undone, not replaced).
+    /// Feedback is queued only for decisions in force: an undo on another node between a decision and its queueing,
+    /// or a reconciler replaying an old decision event, must not send an opinion nobody holds any more.
+    /// </summary>
+    private bool InForce(string caseId, string clusterId, DateTimeOffset decidedAt) =>
+        Cases.Find(caseId)?.Clusters.FirstOrDefault(c => c.Id == clusterId)?.Decision is { } d && d.At.ToUnixTimeMilliseconds() == decidedAt.ToUnixTimeMilliseconds();
 
     /// <summary>Re-obscure: drops this person's unredeemed grant (the reveal stays counted and logged) and audits it.</summary>
     public bool Reobscure(ConsoleUser user, string? caseId, string? itemId)
@@ -176,3 +206,9 @@ public sealed partial class ReviewService
 }
 
 internal sealed record UndoRecord(string Reviewer, long At);
+
+/// <summary>An undone decision and what was taken back with it.</summary>
+/// <param name="Was">The decision that was undone.</param>
+/// <param name="Feedback">Its exchange opinions: cancelled, withdrawn, or sent and kept.</param>
+/// <param name="AllowListRemoved">Allow-list entries of this case removed (a false positive's).</param>
+public sealed record UndoResult(ClusterDecision Was, FeedbackRecall Feedback, int AllowListRemoved);

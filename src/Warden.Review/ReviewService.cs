@@ -253,7 +253,11 @@ public sealed partial class ReviewService : IDisposable
         try
         {
             // Exchange feedback (opt-in per exchange): queued in the durable outbox, sent by the scheduler.
-            _decisionFeedback?.Decided(caseId, clusterId, decision.At, verdict == Verdict.Confirmed, cluster.Members.SelectMany(m => m.Matches).Select(m => new ReviewedHit(m.BankName, m.SignalType, m.Labels)));
+            if (_decisionFeedback is not null && _decisionFeedback.Decided(caseId, clusterId, decision.At, verdict == Verdict.Confirmed, cluster.Members.SelectMany(m => m.Matches).Select(m => new ReviewedHit(m.BankName, m.SignalType, m.Labels))) > 0
+                && !InForce(caseId, clusterId, decision.At))
+            {
+                _decisionFeedback.Undone(caseId, clusterId, decision.At); // undone meanwhile (another node): recall what was just queued
+            }
         }
         catch (StorageException ex)
         {
@@ -298,7 +302,7 @@ public sealed partial class ReviewService : IDisposable
                 }
             }
 
-            if (hits is not null)
+            if (hits is not null && InForce(e.CaseId, e.ClusterId!, decision!.At))
             {
                 queued += _decisionFeedback.Decided(e.CaseId, e.ClusterId!, decision!.At, decision.Verdict == Verdict.Confirmed, hits);
             }

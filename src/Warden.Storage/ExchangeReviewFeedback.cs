@@ -20,6 +20,42 @@ public interface IReviewDecisionFeedback
     /// false positive, over these hits. Returns how many opinions were queued now. Never throws for a hit it cannot use.
     /// </summary>
     int Decided(string caseId, string clusterId, DateTimeOffset decidedAt, bool confirmed, IEnumerable<ReviewedHit> hits);
+
+    /// <summary>
+    /// The decision on cluster <paramref name="clusterId"/> made at <paramref name="decidedAt"/> was undone: takes back
+    /// what it queued that has not gone out, and says what had (and whether a withdrawal was queued for it).
+    /// </summary>
+    FeedbackRecall Undone(string caseId, string clusterId, DateTimeOffset decidedAt) => FeedbackRecall.Nothing;
+}
+
+/// <summary>What an undo did to one opinion of the undone decision.</summary>
+/// <param name="Exchange">Exchange name.</param>
+/// <param name="ExternalId">The exchange's entry id.</param>
+/// <param name="SignalType">Signal type.</param>
+/// <param name="Opinion">The opinion the decision queued (<c>true_positive</c>, <c>false_positive</c>).</param>
+/// <param name="Outcome">
+/// <c>cancelled</c> (never sent), <c>sent</c> / <c>in_flight</c> (went out, or may have: the exchange keeps it until
+/// the next decision's opinion replaces it), <c>withdrawal_queued</c> (went out or may have; the exchange's "not
+/// decided" value is queued after it), <c>failed</c> (was never delivered), <c>already_recalled</c>.
+/// </param>
+/// <param name="SentAt">When it was delivered, if it was.</param>
+public sealed record RecalledOpinion(string Exchange, string ExternalId, string SignalType, string Opinion, string Outcome, DateTimeOffset? SentAt);
+
+/// <summary>What an undo recalled from the feedback outbox.</summary>
+/// <param name="Opinions">One row per opinion the undone decision queued.</param>
+public sealed record FeedbackRecall(IReadOnlyList<RecalledOpinion> Opinions)
+{
+    /// <summary>Nothing was queued.</summary>
+    public static FeedbackRecall Nothing { get; } = new([]);
+
+    /// <summary>Opinions cancelled before they went out.</summary>
+    public int Cancelled => Opinions.Count(o => o.Outcome == "cancelled");
+
+    /// <summary>Opinions that went out (or may have) and stay with the exchange.</summary>
+    public int SentAndKept => Opinions.Count(o => o.Outcome is "sent" or "in_flight");
+
+    /// <summary>Opinions that went out (or may have) and are being withdrawn.</summary>
+    public int Withdrawn => Opinions.Count(o => o.Outcome == "withdrawal_queued");
 }
 
 /// <summary>
@@ -35,6 +71,66 @@ public sealed class ExchangeReviewFeedback(ExchangeStore store) : IReviewDecisio
     /// <summary>The idempotency key of one hit's opinion (the <c>review:{case}:{hit}</c> scheme).</summary>
     public static string Key(string caseId, string clusterId, DateTimeOffset decidedAt, string exchange, string entryId, string signalType) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"review:{caseId}:{clusterId}@{decidedAt.ToUnixTimeMilliseconds()}/{exchange}/{entryId}/{signalType}");
+
+    /// <summary>The key prefix shared by every opinion of one decision.</summary>
+    public static string DecisionPrefix(string caseId, string clusterId, DateTimeOffset decidedAt) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"review:{caseId}:{clusterId}@{decidedAt.ToUnixTimeMilliseconds()}/");
+
+    /// <summary>
+    /// Recalls the undone decision's opinions: pending ones are cancelled; for each one that went out (or was being
+    /// sent at that moment), a withdrawal (<c>withdrawn</c>, sent as the exchange's "not decided" value) is queued
+    /// when the exchange type can take an opinion back, not before an in-flight send's lease ends, so it arrives
+    /// after it. Where the type cannot (NCMEC), the sent opinion stays until the next decision's replaces it, and the
+    /// outcome says so. Idempotent: a repeated call cancels nothing and queues nothing new.
+    /// </summary>
+    public FeedbackRecall Undone(string caseId, string clusterId, DateTimeOffset decidedAt)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(caseId);
+        ArgumentException.ThrowIfNullOrEmpty(clusterId);
+        var prefix = DecisionPrefix(caseId, clusterId, decidedAt);
+        var rows = store.RecallFeedback(prefix, "recalled: the reviewer undid the decision");
+        if (rows.Count == 0)
+        {
+            return FeedbackRecall.Nothing;
+        }
+
+        var exchanges = store.List().ToDictionary(x => x.Id);
+        var result = new List<RecalledOpinion>(rows.Count);
+        foreach (var r in rows)
+        {
+            exchanges.TryGetValue(r.ExchangeId, out var x);
+            var outcome = r.State switch
+            {
+                FeedbackRecallState.Cancelled => "cancelled",
+                FeedbackRecallState.Failed => "failed",
+                FeedbackRecallState.AlreadyRecalled => "already_recalled",
+                FeedbackRecallState.InFlight => "in_flight",
+                _ => "sent",
+            };
+            // One withdrawal per recalled opinion; its key is derived from the decision, so a repeat queues nothing.
+            var withdrawal = x is null ? null : WithdrawalKey(prefix, x.Name, r.ExternalId, r.SignalType);
+            if (r.State is FeedbackRecallState.Sent or FeedbackRecallState.InFlight && x is not null && ExchangeTypes.Find(x.Type) is { CanWithdrawOpinion: true })
+            {
+                store.EnqueueFeedbackAfter(x.Id, withdrawal!, r.ExternalId, r.SignalType, "withdrawn", r.LeaseUntil ?? DateTimeOffset.UnixEpoch);
+                outcome = "withdrawal_queued";
+            }
+            else if (r.State == FeedbackRecallState.AlreadyRecalled && withdrawal is not null && store.HasFeedback(withdrawal))
+            {
+                outcome = "withdrawal_queued";
+            }
+
+            result.Add(new RecalledOpinion(x?.Name ?? "(removed)", r.ExternalId, r.SignalType, r.Opinion, outcome, r.SentAt));
+        }
+
+        return new FeedbackRecall(result);
+    }
+
+    /// <summary>The key of the withdrawal an undo queues for one opinion of the decision with <paramref name="decisionPrefix"/>.</summary>
+    public static string WithdrawalKey(string decisionPrefix, string exchange, string entryId, string signalType)
+    {
+        ArgumentNullException.ThrowIfNull(decisionPrefix);
+        return "undo:" + decisionPrefix["review:".Length..] + exchange + "/" + entryId + "/" + signalType;
+    }
 
     /// <inheritdoc />
     public int Decided(string caseId, string clusterId, DateTimeOffset decidedAt, bool confirmed, IEnumerable<ReviewedHit> hits)

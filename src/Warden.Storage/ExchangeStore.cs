@@ -74,7 +74,7 @@ public sealed record ExchangeFeedback(long Id, long ExchangeId, string Idempoten
 /// banks ("exchanges" migration set). The checkpoint is written only by the lease holder (every write checks the
 /// owner), so two nodes, or a node and a CLI, never fetch one exchange at once.
 /// </summary>
-public sealed class ExchangeStore
+public sealed partial class ExchangeStore
 {
     private readonly WardenDatabase _db;
 
@@ -296,10 +296,10 @@ public sealed class ExchangeStore
     public bool MarkFeedbackSent(long id, string owner) => Run(c =>
         c.Execute("UPDATE exchange_feedback SET status = 'sent', sent_at = @now, lease_owner = NULL, lease_until = NULL, last_error = NULL WHERE id = @id AND lease_owner = @owner AND status = 'pending'", new { id, owner, now = Now() }) == 1);
 
-    /// <summary>Records a failed attempt: retried at <paramref name="retryAt"/>, or given up when null.</summary>
+    /// <summary>Records a failed attempt: retried at <paramref name="retryAt"/>, or given up when null (never revives a recalled one).</summary>
     public void MarkFeedbackFailed(long id, string owner, string error, DateTimeOffset? retryAt) => Run(c =>
         c.Execute(
-            "UPDATE exchange_feedback SET status = CASE WHEN @retry IS NULL THEN 'failed' ELSE 'pending' END, next_attempt_at = COALESCE(@retry, next_attempt_at), last_error = @error, lease_owner = NULL, lease_until = NULL WHERE id = @id AND lease_owner = @owner",
+            "UPDATE exchange_feedback SET status = CASE WHEN @retry IS NULL THEN 'failed' ELSE 'pending' END, next_attempt_at = COALESCE(@retry, next_attempt_at), last_error = @error, lease_owner = NULL, lease_until = NULL WHERE id = @id AND lease_owner = @owner AND status = 'pending'",
             new { id, owner, error, retry = retryAt?.ToUnixTimeMilliseconds() }));
 
     /// <summary>Outbox rows of an exchange, newest first.</summary>

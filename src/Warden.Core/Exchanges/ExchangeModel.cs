@@ -38,6 +38,14 @@ public interface IExchangeType
     /// decision on a hit finds the entry to send an opinion about.
     /// </summary>
     string? FeedbackEntryId(IReadOnlyDictionary<string, string> labels);
+
+    /// <summary>
+    /// True when the type can take an opinion back: its writer sends <see cref="OpinionKind.Seen"/> as the
+    /// exchange's "not decided" value (StopNCII: PendingReview), which an undone decision queues in place of a
+    /// verdict already sent. False (the default) where the exchange has no such value (NCMEC keeps a member's
+    /// latest affirmative or negative vote until the next one replaces it).
+    /// </summary>
+    bool CanWithdrawOpinion => false;
 }
 
 /// <summary>What a fetcher may use from its host: the HTTP handler (tests inject one), the clock, a log line sink.</summary>

@@ -7,6 +7,7 @@ using Warden.Review.Audit;
 using Warden.Review.Cases;
 using Warden.Review.Reporting;
 using Warden.Review.Users;
+using Warden.Storage;
 
 namespace Warden.Server.Review;
 
@@ -32,8 +33,22 @@ public static class ConsoleQueueEndpoints
         api.MapGet("/cases/{id}/clusters/{cluster}/members", Members);
         api.MapPost("/cases/{id}/clusters/{cluster}/undo", (string id, string cluster, HttpContext c, ReviewService r) =>
         {
-            var was = r.Undo(ReviewConsole.Session(c).User, id, cluster);
-            return Results.Json(new { undone = was.Verdict == Verdict.Confirmed ? "confirmed" : "false_positive", decided_by = was.Reviewer });
+            var undo = r.Undo(ReviewConsole.Session(c).User, id, cluster);
+            var f = undo.Feedback;
+            return Results.Json(new
+            {
+                undone = undo.Was.Verdict == Verdict.Confirmed ? "confirmed" : "false_positive",
+                decided_by = undo.Was.Reviewer,
+                allow_list_removed = undo.AllowListRemoved,
+                feedback = new
+                {
+                    cancelled = f.Cancelled,
+                    withdrawn = f.Withdrawn,
+                    sent_kept = f.SentAndKept,
+                    opinions = f.Opinions.Select(o => new { exchange = o.Exchange, entry = o.ExternalId, signal_type = o.SignalType, opinion = o.Opinion, outcome = o.Outcome, sent_at = o.SentAt }),
+                },
+                message = UndoMessage(undo),
+            });
         });
 
         api.MapGet("/admin/users", (HttpContext c, ReviewService r) => Admin(c) ?? Results.Json(Users(r)));
@@ -260,6 +275,7 @@ public static class ConsoleQueueEndpoints
 
         var members = cl.Members;
         var threshold = new CaseBuilderOptions().ClusterThreshold;
+        var me = ReviewConsole.Session(c).User.Username;
         return Results.Json(new
         {
             case_id = k.Id,
@@ -278,6 +294,7 @@ public static class ConsoleQueueEndpoints
                     file_name = m.Context.OriginalFileName,
                     pdq = m.Pdq?.ToString(),
                     sha256 = m.Hashes.GetValueOrDefault("sha256"),
+                    viewed_by_me = m.EvidenceRef is { } e && r.Vault is not null && r.Vault.Views(e).Any(v => v.Actor == me && v.What == "revealed"),
                     signal,
                     distance,
                     why = signal switch
@@ -289,6 +306,37 @@ public static class ConsoleQueueEndpoints
                 };
             }),
         });
+    }
+
+    /// <summary>One line for the reviewer: what the undo took back, and what had already gone out.</summary>
+    internal static string UndoMessage(UndoResult undo)
+    {
+        var parts = new List<string> { "Decision undone; the cluster awaits a decision again." };
+        var f = undo.Feedback;
+        if (f.Cancelled > 0)
+        {
+            parts.Add($"{f.Cancelled} queued exchange opinion(s) cancelled before they went out.");
+        }
+
+        if (f.Withdrawn > 0)
+        {
+            parts.Add($"{f.Withdrawn} opinion(s) already sent to {Names(f, "withdrawal_queued")}: a withdrawal is queued.");
+        }
+
+        if (f.SentAndKept > 0)
+        {
+            parts.Add($"{f.SentAndKept} opinion(s) already sent to {Names(f, "sent", "in_flight")}, which cannot take one back: it stands until your next decision replaces it.");
+        }
+
+        if (undo.AllowListRemoved > 0)
+        {
+            parts.Add($"{undo.AllowListRemoved} allow-list entr{(undo.AllowListRemoved == 1 ? "y" : "ies")} removed.");
+        }
+
+        return string.Join(' ', parts);
+
+        static string Names(FeedbackRecall f, params string[] outcomes) =>
+            string.Join(", ", f.Opinions.Where(o => outcomes.Contains(o.Outcome)).Select(o => o.Exchange).Distinct(StringComparer.Ordinal));
     }
 
     private static object Row(ReviewService r, ReviewCase k, IReadOnlyDictionary<string, CaseClaim> claims)

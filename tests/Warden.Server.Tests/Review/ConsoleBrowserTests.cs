@@ -1,4 +1,5 @@
 using Microsoft.Playwright;
+using Warden.Review;
 using Warden.Review.Evidence;
 using Warden.Server.Auth;
 
@@ -215,6 +216,44 @@ public sealed class ConsoleBrowserTests
         Assert.Contains("blur", await page.Locator("#member-0-1 img").EvaluateAsync<string>("e => getComputedStyle(e).filter"), StringComparison.Ordinal);
         await Assertions.Expect(page.Locator("#members-0")).Not.ToContainTextAsync("null");
         await page.Locator("#cluster-0").ScreenshotAsync(new() { Path = Screenshot("review-cluster-members.png") });
+
+        // Each member can be revealed on its own: counted against the cap, logged for that item only, audited, and
+        // re-obscured; the representative stays obscured meanwhile.
+        var cluster0 = h.Review.Cases.Find(u1)!.Clusters[0];
+        var memberItem = cluster0.Members[1].EvidenceRef!;
+        var repItem = cluster0.Representative.EvidenceRef!;
+        var exposureBefore = h.Review.Store.Exposure(h.Review.Store.FindUser("alice")!.Value.User.Id, ReviewService.Today());
+        await page.Locator("#member-reveal-0-1").ClickAsync();
+        await Assertions.Expect(page.Locator("#member-media-0-1")).ToHaveClassAsync("thumb revealed");
+        await Assertions.Expect(page.Locator("#member-reveal-0-1")).ToHaveTextAsync("Re-obscure");
+        await Assertions.Expect(page.Locator("#exposure")).ToContainTextAsync($"Reveals today: {exposureBefore + 1} /");
+        await Assertions.Expect(page.Locator("#member-viewed-0-1")).ToBeVisibleAsync();
+        Assert.StartsWith("blob:", await page.Locator("#member-media-0-1").GetAttributeAsync("src"), StringComparison.Ordinal);
+        await page.WaitForFunctionAsync("() => { const i = document.getElementById('member-media-0-1'); return i.complete && i.naturalWidth > 0; }");
+        Assert.Equal("none", await page.Locator("#member-media-0-1").EvaluateAsync<string>("e => getComputedStyle(e).filter"));
+        Assert.Contains("blur", await page.Locator("#member-media-0-0").EvaluateAsync<string>("e => getComputedStyle(e).filter"), StringComparison.Ordinal);
+        Assert.Single(h.Review.Vault!.Views(memberItem), v => v.Actor == "alice" && v.What == "revealed");
+        Assert.DoesNotContain(h.Review.Vault.Views(repItem), v => v.What == "revealed");
+        await AssertStatusInViewportAsync(page, "Revealed; the view is logged.");
+        await page.Locator("#cluster-0").ScreenshotAsync(new() { Path = Screenshot("review-cluster-member-revealed.png") });
+
+        // Revealing another member re-obscures the first (one at a time), and counts again.
+        await page.Locator("#member-reveal-0-0").ClickAsync();
+        await Assertions.Expect(page.Locator("#member-media-0-0")).ToHaveClassAsync("thumb revealed");
+        await Assertions.Expect(page.Locator("#member-media-0-1")).Not.ToHaveClassAsync("thumb revealed");
+        await Assertions.Expect(page.Locator("#member-reveal-0-1")).ToHaveTextAsync("Reveal");
+        await Assertions.Expect(page.Locator("#exposure")).ToContainTextAsync($"Reveals today: {exposureBefore + 2} /");
+        await page.Locator("#member-reveal-0-0").ClickAsync(); // re-obscure
+        await Assertions.Expect(page.Locator("#status")).ToContainTextAsync("Obscured again");
+        await Assertions.Expect(page.Locator("#member-media-0-0")).Not.ToHaveClassAsync("thumb revealed");
+        Assert.DoesNotContain("blob:", await page.Locator("#member-media-0-0").GetAttributeAsync("src") ?? "", StringComparison.Ordinal);
+        await Assertions.Expect(page.Locator("#exposure")).ToContainTextAsync($"Reveals today: {exposureBefore + 2} /"); // a re-obscure gives nothing back
+        for (var t = 0; t < 100 && !h.Review.Audit.Query(new(Action: "review.reobscure")).Any(a => a.Actor == "alice" && a.Details.GetValueOrDefault("item") == repItem); t++)
+        {
+            await Task.Delay(100); // the page tells the server without waiting for the answer
+        }
+
+        Assert.Contains(h.Review.Audit.Query(new(Action: "review.reobscure")), a => a.Actor == "alice" && a.Details.GetValueOrDefault("item") == repItem);
 
         // Decide, then undo: the decision form comes back.
         await page.Locator("#confirm-0").ClickAsync();

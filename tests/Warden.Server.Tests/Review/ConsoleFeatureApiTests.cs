@@ -414,6 +414,103 @@ public sealed class ConsoleFeatureApiTests
         Assert.Contains(h.Review.Audit.Query(new(Action: "review.reobscure")), a => a.Actor == "alice" && a.Subject == "case:" + id && a.Details["item"] == item && a.Details["grant_dropped"] == "true");
     }
 
+    /// <summary>
+    /// Per-member reveal, over a cluster of many re-encodings and resizes of one picture in random order: each member is
+    /// revealed on its own (the original of that member, not the representative's), counted once against the cap,
+    /// logged as one revealed view of that item only and audited; the member view marks exactly the revealed ones;
+    /// past the cap a member's reveal is refused like any other and grants nothing.
+    /// </summary>
+    [Fact]
+    public async Task Each_member_of_a_cluster_is_revealed_on_its_own_counted_logged_and_capped()
+    {
+        const int cap = 5;
+        await using var h = await ReviewHarness.StartAsync(configure: r => r.DailyExposureCap = cap);
+        using (var admin = h.Server.Client(Role.Admin))
+        {
+            await ReviewHarness.SeedBankAsync(admin);
+        }
+
+        // Eight re-encodings of one picture (JPEG qualities); those within the cluster threshold form one cluster.
+        var variants = new List<byte[]>();
+        foreach (var q in new[] { 95, 90, 85, 80, 75, 65, 55, 45 })
+        {
+            variants.Add(Media.Jpeg(1, quality: q));
+        }
+
+        using (var submitter = h.Server.Client(Role.Submitter))
+        {
+            for (var i = 0; i < variants.Count; i++)
+            {
+                Assert.True(await ReviewHarness.UploadAsync(submitter, variants[i], "m1", i + 1));
+            }
+        }
+
+        using var alice = await h.LoginAsync();
+        var k = await alice.FirstCaseAsync();
+        var id = k.GetProperty("id").GetString()!;
+        var cluster = k.GetProperty("clusters").EnumerateArray().MaxBy(c => c.GetProperty("count").GetInt32());
+        var cid = cluster.GetProperty("id").GetString()!;
+        var page = await alice.GetAsync($"cases/{id}/clusters/{cid}/members?limit=200");
+        var members = page.GetProperty("members").EnumerateArray().ToList();
+        Assert.True(members.Count > cap, $"only {members.Count} re-encodings clustered together");
+        Assert.Equal(cluster.GetProperty("count").GetInt32(), members.Count);
+        Assert.All(members, m => Assert.False(m.GetProperty("viewed_by_me").GetBoolean()));
+        Assert.All(members.Skip(1), m => Assert.Matches("^PDQ distance \\d+ to the representative \\(clustered at ≤ 10\\)$|^identical SHA256 to the representative$", m.GetProperty("why").GetString()!));
+
+        // The upload each member came from, by its file name (f{n}.jpg).
+        byte[] Upload(JsonElement m) => variants[int.Parse(m.GetProperty("file_name").GetString()![1..^4], System.Globalization.CultureInfo.InvariantCulture) - 1];
+
+        var order = Enumerable.Range(0, members.Count).OrderBy(_ => Random.Shared.Next()).ToList();
+        var revealed = new HashSet<string>(StringComparer.Ordinal);
+        var n = 0;
+        foreach (var j in order)
+        {
+            var item = members[j].GetProperty("item").GetString()!;
+            using var reveal = await alice.PostAsync($"cases/{id}/items/{item}/reveal", new { reason = "member " + j });
+            if (n == cap)
+            {
+                // Past the cap: refused, nothing granted, nothing logged as revealed.
+                Assert.Equal(HttpStatusCode.TooManyRequests, reveal.StatusCode);
+                Assert.Equal("exposure_cap", (await reveal.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("code").GetString());
+                Assert.DoesNotContain(h.Review.Vault!.Views(item), v => v.What == "revealed");
+                continue;
+            }
+
+            Assert.Equal(HttpStatusCode.OK, reveal.StatusCode);
+            var g = await reveal.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal(++n, g.GetProperty("exposure_today").GetInt32());
+            using (var original = await alice.Http.GetAsync(g.GetProperty("original_url").GetString()!.TrimStart('/')))
+            {
+                Assert.Equal(HttpStatusCode.OK, original.StatusCode);
+                Assert.Equal(Upload(members[j]), await original.Content.ReadAsByteArrayAsync()); // this member's bytes
+            }
+
+            revealed.Add(item);
+
+            // Exactly one revealed view per revealed member, none for the others; each reveal audited with its reason.
+            foreach (var m in members)
+            {
+                var other = m.GetProperty("item").GetString()!;
+                Assert.Equal(revealed.Contains(other) ? 1 : 0, h.Review.Vault!.Views(other).Count(v => v.What == "revealed" && v.Actor == "alice"));
+            }
+
+            Assert.Single(h.Review.Audit.Query(new(Action: "evidence.view")), a => a.Actor == "alice" && a.Subject.Contains(item, StringComparison.Ordinal) && a.Details.Values.Any(v => v.Contains("member " + j, StringComparison.Ordinal)));
+
+            // Re-obscured after each: the next reveal is a new, separately counted one.
+            Assert.Equal(HttpStatusCode.NoContent, (await alice.PostAsync("obscure", new { case_id = id, item })).StatusCode);
+        }
+
+        Assert.Equal(cap, (await alice.GetAsync("me")).GetProperty("exposure_today").GetInt32());
+        var after = (await alice.GetAsync($"cases/{id}/clusters/{cid}/members?limit=200")).GetProperty("members").EnumerateArray();
+        Assert.All(after, m => Assert.Equal(revealed.Contains(m.GetProperty("item").GetString()!), m.GetProperty("viewed_by_me").GetBoolean()));
+        Assert.Equal(cap, h.Review.Audit.Query(new(Action: "review.reobscure")).Count(a => a.Actor == "alice"));
+
+        // Another reviewer's view of the same members: nothing marked as seen by them.
+        h.Review.Store.CreateUser("bob", "reviewer", Warden.Review.Users.PasswordHashing.Hash(ReviewHarness.Password));
+        using var bob = await h.LoginAsync("bob");
+        Assert.All((await bob.GetAsync($"cases/{id}/clusters/{cid}/members")).GetProperty("members").EnumerateArray(), m => Assert.False(m.GetProperty("viewed_by_me").GetBoolean()));
+    }
+
     [Fact]
     public async Task Admins_disable_enable_and_reset_passwords_and_sessions_end()
     {

@@ -56,6 +56,9 @@ public sealed class StopNciiExchangeType : IExchangeType
     public IExchangeFeedbackWriter? CreateFeedbackWriter(JsonElement config, ExchangeRuntime runtime) => new StopNciiFeedbackWriter(StopNciiConfig.Parse(config), runtime);
 
     /// <inheritdoc />
+    public bool CanWithdrawOpinion => true; // PendingReview
+
+    /// <inheritdoc />
     public string? FeedbackEntryId(IReadOnlyDictionary<string, string> labels)
     {
         ArgumentNullException.ThrowIfNull(labels);

@@ -225,14 +225,20 @@
 
   async function showMembers(k, c, i) {
     const box = $('members-' + i);
-    if (!box.hidden && box.childElementCount) { box.hidden = true; $('members-btn-' + i).textContent = 'Show all ' + c.count + ' members'; return; }
+    if (!box.hidden && box.childElementCount) {
+      if (state.revealed && state.revealed.key.startsWith('m' + i + '-')) reobscure(); // a hidden member is never left revealed
+      box.hidden = true; $('members-btn-' + i).textContent = 'Show all ' + c.count + ' members'; return;
+    }
     try {
       const data = await api('GET', '/cases/' + encodeURIComponent(k.id) + '/clusters/' + encodeURIComponent(c.id) + '/members?limit=200');
       const cls = filterClass();
       box.replaceChildren(el('p', {}, data.total + ' member(s); a PDQ within ' + data.threshold + ' bits of the representative, or an identical digest, joins a cluster.'),
         el('ul', { class: 'members' }, data.members.map((m, j) => el('li', { class: 'member', id: 'member-' + i + '-' + j },
-          m.item ? el('img', { class: 'thumb ' + cls, alt: 'Member ' + (j + 1) + ', obscured preview', src: mediaUrl(k, m.item), loading: 'lazy' }) : el('div', { class: 'nomedia thumb' }, 'No media'),
-          el('p', { class: 'why' }, m.why), el('p', { class: 'viewed' }, fmt(m.received_at), m.file_name ? ' · ' + m.file_name : '')))),
+          m.item ? el('img', { class: 'thumb ' + cls, id: 'member-media-' + i + '-' + j, alt: 'Member ' + (j + 1) + ', obscured preview', src: mediaUrl(k, m.item), loading: 'lazy' }) : el('div', { class: 'nomedia thumb' }, 'No media'),
+          // Each member is revealed on its own: counted against the daily cap, logged and audited like any reveal.
+          m.item ? el('button', { type: 'button', class: 'secondary reveal', id: 'member-reveal-' + i + '-' + j, onclick: () => toggleTarget(memberTarget(k, m, i, j)) }, 'Reveal') : null,
+          el('p', { class: 'why' }, m.why), el('p', { class: 'viewed' }, fmt(m.received_at), m.file_name ? ' · ' + m.file_name : ''),
+          el('p', { class: 'viewed', id: 'member-viewed-' + i + '-' + j, hidden: m.viewed_by_me ? null : true }, 'You revealed this before.')))),
         data.total > data.members.length ? el('p', {}, 'The first ' + data.members.length + ' are shown.') : '');
       box.hidden = false;
       $('members-btn-' + i).textContent = 'Hide members';
@@ -241,10 +247,10 @@
 
   async function undo(k, c, i) {
     try {
-      await api('POST', '/cases/' + encodeURIComponent(k.id) + '/clusters/' + encodeURIComponent(c.id) + '/undo');
+      const r = await api('POST', '/cases/' + encodeURIComponent(k.id) + '/clusters/' + encodeURIComponent(c.id) + '/undo');
       state.selected = i;
       await showCase(k.id);
-      say('Decision undone; cluster ' + (i + 1) + ' awaits a decision again.');
+      say('Cluster ' + (i + 1) + ': ' + r.message); // says what was recalled and what had already gone out
     } catch (e) { say(e.message, true); }
   }
 
@@ -297,22 +303,38 @@
   }
 
   // Reveal: the server logs the view, counts it, and grants one fetch of the original; the picture is held
-  // as a blob URL only while shown. Re-obscure drops it and returns to the server-made derivative.
-  async function toggleReveal(k, c, i) { if (state.revealed && state.revealed.i === i) reobscure(); else await reveal(k, c, i); }
+  // as a blob URL only while shown. Re-obscure drops it and returns to the server-made derivative. A target is
+  // a cluster's representative or one member in the member view; one is revealed at a time (the server holds
+  // one grant per person, and a new reveal replaces it).
+  function clusterTarget(k, c, i) {
+    return { key: 'c' + i, k, item: c.representative.item, img: 'media-' + i, btn: 'reveal-' + i, base: 'media', keys: ' (r)',
+      obscuredAlt: 'Matched media, obscured preview (cluster ' + (i + 1) + ')', revealedAlt: 'Matched media, revealed (cluster ' + (i + 1) + ')',
+      seen: () => { c.viewed_by_me = true; } };
+  }
 
-  async function reveal(k, c, i) {
-    if (!c.representative.item) return;
+  function memberTarget(k, m, i, j) {
+    return { key: 'm' + i + '-' + j, k, item: m.item, img: 'member-media-' + i + '-' + j, btn: 'member-reveal-' + i + '-' + j, base: 'thumb', keys: '',
+      obscuredAlt: 'Member ' + (j + 1) + ', obscured preview', revealedAlt: 'Member ' + (j + 1) + ', revealed',
+      seen: () => { m.viewed_by_me = true; const v = $('member-viewed-' + i + '-' + j); if (v) v.hidden = false; } };
+  }
+
+  async function toggleReveal(k, c, i) { if (c.representative.item) await toggleTarget(clusterTarget(k, c, i)); }
+
+  async function toggleTarget(t) { if (state.revealed && state.revealed.key === t.key) reobscure(); else await reveal(t); }
+
+  async function reveal(t) {
+    if (!t.item) return;
     reobscure(false); // locally only: a POST /obscure racing this reveal could drop its new grant
     try {
-      const r = await api('POST', '/cases/' + encodeURIComponent(k.id) + '/items/' + encodeURIComponent(c.representative.item) + '/reveal');
+      const r = await api('POST', '/cases/' + encodeURIComponent(t.k.id) + '/items/' + encodeURIComponent(t.item) + '/reveal');
       updateExposure(r.exposure_today);
       const res = await fetch(r.original_url, { credentials: 'same-origin' });
       if (!res.ok) throw new Error('The original could not be fetched (' + res.status + '); reveal again.');
       const url = URL.createObjectURL(await res.blob());
-      const img = $('media-' + i); img.src = url; img.className = 'media revealed'; img.alt = 'Matched media, revealed (cluster ' + (i + 1) + ')';
-      state.revealed = { i, url, item: c.representative.item, k };
-      c.viewed_by_me = true;
-      const b = $('reveal-' + i); b.textContent = 'Re-obscure (r)';
+      const img = $(t.img); img.src = url; img.className = t.base + ' revealed'; img.alt = t.revealedAlt;
+      state.revealed = Object.assign({ url }, t);
+      t.seen();
+      const b = $(t.btn); b.textContent = 'Re-obscure' + t.keys;
       say('Revealed; the view is logged.');
     } catch (e) { say(e.message, true); }
   }
@@ -320,10 +342,10 @@
   function reobscure(tellServer) {
     const r = state.revealed; if (!r) return;
     state.revealed = null;
-    const img = $('media-' + r.i);
-    if (img) { img.src = mediaUrl(r.k, r.item); img.className = 'media ' + filterClass(); img.alt = 'Matched media, obscured preview (cluster ' + (r.i + 1) + ')'; }
+    const img = $(r.img);
+    if (img) { img.src = mediaUrl(r.k, r.item); img.className = r.base + ' ' + filterClass(); img.alt = r.obscuredAlt; }
     URL.revokeObjectURL(r.url);
-    const b = $('reveal-' + r.i); if (b) b.textContent = 'Reveal (r)';
+    const b = $(r.btn); if (b) b.textContent = 'Reveal' + r.keys;
     if (tellServer !== false) { api('POST', '/obscure', { case_id: r.k.id, item: r.item }).catch(() => { /* nothing held */ }); say('Obscured again.'); }
   }
 

@@ -33,12 +33,24 @@ internal sealed class ReviewHarness : IAsyncDisposable
 
     public ReviewService Review => Server.App.Services.GetRequiredService<ReviewService>();
 
-    public static async Task<ReviewHarness> StartAsync(bool preserve = true, Action<ReviewOptions>? configure = null, string? dir = null)
+    public static async Task<ReviewHarness> StartAsync(bool preserve = true, Action<ReviewOptions>? configure = null, string? dir = null, Warden.Storage.SqlDialect? dialect = null)
     {
         dir ??= Path.Combine(Path.GetTempPath(), "warden-review-" + Guid.NewGuid().ToString("N"));
         System.IO.Directory.CreateDirectory(dir);
         var fake = await FakeCyberTiplineServer.StartAsync();
-        var server = await TestServer.StartAsync(Path.Combine(dir, "warden.db"), o => Configure(o.Review, dir, preserve, fake, configure));
+        TestServer server;
+        try
+        {
+            server = dialect is { } d
+                ? await TestServer.StartAsync(d, o => Configure(o.Review, dir, preserve, fake, configure)) // a fresh database of that kind (PostgreSQL skips without one)
+                : await TestServer.StartAsync(Path.Combine(dir, "warden.db"), o => Configure(o.Review, dir, preserve, fake, configure));
+        }
+        catch
+        {
+            await fake.DisposeAsync();
+            throw;
+        }
+
         var h = new ReviewHarness(server, fake, dir);
         h.Review.Store.CreateUser("alice", "reviewer", PasswordHashing.Hash(Password));
         h.Review.Store.CreateUser("root", "admin", PasswordHashing.Hash(Password));

@@ -76,6 +76,60 @@ public sealed partial class DocsRunTests
         }
     }
 
+    [GeneratedRegex(@"^\s*(\$ )?(warden|curl|scripts/|dotnet|sudo|docker|podman|export|nats-server|kill|cd|npx|kiota|systemctl)\b")]
+    private static partial Regex CommandLine();
+
+    /// <summary>
+    /// Every command block in README.md and docs/*.md is either executed (<c>```sh runnable</c>) or says why not
+    /// (<c>```sh not-run: REASON</c>: credentials, a service, minutes of benchmark, your own files): an unmarked
+    /// block, or an untyped fence whose first line is a command, fails, so no new example escapes the runner silently.
+    /// </summary>
+    [Fact]
+    public void Every_command_block_is_runnable_or_says_why_not()
+    {
+        var problems = new List<string>();
+        var runnable = 0;
+        var files = new[] { Path.Combine(RepoRoot, "README.md") }.Concat(Directory.GetFiles(Path.Combine(RepoRoot, "docs"), "*.md").Order(StringComparer.Ordinal));
+        foreach (var file in files)
+        {
+            var lines = File.ReadAllLines(file);
+            for (var i = 0; i < lines.Length; i++)
+            {
+                if (!lines[i].StartsWith("```", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var info = lines[i][3..].Trim();
+                var end = i + 1;
+                while (end < lines.Length && !lines[end].StartsWith("```", StringComparison.Ordinal))
+                {
+                    end++;
+                }
+
+                var first = lines[(i + 1)..Math.Min(end, lines.Length)].FirstOrDefault(l => l.Trim().Length > 0) ?? "";
+                var where = $"{Path.GetRelativePath(RepoRoot, file)}:{i + 1}";
+                var lang = info.Split(' ', 2)[0];
+                if (lang is "sh" or "bash" or "shell" or "console" || (lang.Length == 0 && CommandLine().IsMatch(first)))
+                {
+                    if (info == "sh runnable")
+                    {
+                        runnable++;
+                    }
+                    else if (!(info.StartsWith("sh not-run: ", StringComparison.Ordinal) && info.Length >= "sh not-run: ".Length + 12))
+                    {
+                        problems.Add($"{where}: '```{info}' (first line: {first.Trim()})");
+                    }
+                }
+
+                i = end;
+            }
+        }
+
+        Assert.True(problems.Count == 0, "Mark each command block '```sh runnable' (executed by Every_runnable_block_runs) or '```sh not-run: WHY':\n" + string.Join('\n', problems));
+        Assert.True(runnable >= 6, $"only {runnable} runnable blocks");
+    }
+
     [SkippableTheory]
     [MemberData(nameof(Documents))]
     public async Task Every_runnable_block_runs(string document)

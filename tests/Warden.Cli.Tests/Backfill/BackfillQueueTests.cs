@@ -66,7 +66,7 @@ public sealed class BackfillQueueTests : IDisposable
         await using (var queue = new NatsWorkQueue(nats.Url, TimeSpan.FromSeconds(5), 3, "test", Queue))
         {
             await queue.EnsureAsync(CancellationToken.None);
-            using var paused = new BackfillWorker(queue, store, log, new WorkerOptions("p", null, TimeSpan.Zero, 1 << 20, 3), TextWriter.Null, TextWriter.Null);
+            using var paused = new BackfillWorker(queue, store, log, new WorkerOptions("p", null, TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60)), TextWriter.Null, TextWriter.Null);
             using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1.5)))
             {
                 await paused.RunAsync(stop.Token);
@@ -77,7 +77,7 @@ public sealed class BackfillQueueTests : IDisposable
 
             Assert.Equal(0, Cli.Run("backfill", "resume", "--db", db).Exit);
             var output = new StringWriter();
-            using var worker = new BackfillWorker(queue, store, log, new WorkerOptions("w", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3), output, TextWriter.Null);
+            using var worker = new BackfillWorker(queue, store, log, new WorkerOptions("w", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60)), output, TextWriter.Null);
             await worker.RunAsync(CancellationToken.None);
             Assert.Equal(7, worker.Processed);
             var outcomes = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
@@ -98,7 +98,7 @@ public sealed class BackfillQueueTests : IDisposable
         {
             await queue.EnsureAsync(CancellationToken.None);
             var output = new StringWriter();
-            using var again = new BackfillWorker(queue, store, log, new WorkerOptions("w2", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3), output, TextWriter.Null);
+            using var again = new BackfillWorker(queue, store, log, new WorkerOptions("w2", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60)), output, TextWriter.Null);
             await again.RunAsync(CancellationToken.None);
             Assert.DoesNotContain("\"logged\"", output.ToString(), StringComparison.Ordinal);
         }

@@ -41,7 +41,7 @@ public sealed class RetroFanOutTests : IDisposable
         var rng = new Random(4711);
         var today = DateTimeOffset.UtcNow;
 
-        // The log: 12 days up to yesterday (closed weeks merge, the rest are single days), clustered PDQ with
+        // The log: 13 days up to today (closed weeks merge, the rest are single days: at least 3 units), clustered PDQ with
         // 1 or 8 variants and an MD5 each; a tenth were matched after the entries went live (never retroactive).
         var rows = new List<(int Day, long Id, PdqHash[] Pdq, string Md5, long Seq)>();
         var centres = Enumerable.Range(0, 30).Select(_ => Random(rng)).ToArray();
@@ -52,7 +52,7 @@ public sealed class RetroFanOutTests : IDisposable
             before = store.ChangeSequence();
             var clock = new Clock();
             var log = new Storage.SignalLog(store.Database, store.CacheDirectory("signal-log"), time: clock);
-            for (var d = 12; d >= 1; d--)
+            for (var d = 12; d >= 0; d--)
             {
                 clock.Now = today.AddDays(-d);
                 for (var i = 0; i < 60; i++)
@@ -110,19 +110,21 @@ public sealed class RetroFanOutTests : IDisposable
             var delta = Assert.Single(new RetroTasks(log).Status());
             units = (int)delta.Units;
             Assert.Equal(RetroactiveSearch.Units(log).Count, units);
-            Assert.True(units >= 3, $"12 days should make several units, not {units}");
+            Assert.True(units >= 3, $"13 days should make at least 3 units, not {units}");
             Assert.Equal((0L, 0L), (delta.Queued, delta.Done));
             Assert.Empty(log.Matches());
         }
 
         var lines = new ConcurrentQueue<(string Worker, JsonElement Line)>();
-        using var a = Workers.Start("a", db, nats.Url, "RETRO", 6000, lines, exitWhenIdle: null);
-        using var b = Workers.Start("b", db, nats.Url, "RETRO", 150, lines, exitWhenIdle: 4);
-        using var c = Workers.Start("c", db, nats.Url, "RETRO", 150, lines, exitWhenIdle: 4);
-
-        // Worker a takes a task and sits on it (its lease kept alive by its heartbeat): SIGKILL it mid-task.
+        // Worker a publishes the tasks, takes one and sits on it (its lease kept alive by its heartbeat while b and
+        // c start and work): SIGKILL it mid-task.
+        using var a = Workers.Start("a", db, nats.Url, "RETRO", 60_000, lines, exitWhenIdle: null);
         var killed = Workers.WaitFor(() => lines.FirstOrDefault(l => l.Worker == "a" && l.Line.GetProperty("event").GetString() == "start").Line, 90);
         Assert.Equal("retro", killed.GetProperty("kind").GetString());
+        using var b = Workers.Start("b", db, nats.Url, "RETRO", 150, lines, exitWhenIdle: 4);
+        using var c = Workers.Start("c", db, nats.Url, "RETRO", 150, lines, exitWhenIdle: 4);
+        Workers.WaitFor(() => lines.Any(l => l.Worker != "a" && l.Line.GetProperty("event").GetString() == "done") ? "ok" : null, 90);
+        Assert.DoesNotContain(lines, l => l.Worker == "a" && l.Line.GetProperty("event").GetString() == "done");
         a.Kill();
         await a.WaitForExitAsync();
         Assert.True(b.WaitForExit(120_000) && c.WaitForExit(30_000), "workers b and c should finish every task and exit");

@@ -108,7 +108,7 @@ public sealed class RetroTasks(SignalLog log)
         using var c = log.Open();
         return c.Query<(long, long, long, long, long, long, long, long)>(
             """
-            SELECT delta_after, delta_high, MAX(entries), COUNT(*), COUNT(queued_at), COUNT(done_at), COALESCE(SUM(hits), 0), MIN(created_at)
+            SELECT delta_after, delta_high, MAX(entries), COUNT(*), COUNT(queued_at), COUNT(done_at), CAST(COALESCE(SUM(hits), 0) AS BIGINT), MIN(created_at)
             FROM retro_tasks GROUP BY delta_after, delta_high
             ORDER BY CASE WHEN COUNT(done_at) < COUNT(*) THEN 0 ELSE 1 END, MIN(created_at) DESC LIMIT @limit
             """,

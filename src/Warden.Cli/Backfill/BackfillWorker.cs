@@ -42,6 +42,7 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
     private DateTimeOffset _publishedAt;
     private DateTimeOffset _pauseCheckedAt;
     private bool _paused;
+    private System.Data.Common.DbConnection? _connection;
 
     /// <summary>Items processed (logged, duplicates and dead letters).</summary>
     public long Processed { get; private set; }
@@ -100,6 +101,7 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
 
     public void Dispose()
     {
+        _connection?.Dispose();
         _search?.Dispose();
         _matcher?.Dispose();
         _hasher.Dispose();
@@ -270,7 +272,7 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
                 return;
             }
 
-            if (_ledger.IsDone(item.Key))
+            if (BackfillLedger.IsDone(Connection(), item.Key))
             {
                 await FinishAsync(lease, item, "duplicate", () => lease.AckAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
                 return;
@@ -310,6 +312,13 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
         }
         catch (Exception ex) when (ex is IOException or StorageException or System.Data.Common.DbException or HttpRequestException or TaskCanceledException or InvalidDataException)
         {
+            if (ex is StorageException or System.Data.Common.DbException)
+            {
+                // The kept connection may be the broken part (a database restart): the next item opens a fresh one.
+                _connection?.Dispose();
+                _connection = null;
+            }
+
             if (lease.Deliveries >= options.MaxDeliver)
             {
                 await FinishAsync(lease, item, "dead", () => lease.DeadLetterAsync($"{item.Source}: failed {lease.Deliveries} times, last: {ex.Message}", cancellationToken), cancellationToken).ConfigureAwait(false);
@@ -326,7 +335,7 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
     private int Record(WorkItem item, ContentHashes hashes, IReadOnlyList<MatchHit> hits, DateTimeOffset uploadedAt, long seq)
     {
         log.EnsurePartition();
-        using var c = log.Open();
+        var c = Connection();
         using var tx = c.BeginTransaction();
         var (day, id) = log.Append(c, tx, SignalLogAdapter.From(hashes), new UploadRecord(item.Uploader, item.Source, null, uploadedAt, "backfill", seq));
 
@@ -350,6 +359,12 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
         tx.Commit();
         return n;
     }
+
+    /// <summary>
+    /// The worker's one database connection for the per-item ledger check and transaction: opening a pooled
+    /// connection per statement costs more than the statements (SQLite reruns its pragmas on every open).
+    /// </summary>
+    private System.Data.Common.DbConnection Connection() => _connection ??= log.Open();
 
     private (BankMatcher Matcher, long Seq) Matcher()
     {

@@ -17,8 +17,12 @@ public sealed class BackfillLedger(SignalLog log)
     public bool IsDone(string key)
     {
         using var c = log.Open();
-        return c.ExecuteScalar<long>("SELECT COUNT(*) FROM backfill_items WHERE item_key = @key", new { key }) > 0;
+        return IsDone(c, key);
     }
+
+    /// <summary>True when the item was already processed (on the caller's connection: a worker keeps one open).</summary>
+    public static bool IsDone(DbConnection connection, string key) =>
+        connection.ExecuteScalar<long>("SELECT COUNT(*) FROM backfill_items WHERE item_key = @key", new { key }) > 0;
 
     /// <summary>
     /// Claims an item's key inside the caller's transaction: false when another delivery already finished it

@@ -85,18 +85,22 @@ public sealed class RetroactiveSearch : IDisposable
     /// </summary>
     public static bool InUnit(string unit, int day)
     {
+        var (kind, n) = ParseUnit(unit);
+        return kind == 'w' ? WeekOf(day) == n : day == n;
+    }
+
+    /// <summary>A unit's kind ('w' or 'd') and day; <see cref="FormatException"/> when it is not one (a task row edited by hand).</summary>
+    private static (char Kind, int Day) ParseUnit(string unit)
+    {
         ArgumentNullException.ThrowIfNull(unit);
-        if (unit.Length != 9 || !int.TryParse(unit.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n is < 19700101 or > 99991231)
+        if (unit.Length != 9 || unit[0] is not ('w' or 'd')
+            || !int.TryParse(unit.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+            || !DateOnly.TryParseExact(unit.AsSpan(1), "yyyyMMdd", CultureInfo.InvariantCulture, DateTimeStyles.None, out _))
         {
             throw new FormatException($"'{unit}' is not a signal log unit (wYYYYMMDD or dYYYYMMDD).");
         }
 
-        return unit[0] switch
-        {
-            'w' => WeekOf(day) == n,
-            'd' => day == n,
-            _ => throw new FormatException($"'{unit}' is not a signal log unit (wYYYYMMDD or dYYYYMMDD)."),
-        };
+        return (unit[0], n);
     }
 
     /// <summary>Every logged upload each entry matches (PDQ within the entry's threshold; exact types by equality), restricted to uploads matched before the entry was live.</summary>
@@ -109,6 +113,11 @@ public sealed class RetroactiveSearch : IDisposable
     public IReadOnlyList<RetroHit> Search(IReadOnlyList<NewEntry> entries, string? unit)
     {
         ArgumentNullException.ThrowIfNull(entries);
+        if (unit is not null)
+        {
+            ParseUnit(unit); // a malformed unit fails here, not only once partitions exist
+        }
+
         var hits = new List<RetroHit>();
         var all = _log.Partitions();
         var days = unit is null ? all : all.Where(d => InUnit(unit, d)).ToList();

@@ -190,6 +190,27 @@ public sealed class RetroactiveSearchTests
     }
 
     [Theory]
+    [InlineData("")]
+    [InlineData("d")]
+    [InlineData("x20260302")]
+    [InlineData("d2026030")]
+    [InlineData("d202603022")]
+    [InlineData("d20261302")]
+    [InlineData("w20260230")]
+    [InlineData("d+2026030")]
+    [InlineData("d 2026030")]
+    [InlineData("D20260302")]
+    [InlineData("d２０２６０３０２")]
+    public void A_malformed_unit_is_a_format_error_before_any_search(string unit)
+    {
+        Assert.Throws<FormatException>(() => RetroactiveSearch.InUnit(unit, 20260302));
+        using var dir = new TempDir();
+        using var db = WardenDatabase.Open(Path.Combine(dir.Path, "w.db"));
+        using var search = new RetroactiveSearch(new Storage.SignalLog(db, Path.Combine(dir.Path, "snap")));
+        Assert.Throws<FormatException>(() => search.Search([], unit)); // even with no partition to test it against
+    }
+
+    [Theory]
     [InlineData(1, false)]
     [InlineData(2, true)]
     [InlineData(3, false)]

@@ -95,6 +95,16 @@ public sealed class ServerOptions
     public int RetroactivePollMilliseconds { get; set; } = 2000;
 
     /// <summary>
+    /// A retroactive delta (one page of the change feed, up to 10,000 entries) of at least this many entries is fanned
+    /// out over the backfill workers (`warden worker`, one task per log unit) instead of searched here; 0 (default): never.
+    /// Turn it on only where workers run.
+    /// </summary>
+    public int RetroactiveFanOutEntries { get; set; }
+
+    /// <summary>Compute TMK+PDQF for every matched video so the signal log keeps it for retroactive TMK search (costs a second video pass).</summary>
+    public bool SignalLogTmk { get; set; }
+
+    /// <summary>
     /// The HMA-compatibility listener (off by default): URLs (<c>http://127.0.0.1:PORT</c>, several separated by ';',
     /// each with an explicit port) where HMA clients that send no credentials (ROOST Coop) are served HMA's routes
     /// only, acting as <see cref="HmaIdentity"/> with <see cref="HmaRole"/>. Bind it to an address only they reach.

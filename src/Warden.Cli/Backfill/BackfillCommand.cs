@@ -107,7 +107,7 @@ internal static class BackfillCommand
 
             using var store = BankStore.Open(target);
             var log = new Storage.SignalLog(store.Database, store.CacheDirectory("signal-log"));
-            var options = new WorkerOptions(p.GetRequiredValue(name), p.GetValue(idle) is { } s ? TimeSpan.FromSeconds(s) : null, TimeSpan.FromMilliseconds(p.GetValue(delay)), p.GetValue(maxMb) * 1024 * 1024, p.GetValue(maxDeliver));
+            var options = new WorkerOptions(p.GetRequiredValue(name), p.GetValue(idle) is { } s ? TimeSpan.FromSeconds(s) : null, TimeSpan.FromMilliseconds(p.GetValue(delay)), p.GetValue(maxMb) * 1024 * 1024, p.GetValue(maxDeliver), TimeSpan.FromSeconds(p.GetValue(ackWait)));
             return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-worker", error, async queue =>
             {
                 using var worker = new BackfillWorker(queue, store, log, options, output, error);
@@ -124,7 +124,8 @@ internal static class BackfillCommand
         var db = CommonOptions.Db();
         var watch = new Option<bool>("--watch") { Description = "Print again every 2 seconds until nothing is waiting." };
         var format = CommonOptions.Format("Output: 'table' (two lines) or 'jsonl'.", "table", "jsonl");
-        var command = new Command("status", "Progress of the backfill: items queued, finished, waiting, in flight, dead-lettered; rate over the last minute and ETA.") { nats, queueName, db, watch, format };
+        var command = new Command("status", "Progress of the backfill: items queued, finished, waiting, in flight, dead-lettered; rate over the last minute and ETA;\n" +
+            "and of retroactive deltas fanned out over the workers (log units searched, matches recorded).") { nats, queueName, db, watch, format };
         command.SetAction(async (p, ct) =>
         {
             var target = p.GetRequiredValue(db);
@@ -134,7 +135,9 @@ internal static class BackfillCommand
             }
 
             using var store = BankStore.Open(target);
-            var ledger = new BackfillLedger(new Storage.SignalLog(store.Database, store.CacheDirectory("signal-log")));
+            var signalLog = new Storage.SignalLog(store.Database, store.CacheDirectory("signal-log"));
+            var ledger = new BackfillLedger(signalLog);
+            var tasks = new RetroTasks(signalLog);
             return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-status", error, async queue =>
             {
                 while (true)
@@ -145,6 +148,7 @@ internal static class BackfillCommand
                     var rate = recent / window;
                     var eta = rate > 0 ? TimeSpan.FromSeconds(s.Waiting / rate) : (TimeSpan?)null;
                     var paused = ledger.IsPaused();
+                    var retro = tasks.Status(5);
                     if (p.GetRequiredValue(format) == "jsonl")
                     {
                         CommonOptions.WriteJsonLine(output, j =>
@@ -165,6 +169,22 @@ internal static class BackfillCommand
                             }
 
                             j.WriteBoolean("paused", paused);
+                            j.WriteStartArray("retroactive");
+                            foreach (var d in retro)
+                            {
+                                j.WriteStartObject();
+                                j.WriteNumber("after_seq", d.After);
+                                j.WriteNumber("high_seq", d.High);
+                                j.WriteNumber("entries", d.Entries);
+                                j.WriteNumber("units", d.Units);
+                                j.WriteNumber("queued", d.Queued);
+                                j.WriteNumber("done", d.Done);
+                                j.WriteNumber("matches", d.Hits);
+                                j.WriteString("created_at", d.CreatedAt);
+                                j.WriteEndObject();
+                            }
+
+                            j.WriteEndArray();
                         });
                     }
                     else
@@ -173,10 +193,15 @@ internal static class BackfillCommand
                             $"{s.Enqueued} queued, {s.Enqueued - s.Waiting} finished, {s.Waiting} waiting ({s.InFlight} in flight), {s.DeadLettered} dead-lettered{(paused ? ", PAUSED" : "")}"));
                         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                             $"rate {rate:F1} items/s over the last minute; ETA {(eta is { } e ? e.ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture) : "unknown")}"));
+                        foreach (var d in retro)
+                        {
+                            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                                $"retroactive delta (changes {d.After + 1}..{d.High}, {d.Entries} entries): {d.Done}/{d.Units} log units searched ({d.Units - d.Queued} not yet queued), {d.Hits} matches recorded"));
+                        }
                     }
 
                     output.Flush();
-                    if (!p.GetValue(watch) || s.Waiting == 0)
+                    if (!p.GetValue(watch) || (s.Waiting == 0 && retro.All(d => d.Done == d.Units)))
                     {
                         return WardenCli.Ok;
                     }

@@ -14,7 +14,8 @@ namespace Warden.Cli.Backfill;
 /// <param name="ItemDelay">A pause before each item (pacing a slow origin; tests use it to kill a worker mid-item).</param>
 /// <param name="MaxBytes">Largest item read.</param>
 /// <param name="MaxDeliver">Deliveries of one item before it is dead-lettered.</param>
-internal sealed record WorkerOptions(string Name, TimeSpan? ExitWhenIdle, TimeSpan ItemDelay, long MaxBytes, int MaxDeliver);
+/// <param name="Lease">The queue's lease: a busy worker extends it every third of it, so only a dead worker's items go to another.</param>
+internal sealed record WorkerOptions(string Name, TimeSpan? ExitWhenIdle, TimeSpan ItemDelay, long MaxBytes, int MaxDeliver, TimeSpan Lease);
 
 /// <summary>
 /// One backfill worker: takes items from the queue one at a time, reads (file, http(s) URL, s3 object),
@@ -24,15 +25,24 @@ internal sealed record WorkerOptions(string Name, TimeSpan? ExitWhenIdle, TimeSp
 /// gives each item, log row and match exactly once. Poison items (unreadable, malformed, failing every
 /// delivery) go to the dead-letter subject with the reason. The server acts on the recorded matches
 /// (RetroactiveService claims each once).
+/// Workers also run the tasks of retroactive deltas the server fanned out (<see cref="RetroTasks"/>): every couple
+/// of seconds one of them publishes the tasks not yet queued, and a task is searched against its unit of the
+/// signal log, its matches recorded and the task marked done in one transaction, so it too takes effect once.
 /// </summary>
 internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.SignalLog log, WorkerOptions options, TextWriter output, TextWriter error) : IDisposable
 {
     private readonly BackfillLedger _ledger = new(log);
+    private readonly RetroTasks _tasks = new(log);
     private readonly ContentHasher _hasher = new(Core.Hashing.Pdq.PdqResize.Fast, ImageLimits.Default with { MaxBytes = options.MaxBytes });
     private readonly HttpClient _http = new(new SocketsHttpHandler { AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(60) };
     private BankMatcher? _matcher;
     private long _matcherSeq = -1;
     private DateTimeOffset _checkedAt;
+    private RetroactiveSearch? _search;
+    private DateTimeOffset _publishedAt;
+    private DateTimeOffset _pauseCheckedAt;
+    private bool _paused;
+    private System.Data.Common.DbConnection? _connection;
 
     /// <summary>Items processed (logged, duplicates and dead letters).</summary>
     public long Processed { get; private set; }
@@ -45,13 +55,14 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
             IReadOnlyList<IWorkLease> leases;
             try
             {
-                if (_ledger.IsPaused())
+                if (Paused())
                 {
                     await Task.Delay(1000, cancellationToken).ConfigureAwait(false);
                     idleSince = DateTimeOffset.UtcNow;
                     continue;
                 }
 
+                await PublishRetroTasksAsync(cancellationToken).ConfigureAwait(false);
                 leases = await queue.TakeAsync(1, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -90,6 +101,8 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
 
     public void Dispose()
     {
+        _connection?.Dispose();
+        _search?.Dispose();
         _matcher?.Dispose();
         _hasher.Dispose();
         _http.Dispose();
@@ -99,15 +112,142 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
     {
         try
         {
-            return (await queue.StateAsync(cancellationToken).ConfigureAwait(false)).Waiting == 0;
+            return (await queue.StateAsync(cancellationToken).ConfigureAwait(false)).Waiting == 0 && _tasks.ToQueue(1).Count == 0;
         }
-        catch (Exception ex) when (IsTransient(ex))
+        catch (Exception ex) when (IsTransient(ex) || ex is StorageException or System.Data.Common.DbException)
         {
             return false;
         }
     }
 
+    /// <summary>The pause switch, read from the database at most once a second (not once per item).</summary>
+    private bool Paused()
+    {
+        var now = DateTimeOffset.UtcNow;
+        if (now - _pauseCheckedAt >= TimeSpan.FromSeconds(1))
+        {
+            _paused = _ledger.IsPaused();
+            _pauseCheckedAt = now;
+        }
+
+        return _paused;
+    }
+
+    /// <summary>
+    /// Every couple of seconds: publishes the retroactive tasks the server created and nobody queued yet. Several
+    /// workers may publish the same task at once; the broker drops the repeat (the task key is the message id), and
+    /// a task that still slips through twice is recognised as done.
+    /// </summary>
+    private async Task PublishRetroTasksAsync(CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        if (now - _publishedAt < TimeSpan.FromSeconds(2))
+        {
+            return;
+        }
+
+        _publishedAt = now;
+        var sent = new List<string>();
+        try
+        {
+            foreach (var key in _tasks.ToQueue(1000))
+            {
+                await queue.EnqueueAsync(WorkItem.Retro(key), cancellationToken).ConfigureAwait(false);
+                sent.Add(key);
+            }
+        }
+        catch (Exception ex) when (IsTransient(ex) || ex is StorageException or System.Data.Common.DbException)
+        {
+            error.WriteLine($"warden: worker {options.Name}: could not queue retroactive tasks ({ex.Message}); retrying");
+        }
+
+        if (sent.Count > 0)
+        {
+            _tasks.MarkQueued(sent);
+            error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warden: worker {options.Name}: queued {sent.Count} retroactive tasks"));
+        }
+    }
+
+    /// <summary>Extends the lease every third of it while the item is worked on.</summary>
+    private async Task HeartbeatAsync(IWorkLease lease, CancellationToken cancellationToken)
+    {
+        var every = TimeSpan.FromMilliseconds(Math.Max(200, options.Lease.TotalMilliseconds / 3));
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(every, cancellationToken).ConfigureAwait(false);
+                await lease.InProgressAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception ex) when (IsTransient(ex))
+        {
+            // The broker is away: the lease may run out and the item go to another worker, which finds it done.
+        }
+    }
+
     private async Task ProcessAsync(IWorkLease lease, CancellationToken cancellationToken)
+    {
+        using var beat = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var heartbeat = HeartbeatAsync(lease, beat.Token);
+        try
+        {
+            await ProcessLeasedAsync(lease, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await beat.CancelAsync().ConfigureAwait(false);
+            await heartbeat.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A retroactive task: search the delta's entries against the task's unit of the log, record, mark done.</summary>
+    private async Task ProcessRetroAsync(IWorkLease lease, WorkItem item, CancellationToken cancellationToken)
+    {
+        var task = _tasks.Get(item.Source);
+        if (task is null)
+        {
+            await FinishAsync(lease, item, "dead", () => lease.DeadLetterAsync(item.Source + ": no such retroactive task in this database", cancellationToken), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (task.Done)
+        {
+            await FinishAsync(lease, item, "duplicate", () => lease.AckAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (options.ItemDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(options.ItemDelay, cancellationToken).ConfigureAwait(false);
+        }
+
+        var entries = RetroactivePass.ReadDelta(store, task.After, task.High);
+        _search ??= new RetroactiveSearch(log);
+        var hits = _search.Search(entries, task.Unit);
+        int recorded;
+        using (var c = log.Open())
+        using (var tx = c.BeginTransaction())
+        {
+            recorded = RetroactivePass.Record(log, c, tx, hits).Count;
+            if (_tasks.TryComplete(c, tx, task.Key, recorded, options.Name))
+            {
+                tx.Commit();
+            }
+            else
+            {
+                tx.Rollback();
+                recorded = -1;
+            }
+        }
+
+        await FinishAsync(lease, item, recorded < 0 ? "duplicate" : "searched", () => lease.AckAsync(cancellationToken), cancellationToken, Math.Max(0, recorded)).ConfigureAwait(false);
+    }
+
+    private async Task ProcessLeasedAsync(IWorkLease lease, CancellationToken cancellationToken)
     {
         var item = WorkItem.Parse(lease.Data.Span, out var malformed);
         if (item is null)
@@ -116,10 +256,23 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
             return;
         }
 
-        Event("start", item.Key, j => j.WriteNumber("delivery", lease.Deliveries));
+        Event("start", item.Key, j =>
+        {
+            j.WriteNumber("delivery", lease.Deliveries);
+            if (item.Kind is { } kind)
+            {
+                j.WriteString("kind", kind);
+            }
+        });
         try
         {
-            if (_ledger.IsDone(item.Key))
+            if (item.Kind == WorkItem.RetroKind)
+            {
+                await ProcessRetroAsync(lease, item, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            if (BackfillLedger.IsDone(Connection(), item.Key))
             {
                 await FinishAsync(lease, item, "duplicate", () => lease.AckAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
                 return;
@@ -152,8 +305,20 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
         {
             // Stopping: the item is neither acknowledged nor lost; its lease runs out and another worker takes it.
         }
+        catch (FormatException ex)
+        {
+            // A retroactive task whose row names no log unit: the database was edited by hand; retrying cannot help.
+            await FinishAsync(lease, item, "dead", () => lease.DeadLetterAsync(item.Source + ": " + ex.Message, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
         catch (Exception ex) when (ex is IOException or StorageException or System.Data.Common.DbException or HttpRequestException or TaskCanceledException or InvalidDataException)
         {
+            if (ex is StorageException or System.Data.Common.DbException)
+            {
+                // The kept connection may be the broken part (a database restart): the next item opens a fresh one.
+                _connection?.Dispose();
+                _connection = null;
+            }
+
             if (lease.Deliveries >= options.MaxDeliver)
             {
                 await FinishAsync(lease, item, "dead", () => lease.DeadLetterAsync($"{item.Source}: failed {lease.Deliveries} times, last: {ex.Message}", cancellationToken), cancellationToken).ConfigureAwait(false);
@@ -170,16 +335,17 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
     private int Record(WorkItem item, ContentHashes hashes, IReadOnlyList<MatchHit> hits, DateTimeOffset uploadedAt, long seq)
     {
         log.EnsurePartition();
-        using var c = log.Open();
+        var c = Connection();
         using var tx = c.BeginTransaction();
-        if (!_ledger.TryComplete(c, tx, item.Key, "logged", options.Name))
+        var (day, id) = log.Append(c, tx, SignalLogAdapter.From(hashes), new UploadRecord(item.Uploader, item.Source, null, uploadedAt, "backfill", seq));
+
+        // The key is claimed with the row it produced, in one statement; taken already: undo the row (a redelivery).
+        if (!_ledger.TryComplete(c, tx, item.Key, "logged", options.Name, day, id))
         {
             tx.Rollback();
             return -1;
         }
 
-        var (day, id) = log.Append(c, tx, SignalLogAdapter.From(hashes), new UploadRecord(item.Uploader, item.Source, null, uploadedAt, "backfill", seq));
-        BackfillLedger.SetRow(c, tx, item.Key, day, id);
         var n = 0;
         foreach (var h in hits.Where(h => h.Bank.Kind == BankKind.BlockList && !h.Suppressed).DistinctBy(h => (h.EntryId, h.SignalType)))
         {
@@ -193,6 +359,12 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
         tx.Commit();
         return n;
     }
+
+    /// <summary>
+    /// The worker's one database connection for the per-item ledger check and transaction: opening a pooled
+    /// connection per statement costs more than the statements (SQLite reruns its pragmas on every open).
+    /// </summary>
+    private System.Data.Common.DbConnection Connection() => _connection ??= log.Open();
 
     private (BankMatcher Matcher, long Seq) Matcher()
     {

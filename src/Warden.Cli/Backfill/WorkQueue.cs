@@ -3,18 +3,29 @@ using System.Text.Json.Serialization;
 
 namespace Warden.Cli.Backfill;
 
-/// <summary>One unit of backfill work: a file path, an http(s) URL or an s3:// object, with its idempotency key.</summary>
+/// <summary>
+/// One unit of work: a file path, an http(s) URL or an s3:// object to backfill, or (kind "retro") one task of a
+/// fanned-out retroactive delta, whose source is the task's key in the database; with its idempotency key.
+/// </summary>
 /// <param name="Key">Idempotency key (hex SHA-256 of the source): a repeated delivery or re-enqueue of the same source is processed once.</param>
-/// <param name="Source">What to read.</param>
+/// <param name="Source">What to read, or the retroactive task's key.</param>
 /// <param name="Uploader">The uploader to attribute the content to, if known.</param>
+/// <param name="Kind">Null for content to backfill; <see cref="RetroKind"/> for a retroactive task.</param>
 internal sealed record WorkItem(
     [property: JsonPropertyName("key")] string Key,
     [property: JsonPropertyName("source")] string Source,
-    [property: JsonPropertyName("uploader")] string? Uploader)
+    [property: JsonPropertyName("uploader")] string? Uploader,
+    [property: JsonPropertyName("kind"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Kind = null)
 {
+    /// <summary>The kind of a retroactive task.</summary>
+    public const string RetroKind = "retro";
+
     /// <summary>The item for a source.</summary>
     public static WorkItem For(string source, string? uploader) =>
         new(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(source))), source, uploader);
+
+    /// <summary>The item for a retroactive task (by its key in retro_tasks).</summary>
+    public static WorkItem Retro(string taskKey) => For(taskKey, null) with { Kind = RetroKind };
 
     /// <summary>The wire form.</summary>
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this);
@@ -29,6 +40,12 @@ internal sealed record WorkItem(
             if (item is null || string.IsNullOrWhiteSpace(item.Source) || item.Key is not { Length: 64 } || !item.Key.All(char.IsAsciiHexDigitLower))
             {
                 reason = "not a backfill item (needs a source and a 64-hex-digit key)";
+                return null;
+            }
+
+            if (item.Kind is not (null or RetroKind))
+            {
+                reason = $"not a backfill item: unknown kind '{item.Kind}'";
                 return null;
             }
 

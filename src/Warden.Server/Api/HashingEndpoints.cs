@@ -57,7 +57,7 @@ internal static class HashingEndpoints
             return Results.Ok(model);
         }
 
-        var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, false, cancellationToken).ConfigureAwait(false);
+        var (hashes, video, warnings) = await service.HashAnyAsync(content.Data, dihedral ?? true, options.SignalLog && options.SignalLogTmk, cancellationToken).ConfigureAwait(false);
         var response = service.MatchContent(hashes, new MatchContext(context.User.KeyId(), uploader) { Upload = uploadContext }, (provenance ?? true) && video is null ? content.Data : null, video, warnings: warnings);
         await ReviewIntake.AfterMatchAsync(review, content.Data, hashes, response, uploadContext, cancellationToken).ConfigureAwait(false);
         return Results.Ok(response);

@@ -54,7 +54,7 @@ public sealed partial class RetroactiveService(
     public int RunOnce(RetroactiveSearch search)
     {
         ArgumentNullException.ThrowIfNull(search);
-        var found = RetroactivePass.Run(banks, log, search);
+        var found = RetroactivePass.Run(banks, log, search, fanOutAt: Math.Clamp(options.RetroactiveFanOutEntries, 0, 10_000));
         Metrics.RetroactiveMatches.Inc(found.Count);
         var acted = 0;
         while (log.ClaimUnacted(500) is { Count: > 0 } claimed)

@@ -17,19 +17,30 @@ public sealed class BackfillLedger(SignalLog log)
     public bool IsDone(string key)
     {
         using var c = log.Open();
-        return c.ExecuteScalar<long>("SELECT COUNT(*) FROM backfill_items WHERE item_key = @key", new { key }) > 0;
+        return IsDone(c, key);
     }
+
+    /// <summary>True when the item was already processed (on the caller's connection: a worker keeps one open).</summary>
+    public static bool IsDone(DbConnection connection, string key) =>
+        connection.ExecuteScalar<long>("SELECT COUNT(*) FROM backfill_items WHERE item_key = @key", new { key }) > 0;
 
     /// <summary>
     /// Claims an item's key inside the caller's transaction: false when another delivery already finished it
     /// (then the caller rolls back and only acknowledges).
     /// </summary>
-    public bool TryComplete(DbConnection connection, DbTransaction transaction, string key, string outcome, string worker)
+    /// <param name="connection">The caller's connection.</param>
+    /// <param name="transaction">The caller's transaction.</param>
+    /// <param name="key">The item's key.</param>
+    /// <param name="outcome">What became of it.</param>
+    /// <param name="worker">Who did it.</param>
+    /// <param name="day">The signal log row it wrote (partition), if any.</param>
+    /// <param name="id">The signal log row it wrote (id), if any.</param>
+    public bool TryComplete(DbConnection connection, DbTransaction transaction, string key, string outcome, string worker, int? day = null, long? id = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
         return connection.Execute(
-            "INSERT INTO backfill_items(item_key, done_at, outcome, worker) VALUES (@key, @now, @outcome, @worker) ON CONFLICT (item_key) DO NOTHING",
-            new { key, now = log.Now.ToUnixTimeMilliseconds(), outcome, worker },
+            "INSERT INTO backfill_items(item_key, done_at, outcome, worker, day, log_id) VALUES (@key, @now, @outcome, @worker, @day, @id) ON CONFLICT (item_key) DO NOTHING",
+            new { key, now = log.Now.ToUnixTimeMilliseconds(), outcome, worker, day, id },
             transaction) == 1;
     }
 

@@ -33,7 +33,8 @@ public sealed record RetroHit(NewEntry Entry, int Day, long LogId, int Distance)
 /// time of a 1M one), so fewer, larger indexes cost less per entry. Snapshots load memory-mapped and are
 /// brought up to date by adding the rows logged since. The delta is searched partition by partition, so
 /// each index is touched once per delta. Exact signals (digests, model fingerprints) are one keyed lookup per
-/// day; vPDQ entries are matched against the day's logged videos (<see cref="VideoIndex"/>, python-threatexchange's rule).
+/// day; vPDQ entries are matched against the day's logged videos (<see cref="VideoIndex"/>, python-threatexchange's rule),
+/// TMK+PDQF entries against the day's logged TMK features (level 1 then level 2).
 /// One instance per process; not for concurrent use.
 /// </summary>
 public sealed class RetroactiveSearch : IDisposable
@@ -63,12 +64,63 @@ public sealed class RetroactiveSearch : IDisposable
     /// <summary>Number of merged weeks open (tests).</summary>
     public int OpenWeeks => _weeks.Count;
 
+    /// <summary>
+    /// The log's index units now: "wMONDAY" for each closed week (searched as one merged index), "dDAY" for
+    /// each other day. Their days together are every partition, each in one unit; a large delta fans out as
+    /// one work item per unit (<see cref="RetroTasks"/>).
+    /// </summary>
+    public static IReadOnlyList<string> Units(SignalLog log)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        var today = SignalLog.DayOf(log.Now);
+        return log.Partitions()
+            .Select(day => WeekOf(day) is var monday && AddDays(monday, 7) <= today ? "w" + monday.ToString(CultureInfo.InvariantCulture) : "d" + day.ToString(CultureInfo.InvariantCulture))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+    }
+
+    /// <summary>
+    /// Whether a partition belongs to a unit ("wMONDAY": a day of that week; "dDAY": that day). Judged by the
+    /// day alone, so a unit named when its week was open still covers exactly its day after the week closes.
+    /// </summary>
+    public static bool InUnit(string unit, int day)
+    {
+        var (kind, n) = ParseUnit(unit);
+        return kind == 'w' ? WeekOf(day) == n : day == n;
+    }
+
+    /// <summary>A unit's kind ('w' or 'd') and day; <see cref="FormatException"/> when it is not one (a task row edited by hand).</summary>
+    private static (char Kind, int Day) ParseUnit(string unit)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        if (unit.Length != 9 || unit[0] is not ('w' or 'd')
+            || !int.TryParse(unit.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+            || !DateOnly.TryParseExact(unit.AsSpan(1), "yyyyMMdd", CultureInfo.InvariantCulture, DateTimeStyles.None, out _))
+        {
+            throw new FormatException($"'{unit}' is not a signal log unit (wYYYYMMDD or dYYYYMMDD).");
+        }
+
+        return (unit[0], n);
+    }
+
     /// <summary>Every logged upload each entry matches (PDQ within the entry's threshold; exact types by equality), restricted to uploads matched before the entry was live.</summary>
-    public IReadOnlyList<RetroHit> Search(IReadOnlyList<NewEntry> entries)
+    public IReadOnlyList<RetroHit> Search(IReadOnlyList<NewEntry> entries) => Search(entries, null);
+
+    /// <summary>
+    /// As <see cref="Search(IReadOnlyList{NewEntry})"/>, over the partitions of one unit only (<see cref="Units"/>;
+    /// null: all): one fanned-out work item. The union over every unit equals the search of the whole log.
+    /// </summary>
+    public IReadOnlyList<RetroHit> Search(IReadOnlyList<NewEntry> entries, string? unit)
     {
         ArgumentNullException.ThrowIfNull(entries);
+        if (unit is not null)
+        {
+            ParseUnit(unit); // a malformed unit fails here, not only once partitions exist
+        }
+
         var hits = new List<RetroHit>();
-        var days = _log.Partitions();
+        var all = _log.Partitions();
+        var days = unit is null ? all : all.Where(d => InUnit(unit, d)).ToList();
         var today = SignalLog.DayOf(_log.Now);
 
         // A week whose Sunday is past is closed: its days are searched as one merged index.
@@ -87,13 +139,23 @@ public sealed class RetroactiveSearch : IDisposable
             }
         }
 
-        foreach (var gone in _parts.Keys.Except(single).ToList())
+        // A merged week is always the week's every present day (its snapshot's identity), even when a unit
+        // names only some of them; hits outside the unit's days are dropped below.
+        foreach (var monday in weeks.Keys.ToList())
+        {
+            weeks[monday] = all.Where(d => WeekOf(d) == monday).Aggregate(0, (m, d) => m | (1 << Offset(monday, d)));
+        }
+
+        // Indexes of partitions that are gone (retention) or changed shape (a week closed) are let go.
+        var allSingle = all.Where(d => AddDays(WeekOf(d), 7) > today).ToHashSet();
+        var allWeeks = all.Select(WeekOf).Where(m => AddDays(m, 7) <= today).ToHashSet();
+        foreach (var gone in _parts.Keys.Where(d => !allSingle.Contains(d)).ToList())
         {
             _parts[gone].Index.Dispose();
             _parts.Remove(gone);
         }
 
-        foreach (var (monday, part) in _weeks.Where(w => !weeks.TryGetValue(w.Key, out var m) || m != w.Value.Mask).ToList())
+        foreach (var (monday, part) in _weeks.Where(w => !allWeeks.Contains(w.Key) || (weeks.TryGetValue(w.Key, out var m) && m != w.Value.Mask)).ToList())
         {
             part.Index.Dispose();
             _weeks.Remove(monday);
@@ -101,6 +163,7 @@ public sealed class RetroactiveSearch : IDisposable
 
         var pdq = new List<(NewEntry Entry, PdqHash Hash)>();
         var vpdq = new List<(NewEntry Entry, VpdqHash Hash)>();
+        var tmk = new List<(NewEntry Entry, TmkFeatures Features)>();
         var exact = new Dictionary<string, Dictionary<string, List<NewEntry>>>(StringComparer.Ordinal);
         foreach (var e in entries)
         {
@@ -116,6 +179,13 @@ public sealed class RetroactiveSearch : IDisposable
                 if (VpdqHash.TryParse(e.Signal, out var v, out _))
                 {
                     vpdq.Add((e, v));
+                }
+            }
+            else if (e.SignalType == SignalTypes.TmkPdqf.Name)
+            {
+                if (TmkHasher.TryParseSignal(e.Signal, out var f, out _) && f is not null)
+                {
+                    tmk.Add((e, f));
                 }
             }
             else
@@ -159,6 +229,14 @@ public sealed class RetroactiveSearch : IDisposable
             }
         }
 
+        if (tmk.Count > 0)
+        {
+            foreach (var day in days)
+            {
+                SearchTmk(day, tmk, DayHits);
+            }
+        }
+
         foreach (var (type, byValue) in exact)
         {
             foreach (var day in days)
@@ -170,7 +248,8 @@ public sealed class RetroactiveSearch : IDisposable
             }
         }
 
-        foreach (var (day, dayHits) in byDay.OrderBy(d => d.Key))
+        var wanted = days.ToHashSet();
+        foreach (var (day, dayHits) in byDay.Where(d => wanted.Contains(d.Key)).OrderBy(d => d.Key))
         {
             // Only uploads matched before the entry was live: later ones were matched against it already.
             var uploads = _log.Get(day, dayHits.Select(h => h.LogId));
@@ -306,6 +385,36 @@ public sealed class RetroactiveSearch : IDisposable
         foreach (var (entry, hash) in entries)
         {
             foreach (var m in videos.Match(hash, null, options))
+            {
+                dayHits(day).Add(new RetroHit(entry, day, m.Id, 0));
+            }
+        }
+    }
+
+    /// <summary>
+    /// TMK+PDQF entries against a day's logged videos that have TMK: level 1 (cosine of the pure averages) then
+    /// level 2 (the temporal kernel), both ≥ 0.7 as the live match (<see cref="VideoSignalIndex"/>) asks.
+    /// </summary>
+    private void SearchTmk(int day, List<(NewEntry Entry, TmkFeatures Features)> entries, Func<int, List<RetroHit>> dayHits)
+    {
+        var logged = _log.ReadExtra(day, SignalTypes.TmkPdqf.Name);
+        if (logged.Count == 0)
+        {
+            return;
+        }
+
+        using var videos = new VideoIndex();
+        foreach (var (id, value) in logged)
+        {
+            if (TmkHasher.TryParseSignal(value, out var f, out _) && f is not null)
+            {
+                videos.AddTmk(id, f);
+            }
+        }
+
+        foreach (var (entry, features) in entries)
+        {
+            foreach (var m in videos.Match(null, features))
             {
                 dayHits(day).Add(new RetroHit(entry, day, m.Id, 0));
             }
@@ -595,19 +704,26 @@ public sealed class RetroactiveSearch : IDisposable
 /// One retroactive pass: reads the bank change feed from the log's checkpoint, searches the entries that
 /// became live against the signal log, and records each hit once (<see cref="SignalLog.RecordMatch(SignalMatch)"/>;
 /// key "rt:ENTRY:DAY:ID"), then advances the checkpoint. Safe to repeat and to run on several nodes: a hit
-/// recorded twice is one row.
+/// recorded twice is one row. A page of the feed with at least the fan-out size of entries is not searched
+/// here: it becomes one <see cref="RetroTasks"/> task per log unit for the backfill workers.
 /// </summary>
 public static class RetroactivePass
 {
     /// <summary>The checkpoint's name in the log's state table.</summary>
     public const string Checkpoint = "retroactive_seq";
 
-    /// <summary>Runs until the change feed is caught up; returns the matches newly recorded.</summary>
-    public static IReadOnlyList<SignalMatch> Run(BankStore banks, SignalLog log, RetroactiveSearch search, int pageLimit = 10_000)
+    /// <summary>Runs until the change feed is caught up; returns the matches newly recorded here (fanned-out deltas record theirs in the workers).</summary>
+    /// <param name="banks">The banks (change feed).</param>
+    /// <param name="log">The signal log.</param>
+    /// <param name="search">This process's search.</param>
+    /// <param name="pageLimit">Entries read per page of the feed (one delta).</param>
+    /// <param name="fanOutAt">A delta of at least this many live entries is fanned out over the workers; 0: never.</param>
+    public static IReadOnlyList<SignalMatch> Run(BankStore banks, SignalLog log, RetroactiveSearch search, int pageLimit = 10_000, int fanOutAt = 0)
     {
         ArgumentNullException.ThrowIfNull(banks);
         ArgumentNullException.ThrowIfNull(log);
         ArgumentNullException.ThrowIfNull(search);
+        ArgumentOutOfRangeException.ThrowIfNegative(fanOutAt);
         var recorded = new List<SignalMatch>();
         var after = log.GetCheckpoint(Checkpoint);
         while (true)
@@ -621,28 +737,18 @@ public static class RetroactivePass
 
             if (batch.Entries.Count > 0)
             {
-                var bankById = banks.ListBanks().ToDictionary(b => b.Id);
-                var entries = batch.Entries
-                    .Where(e => e.Live && bankById.TryGetValue(e.BankId, out var b) && b.Enabled && b.Kind == BankKind.BlockList)
-                    .Select(e => new NewEntry(e.Id, e.BankId, e.SignalType, e.Signal, (SignalTypes.TryGet(e.SignalType, out var type) ? bankById[e.BankId].ThresholdFor(type) : 0), e.Seq))
-                    .ToList();
-                foreach (var group in search.Search(entries).GroupBy(h => h.Day))
+                var entries = LiveEntries(banks, batch.Entries);
+                if (fanOutAt > 0 && entries.Count >= fanOutAt)
                 {
-                    var uploads = log.Get(group.Key, group.Select(h => h.LogId));
+                    // Created before the checkpoint moves: a crash in between repeats this with the same keys.
+                    new RetroTasks(log).Create(after, batch.HighWater, entries.Count, RetroactiveSearch.Units(log));
+                }
+                else if (entries.Count > 0)
+                {
+                    var hits = search.Search(entries);
                     using var c = log.Open();
                     using var tx = c.BeginTransaction();
-                    foreach (var h in group)
-                    {
-                        var u = uploads[h.LogId];
-                        var match = new SignalMatch(
-                            string.Create(CultureInfo.InvariantCulture, $"rt:{h.Entry.EntryId}:{h.Day}:{h.LogId}"), "retroactive", h.Day, h.LogId, h.Entry.BankId, h.Entry.EntryId,
-                            h.Entry.SignalType, h.Distance, u.Upload.Uploader, u.Upload.ContentId, u.Upload.UploadedAt, u.Sha256);
-                        if (log.RecordMatch(c, tx, match))
-                        {
-                            recorded.Add(match);
-                        }
-                    }
-
+                    recorded.AddRange(Record(log, c, tx, hits));
                     tx.Commit();
                 }
             }
@@ -654,5 +760,68 @@ public static class RetroactivePass
                 return recorded;
             }
         }
+    }
+
+    /// <summary>The entries of change range (after, high] that are live in enabled block lists now (a fanned-out task's delta).</summary>
+    public static IReadOnlyList<NewEntry> ReadDelta(BankStore banks, long after, long high)
+    {
+        ArgumentNullException.ThrowIfNull(banks);
+        var entries = new List<NewEntry>();
+        var changes = new List<EntryChange>();
+        while (after < high)
+        {
+            var batch = banks.ChangesSince(after, 10_000);
+            changes.AddRange(batch.Entries.Where(e => e.Seq <= high));
+            if (!batch.HasMore || batch.HighWater <= after)
+            {
+                break;
+            }
+
+            after = batch.HighWater;
+        }
+
+        entries.AddRange(LiveEntries(banks, changes));
+        return entries;
+    }
+
+    /// <summary>Records hits inside the caller's transaction, each once by key; returns those newly recorded.</summary>
+    public static IReadOnlyList<SignalMatch> Record(SignalLog log, System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, IReadOnlyList<RetroHit> hits)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        ArgumentNullException.ThrowIfNull(hits);
+        var recorded = new List<SignalMatch>();
+
+        // Read before writing: the reads use their own connection, which must not wait on this transaction's writes.
+        var groups = hits.GroupBy(h => h.Day).Select(g => (Hits: g.ToList(), Uploads: log.Get(g.Key, g.Select(h => h.LogId)))).ToList();
+        foreach (var (group, uploads) in groups)
+        {
+            foreach (var h in group)
+            {
+                var u = uploads[h.LogId];
+                var match = new SignalMatch(
+                    string.Create(CultureInfo.InvariantCulture, $"rt:{h.Entry.EntryId}:{h.Day}:{h.LogId}"), "retroactive", h.Day, h.LogId, h.Entry.BankId, h.Entry.EntryId,
+                    h.Entry.SignalType, h.Distance, u.Upload.Uploader, u.Upload.ContentId, u.Upload.UploadedAt, u.Sha256);
+                if (log.RecordMatch(connection, transaction, match))
+                {
+                    recorded.Add(match);
+                }
+            }
+        }
+
+        return recorded;
+    }
+
+    private static List<NewEntry> LiveEntries(BankStore banks, IReadOnlyList<EntryChange> changes)
+    {
+        if (changes.Count == 0)
+        {
+            return [];
+        }
+
+        var bankById = banks.ListBanks().ToDictionary(b => b.Id);
+        return changes
+            .Where(e => e.Live && bankById.TryGetValue(e.BankId, out var b) && b.Enabled && b.Kind == BankKind.BlockList)
+            .Select(e => new NewEntry(e.Id, e.BankId, e.SignalType, e.Signal, (SignalTypes.TryGet(e.SignalType, out var type) ? bankById[e.BankId].ThresholdFor(type) : 0), e.Seq))
+            .ToList();
     }
 }

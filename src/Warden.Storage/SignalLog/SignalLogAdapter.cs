@@ -13,7 +13,7 @@ public static class SignalLogAdapter
 {
     /// <summary>
     /// What the log keeps of hashed content: the PDQ variants that were matched (only at or above the match
-    /// quality, as the matcher uses them), the digests, and a video's vPDQ for the record.
+    /// quality, as the matcher uses them), the digests, and a video's vPDQ and (when computed) TMK+PDQF.
     /// </summary>
     public static LoggedSignals From(ContentHashes hashes, VideoHashes? video = null, IEnumerable<(string Type, string Value)>? more = null)
     {
@@ -37,11 +37,20 @@ public static class SignalLogAdapter
             exact.AddRange(more);
         }
 
-        string? extra = null;
+        // Video similarity signals for retroactive search: vPDQ always, TMK+PDQF when it was computed (a bank holds
+        // TMK entries, the caller asked, or Warden__SignalLogTmk); TMK is ~350 KB of base64 per video.
+        var videoSignals = new Dictionary<string, string>(StringComparer.Ordinal);
         if (video?.Vpdq is { } vpdq)
         {
-            extra = JsonSerializer.Serialize(new Dictionary<string, string> { ["vpdq"] = vpdq.ToSignal() });
+            videoSignals[SignalTypes.Vpdq.Name] = vpdq.ToSignal();
         }
+
+        if (video?.Tmk is { } tmk)
+        {
+            videoSignals[SignalTypes.TmkPdqf.Name] = TmkHasher.ToSignal(tmk);
+        }
+
+        var extra = videoSignals.Count > 0 ? JsonSerializer.Serialize(videoSignals) : null;
 
         return new LoggedSignals(
             usable ? [.. pdq!.Dihedral ?? [pdq.Hash]] : null,

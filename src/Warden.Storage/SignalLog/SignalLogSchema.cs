@@ -53,6 +53,27 @@ internal static class SignalLogSchema
                 value TEXT   NOT NULL
             );
             """),
+        new Migration(
+            2,
+            """
+            -- A large retroactive delta fanned out over the backfill workers: one task per index unit of the log
+            -- (a closed week or a single day) for the change-feed range (delta_after, delta_high]. The key is derived
+            -- from range and unit, so a pass repeated after a crash creates nothing new; done_at is set in the
+            -- transaction that records the task's matches, so a redelivered task is recognised and only acknowledged.
+            CREATE TABLE retro_tasks (
+                task_key    TEXT   NOT NULL PRIMARY KEY,
+                delta_after BIGINT NOT NULL,
+                delta_high  BIGINT NOT NULL,
+                unit        TEXT   NOT NULL,
+                entries     BIGINT NOT NULL,
+                created_at  BIGINT NOT NULL,
+                queued_at   BIGINT NULL,
+                done_at     BIGINT NULL,
+                hits        BIGINT NULL,
+                worker      TEXT   NULL
+            );
+            CREATE INDEX retro_tasks_queued ON retro_tasks(queued_at);
+            """),
     ]);
 
     /// <summary>The statements that create one day's tables (idempotent).</summary>

@@ -11,7 +11,7 @@ namespace Warden.Storage;
 /// <param name="PdqQuality">Their quality (the log keeps PDQ only at or above the match minimum).</param>
 /// <param name="Trimmed">The border-trimmed image's variants, or null.</param>
 /// <param name="Exact">Signals matched by equality: digests (md5, sha1, sha256) and model fingerprints, as (type, normalised value).</param>
-/// <param name="Extra">Other similarity signals as a JSON object of type to signal: vPDQ ("vpdq", searched retroactively against new vPDQ entries); null when none.</param>
+/// <param name="Extra">Other similarity signals as a JSON object of type to signal: vPDQ ("vpdq") and TMK+PDQF ("tmk_pdqf"), searched retroactively against new entries of their type; null when none.</param>
 public sealed record LoggedSignals(PdqHash[]? Pdq, int PdqQuality, PdqHash[]? Trimmed, IReadOnlyList<(string Type, string Value)> Exact, string? Extra = null)
 {
     /// <summary>Every PDQ hash to index for the upload: its variants then its trimmed variants.</summary>

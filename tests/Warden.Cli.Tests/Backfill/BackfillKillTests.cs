@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text.Json;
 using Dapper;
 using Microsoft.Data.Sqlite;
@@ -74,18 +73,18 @@ public sealed class BackfillKillTests : IDisposable
         Assert.True(code == 0, err);
 
         var lines = new ConcurrentQueue<(string Worker, JsonElement Line)>();
-        using var a = StartWorker("a", db, nats.Url, queue, 5000, lines, exitWhenIdle: null);
-        using var b = StartWorker("b", db, nats.Url, queue, 120, lines, exitWhenIdle: 4);
-        using var c = StartWorker("c", db, nats.Url, queue, 120, lines, exitWhenIdle: 4);
+        using var a = Workers.Start("a", db, nats.Url, queue, 5000, lines, exitWhenIdle: null);
+        using var b = Workers.Start("b", db, nats.Url, queue, 120, lines, exitWhenIdle: 4);
+        using var c = Workers.Start("c", db, nats.Url, queue, 120, lines, exitWhenIdle: 4);
 
         // Worker a takes an item and sits on it: SIGKILL it mid-item.
-        var killedKey = WaitFor(() => lines.FirstOrDefault(l => l.Worker == "a" && l.Line.GetProperty("event").GetString() == "start").Line, 60);
+        var killedKey = Workers.WaitFor(() => lines.FirstOrDefault(l => l.Worker == "a" && l.Line.GetProperty("event").GetString() == "start").Line, 60);
         a.Kill(); // SIGKILL on Linux
         a.WaitForExit();
         Assert.DoesNotContain(lines, l => l.Worker == "a" && l.Line.GetProperty("event").GetString() == "done");
 
         // Restart the broker once a third of the work is done.
-        WaitFor(() => lines.Count(l => l.Line.GetProperty("event").GetString() == "done") >= Files / 3 ? "ok" : null, 60);
+        Workers.WaitFor(() => lines.Count(l => l.Line.GetProperty("event").GetString() == "done") >= Files / 3 ? "ok" : null, 60);
         nats.Restart();
 
         Assert.True(b.WaitForExit(90_000) && c.WaitForExit(30_000), "workers b and c should finish the queue and exit");
@@ -120,52 +119,6 @@ public sealed class BackfillKillTests : IDisposable
             }
         });
         Assert.Equal(matches.Select(m => m.Match.Key).Order(), claimed.Order());
-    }
-
-    private static Process StartWorker(string name, string db, string url, string queue, int delayMs, ConcurrentQueue<(string, JsonElement)> lines, int? exitWhenIdle)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "warden.dll"));
-        foreach (var arg in new[] { "worker", "--db", db, "--nats", url, "--queue", queue, "--name", name, "--lease-seconds", "2", "--max-deliver", "20", "--item-delay-ms", delayMs.ToString(System.Globalization.CultureInfo.InvariantCulture) })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        if (exitWhenIdle is { } idle)
-        {
-            info.ArgumentList.Add("--exit-when-idle");
-            info.ArgumentList.Add(idle.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
-
-        var p = new Process { StartInfo = info };
-        p.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is { Length: > 0 } line && line.StartsWith('{'))
-            {
-                lines.Enqueue((name, JsonDocument.Parse(line).RootElement.Clone()));
-            }
-        };
-        p.ErrorDataReceived += (_, _) => { };
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
-
-    private static T WaitFor<T>(Func<T?> probe, int seconds)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (probe() is { } value && !value.Equals(default(T)))
-            {
-                return value;
-            }
-
-            Thread.Sleep(50);
-        }
-
-        throw new TimeoutException("The condition was not met in time.");
     }
 }
 

@@ -51,7 +51,9 @@ public sealed class BackfillQueueTests : IDisposable
         await using (var raw = new NatsConnection(NatsOpts.Default with { Url = nats.Url }))
         {
             var js = new NatsJSContext(raw);
-            foreach (var bad in new[] { "\u0001\u0002 not json", "{\"source\":\"/etc/passwd\"}", "{\"key\":\"zz\",\"source\":\"x\"}", "[]" })
+            // Also an unknown kind, and a retroactive task this database never created.
+            var key = new string('a', 64);
+            foreach (var bad in new[] { "\u0001\u0002 not json", "{\"source\":\"/etc/passwd\"}", "{\"key\":\"zz\",\"source\":\"x\"}", "[]", $"{{\"key\":\"{key}\",\"source\":\"x\",\"kind\":\"shell\"}}", $"{{\"key\":\"{key}\",\"source\":\"rt-task:1:2:d20260101\",\"kind\":\"retro\"}}" })
             {
                 var ack = await js.PublishAsync($"warden.backfill.{Queue}.items", System.Text.Encoding.UTF8.GetBytes(bad));
                 ack.EnsureSuccess();
@@ -61,36 +63,42 @@ public sealed class BackfillQueueTests : IDisposable
         using var store = BankStore.Open(db);
         var log = new Storage.SignalLog(store.Database, Path.Combine(_dir, "snap"));
         var ledger = new BackfillLedger(log);
+
+        // A retroactive task whose row names no log unit (a hand-edited database): the worker publishes it and dead-letters it.
+        new RetroTasks(log).Create(1, 2, 5, ["bogus"]);
         Assert.Equal(0, Cli.Run("backfill", "pause", "--db", db).Exit);
         Assert.True(ledger.IsPaused());
         await using (var queue = new NatsWorkQueue(nats.Url, TimeSpan.FromSeconds(5), 3, "test", Queue))
         {
             await queue.EnsureAsync(CancellationToken.None);
-            using var paused = new BackfillWorker(queue, store, log, new WorkerOptions("p", null, TimeSpan.Zero, 1 << 20, 3), TextWriter.Null, TextWriter.Null);
+            using var paused = new BackfillWorker(queue, store, log, new WorkerOptions("p", null, TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60)), TextWriter.Null, TextWriter.Null);
             using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1.5)))
             {
                 await paused.RunAsync(stop.Token);
             }
 
             Assert.Equal(0, paused.Processed);
-            Assert.Equal(7, (await queue.StateAsync(CancellationToken.None)).Waiting);
+            Assert.Equal(9, (await queue.StateAsync(CancellationToken.None)).Waiting);
 
             Assert.Equal(0, Cli.Run("backfill", "resume", "--db", db).Exit);
             var output = new StringWriter();
-            using var worker = new BackfillWorker(queue, store, log, new WorkerOptions("w", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3), output, TextWriter.Null);
+            using var worker = new BackfillWorker(queue, store, log, new WorkerOptions("w", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60)), output, TextWriter.Null);
             await worker.RunAsync(CancellationToken.None);
-            Assert.Equal(7, worker.Processed);
+            Assert.Equal(10, worker.Processed);
             var outcomes = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
                 .Where(e => e.GetProperty("event").GetString() == "done").Select(e => e.GetProperty("outcome").GetString()).Order().ToList();
-            Assert.Equal(["dead", "dead", "dead", "dead", "dead", "logged", "logged"], outcomes); // an empty file is content too: its digests are logged
+            Assert.Equal(["dead", "dead", "dead", "dead", "dead", "dead", "dead", "dead", "logged", "logged"], outcomes); // an empty file is content too: its digests are logged
         }
 
         var (code, dead, _) = Cli.Run("backfill", "dead", "--nats", nats.Url, "--queue", Queue);
         Assert.Equal(0, code);
         var reasons = dead.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("reason").GetString()!).ToList();
-        Assert.Equal(5, reasons.Count);
+        Assert.Equal(8, reasons.Count);
         Assert.Single(reasons, r => r.Contains("no such file", StringComparison.Ordinal));
-        Assert.Equal(4, reasons.Count(r => r.StartsWith("not a backfill item", StringComparison.Ordinal)));
+        Assert.Equal(5, reasons.Count(r => r.StartsWith("not a backfill item", StringComparison.Ordinal)));
+        Assert.Single(reasons, r => r.Contains("unknown kind 'shell'", StringComparison.Ordinal));
+        Assert.Single(reasons, r => r.Contains("no such retroactive task", StringComparison.Ordinal));
+        Assert.Single(reasons, r => r.Contains("'bogus' is not a signal log unit", StringComparison.Ordinal));
 
         // Enqueueing the same files again (a restarted backfill) does not redo finished items.
         Assert.Equal(0, Cli.Run("backfill", good, empty, "--nats", nats.Url, "--queue", Queue).Exit);
@@ -98,7 +106,7 @@ public sealed class BackfillQueueTests : IDisposable
         {
             await queue.EnsureAsync(CancellationToken.None);
             var output = new StringWriter();
-            using var again = new BackfillWorker(queue, store, log, new WorkerOptions("w2", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3), output, TextWriter.Null);
+            using var again = new BackfillWorker(queue, store, log, new WorkerOptions("w2", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60)), output, TextWriter.Null);
             await again.RunAsync(CancellationToken.None);
             Assert.DoesNotContain("\"logged\"", output.ToString(), StringComparison.Ordinal);
         }
@@ -106,7 +114,7 @@ public sealed class BackfillQueueTests : IDisposable
         Assert.Equal(2, log.Partitions().Sum(log.Count));
         var status = JsonDocument.Parse(Cli.Run("backfill", "status", "--nats", nats.Url, "--queue", Queue, "--db", db, "--format", "jsonl").Out).RootElement;
         Assert.Equal(0, status.GetProperty("waiting").GetInt64());
-        Assert.Equal(5, status.GetProperty("dead_lettered").GetInt64());
+        Assert.Equal(8, status.GetProperty("dead_lettered").GetInt64());
         Assert.False(status.GetProperty("paused").GetBoolean());
     }
 

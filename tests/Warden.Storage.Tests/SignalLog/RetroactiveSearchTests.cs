@@ -189,6 +189,97 @@ public sealed class RetroactiveSearchTests
         Assert.Equal(expected, Found(search, news));
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("d")]
+    [InlineData("x20260302")]
+    [InlineData("d2026030")]
+    [InlineData("d202603022")]
+    [InlineData("d20261302")]
+    [InlineData("w20260230")]
+    [InlineData("d+2026030")]
+    [InlineData("d 2026030")]
+    [InlineData("D20260302")]
+    [InlineData("d２０２６０３０２")]
+    public void A_malformed_unit_is_a_format_error_before_any_search(string unit)
+    {
+        Assert.Throws<FormatException>(() => RetroactiveSearch.InUnit(unit, 20260302));
+        using var dir = new TempDir();
+        using var db = WardenDatabase.Open(Path.Combine(dir.Path, "w.db"));
+        using var search = new RetroactiveSearch(new Storage.SignalLog(db, Path.Combine(dir.Path, "snap")));
+        Assert.Throws<FormatException>(() => search.Search([], unit)); // even with no partition to test it against
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(2, true)]
+    [InlineData(3, false)]
+    public void Tmk_entries_equal_pairwise_level1_and_level2_with_every_logged_video(int seed, bool closeWeek)
+    {
+        using var dir = new TempDir();
+        var rng = new Random(seed);
+        var clock = new ManualClock(Start.AddDays(1));
+        using var db = WardenDatabase.Open(Path.Combine(dir.Path, "w.db"));
+        var log = new Storage.SignalLog(db, Path.Combine(dir.Path, "snap"), time: clock);
+
+        // Frame features (PDQF: 256 floats): a few base clips; a copy is the same frames with noise of a random size.
+        var bases = Enumerable.Range(0, 3).Select(_ => Frames(rng, rng.Next(20, 40))).ToArray();
+        float[][] Copy(float[][] frames, double noise) => [.. frames.Select(f => f.Select(x => x + (float)(rng.NextDouble() - 0.5) * (float)noise).ToArray())];
+        float[][] Clip() => rng.Next(3) == 0 ? Frames(rng, rng.Next(20, 40)) : Copy(bases[rng.Next(bases.Length)], rng.NextDouble() * 3);
+
+        using var hasher = new Warden.Core.Hashing.ContentHasher();
+        var videos = new List<(int Day, long Id, TmkFeatures Tmk, long Seq)>();
+        for (var d = 0; d < 3; d++)
+        {
+            clock.Now = Start.AddDays(1 + d);
+            for (var i = 0; i < 4; i++)
+            {
+                var seq = rng.Next(0, 100);
+                var tmk = Tmk(Clip());
+
+                // Logged as the match path logs a video (the adapter), with a vPDQ beside it for good measure.
+                var digests = hasher.HashStream(new MemoryStream([(byte)d, (byte)i, 1, 2, 3]));
+                var video = new VideoHashes(new VideoInfo(0, 1, "h264", 64, 64, 15, 1, 2, 30, 0, "mp4"), new VpdqHash([new VpdqFrame(0, 90, Hashes.Random(rng), 0)]), tmk, null, TimeSpan.Zero);
+                var signals = SignalLogAdapter.From(digests, video);
+                Assert.Contains("\"tmk_pdqf\"", signals.Extra, StringComparison.Ordinal);
+                var (day, id) = log.Append(signals, new UploadRecord("u", "c" + i, null, clock.Now, "api", seq));
+                videos.Add((day, id, tmk, seq));
+            }
+        }
+
+        var news = Enumerable.Range(0, 8).Select(e => new NewEntry(e + 1, 1, "tmk_pdqf", TmkHasher.ToSignal(Tmk(Clip())), 70, rng.Next(0, 100))).ToList();
+        var expected = new HashSet<(long, int, long, int)>();
+        foreach (var e in news)
+        {
+            Assert.True(TmkHasher.TryParseSignal(e.Signal, out var q, out _));
+            foreach (var v in videos.Where(v => v.Seq < e.Seq && TmkFeatures.Level1(q!, v.Tmk) >= TmkFeatures.DefaultLevel1Threshold && TmkFeatures.Level2(q!, v.Tmk) >= TmkFeatures.DefaultLevel2Threshold))
+            {
+                expected.Add((e.EntryId, v.Day, v.Id, 0));
+            }
+        }
+
+        Assert.NotEmpty(expected); // the generator makes hits and misses
+        Assert.True(expected.Count < news.Count * videos.Count, "some pairs must miss");
+        clock.Now = closeWeek ? Start.AddDays(8) : Start.AddDays(4);
+        using var search = new RetroactiveSearch(log);
+        Assert.Equal(expected, Found(search, news));
+
+        static float[][] Frames(Random rng, int n) => [.. Enumerable.Range(0, n).Select(_ => Enumerable.Range(0, TmkFeatures.PdqfDimension).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray())];
+
+        static TmkFeatures Tmk(float[][] frames)
+        {
+            var f = TmkFeatures.CreatePoullot();
+            var scratch = new float[TmkFeatures.PdqfDimension];
+            foreach (var frame in frames)
+            {
+                f.Ingest(frame, scratch);
+            }
+
+            f.Finish();
+            return f;
+        }
+    }
+
     private static (int Hits, int Misses) CheckVpdq(int seed, bool closeWeek)
     {
         using var dir = new TempDir();
@@ -340,6 +431,20 @@ public sealed class RetroactiveSearchTests
         {
             Assert.Equal(expected, Found(search, news));
         }
+
+        // Fanned out (one work item per log unit, each in its own process): the units partition the log and the
+        // union of their hits is the same set, each hit found by exactly one unit.
+        var units = RetroactiveSearch.Units(log);
+        Assert.All(log.Partitions(), d => Assert.Single(units, u => RetroactiveSearch.InUnit(u, d)));
+        var union = new List<(long, int, long, int)>();
+        foreach (var unit in units)
+        {
+            using var worker = new RetroactiveSearch(log);
+            union.AddRange(worker.Search(news, unit).Select(h => (h.Entry.EntryId, h.Day, h.LogId, h.Distance)));
+        }
+
+        Assert.Equal(expected, union.ToHashSet());
+        Assert.Equal(expected.Count, union.Count);
 
         // A new process loads the snapshots (memory-mapped; merged weeks where a week is over) and must find exactly the same.
         using (var again = new RetroactiveSearch(log))

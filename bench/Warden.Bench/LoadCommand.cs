@@ -18,7 +18,7 @@ namespace Warden.Bench;
 /// counted from each request's scheduled start, so a stalled server cannot hide its queueing) and a closed
 /// loop with N connections (the most it sustains). Prints per-interval rate, p99 and the server's RSS.
 /// </summary>
-internal static class LoadCommand
+internal static partial class LoadCommand
 {
     public static int Run(string[] args)
     {

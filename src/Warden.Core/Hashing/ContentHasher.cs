@@ -78,6 +78,29 @@ public sealed class ContentHasher(PdqResize resize = PdqResize.Fast, ImageLimits
                 ImageDecodeError.TooManyBytes, $"The file has {length} bytes; the image limit is {_limits.MaxBytes}."));
         }
 
+        return HashKept(exact, bytes, dihedral);
+    }
+
+    /// <summary>
+    /// Hashes content already in memory (an upload): the digests in one pass each and the decoder on the same
+    /// array, so the bytes are not copied again.
+    /// </summary>
+    public ContentHashes HashBytes(byte[] data, bool dihedral = false)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var exact = ExactHashes.Compute(data);
+        if (data.Length > _limits.MaxBytes)
+        {
+            return new ContentHashes(exact, data.Length, null, new ImageDecodeException(
+                ImageDecodeError.TooManyBytes, $"The file has {data.Length} bytes; the image limit is {_limits.MaxBytes}."));
+        }
+
+        return HashKept(exact, data, dihedral);
+    }
+
+    private ContentHashes HashKept(ExactHashes exact, byte[] bytes, bool dihedral)
+    {
+        long length = bytes.Length;
         ContentHashes hashes;
         try
         {

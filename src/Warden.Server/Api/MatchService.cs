@@ -66,8 +66,7 @@ public sealed partial class MatchService : IDisposable
         var started = Stopwatch.GetTimestamp();
         try
         {
-            using var stream = new MemoryStream(data, writable: false);
-            return hasher.HashStream(stream, dihedral);
+            return hasher.HashBytes(data, dihedral);
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
         {
@@ -297,7 +296,7 @@ public sealed partial class MatchService : IDisposable
 
     private MatchResponse Act(SignalsDto? signals, IReadOnlyList<MatchHit> hits, string? sha256, MatchContext context)
     {
-        var decision = _actions.Act(hits, sha256, context.KeyId, context.UploaderId, signals is null ? null : new WebhookContent(signals.Sha256, signals.Md5, signals.Pdq?.Hash));
+        var decision = _actions.Act(hits, sha256, context.KeyId, context.UploaderId, signals is null || hits.Count == 0 ? null : new WebhookContent(signals.Sha256, signals.Md5, signals.Pdq?.Hash));
         var dtos = new List<HitDto>(decision.Hits.Count);
         foreach (var acted in decision.Hits)
         {

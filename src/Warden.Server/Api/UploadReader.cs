@@ -88,18 +88,38 @@ public static class UploadReader
 
     private static async Task<byte[]> ReadLimitedAsync(Stream body, long maxBytes, long? declared, CancellationToken cancellationToken)
     {
-        var capacity = declared is > 0 && declared <= maxBytes ? (int)Math.Min(declared.Value, int.MaxValue) : 64 * 1024;
-        using var buffer = new MemoryStream(capacity);
-        var chunk = new byte[81920];
-        int read;
-        while ((read = await body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        if (declared is > 0 && declared <= maxBytes && declared <= Array.MaxLength)
         {
-            if (buffer.Length + read > maxBytes)
+            // A declared length is the body's exact size (Kestrel holds the client to it), so the bytes go straight
+            // into the upload's own array: one copy, no growing buffer, no chunk buffer.
+            var data = GC.AllocateUninitializedArray<byte>((int)declared.Value);
+            var read = await body.ReadAtLeastAsync(data, data.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            if (read < data.Length)
             {
-                throw new ApiException(413, ErrorCodes.PayloadTooLarge, $"The upload is larger than this server accepts ({maxBytes} bytes).");
+                throw ApiException.BadRequest(ErrorCodes.InvalidRequest, $"The body ended after {read} of its declared {data.Length} bytes.");
             }
 
-            buffer.Write(chunk, 0, read);
+            return data;
+        }
+
+        using var buffer = new MemoryStream(64 * 1024);
+        var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(81920);
+        try
+        {
+            int read;
+            while ((read = await body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                if (buffer.Length + read > maxBytes)
+                {
+                    throw new ApiException(413, ErrorCodes.PayloadTooLarge, $"The upload is larger than this server accepts ({maxBytes} bytes).");
+                }
+
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
         }
 
         if (buffer.Length == 0)

@@ -207,20 +207,15 @@ public sealed class PdqHasher
     {
         var quality = PdqStages.Quality(_buffer64);
         PdqStages.Dct64To16(_buffer64, _buffer16x64, _buffer16x16);
-        var hash = PdqStages.ToHash(_buffer16x16);
+        var median = PdqStages.Torben(_buffer16x16);
+        var hash = PdqStages.ToHash(_buffer16x16, median);
         if (!dihedral)
         {
             return new PdqResult(hash, quality);
         }
 
         var variants = new PdqHash[8];
-        variants[0] = hash;
-        for (var v = 1; v < 8; v++)
-        {
-            PdqStages.DihedralDct((Dihedral)v, _buffer16x16, _aux16x16);
-            variants[v] = PdqStages.ToHash(_aux16x16);
-        }
-
+        PdqStages.DihedralHashes(_buffer16x16, median, _aux16x16, variants);
         return new PdqResult(hash, quality, variants);
     }
 

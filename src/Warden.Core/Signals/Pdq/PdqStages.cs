@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Warden.Core.Hashing.Pdq;
 
@@ -541,15 +542,36 @@ public static class PdqStages
     }
 
     /// <summary>Stage 5: pdqBuffer16x16ToBits, bit i*16+j set where B[i][j] is strictly above the median.</summary>
-    public static PdqHash ToHash(ReadOnlySpan<float> b16x16)
+    public static PdqHash ToHash(ReadOnlySpan<float> b16x16) => ToHash(b16x16, Torben(b16x16[..256]));
+
+    /// <summary>Stage 5 with the median already known: bit i*16+j set where B[i][j] is strictly above it.</summary>
+    public static PdqHash ToHash(ReadOnlySpan<float> b16x16, float median)
     {
-        var median = Torben(b16x16[..256]);
-        Span<ulong> w = stackalloc ulong[4];
-        for (var k = 0; k < 256; k++)
+        if (b16x16.Length < 256)
         {
-            if (b16x16[k] > median)
+            throw new ArgumentException("A 16x16 buffer has 256 values.", nameof(b16x16));
+        }
+
+        Span<ulong> w = stackalloc ulong[4];
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // Eight comparisons a step; lane i's mask bit is element k + i, so the bits land where the scalar loop puts them.
+            var m = Vector256.Create(median);
+            ref var b = ref MemoryMarshal.GetReference(b16x16);
+            for (var k = 0; k < 256; k += 8)
             {
-                w[k >> 6] |= 1UL << (k & 63);
+                var bits = Vector256.GreaterThan(Vector256.LoadUnsafe(ref b, (nuint)k), m).ExtractMostSignificantBits();
+                w[k >> 6] |= (ulong)bits << (k & 63);
+            }
+        }
+        else
+        {
+            for (var k = 0; k < 256; k++)
+            {
+                if (b16x16[k] > median)
+                {
+                    w[k >> 6] |= 1UL << (k & 63);
+                }
             }
         }
 
@@ -557,29 +579,111 @@ public static class PdqStages
     }
 
     /// <summary>
+    /// The 8 dihedral hashes of a 16x16 DCT whose median is <paramref name="median"/>, in the reference's order,
+    /// with four medians instead of eight: variants that differ by a transpose hold the same values
+    /// (<see cref="SameValuesAs"/>), so the later one reuses the earlier one's median.
+    /// </summary>
+    internal static void DihedralHashes(ReadOnlySpan<float> b16x16, float median, Span<float> aux16x16, Span<PdqHash> variants)
+    {
+        Span<float> medians = stackalloc float[8];
+        medians[0] = median;
+        variants[0] = ToHash(b16x16, median);
+        for (var v = 1; v < 8; v++)
+        {
+            DihedralDct((Dihedral)v, b16x16, aux16x16);
+            var same = (int)SameValuesAs((Dihedral)v);
+            medians[v] = same < v ? medians[same] : Torben(aux16x16[..256]);
+            variants[v] = ToHash(aux16x16, medians[v]);
+        }
+    }
+
+    /// <summary>
+    /// The first variant, in the reference's order, whose DCT holds the same values as <paramref name="variant"/>'s
+    /// (so the same median): Rotate90 and FlipY negate the same coefficients and differ by a transpose, as do
+    /// Rotate270 and FlipX, Rotate180 and FlipMinus1, Original and FlipPlus1; a transpose only moves values.
+    /// </summary>
+    public static Dihedral SameValuesAs(Dihedral variant) => variant switch
+    {
+        Dihedral.FlipY => Dihedral.Rotate90,
+        Dihedral.FlipX => Dihedral.Rotate270,
+        Dihedral.FlipMinus1 => Dihedral.Rotate180,
+        Dihedral.FlipPlus1 => Dihedral.Original,
+        _ => variant,
+    };
+
+    /// <summary>
     /// The dihedral variant of a 16x16 DCT, by sign flips and transposition (dct16OriginalTo*):
     /// the DCT of a rotated or flipped image, without re-hashing pixels.
     /// </summary>
     public static void DihedralDct(Dihedral variant, ReadOnlySpan<float> a, Span<float> b)
     {
+        if ((uint)variant > (uint)Dihedral.FlipMinus1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(variant));
+        }
+
+        if (a.Length < 256 || b.Length < 256)
+        {
+            throw new ArgumentException("16x16 buffers have 256 values.");
+        }
+
+        // Negation is a flip of the sign bit, so each variant is one XOR mask (built once) and, for the
+        // transposing ones, a transposed store: no per-coefficient branch on the variant.
+        var mask = MemoryMarshal.Cast<uint, Vector256<uint>>(DihedralSigns[(int)variant]);
+        var av = MemoryMarshal.Cast<float, Vector256<uint>>(a[..256]);
+        if (!Transposes(variant))
+        {
+            var bv = MemoryMarshal.Cast<float, Vector256<uint>>(b[..256]);
+            for (var k = 0; k < bv.Length; k++)
+            {
+                bv[k] = av[k] ^ mask[k];
+            }
+
+            return;
+        }
+
+        var bits = MemoryMarshal.Cast<float, uint>(b[..256]);
+        var signs = DihedralSigns[(int)variant];
+        var ai = MemoryMarshal.Cast<float, uint>(a[..256]);
         for (var i = 0; i < 16; i++)
         {
             for (var j = 0; j < 16; j++)
             {
-                var v = a[(i * 16) + j];
-                switch (variant)
+                bits[(j * 16) + i] = ai[(i * 16) + j] ^ signs[(i * 16) + j];
+            }
+        }
+    }
+
+    private static bool Transposes(Dihedral variant) => variant is Dihedral.Rotate90 or Dihedral.Rotate270 or Dihedral.FlipPlus1 or Dihedral.FlipMinus1;
+
+    /// <summary>Per variant, the sign bit to flip on each source coefficient a[i][j] (the reference's dct16OriginalTo* signs).</summary>
+    private static readonly uint[][] DihedralSigns = BuildDihedralSigns();
+
+    private static uint[][] BuildDihedralSigns()
+    {
+        var masks = new uint[8][];
+        for (var v = 0; v < 8; v++)
+        {
+            masks[v] = new uint[256];
+            for (var i = 0; i < 16; i++)
+            {
+                for (var j = 0; j < 16; j++)
                 {
-                    case Dihedral.Original: b[(i * 16) + j] = v; break;
-                    case Dihedral.Rotate90: b[(j * 16) + i] = (j & 1) != 0 ? v : -v; break;
-                    case Dihedral.Rotate180: b[(i * 16) + j] = ((i + j) & 1) != 0 ? -v : v; break;
-                    case Dihedral.Rotate270: b[(j * 16) + i] = (i & 1) != 0 ? v : -v; break;
-                    case Dihedral.FlipX: b[(i * 16) + j] = (i & 1) != 0 ? v : -v; break;
-                    case Dihedral.FlipY: b[(i * 16) + j] = (j & 1) != 0 ? v : -v; break;
-                    case Dihedral.FlipPlus1: b[(j * 16) + i] = v; break;
-                    case Dihedral.FlipMinus1: b[(j * 16) + i] = ((i + j) & 1) != 0 ? -v : v; break;
-                    default: throw new ArgumentOutOfRangeException(nameof(variant));
+                    var negate = (Dihedral)v switch
+                    {
+                        Dihedral.Rotate90 => (j & 1) == 0,
+                        Dihedral.Rotate180 => ((i + j) & 1) != 0,
+                        Dihedral.Rotate270 => (i & 1) == 0,
+                        Dihedral.FlipX => (i & 1) == 0,
+                        Dihedral.FlipY => (j & 1) == 0,
+                        Dihedral.FlipMinus1 => ((i + j) & 1) != 0,
+                        _ => false,
+                    };
+                    masks[v][(i * 16) + j] = negate ? 0x8000_0000u : 0;
                 }
             }
         }
+
+        return masks;
     }
 }

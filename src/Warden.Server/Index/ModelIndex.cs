@@ -22,8 +22,8 @@ public sealed record ModelNearAnswer(IReadOnlyList<NearHit> Similar, IReadOnlyLi
 /// once), then kept current from the bank change feed like the PDQ index: a live <c>sha256</c> or
 /// <c>mfv1_model</c> entry whose record file exists registers that record, a deleted or disabled one
 /// unregisters it (unless another live entry still names it), and a bank change (enabled, kind) rebuilds.
-/// Records registered since the last build sit in a small in-memory overlay, matched in full; removed ones
-/// are masked; past <see cref="MaxOverlay"/> changes the index is rebuilt and swapped in.
+/// Records registered since the last build sit in a small in-memory overlay with an index of its own; removed
+/// ones are masked; past <see cref="MaxOverlay"/> changes the index is rebuilt and swapped in.
 /// </summary>
 public sealed partial class ModelIndex(BankStore store, ServerOptions options, TimeProvider time, ILogger<ModelIndex> logger) : BackgroundService
 {
@@ -48,8 +48,27 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
     {
         ArgumentNullException.ThrowIfNull(fp);
         ArgumentNullException.ThrowIfNull(kinds);
+        // Read-your-writes, as the per-request scan had: a model registered a moment ago (or deleted) counts now,
+        // not one poll later. One counter read per query; the changes are applied here when the poll has not yet.
+        if (_state is null)
+        {
+            Poll();
+        }
+        else if (store.ChangeSequence() != Interlocked.Read(ref _seq) && _build.TryEnter())
+        {
+            // While another thread rebuilds, the query answers from the snapshot it has rather than wait.
+            try
+            {
+                ApplyChanges();
+            }
+            finally
+            {
+                _build.Exit();
+            }
+        }
+
         var s = Current();
-        if (s.Catalog.Length == 0 && s.Added.Count == 0)
+        if (s.Catalog.Length == 0 && s.AddedList.Length == 0)
         {
             return new ModelNearAnswer([], [], null, 0);
         }
@@ -74,28 +93,38 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
             return list;
         }
 
-        var overlay = s.Added.Values.ToList();
-        var sketch = Records(s.Index.SketchCandidates(fp)).Concat(overlay).ToList();
-        var rows = Records(s.Index.RowCandidates(fp)).Concat(overlay).ToList();
+        // Registrations since the build have an index of their own (small, rebuilt on each change).
+        var overlay = new HashSet<ModelRecord>(ReferenceEqualityComparer.Instance);
+        List<ModelRecord> Overlay(IEnumerable<int> numbers)
+        {
+            var list = numbers.Select(i => s.AddedList[i]).ToList();
+            overlay.UnionWith(list);
+            return list;
+        }
+
+        var sketch = Records(s.Index.SketchCandidates(fp)).Concat(Overlay(s.AddedIndex.SketchCandidates(fp))).ToList();
+        var rows = Records(s.Index.RowCandidates(fp)).Concat(Overlay(s.AddedIndex.RowCandidates(fp))).ToList();
 
         // An exact copy is an exact hit already; its near tiers would only repeat it.
         var same = sketch.Concat(rows).Where(r => r.ModelId is not null && r.ModelId == fp.ModelIdHex).Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
         var similar = NearMatcher.Similar(fp, sketch).Where(h => !same.Contains(h.Record.Id)).ToList();
         var contained = NearMatcher.Contained(fp, rows, (r, _) => same.Contains(r.Id)).Where(h => !similar.Any(n => n.Record.Id == h.Record.Id)).ToList();
         Derivation? derivation = null;
-        var considered = loaded.Count + overlay.Count;
-        if (same.Count == 0 && similar.Count == 0)
-        {
-            bool IsBase(ModelRecord r) => kinds.TryGetValue(r.Bank, out var k) && k == BankKind.AllowList;
+        bool IsBase(ModelRecord r) => kinds.TryGetValue(r.Bank, out var k) && k == BankKind.AllowList;
 
+        // A near copy of a block-listed model says what T5 would; a near copy of a base does not (a LoRA baked
+        // in at a low strength leaves the file within T4 of its base), so the derivation is still sought.
+        if (same.Count == 0 && !similar.Any(h => !IsBase(h.Record)))
+        {
             // T5 columns: the models the index found (a merge is near its parents) and the adapters whose ΔW
             // is what the file adds to one of the bases found (a LoRA bake-in).
             var full = sketch.Concat(rows).DistinctBy(r => (r.Bank, r.Id)).ToList();
-            var adapters = Records(s.Index.AdapterCandidates(fp, full.Where(IsBase)));
-            considered = loaded.Count + overlay.Count;
+            var bases = full.Where(IsBase).ToList();
+            var adapters = Records(s.Index.AdapterCandidates(fp, bases)).Concat(Overlay(s.AddedIndex.AdapterCandidates(fp, bases)));
             derivation = NearMatcher.Derive(fp, [.. full.Concat(adapters).DistinctBy(r => (r.Bank, r.Id))], IsBase);
         }
 
+        var considered = loaded.Count + overlay.Count;
         return new ModelNearAnswer(similar, contained, derivation, considered);
     }
 
@@ -161,7 +190,7 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
         var keys = catalog.ToArray();
         var empty = new ModelRecord { Id = "", Name = "", Bank = "" };
         var index = NearIndex.Build(keys.Length, i => Load(keys[i]) ?? empty);
-        var state = new Snapshot(index, keys, ImmutableDictionary<RecordKey, ModelRecord>.Empty, ImmutableHashSet<RecordKey>.Empty);
+        var state = new Snapshot(index, keys, ImmutableDictionary<RecordKey, ModelRecord>.Empty, ImmutableHashSet<RecordKey>.Empty, NearIndex.Build([]), []);
         _state = state;
         Interlocked.Exchange(ref _seq, seq);
         Builds++;
@@ -173,17 +202,21 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
     /// <summary>Applies the bank changes since the last poll; returns how many records it (un)registered.</summary>
     internal int Poll()
     {
-        if (_state is null)
+        // One writer at a time (the background poll, a query catching up, a rebuild); queries read snapshots.
+        lock (_build)
         {
-            lock (_build)
+            if (_state is null)
             {
-                if (_state is null)
-                {
-                    Rebuild();
-                    return 0;
-                }
+                Rebuild();
+                return 0;
             }
+
+            return ApplyChanges();
         }
+    }
+
+    private int ApplyChanges()
+    {
 
         var changed = 0;
         Dictionary<long, Bank>? banks = null;
@@ -192,11 +225,7 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
             var batch = store.ChangesSince(Interlocked.Read(ref _seq));
             if (batch.Banks.Count > 0 || batch.HighWater < Interlocked.Read(ref _seq))
             {
-                lock (_build)
-                {
-                    Rebuild();
-                }
-
+                Rebuild();
                 return changed + 1;
             }
 
@@ -220,10 +249,7 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
 
         if (_state is { } s && s.Added.Count + s.Removed.Count > MaxOverlay)
         {
-            lock (_build)
-            {
-                Rebuild();
-            }
+            Rebuild();
         }
 
         return changed;
@@ -257,7 +283,8 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
             return false;
         }
 
-        _state = next;
+        ModelRecord[] added = [.. next.Added.Values];
+        _state = next with { AddedList = added, AddedIndex = NearIndex.Build(added) };
         return true;
     }
 
@@ -291,7 +318,7 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
     internal readonly record struct RecordKey(string Bank, string Id);
 
     /// <summary>The built index, its record numbers, and the changes since it was built.</summary>
-    internal sealed record Snapshot(NearIndex Index, RecordKey[] Catalog, ImmutableDictionary<RecordKey, ModelRecord> Added, ImmutableHashSet<RecordKey> Removed);
+    internal sealed record Snapshot(NearIndex Index, RecordKey[] Catalog, ImmutableDictionary<RecordKey, ModelRecord> Added, ImmutableHashSet<RecordKey> Removed, NearIndex AddedIndex, ModelRecord[] AddedList);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model index built: {Models} registered models, {Postings} postings ({Ms:F0} ms)")]
     private static partial void LogBuilt(ILogger logger, int models, long postings, double ms);

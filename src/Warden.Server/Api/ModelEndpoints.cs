@@ -109,7 +109,7 @@ internal static class ModelEndpoints
 
         using var file = await MemoryFile.CreateAsync(context.Request.Body, options.MaxModelUploadBytes, cancellationToken).ConfigureAwait(false);
         var response = await Task.Run(() => Scan(file.Path, service, banks, index, new MatchContext(context.User.KeyId(), uploaderId), UploadLimits), cancellationToken).ConfigureAwait(false);
-        var length = new FileInfo(file.Path).Length;
+        var length = file.Length;
 
         // The case keeps the file as evidence when it fits the media upload limit; a bigger checkpoint is
         // recorded by its signals and description only.

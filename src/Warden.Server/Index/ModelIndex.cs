@@ -189,8 +189,19 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
 
         var keys = catalog.ToArray();
         var empty = new ModelRecord { Id = "", Name = "", Bank = "" };
-        var index = NearIndex.Build(keys.Length, i => Load(keys[i]) ?? empty);
-        var state = new Snapshot(index, keys, ImmutableDictionary<RecordKey, ModelRecord>.Empty, ImmutableHashSet<RecordKey>.Empty, NearIndex.Build([]), []);
+        // An unreadable record file (truncated, corrupt) is logged and masked, never a failed build or request.
+        var unreadable = ImmutableHashSet.CreateBuilder<RecordKey>();
+        var index = NearIndex.Build(keys.Length, i =>
+        {
+            if (Load(keys[i]) is { } r)
+            {
+                return r;
+            }
+
+            unreadable.Add(keys[i]);
+            return empty;
+        });
+        var state = new Snapshot(index, keys, ImmutableDictionary<RecordKey, ModelRecord>.Empty, unreadable.ToImmutable(), NearIndex.Build([]), [], unreadable.Count);
         _state = state;
         Interlocked.Exchange(ref _seq, seq);
         Builds++;
@@ -247,7 +258,7 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
             }
         }
 
-        if (_state is { } s && s.Added.Count + s.Removed.Count > MaxOverlay)
+        if (_state is { } s && s.Added.Count + s.Removed.Count - s.Unreadable > MaxOverlay)
         {
             Rebuild();
         }
@@ -318,7 +329,7 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
     internal readonly record struct RecordKey(string Bank, string Id);
 
     /// <summary>The built index, its record numbers, and the changes since it was built.</summary>
-    internal sealed record Snapshot(NearIndex Index, RecordKey[] Catalog, ImmutableDictionary<RecordKey, ModelRecord> Added, ImmutableHashSet<RecordKey> Removed, NearIndex AddedIndex, ModelRecord[] AddedList);
+    internal sealed record Snapshot(NearIndex Index, RecordKey[] Catalog, ImmutableDictionary<RecordKey, ModelRecord> Added, ImmutableHashSet<RecordKey> Removed, NearIndex AddedIndex, ModelRecord[] AddedList, int Unreadable);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model index built: {Models} registered models, {Postings} postings ({Ms:F0} ms)")]
     private static partial void LogBuilt(ILogger logger, int models, long postings, double ms);

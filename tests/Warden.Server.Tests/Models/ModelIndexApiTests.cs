@@ -139,6 +139,12 @@ public sealed class ModelIndexApiTests
             await UntilAsync(submitter, "v1/match", q8, body => Names(body, "R", "bad"));
         }
 
+        // Record files cut short or overwritten with junk (hostile or a crash mid-write): the build masks them.
+        var records = Directory.GetFiles(Path.Combine(database + ".models", "bad-models"), "*.json").Order(StringComparer.Ordinal).ToList();
+        var stranger = records.First(r => File.ReadAllText(r).Contains("\"stranger-20\"", StringComparison.Ordinal));
+        File.WriteAllBytes(stranger, File.ReadAllBytes(stranger)[..100]);
+        File.WriteAllBytes(records.First(r => File.ReadAllText(r).Contains("\"stranger-21\"", StringComparison.Ordinal)), [0x7B, 0xFF, 0x00, 0x22]);
+
         // A restart builds the index from the record files of the live entries: the same answers at once.
         await using (var server = await TestServer.StartAsync(database))
         {
@@ -146,7 +152,9 @@ public sealed class ModelIndexApiTests
             var scan = await PostAsync(submitter, "v1/models/scan", Q8(second));
             Assert.True(Names(scan, "R", "second"), scan.ToString());
             Assert.False(Names(scan, "R", "bad"), scan.ToString());
-            Assert.Equal(12, server.App.Services.GetRequiredService<ModelIndex>().Count);
+            Assert.Equal(10, server.App.Services.GetRequiredService<ModelIndex>().Count); // 12 registered, 2 unreadable
+            var strangerScan = await PostAsync(submitter, "v1/models/scan", Q8(ModelFixtures.Base(20)));
+            Assert.False(Names(strangerScan, "R", "stranger-20"), strangerScan.ToString());
 
             // Disabling the bank takes its models out (a bank change rebuilds the index).
             using var admin = server.Client(Role.Admin);

@@ -156,8 +156,9 @@ internal static partial class ModelCommand
                     var id = fp!.File?.Sha256Hex ?? fp.ModelIdHex ?? Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(item)));
                     var entryLabels = new Dictionary<string, string>(labels, StringComparer.Ordinal) { ["model"] = modelName, ["architecture"] = arch.Summary };
                     var signals = ModelSignals.Identity(fp);
-                    var result = store.Import(target.Id, signals.Select(s => new BankEntryRecord(s.Type, s.Value, entryLabels, s.Part, "model:" + id)), "warden model add");
+                    // The record first: a server's model index registers it when it sees the entries (change feed).
                     records.Save(ModelRecord.From(fp, id, modelName, target.Name, arch.Summary));
+                    var result = store.Import(target.Id, signals.Select(s => new BankEntryRecord(s.Type, s.Value, entryLabels, s.Part, "model:" + id)), "warden model add");
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"added {modelName} ({arch.Summary}, {Format(doc.Format)}) to {target.Name}: {signals.Count} signals ({result.Added} new), mfv1_model {fp.ModelIdHex ?? "-"}"));
                 });

@@ -602,7 +602,8 @@ internal sealed record SubmissionRecord(
     long? UploadedAt,
     string? FileName,
     string? Evidence,
-    string? Sealed = null)
+    string? Sealed = null,
+    ModelSubject? Model = null)
 {
     public MatchedSubmission ToSubmission() => new(
         Id,
@@ -612,7 +613,8 @@ internal sealed record SubmissionRecord(
         Hashes,
         [.. Matches.Select(m => new MatchEvidence(m.Bank, m.SignalType, m.Distance, m.Labels))],
         new UploadContext(Ip, null, UploadedAt is { } u ? DateTimeOffset.FromUnixTimeMilliseconds(u) : null, Url, FileName),
-        Evidence);
+        Evidence,
+        Model: Model);
 }
 
 internal sealed record DecisionRecord(string Verdict, string Reviewer, long At, string? Classification, IReadOnlyList<string>? Annotations, string? IncidentType, bool WithoutViewing, string? Note)

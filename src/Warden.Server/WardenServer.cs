@@ -75,6 +75,8 @@ public static class WardenServer
         });
         services.AddSingleton<LiveIndex>();
         services.AddHostedService(sp => sp.GetRequiredService<LiveIndex>());
+        services.AddSingleton<ModelIndex>();
+        services.AddHostedService(sp => sp.GetRequiredService<ModelIndex>());
         services.AddSingleton<FloodControl>();
         services.AddSingleton<MatchActions>();
         services.AddSingleton<MatchService>();

@@ -39,6 +39,7 @@ public sealed record MatchEvidence(string BankName, string SignalType, int Dista
 /// them XML-1.0-safe and within NCMEC's lengths (null when nothing changed). The case log keeps the raw
 /// submission too: this is the evidence record of what the platform sent.
 /// </param>
+/// <param name="Model">For a model file (checkpoint, LoRA): what it is and which banked models it derives from; null for media.</param>
 public sealed record MatchedSubmission(
     string SubmissionId,
     string UploaderId,
@@ -49,7 +50,8 @@ public sealed record MatchedSubmission(
     UploadContext Context,
     string? EvidenceRef = null,
     IReadOnlyList<string>? ProvenanceLinks = null,
-    RawUploadText? Raw = null);
+    RawUploadText? Raw = null,
+    ModelSubject? Model = null);
 
 /// <summary>Raw values of the text fields that were changed at intake (a null member was kept as sent).</summary>
 /// <param name="UploaderId">The uploader id as sent.</param>

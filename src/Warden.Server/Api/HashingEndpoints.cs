@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Warden.Review;
 using Warden.Server.Auth;
+using Warden.Server.Index;
 using Warden.Storage;
 
 namespace Warden.Server.Api;
@@ -43,7 +44,7 @@ internal static class HashingEndpoints
         return Results.Ok(SignalsDto.From(hashes, video, tmk ?? false, warnings));
     }
 
-    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] UploadQuery upload, MatchService service, ReviewService review, BankStore banks, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<IResult> MatchUploadAsync(HttpContext context, bool? dihedral, bool? provenance, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] UploadQuery upload, MatchService service, ReviewService review, BankStore banks, ModelIndex models, ServerOptions options, CancellationToken cancellationToken)
     {
         // Every parameter is checked before anything happens: a bad one must not leave a recorded match, a
         // quarantine, a webhook, a case, a flood count or a metric behind its 400.
@@ -51,9 +52,11 @@ internal static class HashingEndpoints
         var uploadContext = ReviewIntake.Parse(uploader, upload);
         var content = await UploadReader.ReadAsync(context.Request, options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
         if (ModelEndpoints.IsModelUpload(content.Data)
-            && await ModelEndpoints.TryMatchUploadAsync(content.Data, service, banks, new MatchContext(context.User.KeyId(), uploader), cancellationToken).ConfigureAwait(false) is { } model)
+            && await ModelEndpoints.TryMatchUploadAsync(content.Data, service, banks, models, new MatchContext(context.User.KeyId(), uploader), cancellationToken).ConfigureAwait(false) is { } model)
         {
-            // A model file: its identity signals, pickle verdict and near tiers, as /v1/models/scan answers them.
+            // A model file: its identity signals, pickle verdict and near tiers, as /v1/models/scan answers them;
+            // a banked model (exact or near) opens or joins the uploader's case like an image hit.
+            await ReviewIntake.AfterModelScanAsync(review, content.Data.Length, () => content.Data, model, uploadContext, cancellationToken).ConfigureAwait(false);
             return Results.Ok(model);
         }
 

@@ -3,9 +3,10 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
-using Warden.Core.Banks;
 using Warden.Core.ModelFiles;
+using Warden.Review;
 using Warden.Server.Auth;
+using Warden.Server.Index;
 using Warden.Storage;
 
 namespace Warden.Server.Api;
@@ -92,9 +93,10 @@ internal static class ModelEndpoints
             .WithSummary("Scan a model file on the server's disk (for multi-GB files)");
     }
 
-    private static async Task<ModelScanResponse> ScanUploadAsync(HttpContext context, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service, BankStore banks, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<ModelScanResponse> ScanUploadAsync(HttpContext context, [FromQuery(Name = "uploader_id")] string? uploaderId, [AsParameters] UploadQuery upload, MatchService service, BankStore banks, ModelIndex index, ReviewService review, ServerOptions options, CancellationToken cancellationToken)
     {
         uploaderId = HashingEndpoints.Uploader(uploaderId); // checked before the upload is read or matched
+        var uploadContext = ReviewIntake.Parse(uploaderId, upload);
         if (!MemoryFile.Supported)
         {
             throw new ApiException(503, ErrorCodes.Unavailable, "Model uploads need in-memory files (Linux); scan by path instead.");
@@ -106,7 +108,13 @@ internal static class ModelEndpoints
         }
 
         using var file = await MemoryFile.CreateAsync(context.Request.Body, options.MaxModelUploadBytes, cancellationToken).ConfigureAwait(false);
-        return await Task.Run(() => Scan(file.Path, service, banks, new MatchContext(context.User.KeyId(), uploaderId), UploadLimits), cancellationToken).ConfigureAwait(false);
+        var response = await Task.Run(() => Scan(file.Path, service, banks, index, new MatchContext(context.User.KeyId(), uploaderId), UploadLimits), cancellationToken).ConfigureAwait(false);
+        var length = file.Length;
+
+        // The case keeps the file as evidence when it fits the media upload limit; a bigger checkpoint is
+        // recorded by its signals and description only.
+        await ReviewIntake.AfterModelScanAsync(review, length, () => length <= options.MaxUploadBytes ? File.ReadAllBytes(file.Path) : null, response, uploadContext, cancellationToken).ConfigureAwait(false);
+        return response;
     }
 
     // An upload is one file: nothing it names beside itself is read (its folder is the server's /proc/PID/fd).
@@ -123,7 +131,7 @@ internal static class ModelEndpoints
     /// /v1/match with a model file: the same scan and near tiers as /v1/models/scan, or null when the file turns out
     /// not to be a model (a zip of something else), so the media path answers it.
     /// </summary>
-    internal static async Task<ModelScanResponse?> TryMatchUploadAsync(byte[] data, MatchService service, BankStore banks, MatchContext context, CancellationToken cancellationToken)
+    internal static async Task<ModelScanResponse?> TryMatchUploadAsync(byte[] data, MatchService service, BankStore banks, ModelIndex index, MatchContext context, CancellationToken cancellationToken)
     {
         if (!MemoryFile.Supported)
         {
@@ -136,7 +144,7 @@ internal static class ModelEndpoints
             return null;
         }
 
-        return await Task.Run(() => Scan(file.Path, service, banks, context, UploadLimits), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Scan(file.Path, service, banks, index, context, UploadLimits), cancellationToken).ConfigureAwait(false);
     }
 
     // A zip is a model when it holds tensors or any pickle a loader would unpickle (a hostile data.pkl alone counts).
@@ -153,7 +161,7 @@ internal static class ModelEndpoints
         }
     }
 
-    private static async Task<ModelScanResponse> ScanPathAsync(HttpContext context, ScanPathRequest request, MatchService service, BankStore banks, ServerOptions options, CancellationToken cancellationToken)
+    private static async Task<ModelScanResponse> ScanPathAsync(HttpContext context, ScanPathRequest request, MatchService service, BankStore banks, ModelIndex index, ServerOptions options, CancellationToken cancellationToken)
     {
         if (request is null || string.IsNullOrWhiteSpace(request.Path))
         {
@@ -176,10 +184,10 @@ internal static class ModelEndpoints
             throw new ApiException(403, ErrorCodes.Forbidden, "That path is not a file or folder under a folder listed in Warden:ModelScanRoots.");
         }
 
-        return await Task.Run(() => Scan(real!, service, banks, new MatchContext(context.User.KeyId(), null), ModelLimits.Default), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Scan(real!, service, banks, index, new MatchContext(context.User.KeyId(), null), ModelLimits.Default), cancellationToken).ConfigureAwait(false);
     }
 
-    private static ModelScanResponse Scan(string path, MatchService service, BankStore banks, MatchContext context, ModelLimits limits)
+    private static ModelScanResponse Scan(string path, MatchService service, BankStore banks, ModelIndex index, MatchContext context, ModelLimits limits)
     {
         ModelDocument doc;
         ModelFingerprint fingerprint;
@@ -207,7 +215,7 @@ internal static class ModelEndpoints
             named.TryAdd($"{s.Type}:{s.Part}", s.Value);
         }
 
-        var (near, derivation) = Near(fingerprint, banks);
+        var (near, derivation) = Near(fingerprint, banks, index);
         return new ModelScanResponse(
             doc.Format.Name(),
             arch.Family,
@@ -224,44 +232,35 @@ internal static class ModelEndpoints
             derivation);
     }
 
-    // The near tiers over the models registered beside the bank database (warden model add writes them to
-    // DB.models/), as `warden model scan` reports them: review scores with the registered models' bank labels.
-    private static (List<NearHitDto> Near, DerivationDto? Derivation) Near(ModelFingerprint fp, BankStore banks)
+    // The near tiers from the server's model index (built over the models registered in the enabled banks and
+    // kept current from the bank change feed), as `warden model scan` reports them: review scores with the
+    // registered models' bank labels (lineage: derived_from, base_model, …).
+    private static (List<NearHitDto> Near, DerivationDto? Derivation) Near(ModelFingerprint fp, BankStore banks, ModelIndex index)
     {
         var enabled = banks.ListBanks().Where(b => b.Enabled).ToList();
-        var directory = banks.Path + ".models";
-        if (enabled.Count == 0 || !Directory.Exists(directory))
+        if (enabled.Count == 0)
         {
             return ([], null);
         }
 
         var kinds = enabled.ToDictionary(b => b.Name, b => b.Kind, StringComparer.Ordinal);
-        var records = new ModelRecordStore(directory).Load(enabled.Select(b => b.Name));
-        if (records.Count == 0)
-        {
-            return ([], null);
-        }
-
-        // An exact copy is an exact hit already; its near tiers would only repeat it.
-        var same = records.Where(r => r.ModelId is not null && r.ModelId == fp.ModelIdHex).Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
-        var similar = NearMatcher.Similar(fp, records).Where(h => !same.Contains(h.Record.Id)).ToList();
-        var contained = NearMatcher.Contained(fp, records, (r, _) => same.Contains(r.Id)).Where(h => !similar.Any(n => n.Record.Id == h.Record.Id)).ToList();
-        var derivation = same.Count > 0 || similar.Count > 0 ? null : NearMatcher.Derive(fp, records, r => kinds.TryGetValue(r.Bank, out var k) && k == BankKind.AllowList);
+        var answer = index.Near(fp, kinds);
         var labels = new Dictionary<string, IReadOnlyDictionary<string, string>>(StringComparer.Ordinal);
         IReadOnlyDictionary<string, string> Labels(ModelRecord r)
         {
-            if (!labels.TryGetValue(r.Id, out var l))
+            if (!labels.TryGetValue(r.Bank + "/" + r.Id, out var l))
             {
-                // From the database, not the live index: a model added a moment ago is labelled at once.
+                // From the database, not the live index: a label changed a moment ago shows at once.
                 var entries = (r.ModelId is null ? [] : banks.EntriesWithSignal(r.Bank, "mfv1_model", r.ModelId)).Concat(banks.EntriesWithSignal(r.Bank, "sha256", r.Id));
-                l = labels[r.Id] = entries.SelectMany(e => e.Labels).GroupBy(p => p.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Value, StringComparer.Ordinal);
+                l = labels[r.Bank + "/" + r.Id] = entries.SelectMany(e => e.Labels).GroupBy(p => p.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Value, StringComparer.Ordinal);
             }
 
             return l;
         }
 
         string Kind(ModelRecord r) => kinds.TryGetValue(r.Bank, out var k) ? BankDto.KindName(k) : "block";
-        var near = similar.Concat(contained).Select(h => new NearHitDto(h.Tier, h.Record.Bank, Kind(h.Record), h.Record.Name, Math.Round(h.Score, 6), Math.Round(h.Coverage, 4), h.Component, h.Precision, h.Error is { } e ? Math.Round(e, 6) : null, Labels(h.Record))).ToList();
+        var near = answer.Similar.Concat(answer.Contained).Select(h => new NearHitDto(h.Tier, h.Record.Bank, Kind(h.Record), h.Record.Name, Math.Round(h.Score, 6), Math.Round(h.Coverage, 4), h.Component, h.Precision, h.Error is { } e ? Math.Round(e, 6) : null, Labels(h.Record))).ToList();
+        var derivation = answer.Derivation;
         var dto = derivation is null ? null : new DerivationDto(derivation.Kind, Math.Round(derivation.Explained, 4), derivation.Tensors,
             [.. derivation.Terms.Select(t => new DerivationTermDto(t.Record.Name, t.Record.Bank, Kind(t.Record), t.Record.IsAdapter, Math.Round(t.Coefficient, 4), Labels(t.Record)))]);
         return (near, dto);

@@ -61,6 +61,8 @@ public static class ReviewConsole
 
         app.MapGet("/review", () => Asset("index.html", "text/html; charset=utf-8")).AllowAnonymous().ExcludeFromDescription();
         app.MapGet("/review/app.js", () => Asset("app.js", "text/javascript; charset=utf-8")).AllowAnonymous().ExcludeFromDescription();
+        app.MapGet("/review/models.css", () => Asset("models.css", "text/css; charset=utf-8")).AllowAnonymous().ExcludeFromDescription();
+        app.MapGet("/review/models.js", () => Asset("models.js", "text/javascript; charset=utf-8")).AllowAnonymous().ExcludeFromDescription();
         app.MapGet("/review/app.css", () => Asset("app.css", "text/css; charset=utf-8")).AllowAnonymous().ExcludeFromDescription();
 
         var open = app.MapGroup("/review/api").AllowAnonymous().ExcludeFromDescription().AddEndpointFilter(SecurityHeaders);
@@ -438,6 +440,7 @@ public static class ReviewConsole
         pdq = s.Pdq?.ToString(),
         hashes = s.Hashes,
         matches = s.Matches.Select(m => new { bank = m.BankName, signal_type = m.SignalType, distance = m.Distance, labels = m.Labels }),
+        model = s.Model, // a model file: shown as a description with its lineage (models.js), never previewed
     };
 
     private static object DecisionView(ClusterDecision d) => new

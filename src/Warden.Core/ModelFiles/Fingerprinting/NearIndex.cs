@@ -160,6 +160,70 @@ public sealed class NearIndex
         return [.. hits.Where(h => h.Value >= Math.Min(MinCollisions, Math.Max(1, _probes[h.Key] * Bands / 2))).Select(h => h.Key).Order()];
     }
 
+    /// <summary>
+    /// Numbers of the adapter records that may be baked into <paramref name="fp"/> on top of one of
+    /// <paramref name="bases"/> (T5 LoRA bake-in): per base, the residual fp − base of each tensor a LoRA can
+    /// target is signed like an adapter's ΔW and probed under the adapter's module key, so a bake-in at any
+    /// strength (the residual is s·ΔW, cosine ≈ 1) collides in nearly every band and unrelated adapters do not.
+    /// </summary>
+    public List<int> AdapterCandidates(ModelFingerprint fp, IEnumerable<ModelRecord> bases)
+    {
+        ArgumentNullException.ThrowIfNull(fp);
+        ArgumentNullException.ThrowIfNull(bases);
+        var hits = new Dictionary<int, int>();
+        Span<ulong> bands = stackalloc ulong[Bands];
+        var targets = fp.Lora.Count > 0 ? [] : fp.Tensors.Where(t => t.Canonical.LoraKey is not null && t.Sketch.Length > 0 && t.Canonical.Component != "ema").ToList();
+        var residual = Array.Empty<float>();
+        foreach (var b in bases.Where(b => !b.IsAdapter))
+        {
+            var map = new Dictionary<string, float[]>(StringComparer.Ordinal);
+            foreach (var t in b.Tensors)
+            {
+                map.TryAdd(t.Key, t.Sketch);
+            }
+
+            var perBase = new Dictionary<int, int>();
+            foreach (var t in targets)
+            {
+                if (!map.TryGetValue(t.Canonical.Key, out var s) || s.Length != t.Sketch.Length)
+                {
+                    continue;
+                }
+
+                if (residual.Length < s.Length)
+                {
+                    residual = new float[s.Length];
+                }
+
+                var r = residual.AsSpan(0, s.Length);
+                for (var i = 0; i < r.Length; i++)
+                {
+                    r[i] = t.Sketch[i] - s[i];
+                }
+
+                var hash = KeyHash(t.Canonical.LoraKey!);
+                Signature(r, bands);
+                for (var band = 0; band < Bands; band++)
+                {
+                    var (from, to) = Range(_sketchKeys, Bucket(hash, band, bands[band]));
+                    for (var p = from; p < to; p++)
+                    {
+                        CollectionsMarshal.GetValueRefOrAddDefault(perBase, _sketchRecords[p], out _)++;
+                    }
+                }
+            }
+
+            // Counted per base: collisions against two bases must not add up to a candidate neither supports.
+            foreach (var (record, n) in perBase)
+            {
+                ref var best = ref CollectionsMarshal.GetValueRefOrAddDefault(hits, record, out _);
+                best = Math.Max(best, n);
+            }
+        }
+
+        return [.. hits.Where(h => h.Value >= Math.Min(MinCollisions, Math.Max(1, _probes[h.Key] * Bands / 2))).Select(h => h.Key).Order()];
+    }
+
     /// <summary>Numbers of the records that may be T3 hits of <paramref name="fp"/>.</summary>
     public List<int> RowCandidates(ModelFingerprint fp)
     {

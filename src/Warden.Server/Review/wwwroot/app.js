@@ -257,7 +257,9 @@
   function clusterView(k, c, i, open) {
     const rep = c.representative;
     const cls = filterClass();
-    const media = rep.item
+    // A model file is described (file, size, format, lineage), never previewed: models.js draws it.
+    const media = rep.model ? window.WardenModels.panel(el, rep, i)
+      : rep.item
       ? el('img', { class: 'media ' + cls, id: 'media-' + i, alt: 'Matched media, obscured preview (cluster ' + (i + 1) + ')', src: mediaUrl(k, rep.item) })
       : el('div', { class: 'nomedia' }, 'No media stored (signals only).');
     const decided = c.decision
@@ -270,11 +272,12 @@
     const canUndo = open && c.decision && !k.report && free;
     return el('section', { class: 'cluster', id: 'cluster-' + i, 'aria-label': 'Cluster ' + (i + 1) },
       el('div', {}, media,
-        rep.item ? el('button', { type: 'button', class: 'secondary reveal', id: 'reveal-' + i, onclick: () => toggleReveal(k, c, i) }, 'Reveal (r)') : null,
+        rep.item && !rep.model ? el('button', { type: 'button', class: 'secondary reveal', id: 'reveal-' + i, onclick: () => toggleReveal(k, c, i) }, 'Reveal (r)') : null,
         c.viewed_by_me ? el('p', { class: 'viewed', id: 'viewed-' + i }, 'You revealed this before.') : null),
       el('div', {},
         el('h3', {}, 'Cluster ' + (i + 1) + ': ' + c.count + ' item(s)'),
         el('p', {}, 'Matched: ', rep.matches.map(m => el('span', { class: 'badge' }, m.bank + ' · ' + m.signal_type + ' d=' + m.distance + (Object.keys(m.labels).length ? ' · ' + Object.entries(m.labels).map(([a, b]) => a + '=' + b).join(', ') : '')))),
+        rep.model ? window.WardenModels.lineage(el, rep.model, i) : null,
         el('p', {}, 'Received ', fmt(rep.received_at), rep.ip ? ' from ' + rep.ip : '', rep.file_name ? ' · ' + rep.file_name : ''),
         el('p', { class: 'mono' }, 'PDQ ', rep.pdq || '–', el('br'), 'SHA-256 ', rep.hashes.sha256 || '–'),
         decided,

@@ -5,7 +5,8 @@ namespace Warden.Core.Imaging.Jpeg;
 /// <summary>
 /// Decodes a JPEG to its 1/8-scale image (one pixel per 8x8 block, the block mean) from DC coefficients
 /// alone, with no IDCT: the same pixels as libjpeg-turbo's 1/8 scaled decode of the luma (its
-/// <c>jpeg_idct_1x1</c>), chroma replicated from its own block grid. Progressive files are decoded from
+/// <c>jpeg_idct_1x1</c>), chroma replicated from its own block grid, except 4:2:0 chroma of sequential files,
+/// which gets libjpeg-turbo's 2x2 reduced IDCT as there (so baseline output is libvips' byte for byte). Progressive files are decoded from
 /// their DC scans only; AC scans are stepped over by searching for the next marker, which is what makes a
 /// large progressive photo cost milliseconds. Sequential Huffman files still have every AC code decoded to
 /// stay in step, through a lookahead table that yields "bits to skip" without extending any value.

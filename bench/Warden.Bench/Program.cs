@@ -21,6 +21,7 @@ return args.FirstOrDefault() switch
 {
     "compat" => CompatCommand.Run(args[1..]),
     "throughput" => ThroughputCommand.Run(args[1..]),
+    "jpeg" => JpegDecodeCommand.Run(args[1..]),
     "index" => IndexCommand.Run(args[1..]),
     "borders" => BordersCommand.Run(args[1..]),
     "load" => LoadCommand.Run(args[1..]),

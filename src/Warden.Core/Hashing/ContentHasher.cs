@@ -61,11 +61,61 @@ public sealed class ContentHasher(PdqResize resize = PdqResize.Fast, ImageLimits
     private readonly ExactHasher _exact = new();
     private readonly PdqImageHasher _pdq = new(resize, limits);
 
+    // A regular file is read whole, with positional reads, into this buffer, reused from file to file: a batch
+    // of photos then costs no fresh memory (page faults, zeroing) per file, and the digests run over it in one pass.
+    private byte[] _file = [];
+
     /// <summary>Hashes a file.</summary>
     public ContentHashes HashFile(string path, bool dihedral = false)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+        var size = RandomAccess.GetLength(handle);
+        if (size > 0 && size <= _limits.MaxBytes && ReadWhole(handle, size) is { } bytes)
+        {
+            return HashBytes(ExactHashes.Compute(bytes), bytes, bytes.Count, dihedral);
+        }
+
+        // Pipes, devices, /proc files (length 0), files over the limit or growing past it: read as a stream,
+        // from the start (positional reads above did not move the handle's offset).
+        using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 1);
         return HashStream(stream, dihedral);
+    }
+
+    /// <summary>Reads to the end into the reused buffer; null when the file turns out longer than the limit.</summary>
+    private ArraySegment<byte>? ReadWhole(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long size)
+    {
+        var total = 0;
+        while (true)
+        {
+            if (total == _file.Length)
+            {
+                // One byte over the expected size, so that reaching the end needs no second buffer; grown by
+                // doubling when a file grows while read, up to one byte over the limit.
+                var capacity = total == 0 ? size + 1 : Math.Max(size + 1, (long)total * 2);
+                capacity = Math.Min(capacity, _limits.MaxBytes + 1);
+                if (capacity <= total || capacity > Array.MaxLength)
+                {
+                    return null;
+                }
+
+                var grown = GC.AllocateUninitializedArray<byte>((int)capacity);
+                _file.AsSpan(0, total).CopyTo(grown);
+                _file = grown;
+            }
+
+            var read = RandomAccess.Read(handle, _file.AsSpan(total), total);
+            if (read == 0)
+            {
+                if (total > _limits.MaxBytes)
+                {
+                    return null;
+                }
+
+                return new ArraySegment<byte>(_file, 0, total);
+            }
+
+            total += read;
+        }
     }
 
     /// <summary>Hashes a stream to its end.</summary>
@@ -78,7 +128,7 @@ public sealed class ContentHasher(PdqResize resize = PdqResize.Fast, ImageLimits
                 ImageDecodeError.TooManyBytes, $"The file has {length} bytes; the image limit is {_limits.MaxBytes}."));
         }
 
-        return HashKept(exact, bytes, dihedral);
+        return HashBytes(exact, new ArraySegment<byte>(bytes), length, dihedral);
     }
 
     /// <summary>
@@ -95,12 +145,11 @@ public sealed class ContentHasher(PdqResize resize = PdqResize.Fast, ImageLimits
                 ImageDecodeError.TooManyBytes, $"The file has {data.Length} bytes; the image limit is {_limits.MaxBytes}."));
         }
 
-        return HashKept(exact, data, dihedral);
+        return HashBytes(exact, new ArraySegment<byte>(data), data.Length, dihedral);
     }
 
-    private ContentHashes HashKept(ExactHashes exact, byte[] bytes, bool dihedral)
+    private ContentHashes HashBytes(ExactHashes exact, ArraySegment<byte> bytes, long length, bool dihedral)
     {
-        long length = bytes.Length;
         ContentHashes hashes;
         try
         {

@@ -24,8 +24,8 @@ public sealed unsafe class DecodedImage : IDisposable
         _free = free;
     }
 
-    internal DecodedImage(ImageFormat format, int width, int height, int pixelWidth, int pixelHeight, int bytesPerPixel, byte[] pixels)
-        : this(format, width, height, pixelWidth, pixelHeight, bytesPerPixel, 0, pixels.Length, null) => _managed = pixels;
+    internal DecodedImage(ImageFormat format, int width, int height, int pixelWidth, int pixelHeight, int bytesPerPixel, byte[] pixels, int? length = null)
+        : this(format, width, height, pixelWidth, pixelHeight, bytesPerPixel, 0, length ?? pixels.Length, null) => _managed = pixels;
 
     /// <summary>The container format.</summary>
     public ImageFormat Format { get; }

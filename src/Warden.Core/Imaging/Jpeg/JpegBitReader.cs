@@ -43,30 +43,256 @@ internal ref struct JpegBitReader
             value += DecodeDcDifference(dcTable, dcLookup, ref buffer, ref count);
             coefficients[i] = (short)value;
 
-            for (var k = 1; k < 64;)
-            {
-                if (count < 32)
-                {
-                    (buffer, count) = Refill(buffer, count);
-                }
-
-                var entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
-                if (entry == 0)
-                {
-                    entry = DecodeLongAc(acTable, buffer);
-                }
-
-                var skip = (int)(entry & 0xFF);
-                buffer <<= skip;
-                count -= skip;
-                k += (int)(entry >> 8);
-            }
+            SkipAc(acTable, acLookup, ref buffer, ref count);
         }
 
         predictor = value;
         _buffer = buffer;
         _bitCount = count;
     }
+
+    /// <summary>
+    /// Zigzag index to natural (row-major) position, with libjpeg's 16 extra entries of 63 after the 64 so that
+    /// a corrupt run past the block's end lands where libjpeg puts it.
+    /// </summary>
+    public static ReadOnlySpan<byte> NaturalOrder =>
+    [
+        0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+        35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55,
+        62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+    ];
+
+    /// <summary>Per zigzag index (with <see cref="NaturalOrder"/>'s tail): whether jpeg_idct_2x2 reads that coefficient.</summary>
+    private static ReadOnlySpan<bool> NeededBy2x2 => NeededTable;
+
+    private static readonly bool[] NeededTable = BuildNeeded();
+
+    private static bool[] BuildNeeded()
+    {
+        var table = new bool[80];
+        for (var k = 0; k < table.Length; k++)
+        {
+            var natural = NaturalOrder[k];
+            table[k] = (natural >> 3) is 0 or 1 or 3 or 5 or 7 && (natural & 7) is 0 or 1 or 3 or 5 or 7;
+        }
+
+        return table;
+    }
+
+    /// <summary>
+    /// Decodes a run of consecutive sequential blocks of one component whose IDCT libjpeg-turbo scales to 2x2
+    /// (4:2:0 chroma at 1/8): DC and AC values (extended, in natural order), then <see cref="Idct2x2"/> into
+    /// <paramref name="samples"/> at <paramref name="offset"/>, two samples per block across and down.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void DecodeSequentialRun2x2(
+        JpegHuffmanTable dcTable, JpegHuffmanTable acTable, short[] quant, Span<short> coefficients, Span<byte> samples, int offset, int stride, ref int predictor)
+    {
+        var buffer = _buffer;
+        var count = _bitCount;
+        var dcLookup = dcTable.Lookup;
+        var acLookup = acTable.Lookup;
+        var value = predictor;
+        Span<short> block = stackalloc short[64];
+        block.Clear();
+        for (var i = 0; i < coefficients.Length; i++)
+        {
+            value += DecodeDcDifference(dcTable, dcLookup, ref buffer, ref count);
+            coefficients[i] = (short)value;
+
+            var any = ReadAc2x2(acTable, acLookup, block, ref buffer, ref count);
+            Store2x2(value, block, any, quant, samples, offset + (2 * i), stride);
+        }
+
+        predictor = value;
+        _buffer = buffer;
+        _bitCount = count;
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="mcuCount"/> interleaved MCUs of a sequential scan from MCU (<paramref name="mx"/>,
+    /// <paramref name="my"/>): per block the DC (into the coefficients, predictors per component) and the AC
+    /// codes, skipped, or read and put through the 2x2 IDCT for blocks of 2x2 components. One call per run keeps
+    /// the bit buffer in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void DecodeSequentialMcus(JpegMcuLayout layout, int mx, int my, int mcuCount, scoped Span<int> predictors)
+    {
+        var buffer = _buffer;
+        var count = _bitCount;
+        var blocks = layout.BlockCount;
+        var coefficients = layout.Coefficients;
+        var dcTables = layout.DcTables;
+        var acTables = layout.AcTables;
+        var samples = layout.Samples;
+        var components = layout.Component;
+        var stepX = layout.McuStepX;
+        Span<int> index = stackalloc int[blocks];
+        layout.RowStart(my, mx, index);
+        Span<short> block = stackalloc short[64];
+        block.Clear();
+        for (var m = 0; m < mcuCount; m++)
+        {
+            for (var b = 0; b < blocks; b++)
+            {
+                var dcTable = dcTables[b]!;
+                var acTable = acTables[b]!;
+                ref var predictor = ref predictors[components[b]];
+                predictor += DecodeDcDifference(dcTable, dcTable.Lookup, ref buffer, ref count);
+                coefficients[b][index[b]] = (short)predictor;
+                if (samples[b] is { } plane)
+                {
+                    // A 2x2 component has one block per MCU: its samples sit at (2 (mx + m), 2 my).
+                    var stride = layout.SampleStride[b];
+                    var any = ReadAc2x2(acTable, acTable.Lookup, block, ref buffer, ref count);
+                    Store2x2(predictor, block, any, layout.Quant[b]!, plane, (2 * my * stride) + (2 * (mx + m)), stride);
+                }
+                else
+                {
+                    SkipAc(acTable, acTable.Lookup, ref buffer, ref count);
+                }
+
+                index[b] += stepX[b];
+            }
+        }
+
+        _buffer = buffer;
+        _bitCount = count;
+    }
+
+    /// <summary>Steps over one block's AC codes without extending any value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void SkipAc(JpegHuffmanTable acTable, uint[] acLookup, ref ulong buffer, ref int count)
+    {
+        for (var k = 1; k < 64;)
+        {
+            if (count < 32)
+            {
+                (buffer, count) = Refill(buffer, count);
+            }
+
+            var entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+            if (entry == 0)
+            {
+                entry = DecodeLongAc(acTable, buffer);
+            }
+
+            var skip = (int)(entry & 0xFF);
+            buffer <<= skip;
+            count -= skip;
+            k += (int)((entry >> 8) & 0xFF);
+        }
+    }
+
+    /// <summary>
+    /// Steps through one block's AC codes as <see cref="SkipAc"/> does, extending only the values the 2x2 IDCT
+    /// reads (rows and columns 0, 1, 3, 5, 7) into <paramref name="block"/> (natural order; k counts in zigzag
+    /// order as libjpeg's decode_mcu). Returns whether any of them is non-zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ReadAc2x2(JpegHuffmanTable acTable, uint[] acLookup, scoped Span<short> block, ref ulong buffer, ref int count)
+    {
+        var natural = NaturalOrder;
+        var needed = NeededBy2x2;
+        var any = false;
+        for (var k = 1; k < 64;)
+        {
+            if (count < 32)
+            {
+                (buffer, count) = Refill(buffer, count);
+            }
+
+            var entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+            if (entry == 0)
+            {
+                entry = DecodeLongAc(acTable, buffer);
+            }
+
+            var size = (int)(entry >> 24);
+            var position = k + (int)((entry >> 8) & 0xFF) - 1;
+            if (size != 0 && needed[position])
+            {
+                // A run past the block's end lands on position 63, as in libjpeg (NaturalOrder's tail).
+                var v = (short)Extend(buffer << (int)((entry >> 16) & 0xFF), size);
+                block[natural[position]] = v;
+                any |= v != 0;
+            }
+
+            var skip = (int)(entry & 0xFF);
+            buffer <<= skip;
+            count -= skip;
+            k += (int)((entry >> 8) & 0xFF);
+        }
+
+        return any;
+    }
+
+    /// <summary>
+    /// Writes a 2x2 block's four samples at <paramref name="offset"/> and clears <paramref name="block"/> for the
+    /// next one. With no AC term, jpeg_idct_2x2's zero shortcuts give DESCALE(dc × q, 3) in all four.
+    /// </summary>
+    private static void Store2x2(int dc, Span<short> block, bool any, short[] quant, Span<byte> samples, int offset, int stride)
+    {
+        if (!any)
+        {
+            var sample = RangeLimit[((((short)dc * quant[0]) + 4) >> 3) & 1023];
+            samples[offset] = sample;
+            samples[offset + 1] = sample;
+            samples[offset + stride] = sample;
+            samples[offset + stride + 1] = sample;
+            block.Clear();
+            return;
+        }
+
+        block[0] = (short)dc;
+        Idct2x2(block, quant, samples, offset, stride);
+        block.Clear();
+    }
+
+    /// <summary>
+    /// libjpeg-turbo's <c>jpeg_idct_2x2</c> (jidctred.c, the reduced ISLOW IDCT: columns and rows 0, 1, 3, 5, 7;
+    /// 13-bit constants, 2 bits of pass-1 precision), bit for bit, including the IDCT range limiter.
+    /// </summary>
+    internal static void Idct2x2(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, Span<byte> output, int offset, int stride)
+    {
+        const int constBits = 13;
+        const int pass1Bits = 2;
+        const long fix0720959822 = 5906;
+        const long fix0850430095 = 6967;
+        const long fix1272758580 = 10426;
+        const long fix3624509785 = 29692;
+        Span<int> workspace = stackalloc int[16];
+        foreach (var col in (ReadOnlySpan<int>)[0, 1, 3, 5, 7])
+        {
+            // Columns 2, 4 and 6 are never read by pass 2 (their weights are zero at this size).
+            long z0 = block[col] * quant[col];
+            long z1 = block[8 + col] * quant[8 + col];
+            long z3 = block[24 + col] * quant[24 + col];
+            long z5 = block[40 + col] * quant[40 + col];
+            long z7 = block[56 + col] * quant[56 + col];
+            var tmp10 = z0 << (constBits + 2);
+            var tmp0 = (z7 * -fix0720959822) + (z5 * fix0850430095) + (z3 * -fix1272758580) + (z1 * fix3624509785);
+            workspace[col] = (int)Descale(tmp10 + tmp0, constBits - pass1Bits + 2);
+            workspace[8 + col] = (int)Descale(tmp10 - tmp0, constBits - pass1Bits + 2);
+        }
+
+        var limit = RangeLimit;
+        for (var row = 0; row < 2; row++)
+        {
+            var w = workspace.Slice(row * 8, 8);
+            var tmp10 = (long)w[0] << (constBits + 2);
+            var tmp0 = (w[7] * -fix0720959822) + (w[5] * fix0850430095) + (w[3] * -fix1272758580) + (w[1] * fix3624509785);
+            var o = offset + (row * stride);
+            output[o] = limit[(int)Descale(tmp10 + tmp0, constBits + pass1Bits + 3 + 2) & 1023];
+            output[o + 1] = limit[(int)Descale(tmp10 - tmp0, constBits + pass1Bits + 3 + 2) & 1023];
+        }
+    }
+
+    /// <summary>libjpeg's IDCT output range limiter, indexed by (value &amp; 1023), centred on 128.</summary>
+    internal static ReadOnlySpan<byte> RangeLimit => JpegDcDecoder.IdctRangeLimit;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long Descale(long x, int n) => (x + (1L << (n - 1))) >> n;
 
     /// <summary>
     /// Decodes a run of consecutive progressive DC-first blocks: each difference is accumulated in

@@ -5,7 +5,8 @@ namespace Warden.Core.Imaging.Jpeg;
 /// <summary>
 /// Decodes a JPEG to its 1/8-scale image (one pixel per 8x8 block, the block mean) from DC coefficients
 /// alone, with no IDCT: the same pixels as libjpeg-turbo's 1/8 scaled decode of the luma (its
-/// <c>jpeg_idct_1x1</c>), chroma replicated from its own block grid. Progressive files are decoded from
+/// <c>jpeg_idct_1x1</c>), chroma replicated from its own block grid, except 4:2:0 chroma of sequential files,
+/// which gets libjpeg-turbo's 2x2 reduced IDCT as there (so baseline output is libvips' byte for byte). Progressive files are decoded from
 /// their DC scans only; AC scans are stepped over by searching for the next marker, which is what makes a
 /// large progressive photo cost milliseconds. Sequential Huffman files still have every AC code decoded to
 /// stay in step, through a lookahead table that yields "bits to skip" without extending any value.
@@ -23,7 +24,7 @@ internal static class JpegDcDecoder
 
     // libjpeg's IDCT output range limiter, indexed by (value & 1023): values wrap rather than clamp
     // beyond ±512, and matching that keeps even absurd quantisers pixel-identical to libvips.
-    private static readonly byte[] IdctRangeLimit = BuildIdctRangeLimit();
+    internal static readonly byte[] IdctRangeLimit = BuildIdctRangeLimit();
 
     // YCbCr → RGB in libjpeg's fixed point (16 fractional bits, jdcolor.c's tables), so colour
     // conversion of the same samples gives the same bytes.
@@ -135,6 +136,19 @@ internal static class JpegDcDecoder
         /// <summary>DC quantiser latched when the component first appears in a scan (as libjpeg does), or -1.</summary>
         public int QuantDc = -1;
 
+        /// <summary>
+        /// Decoded as libjpeg-turbo does at 1/8 for 4:2:0 chroma in a sequential file: its IDCT scaled to 2x2
+        /// (jpeg_idct_2x2, from AC terms too) rather than 1x1 then replicated, so <see cref="Samples"/> holds
+        /// 2x2 samples per block, at the output's own resolution.
+        /// </summary>
+        public bool Idct2x2;
+
+        /// <summary>The whole quantisation table in natural order, latched with <see cref="QuantDc"/> (2x2 components only).</summary>
+        public short[]? Quant;
+
+        /// <summary>2x2 IDCT output, (2 × <see cref="Stride"/>) samples a row (2x2 components only).</summary>
+        public byte[] Samples = [];
+
         /// <summary>Blocks per row of the MCU-padded coefficient array.</summary>
         public int Stride;
         public int Rows;
@@ -156,6 +170,7 @@ internal static class JpegDcDecoder
     private sealed class Decoder(ImageLimits limits, bool headerOnly)
     {
         private readonly int[] _quantDc = [-1, -1, -1, -1];
+        private readonly short[]?[] _quant = new short[4][];
         private readonly JpegHuffmanTable?[] _dcTables = new JpegHuffmanTable?[4];
         private readonly JpegHuffmanTable?[] _acTables = new JpegHuffmanTable?[4];
         private Component[] _components = [];
@@ -332,6 +347,11 @@ internal static class JpegDcDecoder
             for (var ci = 0; ci < _components.Length; ci++)
             {
                 var c = _components[ci];
+                if (c.Idct2x2)
+                {
+                    planes[ci] = c.Samples;
+                    continue;
+                }
 
                 // libjpeg-turbo's SIMD builds multiply in 16 bits (ISLOW_MULT_TYPE is short), so a 16-bit
                 // quantiser above 32767 acts negative there; do the same.
@@ -355,7 +375,7 @@ internal static class JpegDcDecoder
                 var grey = new byte[width * height];
                 for (var y = 0; y < height; y++)
                 {
-                    var src = planes[0].AsSpan((y >> ShiftY(c)) * c.Stride);
+                    var src = planes[0].AsSpan((y >> ShiftY(c)) * PlaneStride(c));
                     var dst = grey.AsSpan(y * width, width);
                     var shift = ShiftX(c);
                     for (var x = 0; x < dst.Length; x++)
@@ -375,9 +395,9 @@ internal static class JpegDcDecoder
             var rgb = _rgb;
             for (var y = 0; y < height; y++)
             {
-                var p0 = planes[0].AsSpan((y >> ShiftY(c0)) * c0.Stride);
-                var p1 = planes[1].AsSpan((y >> ShiftY(c1)) * c1.Stride);
-                var p2 = planes[2].AsSpan((y >> ShiftY(c2)) * c2.Stride);
+                var p0 = planes[0].AsSpan((y >> ShiftY(c0)) * PlaneStride(c0));
+                var p1 = planes[1].AsSpan((y >> ShiftY(c1)) * PlaneStride(c1));
+                var p2 = planes[2].AsSpan((y >> ShiftY(c2)) * PlaneStride(c2));
                 var dst = pixels.AsSpan(y * width * 3, width * 3);
                 for (int x = 0, o = 0; x < width; x++, o += 3)
                 {
@@ -403,11 +423,14 @@ internal static class JpegDcDecoder
             return new DcImage(width, height, 3, pixels);
         }
 
-        /// <summary>0 when the component has the largest horizontal sampling, 1 when half of it.</summary>
-        private int ShiftX(Component c) => (_hMax / c.H) - 1;
+        /// <summary>0 when the component's samples are at the output's horizontal resolution, 1 when half of it.</summary>
+        private int ShiftX(Component c) => c.Idct2x2 ? 0 : (_hMax / c.H) - 1;
 
-        /// <summary>0 when the component has the largest vertical sampling, 1 when half of it.</summary>
-        private int ShiftY(Component c) => (_vMax / c.V) - 1;
+        /// <summary>0 when the component's samples are at the output's vertical resolution, 1 when half of it.</summary>
+        private int ShiftY(Component c) => c.Idct2x2 ? 0 : (_vMax / c.V) - 1;
+
+        /// <summary>Samples per row of the component's plane.</summary>
+        private static int PlaneStride(Component c) => c.Idct2x2 ? 2 * c.Stride : c.Stride;
 
         /// <summary>
         /// Finds the next marker from <paramref name="position"/> (skipping fill bytes and, as libjpeg does,
@@ -556,6 +579,16 @@ internal static class JpegDcDecoder
                 c.Stride = _mcusX * c.H;
                 c.Rows = _mcusY * c.V;
                 c.Coefficients = new short[c.Stride * c.Rows];
+
+                // libjpeg-turbo (jpeg_core_output_dimensions) scales a component's IDCT up from 1x1 while its
+                // sampling divides the maximum by twice the size in both directions: with factors of 1 or 2,
+                // exactly the 1x1 components of a 2x2 frame. Progressive files keep replication: their AC
+                // scans are skipped, not decoded.
+                c.Idct2x2 = !progressive && c.H == 1 && c.V == 1 && _hMax == 2 && _vMax == 2;
+                if (c.Idct2x2)
+                {
+                    c.Samples = new byte[4 * c.Stride * c.Rows];
+                }
             }
 
             _haveFrame = true;
@@ -611,8 +644,15 @@ internal static class JpegDcDecoder
                     throw Corrupt("A DQT segment is shorter than its tables.");
                 }
 
-                // Only the DC entry (the first in zigzag order) is ever used.
+                // The DC entry (the first in zigzag order) serves every 1x1 component; 2x2 ones need the rest.
                 _quantDc[index] = precision == 0 ? p[1] : BinaryPrimitives.ReadUInt16BigEndian(p[1..]);
+                var table = _quant[index] ??= new short[64];
+                for (var i = 0; i < 64; i++)
+                {
+                    // Held as libjpeg-turbo's SIMD builds hold it (ISLOW_MULT_TYPE is short): a 16-bit entry
+                    // above 32767 acts negative there too.
+                    table[JpegBitReader.NaturalOrder[i]] = (short)(precision == 0 ? p[1 + i] : BinaryPrimitives.ReadUInt16BigEndian(p[(1 + (2 * i))..]));
+                }
                 p = p[(1 + size)..];
             }
         }
@@ -700,6 +740,11 @@ internal static class JpegDcDecoder
                     if (c.QuantDc < 0)
                     {
                         throw Corrupt("A component's quantisation table is not defined.");
+                    }
+
+                    if (c.Idct2x2)
+                    {
+                        c.Quant = (short[])_quant[c.QuantTable]!.Clone();
                     }
                 }
             }
@@ -822,7 +867,16 @@ internal static class JpegDcDecoder
                             untilRestart -= run;
                         }
 
-                        DecodeRun(ref reader, c, row[..run], mode, al);
+                        if (c.Idct2x2 && mode == ScanMode.Sequential)
+                        {
+                            var bx = c.WidthInBlocks - row.Length;
+                            reader.DecodeSequentialRun2x2(c.DcTable!, c.AcTable!, c.Quant!, row[..run], c.Samples, (by * 4 * c.Stride) + (bx * 2), 2 * c.Stride, ref c.Predictor);
+                        }
+                        else
+                        {
+                            DecodeRun(ref reader, c, row[..run], mode, al);
+                        }
+
                         row = row[run..];
                     }
                 }
@@ -866,35 +920,31 @@ internal static class JpegDcDecoder
             }
             else
             {
+                // Sequential, interleaved: runs of whole MCUs, as above.
+                var layout = new JpegMcuLayout(scan.Select(c => (c.H, c.V, c.Stride, c.Coefficients, c.DcTable)).ToArray());
+                layout.SetSequential(scan.Select(c => (c.AcTable!, c.Quant, c.Idct2x2 ? c.Samples : null, 2 * c.Stride)).ToArray());
+                Span<int> predictors = stackalloc int[scan.Length];
                 for (var my = 0; my < _mcusY; my++)
                 {
-                    for (var mx = 0; mx < _mcusX; mx++)
+                    for (var mx = 0; mx < _mcusX;)
                     {
+                        var run = _mcusX - mx;
                         if (restartInterval != 0)
                         {
                             if (untilRestart == 0)
                             {
                                 reader.Restart(nextRestart);
                                 nextRestart = (nextRestart + 1) & 7;
-                                foreach (var c in scan)
-                                {
-                                    c.Predictor = 0;
-                                }
-
+                                predictors.Clear();
                                 untilRestart = restartInterval;
                             }
 
-                            untilRestart--;
+                            run = Math.Min(run, untilRestart);
+                            untilRestart -= run;
                         }
 
-                        foreach (var c in scan)
-                        {
-                            for (var v = 0; v < c.V; v++)
-                            {
-                                var index = (((my * c.V) + v) * c.Stride) + (mx * c.H);
-                                reader.DecodeSequentialRun(c.DcTable!, c.AcTable!, c.Coefficients.AsSpan(index, c.H), ref c.Predictor);
-                            }
-                        }
+                        reader.DecodeSequentialMcus(layout, mx, my, run, predictors);
+                        mx += run;
                     }
                 }
             }

@@ -8,7 +8,7 @@ namespace Warden.Core.Imaging.Jpeg;
 internal sealed class JpegHuffmanTable
 {
     /// <summary>Bits of lookahead: codes up to this length decode with one table read.</summary>
-    public const int LookaheadBits = 9;
+    public const int LookaheadBits = 11;
 
     private readonly byte[] _counts = new byte[17];
     private readonly byte[] _values = new byte[256];
@@ -24,8 +24,9 @@ internal sealed class JpegHuffmanTable
 
     /// <summary>
     /// Lookahead table indexed by the next <see cref="LookaheadBits"/> bits; 0 where the code is longer
-    /// (or invalid). DC: <c>codeLength | category &lt;&lt; 8</c>. AC: <c>codeLength + size | advance &lt;&lt; 8</c>,
-    /// where advance is run + 1, 16 for ZRL and 64 for end-of-block.
+    /// (or invalid). DC: <c>codeLength | category &lt;&lt; 8</c>. AC (<see cref="AcEntry"/>):
+    /// <c>codeLength + size | advance &lt;&lt; 8 | codeLength &lt;&lt; 16 | size &lt;&lt; 24</c>, where advance is
+    /// run + 1, 16 for ZRL and 64 for end-of-block; the last two fields serve blocks whose values are needed.
     /// </summary>
     public uint[] Lookup { get; } = new uint[1 << LookaheadBits];
 
@@ -111,7 +112,10 @@ internal sealed class JpegHuffmanTable
         return -1;
     }
 
-    /// <summary>The AC lookahead entry for a symbol: bits to skip (code + magnitude) and how far k advances.</summary>
+    /// <summary>
+    /// The AC lookahead entry for a symbol: bits to skip (code + magnitude), how far k advances, and the code
+    /// length and magnitude size apart, for reading the value when it is needed.
+    /// </summary>
     public static uint AcEntry(int codeLength, int symbol)
     {
         var run = symbol >> 4;
@@ -119,6 +123,6 @@ internal sealed class JpegHuffmanTable
         // As libjpeg: size 0 is ZRL when run is 15, otherwise end-of-block (only run 0 is legal, but
         // libjpeg ends the block for the others too, and staying in step with it matters more).
         var advance = size != 0 ? run + 1 : run == 15 ? 16 : 64;
-        return (uint)((codeLength + size) | (advance << 8));
+        return (uint)((codeLength + size) | (advance << 8) | (codeLength << 16) | (size << 24));
     }
 }

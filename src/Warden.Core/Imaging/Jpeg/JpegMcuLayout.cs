@@ -22,6 +22,10 @@ internal sealed class JpegMcuLayout
         Offset = new int[count];
         McuStepX = new int[count];
         McuStepY = new int[count];
+        AcTables = new JpegHuffmanTable?[count];
+        Quant = new short[count][];
+        Samples = new byte[count][];
+        SampleStride = new int[count];
         var b = 0;
         for (var ci = 0; ci < components.Length; ci++)
         {
@@ -37,6 +41,26 @@ internal sealed class JpegMcuLayout
                     McuStepX[b] = c.H;
                     McuStepY[b] = c.V * c.Stride;
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// For sequential scans: each block's AC table and, for blocks of components decoded through the 2x2 IDCT,
+    /// where their samples go (Samples null for the others).
+    /// </summary>
+    public void SetSequential(ReadOnlySpan<(JpegHuffmanTable AcTable, short[]? Quant, byte[]? Samples, int SampleStride)> components)
+    {
+        var b = 0;
+        for (var ci = 0; ci < components.Length; ci++)
+        {
+            var c = components[ci];
+            for (; b < BlockCount && Component[b] == ci; b++)
+            {
+                AcTables[b] = c.AcTable;
+                Quant[b] = c.Quant;
+                Samples[b] = c.Samples;
+                SampleStride[b] = c.SampleStride;
             }
         }
     }
@@ -70,4 +94,16 @@ internal sealed class JpegMcuLayout
 
     /// <summary>Index step per MCU row.</summary>
     public int[] McuStepY { get; }
+
+    /// <summary>Sequential scans: each block's AC table.</summary>
+    public JpegHuffmanTable?[] AcTables { get; }
+
+    /// <summary>Sequential scans: the natural-order quantisation table of 2x2 blocks, else null.</summary>
+    public short[]?[] Quant { get; }
+
+    /// <summary>Sequential scans: the sample plane of 2x2 blocks (one block per MCU), else null.</summary>
+    public byte[]?[] Samples { get; }
+
+    /// <summary>Sequential scans: samples per row of <see cref="Samples"/>.</summary>
+    public int[] SampleStride { get; }
 }

@@ -43,6 +43,13 @@ public sealed class PdqImageHasher(PdqResize resize = PdqResize.Fast, ImageLimit
     /// <summary>Decodes and hashes. Throws <see cref="ImageDecodeException"/> on bad input.</summary>
     public PdqImageResult Hash(byte[] encoded, bool dihedral = false)
     {
+        ArgumentNullException.ThrowIfNull(encoded);
+        return Hash(new ArraySegment<byte>(encoded), dihedral);
+    }
+
+    /// <summary>Decodes and hashes part of a buffer. Throws <see cref="ImageDecodeException"/> on bad input.</summary>
+    public PdqImageResult Hash(ArraySegment<byte> encoded, bool dihedral = false)
+    {
         using var image = ImageDecoder.Decode(encoded, _limits, Resize == PdqResize.Fast ? _fastReduction ??= FastReduction : null);
         var result = _hasher.Hash(image.Pixels, image.PixelWidth, image.PixelHeight, image.Stride, image.BytesPerPixel, Resize, dihedral, FastMinSide, image.Width, image.Height);
         if (!TrimBorders || !BorderDetector.TryDetect(image, out var pixelRect, out var storedRect))

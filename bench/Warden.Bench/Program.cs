@@ -8,6 +8,7 @@ using Warden.Bench;
 //   provenance [corpus]         provenance extraction cost next to hashing (metadata only, with pixel checks)
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
+//   intake [--db TARGET] [--n 5000] [--uploaders 50]   case intake of a matched upload: µs and CPU per intake (SQLite, PostgreSQL)
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
 //   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
 //   model [--gib 2] [--passes 2]   model fingerprint throughput (GB/s, one core and two) on a synthetic checkpoint in /tmp
@@ -24,6 +25,7 @@ return args.FirstOrDefault() switch
     "borders" => BordersCommand.Run(args[1..]),
     "load" => LoadCommand.Run(args[1..]),
     "review" => ReviewCommand.Run(args[1..]),
+    "intake" => IntakeCommand.Run(args[1..]),
     "provenance" => ProvenanceCommand.Run(args[1..]),
     "video" => VideoCommand.Run(args[1..]),
     "model" => ModelBenchCommand.Run(args[1..]),

@@ -585,8 +585,8 @@ internal static class LoadCommand
 
     /// <summary>
     /// A short open-loop ramp: from <paramref name="start"/> req/s up by a quarter per step of
-    /// <paramref name="step"/> s until a step's p99 exceeds the budget (or errors), then halves the
-    /// last step twice between the last pass and the first failure. Prints the highest passing rate.
+    /// <paramref name="step"/> s until a step's p99 exceeds the budget (or errors), or down by 40 % while
+    /// it does, then bisects twice between the last pass and the first failure. Prints the highest passing rate.
     /// </summary>
     private static void FindMax(Target target, byte[][] images, double start, int step, double budget)
     {
@@ -609,6 +609,20 @@ internal static class LoadCommand
             {
                 pass = rate;
                 rate *= 1.25;
+            }
+            else
+            {
+                fail = rate;
+            }
+        }
+
+        // The start was already too fast: down by 40 % a step until one holds.
+        for (var i = 0; i < 6 && pass == 0; i++)
+        {
+            rate = Math.Max(1, Math.Round(fail * 0.6));
+            if (Try(rate))
+            {
+                pass = rate;
             }
             else
             {

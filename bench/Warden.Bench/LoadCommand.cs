@@ -86,6 +86,11 @@ internal static class LoadCommand
         var key = Prepare(db, entries, images);
         var postmaster = postgres is null ? 0 : PostmasterPid(postgres);
         Console.WriteLine($"database: {(postgres is null ? "SQLite " + db : "PostgreSQL" + (postmaster > 0 ? $" (postmaster pid {postmaster}, CPU counted from /proc)" : " (not on this machine: its CPU is not counted)"))}; case intake on; {nodes} node(s)");
+
+        // Every node's pool within the server's connections (the throwaway cluster allows 200), as in production.
+        var serverDb = postgres is not null && nodes > 1 && !postgres.Contains("://", StringComparison.Ordinal) && !postgres.Contains("pool size", StringComparison.OrdinalIgnoreCase)
+            ? postgres.TrimEnd(';') + $";Maximum Pool Size={Math.Max(10, 180 / nodes)}"
+            : db;
         var servers = new List<Process>();
         var clients = new List<HttpClient>();
         var handlers = new List<SocketsHttpHandler>();
@@ -94,7 +99,7 @@ internal static class LoadCommand
             for (var n = 0; n < nodes; n++)
             {
                 var port = FreePort();
-                servers.Add(StartServer(db, port, serverEnv));
+                servers.Add(StartServer(serverDb, port, serverEnv));
                 var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(connections, 64), PooledConnectionLifetime = TimeSpan.FromMinutes(60) };
                 handlers.Add(handler);
                 var client = new HttpClient(handler) { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };

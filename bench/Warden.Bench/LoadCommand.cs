@@ -650,6 +650,6 @@ internal static class LoadCommand
 
         Console.WriteLine(pass > 0
             ? $"FIND-MAX: {pass:F0} req/s holds p99 ≤ {budget} ms on {target.Clients.Length} node(s) ({(double.IsPositiveInfinity(fail) ? "no step failed" : $"{fail:F0} req/s did not")}); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"
-            : $"FIND-MAX: even {start:F0} req/s did not hold p99 ≤ {budget} ms; start lower (--rate)");
+            : $"FIND-MAX: no rate from {start:F0} down to {fail:F0} req/s held p99 ≤ {budget} ms on {target.Clients.Length} node(s) (a busy machine?); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
     }
 }

@@ -14,9 +14,14 @@ namespace Warden.Bench;
 /// <summary>
 /// Load run of <c>warden serve</c>: hash + match of ~100 KB JPEGs (POST /v1/match) against a PDQ bank of
 /// <c>--entries</c> random hashes (plus the PDQs of some of the images, so a share of requests match and are
-/// recorded), from a separate server process on loopback. Two modes: a fixed request rate (open loop; latency
-/// counted from each request's scheduled start, so a stalled server cannot hide its queueing) and a closed
-/// loop with N connections (the most it sustains). Prints per-interval rate, p99 and the server's RSS.
+/// recorded and turned into case items), from separate server processes on loopback: one node on a SQLite
+/// file, or <c>--nodes N</c> on one PostgreSQL database (<c>--postgres CONNSTR</c>, or <c>--pg</c> for a
+/// throwaway cluster from scripts/with-postgres), requests round-robin over the nodes. Modes: a fixed request
+/// rate (open loop; latency counted from each request's scheduled start, so a stalled server cannot hide its
+/// queueing), a closed loop with N connections (the most it sustains), and <c>--find-max</c> (an open-loop
+/// ramp: the highest rate whose p99 stays within <c>--p99-budget</c> ms with no errors). Prints per-interval
+/// rate, p50/p99/p99.9, errors and each node's RSS; for soaks the RSS after <c>--rss-baseline</c> seconds and at
+/// the end, and the growth; CPU per request (servers and PostgreSQL, from /proc).
 /// </summary>
 internal static partial class LoadCommand
 {
@@ -24,9 +29,19 @@ internal static partial class LoadCommand
     {
         var entries = 1_000_000;
         var seconds = 60;
+        var closedSeconds = 30;
         var rate = 300.0;
         var connections = 16;
         var imageCount = 64;
+        var uploaders = 1000;
+        var nodes = 1;
+        var interval = 10;
+        var rssBaseline = 120;
+        var mode = "both";
+        var p99Budget = 50.0;
+        var step = 20;
+        string? postgres = null;
+        var serverEnv = new Dictionary<string, string>(StringComparer.Ordinal);
         var dir = Path.Combine(Path.GetTempPath(), "warden-load");
         for (var i = 0; i < args.Length; i++)
         {
@@ -34,46 +49,157 @@ internal static partial class LoadCommand
             {
                 case "--entries": entries = ParseCount(args[++i]); break;
                 case "--duration": seconds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--closed-duration": closedSeconds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--rate": rate = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--connections": connections = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--images": imageCount = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--uploaders": uploaders = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--nodes": nodes = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--interval": interval = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--rss-baseline": rssBaseline = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--open": mode = "open"; break;
+                case "--closed": mode = "closed"; break;
+                case "--find-max": mode = "find-max"; break;
+                case "--p99-budget": p99Budget = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--step": step = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--postgres": postgres = args[++i]; break;
+                case "--pg": return WithThrowawayPostgres(args);
+                case "--server-env":
+                    var kv = args[++i].Split('=', 2);
+                    serverEnv[kv[0]] = kv.Length > 1 ? kv[1] : string.Empty;
+                    break;
                 case "--dir": dir = args[++i]; break;
                 default: Console.Error.WriteLine($"load: unknown option {args[i]}"); return 2;
             }
         }
 
+        if (nodes < 1 || uploaders < 1 || interval < 1 || (nodes > 1 && postgres is null))
+        {
+            Console.Error.WriteLine("load: --nodes N (N ≥ 1; more than one needs --postgres or --pg), --uploaders ≥ 1, --interval ≥ 1");
+            return 2;
+        }
+
         Directory.CreateDirectory(dir);
         var images = Enumerable.Range(0, imageCount).Select(Jpeg).ToArray();
-        Console.WriteLine($"images: {images.Length} JPEGs, 640x480, mean {images.Average(b => b.Length) / 1024:F0} KiB");
-        var db = Path.Combine(dir, $"load-{entries}.db");
+        Console.WriteLine($"images: {images.Length} JPEGs, 640x480, mean {images.Average(b => b.Length) / 1024:F0} KiB; {uploaders} uploaders round-robin");
+        var db = postgres ?? Path.Combine(dir, $"load-{entries}.db");
         var key = Prepare(db, entries, images);
-        var port = FreePort();
-        using var server = StartServer(db, port);
+        var postmaster = postgres is null ? 0 : PostmasterPid(postgres);
+        Console.WriteLine($"database: {(postgres is null ? "SQLite " + db : "PostgreSQL" + (postmaster > 0 ? $" (postmaster pid {postmaster}, CPU counted from /proc)" : " (not on this machine: its CPU is not counted)"))}; case intake on; {nodes} node(s)");
+
+        // Every node's pool within the server's connections (the throwaway cluster allows 200), as in production.
+        var serverDb = postgres is not null && nodes > 1 && !postgres.Contains("://", StringComparison.Ordinal) && !postgres.Contains("pool size", StringComparison.OrdinalIgnoreCase)
+            ? postgres.TrimEnd(';') + $";Maximum Pool Size={Math.Max(10, 180 / nodes)}"
+            : db;
+        var servers = new List<Process>();
+        var clients = new List<HttpClient>();
+        var handlers = new List<SocketsHttpHandler>();
         try
         {
-            using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(connections, 64), PooledConnectionLifetime = TimeSpan.FromMinutes(30) };
-            using var client = new HttpClient(handler) { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-            WaitReady(client, server);
-            Console.WriteLine($"server pid {server.Id}: ready, RSS {Rss(server.Id) / 1048576.0:F0} MiB");
-
-            Console.WriteLine("warm-up 5 s ...");
-            RunClosed(client, images, connections, 5, server.Id, quiet: true);
-            if (rate > 0)
+            for (var n = 0; n < nodes; n++)
             {
-                Console.WriteLine($"\n== fixed rate {rate:F0} req/s for {seconds} s (open loop)");
-                RunOpen(client, images, rate, seconds, server.Id);
+                var port = FreePort();
+                servers.Add(StartServer(serverDb, port, serverEnv));
+                var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(connections, 64), PooledConnectionLifetime = TimeSpan.FromMinutes(60) };
+                handlers.Add(handler);
+                var client = new HttpClient(handler) { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
+                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+                clients.Add(client);
             }
 
-            Console.WriteLine($"\n== closed loop, {connections} connections, {Math.Min(seconds, 30)} s (the most it sustains)");
-            RunClosed(client, images, connections, Math.Min(seconds, 30), server.Id, quiet: false);
+            for (var n = 0; n < nodes; n++)
+            {
+                WaitReady(clients[n], servers[n]);
+                Console.WriteLine($"node {n + 1} (pid {servers[n].Id}): ready, RSS {Rss(servers[n].Id) / 1048576.0:F0} MiB");
+            }
+
+            var target = new Target([.. clients], [.. servers.Select(p => p.Id)], postmaster, uploaders);
+            Console.WriteLine("warm-up 5 s ...");
+            RunClosed(target, images, connections, 5, interval, quiet: true);
+            if (mode is "open" or "both")
+            {
+                Console.WriteLine($"\n== fixed rate {rate:F0} req/s for {seconds} s (open loop), {nodes} node(s)");
+                RunOpen(target, images, rate, seconds, interval, rssBaseline, quiet: false);
+            }
+
+            if (mode is "closed" or "both")
+            {
+                Console.WriteLine($"\n== closed loop, {connections} connections, {closedSeconds} s (the most it sustains), {nodes} node(s)");
+                RunClosed(target, images, connections, closedSeconds, interval, quiet: false);
+            }
+
+            if (mode == "find-max")
+            {
+                FindMax(target, images, rate, step, p99Budget);
+            }
         }
         finally
         {
-            server.Kill(entireProcessTree: true);
+            foreach (var server in servers)
+            {
+                server.Kill(entireProcessTree: true);
+                server.Dispose();
+            }
+
+            foreach (var c in clients)
+            {
+                c.Dispose();
+            }
+
+            foreach (var h in handlers)
+            {
+                h.Dispose();
+            }
         }
 
         return 0;
+    }
+
+    /// <summary>The servers under test: requests go round-robin over the nodes, uploaders round-robin over the requests.</summary>
+    private sealed record Target(HttpClient[] Clients, int[] Pids, int Postmaster, int Uploaders)
+    {
+        private long _next;
+
+        public (HttpClient Client, string Path) Next()
+        {
+            var i = Interlocked.Increment(ref _next);
+            return (Clients[i % Clients.Length], "v1/match?uploader_id=u" + (i % Uploaders).ToString(CultureInfo.InvariantCulture));
+        }
+
+        public string RssText() => string.Join(" + ", Pids.Select(p => (Rss(p) / 1048576.0).ToString("F0", CultureInfo.InvariantCulture))) + " MiB";
+
+        public long TotalRss() => Pids.Sum(Rss);
+
+        /// <summary>CPU of the servers and (when local) PostgreSQL so far.</summary>
+        public (TimeSpan Servers, TimeSpan Postgres) Cpu() => (TimeSpan.FromTicks(Pids.Sum(p => ProcessCpu(p).Ticks)), IntakeCommand.ServerCpu(Postmaster));
+    }
+
+    /// <summary>Runs this same command again under scripts/with-postgres (a throwaway cluster), on its connection string.</summary>
+    private static int WithThrowawayPostgres(string[] args)
+    {
+        var root = AppContext.BaseDirectory;
+        while (root is not null && !File.Exists(Path.Combine(root, "scripts", "with-postgres")))
+        {
+            root = Path.GetDirectoryName(root.TrimEnd('/'));
+        }
+
+        if (root is null)
+        {
+            Console.Error.WriteLine("load: --pg needs scripts/with-postgres above the bench's folder; use --postgres CONNSTR");
+            return 2;
+        }
+
+        // The cluster's connection string comes from the script's environment, so the child expands it.
+        var rest = string.Join(' ', args.Where(a => a != "--pg").Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+        var info = new ProcessStartInfo(Path.Combine(root, "scripts", "with-postgres")) { UseShellExecute = false };
+        foreach (var a in new[] { "bash", "-c", $"exec dotnet '{typeof(LoadCommand).Assembly.Location}' load --postgres \"$WARDEN_TEST_POSTGRES\" {rest}" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(info)!;
+        p.WaitForExit();
+        return p.ExitCode;
     }
 
     private static int ParseCount(string s) => s.EndsWith('m') ? int.Parse(s[..^1], CultureInfo.InvariantCulture) * 1_000_000
@@ -139,7 +265,7 @@ internal static partial class LoadCommand
         return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    private static Process StartServer(string db, int port)
+    private static Process StartServer(string db, int port, Dictionary<string, string> env)
     {
         var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "warden.dll"));
@@ -151,6 +277,11 @@ internal static partial class LoadCommand
         info.Environment["Warden__RateLimitPerSecond"] = "1000000";
         info.Environment["Logging__LogLevel__Default"] = "Warning";
         info.Environment["Warden__FloodMinMatches"] = "1000000000"; // every request takes the full match-and-record path
+        foreach (var (name, value) in env)
+        {
+            info.Environment[name] = value; // e.g. DOTNET_EnableAVX512F=0 on the servers only
+        }
+
         var p = Process.Start(info)!;
         p.OutputDataReceived += (_, e) => { };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) { Console.Error.WriteLine("server: " + e.Data); } };
@@ -162,7 +293,7 @@ internal static partial class LoadCommand
     private static void WaitReady(HttpClient client, Process server)
     {
         var watch = Stopwatch.StartNew();
-        while (watch.Elapsed < TimeSpan.FromMinutes(5))
+        while (watch.Elapsed < TimeSpan.FromMinutes(10))
         {
             if (server.HasExited)
             {
@@ -173,7 +304,7 @@ internal static partial class LoadCommand
             {
                 if (client.GetAsync("readyz").GetAwaiter().GetResult().IsSuccessStatusCode)
                 {
-                    Console.WriteLine($"server ready after {watch.Elapsed.TotalSeconds:F1} s (index built from the database)");
+                    Console.WriteLine($"server ready after {watch.Elapsed.TotalSeconds:F1} s (index loaded)");
                     return;
                 }
             }
@@ -206,9 +337,49 @@ internal static partial class LoadCommand
         return 0;
     }
 
+    private static int PostmasterPid(string target)
+    {
+        try
+        {
+            using var c = new Npgsql.NpgsqlConnection(target);
+            c.Open();
+            using var cmd = new Npgsql.NpgsqlCommand("SELECT pg_backend_pid()", c);
+            var backend = (int)cmd.ExecuteScalar()!;
+            foreach (var line in File.ReadLines($"/proc/{backend}/status"))
+            {
+                if (line.StartsWith("PPid:", StringComparison.Ordinal))
+                {
+                    return int.Parse(line.AsSpan(5).Trim(), CultureInfo.InvariantCulture);
+                }
+            }
+        }
+        catch (IOException)
+        {
+            // Not on this machine (another host): its CPU is not counted.
+        }
+
+        return 0;
+    }
+
+    private static TimeSpan ProcessCpu(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return TimeSpan.FromMilliseconds((long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 10.0);
+        }
+        catch (IOException)
+        {
+            return TimeSpan.Zero;
+        }
+    }
+
+    private readonly record struct Summary(int Count, long Errors, long Matched, double P50, double P90, double P99, double P999, double Max);
+
     private sealed class Stats
     {
-        private readonly List<double> _latencies = new(1 << 20);
+        private readonly List<double> _latencies = new(1 << 16);
         private long _errors;
         private long _matched;
 
@@ -230,9 +401,9 @@ internal static partial class LoadCommand
             }
         }
 
-        public (int Count, long Errors, long Matched, double P50, double P90, double P99, double P999, double Max) Take()
+        public Summary Take()
         {
-            List<double> copy;
+            double[] copy;
             lock (_latencies)
             {
                 copy = [.. _latencies];
@@ -241,24 +412,25 @@ internal static partial class LoadCommand
 
             var errors = Interlocked.Exchange(ref _errors, 0);
             var matched = Interlocked.Exchange(ref _matched, 0);
-            if (copy.Count == 0)
+            if (copy.Length == 0)
             {
-                return (0, errors, matched, 0, 0, 0, 0, 0);
+                return new Summary(0, errors, matched, 0, 0, 0, 0, 0);
             }
 
-            copy.Sort();
-            double P(double q) => copy[Math.Min(copy.Count - 1, (int)(q * copy.Count))];
-            return (copy.Count, errors, matched, P(0.5), P(0.9), P(0.99), P(0.999), copy[^1]);
+            Array.Sort(copy);
+            double P(double q) => copy[Math.Min(copy.Length - 1, (int)(q * copy.Length))];
+            return new Summary(copy.Length, errors, matched, P(0.5), P(0.9), P(0.99), P(0.999), copy[^1]);
         }
     }
 
-    private static async Task<(bool Ok, bool Matched)> SendAsync(HttpClient client, byte[] image)
+    private static async Task<(bool Ok, bool Matched)> SendAsync(Target target, byte[] image)
     {
+        var (client, path) = target.Next();
         try
         {
             using var content = new ByteArrayContent(image);
             content.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
-            using var response = await client.PostAsync("v1/match", content).ConfigureAwait(false);
+            using var response = await client.PostAsync(path, content).ConfigureAwait(false);
             var body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
             return (response.IsSuccessStatusCode, body.Contains("\"matched\":true", StringComparison.Ordinal));
         }
@@ -272,23 +444,36 @@ internal static partial class LoadCommand
         }
     }
 
-    private static void Report(string label, Stats stats, TimeSpan elapsed, int pid, List<(int Count, long Errors, long Matched, double P50, double P90, double P99, double P999, double Max)>? all)
+    private static void Report(string label, Stats stats, TimeSpan elapsed, Target target)
     {
         var s = stats.Take();
-        all?.Add(s);
-        Console.WriteLine($"{label,8}  {s.Count / elapsed.TotalSeconds,7:F1} req/s  p50 {s.P50,6:F1} ms  p99 {s.P99,6:F1} ms  max {s.Max,7:F1} ms  errors {s.Errors}  matched {s.Matched}  server RSS {Rss(pid) / 1048576.0:F0} MiB");
+        Console.WriteLine($"{label,8}  {s.Count / elapsed.TotalSeconds,7:F1} req/s  p50 {s.P50,6:F1} ms  p99 {s.P99,7:F1} ms  p99.9 {s.P999,7:F1} ms  max {s.Max,7:F1} ms  errors {s.Errors}  matched {s.Matched}  server RSS {target.RssText()}");
     }
 
-    private static void RunOpen(HttpClient client, byte[][] images, double rate, int seconds, int pid)
+    private static void Total(string what, Summary o, TimeSpan elapsed, Target target, (TimeSpan Servers, TimeSpan Postgres) cpu0)
+    {
+        var (servers, postgres) = target.Cpu();
+        var n = Math.Max(1, o.Count);
+        var pg = target.Postmaster > 0 ? $" + PostgreSQL {(postgres - cpu0.Postgres).TotalMicroseconds / n:F0} µs" : string.Empty;
+        Console.WriteLine($"{what}: {o.Count} requests in {elapsed.TotalSeconds:F1} s = {o.Count / elapsed.TotalSeconds:F1} req/s; p50 {o.P50:F1} ms, p90 {o.P90:F1} ms, p99 {o.P99:F1} ms, p99.9 {o.P999:F1} ms, max {o.Max:F1} ms; errors {o.Errors}; matched {o.Matched}");
+        Console.WriteLine($"{what} CPU per request: servers {(servers - cpu0.Servers).TotalMicroseconds / n:F0} µs{pg}; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    }
+
+    /// <summary>Open loop at <paramref name="rate"/>: returns the whole run's summary.</summary>
+    private static Summary RunOpen(Target target, byte[][] images, double rate, int seconds, int interval, int rssBaseline, bool quiet)
     {
         var stats = new Stats();
         var overall = new Stats();
-        var total = (int)(rate * seconds);
+        var total = (long)(rate * seconds);
+        var cpu0 = target.Cpu();
         var start = Stopwatch.GetTimestamp();
-        var inflight = new List<Task>(total);
-        var nextReport = 10.0;
+        var nextReport = (double)interval;
         var lastReport = Stopwatch.GetTimestamp();
-        for (var i = 0; i < total; i++)
+        long inflight = 0;
+        using var drained = new ManualResetEventSlim(false);
+        long? rssStart = null;
+        var rssStartAt = 0.0;
+        for (long i = 0; i < total; i++)
         {
             var due = i / rate;
             while (true)
@@ -296,9 +481,24 @@ internal static partial class LoadCommand
                 var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
                 if (now >= nextReport)
                 {
-                    Report($"{nextReport:F0} s", stats, Stopwatch.GetElapsedTime(lastReport), pid, null);
+                    if (!quiet)
+                    {
+                        Report($"{nextReport:F0} s", stats, Stopwatch.GetElapsedTime(lastReport), target);
+                    }
+                    else
+                    {
+                        stats.Take();
+                    }
+
+                    if (rssStart is null && now >= Math.Min(rssBaseline, seconds / 2.0))
+                    {
+                        // After the warm-up minutes: the index, pools and JIT are in; growth from here is what leaks.
+                        rssStart = target.TotalRss();
+                        rssStartAt = now;
+                    }
+
                     lastReport = Stopwatch.GetTimestamp();
-                    nextReport += 10;
+                    nextReport += interval;
                 }
 
                 if (now >= due)
@@ -311,26 +511,49 @@ internal static partial class LoadCommand
 
             var scheduled = start + (long)(due * Stopwatch.Frequency);
             var image = images[i % images.Length];
-            inflight.Add(Task.Run(async () =>
+            Interlocked.Increment(ref inflight);
+
+            // No list of tasks: a 30-minute soak is over half a million requests.
+            _ = Task.Run(async () =>
             {
-                var (ok, matched) = await SendAsync(client, image).ConfigureAwait(false);
+                var (ok, matched) = await SendAsync(target, image).ConfigureAwait(false);
                 var ms = Stopwatch.GetElapsedTime(scheduled).TotalMilliseconds; // from the scheduled start
                 stats.Add(ms, ok, matched);
                 overall.Add(ms, ok, matched);
-            }));
+                if (Interlocked.Decrement(ref inflight) == 0)
+                {
+                    drained.Set();
+                }
+            });
         }
 
-        Task.WaitAll(inflight);
+        while (Interlocked.Read(ref inflight) > 0)
+        {
+            drained.Wait(100);
+            drained.Reset();
+        }
+
         var elapsed = Stopwatch.GetElapsedTime(start);
-        Report($"{elapsed.TotalSeconds:F0} s", stats, Stopwatch.GetElapsedTime(lastReport), pid, null);
         var o = overall.Take();
-        Console.WriteLine($"TOTAL: {o.Count} requests in {elapsed.TotalSeconds:F1} s = {o.Count / elapsed.TotalSeconds:F1} req/s; p50 {o.P50:F1} ms, p90 {o.P90:F1} ms, p99 {o.P99:F1} ms, p99.9 {o.P999:F1} ms, max {o.Max:F1} ms; errors {o.Errors}; matched {o.Matched}");
+        if (!quiet)
+        {
+            Report($"{elapsed.TotalSeconds:F0} s", stats, Stopwatch.GetElapsedTime(lastReport), target);
+            Total("TOTAL", o, elapsed, target, cpu0);
+            var rssEnd = target.TotalRss();
+            if (rssStart is { } a && a > 0)
+            {
+                Console.WriteLine($"RSS (all nodes): {a / 1048576.0:F0} MiB at {rssStartAt:F0} s -> {rssEnd / 1048576.0:F0} MiB at the end ({elapsed.TotalSeconds:F0} s): growth {100.0 * (rssEnd - a) / a:+0.0;-0.0} %");
+            }
+        }
+
+        return o;
     }
 
-    private static void RunClosed(HttpClient client, byte[][] images, int connections, int seconds, int pid, bool quiet)
+    private static void RunClosed(Target target, byte[][] images, int connections, int seconds, int interval, bool quiet)
     {
         var stats = new Stats();
         var overall = new Stats();
+        var cpu0 = target.Cpu();
         var stop = Stopwatch.GetTimestamp() + (long)(seconds * (double)Stopwatch.Frequency);
         var counter = 0;
         var workers = Enumerable.Range(0, connections).Select(_ => Task.Run(async () =>
@@ -339,7 +562,7 @@ internal static partial class LoadCommand
             {
                 var image = images[Interlocked.Increment(ref counter) % images.Length];
                 var t = Stopwatch.GetTimestamp();
-                var (ok, matched) = await SendAsync(client, image).ConfigureAwait(false);
+                var (ok, matched) = await SendAsync(target, image).ConfigureAwait(false);
                 var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
                 stats.Add(ms, ok, matched);
                 overall.Add(ms, ok, matched);
@@ -347,11 +570,11 @@ internal static partial class LoadCommand
         })).ToArray();
         var start = Stopwatch.GetTimestamp();
         var last = start;
-        while (!Task.WaitAll(workers, 10_000))
+        while (!Task.WaitAll(workers, interval * 1000))
         {
             if (!quiet)
             {
-                Report($"{Stopwatch.GetElapsedTime(start).TotalSeconds:F0} s", stats, Stopwatch.GetElapsedTime(last), pid, null);
+                Report($"{Stopwatch.GetElapsedTime(start).TotalSeconds:F0} s", stats, Stopwatch.GetElapsedTime(last), target);
             }
 
             last = Stopwatch.GetTimestamp();
@@ -361,7 +584,72 @@ internal static partial class LoadCommand
         var o = overall.Take();
         if (!quiet)
         {
-            Console.WriteLine($"TOTAL: {o.Count} requests in {elapsed.TotalSeconds:F1} s = {o.Count / elapsed.TotalSeconds:F1} req/s; p50 {o.P50:F1} ms, p90 {o.P90:F1} ms, p99 {o.P99:F1} ms, p99.9 {o.P999:F1} ms, max {o.Max:F1} ms; errors {o.Errors}; matched {o.Matched}");
+            Total("TOTAL", o, elapsed, target, cpu0);
         }
+    }
+
+    /// <summary>
+    /// A short open-loop ramp: from <paramref name="start"/> req/s up by a quarter per step of
+    /// <paramref name="step"/> s until a step's p99 exceeds the budget (or errors), or down by 40 % while
+    /// it does, then bisects twice between the last pass and the first failure. Prints the highest passing rate.
+    /// </summary>
+    private static void FindMax(Target target, byte[][] images, double start, int step, double budget)
+    {
+        Console.WriteLine($"\n== find-max: open-loop steps of {step} s, p99 ≤ {budget} ms and no errors, {target.Clients.Length} node(s)");
+        var pass = 0.0;
+        var fail = double.PositiveInfinity;
+        var rate = start;
+        bool Try(double r)
+        {
+            var s = RunOpen(target, images, r, step, step * 2, int.MaxValue, quiet: true);
+            var ok = s.Errors == 0 && s.P99 <= budget;
+            Console.WriteLine($"  {r,7:F0} req/s: p50 {s.P50,6:F1} ms  p99 {s.P99,7:F1} ms  p99.9 {s.P999,7:F1} ms  errors {s.Errors}  RSS {target.RssText()}  -> {(ok ? "holds" : "over")}");
+            Thread.Sleep(2000); // let a failed step's queue drain before the next
+            return ok;
+        }
+
+        for (var i = 0; i < 12 && double.IsPositiveInfinity(fail); i++)
+        {
+            if (Try(rate))
+            {
+                pass = rate;
+                rate *= 1.25;
+            }
+            else
+            {
+                fail = rate;
+            }
+        }
+
+        // The start was already too fast: down by 40 % a step until one holds.
+        for (var i = 0; i < 6 && pass == 0; i++)
+        {
+            rate = Math.Max(1, Math.Round(fail * 0.6));
+            if (Try(rate))
+            {
+                pass = rate;
+            }
+            else
+            {
+                fail = rate;
+            }
+        }
+
+        for (var i = 0; i < 2 && !double.IsPositiveInfinity(fail) && pass > 0; i++)
+        {
+            var mid = Math.Round((pass + fail) / 2);
+            if (Try(mid))
+            {
+                pass = mid;
+            }
+            else
+            {
+                fail = mid;
+            }
+        }
+
+        Console.WriteLine(pass > 0
+            ? $"FIND-MAX: {pass:F0} req/s holds p99 ≤ {budget} ms on {target.Clients.Length} node(s) ({(double.IsPositiveInfinity(fail) ? "no step failed" : $"{fail:F0} req/s did not")}); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"
+            : $"FIND-MAX: no rate from {start:F0} down to {fail:F0} req/s held p99 ≤ {budget} ms on {target.Clients.Length} node(s) (a busy machine?); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
     }
 }

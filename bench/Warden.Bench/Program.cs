@@ -9,6 +9,7 @@ using Warden.Bench;
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
 //   reqpath [--entries 1m] [--variants full,noprov,nodihedral,hash,health] [--intake off] [--warmup 15]   server CPU µs per request by variant; reqpath stages: in-process CPU µs per stage
+//   intake [--db TARGET] [--n 5000] [--uploaders 50]   case intake of a matched upload: µs and CPU per intake (SQLite, PostgreSQL)
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
 //   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
 //   model [--gib 2] [--passes 2]   model fingerprint throughput (GB/s, one core and two) on a synthetic checkpoint in /tmp
@@ -27,6 +28,7 @@ return args.FirstOrDefault() switch
     "load" => LoadCommand.Run(args[1..]),
     "reqpath" => LoadCommand.ReqPath(args[1..]),
     "review" => ReviewCommand.Run(args[1..]),
+    "intake" => IntakeCommand.Run(args[1..]),
     "provenance" => ProvenanceCommand.Run(args[1..]),
     "video" => VideoCommand.Run(args[1..]),
     "model" => ModelBenchCommand.Run(args[1..]),

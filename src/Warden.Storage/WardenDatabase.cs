@@ -121,6 +121,14 @@ public sealed class WardenDatabase : IDisposable
                 builder.ApplicationName = "warden";
             }
 
+            // Every request runs the same few statements: prepared once per pooled connection, PostgreSQL skips
+            // parsing and planning them again. A connection string that sets it (0 behind a pooler that cannot
+            // hold prepared statements) wins.
+            if (!target.Contains("auto prepare", StringComparison.OrdinalIgnoreCase) && !target.Contains("autoprepare", StringComparison.OrdinalIgnoreCase))
+            {
+                builder.MaxAutoPrepare = 64;
+            }
+
             var display = $"postgres://{(string.IsNullOrEmpty(builder.Username) ? string.Empty : builder.Username + "@")}{builder.Host}:{builder.Port}/{builder.Database ?? builder.Username ?? string.Empty}";
             var cs = builder.ConnectionString;
 

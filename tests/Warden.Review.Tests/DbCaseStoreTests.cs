@@ -95,6 +95,114 @@ public abstract class DbCaseStoreTests
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(Dialect == SqlDialect.Sqlite ? 25 : 15), prop);
     }
 
+    /// <summary>
+    /// The intake writes a case's aggregates in one batch (a new case inserted with its first item's values,
+    /// later items updating them): after any mix of new and repeated submissions, severities, AI labels,
+    /// decisions and closes, each case row, its cluster rows and the submission index say exactly what the
+    /// case log replays to, and a repeated submission id changes nothing.
+    /// </summary>
+    [SkippableFact]
+    public async Task Case_rows_written_by_the_batched_intake_equal_the_replayed_case_log()
+    {
+        await using var t = await TestDatabases.CreateAsync(Dialect);
+        using var db = ReviewDatabase.Open(t.Target);
+        var bodies = new ConcurrentDictionary<string, MatchedSubmission>(StringComparer.Ordinal);
+        var run = 0;
+        string?[] classes = ["A1", "A2", "B1", "B2", "X9", null];
+        var prop = Prop.ForAll(
+            Gen.Choose(0, int.MaxValue).ToArbitrary(),
+            seed =>
+            {
+                var prefix = "w" + Interlocked.Increment(ref run).ToString(CultureInfo.InvariantCulture) + "-";
+                var rng = new Random(seed);
+                var store = new DbCaseStore(db, Codec(bodies), cacheRepresentatives: 1 + rng.Next(6));
+                var centres = Enumerable.Range(0, 3).Select(_ => CaseBuilderTests.RandomHash(rng)).ToArray();
+                var sent = new List<MatchedSubmission>();
+                var touched = new HashSet<string>(StringComparer.Ordinal);
+                for (var i = 0; i < 25; i++)
+                {
+                    var roll = rng.Next(10);
+                    if (roll == 0 && sent.Count > 0)
+                    {
+                        // A retried upload: same id, nothing written.
+                        var again = sent[rng.Next(sent.Count)];
+                        var before = Rows(db, touched);
+                        if (store.Add(again, again.SubmissionId).Added || Rows(db, touched) != before)
+                        {
+                            return false;
+                        }
+
+                        continue;
+                    }
+
+                    if (roll == 1 && touched.Count > 0)
+                    {
+                        var caseId = touched.ElementAt(rng.Next(touched.Count));
+                        if (store.Find(caseId) is { Status: CaseStatus.Open or CaseStatus.Decided } open)
+                        {
+                            if (rng.Next(3) == 0)
+                            {
+                                var reported = rng.Next(2) == 0;
+                                store.Close(caseId, reported, reported ? "report" : "close");
+                            }
+                            else
+                            {
+                                var cluster = open.Clusters[rng.Next(open.Clusters.Count)];
+                                store.Decide(caseId, cluster.Id, new ClusterDecision(Verdict.FalsePositive, "alice", DateTimeOffset.UnixEpoch), _ => "decision");
+                            }
+                        }
+
+                        continue;
+                    }
+
+                    PdqHash? pdq = rng.Next(5) == 0 ? null : CaseBuilderTests.Flip(centres[rng.Next(centres.Length)], rng.Next(0, 14), rng);
+                    var s = CaseBuilderTests.Item(prefix + "s" + i, prefix + "u" + rng.Next(3), pdq, rng.Next(0, 120), classes[rng.Next(classes.Length)], sha256: prefix + "d" + rng.Next(4), ai: rng.Next(4) == 0);
+                    bodies[s.SubmissionId] = s;
+                    sent.Add(s);
+                    var got = store.Add(s, s.SubmissionId);
+                    if (!got.Added)
+                    {
+                        return false;
+                    }
+
+                    touched.Add(got.CaseId);
+                }
+
+                using var c = db.Database.OpenConnection();
+                foreach (var id in touched)
+                {
+                    var k = store.Find(id)!;
+                    var row = c.QuerySingle<CaseRowView>(
+                        "SELECT uploader_key AS UploaderKey, status AS Status, opened_at AS OpenedAt, updated_at AS UpdatedAt, priority AS Priority, items AS Items, clusters AS Clusters, decided AS Decided, max_severity AS MaxSeverity, ai AS Ai FROM review_cases WHERE id = @id", new { id });
+                    var expected = new CaseRowView(k.RawUploaderId, (long)k.Status, k.OpenedAt.ToUnixTimeMilliseconds(), k.UpdatedAt.ToUnixTimeMilliseconds(), k.Priority, k.ItemCount, k.Clusters.Count,
+                        k.Clusters.Count(x => x.Decision is not null), k.MaxSeverity, k.HasAiProvenance ? 1L : 0L);
+                    var clusters = c.Query<(string Id, string? Pdq)>("SELECT id, pdq FROM review_clusters WHERE case_id = @id ORDER BY idx", new { id }).ToList();
+                    var members = c.Query<(string Id, string ClusterId)>("SELECT id, cluster_id FROM review_submissions WHERE case_id = @id", new { id }).ToDictionary(m => m.Id, m => m.ClusterId);
+                    if (row != expected
+                        || !clusters.SequenceEqual(k.Clusters.Select(x => (x.Id, x.Representative.Pdq?.ToString())))
+                        || members.Count != k.ItemCount
+                        || !k.Clusters.All(x => x.Members.All(m => members.GetValueOrDefault(m.SubmissionId) == x.Id)))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            });
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(Dialect == SqlDialect.Sqlite ? 20 : 12), prop);
+    }
+
+    private sealed record CaseRowView(string UploaderKey, long Status, long OpenedAt, long UpdatedAt, long Priority, long Items, long Clusters, long Decided, long MaxSeverity, long Ai);
+
+    private static string Rows(ReviewDatabase db, IEnumerable<string> cases)
+    {
+        using var c = db.Database.OpenConnection();
+        return string.Join('|', cases.Order(StringComparer.Ordinal).Select(id =>
+            string.Join(',', c.Query<string>("SELECT CAST(items AS TEXT) || ':' || CAST(clusters AS TEXT) || ':' || CAST(priority AS TEXT) || ':' || CAST(updated_at AS TEXT) FROM review_cases WHERE id = @id", new { id }))
+            + "/" + c.ExecuteScalar<long>("SELECT COUNT(*) FROM review_submissions WHERE case_id = @id", new { id }).ToString(CultureInfo.InvariantCulture)
+            + "/" + c.ExecuteScalar<long>("SELECT COUNT(*) FROM case_events WHERE case_id = @id", new { id }).ToString(CultureInfo.InvariantCulture)));
+    }
+
     [SkippableFact]
     public async Task Representative_cache_stays_at_its_cap_and_memory_stays_flat_while_thousands_of_cases_open()
     {

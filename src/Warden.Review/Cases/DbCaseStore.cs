@@ -166,26 +166,44 @@ public sealed class DbCaseStore
         CaseIntake result;
         using (var c = _database.Connect())
         {
+            // Round trips, not statements, are the cost on PostgreSQL: the lock (BEGIN rides along), one read of
+            // both the submission and the uploader's open case, one statement of every write, COMMIT: four
+            // instead of eight. Each is one statement: Npgsql sends a multi-statement command from a thread-pool
+            // task when called synchronously, which a busy pool starves. The reads follow the lock in a statement
+            // of their own so that their snapshot sees the previous holder's commit.
             using var tx = _database.BeginWrite(c, LockKey(key));
-            if (c.QuerySingleOrDefault<SubmissionRow>("SELECT case_id AS CaseId, cluster_id AS ClusterId FROM review_submissions WHERE id = @id", new { id = s.SubmissionId }, tx) is { } seen)
+            var read = c.QuerySingle<IntakeRead>(
+                $"""
+                SELECT s.case_id AS SeenCaseId, s.cluster_id AS SeenClusterId, {CaseColumnsOf("k")}
+                FROM (SELECT 1 AS one) o
+                LEFT JOIN review_submissions s ON s.id = @id
+                LEFT JOIN review_cases k ON k.uploader_key = @key AND k.status IN (0, 1)
+                """,
+                new { id = s.SubmissionId, key },
+                tx);
+            if (read.SeenCaseId is { } seenCase)
             {
-                return new CaseIntake(seen.CaseId, seen.ClusterId, false);
+                return new CaseIntake(seenCase, read.SeenClusterId!, false);
             }
 
-            var row = c.QuerySingleOrDefault<CaseRow>($"SELECT {CaseColumns} FROM review_cases WHERE uploader_key = @key AND status IN (0, 1)", new { key }, tx);
-            if (row is null)
+            var row = read.Id is null ? null : new CaseRow
             {
-                row = new CaseRow { Id = _newId(), UploaderKey = key, UpdatedAt = s.ReceivedAt.ToUnixTimeMilliseconds() };
-                c.Execute(
-                    """
-                    INSERT INTO review_cases(id, uploader_key, uploader_id, status, opened_at, updated_at, priority, items, clusters, decided, max_severity, ai)
-                    VALUES (@Id, @UploaderKey, @UploaderId, 0, @OpenedAt, @OpenedAt, 0, 0, 0, 0, 0, 0)
-                    """,
-                    new { row.Id, row.UploaderKey, s.UploaderId, OpenedAt = s.ReceivedAt.ToUnixTimeMilliseconds() },
-                    tx);
-            }
-
+                Id = read.Id,
+                UploaderKey = read.UploaderKey!,
+                Status = read.Status,
+                Items = read.Items,
+                Clusters = read.Clusters,
+                Decided = read.Decided,
+                MaxSeverity = read.MaxSeverity,
+                Ai = read.Ai,
+                UpdatedAt = read.UpdatedAt,
+            };
+            var writes = new List<string>(4);
+            var openedAt = s.ReceivedAt.ToUnixTimeMilliseconds();
+            var isNew = row is null;
+            row ??= new CaseRow { Id = _newId(), UploaderKey = key, UpdatedAt = openedAt };
             var caseId = row.Id;
+
             var clusterId = Representatives.FindCluster(caseId, (int)row.Clusters, s.Pdq, digest, _options.ClusterThreshold, from => LoadRepresentatives(c, tx, caseId, from));
             var status = row.Status;
             if (clusterId is null)
@@ -193,10 +211,7 @@ public sealed class DbCaseStore
                 clusterId = _newId();
                 addedAt = (int)row.Clusters;
                 added = new Representative(clusterId, s.Pdq, digest);
-                c.Execute(
-                    "INSERT INTO review_clusters(case_id, idx, id, pdq, digest, decided) VALUES (@caseId, @idx, @clusterId, @pdq, @digest, 0)",
-                    new { caseId, idx = (long)addedAt, clusterId, pdq = s.Pdq?.ToString(), digest },
-                    tx);
+                writes.Add("INSERT INTO review_clusters(case_id, idx, id, pdq, digest, decided) VALUES (@caseId, @idx, @clusterId, @pdq, @digest, 0)");
                 row.Clusters++;
                 status = (long)CaseStatus.Open; // a new cluster awaits a decision
             }
@@ -204,13 +219,42 @@ public sealed class DbCaseStore
             row.Items++;
             row.MaxSeverity = Math.Max(row.MaxSeverity, CasePriority.SeverityOf(s));
             row.Ai = row.Ai != 0 || CasePriority.HasAiProvenance(s) ? 1 : 0;
-            row.UpdatedAt = Math.Max(row.UpdatedAt, s.ReceivedAt.ToUnixTimeMilliseconds());
+            row.UpdatedAt = Math.Max(row.UpdatedAt, openedAt);
+
+            // The case row is written once: inserted with its first item's aggregates, or updated.
+            writes.Insert(0, isNew
+                ? """
+                  INSERT INTO review_cases(id, uploader_key, uploader_id, status, opened_at, updated_at, priority, items, clusters, decided, max_severity, ai)
+                  VALUES (@caseId, @key, @uploaderId, @status, @openedAt, @updatedAt, @priority, @items, @clusters, 0, @maxSeverity, @ai)
+                  """
+                : "UPDATE review_cases SET status = @status, items = @items, clusters = @clusters, max_severity = @maxSeverity, ai = @ai, updated_at = @updatedAt, priority = @priority WHERE id = @caseId");
+            writes.Add("INSERT INTO review_submissions(id, case_id, cluster_id) VALUES (@submissionId, @caseId, @clusterId)");
+            writes.Add(EventSql);
             c.Execute(
-                "UPDATE review_cases SET status = @status, items = @Items, clusters = @Clusters, max_severity = @MaxSeverity, ai = @Ai, updated_at = @UpdatedAt, priority = @priority WHERE id = @Id",
-                new { status, row.Items, row.Clusters, row.MaxSeverity, row.Ai, row.UpdatedAt, priority = (long)CasePriority.Score((int)row.Items, (int)row.MaxSeverity, row.Ai != 0, UploaderHistory.None), row.Id },
+                OneStatement(writes),
+                new
+                {
+                    caseId,
+                    key,
+                    uploaderId = s.UploaderId,
+                    status,
+                    openedAt,
+                    updatedAt = row.UpdatedAt,
+                    priority = (long)CasePriority.Score((int)row.Items, (int)row.MaxSeverity, row.Ai != 0, UploaderHistory.None),
+                    items = row.Items,
+                    clusters = row.Clusters,
+                    maxSeverity = row.MaxSeverity,
+                    ai = row.Ai,
+                    idx = (long)addedAt,
+                    clusterId,
+                    pdq = s.Pdq?.ToString(),
+                    digest,
+                    submissionId = s.SubmissionId,
+                    kind = "submission",
+                    body,
+                    at = now,
+                },
                 tx);
-            c.Execute("INSERT INTO review_submissions(id, case_id, cluster_id) VALUES (@id, @caseId, @clusterId)", new { id = s.SubmissionId, caseId, clusterId }, tx);
-            AppendEvent(c, tx, "submission", caseId, clusterId, body, now);
             tx.Commit();
             result = new CaseIntake(caseId, clusterId, true);
         }
@@ -462,8 +506,33 @@ public sealed class DbCaseStore
         [.. c.Query<(string Id, string? Pdq, string? Digest)>("SELECT id AS Id, pdq AS Pdq, digest AS Digest FROM review_clusters WHERE case_id = @caseId AND idx >= @from ORDER BY idx", new { caseId, from = (long)from }, tx)
             .Select(r => new Representative(r.Id, r.Pdq is null ? null : PdqHash.Parse(r.Pdq), r.Digest))];
 
+    private const string EventSql = "INSERT INTO case_events(kind, case_id, cluster_id, body, at_ms) VALUES (@kind, @caseId, @clusterId, @body, @at)";
+
+    private static string CaseColumnsOf(string alias) =>
+        $"{alias}.id AS Id, {alias}.uploader_key AS UploaderKey, {alias}.status AS Status, {alias}.items AS Items, {alias}.clusters AS Clusters, {alias}.decided AS Decided, {alias}.max_severity AS MaxSeverity, {alias}.ai AS Ai, {alias}.updated_at AS UpdatedAt";
+
+    /// <summary>
+    /// Independent writes as one statement: on PostgreSQL data-modifying CTEs (one round trip, one snapshot);
+    /// SQLite, in process, runs them as a script.
+    /// </summary>
+    private string OneStatement(List<string> writes)
+    {
+        if (_database.Dialect != SqlDialect.Postgres)
+        {
+            return string.Join(";\n", writes) + ";";
+        }
+
+        var sql = new StringBuilder(1024).Append("WITH ");
+        for (var i = 0; i < writes.Count - 1; i++)
+        {
+            sql.Append(i == 0 ? "" : ",\n").Append('w').Append(i).Append(" AS (").Append(writes[i]).Append(')');
+        }
+
+        return sql.Append('\n').Append(writes[^1]).ToString();
+    }
+
     private static void AppendEvent(DbConnection c, DbTransaction tx, string kind, string caseId, string? clusterId, string body, long at) =>
-        c.Execute("INSERT INTO case_events(kind, case_id, cluster_id, body, at_ms) VALUES (@kind, @caseId, @clusterId, @body, @at)", new { kind, caseId, clusterId, body, at }, tx);
+        c.Execute(EventSql, new { kind, caseId, clusterId, body, at }, tx);
 
     /// <summary>
     /// A case log written before these tables existed (or moved in by <c>warden review migrate</c>) is indexed
@@ -534,6 +603,32 @@ public sealed class DbCaseStore
     }
 
     private sealed record SubmissionRow(string CaseId, string ClusterId);
+
+    /// <summary>The intake's read: the submission's case if it was seen, else the uploader's open case (null columns: none).</summary>
+    private sealed class IntakeRead
+    {
+        public string? SeenCaseId { get; set; }
+
+        public string? SeenClusterId { get; set; }
+
+        public string? Id { get; set; }
+
+        public string? UploaderKey { get; set; }
+
+        public long Status { get; set; }
+
+        public long Items { get; set; }
+
+        public long Clusters { get; set; }
+
+        public long Decided { get; set; }
+
+        public long MaxSeverity { get; set; }
+
+        public long Ai { get; set; }
+
+        public long UpdatedAt { get; set; }
+    }
 
     internal sealed record EventRow(string Kind, string CaseId, string? ClusterId, string Body);
 

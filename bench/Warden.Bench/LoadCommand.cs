@@ -279,7 +279,7 @@ internal static partial class LoadCommand
         info.Environment["Warden__FloodMinMatches"] = "1000000000"; // every request takes the full match-and-record path
         foreach (var (name, value) in env)
         {
-            info.Environment[name] = value; // e.g. DOTNET_EnableAVX512F=0 on the servers only
+            info.Environment[name] = value; // e.g. DOTNET_EnableAVX512=0 on the servers only
         }
 
         var p = Process.Start(info)!;

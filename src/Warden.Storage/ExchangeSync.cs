@@ -143,7 +143,9 @@ public sealed class ExchangeSync
 
             if (buffer.Count > 0)
             {
-                _banks.Import(exchange.BankId, buffer, source);
+                // One transaction per commit: the checkpoint after it covers exactly these records, and a larger
+                // transaction writes each randomly keyed index page fewer times (BankStore.Import).
+                _banks.Import(exchange.BankId, buffer, source, transactionRecords: buffer.Count);
             }
 
             // Only now, with the records committed, does the checkpoint move.

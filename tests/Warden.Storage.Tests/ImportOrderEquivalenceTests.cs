@@ -69,6 +69,6 @@ public sealed class ImportOrderEquivalenceTests
 
             return State(pgStore, a.Id).SequenceEqual(State(liteStore, b.Id)) && pgDeleted == liteDeleted;
         });
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(60), prop);
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(40), prop);
     }
 }

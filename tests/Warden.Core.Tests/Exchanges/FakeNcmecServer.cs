@@ -134,7 +134,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
     public int MaxInFlight { get; private set; }
 
     /// <summary>Entries pages served.</summary>
-    public int EntriesPagesServed => Requests.Count(r => r.Method == "GET" && r.PathAndQuery.StartsWith("/v2/entries", StringComparison.Ordinal) && r.Status == 200);
+    public int EntriesPagesServed => Requests.Count(r => r.Method == "GET" && r.PathAndQuery.StartsWith("/v2/entries?", StringComparison.Ordinal) && r.Status == 200);
 
     private static int FreePort()
     {

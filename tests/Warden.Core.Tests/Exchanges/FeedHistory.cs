@@ -67,7 +67,8 @@ internal static class FeedHistory
         return Convert.ToHexString(b).ToLowerInvariant();
     }
 
-    public static FakeEntry Random(Random rng, long member, string id, long timestamp)
+    /// <summary>An entry of random fingerprints; with <paramref name="tmk"/>, half its videos' TMK+PDQF links serve a valid, damaged or no body.</summary>
+    public static FakeEntry Random(Random rng, long member, string id, long timestamp, bool tmk = false)
     {
         var fps = new Dictionary<string, string?>(StringComparer.Ordinal) { ["md5"] = Hex(rng, 16) };
         if (rng.Next(2) == 0)
@@ -92,7 +93,7 @@ internal static class FeedHistory
             // The href serves a valid .tmk file, a damaged one, or nothing (404).
             fps["tmk-pdqf"] = null;
             var pick = rng.Next(10);
-            if (pick < 9)
+            if (tmk && pick < 9)
             {
                 large = new Dictionary<string, byte[]>(StringComparer.Ordinal)
                 {
@@ -104,19 +105,19 @@ internal static class FeedHistory
         return new FakeEntry(member, id, video, timestamp, rng.Next(5) == 0 ? null : Classes[rng.Next(4)], fps, LargeBodies: large);
     }
 
-    public static void Fill(FakeNcmecServer server, Random rng, long t0, int entries, long spanSeconds)
+    public static void Fill(FakeNcmecServer server, Random rng, long t0, int entries, long spanSeconds, bool tmk = false)
     {
         for (var i = 0; i < entries; i++)
         {
             // Entry ids repeat across members (9002..9005): keys are (member, id).
-            server.Put(Random(rng, 9002 + rng.Next(4), "e-" + (i / 2).ToString(CultureInfo.InvariantCulture), t0 + 1 + rng.NextInt64(spanSeconds)));
+            server.Put(Random(rng, 9002 + rng.Next(4), "e-" + (i / 2).ToString(CultureInfo.InvariantCulture), t0 + 1 + rng.NextInt64(spanSeconds), tmk));
         }
 
         // A tombstone for an entry never seen.
         server.Delete(9009, "never-seen", t0 + 1 + rng.NextInt64(spanSeconds));
     }
 
-    public static void Mutate(FakeNcmecServer server, Random rng, long from, long spanSeconds)
+    public static void Mutate(FakeNcmecServer server, Random rng, long from, long spanSeconds, bool tmk = false)
     {
         var live = server.Live().Values.ToList();
         foreach (var e in live.Where(_ => rng.Next(4) == 0))
@@ -129,13 +130,13 @@ internal static class FeedHistory
             else
             {
                 // An update re-sends the entry whole; here with a new set of fingerprints.
-                server.Put(Random(rng, e.Member, e.Id, t) with { Video = e.Video });
+                server.Put(Random(rng, e.Member, e.Id, t, tmk) with { Video = e.Video });
             }
         }
 
         for (var i = 0; i < 5; i++)
         {
-            server.Put(Random(rng, 9002 + rng.Next(4), "new-" + i.ToString(CultureInfo.InvariantCulture), from + 1 + rng.NextInt64(spanSeconds)));
+            server.Put(Random(rng, 9002 + rng.Next(4), "new-" + i.ToString(CultureInfo.InvariantCulture), from + 1 + rng.NextInt64(spanSeconds), tmk));
         }
     }
 }

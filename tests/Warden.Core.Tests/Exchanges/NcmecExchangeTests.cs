@@ -109,7 +109,7 @@ public sealed class NcmecExchangeTests
         await using var server = new FakeNcmecServer { PageSize = 40 };
         var rng = new Random(7);
         var t0 = Unix("2025-03-01T00:00:00Z");
-        FeedHistory.Fill(server, rng, t0, entries: 600, spanSeconds: 2 * 86400);
+        FeedHistory.Fill(server, rng, t0, entries: 600, spanSeconds: 2 * 86400, tmk: true);
         server.Fail(503);
         server.Fail(429, retryAfterSeconds: 1);
         using var http = new HttpClient();
@@ -145,7 +145,7 @@ public sealed class NcmecExchangeTests
             await using var server = new FakeNcmecServer { PageSize = 1 + (pageSizeByte % 9) };
             var rng = new Random(seed);
             var t0 = Unix("2025-05-01T00:00:00Z");
-            FeedHistory.Fill(server, rng, t0, entries: 30 + rng.Next(40), spanSeconds: 3600);
+            FeedHistory.Fill(server, rng, t0, entries: 30 + rng.Next(40), spanSeconds: 3600, tmk: true);
             using var http = new HttpClient();
             var config = Config(server, $$""","start_time":"2025-05-01T00:00:00Z","adaptive_windows":{{(adaptive ? "true" : "false")}},"window_seconds":{{600 + rng.Next(3000)}}""");
             var now = DateTimeOffset.FromUnixTimeSeconds(t0 + 7200);
@@ -159,7 +159,7 @@ public sealed class NcmecExchangeTests
             }
 
             // The feed changes after pass 1's "now": updates, deletions and new entries, all with later timestamps.
-            FeedHistory.Mutate(server, rng, now.ToUnixTimeSeconds(), 3000);
+            FeedHistory.Mutate(server, rng, now.ToUnixTimeSeconds(), 3000, tmk: true);
             var later = now.AddSeconds(3600);
             var second = await PassAsync(ExchangeTypes.Ncmec.CreateFetcher(config, Runtime(server, http, later)), first.Count == 0 ? null : first[^1].Checkpoint);
             foreach (var d in second)
@@ -200,7 +200,7 @@ public sealed class NcmecExchangeTests
     {
         await using var server = new FakeNcmecServer();
         var t0 = Unix("2025-07-01T00:00:00Z");
-        FeedHistory.Fill(server, new Random(5), t0, entries: 50, spanSeconds: 100);
+        FeedHistory.Fill(server, new Random(5), t0, entries: 50, spanSeconds: 100, tmk: true);
         using var http = new HttpClient();
         var config = Config(server, ""","start_time":"2025-07-01T00:00:00Z","only_esp_ids":[9003]""");
         var deltas = await PassAsync(ExchangeTypes.Ncmec.CreateFetcher(config, Runtime(server, http, DateTimeOffset.FromUnixTimeSeconds(t0 + 200))), null);

@@ -153,6 +153,9 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
     private const long EntriesPerPage = 1000;
     private const long MaxFetchSize = 400_000;
 
+    /// <summary>Characters of a TMK+PDQF signal with the reference parameters ("tmk1:" + base64 of 263,344 bytes).</summary>
+    private static readonly int TmkSignalChars = 5 + (((TmkFeatures.DefaultFileSize + 2) / 3) * 4);
+
     /// <summary>Warden's signal type for a fetched TMK+PDQF file.</summary>
     private const string TmkSignalType = "tmk_pdqf";
 
@@ -407,20 +410,27 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
         var what = $"the {fp.Name} fingerprint of entry {fp.MemberId}-{fp.EntryId}";
         string? reason = null;
         string? signal = null;
-        Uri uri;
-        try
+        Uri? uri = null;
+        if (runtime.MaxSignalChars is { } max && TmkSignalChars > max)
         {
-            uri = client.LargeFingerprintUri(fp.Href);
+            // Not fetched at all: the bank's database cannot index a signal this long (PostgreSQL).
+            reason = "too long for this database's bank index";
         }
-        catch (ExchangeException)
+        else
         {
-            uri = null!;
-            reason = "link not on the server";
+            try
+            {
+                uri = client.LargeFingerprintUri(fp.Href);
+            }
+            catch (ExchangeException)
+            {
+                reason = "link not on the server";
+            }
         }
 
         if (reason is null)
         {
-            var body = await client.GetLargeFingerprintAsync(uri, what, cancellationToken);
+            var body = await client.GetLargeFingerprintAsync(uri!, what, cancellationToken);
             if (body is null)
             {
                 reason = "gone (404/410)";

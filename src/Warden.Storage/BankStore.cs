@@ -537,26 +537,6 @@ public sealed class BankStore : IDisposable
             ("bank", bankId), ("source", source), ("now", 0L));
         using var tombstoner = new Tombstoner(c);
         var staged = new HashSet<(string, string, string)>();
-        var stagedExternal = new SortedSet<string>(StringComparer.Ordinal);
-        var tombstoneIds = new List<string>();
-        var tombstoneSeqs = new List<long>();
-
-        // Tombstones by external id, many at once: each deletes its id and the ids that continue with "-" (the
-        // per-signal entries made from it), seeking the external-id index per tombstone as Tombstoner does.
-        using var tombstones = WardenDatabase.Command(
-            c,
-            null,
-            """
-            UPDATE bank_entries b SET deleted = 1, updated_at = @now, seq = t.seq
-            FROM unnest(@ids, @seqs) AS t(ext, seq)
-            WHERE b.bank_id = @bank AND b.deleted = 0 AND b.external_id <> ''
-              AND b.external_id >= t.ext AND b.external_id < t.ext || '.'
-              AND (b.external_id = t.ext OR b.external_id >= t.ext || '-')
-            """,
-            ("now", 0L),
-            ("bank", bankId),
-            ("ids", Array.Empty<string>()),
-            ("seqs", Array.Empty<long>()));
 
         // Each batch is read before its transaction starts: a slow source (an upload) never holds the counter.
         foreach (var batch in records.Chunk(batchSize))
@@ -572,59 +552,30 @@ public sealed class BankStore : IDisposable
                 c.Execute("SET LOCAL work_mem = '64MB'", transaction: tx);
                 upsert.Transaction = tx;
                 staged.Clear();
-                stagedExternal.Clear();
 
                 void Flush(ref ImportCounts counts)
                 {
-                    copy?.Complete();
-                    copy?.Dispose();
-                    copy = null;
-                    ApplyTombstones(ref counts);
-                    if (staged.Count == 0)
+                    if (copy is null)
                     {
                         return;
                     }
 
+                    copy.Complete();
+                    copy.Dispose();
+                    copy = null;
                     staged.Clear();
-                    stagedExternal.Clear();
                     upsert.Parameters[2].Value = Now();
                     counts.Affected += upsert.ExecuteNonQuery();
-                }
-
-                void ApplyTombstones(ref ImportCounts counts)
-                {
-                    if (tombstoneIds.Count == 0)
-                    {
-                        return;
-                    }
-
-                    tombstones.Transaction = tx;
-                    tombstones.Parameters[0].Value = Now();
-                    tombstones.Parameters[2].Value = tombstoneIds.ToArray();
-                    tombstones.Parameters[3].Value = tombstoneSeqs.ToArray();
-                    counts.Deleted += tombstones.ExecuteNonQuery();
-                    tombstoneIds.Clear();
-                    tombstoneSeqs.Clear();
                 }
 
                 foreach (var record in batch)
                 {
                     if (record.Deleted)
                     {
-                        counts.Tombstones++;
-                        if (record.ExternalId is { Length: > 0 } ext && !TouchesStaged(stagedExternal, ext))
-                        {
-                            // Held and applied in one statement before the run's upserts: none of them is an entry
-                            // it deletes (checked), and a later record of its entry must come after it, which it does.
-                            // An NCMEC sync (a replacement tombstone before each entry) then costs no statement per entry.
-                            tombstoneIds.Add(ext);
-                            tombstoneSeqs.Add(++seq);
-                            continue;
-                        }
-
                         // Order matters (a tombstone then a re-add leaves the entry live): stage nothing across it.
                         Flush(ref counts);
                         counts.Deleted += tombstoner.Apply(tx, bankId, record, Now(), ++seq);
+                        counts.Tombstones++;
                         continue;
                     }
 
@@ -634,11 +585,6 @@ public sealed class BankStore : IDisposable
                         // The same key twice in a run: apply the first before staging the second.
                         Flush(ref counts);
                         staged.Add(key);
-                    }
-
-                    if (key.Item3.Length > 0)
-                    {
-                        stagedExternal.Add(key.Item3);
                     }
 
                     copy ??= c.BeginBinaryImport("COPY warden_import (signal_type, signal, labels, external_id, note, seq) FROM STDIN (FORMAT BINARY)");
@@ -677,25 +623,6 @@ public sealed class BankStore : IDisposable
         {
             progress?.Invoke(0);
         }
-    }
-
-    /// <summary>Whether a tombstone of <paramref name="externalId"/> deletes a staged entry (the id itself or one continuing with "-").</summary>
-    private static bool TouchesStaged(SortedSet<string> staged, string externalId)
-    {
-        if (staged.Count == 0)
-        {
-            return false;
-        }
-
-        foreach (var id in staged.GetViewBetween(externalId, externalId + "."))
-        {
-            if (id.Length == externalId.Length || id[externalId.Length] == '-')
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     /// <summary>

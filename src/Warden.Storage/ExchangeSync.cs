@@ -45,7 +45,7 @@ public sealed class ExchangeSync
     public const int PostgresMaxSignalChars = 2_000;
 
     /// <summary>Records buffered before a commit.</summary>
-    public int CommitRecords { get; init; } = 20_000;
+    public int CommitRecords { get; init; } = 100_000;
 
     /// <summary>Longest time between commits while records arrive.</summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(10);

@@ -5,10 +5,10 @@ using Warden.Core.Banks;
 namespace Warden.Storage.Tests;
 
 /// <summary>
-/// PostgreSQL's batched import (upserts staged by COPY, tombstones by external id held and applied in one statement
-/// before each run of upserts) must leave the same bank as SQLite's row-by-row import, record for record, for any
-/// order of upserts and tombstones and any transaction size: the class of inputs an exchange sync writes (an NCMEC
-/// entry's replacement tombstone before its fingerprints, deletions, updates, the same entry twice in a batch).
+/// PostgreSQL's batched import (upserts staged by COPY and applied per run) must leave the same bank as SQLite's
+/// row-by-row import, record for record, for any order of upserts and tombstones and any transaction size: the class
+/// of inputs an exchange sync writes (an NCMEC entry's replacement tombstone before its fingerprints, deletions,
+/// updates, the same entry twice in a batch), now in transactions as large as an exchange commit.
 /// </summary>
 public sealed class ImportOrderEquivalenceTests
 {

@@ -41,8 +41,11 @@ public sealed class ExchangeSync
         _exchanges = exchanges;
     }
 
+    /// <summary>The longest signal a PostgreSQL bank stores (its unique index's btree rows hold about 2.7 KB).</summary>
+    public const int PostgresMaxSignalChars = 2_000;
+
     /// <summary>Records buffered before a commit.</summary>
-    public int CommitRecords { get; init; } = 20_000;
+    public int CommitRecords { get; init; } = 100_000;
 
     /// <summary>Longest time between commits while records arrive.</summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(10);
@@ -122,6 +125,11 @@ public sealed class ExchangeSync
     {
         var type = ExchangeTypes.Get(exchange.Type);
         using var config = JsonDocument.Parse(exchange.Config);
+        if (_banks.Database.Dialect == SqlDialect.Postgres)
+        {
+            runtime = runtime with { MaxSignalChars = PostgresMaxSignalChars };
+        }
+
         var fetcher = type.CreateFetcher(config.RootElement, runtime);
         var state = _exchanges.State(exchange.Id);
         var clock = Stopwatch.StartNew();
@@ -143,7 +151,9 @@ public sealed class ExchangeSync
 
             if (buffer.Count > 0)
             {
-                _banks.Import(exchange.BankId, buffer, source);
+                // One transaction per commit: the checkpoint after it covers exactly these records, and a larger
+                // transaction writes each randomly keyed index page fewer times (BankStore.Import).
+                _banks.Import(exchange.BankId, buffer, source, transactionRecords: buffer.Count);
             }
 
             // Only now, with the records committed, does the checkpoint move.

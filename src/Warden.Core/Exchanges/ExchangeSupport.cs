@@ -182,10 +182,17 @@ internal sealed class ExchangeHttp(string who, ExchangeRuntime runtime)
     /// the server's Retry-After (up to <see cref="MaxRetryAfter"/>); 401/403 and other 4xx fail at once. 404 returns
     /// null when <paramref name="allowNotFound"/>. Every exchange client's GETs go through here.
     /// </summary>
-    public async Task<byte[]?> GetBytesAsync(Uri uri, string accept, Action<HttpRequestMessage> authorize, CancellationToken cancellationToken, bool allowNotFound = false)
+    /// <param name="uri">What to GET.</param>
+    /// <param name="accept">The Accept header.</param>
+    /// <param name="authorize">Adds the credentials.</param>
+    /// <param name="cancellationToken">Cancels the wait and the request.</param>
+    /// <param name="allowNotFound">404 returns null instead of throwing.</param>
+    /// <param name="describe">What errors call the resource instead of its URL (a link that must not be stored or logged).</param>
+    public async Task<byte[]?> GetBytesAsync(Uri uri, string accept, Action<HttpRequestMessage> authorize, CancellationToken cancellationToken, bool allowNotFound = false, string? describe = null)
     {
         ArgumentNullException.ThrowIfNull(uri);
         ArgumentNullException.ThrowIfNull(authorize);
+        var where = describe ?? Where(uri);
         for (var attempt = 1; ; attempt++)
         {
             TimeSpan? retryAfter = null;
@@ -211,12 +218,12 @@ internal sealed class ExchangeHttp(string who, ExchangeRuntime runtime)
 
                 if (status is 401 or 403)
                 {
-                    throw new ExchangeException($"{who} refused the credentials (HTTP {status}) at {Where(uri)}.") { StatusCode = status };
+                    throw new ExchangeException($"{who} refused the credentials (HTTP {status}) at {where}.") { StatusCode = status };
                 }
 
                 if (status is not (408 or 429 or 500 or 502 or 503 or 504))
                 {
-                    throw new ExchangeException($"{who} answered HTTP {status} for {Where(uri)}.") { StatusCode = status, Permanent = status is 404 or 410 };
+                    throw new ExchangeException($"{who} answered HTTP {status} for {where}.") { StatusCode = status, Permanent = status is 404 or 410 };
                 }
 
                 problem = $"HTTP {status}";
@@ -232,7 +239,7 @@ internal sealed class ExchangeHttp(string who, ExchangeRuntime runtime)
 
             if (retryAfter > MaxRetryAfter || attempt >= MaxAttempts)
             {
-                throw new ExchangeException($"{who}: {problem} for {Where(uri)} after {attempt} attempt(s).") { StatusCode = status, RetryAfter = retryAfter };
+                throw new ExchangeException($"{who}: {problem} for {where} after {attempt} attempt(s).") { StatusCode = status, RetryAfter = retryAfter };
             }
 
             var delay = retryAfter ?? TimeSpan.FromTicks(Math.Min(BaseDelay.Ticks << (attempt - 1), TimeSpan.FromMinutes(1).Ticks));

@@ -42,6 +42,7 @@ internal static class HmaEndpoints
         curator.MapPut("/bank/{name}", UpdateBank).WithSummary("HMA: update a bank");
         curator.MapDelete("/bank/{name}", DeleteBank).WithSummary("HMA: delete a bank, its entries and the exchange that fills it");
         curator.MapPost("/bank/{name}/signal", AddSignal).WithSummary("HMA: add a signal to a bank");
+        curator.MapGet("/bank/{name}/content/{id}", GetContent).WithSummary("HMA: one content item (a Warden entry); include_signals=true adds its signal");
         curator.MapPost("/bank/{name}/content", AddContentAsync).AcceptsUpload(field: "photo").WithSummary("HMA: hash an upload and add its signals to a bank");
         curator.MapGet("/signal_type", () => SignalTypes.All.Select(t => new { name = t.Name, enabled_ratio = 1.0 })).WithSummary("HMA: signal types");
         curator.MapGet("/content_type", () => new[] { new { name = "photo", enabled = true } }).WithSummary("HMA: content types");
@@ -259,6 +260,45 @@ internal static class HmaEndpoints
         audit.Append(new Warden.Review.Audit.AuditEntry(
             context.User.Actor(), "bank.delete", "bank:" + name, new Dictionary<string, string> { ["id"] = bank.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
         return Results.Json(new { message = "Bank deleted" });
+    }
+
+    /// <summary>
+    /// HMA's <c>GET /c/bank/&lt;name&gt;/content/&lt;id&gt;</c>: a content item is a Warden entry (one signal; the id is
+    /// the entry id that <c>POST /c/bank/&lt;name&gt;/signal</c> returns). As HMA does, the path's bank must exist
+    /// but the item is served whatever bank holds it, with that bank in <c>bank</c> (HMA's peer walker relies on
+    /// it); <c>disable_until_ts</c> is HMA's 1 (enabled) or 0 (disabled); labels are <c>collab_metadata</c> (each value
+    /// a one-element list). A deleted entry, or an id that is not a positive integer, is HMA's 404.
+    /// </summary>
+    private static IResult GetContent(string name, string id, HttpRequest request, BankStore store)
+    {
+        _ = store.GetBank(name) ?? throw ApiException.NotFound($"bank '{name}' not found");
+        if (!long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var contentId) || contentId <= 0
+            || store.GetEntries([contentId]).GetValueOrDefault(contentId) is not { Deleted: false } entry
+            || store.GetBank(entry.BankId) is not { } bank)
+        {
+            throw ApiException.NotFound($"content '{id}' not found");
+        }
+
+        var collab = new JsonObject();
+        foreach (var (key, value) in entry.Labels)
+        {
+            collab[key] = new JsonArray(value);
+        }
+
+        var item = new JsonObject
+        {
+            ["id"] = entry.Id,
+            ["disable_until_ts"] = entry.Enabled ? 1 : 0,
+            ["collab_metadata"] = collab,
+            ["original_media_uri"] = null,
+            ["bank"] = new JsonObject { ["name"] = bank.Name, ["matching_enabled_ratio"] = bank.Enabled ? 1.0 : 0.0 },
+        };
+        if (string.Equals(request.Query["include_signals"], "true", StringComparison.OrdinalIgnoreCase))
+        {
+            item["signals"] = new JsonObject { [entry.SignalType] = entry.Signal };
+        }
+
+        return Results.Json(item);
     }
 
     private static IResult AddSignal(string name, JsonElement body, BankStore store)

@@ -33,9 +33,13 @@ public sealed class ExchangeCommandTests
         return live.ToDictionary(e => e.ExternalId!, StringComparer.Ordinal);
     }
 
-    private static void AssertBankEqualsFeed(string db, string bank, FakeNcmecServer server)
+    /// <param name="db">The database.</param>
+    /// <param name="bank">The bank.</param>
+    /// <param name="server">The feed.</param>
+    /// <param name="tmkStored">False on PostgreSQL: its bank index cannot hold a TMK signal (counted as unsupported instead).</param>
+    private static void AssertBankEqualsFeed(string db, string bank, FakeNcmecServer server, bool tmkStored = true)
     {
-        var expected = FeedModel.Expected(server.Live());
+        var expected = FeedModel.Expected(server.Live()).Where(e => tmkStored || e.Value.Type != "tmk_pdqf").ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
         var live = LiveBank(db, bank);
         Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), live.Keys.Order(StringComparer.Ordinal));
         foreach (var (key, e) in expected)
@@ -101,7 +105,7 @@ public sealed class ExchangeCommandTests
         {
             var rng = new Random(11);
             var t0 = DateTimeOffset.UtcNow.AddDays(-3).ToUnixTimeSeconds();
-            FeedHistory.Fill(server, rng, t0, entries: 700, spanSeconds: 2 * 86400);
+            FeedHistory.Fill(server, rng, t0, entries: 700, spanSeconds: 2 * 86400, tmk: true);
 
             var start = DateTimeOffset.FromUnixTimeSeconds(t0).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
             var add = Run("exchange", "add", "ncmec-industry", "--type", "ncmec", "--bank", "ncmec", "--url", server.BaseUrl, "--environment", "Industry", "--credentials-env", variable,
@@ -113,11 +117,11 @@ public sealed class ExchangeCommandTests
             Assert.True(fetch.Exit == 0, fetch.Err);
             Assert.Contains("entries/s", fetch.Err, StringComparison.Ordinal);
             Assert.Contains("up to date", fetch.Out, StringComparison.Ordinal);
-            AssertBankEqualsFeed(db.Target, "ncmec", server);
+            AssertBankEqualsFeed(db.Target, "ncmec", server, tmkStored: dialect == SqlDialect.Sqlite);
 
             // The feed moves on; the next pass meets a 503 and a 429 on the way.
             await Task.Delay(1100);
-            FeedHistory.Mutate(server, rng, DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 1, 1);
+            FeedHistory.Mutate(server, rng, DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 1, 1, tmk: true);
             await Task.Delay(2100);
             server.Fail(503);
             server.Fail(429, retryAfterSeconds: 1);
@@ -125,7 +129,12 @@ public sealed class ExchangeCommandTests
             Assert.True(again.Exit == 0, again.Err);
             Assert.Contains("HTTP 503", again.Err, StringComparison.Ordinal);
             Assert.Contains("HTTP 429", again.Err, StringComparison.Ordinal);
-            AssertBankEqualsFeed(db.Target, "ncmec", server);
+            if (dialect == SqlDialect.Postgres)
+            {
+                // PostgreSQL's bank index cannot hold a 351 KB TMK signal: counted with the reason, never fetched.
+                Assert.Contains("is not stored: too long for this database's bank index", fetch.Err, StringComparison.Ordinal);
+            }
+            AssertBankEqualsFeed(db.Target, "ncmec", server, tmkStored: dialect == SqlDialect.Sqlite);
 
             var status = Run("exchange", "status", "ncmec-industry", "--format", "jsonl", "--db", db.Target);
             Assert.Equal(0, status.Exit);
@@ -153,7 +162,7 @@ public sealed class ExchangeCommandTests
             var gone = Run("exchange", "fetch", "ncmec-industry", "--db", db.Target);
             Assert.Equal(1, gone.Exit);
             Assert.Contains("No exchange named 'ncmec-industry'", gone.Err, StringComparison.Ordinal);
-            AssertBankEqualsFeed(db.Target, "ncmec", server); // the bank stays
+            AssertBankEqualsFeed(db.Target, "ncmec", server, tmkStored: dialect == SqlDialect.Sqlite); // the bank stays
         }
         finally
         {
@@ -190,7 +199,7 @@ public sealed class ExchangeCommandTests
     public async Task A_fetch_killed_with_SIGKILL_resumes_and_ends_with_exactly_the_live_set(SqlDialect dialect)
     {
         await using var db = await TestDatabases.CreateAsync(dialect);
-        await using var server = new FakeNcmecServer { PageSize = 500, PageDelay = TimeSpan.FromMilliseconds(400) }; // slow enough that a loaded machine still kills it mid-window
+        await using var server = new FakeNcmecServer { PageSize = 500, PageDelay = TimeSpan.FromMilliseconds(700) }; // slow enough that a loaded machine still kills it mid-window (the first commit comes after 10 s)
         var rng = new Random(23);
         var t0 = DateTimeOffset.UtcNow.AddDays(-2).ToUnixTimeSeconds();
         FeedHistory.Fill(server, rng, t0, entries: 14_000, spanSeconds: 86400);

@@ -15,7 +15,8 @@ namespace Warden.Core.Tests.Exchanges;
 /// <param name="Classification">A1/A2/B1/B2 or null.</param>
 /// <param name="Fingerprints">Element name → value (md5, sha1, pdq, pdna); a null value is a large fingerprint (href).</param>
 /// <param name="Deleted">Tombstone.</param>
-public sealed record FakeEntry(long Member, string Id, bool Video, long Timestamp, string? Classification, IReadOnlyDictionary<string, string?> Fingerprints, bool Deleted = false);
+/// <param name="LargeBodies">Element name → the raw bytes its href serves (a large fingerprint without one answers 404).</param>
+public sealed record FakeEntry(long Member, string Id, bool Video, long Timestamp, string? Classification, IReadOnlyDictionary<string, string?> Fingerprints, bool Deleted = false, IReadOnlyDictionary<string, byte[]>? LargeBodies = null);
 
 /// <summary>
 /// A local NCMEC Hash Sharing v2 server on 127.0.0.1, written from the wire format (NCMEC's documentation as
@@ -34,6 +35,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
     private readonly Dictionary<string, FakeEntry> _entries = new(StringComparer.Ordinal);
     private FakeEntry[]? _byTime;
     private readonly ConcurrentQueue<(int Status, int? RetryAfter)> _faults = new();
+    private readonly ConcurrentQueue<(int Status, int? RetryAfter)> _largeFaults = new();
     private int _inFlight;
 
     public FakeNcmecServer(string user = "warden_test", string password = "s3cret-pass")
@@ -84,6 +86,19 @@ public sealed class FakeNcmecServer : IAsyncDisposable
     /// <summary>Answers the next request with <paramref name="status"/> (and a Retry-After in seconds).</summary>
     public void Fail(int status, int? retryAfterSeconds = null) => _faults.Enqueue((status, retryAfterSeconds));
 
+    /// <summary>Queues a fault answered to the next large-fingerprint GET only (after authentication).</summary>
+    public void FailLarge(int status, int? retryAfterSeconds = null) => _largeFaults.Enqueue((status, retryAfterSeconds));
+
+    /// <summary>Raw bodies served by path (large fingerprints of fixed pages).</summary>
+    public ConcurrentDictionary<string, byte[]> FixedBytes { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The href a large fingerprint of an entry is served at. Opaque to clients (NCMEC asks them not to derive
+    /// meaning from it or store it); here it names the entry so the fake serves its latest body.
+    /// </summary>
+    public static string LargePath(long member, string id, string name) =>
+        $"/v2/entries/{member.ToString(CultureInfo.InvariantCulture)}/{Uri.EscapeDataString(id)}/fingerprints/{name.ToUpperInvariant().Replace('-', '_')}";
+
     /// <summary>Adds or replaces an entry (its latest state).</summary>
     public void Put(FakeEntry entry)
     {
@@ -119,7 +134,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
     public int MaxInFlight { get; private set; }
 
     /// <summary>Entries pages served.</summary>
-    public int EntriesPagesServed => Requests.Count(r => r.Method == "GET" && r.PathAndQuery.StartsWith("/v2/entries", StringComparison.Ordinal) && r.Status == 200);
+    public int EntriesPagesServed => Requests.Count(r => r.Method == "GET" && r.PathAndQuery.StartsWith("/v2/entries?", StringComparison.Ordinal) && r.Status == 200);
 
     private static int FreePort()
     {
@@ -181,6 +196,37 @@ public sealed class FakeNcmecServer : IAsyncDisposable
             }
 
             var path = rel.Split('?')[0];
+            if (ctx.Request.HttpMethod == "GET" && path.Contains("/fingerprints/", StringComparison.Ordinal))
+            {
+                // A large fingerprint: raw binary, as NCMEC's large-fingerprints page says.
+                if (_largeFaults.TryDequeue(out var largeFault))
+                {
+                    status = largeFault.Status;
+                    if (largeFault.RetryAfter is { } lra)
+                    {
+                        ctx.Response.Headers["Retry-After"] = lra.ToString(CultureInfo.InvariantCulture);
+                    }
+
+                    await WriteAsync(ctx, largeFault.Status, "<error>try later</error>");
+                    return;
+                }
+
+                var largeBody = FixedBytes.TryGetValue(path, out var fixedBytes) ? fixedBytes : LargeBody(path);
+                if (largeBody is null)
+                {
+                    status = 404;
+                    await WriteAsync(ctx, 404, "<error>not found</error>");
+                    return;
+                }
+
+                ctx.Response.StatusCode = 200;
+                ctx.Response.ContentType = "application/octet-stream";
+                ctx.Response.ContentLength64 = largeBody.Length;
+                await ctx.Response.OutputStream.WriteAsync(largeBody);
+                ctx.Response.Close();
+                return;
+            }
+
             if (ctx.Request.HttpMethod == "PUT" && path.StartsWith("/v2/entries/", StringComparison.Ordinal) && path.EndsWith("/feedback", StringComparison.Ordinal))
             {
                 using var reader = new StreamReader(ctx.Request.InputStream, Encoding.UTF8);
@@ -234,6 +280,28 @@ public sealed class FakeNcmecServer : IAsyncDisposable
         {
             Requests.Enqueue((ctx.Request.HttpMethod, rel, DateTimeOffset.UtcNow, status));
         }
+    }
+
+    private byte[]? LargeBody(string path)
+    {
+        lock (_gate)
+        {
+            foreach (var e in _entries.Values)
+            {
+                if (!e.Deleted && e.LargeBodies is { } bodies)
+                {
+                    foreach (var (name, bytes) in bodies)
+                    {
+                        if (LargePath(e.Member, e.Id, name) == path)
+                        {
+                            return bytes;
+                        }
+                    }
+                }
+            }
+        }
+
+        return null;
     }
 
     private static bool TryTime(string? text, out long unix)
@@ -326,7 +394,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
                             if (value is null)
                             {
                                 w.WriteAttributeString("rel", "self");
-                                w.WriteAttributeString("href", $"/v2/entries/{e.Member}/fingerprints/{name.ToUpperInvariant()}");
+                                w.WriteAttributeString("href", LargePath(e.Member, e.Id, name));
                             }
                             else
                             {

@@ -46,6 +46,8 @@ public sealed class NcmecExchangeTests
         server.Fixed["/v2/entries?from=2025-01-10T00%3A00%3A00Z&to=2025-01-11T00%3A00%3A00Z"] = File.ReadAllText(Path.Combine(ScenarioDir, "entries-window1-page1.xml"));
         server.Fixed[steps[1].GetProperty("pathAndQuery").GetString()!] = File.ReadAllText(Path.Combine(ScenarioDir, "entries-window1-page2.xml"));
         server.Fixed["/v2/entries?from=2025-01-11T00%3A00%3A00Z&to=2025-01-20T00%3A00%3A00Z"] = File.ReadAllText(Path.Combine(ScenarioDir, "entries-window2-empty.xml"));
+        const string TmkHref = "/v2/entries/5001/fingerprints/TMK_PDQF"; // the page's link, relative to the application root
+        server.FixedBytes[TmkHref] = TmkBodies.Valid[1];
         using var http = new HttpClient();
         var config = Config(server, ""","start_time":"2025-01-10T00:00:00Z","adaptive_windows":false""");
 
@@ -66,6 +68,7 @@ public sealed class NcmecExchangeTests
         Assert.Equal(
             [
                 "/v2/entries?from=2025-01-10T00%3A00%3A00Z&to=2025-01-11T00%3A00%3A00Z",
+                TmkHref, // the page's TMK+PDQF, fetched before the next page, with the same credentials
                 steps[1].GetProperty("pathAndQuery").GetString()!,
                 "/v2/entries?from=2025-01-11T00%3A00%3A00Z&to=2025-01-20T00%3A00%3A00Z",
             ],
@@ -78,8 +81,14 @@ public sealed class NcmecExchangeTests
         }
 
         Assert.Equal(
-            ["9002-vid-0001-md5", "9003-img-0002-md5", "9003-img-0002-pdq", "9003-img-0002-sha1", "9004-vid-0001-md5"],
+            ["9002-vid-0001-md5", "9002-vid-0001-tmk_pdqf", "9003-img-0002-md5", "9003-img-0002-pdq", "9003-img-0002-sha1", "9004-vid-0001-md5"],
             model.Entries.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("tmk1:" + Convert.ToBase64String(TmkBodies.Valid[1]), model.Entries["9002-vid-0001-tmk_pdqf"].Signal);
+        Assert.Equal("A2", model.Entries["9002-vid-0001-tmk_pdqf"].Labels["classification"]);
+
+        // The retrieval link is never kept: not in a record, a label or a checkpoint.
+        Assert.All(first.Concat(second), d => Assert.DoesNotContain("fingerprints/", d.Checkpoint, StringComparison.Ordinal));
+        Assert.All(model.Entries.Values, r => Assert.DoesNotContain(r.Labels.Values.Append(r.Signal), v => v.Contains("fingerprints/", StringComparison.Ordinal)));
         Assert.Equal("f550f550f550f5500aaff5500aaff5500aaff5500aaff5500aaf0aaf0aaf0aaf", model.Entries["9003-img-0002-pdq"].Signal);
         Assert.Equal("A2", model.Entries["9003-img-0002-md5"].Labels["classification"]);
         Assert.Equal("A2", model.Entries["9002-vid-0001-md5"].Labels["classification"]);
@@ -89,7 +98,7 @@ public sealed class NcmecExchangeTests
         // PhotoDNA and large fingerprints are counted, never dropped silently.
         var unsupported = first.SelectMany(d => d.Unsupported).GroupBy(u => u.Key).ToDictionary(g => g.Key, g => g.Sum(u => u.Value));
         Assert.Equal(1, unsupported["pdna"]);
-        Assert.Equal(1, unsupported["tmk-pdqf"]);
+        Assert.DoesNotContain(unsupported.Keys, k => k.StartsWith("tmk-pdqf", StringComparison.Ordinal));
         Assert.Equal(1, unsupported["videntifier"]);
         Assert.Equal(2, first.Sum(d => d.Tombstones));
     }
@@ -100,7 +109,7 @@ public sealed class NcmecExchangeTests
         await using var server = new FakeNcmecServer { PageSize = 40 };
         var rng = new Random(7);
         var t0 = Unix("2025-03-01T00:00:00Z");
-        FeedHistory.Fill(server, rng, t0, entries: 600, spanSeconds: 2 * 86400);
+        FeedHistory.Fill(server, rng, t0, entries: 600, spanSeconds: 2 * 86400, tmk: true);
         server.Fail(503);
         server.Fail(429, retryAfterSeconds: 1);
         using var http = new HttpClient();
@@ -136,7 +145,7 @@ public sealed class NcmecExchangeTests
             await using var server = new FakeNcmecServer { PageSize = 1 + (pageSizeByte % 9) };
             var rng = new Random(seed);
             var t0 = Unix("2025-05-01T00:00:00Z");
-            FeedHistory.Fill(server, rng, t0, entries: 30 + rng.Next(40), spanSeconds: 3600);
+            FeedHistory.Fill(server, rng, t0, entries: 30 + rng.Next(40), spanSeconds: 3600, tmk: true);
             using var http = new HttpClient();
             var config = Config(server, $$""","start_time":"2025-05-01T00:00:00Z","adaptive_windows":{{(adaptive ? "true" : "false")}},"window_seconds":{{600 + rng.Next(3000)}}""");
             var now = DateTimeOffset.FromUnixTimeSeconds(t0 + 7200);
@@ -150,7 +159,7 @@ public sealed class NcmecExchangeTests
             }
 
             // The feed changes after pass 1's "now": updates, deletions and new entries, all with later timestamps.
-            FeedHistory.Mutate(server, rng, now.ToUnixTimeSeconds(), 3000);
+            FeedHistory.Mutate(server, rng, now.ToUnixTimeSeconds(), 3000, tmk: true);
             var later = now.AddSeconds(3600);
             var second = await PassAsync(ExchangeTypes.Ncmec.CreateFetcher(config, Runtime(server, http, later)), first.Count == 0 ? null : first[^1].Checkpoint);
             foreach (var d in second)
@@ -191,14 +200,17 @@ public sealed class NcmecExchangeTests
     {
         await using var server = new FakeNcmecServer();
         var t0 = Unix("2025-07-01T00:00:00Z");
-        FeedHistory.Fill(server, new Random(5), t0, entries: 50, spanSeconds: 100);
+        FeedHistory.Fill(server, new Random(5), t0, entries: 50, spanSeconds: 100, tmk: true);
         using var http = new HttpClient();
         var config = Config(server, ""","start_time":"2025-07-01T00:00:00Z","only_esp_ids":[9003]""");
         var deltas = await PassAsync(ExchangeTypes.Ncmec.CreateFetcher(config, Runtime(server, http, DateTimeOffset.FromUnixTimeSeconds(t0 + 200))), null);
-        Assert.EndsWith("&to=2025-07-01T00%3A03%3A15Z", server.Requests.Single().PathAndQuery, StringComparison.Ordinal);
+        Assert.EndsWith("&to=2025-07-01T00%3A03%3A15Z", server.Requests.Single(r => r.PathAndQuery.StartsWith("/v2/entries?", StringComparison.Ordinal)).PathAndQuery, StringComparison.Ordinal);
         var records = deltas.SelectMany(d => d.Records).ToList();
         Assert.NotEmpty(records);
         Assert.All(records, r => Assert.Equal("9003", r.Labels["ncmec_member"]));
+
+        // Large fingerprints of filtered-out members are not fetched.
+        Assert.All(server.Requests.Where(r => r.PathAndQuery.Contains("/fingerprints/", StringComparison.Ordinal)), r => Assert.StartsWith("/v2/entries/9003/", r.PathAndQuery, StringComparison.Ordinal));
         Assert.True(deltas.Sum(d => d.Filtered) > 0);
     }
 
@@ -238,6 +250,115 @@ public sealed class NcmecExchangeTests
             }
         });
         Assert.Empty(deltas);
+    }
+
+    public static TheoryData<int> InvalidTmkBodies() => [.. Enumerable.Range(0, TmkBodies.Invalid.Count)];
+
+    /// <summary>One video entry per body (null: the link answers 404), in one window; returns the pass's deltas and log.</summary>
+    private static async Task<(List<ExchangeDelta> Deltas, List<string> Log)> TmkPassAsync(FakeNcmecServer server, IReadOnlyList<byte[]?> bodies)
+    {
+        var t0 = Unix("2025-09-01T00:00:00Z");
+        for (var i = 0; i < bodies.Count; i++)
+        {
+            var fps = new Dictionary<string, string?>(StringComparer.Ordinal) { ["md5"] = FeedHistory.Hex(new Random(i), 16), ["tmk-pdqf"] = null, ["videntifier"] = null };
+            var large = bodies[i] is { } b ? new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["tmk-pdqf"] = b, ["videntifier"] = [1, 2, 3] } : null;
+            server.Put(new FakeEntry(9002 + (i % 3), "vid-" + i.ToString(CultureInfo.InvariantCulture), Video: true, t0 + 1 + i, "B1", fps, LargeBodies: large));
+        }
+
+        using var http = new HttpClient();
+        var log = new List<string>();
+        var config = Config(server, ""","start_time":"2025-09-01T00:00:00Z","adaptive_windows":false""");
+        var fetcher = ExchangeTypes.Ncmec.CreateFetcher(config, Runtime(server, http, DateTimeOffset.FromUnixTimeSeconds(t0 + 3600), log));
+        return (await PassAsync(fetcher, null), log);
+    }
+
+    [SkippableFact]
+    public async Task Reference_tmk_files_from_Metas_tools_are_fetched_and_stored_byte_for_byte()
+    {
+        // The .tmk files Meta's reference tmk-hash-video wrote for ../shared's synthetic videos: the format NCMEC's
+        // TMK_PDQF large fingerprints are assumed to be (docs/exchanges.md).
+        var dir = TestData.SharedPath("video", "expected", "tmk");
+        var files = Directory.GetFiles(dir, "*.tmk").Order(StringComparer.Ordinal).Take(4).Select(File.ReadAllBytes).ToList();
+        Assert.NotEmpty(files);
+        await using var server = new FakeNcmecServer();
+        var (deltas, _) = await TmkPassAsync(server, [.. files]);
+        var tmk = deltas.SelectMany(d => d.Records).Where(r => r.SignalType == "tmk_pdqf").ToList();
+        Assert.Equal(files.Select(f => "tmk1:" + Convert.ToBase64String(f)).Order(StringComparer.Ordinal), tmk.Select(r => r.Signal).Order(StringComparer.Ordinal));
+        Assert.True(Warden.Core.Signals.SignalTypes.TryGet("tmk_pdqf", out var type));
+        Assert.All(tmk, r => Assert.True(type.TryNormalize(r.Signal, out _, out _)));
+        Assert.Equal(files.Count, deltas.Sum(d => d.Unsupported.GetValueOrDefault("videntifier")));
+    }
+
+    [Theory]
+    [MemberData(nameof(InvalidTmkBodies))]
+    public async Task A_tmk_body_that_does_not_parse_whole_is_counted_as_unsupported_with_the_reason(int which)
+    {
+        var (bad, what) = TmkBodies.Invalid[which];
+        await using var server = new FakeNcmecServer();
+        var (deltas, log) = await TmkPassAsync(server, [TmkBodies.Valid[0], bad, null, TmkBodies.Valid[2]]);
+        var model = new FeedModel();
+        foreach (var d in deltas)
+        {
+            model.Apply(d.Records);
+        }
+
+        // The good ones are stored exactly; the damaged one and the missing one (404) are counted, each with its
+        // reason, and their entries' other fingerprints are stored.
+        Assert.Equal("tmk1:" + Convert.ToBase64String(TmkBodies.Valid[0]), model.Entries["9002-vid-0-tmk_pdqf"].Signal);
+        Assert.Equal("tmk1:" + Convert.ToBase64String(TmkBodies.Valid[2]), model.Entries["9002-vid-3-tmk_pdqf"].Signal);
+        Assert.False(model.Entries.ContainsKey("9003-vid-1-tmk_pdqf"), what);
+        Assert.False(model.Entries.ContainsKey("9004-vid-2-tmk_pdqf"));
+        Assert.Equal(4, model.Entries.Keys.Count(k => k.EndsWith("-md5", StringComparison.Ordinal)));
+        var unsupported = deltas.SelectMany(d => d.Unsupported).GroupBy(u => u.Key).ToDictionary(g => g.Key, g => g.Sum(u => u.Value));
+        const string Gone = "tmk-pdqf (gone (404/410))";
+        Assert.Equal(1, unsupported[Gone]);
+        var damaged = Assert.Single(unsupported, u => u.Key.StartsWith("tmk-pdqf (", StringComparison.Ordinal) && u.Key != Gone);
+        Assert.Equal(1, damaged.Value);
+        Assert.Contains(log, l => l.Contains("entry 9003-vid-1", StringComparison.Ordinal) && l.Contains(damaged.Key["tmk-pdqf (".Length..^1], StringComparison.Ordinal));
+        Assert.DoesNotContain(log, l => l.Contains("/fingerprints/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Tmk_links_are_retried_like_pages_and_refused_credentials_fail_the_pass_without_the_link()
+    {
+        // A 503 and a 429 on the TMK GET are retried (Retry-After honoured), with the page's credentials.
+        await using var server = new FakeNcmecServer();
+        server.FailLarge(503);
+        server.FailLarge(429, retryAfterSeconds: 1);
+        var (deltas, log) = await TmkPassAsync(server, [TmkBodies.Valid[0]]);
+        Assert.Equal("tmk1:" + Convert.ToBase64String(TmkBodies.Valid[0]), Assert.Single(deltas.SelectMany(d => d.Records), r => r.SignalType == "tmk_pdqf").Signal);
+        var large = server.Requests.Where(r => r.PathAndQuery.Contains("/fingerprints/TMK_PDQF", StringComparison.Ordinal)).ToList();
+        Assert.Equal([503, 429, 200], large.Select(r => r.Status));
+        Assert.True(large[2].At - large[1].At >= TimeSpan.FromSeconds(0.95));
+        Assert.DoesNotContain(log, l => l.Contains("/fingerprints/", StringComparison.Ordinal));
+
+        // 401 on the link: the pass fails before the page is committed (it is read again next time), and the error
+        // names the entry, never the link.
+        await using var refusing = new FakeNcmecServer();
+        refusing.FailLarge(401);
+        var ex = await Assert.ThrowsAsync<ExchangeException>(() => TmkPassAsync(refusing, [TmkBodies.Valid[0]]));
+        Assert.Contains("entry 9002-vid-0", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("/fingerprints/", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_page_of_many_tmk_files_goes_out_in_bounded_pieces_that_move_no_checkpoint_until_the_page_ends()
+    {
+        // 110 TMK files of 263 KB (351 K base64 chars each) pass the 32 M-char bound once within one page.
+        await using var server = new FakeNcmecServer();
+        var (deltas, _) = await TmkPassAsync(server, [.. Enumerable.Range(0, 110).Select(i => TmkBodies.Valid[i % 3])]);
+        Assert.True(deltas.Count >= 2, $"{deltas.Count} deltas");
+        Assert.Equal(new NcmecCheckpoint(Unix("2025-09-01T00:00:00Z")).Serialize(), deltas[0].Checkpoint);
+        Assert.Equal(0, deltas[0].Entries);
+        Assert.Equal(110, deltas.Sum(d => d.Entries));
+        Assert.Equal(110, deltas.SelectMany(d => d.Records).Count(r => r.SignalType == "tmk_pdqf"));
+        var model = new FeedModel();
+        foreach (var d in deltas)
+        {
+            model.Apply(d.Records);
+        }
+
+        model.AssertEquals(server.Live());
     }
 
     [Theory]

@@ -375,6 +375,81 @@ public sealed class JsonExchangeTests
         Assert.Equal(await RemoteLive(), Live(banks, x));
     }
 
+    [SkippableTheory]
+    [MemberData(nameof(TestDatabases.Dialects), MemberType = typeof(TestDatabases))]
+    public async Task An_HMA_flavour_peer_mirrors_a_Warden_bank_through_HMAs_single_item_route(SqlDialect dialect)
+    {
+        // Warden serves GET /c/bank/<name>/content/<id> in HMA's shape; the hma-flavour peer walks it as it walks HMA.
+        await using var peer = await TestServer.StartAsync(dialect);
+        using var api = peer.Client(Role.Curator);
+        (await api.PostAsJsonAsync("c/banks", new { name = "SHARED" })).EnsureSuccessStatusCode();
+        (await api.PostAsJsonAsync("c/banks", new { name = "OTHER" })).EnsureSuccessStatusCode();
+        var rng = new Random(11);
+        var ids = new List<long>();
+        for (var i = 0; i < 40; i++)
+        {
+            // Interleaved with another bank's entries: the walk sees their ids and leaves them out.
+            var bank = i % 4 == 3 ? "OTHER" : "SHARED";
+            var r = await api.PostAsJsonAsync($"c/bank/{bank}/signal", i % 2 == 0 ? new Dictionary<string, string> { ["pdq"] = Hex(rng, 32) } : new Dictionary<string, string> { ["md5"] = Hex(rng, 16) });
+            r.EnsureSuccessStatusCode();
+            var id = (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+            if (bank == "SHARED")
+            {
+                ids.Add(id);
+            }
+        }
+
+        async Task<HashSet<string>> RemoteLive()
+        {
+            var list = await api.GetFromJsonAsync<JsonElement>("v1/banks/SHARED/entries?limit=10000");
+            return [.. list.EnumerateArray().Where(e => e.GetProperty("enabled").GetBoolean() && !e.GetProperty("deleted").GetBoolean()).Select(e => e.GetProperty("signal_type").GetString() + ":" + e.GetProperty("signal").GetString())];
+        }
+
+        // HMA's shape, field for field.
+        var item = await api.GetFromJsonAsync<JsonElement>($"c/bank/SHARED/content/{ids[0]}?include_signals=true");
+        Assert.Equal(["id", "disable_until_ts", "collab_metadata", "original_media_uri", "bank", "signals"], item.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(ids[0], item.GetProperty("id").GetInt64());
+        Assert.Equal(1, item.GetProperty("disable_until_ts").GetInt64());
+        Assert.Equal(JsonValueKind.Null, item.GetProperty("original_media_uri").ValueKind);
+        Assert.Equal("SHARED", item.GetProperty("bank").GetProperty("name").GetString());
+        Assert.Equal(1.0, item.GetProperty("bank").GetProperty("matching_enabled_ratio").GetDouble());
+        Assert.Equal(64, item.GetProperty("signals").GetProperty("pdq").GetString()!.Length);
+        Assert.False((await api.GetFromJsonAsync<JsonElement>($"c/bank/SHARED/content/{ids[0]}")).TryGetProperty("signals", out _));
+        foreach (var path in new[] { "c/bank/NOPE/content/1", "c/bank/SHARED/content/abc", "c/bank/SHARED/content/-1", "c/bank/SHARED/content/0", "c/bank/SHARED/content/99999999999999999999", "c/bank/SHARED/content/987654" })
+        {
+            using var missing = await api.GetAsync(path);
+            Assert.Equal(404, (int)missing.StatusCode);
+            Assert.Contains("json", missing.Content.Headers.ContentType?.MediaType, StringComparison.Ordinal);
+        }
+
+        await using var db = await TestDatabases.CreateAsync(dialect);
+        using var http = new HttpClient();
+        var env = new Dictionary<string, string> { ["PEER_KEY"] = peer.Key(Role.Curator) };
+        var runtime = Runtime(http, env);
+        var (banks, exchanges, x) = Open(db, ExchangeTypes.Peer, $$"""{"flavor":"hma","base_url":"{{peer.BaseAddress.AbsoluteUri.TrimEnd('/')}}","remote_bank":"SHARED","api_key_env":"PEER_KEY","max_id_gap":20}""");
+        var first = await SyncAsync(banks, exchanges, x, runtime);
+        Assert.Equal(30, first.Entries);
+        Assert.Equal(await RemoteLive(), Live(banks, x));
+
+        // On the Warden peer: deletions and a disabled entry are tombstoned here; new entries arrive.
+        foreach (var id in ids.Take(4))
+        {
+            (await api.DeleteAsync($"v1/entries/{id}")).EnsureSuccessStatusCode();
+        }
+
+        (await api.PatchAsJsonAsync($"v1/entries/{ids[10]}", new { enabled = false })).EnsureSuccessStatusCode();
+        Assert.Equal(0, (await api.GetFromJsonAsync<JsonElement>($"c/bank/SHARED/content/{ids[10]}")).GetProperty("disable_until_ts").GetInt64());
+        for (var i = 0; i < 5; i++)
+        {
+            (await api.PostAsJsonAsync("c/bank/SHARED/signal", new Dictionary<string, string> { ["sha1"] = Hex(rng, 20) })).EnsureSuccessStatusCode();
+        }
+
+        var second = await SyncAsync(banks, exchanges, x, runtime);
+        Assert.Equal(5, second.Tombstones);
+        Assert.Equal(await RemoteLive(), Live(banks, x));
+        Assert.Equal(30 - 5 + 5, Live(banks, x).Count);
+    }
+
     [Theory]
     [InlineData("v1/banks/nope/changes", 404)]
     [InlineData("v1/banks/shared/changes?after_seq=-1", 400)]

@@ -41,6 +41,12 @@ public sealed record ImportOptions(
     /// <summary>NCMEC XML: the most characters a page may hold (XmlReaderSettings.MaxCharactersInDocument).</summary>
     public long MaxXmlCharacters { get; init; } = 64L << 20;
 
+    /// <summary>
+    /// NCMEC XML: large fingerprints (served by an href link instead of a value) that the caller fetches itself.
+    /// Null: every large fingerprint is counted as unsupported.
+    /// </summary>
+    public NcmecLargeFingerprintHandler? LargeFingerprints { get; init; }
+
     /// <summary>Lines (or XML entries) between two <see cref="Progress"/> calls.</summary>
     public int ProgressInterval { get; init; } = 10_000;
 }
@@ -52,3 +58,16 @@ public sealed record ImportOptions(
 /// <param name="Records">Records read so far (<see cref="ImportReport.Read"/>).</param>
 /// <param name="Done">True on the final call.</param>
 public readonly record struct ImportProgress(long? BytesRead, long? TotalBytes, long LinesRead, long Records, bool Done);
+
+/// <summary>Which NCMEC large fingerprints a caller takes, and the callback that receives each.</summary>
+/// <param name="Names">Element names (e.g. <c>tmk-pdqf</c>).</param>
+/// <param name="Take">Called once per taken fingerprint of a valid entry, right after that entry's records are read.</param>
+public sealed record NcmecLargeFingerprintHandler(IReadOnlySet<string> Names, Action<NcmecLargeFingerprint> Take);
+
+/// <summary>A large fingerprint of an NCMEC entry: its link (relative to the application root; never to be stored).</summary>
+/// <param name="Name">Element name (e.g. <c>tmk-pdqf</c>).</param>
+/// <param name="Href">The retrieval link as NCMEC sent it.</param>
+/// <param name="MemberId">The entry's member id.</param>
+/// <param name="EntryId">The entry's id.</param>
+/// <param name="Labels">The labels the entry's records carry.</param>
+public sealed record NcmecLargeFingerprint(string Name, string Href, string MemberId, string EntryId, IReadOnlyDictionary<string, string> Labels);

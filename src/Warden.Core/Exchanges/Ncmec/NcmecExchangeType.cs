@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Warden.Core.Banks;
 using Warden.Core.Banks.Formats;
+using Warden.Core.Hashing.Video;
 
 namespace Warden.Core.Exchanges.Ncmec;
 
@@ -152,6 +153,21 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
     private const long EntriesPerPage = 1000;
     private const long MaxFetchSize = 400_000;
 
+    /// <summary>Characters of a TMK+PDQF signal with the reference parameters ("tmk1:" + base64 of 263,344 bytes).</summary>
+    private static readonly int TmkSignalChars = 5 + (((TmkFeatures.DefaultFileSize + 2) / 3) * 4);
+
+    /// <summary>Warden's signal type for a fetched TMK+PDQF file.</summary>
+    private const string TmkSignalType = "tmk_pdqf";
+
+    /// <summary>Fetched large-fingerprint text held before it goes out as a delta (64 MB of UTF-16).</summary>
+    private const long MaxLargeCharsPerDelta = 32L << 20;
+
+    /// <summary>Large fingerprints fetched through their link; others (videntifier, …) are counted as unsupported.</summary>
+    private static readonly IReadOnlySet<string> FetchedLargeFingerprints = new HashSet<string>(StringComparer.Ordinal) { "tmk-pdqf" };
+
+    /// <summary>The parameters every TMK file Warden matches against was made with.</summary>
+    private static readonly TmkFeatures Reference = TmkFeatures.CreatePoullot();
+
     public DateTimeOffset? ProgressOf(string? checkpoint) =>
         checkpoint is null ? null : DateTimeOffset.FromUnixTimeSeconds(NcmecCheckpoint.Parse(checkpoint).From);
 
@@ -164,6 +180,9 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
         var start = saved?.From ?? config.StartTime.ToUnixTimeSeconds();
         var duration = (config.AdaptiveWindows ? saved?.Window : null) ?? (config.WindowSeconds > 0 ? config.WindowSeconds : end - start);
         int low = 0, high = 0;
+
+        // The checkpoint the host holds: what a delta that moves nothing carries.
+        var stored = checkpoint ?? new NcmecCheckpoint(start).Serialize();
         var members = config.OnlyEspIds.Count == 0 ? null : config.OnlyEspIds.Select(i => i.ToString(CultureInfo.InvariantCulture)).ToHashSet(StringComparer.Ordinal);
 
         // A saved link is replayed once, with its own window, only while fresh and inside this pass's range.
@@ -212,7 +231,7 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
             while (true)
             {
                 var bytes = await client.GetAsync(uri, cancellationToken);
-                var (records, report, filtered) = ReadPage(bytes, members, uri);
+                var (records, report, filtered, large) = ReadPage(bytes, members, uri);
                 var page = report.NcmecPage!;
                 if (first && probe && to - start > 1 && page.Next is not null)
                 {
@@ -264,7 +283,39 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
                         : new NcmecCheckpoint(start, to, next, runtime.Clock().ToUnixTimeSeconds(), duration);
                 }
 
-                yield return new ExchangeDelta(records, after.Serialize(), page.Entries, page.Tombstones, filtered, report.UnsupportedTypes.ToDictionary(StringComparer.Ordinal), report.ErrorCount);
+                var unsupported = report.UnsupportedTypes.ToDictionary(StringComparer.Ordinal);
+                if (large.Count > 0)
+                {
+                    // Large fingerprints are fetched one by one, after the probe has kept the page. A page of videos
+                    // can carry a thousand 263 KB TMK files: past a bound, what is fetched so far goes out as a delta
+                    // under the checkpoint already stored (it moves nothing), so memory stays bounded.
+                    var merged = new List<BankEntryRecord>(records.Count + large.Count);
+                    var at = 0;
+                    long chars = 0;
+                    foreach (var (index, fingerprint) in large)
+                    {
+                        merged.AddRange(records.GetRange(at, index - at));
+                        at = index;
+                        if (await FetchLargeAsync(client, fingerprint, unsupported, cancellationToken) is { } record)
+                        {
+                            merged.Add(record);
+                            chars += record.Signal.Length;
+                        }
+
+                        if (chars >= MaxLargeCharsPerDelta)
+                        {
+                            yield return new ExchangeDelta(merged, stored, 0, 0, 0, new Dictionary<string, long>(StringComparer.Ordinal), 0);
+                            merged = new List<BankEntryRecord>(records.Count - at + large.Count);
+                            chars = 0;
+                        }
+                    }
+
+                    merged.AddRange(records.GetRange(at, records.Count - at));
+                    records = merged;
+                }
+
+                stored = after.Serialize();
+                yield return new ExchangeDelta(records, stored, page.Entries, page.Tombstones, filtered, unsupported, report.ErrorCount);
                 if (shrank)
                 {
                     uri = client.EntriesUri(DateTimeOffset.FromUnixTimeSeconds(start), DateTimeOffset.FromUnixTimeSeconds(to));
@@ -307,14 +358,24 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
         }
     }
 
-    private (List<BankEntryRecord> Records, ImportReport Report, long Filtered) ReadPage(byte[] bytes, HashSet<string>? members, Uri uri)
+    private (List<BankEntryRecord> Records, ImportReport Report, long Filtered, List<(int Index, NcmecLargeFingerprint Fingerprint)> Large) ReadPage(byte[] bytes, HashSet<string>? members, Uri uri)
     {
         var report = new ImportReport();
+        var records = new List<BankEntryRecord>();
+        var large = new List<(int Index, NcmecLargeFingerprint Fingerprint)>();
         var options = new ImportOptions(BankFileFormat.NcmecXml, SkipBadLines: true, SourceName: uri.GetLeftPart(UriPartial.Path))
         {
             OnError = e => runtime.Log("NCMEC: skipped " + e),
+
+            // Handed over right after the entry's records: its place in the page is the list's current end.
+            LargeFingerprints = new NcmecLargeFingerprintHandler(FetchedLargeFingerprints, fp =>
+            {
+                if (members is null || members.Contains(fp.MemberId))
+                {
+                    large.Add((records.Count, fp));
+                }
+            }),
         };
-        var records = new List<BankEntryRecord>();
         long filtered = 0;
         try
         {
@@ -336,7 +397,107 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
             throw new ExchangeException($"NCMEC sent a page Warden cannot read ({uri.GetLeftPart(UriPartial.Path)}): {ex.Message}", ex);
         }
 
-        return (records, report, filtered);
+        return (records, report, filtered, large);
+    }
+
+    /// <summary>
+    /// GETs one TMK+PDQF large fingerprint and returns its record, or null when it is counted as unsupported with the
+    /// reason (gone, not a whole TMK feature file, other TMK parameters, non-finite values). Auth failures and errors
+    /// left after the retries fail the pass, so the page is read again next time. The link is never stored or logged.
+    /// </summary>
+    private async Task<BankEntryRecord?> FetchLargeAsync(NcmecHashClient client, NcmecLargeFingerprint fp, Dictionary<string, long> unsupported, CancellationToken cancellationToken)
+    {
+        var what = $"the {fp.Name} fingerprint of entry {fp.MemberId}-{fp.EntryId}";
+        string? reason = null;
+        string? signal = null;
+        Uri? uri = null;
+        if (runtime.MaxSignalChars is { } max && TmkSignalChars > max)
+        {
+            // Not fetched at all: the bank's database cannot index a signal this long (PostgreSQL).
+            reason = "too long for this database's bank index";
+        }
+        else
+        {
+            try
+            {
+                uri = client.LargeFingerprintUri(fp.Href);
+            }
+            catch (ExchangeException)
+            {
+                reason = "link not on the server";
+            }
+        }
+
+        if (reason is null)
+        {
+            var body = await client.GetLargeFingerprintAsync(uri!, what, cancellationToken);
+            if (body is null)
+            {
+                reason = "gone (404/410)";
+            }
+            else if (ReadTmk(body, out var why) is { } features)
+            {
+                signal = TmkHasher.ToSignal(features);
+            }
+            else
+            {
+                reason = why;
+            }
+        }
+
+        if (signal is not null)
+        {
+            return new BankEntryRecord(TmkSignalType, signal, fp.Labels, ExternalId: $"{fp.MemberId}-{fp.EntryId}-{TmkSignalType}");
+        }
+
+        // Counted under the element name with the reason, e.g. "tmk-pdqf (not a TMK+PDQF feature file)": never dropped silently.
+        var key = $"{fp.Name} ({reason})";
+        unsupported[key] = unsupported.GetValueOrDefault(key) + 1;
+        runtime.Log($"NCMEC: {what} is not stored: {reason}");
+        return null;
+    }
+
+    /// <summary>Parses a body as the reference's `.tmk` feature file, whole; null with the reason when it is not one Warden can match.</summary>
+    internal static TmkFeatures? ReadTmk(ReadOnlySpan<byte> body, out string reason)
+    {
+        TmkFeatures features;
+        try
+        {
+            features = TmkFeatures.FromBytes(body);
+        }
+        catch (InvalidDataException)
+        {
+            reason = "not a TMK+PDQF feature file";
+            return null;
+        }
+
+        if (!TmkFeatures.Compatible(features, Reference))
+        {
+            reason = "TMK parameters other than the reference's";
+            return null;
+        }
+
+        if (!AllFinite(features.PureAverage) || !AllFinite(features.Cos) || !AllFinite(features.Sin) || features.FrameCount <= 0)
+        {
+            reason = "TMK values not finite, or no frames";
+            return null;
+        }
+
+        reason = string.Empty;
+        return features;
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        foreach (var v in values)
+        {
+            if (!float.IsFinite(v))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>A paging link's cursor: entries before it (start - 1) and the window's list length (max).</summary>

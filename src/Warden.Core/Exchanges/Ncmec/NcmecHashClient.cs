@@ -57,6 +57,39 @@ public sealed class NcmecHashClient
         return new Uri(_base + next);
     }
 
+    /// <summary>
+    /// A large fingerprint's retrieval link (relative to the application root, as NCMEC's large-fingerprints page
+    /// says), checked like a paging link so credentials never go to another server.
+    /// </summary>
+    public Uri LargeFingerprintUri(string href)
+    {
+        ArgumentNullException.ThrowIfNull(href);
+        if (!href.StartsWith('/') || href.StartsWith("//", StringComparison.Ordinal) || href.Contains('#', StringComparison.Ordinal) || href.Contains('\\', StringComparison.Ordinal))
+        {
+            throw new ExchangeException("NCMEC sent a large-fingerprint link that is not a path on the server.");
+        }
+
+        return new Uri(_base + href);
+    }
+
+    /// <summary>
+    /// GETs a large fingerprint's raw bytes with the same auth, retries and back-off as pages. Null when NCMEC answers
+    /// 404 or 410 (the fingerprint is gone). Errors name <paramref name="describe"/>, never the link.
+    /// </summary>
+    public async Task<byte[]?> GetLargeFingerprintAsync(Uri uri, string describe, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        var http = new ExchangeHttp("NCMEC", _runtime) { MaxAttempts = MaxAttempts, BaseDelay = BaseDelay, MaxRetryAfter = MaxRetryAfter };
+        try
+        {
+            return await http.GetBytesAsync(uri, "application/octet-stream", r => r.Headers.Authorization = _auth, cancellationToken, allowNotFound: true, describe: describe).ConfigureAwait(false);
+        }
+        catch (ExchangeException ex) when (ex.StatusCode == 410)
+        {
+            return null;
+        }
+    }
+
     /// <summary>NCMEC's time format: <c>yyyy-MM-ddTHH:mm:ssZ</c> in UTC.</summary>
     public static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 

@@ -25,7 +25,9 @@ namespace Warden.Core.Banks.Formats;
 /// whose ExternalId starts with <c>{memberId}-{entryId}-</c>. (An entry id that itself continues with "-x" would be
 /// caught too; NCMEC ids seen so far have no such overlap.)</item>
 /// <item>Fingerprints of other types (pdna, netclean, …) and large fingerprints (tmk-pdqf, videntifier, …) are counted
-/// in <see cref="ImportReport.Unsupported"/> by name, not imported.</item>
+/// in <see cref="ImportReport.Unsupported"/> by name, not imported, except large fingerprints named in
+/// <see cref="ImportOptions.LargeFingerprints"/>: those are handed to its callback (with their link) after the
+/// entry's records, and the caller fetches and counts them.</item>
 /// </list>
 /// Problems of one entry (no member id, a bad pdq, an unknown classification) are bad lines (skip or abort); a
 /// malformed document is always fatal.
@@ -122,6 +124,8 @@ internal static class NcmecXmlReader
         // Split the fingerprints first, so that counts stay exact even when the entry as a whole is bad.
         var supported = new List<(ISignalType Type, Fingerprint Fingerprint)>(entry.Fingerprints.Count);
         List<string>? large = null;
+        List<Fingerprint>? taken = null;
+        var handler = session.Options.LargeFingerprints;
         foreach (var fp in entry.Fingerprints)
         {
             report.Read++;
@@ -133,7 +137,15 @@ internal static class NcmecXmlReader
                     large.Add(fp.Name);
                 }
 
-                report.AddUnsupported(fp.Name);
+                if (handler is not null && fp.Href is not null && handler.Names.Contains(fp.Name))
+                {
+                    // The caller fetches it and counts it (stored, or unsupported with the reason).
+                    (taken ??= []).Add(fp);
+                }
+                else
+                {
+                    report.AddUnsupported(fp.Name);
+                }
             }
             else if (SignalTypes.TryGet(fp.Name, out var type))
             {
@@ -190,6 +202,12 @@ internal static class NcmecXmlReader
 
         if (reason is not null)
         {
+            // Large fingerprints of a broken entry are not fetched; they stay counted, as unsupported.
+            foreach (var fp in taken ?? [])
+            {
+                report.AddUnsupported(fp.Name);
+            }
+
             // Reported even when nothing importable was lost (skipped 0): a broken entry is worth knowing about.
             session.Error(entry.Line, $"{entry.Describe()}: {reason}", supported.Count);
             yield break;
@@ -218,6 +236,13 @@ internal static class NcmecXmlReader
             // Labels were validated above and are shared by the entry's records (read-only).
             yield return session.Accept(new BankEntryRecord(type.Name, normalized, entryLabels, ExternalId: $"{entry.MemberId}-{entry.EntryId}-{type.Name}"));
         }
+
+        // Handed over after the entry's records, so the caller places what it fetches right after them (after the
+        // entry's replacement tombstone, before any later record of the page).
+        foreach (var fp in taken ?? [])
+        {
+            handler!.Take(new NcmecLargeFingerprint(fp.Name, fp.Href!, entry.MemberId!, entry.EntryId!, entryLabels));
+        }
     }
 
     private static bool TryTimestamp(string text, out string normalized)
@@ -236,7 +261,7 @@ internal static class NcmecXmlReader
         text is not null && DateTimeOffset.TryParse(text.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t) ? t : null;
 
     /// <summary>One fingerprint element.</summary>
-    internal sealed record Fingerprint(string Name, string? Value, bool IsLarge, long Line);
+    internal sealed record Fingerprint(string Name, string? Value, bool IsLarge, long Line, string? Href = null);
 
     /// <summary>One entry or tombstone as read (reused between entries).</summary>
     internal sealed class Entry
@@ -296,6 +321,7 @@ internal static class NcmecXmlReader
     {
         private const int MaxDepth = 32;
         private const int MaxValueChars = 4096;
+        private const int MaxHrefChars = 2048;
 
         private readonly XmlReader _reader = reader;
         private readonly IXmlLineInfo? _lineInfo = reader as IXmlLineInfo;
@@ -565,7 +591,10 @@ internal static class NcmecXmlReader
                     continue;
                 }
 
-                Entry.Fingerprints.Add(new Fingerprint(name, value, string.IsNullOrEmpty(value) && href is not null, line));
+                var large = string.IsNullOrEmpty(value) && href is not null;
+
+                // Only a bounded link is kept for a caller that fetches it (an overlong one stays counted as unsupported).
+                Entry.Fingerprints.Add(new Fingerprint(name, value, large, line, large && href!.Length is > 0 and <= MaxHrefChars ? href : null));
             }
         }
 

@@ -370,8 +370,12 @@ public sealed class BankStore : IDisposable
         public long Tombstones;
     }
 
-    private const string UpsertSet = """
-        ON CONFLICT(bank_id, signal_type, signal, external_id) DO UPDATE SET
+    // The conflict target names the unique index's key: the signal itself on SQLite, its MD5 on PostgreSQL
+    // (banks migration 4), whose btree rows cannot hold a TMK signal.
+    private string UpsertSet => (IsPostgres ? "ON CONFLICT(bank_id, signal_type, md5(signal), external_id)" : "ON CONFLICT(bank_id, signal_type, signal, external_id)") + UpsertUpdate;
+
+    private const string UpsertUpdate = """
+         DO UPDATE SET
             labels = excluded.labels, note = excluded.note, deleted = 0, updated_at = excluded.updated_at, seq = excluded.seq
         WHERE bank_entries.labels IS DISTINCT FROM excluded.labels OR bank_entries.note IS DISTINCT FROM excluded.note OR bank_entries.deleted = 1
         """;

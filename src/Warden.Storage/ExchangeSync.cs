@@ -41,9 +41,6 @@ public sealed class ExchangeSync
         _exchanges = exchanges;
     }
 
-    /// <summary>The longest signal a PostgreSQL bank stores (its unique index's btree rows hold about 2.7 KB).</summary>
-    public const int PostgresMaxSignalChars = 2_000;
-
     /// <summary>Records buffered before a commit.</summary>
     public int CommitRecords { get; init; } = 100_000;
 
@@ -125,11 +122,6 @@ public sealed class ExchangeSync
     {
         var type = ExchangeTypes.Get(exchange.Type);
         using var config = JsonDocument.Parse(exchange.Config);
-        if (_banks.Database.Dialect == SqlDialect.Postgres)
-        {
-            runtime = runtime with { MaxSignalChars = PostgresMaxSignalChars };
-        }
-
         var fetcher = type.CreateFetcher(config.RootElement, runtime);
         var state = _exchanges.State(exchange.Id);
         var clock = Stopwatch.StartNew();

@@ -111,5 +111,18 @@ internal static class Schema
             UPDATE banks SET thresholds = json_build_object('pdq', pdq_threshold)::text WHERE pdq_threshold IS NOT NULL;
             ALTER TABLE banks DROP COLUMN pdq_threshold;
             """),
+
+        // PostgreSQL's btree rows hold about 2.7 KB, and a TMK+PDQF signal is 351 KB: the unique key takes the
+        // signal's MD5 instead, and equality lookups use a hash index (no row-size limit). SQLite has no such
+        // limit and keeps the signal itself in its key. Uniqueness by MD5 only merges two signals that collide in
+        // the same bank, type and source entry, which only that source could arrange.
+        new Migration(
+            4,
+            Sqlite: "SELECT 1;",
+            Postgres: """
+            DROP INDEX ux_bank_entries_signal;
+            CREATE UNIQUE INDEX ux_bank_entries_signal ON bank_entries(bank_id, signal_type, md5(signal), external_id);
+            CREATE INDEX ix_bank_entries_signal_hash ON bank_entries USING hash (signal);
+            """),
     ]);
 }

@@ -291,7 +291,16 @@ public abstract class DbCaseStoreTests
             bodies[s.SubmissionId] = s;
             return s;
         }).ToList();
-        await Task.WhenAll(items.Select((s, i) => Task.Run(() => nodes[i % 2].Add(s, s.SubmissionId))));
+        // 16 writers at once over the two nodes (each node's pool opens at most that many connections): enough to
+        // contend on every uploader's lock, without forking 200 PostgreSQL backends at once on a loaded test machine.
+        await Parallel.ForEachAsync(
+            items.Select((s, i) => (s, i)),
+            new ParallelOptions { MaxDegreeOfParallelism = 16 },
+            (w, _) =>
+            {
+                nodes[w.i % 2].Add(w.s, w.s.SubmissionId);
+                return ValueTask.CompletedTask;
+            });
         using var c = db1.Database.OpenConnection();
         Assert.Equal(4, c.ExecuteScalar<long>("SELECT COUNT(*) FROM review_cases"));
         Assert.Equal(4 * 5, c.ExecuteScalar<long>("SELECT COUNT(*) FROM review_clusters")); // u_k sees 5 pictures

@@ -60,13 +60,6 @@ public sealed record ExchangeRuntime(HttpClient Http, Func<DateTimeOffset> Clock
 
     /// <summary>Waits (overridable so retry tests need not sleep long).</summary>
     public Func<TimeSpan, CancellationToken, Task> Delay { get; init; } = Task.Delay;
-
-    /// <summary>
-    /// The longest signal the bank's database can store, or null for no limit. PostgreSQL's unique index on
-    /// bank entries holds the signal, and a btree row is limited to about 2.7 KB, so a fetcher counts longer signals
-    /// (a 351 KB TMK+PDQF file) as unsupported with that reason instead of failing the commit. Set by the sync host.
-    /// </summary>
-    public int? MaxSignalChars { get; init; }
 }
 
 /// <summary>One sync pass: reads from a checkpoint to the newest data.</summary>

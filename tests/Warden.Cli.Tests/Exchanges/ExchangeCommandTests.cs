@@ -36,10 +36,9 @@ public sealed class ExchangeCommandTests
     /// <param name="db">The database.</param>
     /// <param name="bank">The bank.</param>
     /// <param name="server">The feed.</param>
-    /// <param name="tmkStored">False on PostgreSQL: its bank index cannot hold a TMK signal (counted as unsupported instead).</param>
-    private static void AssertBankEqualsFeed(string db, string bank, FakeNcmecServer server, bool tmkStored = true)
+    private static void AssertBankEqualsFeed(string db, string bank, FakeNcmecServer server)
     {
-        var expected = FeedModel.Expected(server.Live()).Where(e => tmkStored || e.Value.Type != "tmk_pdqf").ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
+        var expected = FeedModel.Expected(server.Live()).ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
         var live = LiveBank(db, bank);
         Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), live.Keys.Order(StringComparer.Ordinal));
         foreach (var (key, e) in expected)
@@ -117,7 +116,7 @@ public sealed class ExchangeCommandTests
             Assert.True(fetch.Exit == 0, fetch.Err);
             Assert.Contains("entries/s", fetch.Err, StringComparison.Ordinal);
             Assert.Contains("up to date", fetch.Out, StringComparison.Ordinal);
-            AssertBankEqualsFeed(db.Target, "ncmec", server, tmkStored: dialect == SqlDialect.Sqlite);
+            AssertBankEqualsFeed(db.Target, "ncmec", server);
 
             // The feed moves on; the next pass meets a 503 and a 429 on the way.
             await Task.Delay(1100);
@@ -129,12 +128,7 @@ public sealed class ExchangeCommandTests
             Assert.True(again.Exit == 0, again.Err);
             Assert.Contains("HTTP 503", again.Err, StringComparison.Ordinal);
             Assert.Contains("HTTP 429", again.Err, StringComparison.Ordinal);
-            if (dialect == SqlDialect.Postgres)
-            {
-                // PostgreSQL's bank index cannot hold a 351 KB TMK signal: counted with the reason, never fetched.
-                Assert.Contains("is not stored: too long for this database's bank index", fetch.Err, StringComparison.Ordinal);
-            }
-            AssertBankEqualsFeed(db.Target, "ncmec", server, tmkStored: dialect == SqlDialect.Sqlite);
+            AssertBankEqualsFeed(db.Target, "ncmec", server);
 
             var status = Run("exchange", "status", "ncmec-industry", "--format", "jsonl", "--db", db.Target);
             Assert.Equal(0, status.Exit);
@@ -162,7 +156,7 @@ public sealed class ExchangeCommandTests
             var gone = Run("exchange", "fetch", "ncmec-industry", "--db", db.Target);
             Assert.Equal(1, gone.Exit);
             Assert.Contains("No exchange named 'ncmec-industry'", gone.Err, StringComparison.Ordinal);
-            AssertBankEqualsFeed(db.Target, "ncmec", server, tmkStored: dialect == SqlDialect.Sqlite); // the bank stays
+            AssertBankEqualsFeed(db.Target, "ncmec", server); // the bank stays
         }
         finally
         {

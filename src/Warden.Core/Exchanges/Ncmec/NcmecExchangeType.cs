@@ -153,9 +153,6 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
     private const long EntriesPerPage = 1000;
     private const long MaxFetchSize = 400_000;
 
-    /// <summary>Characters of a TMK+PDQF signal with the reference parameters ("tmk1:" + base64 of 263,344 bytes).</summary>
-    private static readonly int TmkSignalChars = 5 + (((TmkFeatures.DefaultFileSize + 2) / 3) * 4);
-
     /// <summary>Warden's signal type for a fetched TMK+PDQF file.</summary>
     private const string TmkSignalType = "tmk_pdqf";
 
@@ -411,21 +408,13 @@ internal sealed class NcmecFetcher(NcmecConfig config, ExchangeRuntime runtime) 
         string? reason = null;
         string? signal = null;
         Uri? uri = null;
-        if (runtime.MaxSignalChars is { } max && TmkSignalChars > max)
+        try
         {
-            // Not fetched at all: the bank's database cannot index a signal this long (PostgreSQL).
-            reason = "too long for this database's bank index";
+            uri = client.LargeFingerprintUri(fp.Href);
         }
-        else
+        catch (ExchangeException)
         {
-            try
-            {
-                uri = client.LargeFingerprintUri(fp.Href);
-            }
-            catch (ExchangeException)
-            {
-                reason = "link not on the server";
-            }
+            reason = "link not on the server";
         }
 
         if (reason is null)

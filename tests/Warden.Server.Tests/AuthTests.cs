@@ -12,7 +12,7 @@ namespace Warden.Server.Tests;
 public sealed class AuthTests
 {
     private static readonly string[] Public = ["/healthz", "/readyz", "/status", "/status/live", "/openapi/{documentName}.json", "/docs/{documentName?}", "/docs",
-        "/review", "/review/app.js", "/review/app.css", "/review/api/login"]; // the console's static page and its login
+        "/review", "/review/app.js", "/review/app.css", "/review/models.js", "/review/models.css", "/review/api/login"]; // the console's static page and its login
 
     private static IEnumerable<(string Method, string Path, string? Policy)> Endpoints(TestServer server)
     {

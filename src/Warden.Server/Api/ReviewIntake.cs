@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Mvc;
+using Warden.Core.Banks;
 using Warden.Core.Hashing;
 using Warden.Review;
+using Warden.Review.Cases;
 using Warden.Server.Actions;
 
 namespace Warden.Server.Api;
@@ -61,7 +63,7 @@ public static class ReviewIntake
             hits.Add(new ReviewHit(h.Bank, h.SignalType, h.Distance, h.Labels));
         }
 
-        foreach (var l in links.Where(l => l.BankKind == "block" && l.Signal is null))
+        foreach (var l in links.Where(l => BankKinds.TryParse(l.BankKind, out var kind) && kind == BankKind.BlockList && l.Signal is null))
         {
             hits.Add(new ReviewHit(l.Bank, "model:" + l.Tier, 0, l.Labels));
         }

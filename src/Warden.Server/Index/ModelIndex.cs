@@ -37,6 +37,9 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
     /// <summary>Records in the index and its overlay (diagnostics, tests).</summary>
     public int Count => _state is { } s ? s.Catalog.Length - s.Removed.Count + s.Added.Count : 0;
 
+    /// <summary>How long a query waits for a writer in progress before answering from the snapshot it has.</summary>
+    private static readonly TimeSpan ReadYourWritesWait = TimeSpan.FromSeconds(10);
+
     /// <summary>Times the index was built (diagnostics, tests).</summary>
     public int Builds { get; private set; }
 
@@ -54,9 +57,11 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
         {
             Poll();
         }
-        else if (store.ChangeSequence() != Interlocked.Read(ref _seq) && _build.TryEnter())
+        else if (store.ChangeSequence() != Interlocked.Read(ref _seq) && _build.TryEnter(ReadYourWritesWait))
         {
-            // While another thread rebuilds, the query answers from the snapshot it has rather than wait.
+            // While another thread applies changes or rebuilds (the background poll may be applying this very
+            // change), the query waits for it, then catches up with what is left; only a rebuild longer than the
+            // wait (a very large bank at start) makes it answer from the snapshot it has.
             try
             {
                 ApplyChanges();

@@ -166,6 +166,25 @@ public sealed class FakeNcmecServer : IAsyncDisposable
         var raw = ctx.Request.RawUrl ?? "/";
         var rel = raw.StartsWith("/hashsharing", StringComparison.Ordinal) ? raw["/hashsharing".Length..] : raw;
         var status = 200;
+        var recorded = false;
+
+        // Logged before the response is written: a client that has its answer may go on (and a test may clear the
+        // log) before this task runs again, so logging afterwards could land a finished pass's request in the next.
+        void Record(int code)
+        {
+            if (!recorded)
+            {
+                recorded = true;
+                Requests.Enqueue((ctx.Request.HttpMethod, rel, DateTimeOffset.UtcNow, code));
+            }
+        }
+
+        Task Respond(int code, string body)
+        {
+            Record(code);
+            return WriteAsync(ctx, code, body);
+        }
+
         try
         {
             var auth = ctx.Request.Headers["Authorization"];
@@ -173,7 +192,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
             if (auth != expected)
             {
                 status = 401;
-                await WriteAsync(ctx, 401, "<error>Authentication Required</error>");
+                await Respond(401, "<error>Authentication Required</error>");
                 return;
             }
 
@@ -185,13 +204,13 @@ public sealed class FakeNcmecServer : IAsyncDisposable
                     ctx.Response.Headers["Retry-After"] = ra.ToString(CultureInfo.InvariantCulture);
                 }
 
-                await WriteAsync(ctx, fault.Status, "<error>try later</error>");
+                await Respond(fault.Status, "<error>try later</error>");
                 return;
             }
 
             if (Fixed.TryGetValue(rel, out var body))
             {
-                await WriteAsync(ctx, 200, body);
+                await Respond(200, body);
                 return;
             }
 
@@ -207,7 +226,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
                         ctx.Response.Headers["Retry-After"] = lra.ToString(CultureInfo.InvariantCulture);
                     }
 
-                    await WriteAsync(ctx, largeFault.Status, "<error>try later</error>");
+                    await Respond(largeFault.Status, "<error>try later</error>");
                     return;
                 }
 
@@ -215,10 +234,11 @@ public sealed class FakeNcmecServer : IAsyncDisposable
                 if (largeBody is null)
                 {
                     status = 404;
-                    await WriteAsync(ctx, 404, "<error>not found</error>");
+                    await Respond(404, "<error>not found</error>");
                     return;
                 }
 
+                Record(200);
                 ctx.Response.StatusCode = 200;
                 ctx.Response.ContentType = "application/octet-stream";
                 ctx.Response.ContentLength64 = largeBody.Length;
@@ -231,7 +251,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
             {
                 using var reader = new StreamReader(ctx.Request.InputStream, Encoding.UTF8);
                 Feedback.Enqueue((path, await reader.ReadToEndAsync()));
-                await WriteAsync(ctx, 200, string.Empty);
+                await Respond(200, string.Empty);
                 return;
             }
 
@@ -259,18 +279,18 @@ public sealed class FakeNcmecServer : IAsyncDisposable
                 if (!TryTime(q["from"], out var from) || !TryTime(q["to"], out var to))
                 {
                     status = 400;
-                    await WriteAsync(ctx, 400, "<error>from and to are required</error>");
+                    await Respond(400, "<error>from and to are required</error>");
                     return;
                 }
 
                 var start = int.TryParse(q["start"], CultureInfo.InvariantCulture, out var s) ? s : 1;
                 var size = int.TryParse(q["size"], CultureInfo.InvariantCulture, out var z) ? z : PageSize;
-                await WriteAsync(ctx, 200, EntriesPage(from, to, start, size));
+                await Respond(200, EntriesPage(from, to, start, size));
                 return;
             }
 
             status = 404;
-            await WriteAsync(ctx, 404, "<error>not found</error>");
+            await Respond(404, "<error>not found</error>");
         }
         catch (Exception ex) when (ex is HttpListenerException or IOException or ObjectDisposedException)
         {
@@ -278,7 +298,7 @@ public sealed class FakeNcmecServer : IAsyncDisposable
         }
         finally
         {
-            Requests.Enqueue((ctx.Request.HttpMethod, rel, DateTimeOffset.UtcNow, status));
+            Record(status);
         }
     }
 

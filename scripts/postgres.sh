@@ -67,13 +67,14 @@ start_test_postgres() {
 
   # A free port, retried: another process may take it between the probe and the server's bind.
   # Throwaway data: durability off makes the tests several times faster; enough connections for the
-  # concurrency tests and two server processes.
+  # concurrency tests and two server processes. Checkpoints and autovacuum runs are logged to server.log so a
+  # latency spike in a load run can be matched to them (bench load also prints them per interval).
   local port started=""
   for _ in 1 2 3; do
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' 2>/dev/null ||
       echo $((20000 + RANDOM % 20000)))
     if _pg_as_owner "$_pg_bin/pg_ctl" -D "$_pg_dir/data" -l "$_pg_dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $_pg_dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $_pg_dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c log_checkpoints=on -c log_autovacuum_min_duration=0" \
       start >/dev/null; then
       started=1
       break

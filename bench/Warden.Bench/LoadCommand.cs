@@ -21,7 +21,10 @@ namespace Warden.Bench;
 /// queueing), a closed loop with N connections (the most it sustains), and <c>--find-max</c> (an open-loop
 /// ramp: the highest rate whose p99 stays within <c>--p99-budget</c> ms with no errors). Prints per-interval
 /// rate, p50/p99/p99.9, errors and each node's RSS; for soaks the RSS after <c>--rss-baseline</c> seconds and at
-/// the end, and the growth; CPU per request (servers and PostgreSQL, from /proc).
+/// the end, and the growth; CPU per request (servers and PostgreSQL, from /proc). Under each interval: every
+/// node's GC, pool and resident-memory breakdown and PostgreSQL's checkpoints and autovacuum runs (see
+/// <see cref="Probe"/>), and with several nodes each node's latency; <c>--node-env N:NAME=VALUE</c> sets a
+/// variable on one node, to compare runtime settings side by side under the same load.
 /// </summary>
 internal static partial class LoadCommand
 {
@@ -42,6 +45,7 @@ internal static partial class LoadCommand
         var step = 20;
         string? postgres = null;
         var serverEnv = new Dictionary<string, string>(StringComparer.Ordinal);
+        var nodeEnv = new List<(int Node, string Name, string Value)>();
         var dir = Path.Combine(Path.GetTempPath(), "warden-load");
         for (var i = 0; i < args.Length; i++)
         {
@@ -68,14 +72,20 @@ internal static partial class LoadCommand
                     var kv = args[++i].Split('=', 2);
                     serverEnv[kv[0]] = kv.Length > 1 ? kv[1] : string.Empty;
                     break;
+                case "--node-env":
+                    // "2:DOTNET_GCConserveMemory=5": one node's setting, to compare runtime settings side by side under the same load.
+                    var colon = args[i + 1].IndexOf(':', StringComparison.Ordinal);
+                    var nkv = args[++i][(colon + 1)..].Split('=', 2);
+                    nodeEnv.Add((colon > 0 && int.TryParse(args[i].AsSpan(0, colon), CultureInfo.InvariantCulture, out var node) ? node : 0, nkv[0], nkv.Length > 1 ? nkv[1] : string.Empty));
+                    break;
                 case "--dir": dir = args[++i]; break;
                 default: Console.Error.WriteLine($"load: unknown option {args[i]}"); return 2;
             }
         }
 
-        if (nodes < 1 || uploaders < 1 || interval < 1 || (nodes > 1 && postgres is null))
+        if (nodes < 1 || uploaders < 1 || interval < 1 || (nodes > 1 && postgres is null) || nodeEnv.Any(e => e.Node < 1 || e.Node > nodes || e.Name.Length == 0))
         {
-            Console.Error.WriteLine("load: --nodes N (N ≥ 1; more than one needs --postgres or --pg), --uploaders ≥ 1, --interval ≥ 1");
+            Console.Error.WriteLine("load: --nodes N (N ≥ 1; more than one needs --postgres or --pg), --uploaders ≥ 1, --interval ≥ 1, --node-env N:NAME=VALUE with 1 ≤ N ≤ nodes");
             return 2;
         }
 
@@ -84,6 +94,11 @@ internal static partial class LoadCommand
         Console.WriteLine($"images: {images.Length} JPEGs, 640x480, mean {images.Average(b => b.Length) / 1024:F0} KiB; {uploaders} uploaders round-robin");
         var db = postgres ?? Path.Combine(dir, $"load-{entries}.db");
         var key = Prepare(db, entries, images);
+        var adminKey = MetricsKey(db);
+        if (postgres is not null)
+        {
+            Settle(postgres);
+        }
         var postmaster = postgres is null ? 0 : PostmasterPid(postgres);
         Console.WriteLine($"database: {(postgres is null ? "SQLite " + db : "PostgreSQL" + (postmaster > 0 ? $" (postmaster pid {postmaster}, CPU counted from /proc)" : " (not on this machine: its CPU is not counted)"))}; case intake on; {nodes} node(s)");
 
@@ -99,7 +114,18 @@ internal static partial class LoadCommand
             for (var n = 0; n < nodes; n++)
             {
                 var port = FreePort();
-                servers.Add(StartServer(serverDb, port, serverEnv));
+                var env = new Dictionary<string, string>(serverEnv, StringComparer.Ordinal);
+                foreach (var (_, name, value) in nodeEnv.Where(e => e.Node == n + 1))
+                {
+                    env[name] = value;
+                }
+
+                if (env.Count > serverEnv.Count || nodeEnv.Count > 0)
+                {
+                    Console.WriteLine($"node {n + 1} environment: {(env.Count == 0 ? "(defaults)" : string.Join(' ', env.Select(kv => kv.Key + "=" + kv.Value)))}");
+                }
+
+                servers.Add(StartServer(serverDb, port, env));
                 var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(connections, 64), PooledConnectionLifetime = TimeSpan.FromMinutes(60) };
                 handlers.Add(handler);
                 var client = new HttpClient(handler) { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
@@ -116,6 +142,8 @@ internal static partial class LoadCommand
             var target = new Target([.. clients], [.. servers.Select(p => p.Id)], postmaster, uploaders);
             Console.WriteLine("warm-up 5 s ...");
             RunClosed(target, images, connections, 5, interval, quiet: true);
+            target.Probe = new Probe([.. clients], [.. servers.Select(p => p.Id)], adminKey, postgres);
+            target.Probe.Start();
             if (mode is "open" or "both")
             {
                 Console.WriteLine($"\n== fixed rate {rate:F0} req/s for {seconds} s (open loop), {nodes} node(s)");
@@ -160,10 +188,17 @@ internal static partial class LoadCommand
     {
         private long _next;
 
-        public (HttpClient Client, string Path) Next()
+        /// <summary>Per-interval GC, pool and PostgreSQL readings printed under each interval line (null: none).</summary>
+        public Probe? Probe { get; set; }
+
+        /// <summary>Each node's latencies (several nodes, printed runs only), so settings compared side by side (--node-env) show their own p99.</summary>
+        public Stats[] NodeStats { get; } = [.. Clients.Select(_ => new Stats())];
+
+        public (HttpClient Client, string Path, int Node) Next()
         {
             var i = Interlocked.Increment(ref _next);
-            return (Clients[i % Clients.Length], "v1/match?uploader_id=u" + (i % Uploaders).ToString(CultureInfo.InvariantCulture));
+            var node = (int)(i % Clients.Length);
+            return (Clients[node], "v1/match?uploader_id=u" + (i % Uploaders).ToString(CultureInfo.InvariantCulture), node);
         }
 
         public string RssText() => string.Join(" + ", Pids.Select(p => (Rss(p) / 1048576.0).ToString("F0", CultureInfo.InvariantCulture))) + " MiB";
@@ -256,6 +291,41 @@ internal static partial class LoadCommand
             keys.ClearFlag(flag.EntryId, "load bench");
         }
         return keys.CreateKey("load", Role.Submitter).Key;
+    }
+
+    /// <summary>
+    /// Vacuums, analyses and checkpoints a PostgreSQL database before the servers start: the bank import's
+    /// aftermath (autovacuum of a million new rows, then a checkpoint writing every page it touched) otherwise
+    /// lands in the run's first minutes and is measured as the soak's spikes, which a production database
+    /// went through long before. CHECKPOINT needs a superuser (or pg_checkpoint); without it the run says so.
+    /// </summary>
+    private static void Settle(string postgres)
+    {
+        var watch = Stopwatch.StartNew();
+        using var c = new Npgsql.NpgsqlConnection(postgres);
+        c.Open();
+        using (var vacuum = new Npgsql.NpgsqlCommand("VACUUM (ANALYZE)", c) { CommandTimeout = 0 })
+        {
+            vacuum.ExecuteNonQuery();
+        }
+
+        try
+        {
+            using var checkpoint = new Npgsql.NpgsqlCommand("CHECKPOINT", c) { CommandTimeout = 0 };
+            checkpoint.ExecuteNonQuery();
+            Console.WriteLine($"database settled (VACUUM ANALYZE, CHECKPOINT) in {watch.Elapsed.TotalSeconds:F1} s");
+        }
+        catch (Npgsql.PostgresException ex) when (ex.SqlState == "42501")
+        {
+            Console.WriteLine($"database vacuumed and analysed in {watch.Elapsed.TotalSeconds:F1} s (no CHECKPOINT: the user may not; the first checkpoint falls in the run)");
+        }
+    }
+
+    // An admin key only to read each node's /metrics between intervals (the GC and pool lines).
+    private static string MetricsKey(string db)
+    {
+        using var store = BankStore.Open(db);
+        return new ServerStore(store.Database).CreateKey("load-metrics", Role.Admin).Key;
     }
 
     private static int FreePort()
@@ -423,24 +493,24 @@ internal static partial class LoadCommand
         }
     }
 
-    private static async Task<(bool Ok, bool Matched)> SendAsync(Target target, byte[] image)
+    private static async Task<(bool Ok, bool Matched, int Node)> SendAsync(Target target, byte[] image)
     {
-        var (client, path) = target.Next();
+        var (client, path, node) = target.Next();
         try
         {
             using var content = new ByteArrayContent(image);
             content.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
             using var response = await client.PostAsync(path, content).ConfigureAwait(false);
             var body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
-            return (response.IsSuccessStatusCode, body.Contains("\"matched\":true", StringComparison.Ordinal));
+            return (response.IsSuccessStatusCode, body.Contains("\"matched\":true", StringComparison.Ordinal), node);
         }
         catch (HttpRequestException)
         {
-            return (false, false);
+            return (false, false, node);
         }
         catch (TaskCanceledException)
         {
-            return (false, false);
+            return (false, false, node);
         }
     }
 
@@ -448,10 +518,17 @@ internal static partial class LoadCommand
     {
         var s = stats.Take();
         Console.WriteLine($"{label,8}  {s.Count / elapsed.TotalSeconds,7:F1} req/s  p50 {s.P50,6:F1} ms  p99 {s.P99,7:F1} ms  p99.9 {s.P999,7:F1} ms  max {s.Max,7:F1} ms  errors {s.Errors}  matched {s.Matched}  server RSS {target.RssText()}");
+        if (target.Clients.Length > 1)
+        {
+            Console.WriteLine("          by node: " + string.Join("; ", target.NodeStats.Select((n, i) => n.Take() is var t ? $"{i + 1}: p50 {t.P50:F1} p99 {t.P99:F1} max {t.Max:F1} ms" : string.Empty)));
+        }
+
+        target.Probe?.Print();
     }
 
     private static void Total(string what, Summary o, TimeSpan elapsed, Target target, (TimeSpan Servers, TimeSpan Postgres) cpu0)
     {
+        target.Probe?.Flush();
         var (servers, postgres) = target.Cpu();
         var n = Math.Max(1, o.Count);
         var pg = target.Postmaster > 0 ? $" + PostgreSQL {(postgres - cpu0.Postgres).TotalMicroseconds / n:F0} µs" : string.Empty;
@@ -516,9 +593,14 @@ internal static partial class LoadCommand
             // No list of tasks: a 30-minute soak is over half a million requests.
             _ = Task.Run(async () =>
             {
-                var (ok, matched) = await SendAsync(target, image).ConfigureAwait(false);
+                var (ok, matched, node) = await SendAsync(target, image).ConfigureAwait(false);
                 var ms = Stopwatch.GetElapsedTime(scheduled).TotalMilliseconds; // from the scheduled start
                 stats.Add(ms, ok, matched);
+                if (!quiet && target.Clients.Length > 1)
+                {
+                    target.NodeStats[node].Add(ms, ok, matched);
+                }
+
                 overall.Add(ms, ok, matched);
                 if (Interlocked.Decrement(ref inflight) == 0)
                 {
@@ -562,9 +644,14 @@ internal static partial class LoadCommand
             {
                 var image = images[Interlocked.Increment(ref counter) % images.Length];
                 var t = Stopwatch.GetTimestamp();
-                var (ok, matched) = await SendAsync(target, image).ConfigureAwait(false);
+                var (ok, matched, node) = await SendAsync(target, image).ConfigureAwait(false);
                 var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
                 stats.Add(ms, ok, matched);
+                if (!quiet && target.Clients.Length > 1)
+                {
+                    target.NodeStats[node].Add(ms, ok, matched);
+                }
+
                 overall.Add(ms, ok, matched);
             }
         })).ToArray();

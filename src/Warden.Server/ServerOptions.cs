@@ -70,6 +70,24 @@ public sealed class ServerOptions
     /// <summary>Videos hashed at once (each runs an ffmpeg process); the rest wait.</summary>
     public int MaxConcurrentVideos { get; set; } = Math.Max(1, Environment.ProcessorCount / 2);
 
+    /// <summary>
+    /// glibc malloc arenas at most (<c>mallopt(M_ARENA_MAX)</c>, set at start; 0 leaves glibc's 8 × cores): fewer
+    /// arenas hold fewer freed decode buffers resident. Ignored off glibc. See docs/operations.md (Memory).
+    /// </summary>
+    public int MallocArenaMax { get; set; } = 2;
+
+    /// <summary>
+    /// Thread-pool threads kept ready (worker threads; 0 leaves .NET's default of one per core). Case intake and
+    /// match recording make synchronous database calls, so a database that stalls for a moment (a checkpoint, a
+    /// lock) blocks those threads, and with one thread per core the pool starves and adds threads only slowly:
+    /// every request waits. Hashing stays bounded by <see cref="MaxConcurrentHashing"/>, so spare threads do not
+    /// oversubscribe the CPU.
+    /// </summary>
+    public int MinThreads { get; set; } = Math.Max(16, Environment.ProcessorCount * 4);
+
+    /// <summary>How often free native heap pages are returned to the system (<c>malloc_trim</c>, seconds; 0 = never).</summary>
+    public int NativeHeapTrimSeconds { get; set; } = 30;
+
     /// <summary>Largest model file accepted as an upload (held in memory, never on disk); larger ones are scanned by path.</summary>
     public long MaxModelUploadBytes { get; set; } = 2L * 1024 * 1024 * 1024;
 

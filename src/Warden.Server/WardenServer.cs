@@ -38,6 +38,14 @@ public static class WardenServer
         builder.Configuration.GetSection("Warden").Bind(options);
         configure?.Invoke(options);
 
+        // Before the server's threads start: each thread that decodes would otherwise bind its own malloc arena.
+        NativeHeap.CapArenas(options.MallocArenaMax);
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        if (options.MinThreads > workers)
+        {
+            ThreadPool.SetMinThreads(options.MinThreads, io);
+        }
+
         // Requests are not logged line by line: query strings carry hashes and uploader ids.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
@@ -92,6 +100,7 @@ public static class WardenServer
             services.AddHostedService(sp => sp.GetRequiredService<SignalLog.RetroactiveService>());
         }
 
+        services.AddHostedService<NativeHeap>();
         services.AddSingleton<ApiKeyCache>();
         services.AddSingleton<UrlFetcher>();
         services.AddHostedService<WebhookDeliverer>();

@@ -1,0 +1,231 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using Npgsql;
+
+namespace Warden.Bench;
+
+internal static partial class LoadCommand
+{
+    /// <summary>
+    /// What each node's runtime and the database did in an interval, printed under the latency line so a
+    /// spike or an RSS step can be matched to its cause: the managed heap (size after the last GC, by
+    /// generation, its fragmentation and the GC's committed memory), GCs and their pause time, threads, the
+    /// Npgsql pool, and PostgreSQL's checkpoints, autovacuum/autoanalyze runs and WAL written. Reads each
+    /// node's /metrics (an admin key) and, when the database is PostgreSQL, its statistics views; a reading that
+    /// fails prints "?" and never stops the run.
+    /// </summary>
+    private sealed class Probe(HttpClient[] clients, int[] pids, string adminKey, string? postgres)
+    {
+        private readonly Dictionary<string, double>[] _last = [.. clients.Select(_ => new Dictionary<string, double>(StringComparer.Ordinal))];
+        private PgReading? _pgLast;
+        private Task _pending = Task.CompletedTask;
+
+        /// <summary>
+        /// Prints <see cref="Lines"/> off the caller's thread, in order: the open loop's sender must not stop to
+        /// scrape (a pause there would delay the requests due meanwhile and count as their latency).
+        /// </summary>
+        public void Print() => _pending = _pending.ContinueWith(_ => Console.Write(Lines()), TaskScheduler.Default);
+
+        /// <summary>Waits for the lines being printed (before a run's totals).</summary>
+        public void Flush() => _pending.Wait();
+
+        /// <summary>Takes the first readings, so the first interval prints deltas.</summary>
+        public void Start()
+        {
+            for (var n = 0; n < clients.Length; n++)
+            {
+                _last[n] = Scrape(clients[n]) ?? _last[n];
+            }
+
+            _pgLast = ReadPostgres();
+        }
+
+        /// <summary>One line per node ("gc …") and one for PostgreSQL ("pg …"), each indented under the interval line.</summary>
+        public string Lines()
+        {
+            var sb = new StringBuilder();
+            for (var n = 0; n < clients.Length; n++)
+            {
+                var now = Scrape(clients[n]);
+                var who = clients.Length > 1 ? $"node {n + 1} " : string.Empty;
+                if (now is null)
+                {
+                    sb.Append(CultureInfo.InvariantCulture, $"          {who}gc ?\n");
+                    continue;
+                }
+
+                var last = _last[n];
+                // By the name's ending: the meter adapter prefixes the meter's name ("system_runtime_", "npgsql_").
+                double Sum(Dictionary<string, double> m, string name, string? label = null) =>
+                    m.Where(kv => MetricName(kv.Key).EndsWith(name, StringComparison.Ordinal) && (label is null || kv.Key.Contains(label, StringComparison.Ordinal))).Sum(kv => kv.Value);
+                double Delta(string name, string? label = null) => Sum(now, name, label) - Sum(last, name, label);
+                const double MiB = 1048576.0;
+                sb.Append(CultureInfo.InvariantCulture,
+                    $"          {who}gc heap {Sum(now, "dotnet_gc_last_collection_heap_size") / MiB:F0} MiB " +
+                    $"(gen0 {Sum(now, "dotnet_gc_last_collection_heap_size", "\"gen0\"") / MiB:F0} gen1 {Sum(now, "dotnet_gc_last_collection_heap_size", "\"gen1\"") / MiB:F0} " +
+                    $"gen2 {Sum(now, "dotnet_gc_last_collection_heap_size", "\"gen2\"") / MiB:F0} loh {Sum(now, "dotnet_gc_last_collection_heap_size", "\"loh\"") / MiB:F0} " +
+                    $"poh {Sum(now, "dotnet_gc_last_collection_heap_size", "\"poh\"") / MiB:F0}), frag {Sum(now, "dotnet_gc_last_collection_heap_fragmentation_size") / MiB:F0}, " +
+                    $"committed {Sum(now, "dotnet_gc_last_collection_memory_committed_size") / MiB:F0} MiB; " +
+                    $"GCs +{Delta("dotnet_gc_collections", "\"gen0\""):F0}/+{Delta("dotnet_gc_collections", "\"gen1\""):F0}/+{Delta("dotnet_gc_collections", "\"gen2\""):F0} " +
+                    $"pause {Delta("dotnet_gc_pause_time") * 1000:F0} ms, allocated {Delta("dotnet_gc_heap_total_allocated") / MiB:F0} MiB; " +
+                    $"threads {Sum(now, "dotnet_thread_pool_thread_count"):F0} pool / {Sum(now, "process_num_threads"):F0}; " +
+                    $"npgsql {Sum(now, "db_client_connection_count", "\"used\""):F0} used {Sum(now, "db_client_connection_count", "\"idle\""):F0} idle; " +
+                    $"native: {NativeBreakdown(pids[n])}\n");
+                _last[n] = now;
+            }
+
+            var pg = ReadPostgres();
+            if (pg is { } p && _pgLast is { } q)
+            {
+                sb.Append(CultureInfo.InvariantCulture,
+                    $"          pg checkpoints +{p.CheckpointsTimed - q.CheckpointsTimed} timed +{p.CheckpointsRequested - q.CheckpointsRequested} requested " +
+                    $"({(p.CheckpointBuffers - q.CheckpointBuffers) * 8 / 1024.0:F0} MiB written, {p.CheckpointWriteMs - q.CheckpointWriteMs:F0} ms), " +
+                    $"WAL {(p.WalBytes - q.WalBytes) / 1048576.0:F1} MiB, autovacuum {Runs(p.Vacuums, q.Vacuums)}, autoanalyze {Runs(p.Analyzes, q.Analyzes)}\n");
+            }
+
+            _pgLast = pg ?? _pgLast;
+            return sb.ToString();
+        }
+
+        /// <summary>
+        /// Where the process's resident memory is, from /proc/PID/smaps: writable anonymous mappings that start on a
+        /// 64 MiB boundary (glibc's thread arenas, and any GC region that happens to start on one), the main malloc
+        /// heap, JIT code (the double-mapped memfd) and the remaining anonymous memory (GC heap, index, stacks), in MiB.
+        /// </summary>
+        private static string NativeBreakdown(int pid)
+        {
+            try
+            {
+                long arenas = 0, heap = 0, code = 0, anon = 0, arenaCount = 0;
+                string name = string.Empty;
+                var start = 0UL;
+                var writable = false;
+                foreach (var line in File.ReadLines($"/proc/{pid}/smaps"))
+                {
+                    if (line.Length > 0 && char.IsAsciiHexDigit(line[0]) && line.IndexOf('-', StringComparison.Ordinal) is var dash and > 0 && line.IndexOf(' ', StringComparison.Ordinal) > dash)
+                    {
+                        var parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+                        start = ulong.Parse(parts[0].AsSpan(0, dash), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                        writable = parts[1].StartsWith("rw", StringComparison.Ordinal);
+                        name = parts.Length > 5 ? parts[5].Trim() : string.Empty;
+                    }
+                    else if (line.StartsWith("Rss:", StringComparison.Ordinal))
+                    {
+                        var kb = long.Parse(line.AsSpan(4).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture);
+                        if (name.Length == 0 && writable && start % (64UL << 20) == 0 && kb > 0)
+                        {
+                            arenas += kb;
+                            arenaCount++;
+                        }
+                        else if (name == "[heap]")
+                        {
+                            heap += kb;
+                        }
+                        else if (name.Contains("doublemapper", StringComparison.Ordinal))
+                        {
+                            code += kb;
+                        }
+                        else if (name.Length == 0)
+                        {
+                            anon += kb;
+                        }
+                    }
+                }
+
+                return $"arena-like {arenas / 1024.0:F0} MiB in {arenaCount} maps, main heap {heap / 1024.0:F0}, JIT code {code / 1024.0:F0}, other anonymous {anon / 1024.0:F0}";
+            }
+            catch (IOException)
+            {
+                return "?";
+            }
+        }
+
+        private static string MetricName(string key) => key.IndexOf('{', StringComparison.Ordinal) is var brace and >= 0 ? key[..brace] : key;
+
+        // "+2 (case_events, cases)": which tables autovacuum visited in the interval.
+        private static string Runs(Dictionary<string, long> now, Dictionary<string, long> last)
+        {
+            var tables = now.Where(kv => kv.Value > last.GetValueOrDefault(kv.Key)).Select(kv => kv.Key).Order(StringComparer.Ordinal).ToList();
+            var total = tables.Sum(t => now[t] - last.GetValueOrDefault(t));
+            return tables.Count == 0 ? "+0" : $"+{total} ({string.Join(", ", tables)})";
+        }
+
+        private Dictionary<string, double>? Scrape(HttpClient client)
+        {
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, "metrics");
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+                using var response = client.SendAsync(request).GetAwaiter().GetResult();
+                if (!response.IsSuccessStatusCode)
+                {
+                    return null;
+                }
+
+                var values = new Dictionary<string, double>(StringComparer.Ordinal);
+                foreach (var line in response.Content.ReadAsStringAsync().GetAwaiter().GetResult().Split('\n'))
+                {
+                    if (line.Length == 0 || line[0] == '#')
+                    {
+                        continue;
+                    }
+
+                    var space = line.LastIndexOf(' ');
+                    if (space > 0 && double.TryParse(line.AsSpan(space + 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var v))
+                    {
+                        values[line[..space]] = v;
+                    }
+                }
+
+                return values;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                return null;
+            }
+        }
+
+        private sealed record PgReading(long CheckpointsTimed, long CheckpointsRequested, long CheckpointBuffers, double CheckpointWriteMs, long WalBytes, Dictionary<string, long> Vacuums, Dictionary<string, long> Analyzes);
+
+        private PgReading? ReadPostgres()
+        {
+            if (postgres is null)
+            {
+                return null;
+            }
+
+            try
+            {
+                using var c = new NpgsqlConnection(postgres);
+                c.Open();
+                long timed, requested, buffers, wal;
+                double writeMs;
+                using (var cmd = new NpgsqlCommand("SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, checkpoint_write_time + checkpoint_sync_time, pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_bgwriter", c))
+                using (var r = cmd.ExecuteReader())
+                {
+                    r.Read();
+                    (timed, requested, buffers, writeMs, wal) = (r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetDouble(3), (long)r.GetDecimal(4));
+                }
+
+                var vacuums = new Dictionary<string, long>(StringComparer.Ordinal);
+                var analyzes = new Dictionary<string, long>(StringComparer.Ordinal);
+                using (var cmd = new NpgsqlCommand("SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables", c))
+                using (var r = cmd.ExecuteReader())
+                {
+                    while (r.Read())
+                    {
+                        vacuums[r.GetString(0)] = r.GetInt64(1);
+                        analyzes[r.GetString(0)] = r.GetInt64(2);
+                    }
+                }
+
+                return new PgReading(timed, requested, buffers, writeMs, wal, vacuums, analyzes);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
+            {
+                return null;
+            }
+        }
+    }
+}

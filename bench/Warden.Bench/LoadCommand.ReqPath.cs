@@ -56,7 +56,7 @@ internal static partial class LoadCommand
         using var server = StartReqPathServer(db, port, intake, isaFile);
         try
         {
-            using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(connections, 64), PooledConnectionLifetime = TimeSpan.FromMinutes(30) };
+            using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(connections, 64), PooledConnectionLifetime = TimeSpan.FromMinutes(30), UseProxy = false, UseCookies = false, AllowAutoRedirect = false };
             using var client = new HttpClient(handler) { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
             WaitReady(client, server);

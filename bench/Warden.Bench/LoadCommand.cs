@@ -126,7 +126,7 @@ internal static partial class LoadCommand
                 }
 
                 servers.Add(StartServer(serverDb, port, env));
-                var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(connections, 64), PooledConnectionLifetime = TimeSpan.FromMinutes(60) };
+                var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(connections, 64), PooledConnectionLifetime = TimeSpan.FromMinutes(60), UseProxy = false, UseCookies = false, AllowAutoRedirect = false };
                 handlers.Add(handler);
                 var client = new HttpClient(handler) { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
                 client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
@@ -186,6 +186,8 @@ internal static partial class LoadCommand
     /// <summary>The servers under test: requests go round-robin over the nodes, uploaders round-robin over the requests.</summary>
     private sealed record Target(HttpClient[] Clients, int[] Pids, int Postmaster, int Uploaders)
     {
+        // Built once: the load generator shares the cores with the server, so its per-request work is kept small.
+        private readonly Uri[] _paths = [.. Enumerable.Range(0, Uploaders).Select(u => new Uri("v1/match?uploader_id=u" + u.ToString(CultureInfo.InvariantCulture), UriKind.Relative))];
         private long _next;
 
         /// <summary>Per-interval GC, pool and PostgreSQL readings printed under each interval line (null: none).</summary>
@@ -194,19 +196,20 @@ internal static partial class LoadCommand
         /// <summary>Each node's latencies (several nodes, printed runs only), so settings compared side by side (--node-env) show their own p99.</summary>
         public Stats[] NodeStats { get; } = [.. Clients.Select(_ => new Stats())];
 
-        public (HttpClient Client, string Path, int Node) Next()
+        public (HttpClient Client, Uri Path, int Node) Next()
         {
             var i = Interlocked.Increment(ref _next);
             var node = (int)(i % Clients.Length);
-            return (Clients[node], "v1/match?uploader_id=u" + (i % Uploaders).ToString(CultureInfo.InvariantCulture), node);
+            return (Clients[node], _paths[i % Uploaders], node);
         }
 
         public string RssText() => string.Join(" + ", Pids.Select(p => (Rss(p) / 1048576.0).ToString("F0", CultureInfo.InvariantCulture))) + " MiB";
 
         public long TotalRss() => Pids.Sum(Rss);
 
-        /// <summary>CPU of the servers and (when local) PostgreSQL so far.</summary>
-        public (TimeSpan Servers, TimeSpan Postgres) Cpu() => (TimeSpan.FromTicks(Pids.Sum(p => ProcessCpu(p).Ticks)), IntakeCommand.ServerCpu(Postmaster));
+        /// <summary>CPU of the servers, (when local) PostgreSQL and this load generator so far.</summary>
+        public (TimeSpan Servers, TimeSpan Postgres, TimeSpan Client) Cpu() =>
+            (TimeSpan.FromTicks(Pids.Sum(p => ProcessCpu(p).Ticks)), IntakeCommand.ServerCpu(Postmaster), Process.GetCurrentProcess().TotalProcessorTime);
     }
 
     /// <summary>Runs this same command again under scripts/with-postgres (a throwaway cluster), on its connection string.</summary>
@@ -498,11 +501,40 @@ internal static partial class LoadCommand
         var (client, path, node) = target.Next();
         try
         {
+            // ByteArrayContent sends the image's own array (no copy); the header is added unparsed, and the answer
+            // is read into a pooled buffer and searched as UTF-8 rather than decoded into a string.
             using var content = new ByteArrayContent(image);
-            content.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
-            using var response = await client.PostAsync(path, content).ConfigureAwait(false);
-            var body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
-            return (response.IsSuccessStatusCode, body.Contains("\"matched\":true", StringComparison.Ordinal), node);
+            content.Headers.TryAddWithoutValidation("Content-Type", "image/jpeg");
+            using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
+            var stream = await response.Content.ReadAsStreamAsync().ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+                try
+                {
+                    // Bodies are a few hundred bytes; a longer one grows the (pooled) buffer.
+                    var n = 0;
+                    int read;
+                    while ((read = await stream.ReadAsync(buffer.AsMemory(n)).ConfigureAwait(false)) > 0)
+                    {
+                        n += read;
+                        if (n == buffer.Length)
+                        {
+                            var bigger = System.Buffers.ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                            buffer.AsSpan(0, n).CopyTo(bigger);
+                            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                            buffer = bigger;
+                        }
+                    }
+
+                    return (response.IsSuccessStatusCode, buffer.AsSpan(0, n).IndexOf("\"matched\":true"u8) >= 0, node);
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
         }
         catch (HttpRequestException)
         {
@@ -526,14 +558,14 @@ internal static partial class LoadCommand
         target.Probe?.Print();
     }
 
-    private static void Total(string what, Summary o, TimeSpan elapsed, Target target, (TimeSpan Servers, TimeSpan Postgres) cpu0)
+    private static void Total(string what, Summary o, TimeSpan elapsed, Target target, (TimeSpan Servers, TimeSpan Postgres, TimeSpan Client) cpu0)
     {
         target.Probe?.Flush();
-        var (servers, postgres) = target.Cpu();
+        var (servers, postgres, client) = target.Cpu();
         var n = Math.Max(1, o.Count);
         var pg = target.Postmaster > 0 ? $" + PostgreSQL {(postgres - cpu0.Postgres).TotalMicroseconds / n:F0} µs" : string.Empty;
         Console.WriteLine($"{what}: {o.Count} requests in {elapsed.TotalSeconds:F1} s = {o.Count / elapsed.TotalSeconds:F1} req/s; p50 {o.P50:F1} ms, p90 {o.P90:F1} ms, p99 {o.P99:F1} ms, p99.9 {o.P999:F1} ms, max {o.Max:F1} ms; errors {o.Errors}; matched {o.Matched}");
-        Console.WriteLine($"{what} CPU per request: servers {(servers - cpu0.Servers).TotalMicroseconds / n:F0} µs{pg}; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        Console.WriteLine($"{what} CPU per request: servers {(servers - cpu0.Servers).TotalMicroseconds / n:F0} µs{pg}; load generator {(client - cpu0.Client).TotalMicroseconds / n:F0} µs; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
     }
 
     /// <summary>Open loop at <paramref name="rate"/>: returns the whole run's summary.</summary>

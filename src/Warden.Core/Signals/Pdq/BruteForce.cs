@@ -41,6 +41,46 @@ public static class BruteForce
         }
     }
 
+    /// <summary>
+    /// The scan for several queries at once (the dihedral variants): each stored hash is loaded once and compared
+    /// with every query, reporting (id, distance, query index) for each query within the radius. Same matches as
+    /// one <see cref="Scan"/> per query, in another order.
+    /// </summary>
+    internal static void ScanMany(ReadOnlySpan<PdqHash> hashes, ReadOnlySpan<long> ids, ReadOnlySpan<PdqHash> queries, int radius, List<PdqMatch> results, bool skipTombstones)
+    {
+        if (queries.Length == 1)
+        {
+            Scan(hashes, ids, queries[0], radius, 0, results, skipTombstones);
+            return;
+        }
+
+        // Queries as 4 words each in one local array: the inner loop reads them from L1, not through `in` refs.
+        var n = queries.Length;
+        Span<ulong> q = n <= 16 ? stackalloc ulong[4 * 16] : new ulong[4 * n];
+        for (var v = 0; v < n; v++)
+        {
+            q[4 * v] = queries[v].W0;
+            q[(4 * v) + 1] = queries[v].W1;
+            q[(4 * v) + 2] = queries[v].W2;
+            q[(4 * v) + 3] = queries[v].W3;
+        }
+
+        q = q[..(4 * n)];
+        for (var i = 0; i < hashes.Length; i++)
+        {
+            var h = hashes[i];
+            for (var v = 0; v < q.Length; v += 4)
+            {
+                var d = System.Numerics.BitOperations.PopCount(h.W0 ^ q[v]) + System.Numerics.BitOperations.PopCount(h.W1 ^ q[v + 1]) +
+                        System.Numerics.BitOperations.PopCount(h.W2 ^ q[v + 2]) + System.Numerics.BitOperations.PopCount(h.W3 ^ q[v + 3]);
+                if (d <= radius)
+                {
+                    Report(ids, i, d, v >> 2, results, skipTombstones);
+                }
+            }
+        }
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Report(ReadOnlySpan<long> ids, int i, int d, int variant, List<PdqMatch> results, bool skipTombstones)
     {

@@ -12,11 +12,14 @@ namespace Warden.Core.Matching;
 /// </remarks>
 internal static unsafe partial class LargePages
 {
+    /// <summary>Blobs at least this large get 2 MiB alignment and the hint; smaller ones stay cache-line aligned.</summary>
+    public const long Threshold = 4 << 20;
+
+    private const int MadvDontneed = 4;
     private const int MadvHugepage = 14;
+    private const long SmallPage = 4096;
     private const nuint HugePage = 2 << 20;
 
-    /// <summary>Blobs at least this large get 2 MiB alignment and the hint; smaller ones stay cache-line aligned.</summary>
-    private const long Threshold = 4 << 20;
 
     public static byte* Alloc(long length)
     {
@@ -39,6 +42,31 @@ internal static unsafe partial class LargePages
         }
 
         return p;
+    }
+
+    /// <summary>
+    /// Drops the whole pages inside [p, p + length) of a private file mapping from this process (they were
+    /// copied elsewhere and are not read again), so a loaded snapshot is not counted twice in RSS. Best effort.
+    /// </summary>
+    public static void Discard(byte* p, long length)
+    {
+        var from = ((long)p + SmallPage - 1) & ~(SmallPage - 1);
+        var to = ((long)p + length) & ~(SmallPage - 1);
+        if (to <= from || !OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        try
+        {
+            _ = Madvise((void*)from, (nuint)(to - from), MadvDontneed);
+        }
+        catch (DllNotFoundException)
+        {
+        }
+        catch (EntryPointNotFoundException)
+        {
+        }
     }
 
     [LibraryImport("libc", EntryPoint = "madvise")]

@@ -226,10 +226,15 @@ public sealed unsafe class PdqIndex : IDisposable
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            for (var v = 0; v < variants.Length; v++)
+            // One pass per segment for all variants: scanned segments and the tail load each hash once for the
+            // lot, probed segments share the per-table radii and scratch (see PdqSegment.SearchMany).
+            var r = Math.Min(radius, PdqHash.Bits);
+            foreach (var seg in _segments)
             {
-                SearchCore(variants[v], Math.Min(radius, PdqHash.Bits), v, results);
+                seg.SearchMany(variants, r, results, _path);
             }
+
+            BruteForce.ScanMany(_tailHashes.AsSpan(0, _tailCount), _tailIds.AsSpan(0, _tailCount), variants, r, results, skipTombstones: false);
         }
         finally
         {
@@ -331,7 +336,15 @@ public sealed unsafe class PdqIndex : IDisposable
     /// </summary>
     public static PdqIndex Load(string path) => Load(path, 0, SearchPath.Auto);
 
-    internal static PdqIndex Load(string path, int tablesOverride, SearchPath searchPath)
+    /// <param name="path">The snapshot.</param>
+    /// <param name="tablesOverride">As for the constructor.</param>
+    /// <param name="searchPath">As for the constructor.</param>
+    /// <param name="copyFrom">
+    /// Segments whose blob is at least this many bytes are copied out of the mapping into huge-page memory
+    /// (<see cref="LargePages"/>); smaller ones are searched in place. Tests pass 0 (copy all), the bench
+    /// <see cref="long.MaxValue"/> (map only, the old behaviour) to compare.
+    /// </param>
+    internal static PdqIndex Load(string path, int tablesOverride, SearchPath searchPath, long copyFrom = LargePages.Threshold)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var length = new FileInfo(path).Length;
@@ -380,10 +393,23 @@ public sealed unsafe class PdqIndex : IDisposable
                 throw new InvalidDataException($"PDQ index snapshot '{path}' is corrupt: checksum mismatch.");
             }
 
+            // A private file mapping only ever gets 4 KiB pages, so a query's few thousand random lines each cost a
+            // TLB miss and page walk (under a loaded server, the walk misses cache too): big segments are copied
+            // into huge-page memory, and the mapped pages they came from are dropped as each copy completes.
             long pos = FileHeaderBytes;
+            var mapped = false;
             for (var s = 0; s < segmentCount; s++)
             {
-                var seg = PdqSegment.Open(p + pos, length - pos, s);
+                var seg = PdqSegment.Open(p + pos, length - pos, s, copyFrom);
+                if (seg.Owned)
+                {
+                    LargePages.Discard(p + pos, seg.BlobLength);
+                }
+                else
+                {
+                    mapped = true;
+                }
+
                 index._segments.Add(seg);
                 index._count += seg.Live;
                 pos += seg.BlobLength;
@@ -392,6 +418,16 @@ public sealed unsafe class PdqIndex : IDisposable
             if (pos != length)
             {
                 throw new InvalidDataException($"PDQ index snapshot '{path}' is corrupt: {length - pos} trailing bytes after {segmentCount} segments.");
+            }
+
+            if (!mapped)
+            {
+                // Every segment lives in its own memory now: the file need not stay mapped.
+                index._view.SafeMemoryMappedViewHandle.ReleasePointer();
+                index._view.Dispose();
+                index._view = null;
+                index._map.Dispose();
+                index._map = null;
             }
 
             return index;

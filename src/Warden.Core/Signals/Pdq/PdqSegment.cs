@@ -79,6 +79,9 @@ internal sealed unsafe class PdqSegment : IDisposable
 
     public byte* BlobPointer => _base;
 
+    /// <summary>Whether the blob is this segment's own memory (built, or copied out of a snapshot), not a mapping.</summary>
+    public bool Owned => _owned;
+
     /// <summary>
     /// Allocates a segment whose hashes and ids the caller fills before calling <see cref="BuildTables"/>;
     /// <paramref name="overflowCap"/> comes from <see cref="OverflowCapacity"/> over (a superset of) those hashes.
@@ -160,7 +163,12 @@ internal sealed unsafe class PdqSegment : IDisposable
     /// Opens a segment stored at <paramref name="blob"/> (a snapshot), validating everything a query relies on for
     /// memory safety: the header, the length, directory monotonicity and every posting's slot.
     /// </summary>
-    public static PdqSegment Open(byte* blob, long available, int index)
+    /// <remarks>
+    /// A blob of at least <paramref name="copyFrom"/> bytes is copied into memory of its own (huge pages where
+    /// Linux grants them; see <see cref="LargePages"/>) and validated there, so what is searched is what was
+    /// checked; smaller ones are used in place.
+    /// </remarks>
+    public static PdqSegment Open(byte* blob, long available, int index, long copyFrom = long.MaxValue)
     {
         string Where() => $"segment {index}";
         if (available < HeaderBytes)
@@ -215,8 +223,25 @@ internal sealed unsafe class PdqSegment : IDisposable
             throw new InvalidDataException($"PDQ index snapshot is truncated: {Where()} needs {length} bytes, {available} left.");
         }
 
-        var seg = new PdqSegment(blob, length, count, tables, overflowCap, owned: false);
-        seg.Validate(index);
+        var owned = length >= copyFrom;
+        if (owned)
+        {
+            var copy = LargePages.Alloc(length);
+            Buffer.MemoryCopy(blob, copy, length, length);
+            blob = copy;
+        }
+
+        var seg = new PdqSegment(blob, length, count, tables, overflowCap, owned);
+        try
+        {
+            seg.Validate(index);
+        }
+        catch
+        {
+            seg.Dispose();
+            throw;
+        }
+
         seg.RecountLive();
         return seg;
     }
@@ -422,19 +447,62 @@ internal sealed unsafe class PdqSegment : IDisposable
     /// <summary>Appends every live entry within <paramref name="radius"/> of <paramref name="q"/>, each once.</summary>
     public void Search(in PdqHash q, int radius, int variant, List<PdqMatch> results, PdqIndex.SearchPath path = PdqIndex.SearchPath.Auto)
     {
-        if (_tables.Length == 0 || path == PdqIndex.SearchPath.Scan || (path == PdqIndex.SearchPath.Auto && radius >= _scanFromRadius))
+        if (Scans(radius, path))
         {
             BruteForce.Scan(Hashes, Ids, q, radius, variant, results, skipTombstones: true);
             return;
         }
 
         var m = _tables.Length;
-        Span<uint> keys = stackalloc uint[m];
         Span<int> radii = stackalloc int[m];
         for (var j = 0; j < m; j++)
         {
-            keys[j] = _tables[j].Key(q);
             radii[j] = MihLayout.RadiusFor(j, m, radius);
+        }
+
+        SearchIndexed(q, radius, variant, radii, results);
+    }
+
+    /// <summary>
+    /// Appends, for every query (the variants of one image), every live entry within <paramref name="radius"/>,
+    /// tagged with the query's index: each (entry, query) pair once, the same pairs as one <see cref="Search"/>
+    /// per query. A scanned segment is read once for all queries.
+    /// </summary>
+    public void SearchMany(ReadOnlySpan<PdqHash> queries, int radius, List<PdqMatch> results, PdqIndex.SearchPath path = PdqIndex.SearchPath.Auto)
+    {
+        if (Scans(radius, path))
+        {
+            BruteForce.ScanMany(Hashes, Ids, queries, radius, results, skipTombstones: true);
+            return;
+        }
+
+        // Dihedral variants are as far apart as unrelated hashes, so their probes and candidates barely overlap
+        // and there is nothing worth merging; each runs the pipeline on the same radii and scratch, one variant
+        // at a time so its lines stay in L2 (pooling every variant's runs first is what collecting a whole 2^25
+        // segment's candidates did, which cost 40 %; see docs/performance.md).
+        var m = _tables.Length;
+        Span<int> radii = stackalloc int[m];
+        for (var j = 0; j < m; j++)
+        {
+            radii[j] = MihLayout.RadiusFor(j, m, radius);
+        }
+
+        for (var v = 0; v < queries.Length; v++)
+        {
+            SearchIndexed(queries[v], radius, v, radii, results);
+        }
+    }
+
+    private bool Scans(int radius, PdqIndex.SearchPath path) =>
+        _tables.Length == 0 || path == PdqIndex.SearchPath.Scan || (path == PdqIndex.SearchPath.Auto && radius >= _scanFromRadius);
+
+    private void SearchIndexed(in PdqHash q, int radius, int variant, ReadOnlySpan<int> radii, List<PdqMatch> results)
+    {
+        var m = _tables.Length;
+        Span<uint> keys = stackalloc uint[m];
+        for (var j = 0; j < m; j++)
+        {
+            keys[j] = _tables[j].Key(q);
         }
 
         // Four passes, each a loop of independent loads issued with prefetches one pass ahead, so the cache

@@ -5,7 +5,7 @@ using Warden.Core.Imaging;
 namespace Warden.Bench;
 
 /// <summary>
-/// `jpeg CORPUS [--passes N]`: per file, the 1/8 decode through libvips against Warden's (ImageDecoder: its own decoder where it can), whether their pixels are the same, and
+/// `jpeg CORPUS [--passes N]` (CORPUS `load`: see <see cref="FullScale"/>): per file, the 1/8 decode through libvips against Warden's (ImageDecoder: its own decoder where it can), whether their pixels are the same, and
 /// the three digests, in CPU milliseconds (best of N passes), to see where a whole-process `hash` spends its time.
 /// </summary>
 internal static class JpegDecodeCommand
@@ -14,6 +14,11 @@ internal static class JpegDecodeCommand
     {
         var corpus = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "large";
         var passes = ThroughputCommand.Option(args, "--passes", 5);
+        if (corpus == "load")
+        {
+            return FullScale(passes);
+        }
+
         var files = Corpora.Named(corpus).ToArray();
         double totVips = 0, totDc = 0, totDigest = 0;
         Console.WriteLine("file  MB  vips-ms  dc-ms  digests-ms  same-pixels");
@@ -37,6 +42,47 @@ internal static class JpegDecodeCommand
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"total  vips {totVips:F1} ms  dc {totDc:F1} ms  digests {totDigest:F1} ms"));
+        return 0;
+    }
+
+    /// <summary>
+    /// `jpeg load`: the 64 generated 640x480 q85 JPEGs of `bench load`, decoded at full scale as /v1/match does, in CPU
+    /// microseconds per decode (mean over the set, best of N passes): libvips directly, and ImageDecoder (the server's path).
+    /// </summary>
+    private static int FullScale(int passes)
+    {
+        var images = Enumerable.Range(0, 64).Select(LoadCommand.Jpeg).ToArray();
+        var vips = Best(passes, () =>
+        {
+            foreach (var data in images)
+            {
+                using var image = NetVips.Image.JpegloadBuffer(data, autorotate: false, access: NetVips.Enums.Access.Sequential);
+                _ = image.WriteToMemory<byte>();
+            }
+        });
+        var warden = Best(passes, () =>
+        {
+            foreach (var data in images)
+            {
+                using var d = ImageDecoder.Decode(data);
+            }
+        });
+
+        // What /v1/match does: PDQ's fast path lets the decoder scale down on load (ImageDecoder.ShrinkFactor).
+        static int Reduction(int w, int h) => Warden.Core.Hashing.Pdq.PdqHasher.FastScale(w, h);
+        var server = Best(passes, () =>
+        {
+            foreach (var data in images)
+            {
+                using var d = ImageDecoder.Decode(data, null, Reduction);
+            }
+        });
+        var shrink = ImageDecoder.ShrinkFactor(Reduction(640, 480));
+        var perVips = vips * 1000 / images.Length;
+        var perWarden = warden * 1000 / images.Length;
+        var perServer = server * 1000 / images.Length;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"load set: {images.Length} JPEGs 640x480, mean {images.Average(b => b.Length) / 1024:F0} KiB; CPU us per decode: libvips scale 1 {perVips:F0}  ImageDecoder scale 1 {perWarden:F0}  ImageDecoder as /v1/match (scale 1/{shrink}) {perServer:F0}"));
         return 0;
     }
 

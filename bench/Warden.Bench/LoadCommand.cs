@@ -244,7 +244,7 @@ internal static partial class LoadCommand
         : s.EndsWith('k') ? int.Parse(s[..^1], CultureInfo.InvariantCulture) * 1000 : int.Parse(s, CultureInfo.InvariantCulture);
 
     // Photo-like content: a small random image blown up smoothly (blobs), plus grain; q85 is ~100 KB.
-    private static byte[] Jpeg(int seed)
+    internal static byte[] Jpeg(int seed)
     {
         using var small = Image.Gaussnoise(16, 12, sigma: 70, mean: 128, seed: seed)
             .Bandjoin(Image.Gaussnoise(16, 12, sigma: 70, mean: 128, seed: seed + 1000), Image.Gaussnoise(16, 12, sigma: 70, mean: 128, seed: seed + 2000));

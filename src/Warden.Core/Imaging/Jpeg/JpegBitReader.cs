@@ -160,10 +160,14 @@ internal ref struct JpegBitReader
         _bitCount = count;
     }
 
-    /// <summary>Steps over one block's AC codes without extending any value.</summary>
+    /// <summary>
+    /// Steps over one block's AC codes without extending any value, several short codes per table read
+    /// (<see cref="JpegHuffmanTable.SkipLookup"/>); one code at a time where a run could cross the block's end.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void SkipAc(JpegHuffmanTable acTable, uint[] acLookup, ref ulong buffer, ref int count)
     {
+        var skipLookup = acTable.SkipLookup;
         for (var k = 1; k < 64;)
         {
             if (count < 32)
@@ -171,10 +175,16 @@ internal ref struct JpegBitReader
                 (buffer, count) = Refill(buffer, count);
             }
 
-            var entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+            var bits = (int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits));
+            var entry = skipLookup[bits];
             if (entry == 0)
             {
-                entry = DecodeLongAc(acTable, buffer);
+                entry = DecodeLongAc(acTable, buffer) & 0xFFFF;
+            }
+            else if (k + (int)(entry >> 16) >= 64)
+            {
+                // The block ends inside this run: what follows its last code is the next block's DC.
+                entry = acLookup[bits] & 0xFFFF;
             }
 
             var skip = (int)(entry & 0xFF);
@@ -231,6 +241,7 @@ internal ref struct JpegBitReader
     /// Writes a 2x2 block's four samples at <paramref name="offset"/> and clears <paramref name="block"/> for the
     /// next one. With no AC term, jpeg_idct_2x2's zero shortcuts give DESCALE(dc × q, 3) in all four.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Store2x2(int dc, Span<short> block, bool any, short[] quant, Span<byte> samples, int offset, int stride)
     {
         if (!any)
@@ -253,39 +264,53 @@ internal ref struct JpegBitReader
     /// libjpeg-turbo's <c>jpeg_idct_2x2</c> (jidctred.c, the reduced ISLOW IDCT: columns and rows 0, 1, 3, 5, 7;
     /// 13-bit constants, 2 bits of pass-1 precision), bit for bit, including the IDCT range limiter.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Idct2x2(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, Span<byte> output, int offset, int stride)
     {
-        const int constBits = 13;
-        const int pass1Bits = 2;
-        const long fix0720959822 = 5906;
-        const long fix0850430095 = 6967;
-        const long fix1272758580 = 10426;
-        const long fix3624509785 = 29692;
-        Span<int> workspace = stackalloc int[16];
-        foreach (var col in (ReadOnlySpan<int>)[0, 1, 3, 5, 7])
-        {
-            // Columns 2, 4 and 6 are never read by pass 2 (their weights are zero at this size).
-            long z0 = block[col] * quant[col];
-            long z1 = block[8 + col] * quant[8 + col];
-            long z3 = block[24 + col] * quant[24 + col];
-            long z5 = block[40 + col] * quant[40 + col];
-            long z7 = block[56 + col] * quant[56 + col];
-            var tmp10 = z0 << (constBits + 2);
-            var tmp0 = (z7 * -fix0720959822) + (z5 * fix0850430095) + (z3 * -fix1272758580) + (z1 * fix3624509785);
-            workspace[col] = (int)Descale(tmp10 + tmp0, constBits - pass1Bits + 2);
-            workspace[8 + col] = (int)Descale(tmp10 - tmp0, constBits - pass1Bits + 2);
-        }
+        // Columns 2, 4 and 6 are never read by pass 2 (their weights are zero at this size); the ten workspace
+        // values live in locals (no stack buffer, no loop).
+        var w00 = Column(block, quant, 0, out var w10);
+        var w01 = Column(block, quant, 1, out var w11);
+        var w03 = Column(block, quant, 3, out var w13);
+        var w05 = Column(block, quant, 5, out var w15);
+        var w07 = Column(block, quant, 7, out var w17);
+        Row(w00, w01, w03, w05, w07, output, offset);
+        Row(w10, w11, w13, w15, w17, output, offset + stride);
+    }
 
+    private const int ConstBits = 13;
+    private const int Pass1Bits = 2;
+    private const long Fix0720959822 = 5906;
+    private const long Fix0850430095 = 6967;
+    private const long Fix1272758580 = 10426;
+    private const long Fix3624509785 = 29692;
+
+    /// <summary>Pass 1 of <see cref="Idct2x2"/> for one column: returns row 0's workspace value, row 1's in <paramref name="second"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long Column(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, int col, out long second)
+    {
+        long z0 = block[col] * quant[col];
+        long z1 = block[8 + col] * quant[8 + col];
+        long z3 = block[24 + col] * quant[24 + col];
+        long z5 = block[40 + col] * quant[40 + col];
+        long z7 = block[56 + col] * quant[56 + col];
+        var tmp10 = z0 << (ConstBits + 2);
+        var tmp0 = (z7 * -Fix0720959822) + (z5 * Fix0850430095) + (z3 * -Fix1272758580) + (z1 * Fix3624509785);
+
+        // The workspace is int in libjpeg: truncate as it does.
+        second = (int)Descale(tmp10 - tmp0, ConstBits - Pass1Bits + 2);
+        return (int)Descale(tmp10 + tmp0, ConstBits - Pass1Bits + 2);
+    }
+
+    /// <summary>Pass 2 of <see cref="Idct2x2"/> for one row: two samples through the range limiter.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Row(long w0, long w1, long w3, long w5, long w7, Span<byte> output, int o)
+    {
         var limit = RangeLimit;
-        for (var row = 0; row < 2; row++)
-        {
-            var w = workspace.Slice(row * 8, 8);
-            var tmp10 = (long)w[0] << (constBits + 2);
-            var tmp0 = (w[7] * -fix0720959822) + (w[5] * fix0850430095) + (w[3] * -fix1272758580) + (w[1] * fix3624509785);
-            var o = offset + (row * stride);
-            output[o] = limit[(int)Descale(tmp10 + tmp0, constBits + pass1Bits + 3 + 2) & 1023];
-            output[o + 1] = limit[(int)Descale(tmp10 - tmp0, constBits + pass1Bits + 3 + 2) & 1023];
-        }
+        var tmp10 = w0 << (ConstBits + 2);
+        var tmp0 = (w7 * -Fix0720959822) + (w5 * Fix0850430095) + (w3 * -Fix1272758580) + (w1 * Fix3624509785);
+        output[o] = limit[(int)Descale(tmp10 + tmp0, ConstBits + Pass1Bits + 3 + 2) & 1023];
+        output[o + 1] = limit[(int)Descale(tmp10 - tmp0, ConstBits + Pass1Bits + 3 + 2) & 1023];
     }
 
     /// <summary>libjpeg's IDCT output range limiter, indexed by (value &amp; 1023), centred on 128.</summary>
@@ -331,13 +356,11 @@ internal ref struct JpegBitReader
             entry = DecodeLongDc(dcTable, buffer);
         }
 
-        var length = (int)(entry & 0xFF);
-        var category = (int)(entry >> 8);
-        buffer <<= length;
-        count -= length;
-        var difference = Extend(buffer, category);
-        buffer <<= category;
-        count -= category;
+        // One shift by code + magnitude keeps the extension off the bit buffer's dependency chain.
+        var total = (int)(entry & 0xFF);
+        var difference = Extend(buffer << (int)(entry >> 16), (int)((entry >> 8) & 0xFF));
+        buffer <<= total;
+        count -= total;
         return difference;
     }
 
@@ -440,10 +463,28 @@ internal ref struct JpegBitReader
         return raw - ((negative << category) - negative);
     }
 
-    /// <summary>Refill for the run loops: spills their locals to the fields and reloads them.</summary>
+    /// <summary>
+    /// Refill for the run loops. The common case (8 bytes ahead, none of them 0xFF) stays inline on the loop's
+    /// locals; markers, stuffing and the end of the data spill them to the fields for <see cref="Refill()"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private (ulong Buffer, int Count) Refill(ulong buffer, int count)
     {
+        var position = _position;
+        var data = _data;
+        if ((uint)position + 8 <= (uint)data.Length && !_atMarker)
+        {
+            var word = BinaryPrimitives.ReadUInt64BigEndian(data.Slice(position, 8));
+            var inverted = ~word;
+            if (((inverted - 0x0101010101010101UL) & ~inverted & 0x8080808080808080UL) == 0)
+            {
+                // Nothing past a marker was read (that sets _atMarker), so the over-read check can wait for the slow path.
+                var bytes = (64 - count) >> 3;
+                _position = position + bytes;
+                return (buffer | ((word >> (64 - (bytes * 8))) << (64 - (bytes * 8) - count)), count + (bytes * 8));
+            }
+        }
+
         _buffer = buffer;
         _bitCount = count;
         Refill();
@@ -591,7 +632,7 @@ internal ref struct JpegBitReader
     }
 
     /// <summary>Tops the buffer up to at least 57 bits (zeros past a marker or the end of the data).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private void Refill()
     {
         if (_fakeBits > _bitCount)
@@ -666,7 +707,7 @@ internal ref struct JpegBitReader
     private uint DecodeLongDc(JpegHuffmanTable dcTable, ulong buffer)
     {
         var category = dcTable.DecodeLong(buffer, out var length);
-        return category < 0 ? throw BadCode() : (uint)(length | (category << 8));
+        return category < 0 ? throw BadCode() : JpegHuffmanTable.DcEntry(length, category);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

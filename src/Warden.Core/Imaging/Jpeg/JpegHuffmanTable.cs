@@ -24,11 +24,22 @@ internal sealed class JpegHuffmanTable
 
     /// <summary>
     /// Lookahead table indexed by the next <see cref="LookaheadBits"/> bits; 0 where the code is longer
-    /// (or invalid). DC: <c>codeLength | category &lt;&lt; 8</c>. AC (<see cref="AcEntry"/>):
+    /// (or invalid). DC: <see cref="DcEntry"/>. AC (<see cref="AcEntry"/>):
     /// <c>codeLength + size | advance &lt;&lt; 8 | codeLength &lt;&lt; 16 | size &lt;&lt; 24</c>, where advance is
     /// run + 1, 16 for ZRL and 64 for end-of-block; the last two fields serve blocks whose values are needed.
     /// </summary>
     public uint[] Lookup { get; } = new uint[1 << LookaheadBits];
+
+    /// <summary>
+    /// AC tables only: the run of whole symbols (code and magnitude bits) that the next <see cref="LookaheadBits"/>
+    /// bits hold, so that skipping a block's AC codes takes one table read per several short codes instead of one
+    /// per code (the serial load-shift chain is what bounds the 1/8 decode). Entry:
+    /// <c>bits | advance &lt;&lt; 8 | prefix &lt;&lt; 16</c>, where advance is the sum of the symbols' advances
+    /// (as in <see cref="AcEntry"/>; the run stops after an end-of-block) and prefix the sum without the last symbol:
+    /// the entry applies only while k + prefix &lt; 64, i.e. when every symbol in it still belongs to the block.
+    /// 0 where the first code is longer than the lookahead (or invalid).
+    /// </summary>
+    public uint[] SkipLookup { get; } = new uint[1 << LookaheadBits];
 
     /// <summary>Replaces the table from a DHT's 16 counts and its symbols (already bounds-checked by the caller).</summary>
     /// <exception cref="ImageDecodeException">The counts oversubscribe the code space.</exception>
@@ -80,7 +91,7 @@ internal sealed class JpegHuffmanTable
 
                 if (length <= LookaheadBits)
                 {
-                    var entry = IsDc ? (uint)(length | (symbol << 8)) : AcEntry(length, symbol);
+                    var entry = IsDc ? DcEntry(length, symbol) : AcEntry(length, symbol);
                     var shift = LookaheadBits - length;
                     Lookup.AsSpan(code << shift, 1 << shift).Fill(entry);
                 }
@@ -91,7 +102,51 @@ internal sealed class JpegHuffmanTable
         }
 
         _maxCode[17] = int.MaxValue;
+        if (!IsDc)
+        {
+            BuildSkipLookup();
+        }
+
         _built = true;
+    }
+
+    private void BuildSkipLookup()
+    {
+        const int window = LookaheadBits;
+        const int mask = (1 << window) - 1;
+        var lookup = Lookup;
+        var skip = SkipLookup;
+        for (var bits = 0; bits < skip.Length; bits++)
+        {
+            var first = lookup[bits];
+            if (first == 0)
+            {
+                skip[bits] = 0;
+                continue;
+            }
+
+            var used = (int)(first & 0xFF);
+            var advance = (int)((first >> 8) & 0xFF);
+            var prefix = 0;
+
+            // Further symbols join only when their code and magnitude lie wholly inside the window (zeros shifted
+            // in below it cannot change a code that ends inside it) and the block cannot have ended already.
+            while (used < window && advance < 63)
+            {
+                var next = lookup[(bits << used) & mask];
+                var length = (int)(next & 0xFF);
+                if (next == 0 || length > window - used)
+                {
+                    break;
+                }
+
+                prefix = advance;
+                advance += (int)((next >> 8) & 0xFF);
+                used += length;
+            }
+
+            skip[bits] = (uint)(used | (advance << 8) | (prefix << 16));
+        }
     }
 
     /// <summary>
@@ -111,6 +166,12 @@ internal sealed class JpegHuffmanTable
 
         return -1;
     }
+
+    /// <summary>
+    /// The DC lookahead entry for a category: bits to skip (code + magnitude), the category, and the code length,
+    /// so the skip does not wait for the magnitude's extension.
+    /// </summary>
+    public static uint DcEntry(int codeLength, int category) => (uint)((codeLength + category) | (category << 8) | (codeLength << 16));
 
     /// <summary>
     /// The AC lookahead entry for a symbol: bits to skip (code + magnitude), how far k advances, and the code

@@ -307,7 +307,11 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
         {
             if (keys.Length < MinRecordsToSnapshot)
             {
-                File.Delete(file); // an older, larger snapshot must not outlive the bank it was taken of
+                if (File.Exists(file))
+                {
+                    File.Delete(file); // an older, larger snapshot must not outlive the bank it was taken of
+                }
+
                 return;
             }
 

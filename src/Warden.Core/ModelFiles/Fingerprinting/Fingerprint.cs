@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
@@ -673,6 +674,7 @@ public static class Fingerprinter
 
         public TensorDType SourceDType { get; init; }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Feed(ReadOnlySpan<byte> bytes, Scratch s)
         {
             if (_carryLen > 0)
@@ -702,6 +704,7 @@ public static class Fingerprinter
             _carryLen = bytes.Length;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Emit(ReadOnlySpan<byte> units, Scratch s)
         {
             var count = units.Length / _unitBytes * _unitValues;

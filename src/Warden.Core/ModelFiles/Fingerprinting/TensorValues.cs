@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Microsoft.Win32.SafeHandles;
@@ -43,6 +44,7 @@ public static class TensorValues
     public static bool IsDequantised(TensorDType t) => UnitValues(t) > 1;
 
     /// <summary>Widens whole units of <paramref name="src"/> into <paramref name="dst"/> and canonicalises (-0 → +0, one NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk of a one-off CLI scan: no tier-0 vector code
     public static void Widen(ReadOnlySpan<byte> src, TensorDType t, Span<float> dst)
     {
         switch (t)
@@ -192,6 +194,7 @@ public static class TensorValues
     /// the magnitude bits shifted into place and scaled by 2^112 (exact for normals and subnormals alike), the
     /// exponent forced to all ones for ±Inf, the sign put back.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk of a one-off CLI scan: no tier-0 vector code
     internal static void WidenF16(ReadOnlySpan<ushort> src, Span<uint> dst)
     {
         var i = 0;
@@ -214,6 +217,7 @@ public static class TensorValues
     }
 
     /// <summary>bf16 → fp32 bits, canonical (the upper half of an fp32; −0 → +0, NaN → <see cref="CanonicalNaN"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk of a one-off CLI scan: no tier-0 vector code
     internal static void WidenBF16(ReadOnlySpan<ushort> src, Span<uint> dst)
     {
         var i = 0;
@@ -275,6 +279,7 @@ public static class TensorValues
     }
 
     /// <summary>-0 → +0 and every NaN → 0x7FC00000, so equal values hash equally.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk of a one-off CLI scan: no tier-0 vector code
     public static void Canonicalize(Span<float> v)
     {
         var i = 0;

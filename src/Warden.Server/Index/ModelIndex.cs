@@ -249,7 +249,19 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
             _state = new Snapshot(index, keys, ImmutableDictionary<RecordKey, ModelRecord>.Empty, unreadable.ToImmutable(), NearIndex.Build([]), [], unreadable.Count);
             Interlocked.Exchange(ref _seq, seq);
             StartedFromSnapshot = true;
-            var changed = CatchUpFiles(keys, stamps, builtAt);
+            int changed;
+            try
+            {
+                changed = CatchUpFiles(keys, stamps, builtAt);
+            }
+            catch
+            {
+                // Half caught up is not an index to answer from: the next start tries again from the top.
+                _state = null;
+                StartedFromSnapshot = false;
+                throw;
+            }
+
             var ms = time.GetElapsedTime(started).TotalMilliseconds;
             LogSnapshot(logger, keys.Length, seq, changed, ms);
             return true;
@@ -258,6 +270,7 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
         {
             LogSnapshotUnusable(logger, ex.Message);
             _state = null;
+            StartedFromSnapshot = false;
             return false;
         }
     }

@@ -1,4 +1,7 @@
+using System.Buffers.Binary;
 using System.Collections.Immutable;
+using System.Globalization;
+using System.IO.Hashing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Warden.Core.Banks;
@@ -143,7 +146,303 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
 
         lock (_build)
         {
-            return _state ?? Rebuild();
+            if (_state is null)
+            {
+                Start();
+            }
+
+            return _state!;
+        }
+    }
+
+    /// <summary>Whether the index started from its snapshot (diagnostics, tests).</summary>
+    public bool StartedFromSnapshot { get; private set; }
+
+    /// <summary>Smallest index worth a snapshot; smaller ones build from their record files about as fast.</summary>
+    internal static int MinRecordsToSnapshot { get; set; } = 1_000;
+
+    // Beside a SQLite file (DB.model-index/), or under the XDG cache for PostgreSQL (BankStore.CacheDirectory).
+    private string SnapshotFile() => Path.Combine(store.CacheDirectory("model-index"), "near-index.bin");
+
+    private static ReadOnlySpan<byte> Magic => "WDNMIDX1"u8;
+
+    private string BanksKey() => string.Join(',', store.ListBanks().Where(b => b.Enabled).Select(b => b.Id.ToString(CultureInfo.InvariantCulture) + ":" + b.Name));
+
+    /// <summary>
+    /// First state: the snapshot when it loads and fits (then the change feed since it was taken is applied),
+    /// else a build from the record files. Caller holds <see cref="_build"/>.
+    /// </summary>
+    private void Start()
+    {
+        if (TryLoadSnapshot())
+        {
+            ApplyChanges();
+        }
+        else
+        {
+            Rebuild();
+        }
+    }
+
+    /// <summary>
+    /// Loads the snapshot written by the last build: checksummed (XXH3-128 over everything before it),
+    /// versioned, and for this database, this record folder and today's enabled banks; record files written or
+    /// removed since (a re-registration the change feed does not show) go through the overlay. Anything that
+    /// does not fit or does not read is logged and the index is rebuilt: a damaged snapshot is never searched.
+    /// </summary>
+    private bool TryLoadSnapshot()
+    {
+        var file = SnapshotFile();
+        if (!File.Exists(file))
+        {
+            return false;
+        }
+
+        var started = time.GetTimestamp();
+        try
+        {
+            var bytes = File.ReadAllBytes(file);
+            if (bytes.Length < Magic.Length + 16 || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic)
+                || !XxHash128.Hash(bytes.AsSpan(0, bytes.Length - 16)).AsSpan().SequenceEqual(bytes.AsSpan(bytes.Length - 16)))
+            {
+                throw new InvalidDataException("bad magic or checksum");
+            }
+
+            ReadOnlySpan<byte> data = bytes.AsSpan(Magic.Length, bytes.Length - 16 - Magic.Length);
+            if (TakeLong(ref data) != store.DatabaseId() || TakeString(ref data) != Directory || TakeString(ref data) != BanksKey())
+            {
+                LogSnapshotUnusable(logger, "taken for another database, record folder or set of banks");
+                return false;
+            }
+
+            var seq = TakeLong(ref data);
+            var builtAt = TakeLong(ref data);
+            var n = TakeLong(ref data);
+            if (n < 0 || n > data.Length / 20)
+            {
+                throw new InvalidDataException("catalog length past the data");
+            }
+
+            var keys = new RecordKey[n];
+            var stamps = new (long Length, long Ticks)[n];
+            for (var i = 0; i < n; i++)
+            {
+                keys[i] = new RecordKey(TakeString(ref data), TakeString(ref data));
+                stamps[i] = (TakeLong(ref data), TakeLong(ref data));
+            }
+
+            var unreadable = ImmutableHashSet.CreateBuilder<RecordKey>();
+            var u = TakeLong(ref data);
+            for (var i = 0L; i < u; i++)
+            {
+                var k = TakeLong(ref data);
+                unreadable.Add(k >= 0 && k < n ? keys[k] : throw new InvalidDataException("unreadable record number out of range"));
+            }
+
+            var empty = new ModelRecord { Id = "", Name = "", Bank = "" };
+            var index = NearIndex.ReadFrom(ref data, i => Load(keys[i]) ?? empty);
+            if (index.Count != keys.Length || data.Length != 0)
+            {
+                throw new InvalidDataException("index and catalog disagree");
+            }
+
+            _state = new Snapshot(index, keys, ImmutableDictionary<RecordKey, ModelRecord>.Empty, unreadable.ToImmutable(), NearIndex.Build([]), [], unreadable.Count);
+            Interlocked.Exchange(ref _seq, seq);
+            StartedFromSnapshot = true;
+            int changed;
+            try
+            {
+                changed = CatchUpFiles(keys, stamps, builtAt);
+            }
+            catch
+            {
+                // Half caught up is not an index to answer from: the next start tries again from the top.
+                _state = null;
+                StartedFromSnapshot = false;
+                throw;
+            }
+
+            var ms = time.GetElapsedTime(started).TotalMilliseconds;
+            LogSnapshot(logger, keys.Length, seq, changed, ms);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
+        {
+            LogSnapshotUnusable(logger, ex.Message);
+            _state = null;
+            StartedFromSnapshot = false;
+            return false;
+        }
+    }
+
+    // Record files whose size or time differ from the snapshot's, gone, or new since it was built: each is
+    // re-read (or unregistered) through the overlay, as a change from the feed would be.
+    private int CatchUpFiles(RecordKey[] keys, (long Length, long Ticks)[] stamps, long builtAt)
+    {
+        var seen = new Dictionary<RecordKey, (long, long)>();
+        foreach (var bank in store.ListBanks().Where(b => b.Enabled))
+        {
+            var dir = new DirectoryInfo(Path.Combine(Directory, bank.Name));
+            if (dir.Exists)
+            {
+                foreach (var f in dir.EnumerateFiles("*.json"))
+                {
+                    seen[new RecordKey(bank.Name, Path.GetFileNameWithoutExtension(f.Name))] = (f.Length, f.LastWriteTimeUtc.Ticks);
+                }
+            }
+        }
+
+        var changed = 0;
+        for (var i = 0; i < keys.Length; i++)
+        {
+            if (!seen.Remove(keys[i], out var now) || now != stamps[i])
+            {
+                changed += Apply(keys[i]) ? 1 : 0;
+            }
+        }
+
+        // A file not in the catalog counts only once its entry is live; files older than the build were seen by it.
+        foreach (var (key, (_, ticks)) in seen)
+        {
+            if (ticks >= builtAt)
+            {
+                changed += Apply(key) ? 1 : 0;
+            }
+        }
+
+        return changed;
+    }
+
+    private void SaveSnapshot(RecordKey[] keys, (long Length, long Ticks)[] stamps, NearIndex index, ImmutableHashSet<RecordKey> unreadable, long seq, long builtAt)
+    {
+        var file = SnapshotFile();
+        try
+        {
+            if (keys.Length < MinRecordsToSnapshot)
+            {
+                if (File.Exists(file))
+                {
+                    File.Delete(file); // an older, larger snapshot must not outlive the bank it was taken of
+                }
+
+                return;
+            }
+
+            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+            var temp = file + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+            using (var f = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                var hash = new XxHash128();
+                using var body = new HashingStream(f, hash);
+                body.Write(Magic);
+                PutLong(body, store.DatabaseId());
+                PutString(body, Directory);
+                PutString(body, BanksKey());
+                PutLong(body, seq);
+                PutLong(body, builtAt);
+                PutLong(body, keys.Length);
+                var numbers = new Dictionary<RecordKey, long>();
+                for (var i = 0; i < keys.Length; i++)
+                {
+                    PutString(body, keys[i].Bank);
+                    PutString(body, keys[i].Id);
+                    PutLong(body, stamps[i].Length);
+                    PutLong(body, stamps[i].Ticks);
+                    numbers[keys[i]] = i;
+                }
+
+                PutLong(body, unreadable.Count);
+                foreach (var k in unreadable)
+                {
+                    PutLong(body, numbers[k]);
+                }
+
+                index.WriteTo(body);
+                body.Flush();
+                f.Write(hash.GetCurrentHash());
+                f.Flush(flushToDisk: true);
+            }
+
+            File.Move(temp, file, overwrite: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogSnapshotUnusable(logger, "could not save: " + ex.Message);
+        }
+    }
+
+    private static void PutLong(Stream s, long v)
+    {
+        Span<byte> b = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(b, v);
+        s.Write(b);
+    }
+
+    private static void PutString(Stream s, string v)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(v);
+        PutLong(s, bytes.Length);
+        s.Write(bytes);
+    }
+
+    private static long TakeLong(ref ReadOnlySpan<byte> data)
+    {
+        if (data.Length < 8)
+        {
+            throw new InvalidDataException("snapshot truncated");
+        }
+
+        var v = BinaryPrimitives.ReadInt64LittleEndian(data);
+        data = data[8..];
+        return v;
+    }
+
+    private static string TakeString(ref ReadOnlySpan<byte> data)
+    {
+        var n = TakeLong(ref data);
+        if (n < 0 || n > 4096 || n > data.Length)
+        {
+            throw new InvalidDataException("snapshot string length out of range");
+        }
+
+        var v = System.Text.Encoding.UTF8.GetString(data[..(int)n]);
+        data = data[(int)n..];
+        return v;
+    }
+
+    // Hashes what passes through to the file (the snapshot is hashed as written, never held whole in memory).
+    private sealed class HashingStream(Stream inner, XxHash128 hash) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            hash.Append(buffer);
+            inner.Write(buffer);
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            // The file stream belongs to the caller.
+            base.Dispose(disposing);
         }
     }
 
@@ -169,11 +468,14 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
     internal Snapshot Rebuild()
     {
         var started = time.GetTimestamp();
+        // File times are the real clock's (not the TimeProvider's), with a margin for their granularity.
+        var builtAt = DateTime.UtcNow.AddSeconds(-2).Ticks;
 
         // The change number is read first: a registration racing the build is applied again by the next poll
         // (applying is idempotent), never lost.
         var seq = store.ChangeSequence();
         var catalog = new List<RecordKey>();
+        var stamps = new List<(long Length, long Ticks)>();
         foreach (var bank in store.ListBanks().Where(b => b.Enabled))
         {
             var dir = Path.Combine(Directory, bank.Name);
@@ -187,7 +489,10 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
                 var id = Path.GetFileNameWithoutExtension(file);
                 if (Registered(bank.Name, id))
                 {
+                    // Stamped before it is read: a file rewritten after this is caught up at the next start.
+                    var info = new FileInfo(file);
                     catalog.Add(new RecordKey(bank.Name, id));
+                    stamps.Add(info.Exists ? (info.Length, info.LastWriteTimeUtc.Ticks) : (-1, -1));
                 }
             }
         }
@@ -206,8 +511,10 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
             unreadable.Add(keys[i]);
             return empty;
         });
-        var state = new Snapshot(index, keys, ImmutableDictionary<RecordKey, ModelRecord>.Empty, unreadable.ToImmutable(), NearIndex.Build([]), [], unreadable.Count);
+        var unreadableSet = unreadable.ToImmutable();
+        var state = new Snapshot(index, keys, ImmutableDictionary<RecordKey, ModelRecord>.Empty, unreadableSet, NearIndex.Build([]), [], unreadable.Count);
         _state = state;
+        SaveSnapshot(keys, [.. stamps], index, unreadableSet, seq, builtAt);
         Interlocked.Exchange(ref _seq, seq);
         Builds++;
         var ms = time.GetElapsedTime(started).TotalMilliseconds;
@@ -223,7 +530,7 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
         {
             if (_state is null)
             {
-                Rebuild();
+                Start();
                 return 0;
             }
 
@@ -341,6 +648,12 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Model record {Bank}/{Id} unreadable: {Reason}")]
     private static partial void LogRecordUnreadable(ILogger logger, string bank, string id, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model index loaded from snapshot: {Models} registered models at change {Seq}, {Changed} record files caught up ({Ms:F0} ms); applying later changes")]
+    private static partial void LogSnapshot(ILogger logger, int models, long seq, int changed, double ms);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Model index snapshot unusable, building from the record files: {Reason}")]
+    private static partial void LogSnapshotUnusable(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Model index poll failed: {Reason}")]
     private static partial void LogPollFailed(ILogger logger, string reason);

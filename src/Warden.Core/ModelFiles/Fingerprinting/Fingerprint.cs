@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
@@ -485,6 +486,7 @@ public static class Fingerprinter
 
         var shaChain = Task.CompletedTask;
         var v3Chain = Task.CompletedTask;
+        var b3Chain = Task.CompletedTask;
         var active = new List<Acc>();
         var next = 0;
         try
@@ -520,10 +522,15 @@ public static class Fingerprinter
                         v3Chain = v3Chain.ContinueWith(_ => v3.AppendData(buf, from, count - from), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
                     }
 
-                    pending[slot] = Task.WhenAll(shaChain, v3Chain);
-                    var span = buf.AsSpan(0, count);
-                    crc.Append(span);
-                    b3?.Update(span);
+                    // BLAKE3 is a chain of its own too (it was on this thread, which also widens and hashes the
+                    // tensors): four streams over two cores balance where three unequal ones left a core idle.
+                    if (b3 is not null)
+                    {
+                        b3Chain = b3Chain.ContinueWith(_ => b3.Update(buf.AsSpan(0, count)), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                    }
+
+                    pending[slot] = Task.WhenAll(shaChain, v3Chain, b3Chain);
+                    crc.Append(buf.AsSpan(0, count));
 
                     if (length >= 0x200000 && start < 0x110000 && start + count > 0x100000)
                     {
@@ -568,7 +575,7 @@ public static class Fingerprinter
                 }
             }
 
-            Task.WaitAll(shaChain, v3Chain);
+            Task.WaitAll(shaChain, v3Chain, b3Chain);
         }
         finally
         {
@@ -667,6 +674,7 @@ public static class Fingerprinter
 
         public TensorDType SourceDType { get; init; }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Feed(ReadOnlySpan<byte> bytes, Scratch s)
         {
             if (_carryLen > 0)
@@ -696,6 +704,7 @@ public static class Fingerprinter
             _carryLen = bytes.Length;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Emit(ReadOnlySpan<byte> units, Scratch s)
         {
             var count = units.Length / _unitBytes * _unitValues;
@@ -719,6 +728,15 @@ public static class Fingerprinter
                 var rest = v;
                 while (rest.Length > 0)
                 {
+                    // A whole row inside this batch is hashed in one call (the streaming state is for rows split
+                    // across batches or chunks); same XXH3-64 either way.
+                    if (_rowFill == 0 && rest.Length >= _rowLen)
+                    {
+                        _rows.Add(XxHash3.HashToUInt64(MemoryMarshal.AsBytes(rest[..(int)_rowLen])));
+                        rest = rest[(int)_rowLen..];
+                        continue;
+                    }
+
                     var take = (int)Math.Min(_rowLen - _rowFill, rest.Length);
                     _row.Append(MemoryMarshal.AsBytes(rest[..take]));
                     _rowFill += take;

@@ -132,6 +132,121 @@ public sealed class NearIndex
         return new NearIndex(count, load, skA, srA, rkA, rrA, probeCounts);
     }
 
+    /// <summary>
+    /// The parameters a stored index was built with (a change to any of them makes a stored index unusable):
+    /// probe tensors, bands, band bits, row share, plane terms, and a version of the bucket and signature maths.
+    /// </summary>
+    private static ReadOnlySpan<int> Layout => [ProbeTensors, Bands, BandBits, RowShare, PlaneTerms, 1];
+
+    /// <summary>Writes the posting arrays (little-endian), to be read back by <see cref="ReadFrom"/>.</summary>
+    public void WriteTo(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        Span<byte> head = stackalloc byte[4 * 7];
+        for (var i = 0; i < Layout.Length; i++)
+        {
+            BitConverter.TryWriteBytes(head[(4 * i)..], Layout[i]);
+        }
+
+        BitConverter.TryWriteBytes(head[24..], Count);
+        stream.Write(head);
+        WriteArray(stream, _sketchKeys);
+        WriteArray(stream, _sketchRecords);
+        WriteArray(stream, _rowKeys);
+        WriteArray(stream, _rowRecords);
+        stream.Write(_probes);
+    }
+
+    /// <summary>
+    /// Reads an index written by <see cref="WriteTo"/> from <paramref name="data"/> (advanced past it). Fails
+    /// closed: another layout, lengths past the data, record numbers out of range or unsorted keys throw
+    /// <see cref="InvalidDataException"/>, so a damaged copy is never searched.
+    /// </summary>
+    public static NearIndex ReadFrom(ref ReadOnlySpan<byte> data, Func<int, ModelRecord> load)
+    {
+        ArgumentNullException.ThrowIfNull(load);
+        for (var i = 0; i < Layout.Length; i++)
+        {
+            if (TakeInt(ref data) != Layout[i])
+            {
+                throw new InvalidDataException("near index built with other parameters");
+            }
+        }
+
+        var count = TakeInt(ref data);
+        if (count < 0)
+        {
+            throw new InvalidDataException("near index record count out of range");
+        }
+
+        var sk = TakeArray<ulong>(ref data);
+        var sr = TakeArray<int>(ref data);
+        var rk = TakeArray<ulong>(ref data);
+        var rr = TakeArray<int>(ref data);
+        if (sk.Length != sr.Length || rk.Length != rr.Length || data.Length < count)
+        {
+            throw new InvalidDataException("near index arrays truncated or mismatched");
+        }
+
+        var probes = data[..count].ToArray();
+        data = data[count..];
+        Check(sk, sr, count);
+        Check(rk, rr, count);
+        return new NearIndex(count, load, sk, sr, rk, rr, probes);
+
+        static void Check(ulong[] keys, int[] records, int count)
+        {
+            for (var i = 0; i < keys.Length; i++)
+            {
+                if ((uint)records[i] >= (uint)count || (i > 0 && keys[i] < keys[i - 1]))
+                {
+                    throw new InvalidDataException("near index postings out of order or out of range");
+                }
+            }
+        }
+    }
+
+    private static void WriteArray<T>(Stream stream, T[] array)
+        where T : unmanaged
+    {
+        Span<byte> n = stackalloc byte[8];
+        BitConverter.TryWriteBytes(n, array.LongLength);
+        stream.Write(n);
+        stream.Write(MemoryMarshal.AsBytes(array.AsSpan()));
+    }
+
+    private static int TakeInt(ref ReadOnlySpan<byte> data)
+    {
+        if (data.Length < 4)
+        {
+            throw new InvalidDataException("near index truncated");
+        }
+
+        var v = BitConverter.ToInt32(data);
+        data = data[4..];
+        return v;
+    }
+
+    private static T[] TakeArray<T>(ref ReadOnlySpan<byte> data)
+        where T : unmanaged
+    {
+        if (data.Length < 8)
+        {
+            throw new InvalidDataException("near index truncated");
+        }
+
+        var n = BitConverter.ToInt64(data);
+        var size = Marshal.SizeOf<T>();
+        if (n < 0 || n > (data.Length - 8) / size)
+        {
+            throw new InvalidDataException("near index array length past the data");
+        }
+
+        var array = MemoryMarshal.Cast<byte, T>(data.Slice(8, (int)n * size)).ToArray();
+        data = data[(8 + ((int)n * size))..];
+        return array;
+    }
+
     /// <summary>Numbers of the records that may be R/T4 hits of <paramref name="fp"/>.</summary>
     public List<int> SketchCandidates(ModelFingerprint fp)
     {

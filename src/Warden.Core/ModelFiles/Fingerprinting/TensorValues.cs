@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Microsoft.Win32.SafeHandles;
 
 namespace Warden.Core.ModelFiles;
@@ -42,6 +44,7 @@ public static class TensorValues
     public static bool IsDequantised(TensorDType t) => UnitValues(t) > 1;
 
     /// <summary>Widens whole units of <paramref name="src"/> into <paramref name="dst"/> and canonicalises (-0 → +0, one NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk of a one-off CLI scan: no tier-0 vector code
     public static void Widen(ReadOnlySpan<byte> src, TensorDType t, Span<float> dst)
     {
         switch (t)
@@ -50,30 +53,13 @@ public static class TensorValues
                 MemoryMarshal.Cast<byte, float>(src).CopyTo(dst);
                 break;
             case TensorDType.F16:
-                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(src), dst);
-                break;
+                // Widened and canonicalised in one integer pass: the fp16 → fp32 step was most of a scan's tensor
+                // work (TensorPrimitives has no F16C path), and a second pass over the fp32 values cost more.
+                WidenF16(MemoryMarshal.Cast<byte, ushort>(src), MemoryMarshal.Cast<float, uint>(dst));
+                return;
             case TensorDType.BF16:
-                {
-                    var s = MemoryMarshal.Cast<byte, ushort>(src);
-                    var d = MemoryMarshal.Cast<float, uint>(dst);
-                    var i = 0;
-                    if (Vector.IsHardwareAccelerated)
-                    {
-                        for (; i + Vector<ushort>.Count <= s.Length; i += Vector<ushort>.Count)
-                        {
-                            Vector.Widen(new Vector<ushort>(s[i..]), out var lo, out var hi);
-                            (lo << 16).CopyTo(d[i..]);
-                            (hi << 16).CopyTo(d[(i + Vector<uint>.Count)..]);
-                        }
-                    }
-
-                    for (; i < s.Length; i++)
-                    {
-                        d[i] = (uint)s[i] << 16;
-                    }
-
-                    break;
-                }
+                WidenBF16(MemoryMarshal.Cast<byte, ushort>(src), MemoryMarshal.Cast<float, uint>(dst));
+                return;
 
             case TensorDType.F64:
                 for (var i = 0; i < dst.Length; i++)
@@ -196,7 +182,104 @@ public static class TensorValues
         Canonicalize(dst);
     }
 
+    // The bits Canonicalize gives every NaN (float.NaN as the runtime defines it): the fused paths must agree.
+    private static readonly uint CanonicalNaN = BitConverter.SingleToUInt32Bits(float.NaN);
+
+    // 2^112: moves an fp16 exponent (bias 15) to fp32's (bias 127).
+    private static readonly float Pow2To112 = BitConverter.UInt32BitsToSingle(0x7780_0000u);
+
+    /// <summary>
+    /// fp16 → fp32 bits, canonical (−0 → +0, every NaN → <see cref="CanonicalNaN"/>), exactly as
+    /// <see cref="TensorPrimitives.ConvertToSingle(ReadOnlySpan{Half}, Span{float})"/> then <see cref="Canonicalize"/>:
+    /// the magnitude bits shifted into place and scaled by 2^112 (exact for normals and subnormals alike), the
+    /// exponent forced to all ones for ±Inf, the sign put back.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk of a one-off CLI scan: no tier-0 vector code
+    internal static void WidenF16(ReadOnlySpan<ushort> src, Span<uint> dst)
+    {
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated && src.Length >= Vector256<ushort>.Count)
+        {
+            ref var s0 = ref MemoryMarshal.GetReference(src);
+            ref var d0 = ref MemoryMarshal.GetReference(dst[..src.Length]);
+            for (; i + Vector256<ushort>.Count <= src.Length; i += Vector256<ushort>.Count)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref s0, (nuint)i));
+                F16Lanes(lo).StoreUnsafe(ref d0, (nuint)i);
+                F16Lanes(hi).StoreUnsafe(ref d0, (nuint)(i + Vector256<uint>.Count));
+            }
+        }
+
+        for (; i < src.Length; i++)
+        {
+            dst[i] = F16Bits(src[i]);
+        }
+    }
+
+    /// <summary>bf16 → fp32 bits, canonical (the upper half of an fp32; −0 → +0, NaN → <see cref="CanonicalNaN"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk of a one-off CLI scan: no tier-0 vector code
+    internal static void WidenBF16(ReadOnlySpan<ushort> src, Span<uint> dst)
+    {
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated && src.Length >= Vector256<ushort>.Count)
+        {
+            ref var s0 = ref MemoryMarshal.GetReference(src);
+            ref var d0 = ref MemoryMarshal.GetReference(dst[..src.Length]);
+            var nan = Vector256.Create(CanonicalNaN);
+            var inf = Vector256.Create(0x7F80_0000u);
+            var abs = Vector256.Create(0x7FFF_FFFFu);
+            for (; i + Vector256<ushort>.Count <= src.Length; i += Vector256<ushort>.Count)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref s0, (nuint)i));
+                Lanes(lo << 16).StoreUnsafe(ref d0, (nuint)i);
+                Lanes(hi << 16).StoreUnsafe(ref d0, (nuint)(i + Vector256<uint>.Count));
+            }
+
+            Vector256<uint> Lanes(Vector256<uint> u)
+            {
+                var m = u & abs;
+                u = Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<uint>.Zero), Vector256<uint>.Zero, u);
+                return Vector256.ConditionalSelect(Vector256.GreaterThan(m, inf), nan, u);
+            }
+        }
+
+        for (; i < src.Length; i++)
+        {
+            var u = (uint)src[i] << 16;
+            var m = u & 0x7FFF_FFFFu;
+            dst[i] = m == 0 ? 0 : m > 0x7F80_0000u ? CanonicalNaN : u;
+        }
+    }
+
+    private static Vector256<uint> F16Lanes(Vector256<uint> h)
+    {
+        var abs = h & Vector256.Create(0x7FFFu);
+        var scaled = (Vector256.AsSingle(abs << 13) * Vector256.Create(Pow2To112)).AsUInt32();
+        var magnitude = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(abs, Vector256.Create(0x7C00u)), Vector256.Create(0x7F80_0000u), scaled);
+        var bits = magnitude | ((h & Vector256.Create(0x8000u)) << 16);
+        bits = Vector256.ConditionalSelect(Vector256.Equals(abs, Vector256<uint>.Zero), Vector256<uint>.Zero, bits);
+        return Vector256.ConditionalSelect(Vector256.GreaterThan(abs, Vector256.Create(0x7C00u)), Vector256.Create(CanonicalNaN), bits);
+    }
+
+    private static uint F16Bits(ushort h)
+    {
+        uint abs = h & 0x7FFFu;
+        if (abs == 0)
+        {
+            return 0;
+        }
+
+        if (abs > 0x7C00)
+        {
+            return CanonicalNaN;
+        }
+
+        var magnitude = abs == 0x7C00 ? 0x7F80_0000u : BitConverter.SingleToUInt32Bits(BitConverter.UInt32BitsToSingle(abs << 13) * Pow2To112);
+        return magnitude | ((uint)(h & 0x8000) << 16);
+    }
+
     /// <summary>-0 → +0 and every NaN → 0x7FC00000, so equal values hash equally.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk of a one-off CLI scan: no tier-0 vector code
     public static void Canonicalize(Span<float> v)
     {
         var i = 0;

@@ -23,45 +23,37 @@ public static class ExchangeTargets
     // A fixed "now" keeps NCMEC's time windows (and so the number of requests) the same for every input.
     private static readonly DateTimeOffset Now = new(2025, 1, 10, 19, 0, 0, TimeSpan.Zero);
 
-    /// <summary>One target per exchange type (and peer flavour), with a config that keeps a pass to a few requests.</summary>
-    public static IEnumerable<FuzzTarget> All() =>
-    [
-        Exchange("exchange-ncmec", ExchangeTypes.Ncmec, "application/xml", """{"environment":"test_Industry","base_url":"https://hashsharing.example.org","credentials_env":"K","start_time":"2025-01-10T18:00:00Z","window_seconds":86400,"adaptive_windows":false}""", "user:password"),
-        Exchange("exchange-stopncii", ExchangeTypes.StopNcii, "application/json", """{"credentials_env":"K"}""", "a,b"),
-        Exchange("exchange-threatexchange", ExchangeTypes.ThreatExchange, "application/json", """{"privacy_group":1,"base_url":"https://graph.example.org/v21.0","credentials_env":"K"}""", "1234567890|abc"),
-        Exchange("exchange-peer", ExchangeTypes.Peer, "application/json", """{"base_url":"https://peer.example.org","remote_bank":"b","api_key_env":"K","page_size":100}""", "key"),
-        Exchange("exchange-peer-hma", ExchangeTypes.Peer, "application/json", """{"flavor":"hma","base_url":"https://hma.example.org","remote_bank":"b","api_key_env":"K","max_id_gap":3,"parallel":1}""", "key"),
-        Exchange("exchange-url-list", ExchangeTypes.UrlList, "text/plain", """{"url":"https://lists.example.org/list.txt","signal_type":"md5"}""", null),
-    ];
-
-    private static FuzzTarget Exchange(string name, IExchangeType type, string mediaType, string configJson, string? secret)
+    // One setup per exchange type (and peer flavour), with a config that keeps a pass to a few requests.
+    private static readonly Dictionary<string, (IExchangeType Type, JsonElement Config, string MediaType, string? Secret)> Setups = new(StringComparer.Ordinal)
     {
-        using var doc = JsonDocument.Parse(configJson);
-        var config = type.Validate(doc.RootElement);
-        return new FuzzTarget(
-            name,
-            $"{type.GetType().Name}.CreateFetcher(...).FetchAsync (the input is the server's answers)",
-            nameof(ExchangeException),
-            data => Fetch(type, config, mediaType, secret, data),
-            TimeSpan.FromSeconds(10),
-            ["Warden.Core.dll"]);
-    }
+        ["exchange-ncmec"] = Setup(ExchangeTypes.Ncmec, "application/xml", """{"environment":"test_Industry","base_url":"https://hashsharing.example.org","credentials_env":"K","start_time":"2025-01-10T18:00:00Z","window_seconds":86400,"adaptive_windows":false}""", "user:password"),
+        ["exchange-stopncii"] = Setup(ExchangeTypes.StopNcii, "application/json", """{"credentials_env":"K"}""", "a,b"),
+        ["exchange-threatexchange"] = Setup(ExchangeTypes.ThreatExchange, "application/json", """{"privacy_group":1,"base_url":"https://graph.example.org/v21.0","credentials_env":"K"}""", "1234567890|abc"),
+        ["exchange-peer"] = Setup(ExchangeTypes.Peer, "application/json", """{"base_url":"https://peer.example.org","remote_bank":"b","api_key_env":"K","page_size":100}""", "key"),
+        ["exchange-peer-hma"] = Setup(ExchangeTypes.Peer, "application/json", """{"flavor":"hma","base_url":"https://hma.example.org","remote_bank":"b","api_key_env":"K","max_id_gap":3,"parallel":1}""", "key"),
+        ["exchange-url-list"] = Setup(ExchangeTypes.UrlList, "text/plain", """{"url":"https://lists.example.org/list.txt","signal_type":"md5"}""", null),
+    };
 
-    private static void Fetch(IExchangeType type, JsonElement config, string mediaType, string? secret, byte[] data)
+    /// <summary>One target per exchange setup.</summary>
+    public static IEnumerable<FuzzTarget> All() => Setups.Select(kv => new FuzzTarget(
+        kv.Key,
+        $"{kv.Value.Type.GetType().Name}.CreateFetcher(...).FetchAsync (the input is the server's answers)",
+        nameof(ExchangeException),
+        data => Fetch(kv.Key, data),
+        TimeSpan.FromSeconds(10),
+        ["Warden.Core.dll"]));
+
+    /// <summary>
+    /// One sync pass of target <paramref name="name"/> against a server answering <paramref name="data"/>; returns the
+    /// deltas' record count. Exceptions escape (the target catches only <see cref="ExchangeException"/>).
+    /// </summary>
+    public static async Task<int> PassAsync(string name, byte[] data)
     {
+        var (type, config, mediaType, secret) = Setups[name];
         using var http = new HttpClient(new Answers(Split(data), mediaType));
         var runtime = new ExchangeRuntime(http, () => Now, static _ => { }, _ => secret) { Delay = static (_, _) => Task.CompletedTask };
-        try
-        {
-            Drain(type.CreateFetcher(config, runtime)).GetAwaiter().GetResult();
-        }
-        catch (ExchangeException)
-        {
-        }
-    }
-
-    private static async Task Drain(IExchangeFetcher fetcher)
-    {
+        var fetcher = type.CreateFetcher(config, runtime);
+        var records = 0;
         await foreach (var delta in fetcher.FetchAsync(null, CancellationToken.None).ConfigureAwait(false))
         {
             // What the host does with a delta before committing it: the records must be whole.
@@ -69,9 +61,29 @@ public static class ExchangeTargets
             {
                 ArgumentNullException.ThrowIfNull(r.SignalType);
                 ArgumentNullException.ThrowIfNull(r.Signal);
+                records++;
             }
 
             _ = fetcher.ProgressOf(delta.Checkpoint);
+        }
+
+        return records;
+    }
+
+    private static (IExchangeType, JsonElement, string, string?) Setup(IExchangeType type, string mediaType, string configJson, string? secret)
+    {
+        using var doc = JsonDocument.Parse(configJson);
+        return (type, type.Validate(doc.RootElement).Clone(), mediaType, secret);
+    }
+
+    private static void Fetch(string name, byte[] data)
+    {
+        try
+        {
+            _ = PassAsync(name, data).GetAwaiter().GetResult();
+        }
+        catch (ExchangeException)
+        {
         }
     }
 

@@ -203,7 +203,7 @@ public static class VideoProbe
 
     private static bool IsAttachedPicture(JsonElement st) =>
         st.TryGetProperty("disposition", out var d) && d.ValueKind == JsonValueKind.Object &&
-        d.TryGetProperty("attached_pic", out var a) && a.ValueKind == JsonValueKind.Number && a.GetInt32() == 1;
+        d.TryGetProperty("attached_pic", out var a) && a.ValueKind == JsonValueKind.Number && a.TryGetInt32(out var pic) && pic == 1; // 1.0 or 1e400 is not 1: GetInt32 throws FormatException
 
     private static string? Str(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

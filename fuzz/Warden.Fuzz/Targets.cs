@@ -2,13 +2,13 @@ using System.Text;
 using Microsoft.AspNetCore.Http;
 using Warden.Core.Banks.Formats;
 using Warden.Core.Exchanges.Ncmec;
+using Warden.Core.Hashing.Video;
 using Warden.Core.Imaging;
 using Warden.Core.Imaging.Jpeg;
 using Warden.Core.ModelFiles;
 using Warden.Core.Provenance;
 using Warden.Core.Provenance.C2pa;
 using Warden.Core.Signals;
-using Warden.Core.Hashing.Video;
 using Warden.Review.Reporting;
 using Warden.Server.Api;
 

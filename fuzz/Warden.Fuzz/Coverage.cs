@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using SharpFuzz.Common;
 
@@ -19,8 +20,31 @@ public sealed unsafe class Coverage
 
     private readonly byte[] _virgin = new byte[MapSize];
 
-    /// <summary>Points the instrumentation at this process's map (once; instrumented code must never see null).</summary>
+    /// <summary>Points the instrumentation at this process's map, which every run of the loop clears and reads.</summary>
     public Coverage()
+    {
+        lock (Gate)
+        {
+            InstallMap();
+            // SharpFuzz's afl fork server repoints the map at afl's shared memory; the in-process loop reads ours.
+            Trace.SharedMem = _map;
+        }
+    }
+
+    /// <summary>Edges (map slots) seen so far.</summary>
+    public int Edges { get; private set; }
+
+    /// <summary>
+    /// Gives instrumented code a map before any of it runs. Every instrumented edge increments
+    /// <c>Trace.SharedMem[edge]</c>, and SharpFuzz leaves that pointer null until a fuzzing loop starts, so the first
+    /// Warden method to run (the <see cref="Targets"/> initialiser, while the command line picks a target) wrote to
+    /// address 0 and the runtime died with an AccessViolationException. A module initializer runs before any code
+    /// of this assembly, so no path (run, afl, repro, smoke, list) can reach Warden code without a map.
+    /// </summary>
+#pragma warning disable CA2255 // This is the application's own entry assembly; it must run before Main.
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void InstallMap()
     {
         lock (Gate)
         {
@@ -31,9 +55,6 @@ public sealed unsafe class Coverage
             }
         }
     }
-
-    /// <summary>Edges (map slots) seen so far.</summary>
-    public int Edges { get; private set; }
 
     /// <summary>Clears the map before an execution.</summary>
     public static void Reset()

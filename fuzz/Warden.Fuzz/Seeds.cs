@@ -76,9 +76,77 @@ public static class Seeds
             ["bank-plain"] = [("list.txt", Encoding.UTF8.GetBytes($"# demo list\n{Md5}\n\n{Sha1}\n{Md5.ToUpperInvariant()}  \n"))],
             ["bank-ncmec-xml"] = [("page.xml", Encoding.UTF8.GetBytes(NcmecPage()))],
             ["cybertip-response"] = [("report.xml", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><reportResponse><responseCode>0</responseCode><responseDescription>Success</responseDescription><reportId>4564</reportId></reportResponse>"u8.ToArray()), ("upload.xml", "<reportResponse><responseCode>0</responseCode><reportId>4564</reportId><fileId>ab12</fileId><hash>d41d8cd98f00b204e9800998ecf8427e</hash></reportResponse>"u8.ToArray())],
+            ["tmk"] = [("small.tmk", Tmk(2, 2, 4)), ("no-periods.tmk", Tmk(0, 0, 1)), ("frames.feat", Feat(4, 3))],
+            ["signal-text"] = [.. Warden.Core.Signals.SignalTypeRegistry.Default.All.SelectMany(t => t.Examples.Take(2).Select((e, i) => ($"{t.Name}-{i}.txt", Encoding.UTF8.GetBytes(e)))).Where(s => s.Item2.Length <= 4096), ("tmk.txt", Encoding.ASCII.GetBytes("tmk1:" + Convert.ToBase64String(Tmk(1, 1, 2))))],
+            ["video-probe"] = [("mp4.json", VideoProbeJson("h264", "mov,mp4,m4a,3gp,3g2,mj2", "\"nb_frames\":\"50\",\"has_b_frames\":2,")), ("webm.json", VideoProbeJson("vp9", "matroska,webm", string.Empty))],
+            ["exchange-ncmec"] = [("page.xml", Encoding.UTF8.GetBytes(NcmecPage())), ("page-tmk.bin", ExchangeTargets.Join(Encoding.UTF8.GetBytes(NcmecTmkPage()), Tmk(2, 2, 4)))],
+            ["exchange-stopncii"] = [("page.json", Encoding.UTF8.GetBytes($"{{\"hasMoreRecords\":true,\"nextPageToken\":\"t1\",\"nextSetTimestamp\":100,\"hashRecords\":[{{\"signalType\":\"ImagePDQ\",\"hashValue\":\"{Pdq}\",\"hashStatus\":\"Active\",\"caseNumbers\":[\"c1\"]}},{{\"signalType\":\"VideoMD5\",\"hashValue\":\"{Md5}\",\"hashStatus\":\"Deleted\"}}]}}\n=====\n{{\"hasMoreRecords\":false,\"nextSetTimestamp\":200,\"hashRecords\":[]}}"))],
+            ["exchange-threatexchange"] = [("updates.json", Encoding.UTF8.GetBytes($"{{\"data\":[{{\"id\":\"1\",\"type\":\"HASH_PDQ\",\"indicator\":\"{Pdq}\",\"last_updated\":10,\"should_delete\":false,\"descriptors\":{{\"data\":[{{\"tags\":[\"demo\"],\"owner\":{{\"id\":\"7\"}},\"status\":\"MALICIOUS\"}}]}}}},{{\"id\":\"2\",\"type\":\"HASH_MD5\",\"indicator\":\"{Md5}\",\"last_updated\":11,\"should_delete\":true}}],\"paging\":{{\"cursors\":{{\"after\":\"x\"}}}}}}"))],
+            ["exchange-peer"] = [("changes.json", Encoding.UTF8.GetBytes($"{{\"database_id\":\"db1\",\"high_water\":3,\"has_more\":true,\"entries\":[{{\"id\":1,\"signal_type\":\"pdq\",\"signal\":\"{Pdq}\",\"labels\":{{\"category\":\"demo\"}},\"external_id\":\"e1\",\"note\":\"n\"}},{{\"id\":2,\"signal_type\":\"md5\",\"signal\":\"{Md5}\",\"deleted\":true}},{{\"id\":3,\"signal_type\":\"sha1\",\"signal\":\"{Sha1}\",\"enabled\":false}}]}}\n=====\n{{\"database_id\":\"db1\",\"high_water\":3,\"has_more\":false,\"entries\":[]}}"))],
+            ["exchange-peer-hma"] = [("content.json", Encoding.UTF8.GetBytes($"{{\"name\":\"b\",\"matching_enabled_ratio\":1.0}}\n=====\n{{\"id\":1,\"bank\":{{\"name\":\"b\"}},\"disable_until_ts\":-1,\"signals\":{{\"pdq\":\"{Pdq}\",\"md5\":\"{Md5}\"}},\"metadata\":{{\"collab\":{{\"tags\":[\"demo\"]}}}},\"note\":\"n\"}}"))],
+            ["exchange-url-list"] = [("list.txt", Encoding.UTF8.GetBytes($"# demo list\n{Md5}\n\n{Md5.ToUpperInvariant()}\n")), ("list.csv", Encoding.UTF8.GetBytes($"signal_type,signal,note\nmd5,{Md5},demo\npdq,{Pdq},\n"))],
             ["multipart"] = [("file.txt", "multipart/form-data; boundary=XyZ\n--XyZ\r\nContent-Disposition: form-data; name=\"meta\"\r\n\r\nx\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\nDATA\r\n--XyZ--\r\n"u8.ToArray()), ("raw.txt", "application/octet-stream\nDATA"u8.ToArray())],
         };
     }
+
+    // A `.tmk` feature file with small, made-up parameters (the reference's is 350 KB, beyond the seed size rule).
+    private static byte[] Tmk(int periods, int coefficients, int dimension)
+    {
+        var floats = coefficients + dimension + (2 * periods * coefficients * dimension);
+        var b = new byte[32 + (4 * periods) + (4 * floats)];
+        "TMK1FVECPDQF"u8.CopyTo(b);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(12), 15);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(16), periods);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(20), coefficients);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(24), dimension);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(28), 40);
+        var o = 32;
+        for (var i = 0; i < periods; i++, o += 4)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(o), 2731 + (i * 1660));
+        }
+
+        for (var i = 0; i < floats; i++, o += 4)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(b.AsSpan(o), MathF.Sin(i + 1) * 0.5f);
+        }
+
+        return b;
+    }
+
+    // A per-frame PDQF feature file: 32-byte header, then float32[dimension] per frame.
+    private static byte[] Feat(int dimension, int frames)
+    {
+        var b = new byte[32 + (4 * dimension * frames)];
+        "TMK1FEATPDQF"u8.CopyTo(b);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(12), dimension);
+        for (var o = 32; o < b.Length; o += 4)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(b.AsSpan(o), MathF.Cos(o) * 0.25f);
+        }
+
+        return b;
+    }
+
+    // ffprobe -print_format json -show_streams -show_format, as VideoProbe reads it (the fields it looks at).
+    private static byte[] VideoProbeJson(string codec, string container, string extra) => Encoding.UTF8.GetBytes(
+        "{\"streams\":[{\"index\":0,\"codec_name\":\"" + codec + "\",\"codec_type\":\"video\",\"width\":64,\"height\":48," + extra +
+        "\"r_frame_rate\":\"25/1\",\"avg_frame_rate\":\"25/1\",\"duration\":\"2.000000\",\"disposition\":{\"attached_pic\":0}}," +
+        "{\"index\":1,\"codec_name\":\"opus\",\"codec_type\":\"audio\"}],\"format\":{\"format_name\":\"" + container + "\",\"duration\":\"2.000000\"}}");
+
+    // An NCMEC entries page whose video has a large TMK+PDQF fingerprint: the fetcher downloads it from the href.
+    private static string NcmecTmkPage() =>
+        $"""
+        <?xml version="1.0" encoding="UTF-8"?>
+        <queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2">
+          <videos count="1" maxTimestamp="2025-01-10T18:30:00Z">
+            <video>
+              <member id="9002">Demo Member</member><timestamp>2025-01-10T18:30:00Z</timestamp><id>v1</id><classification>A1</classification>
+              <fingerprints><md5>{Md5}</md5><tmk-pdqf rel="self" href="/v2/entries/9002/v1/fingerprints/TMK_PDQF"/></fingerprints>
+            </video>
+          </videos>
+        </queryResult>
+        """;
 
     private static byte[] Grey(string format, string options)
     {

@@ -1,11 +1,14 @@
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Warden.Core.Banks.Formats;
+using Warden.Core.Exchanges.Ncmec;
+using Warden.Core.Hashing.Video;
 using Warden.Core.Imaging;
 using Warden.Core.Imaging.Jpeg;
 using Warden.Core.ModelFiles;
 using Warden.Core.Provenance;
 using Warden.Core.Provenance.C2pa;
+using Warden.Core.Signals;
 using Warden.Review.Reporting;
 using Warden.Server.Api;
 
@@ -57,6 +60,10 @@ public static class Targets
         Bank("bank-ncmec-xml", BankFileFormat.NcmecXml, null),
         new("cybertip-response", "CyberTipResponse.TryParse (CyberTipline answers)", "none (null when not an answer)", RunCyberTip, Fast, ["Warden.Review.dll"]),
         new("multipart", "UploadReader.ReadAsync (first line: Content-Type; rest: body)", "ApiException with a 4xx status", RunMultipart, Fast, ["Warden.Server.dll"]),
+        new("tmk", "NcmecFetcher.ReadTmk + TmkFeatures.FromBytes (.tmk bodies), Level1/Level2 of what parses, TmkHasher.TryParseSignal, ReadFeatFile", nameof(InvalidDataException) + " (FromBytes, ReadFeatFile); null/false (ReadTmk, TryParseSignal)", RunTmk, Fast, [CoreDll]),
+        new("signal-text", "ISignalType.TryNormalize + CreateSignal of every registered signal type (bank files, API, exchanges)", "false with a reason", RunSignalText, Fast, [CoreDll]),
+        new("video-probe", "VideoProbe.Parse (ffprobe's JSON of an uploaded video: stream layout, tags)", nameof(VideoDecodeException), RunVideoProbe, Fast, [CoreDll]),
+        .. ExchangeTargets.All(),
     ];
 
     /// <summary>The target named <paramref name="name"/>, or null.</summary>
@@ -250,6 +257,71 @@ public static class Targets
             catch (BankFormatException)
             {
             }
+        }
+    }
+
+    private static void RunTmk(byte[] data)
+    {
+        // The exchange's reader of large-fingerprint bodies: refuses with a reason, never throws.
+        _ = NcmecFetcher.ReadTmk(data, out _);
+        try
+        {
+            var features = TmkFeatures.FromBytes(data);
+            // What matching does next with any file that parses (any parameters, NaN and infinite floats included).
+            if (TmkFeatures.Compatible(features, features))
+            {
+                _ = TmkFeatures.Level1(features, features);
+                _ = TmkFeatures.Level2(features, features);
+            }
+
+            _ = TmkFeatures.FromBytes(features.ToBytes());
+        }
+        catch (InvalidDataException)
+        {
+        }
+
+        // The bank/API text form of the same bytes, and the per-frame feature files.
+        _ = TmkHasher.TryParseSignal("tmk1:" + Convert.ToBase64String(data), out _, out _);
+        _ = TmkHasher.TryParseSignal(Encoding.Latin1.GetString(data), out _, out _);
+        try
+        {
+            _ = TmkHasher.ReadFeatFile(data);
+        }
+        catch (InvalidDataException)
+        {
+        }
+    }
+
+    private static void RunSignalText(byte[] data)
+    {
+        var text = Encoding.UTF8.GetString(data);
+        foreach (var type in SignalTypeRegistry.Default.All)
+        {
+            if (type.TryNormalize(text, out var normalized, out var reason))
+            {
+                // A normalised value must be accepted again unchanged, and as a query.
+                if (!type.TryNormalize(normalized, out var again, out _) || again != normalized)
+                {
+                    throw new InvalidOperationException($"{type.Name}: normalising '{normalized}' again gave '{again}'.");
+                }
+
+                _ = type.CreateSignal(normalized) ?? throw new InvalidOperationException($"{type.Name}: '{normalized}' normalised but makes no signal.");
+            }
+            else if (string.IsNullOrEmpty(reason))
+            {
+                throw new InvalidOperationException($"{type.Name} refused a value without saying why.");
+            }
+        }
+    }
+
+    private static void RunVideoProbe(byte[] data)
+    {
+        try
+        {
+            _ = VideoProbe.Parse(data, VideoLimits.Default);
+        }
+        catch (VideoDecodeException)
+        {
         }
     }
 

@@ -166,6 +166,13 @@ internal sealed class ExchangeHttp(string who, ExchangeRuntime runtime)
             return null;
         }
 
+        // JsonDocument checks UTF-8 only when a string is read (GetString then throws InvalidOperationException deep in
+        // a fetcher); JSON is UTF-8 (RFC 8259), so a body that is not fails the page here, whole.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            throw new ExchangeException($"{who} sent a body that is not UTF-8 JSON ({Where(uri)}).");
+        }
+
         try
         {
             return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });

@@ -108,6 +108,12 @@ internal static class Xmp
         {
             throw new ProvenanceException(ProvenanceError.Malformed, $"XMP is not well-formed XML: {ex.Message}");
         }
+        catch (ArgumentOutOfRangeException)
+        {
+            // System.Xml reading bytes throws ArgumentOutOfRangeException (Buffer.BlockCopy in SwitchEncoding) for an XML
+            // declaration with a byte its encoding cannot decode, e.g. <?xml version="1.0\xDE" encoding="UTF-8"?>: malformed XML too.
+            throw new ProvenanceException(ProvenanceError.Malformed, "XMP is not well-formed XML: its XML declaration cannot be decoded");
+        }
 
         return fields;
     }

@@ -103,6 +103,12 @@ public sealed record CyberTipResponse(int ResponseCode, string? Description, str
         {
             return null;
         }
+        catch (ArgumentOutOfRangeException)
+        {
+            // System.Xml reading bytes throws ArgumentOutOfRangeException (Buffer.BlockCopy in SwitchEncoding) for an XML
+            // declaration with a byte its encoding cannot decode, e.g. <?xml version="1.0\xDE" encoding="UTF-8"?>: malformed XML too.
+            return null;
+        }
     }
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;

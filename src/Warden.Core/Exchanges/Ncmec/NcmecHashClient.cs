@@ -178,6 +178,12 @@ public sealed class NcmecHashClient
         {
             throw new ExchangeException("NCMEC sent a malformed reasons list: " + ex.Message, ex);
         }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            // System.Xml reading bytes throws ArgumentOutOfRangeException (Buffer.BlockCopy in SwitchEncoding) for an XML
+            // declaration with a byte its encoding cannot decode, e.g. <?xml version="1.0\xDE" encoding="UTF-8"?>: malformed XML too.
+            throw new ExchangeException("NCMEC sent a malformed reasons list: its XML declaration cannot be decoded", ex);
+        }
 
         return result;
     }

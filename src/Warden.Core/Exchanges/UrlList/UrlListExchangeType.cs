@@ -254,8 +254,24 @@ internal sealed class UrlListFetcher(UrlListConfig config, ExchangeRuntime runti
         using var whole = new PrefixedStream(head.AsMemory(0, got), stream, UrlListExchangeType.MaxBytes);
         var records = new List<BankEntryRecord>(Batch);
         long entries = 0;
-        foreach (var r in BankFileReader.Read(whole, options, report))
+        using var reader = BankFileReader.Read(whole, options, report).GetEnumerator();
+        while (true)
         {
+            // A list the reader refuses whole (a CSV header naming a column twice, a broken XML page) ends the pass
+            // as an exchange failure: the sync host handles ExchangeException, not the reader's own refusal.
+            try
+            {
+                if (!reader.MoveNext())
+                {
+                    break;
+                }
+            }
+            catch (BankFormatException ex)
+            {
+                throw new ExchangeException($"The list cannot be read: {ex.Message}", ex) { Permanent = true };
+            }
+
+            var r = reader.Current;
             cancellationToken.ThrowIfCancellationRequested();
             if (r.Deleted)
             {

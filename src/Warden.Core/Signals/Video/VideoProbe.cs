@@ -76,6 +76,13 @@ public static class VideoProbe
     /// <summary>Reads ffprobe's JSON (separate for tests).</summary>
     internal static VideoInfo Parse(byte[] json, VideoLimits limits)
     {
+        // ffprobe copies container tags byte for byte, so its JSON can carry invalid UTF-8, which JsonDocument only
+        // notices when a string is read (InvalidOperationException). Replacing it keeps such a video hashable.
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+        {
+            json = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(json));
+        }
+
         JsonDocument doc;
         try
         {
@@ -89,6 +96,11 @@ public static class VideoProbe
         using (doc)
         {
             var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new VideoDecodeException(VideoDecodeError.Corrupt, "ffprobe gave unreadable output.");
+            }
+
             var streams = root.TryGetProperty("streams", out var s) && s.ValueKind == JsonValueKind.Array ? s : default;
             var count = streams.ValueKind == JsonValueKind.Array ? streams.GetArrayLength() : 0;
             var format = root.TryGetProperty("format", out var f) ? f : default;
@@ -191,7 +203,7 @@ public static class VideoProbe
 
     private static bool IsAttachedPicture(JsonElement st) =>
         st.TryGetProperty("disposition", out var d) && d.ValueKind == JsonValueKind.Object &&
-        d.TryGetProperty("attached_pic", out var a) && a.ValueKind == JsonValueKind.Number && a.GetInt32() == 1;
+        d.TryGetProperty("attached_pic", out var a) && a.ValueKind == JsonValueKind.Number && a.TryGetInt32(out var pic) && pic == 1; // 1.0 or 1e400 is not 1: GetInt32 throws FormatException
 
     private static string? Str(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

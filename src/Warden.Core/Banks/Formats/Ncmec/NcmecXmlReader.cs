@@ -70,6 +70,12 @@ internal static class NcmecXmlReader
             {
                 throw session.Fatal(ex.LineNumber > 0 ? ex.LineNumber : page.Line, Describe(ex, session.Options.MaxXmlCharacters), ex);
             }
+            catch (ArgumentOutOfRangeException ex)
+            {
+                // System.Xml reading bytes throws ArgumentOutOfRangeException (Buffer.BlockCopy in SwitchEncoding) for an XML
+                // declaration with a byte its encoding cannot decode, e.g. <?xml version="1.0\xDE" encoding="UTF-8"?>: malformed XML too.
+                throw session.Fatal(page.Line, "not well-formed XML: the XML declaration cannot be decoded", ex);
+            }
 
             if (!more)
             {

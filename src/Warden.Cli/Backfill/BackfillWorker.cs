@@ -140,11 +140,19 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
         return (int)Math.Clamp(BatchTarget.TotalSeconds / _secondsPerItem, min, options.MaxBatch);
     }
 
-    /// <summary>Running mean of wall time per item (the last batches weigh most).</summary>
+    /// <summary>
+    /// Running mean of wall time per item, the last batches weighing most. The first batch is left out: it pays
+    /// the JIT of every stage and would keep the next batches needlessly small.
+    /// </summary>
     private void Learn(int items, TimeSpan elapsed)
     {
+        if (_stats.Batches <= 1)
+        {
+            return;
+        }
+
         var perItem = elapsed.TotalSeconds / items;
-        _secondsPerItem = _secondsPerItem <= 0 ? perItem : (0.7 * _secondsPerItem) + (0.3 * perItem);
+        _secondsPerItem = _secondsPerItem <= 0 ? perItem : (0.5 * _secondsPerItem) + (0.5 * perItem);
     }
 
     private async Task<bool> NothingWaitingAsync(CancellationToken cancellationToken)

@@ -16,11 +16,11 @@ namespace Warden.Cli.Backfill;
 /// <param name="MaxDeliver">Deliveries of one item before it is dead-lettered.</param>
 /// <param name="Lease">The queue's lease: a busy worker extends it every third of it, so only a dead worker's items go to another.</param>
 /// <param name="Threads">Items of a batch read, hashed and matched at once.</param>
-/// <param name="MaxBatch">Most items taken from the queue at once (the batch adapts below it to about half a second of work).</param>
+/// <param name="MaxBatch">Most items taken from the queue at once (the batch adapts below it to about a tenth of a second of work).</param>
 internal sealed record WorkerOptions(string Name, TimeSpan? ExitWhenIdle, TimeSpan ItemDelay, long MaxBytes, int MaxDeliver, TimeSpan Lease, int Threads = 1, int MaxBatch = 64);
 
 /// <summary>
-/// One backfill worker: takes a batch of items from the queue (sized to about half a second of its work), reads
+/// One backfill worker: takes a batch of items from the queue (sized to about a tenth of a second of its work), reads
 /// (file, http(s) URL, s3 object), hashes and matches them against the enabled banks (<see cref="WorkerOptions.Threads"/>
 /// at once), and in ONE database transaction per batch claims each item's key, logs its signals and records its
 /// block-list matches; then acknowledges the batch. A redelivered item (a worker died after committing, before
@@ -33,8 +33,8 @@ internal sealed record WorkerOptions(string Name, TimeSpan? ExitWhenIdle, TimeSp
 /// </summary>
 internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.SignalLog log, WorkerOptions options, TextWriter output, TextWriter error) : IDisposable
 {
-    /// <summary>About this much work per batch: acks and the commit wait at most this long, and per-batch costs stay small.</summary>
-    private static readonly TimeSpan BatchTarget = TimeSpan.FromMilliseconds(500);
+    /// <summary>About this much work per batch: per-batch costs (a pull, a query, a commit: well under a millisecond) stay small, and at the end of a queue no worker sits on a long batch while others are idle.</summary>
+    private static readonly TimeSpan BatchTarget = TimeSpan.FromMilliseconds(100);
 
     private readonly BackfillLedger _ledger = new(log);
     private readonly RetroTasks _tasks = new(log);

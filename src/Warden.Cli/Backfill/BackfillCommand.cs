@@ -86,16 +86,19 @@ internal static class BackfillCommand
         var idle = new Option<double?>("--exit-when-idle") { Description = "Exit after this many seconds with nothing left to do (default: run until stopped)." };
         var delay = new Option<int>("--item-delay-ms") { Description = "Pause before each item (to spare a slow origin)." };
         var maxMb = new Option<long>("--max-mb") { Description = "Largest item read, in MiB (default 64).", DefaultValueFactory = _ => 64 };
+        var threads = new Option<int>("--threads", "-j") { Description = "Items read, hashed and matched at once (default: one per CPU core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var batch = new Option<int>("--batch") { Description = "Most items taken from the queue at once and committed in one transaction (default 64; fewer while items are slow).", DefaultValueFactory = _ => 64 };
         var command = new Command("worker", "Process backfill items from NATS JetStream: read, hash, match against the enabled banks, log the signals (signal log) and record matches,\n" +
             "once per item. Run as many as you like, on any machines sharing the database. Prints one JSON line per item started and done.\n\nExample:\n  warden worker --db 'Host=db;Database=warden' --nats nats://queue:4222")
         {
-            nats, queueName, db, name, ackWait, maxDeliver, idle, delay, maxMb,
+            nats, queueName, db, name, ackWait, maxDeliver, idle, delay, maxMb, threads, batch,
         };
         command.SetAction(async (p, ct) =>
         {
-            if (p.GetValue(ackWait) is < 1 or > 86400 || p.GetValue(maxDeliver) is < 1 or > 1000 || p.GetValue(maxMb) < 1 || p.GetValue(delay) < 0)
+            if (p.GetValue(ackWait) is < 1 or > 86400 || p.GetValue(maxDeliver) is < 1 or > 1000 || p.GetValue(maxMb) < 1 || p.GetValue(delay) < 0
+                || p.GetValue(threads) is < 1 or > 512 || p.GetValue(batch) is < 1 or > 1000)
             {
-                error.WriteLine("warden: --lease-seconds is 1..86400, --max-deliver 1..1000, --max-mb at least 1, --item-delay-ms not negative.");
+                error.WriteLine("warden: --lease-seconds is 1..86400, --max-deliver 1..1000, --max-mb at least 1, --item-delay-ms not negative, --threads 1..512, --batch 1..1000.");
                 return WardenCli.UsageError;
             }
 
@@ -107,7 +110,7 @@ internal static class BackfillCommand
 
             using var store = BankStore.Open(target);
             var log = new Storage.SignalLog(store.Database, store.CacheDirectory("signal-log"));
-            var options = new WorkerOptions(p.GetRequiredValue(name), p.GetValue(idle) is { } s ? TimeSpan.FromSeconds(s) : null, TimeSpan.FromMilliseconds(p.GetValue(delay)), p.GetValue(maxMb) * 1024 * 1024, p.GetValue(maxDeliver), TimeSpan.FromSeconds(p.GetValue(ackWait)));
+            var options = new WorkerOptions(p.GetRequiredValue(name), p.GetValue(idle) is { } s ? TimeSpan.FromSeconds(s) : null, TimeSpan.FromMilliseconds(p.GetValue(delay)), p.GetValue(maxMb) * 1024 * 1024, p.GetValue(maxDeliver), TimeSpan.FromSeconds(p.GetValue(ackWait)), p.GetValue(threads), p.GetValue(batch));
             return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-worker", error, async queue =>
             {
                 using var worker = new BackfillWorker(queue, store, log, options, output, error);

@@ -111,10 +111,32 @@ internal sealed class NatsWorkQueue : IWorkQueue
     public async Task<IReadOnlyList<IWorkLease>> TakeAsync(int max, TimeSpan wait, CancellationToken cancellationToken)
     {
         var consumer = _consumer ?? throw new InvalidOperationException("EnsureAsync first.");
-        var leases = new List<IWorkLease>();
-        await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = max, Expires = wait }, cancellationToken: cancellationToken).ConfigureAwait(false))
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+
+        // What is there now, up to max, in one pull request; only when nothing is there, wait for the first item
+        // (a pull for max items would otherwise wait out its expiry at the end of the queue) and top up after it.
+        var leases = new List<IWorkLease>(max);
+        await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = max }, cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             leases.Add(new Lease(this, msg));
+        }
+
+        if (leases.Count > 0)
+        {
+            return leases;
+        }
+
+        await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = 1, Expires = wait }, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            leases.Add(new Lease(this, msg));
+        }
+
+        if (leases.Count > 0 && max > 1)
+        {
+            await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = max - 1 }, cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                leases.Add(new Lease(this, msg));
+            }
         }
 
         return leases;

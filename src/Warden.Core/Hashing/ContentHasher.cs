@@ -148,6 +148,22 @@ public sealed class ContentHasher(PdqResize resize = PdqResize.Fast, ImageLimits
         return HashBytes(exact, new ArraySegment<byte>(data), data.Length, dihedral);
     }
 
+    /// <summary>
+    /// Hashes content in part of a caller's buffer (a backfill worker reuses one per thread, as <see cref="HashFile"/>
+    /// does): no copy of the bytes and no fresh array per item.
+    /// </summary>
+    public ContentHashes HashBytes(ArraySegment<byte> data, bool dihedral = false)
+    {
+        var exact = ExactHashes.Compute(data);
+        if (data.Count > _limits.MaxBytes)
+        {
+            return new ContentHashes(exact, data.Count, null, new ImageDecodeException(
+                ImageDecodeError.TooManyBytes, $"The file has {data.Count} bytes; the image limit is {_limits.MaxBytes}."));
+        }
+
+        return HashBytes(exact, data, data.Count, dihedral);
+    }
+
     private ContentHashes HashBytes(ExactHashes exact, ArraySegment<byte> bytes, long length, bool dihedral)
     {
         ContentHashes hashes;

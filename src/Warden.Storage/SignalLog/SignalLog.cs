@@ -115,12 +115,35 @@ public sealed class SignalLog
                 signals.Extra,
             },
             transaction);
-        foreach (var (type, value) in signals.Exact.Distinct())
+        // The exact signals (usually the three digests) in one statement, not one round trip each.
+        var exact = signals.Exact.Distinct().ToList();
+        if (exact.Count > 0)
         {
-            connection.Execute($"INSERT INTO signal_log_x_{day}(type, value, log_id) VALUES (@type, @value, @id)", new { type, value, id }, transaction);
+            var sql = new System.Text.StringBuilder($"INSERT INTO signal_log_x_{day}(type, value, log_id) VALUES ");
+            var args = new DynamicParameters();
+            args.Add("id", id);
+            for (var i = 0; i < exact.Count; i++)
+            {
+                sql.Append(i == 0 ? "" : ", ").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@t{i}, @v{i}, @id)");
+                args.Add("t" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), exact[i].Type);
+                args.Add("v" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), exact[i].Value);
+            }
+
+            connection.Execute(sql.ToString(), args, transaction);
         }
 
         return (day, id);
+    }
+
+    /// <summary>
+    /// Takes back a row appended earlier in the caller's still-open transaction (a batch found another delivery had
+    /// already claimed the item): the rest of the batch commits, this row never becomes visible.
+    /// </summary>
+    public static void Remove(DbConnection connection, DbTransaction transaction, int day, long id)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        connection.Execute($"DELETE FROM signal_log_x_{Checked(day)} WHERE log_id = @id", new { id }, transaction);
+        connection.Execute($"DELETE FROM signal_log_{day} WHERE id = @id", new { id }, transaction);
     }
 
     /// <summary>The partitions (days) that exist, oldest first.</summary>

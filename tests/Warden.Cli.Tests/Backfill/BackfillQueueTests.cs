@@ -127,6 +127,11 @@ public sealed class BackfillQueueTests : IDisposable
     [InlineData("worker", "--lease-seconds", "0")]
     [InlineData("worker", "--max-deliver", "-1")]
     [InlineData("worker", "--item-delay-ms", "-5")]
+    [InlineData("worker", "--threads", "0")]
+    [InlineData("worker", "--threads", "513")]
+    [InlineData("worker", "--batch", "0")]
+    [InlineData("worker", "--batch", "1001")]
+    [InlineData("worker", "--threads", "many")]
     public void Bad_command_lines_are_usage_errors(params string[] args)
     {
         var (code, _, err) = Cli.Run(args[0] == "worker" ? [.. args, "--db", Path.Combine(_dir, "none.db")] : args);

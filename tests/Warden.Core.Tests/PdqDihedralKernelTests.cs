@@ -142,7 +142,7 @@ public sealed class PdqDihedralKernelTests
     }
 }
 
-/// <summary><see cref="ContentHasher.HashBytes"/> (uploads, no copy) gives what <see cref="ContentHasher.HashStream"/> gives.</summary>
+/// <summary><see cref="ContentHasher.HashBytes(byte[], bool)"/> (uploads, no copy) gives what <see cref="ContentHasher.HashStream"/> gives.</summary>
 public sealed class ContentHasherBytesTests
 {
     private static Arbitrary<byte[]> Contents() =>

@@ -12,6 +12,7 @@ using Warden.Bench;
 //   intake [--db TARGET] [--n 5000] [--uploaders 50]   case intake of a matched upload: µs and CPU per intake (SQLite, PostgreSQL)
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
 //   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
+//   model-index [--models 100000]   the server's model index start-up: built from record files vs loaded from its snapshot
 //   model [--gib 2] [--passes 2]   model fingerprint throughput (GB/s, one core and two) on a synthetic checkpoint in /tmp
 //   console [--uploads N]       warden serve with the review console: matched-upload latency, case log replay
 //   retro [--uploads 10m] [--days 10] [--variants 1] [--delta 10000]   retroactive matching of a delta against signal-log partition snapshots
@@ -32,6 +33,7 @@ return args.FirstOrDefault() switch
     "provenance" => ProvenanceCommand.Run(args[1..]),
     "video" => VideoCommand.Run(args[1..]),
     "model" => ModelBenchCommand.Run(args[1..]),
+    "model-index" => ModelIndexStartupCommand.Run(args[1..]),
     "console" => ConsoleCommand.Run(args[1..]),
     "retro" => RetroCommand.Run(args[1..]),
     "exchange" => await ExchangeCommand.RunAsync(args[1..]),

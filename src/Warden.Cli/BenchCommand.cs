@@ -14,18 +14,17 @@ internal static class BenchCommand
         var queries = new Option<int>("--queries") { Description = "Queries timed (the median is reported).", DefaultValueFactory = _ => 9 };
         var tensors = new Option<int>("--query-tensors") { Description = "Tensors of the query fingerprint (an SD 1.x checkpoint has ~1,100).", DefaultValueFactory = _ => 1100 };
         var rows = new Option<int>("--query-rows") { Description = "Sampled row hashes of the query (a 2 GB fp16 SD 1.x checkpoint keeps ~12,000).", DefaultValueFactory = _ => 12_000 };
-        var startup = new Option<int>("--startup") { Description = "Also time the server's model index start-up over a bank of this many registered models (record files and entries in a temp SQLite bank): built from the record files, then loaded from its snapshot (0: skip).", DefaultValueFactory = _ => 0 };
         var hashGb = new Option<double>("--hash-gb") { Description = "Also write a safetensors file of this many GB to the temp folder, fingerprint it and report GB/s (0: skip).", DefaultValueFactory = _ => 0 };
         var command = new Command("models", "Near-tier index at scale: builds the index over a synthetic bank (fine-tune families, sketches and row hashes generated\n" +
             "from the record number, so the bank is never held in memory), then times near-matching one checkpoint-sized fingerprint.\n\n" +
             "Example:\n  warden bench models --models 100000 --hash-gb 2")
         {
-            models, queries, tensors, rows, hashGb, startup,
+            models, queries, tensors, rows, hashGb,
         };
         command.SetAction(p =>
         {
             var n = p.GetValue(models);
-            if (n < 1 || p.GetValue(queries) < 1 || p.GetValue(tensors) < 0 || p.GetValue(rows) < 0 || p.GetValue(hashGb) < 0 || p.GetValue(startup) < 0)
+            if (n < 1 || p.GetValue(queries) < 1 || p.GetValue(tensors) < 0 || p.GetValue(rows) < 0 || p.GetValue(hashGb) < 0)
             {
                 error.WriteLine("warden bench models: --models and --queries must be ≥ 1, the others ≥ 0");
                 return 2;
@@ -35,11 +34,6 @@ internal static class BenchCommand
             if (p.GetValue(hashGb) > 0)
             {
                 Hashing(output, p.GetValue(hashGb));
-            }
-
-            if (p.GetValue(startup) > 0)
-            {
-                Startup(output, p.GetValue(startup));
             }
 
             return 0;
@@ -139,66 +133,6 @@ internal static class BenchCommand
                 }
 
                 output.WriteLine(FormattableString.Invariant($"{name}: {best:F2} s wall, {bytes / 1e9 / best:F2} GB/s, {bestCpu / (bytes / 1e9):F2} CPU-s per GB (best of 2), on {Environment.ProcessorCount} cores (page cache warm); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
-            }
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
-
-    // The server's ModelIndex over a bank of n registered models: record files as `warden model add` writes them
-    // (16 sketched tensors and 384 row hashes each: the synthetic bank's records), one sha256 entry each.
-    private static void Startup(TextWriter output, int n)
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "warden-bench-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        try
-        {
-            var database = Path.Combine(dir, "warden.db");
-            var options = new SyntheticBankOptions();
-            var watch = Stopwatch.StartNew();
-            long recordBytes = 0;
-            using (var store = Warden.Storage.BankStore.Open(database))
-            {
-                var bank = store.CreateBank("bench");
-                var records = new ModelRecordStore(database + ".models");
-                var entries = new List<Warden.Core.Banks.BankEntryRecord>(n);
-                var labels = new Dictionary<string, string>();
-                for (var i = 0; i < n; i++)
-                {
-                    var r = SyntheticModels.Record(i, options);
-                    var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)));
-                    records.Save(new ModelRecord { Id = id, Name = "m" + i.ToString(CultureInfo.InvariantCulture), Bank = bank.Name, Architecture = r.Architecture, Tensors = r.Tensors, Rows = r.Rows });
-                    entries.Add(new Warden.Core.Banks.BankEntryRecord("sha256", id, labels));
-                }
-
-                store.Import(bank.Id, entries, "bench");
-                recordBytes = Directory.EnumerateFiles(Path.Combine(records.Directory, bank.Name)).Sum(f => new FileInfo(f).Length);
-            }
-
-            output.WriteLine(FormattableString.Invariant($"start-up bank: {n} registered models, {recordBytes / 1e6:F0} MB of record files, written in {watch.Elapsed.TotalSeconds:F1} s"));
-            var query = SyntheticModels.Candidate(SyntheticModels.Record(n / 2, options), 0.02, TensorDType.F32, 0, 200, 0.8, 1);
-            var kinds = new Dictionary<string, Warden.Core.Banks.BankKind> { ["bench"] = Warden.Core.Banks.BankKind.BlockList };
-            foreach (var (label, dropSnapshot) in new[] { ("built from the record files (before; writes the snapshot)", true), ("loaded from the snapshot (after)", false) })
-            {
-                using var store = Warden.Storage.BankStore.Open(database);
-                var cache = store.CacheDirectory("model-index");
-                if (dropSnapshot && Directory.Exists(cache))
-                {
-                    Directory.Delete(cache, recursive: true);
-                }
-
-                using var index = new Warden.Server.Index.ModelIndex(store, new Warden.Server.ServerOptions { Database = database }, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<Warden.Server.Index.ModelIndex>.Instance);
-                var process = Process.GetCurrentProcess();
-                process.Refresh();
-                var cpu0 = process.TotalProcessorTime;
-                watch.Restart();
-                var answer = index.Near(query, kinds); // the first query starts the index
-                var s = watch.Elapsed.TotalSeconds;
-                process.Refresh();
-                var snapshot = Path.Combine(cache, "near-index.bin");
-                output.WriteLine(FormattableString.Invariant($"index start-up, {label}: {s:F2} s wall, {(process.TotalProcessorTime - cpu0).TotalSeconds:F1} s CPU to the first answer ({index.Count} models, from snapshot: {index.StartedFromSnapshot}, snapshot {(File.Exists(snapshot) ? new FileInfo(snapshot).Length / 1e6 : 0):F1} MB; query model found: {answer.Similar.Any(h => h.Record.Name == "m" + (n / 2).ToString(CultureInfo.InvariantCulture))})"));
             }
         }
         finally

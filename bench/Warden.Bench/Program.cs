@@ -7,7 +7,7 @@ using Warden.Bench;
 //   borders [DIR]                framed/letterboxed copies: recall and false matches with the trimmed hash
 //   provenance [corpus]         provenance extraction cost next to hashing (metadata only, with pixel checks)
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
-//   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16]   warden serve: hash+match of 100 KB JPEGs
+//   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16] [--warmup 30]   warden serve: hash+match of 100 KB JPEGs
 //   reqpath [--entries 1m] [--variants full,noprov,nodihedral,hash,health] [--intake off] [--warmup 15]   server CPU µs per request by variant; reqpath stages: in-process CPU µs per stage
 //   intake [--db TARGET] [--n 5000] [--uploaders 50]   case intake of a matched upload: µs and CPU per intake (SQLite, PostgreSQL)
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Warden.Core.Banks;
 using Warden.Core.ModelFiles;
 using Warden.Core.Signals;
+using Warden.Core.Snapshots;
 using Warden.Storage;
 
 namespace Warden.Server.Index;
@@ -166,6 +167,9 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
 
     private static ReadOnlySpan<byte> Magic => "WDNMIDX1"u8;
 
+    // Longest name or folder a snapshot string may hold: a damaged length is refused before it sizes anything.
+    private const int MaxString = 4096;
+
     private string BanksKey() => string.Join(',', store.ListBanks().Where(b => b.Enabled).Select(b => b.Id.ToString(CultureInfo.InvariantCulture) + ":" + b.Name));
 
     /// <summary>
@@ -208,17 +212,18 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
                 throw new InvalidDataException("bad magic or checksum");
             }
 
-            ReadOnlySpan<byte> data = bytes.AsSpan(Magic.Length, bytes.Length - 16 - Magic.Length);
-            if (TakeLong(ref data) != store.DatabaseId() || TakeString(ref data) != Directory || TakeString(ref data) != BanksKey())
+            var data = new SnapshotReader(bytes.AsSpan(0, bytes.Length - 16), "model index snapshot");
+            data.Skip(Magic.Length);
+            if (data.ReadInt64() != store.DatabaseId() || data.ReadString64(MaxString) != Directory || data.ReadString64(MaxString) != BanksKey())
             {
                 LogSnapshotUnusable(logger, "taken for another database, record folder or set of banks");
                 return false;
             }
 
-            var seq = TakeLong(ref data);
-            var builtAt = TakeLong(ref data);
-            var n = TakeLong(ref data);
-            if (n < 0 || n > data.Length / 20)
+            var seq = data.ReadInt64();
+            var builtAt = data.ReadInt64();
+            var n = data.ReadInt64();
+            if (n < 0 || n > data.Remaining / 20)
             {
                 throw new InvalidDataException("catalog length past the data");
             }
@@ -227,21 +232,21 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
             var stamps = new (long Length, long Ticks)[n];
             for (var i = 0; i < n; i++)
             {
-                keys[i] = new RecordKey(TakeString(ref data), TakeString(ref data));
-                stamps[i] = (TakeLong(ref data), TakeLong(ref data));
+                keys[i] = new RecordKey(data.ReadString64(MaxString), data.ReadString64(MaxString));
+                stamps[i] = (data.ReadInt64(), data.ReadInt64());
             }
 
             var unreadable = ImmutableHashSet.CreateBuilder<RecordKey>();
-            var u = TakeLong(ref data);
+            var u = data.ReadInt64();
             for (var i = 0L; i < u; i++)
             {
-                var k = TakeLong(ref data);
+                var k = data.ReadInt64();
                 unreadable.Add(k >= 0 && k < n ? keys[k] : throw new InvalidDataException("unreadable record number out of range"));
             }
 
             var empty = new ModelRecord { Id = "", Name = "", Bank = "" };
             var index = NearIndex.ReadFrom(ref data, i => Load(keys[i]) ?? empty);
-            if (index.Count != keys.Length || data.Length != 0)
+            if (index.Count != keys.Length || data.Remaining != 0)
             {
                 throw new InvalidDataException("index and catalog disagree");
             }
@@ -383,31 +388,6 @@ public sealed partial class ModelIndex(BankStore store, ServerOptions options, T
         var bytes = System.Text.Encoding.UTF8.GetBytes(v);
         PutLong(s, bytes.Length);
         s.Write(bytes);
-    }
-
-    private static long TakeLong(ref ReadOnlySpan<byte> data)
-    {
-        if (data.Length < 8)
-        {
-            throw new InvalidDataException("snapshot truncated");
-        }
-
-        var v = BinaryPrimitives.ReadInt64LittleEndian(data);
-        data = data[8..];
-        return v;
-    }
-
-    private static string TakeString(ref ReadOnlySpan<byte> data)
-    {
-        var n = TakeLong(ref data);
-        if (n < 0 || n > 4096 || n > data.Length)
-        {
-            throw new InvalidDataException("snapshot string length out of range");
-        }
-
-        var v = System.Text.Encoding.UTF8.GetString(data[..(int)n]);
-        data = data[(int)n..];
-        return v;
     }
 
     // Hashes what passes through to the file (the snapshot is hashed as written, never held whole in memory).

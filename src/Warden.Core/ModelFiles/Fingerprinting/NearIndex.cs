@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Warden.Core.Snapshots;
 
 namespace Warden.Core.ModelFiles;
 
@@ -138,7 +139,7 @@ public sealed class NearIndex
     /// </summary>
     private static ReadOnlySpan<int> Layout => [ProbeTensors, Bands, BandBits, RowShare, PlaneTerms, 1];
 
-    /// <summary>Writes the posting arrays (little-endian), to be read back by <see cref="ReadFrom"/>.</summary>
+    /// <summary>Writes the posting arrays (little-endian), to be read back by <see cref="ReadFrom(ref ReadOnlySpan{byte}, Func{int, ModelRecord})"/>.</summary>
     public void WriteTo(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -164,32 +165,40 @@ public sealed class NearIndex
     /// </summary>
     public static NearIndex ReadFrom(ref ReadOnlySpan<byte> data, Func<int, ModelRecord> load)
     {
+        var reader = new SnapshotReader(data, "near index");
+        var index = ReadFrom(ref reader, load);
+        data = reader.Rest;
+        return index;
+    }
+
+    /// <summary>As <see cref="ReadFrom(ref ReadOnlySpan{byte}, Func{int, ModelRecord})"/>, from within a larger snapshot.</summary>
+    public static NearIndex ReadFrom(ref SnapshotReader reader, Func<int, ModelRecord> load)
+    {
         ArgumentNullException.ThrowIfNull(load);
         for (var i = 0; i < Layout.Length; i++)
         {
-            if (TakeInt(ref data) != Layout[i])
+            if (reader.ReadInt32() != Layout[i])
             {
                 throw new InvalidDataException("near index built with other parameters");
             }
         }
 
-        var count = TakeInt(ref data);
+        var count = reader.ReadInt32();
         if (count < 0)
         {
             throw new InvalidDataException("near index record count out of range");
         }
 
-        var sk = TakeArray<ulong>(ref data);
-        var sr = TakeArray<int>(ref data);
-        var rk = TakeArray<ulong>(ref data);
-        var rr = TakeArray<int>(ref data);
-        if (sk.Length != sr.Length || rk.Length != rr.Length || data.Length < count)
+        var sk = reader.ReadArray<ulong>(reader.ReadInt64()).ToArray();
+        var sr = reader.ReadArray<int>(reader.ReadInt64()).ToArray();
+        var rk = reader.ReadArray<ulong>(reader.ReadInt64()).ToArray();
+        var rr = reader.ReadArray<int>(reader.ReadInt64()).ToArray();
+        if (sk.Length != sr.Length || rk.Length != rr.Length)
         {
-            throw new InvalidDataException("near index arrays truncated or mismatched");
+            throw new InvalidDataException("near index arrays mismatched");
         }
 
-        var probes = data[..count].ToArray();
-        data = data[count..];
+        var probes = reader.ReadBytes(count).ToArray();
         Check(sk, sr, count);
         Check(rk, rr, count);
         return new NearIndex(count, load, sk, sr, rk, rr, probes);
@@ -213,38 +222,6 @@ public sealed class NearIndex
         BitConverter.TryWriteBytes(n, array.LongLength);
         stream.Write(n);
         stream.Write(MemoryMarshal.AsBytes(array.AsSpan()));
-    }
-
-    private static int TakeInt(ref ReadOnlySpan<byte> data)
-    {
-        if (data.Length < 4)
-        {
-            throw new InvalidDataException("near index truncated");
-        }
-
-        var v = BitConverter.ToInt32(data);
-        data = data[4..];
-        return v;
-    }
-
-    private static T[] TakeArray<T>(ref ReadOnlySpan<byte> data)
-        where T : unmanaged
-    {
-        if (data.Length < 8)
-        {
-            throw new InvalidDataException("near index truncated");
-        }
-
-        var n = BitConverter.ToInt64(data);
-        var size = Marshal.SizeOf<T>();
-        if (n < 0 || n > (data.Length - 8) / size)
-        {
-            throw new InvalidDataException("near index array length past the data");
-        }
-
-        var array = MemoryMarshal.Cast<byte, T>(data.Slice(8, (int)n * size)).ToArray();
-        data = data[(8 + ((int)n * size))..];
-        return array;
     }
 
     /// <summary>Numbers of the records that may be R/T4 hits of <paramref name="fp"/>.</summary>

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using Warden.Core.Hashing.Pdq;
+using Warden.Core.Snapshots;
 
 namespace Warden.Core.Matching;
 
@@ -362,26 +363,27 @@ public sealed unsafe class PdqIndex : IDisposable
             index._view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
             p += index._view.PointerOffset;
 
-            var header = new ReadOnlySpan<byte>(p, FileHeaderBytes);
-            if (BinaryPrimitives.ReadUInt64LittleEndian(header) != FileMagic)
+            var header = new SnapshotReader(new ReadOnlySpan<byte>(p, FileHeaderBytes), $"PDQ index snapshot '{path}'");
+            if (header.ReadUInt64() != FileMagic)
             {
                 throw new InvalidDataException($"'{path}' is not a Warden PDQ index snapshot (bad magic).");
             }
 
-            var version = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
-            if (version != FileVersion || BinaryPrimitives.ReadInt32LittleEndian(header[12..]) != FileHeaderBytes)
+            var version = header.ReadInt32();
+            if (version != FileVersion || header.ReadInt32() != FileHeaderBytes)
             {
                 throw new InvalidDataException($"PDQ index snapshot '{path}' has format version {version}; this build reads version {FileVersion}.");
             }
 
-            var declared = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
+            var declared = header.ReadInt64();
             if (declared != length)
             {
                 throw new InvalidDataException($"PDQ index snapshot '{path}' is truncated or padded: {length} bytes, the header says {declared}.");
             }
 
-            var segmentCount = BinaryPrimitives.ReadInt32LittleEndian(header[24..]);
-            var expectedSum = BinaryPrimitives.ReadUInt64LittleEndian(header[32..]);
+            var segmentCount = header.ReadInt32();
+            header.Skip(4);
+            var expectedSum = header.ReadUInt64();
             var sum = default(Checksum);
             for (long off = FileHeaderBytes; off < length; off += 1 << 26)
             {

@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Warden.Core.Hashing.Pdq;
+using Warden.Core.Snapshots;
 
 namespace Warden.Core.Matching;
 
@@ -176,16 +177,16 @@ internal sealed unsafe class PdqSegment : IDisposable
             throw new InvalidDataException($"PDQ index snapshot is truncated: {Where()} header needs {HeaderBytes} bytes, {available} left.");
         }
 
-        var header = new ReadOnlySpan<byte>(blob, HeaderBytes);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(header) != Magic)
+        var header = new SnapshotReader(new ReadOnlySpan<byte>(blob, HeaderBytes), $"PDQ index snapshot {Where()}");
+        if (header.ReadUInt32() != Magic)
         {
             throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} has a bad magic number.");
         }
 
-        var count = BinaryPrimitives.ReadInt32LittleEndian(header[4..]);
-        var tableCount = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
-        var overflowCap = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
-        var length = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
+        var count = header.ReadInt32();
+        var tableCount = header.ReadInt32();
+        var overflowCap = header.ReadInt32();
+        var length = header.ReadInt64();
         if (count is < 0 or > MihLayout.MaxSegment || tableCount < 0 || tableCount > MihLayout.MaxTables || overflowCap < 0 || overflowCap > count >> 8)
         {
             throw new InvalidDataException($"PDQ index snapshot is corrupt: {Where()} claims {count} hashes in {tableCount} tables ({overflowCap} overflow blocks).");
@@ -195,7 +196,8 @@ internal sealed unsafe class PdqSegment : IDisposable
         var start = 0;
         for (var j = 0; j < tableCount; j++)
         {
-            var t = new MihTable(header[24 + (4 * j)], header[25 + (4 * j)], header[26 + (4 * j)]);
+            var t = new MihTable(header.ReadByte(), header.ReadByte(), header.ReadByte());
+            header.Skip(1);
 
             // Disjoint substrings, in order from bit 0: overlap would break the pigeonhole argument (and recall).
             if (t.Start != start || t.Width is < 1 or > 32 || t.PrefixBits > t.Width || t.LowBits > 8 || t.PrefixBits > 28)

@@ -3,8 +3,8 @@
 #   bench/measure/search.sh REPO_ROOT            full size (~25-35 min: 1M banks, 30 s closed loops)
 #   SHORT=1 bench/measure/search.sh REPO_ROOT    dry run (small banks, 5 s loops)
 # Prints, per run: req/s, p50/p99, CPU µs per request of the server, PostgreSQL and the load generator, RSS.
-#  1. PDQ index per-query µs at 1M (single and 8-variant; built, loaded snapshot copied into huge pages, loaded
-#     snapshot searched in its 4 KiB-page mapping = the server before this change), AVX-512 off and on.
+#  1. PDQ index per-query µs at 1M (single and 8-variant; built, and the loaded snapshot searched in its 4 KiB-page
+#     mapping as the server does), snapshot load time, AVX-512 off and on.
 #  2. bench load closed loop, 16 connections, case intake on: PostgreSQL AVX-512 off, PostgreSQL AVX-512 on, SQLite.
 #  3. Runtime settings on the PostgreSQL AVX-512-off run: Server GC, TieredPGO off, LOH threshold (uploads in gen0).
 #  4. bench reqpath stages (in-process CPU per stage), AVX-512 off and on.
@@ -53,7 +53,7 @@ run "TieredPGO off"                 dotnet $B load --pg --entries $ENTRIES --clo
 run "LOH threshold 256 KiB (uploads in gen0)" dotnet $B load --pg --entries $ENTRIES --closed --closed-duration $DUR --connections 16 --server-env DOTNET_EnableAVX512=0 --server-env DOTNET_GCLOHThreshold=0x40000 --dir "$TMP/loh"
 
 section "4. reqpath stages (in process, one thread, CPU µs per call)"
-# (The stages build their bank in memory: its index is in huge pages like a loaded snapshot's is now.)
+# (The stages build their bank in memory; a server loads a snapshot and searches it mapped, on 4 KiB pages.)
 ALL=1 run "AVX-512 off" env DOTNET_EnableAVX512=0 dotnet $B reqpath stages --entries $ENTRIES --iterations $ITER
 ALL=1 run "AVX-512 on"  dotnet $B reqpath stages --entries $ENTRIES --iterations $ITER
 

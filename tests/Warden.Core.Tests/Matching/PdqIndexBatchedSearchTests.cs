@@ -9,8 +9,8 @@ namespace Warden.Core.Tests.Matching;
 
 /// <summary>
 /// The batched variant search (all dihedral variants in one pass per segment, the tail and scanned segments read
-/// once for every variant) and snapshots whose segments are copied into their own memory must answer exactly what
-/// the brute-force scan answers per variant.
+/// once for every variant) and loaded snapshots (searched in the mapping) must answer exactly what the brute-force
+/// scan answers per variant.
 /// </summary>
 public sealed class PdqIndexBatchedSearchTests
 {
@@ -96,22 +96,20 @@ public sealed class PdqIndexBatchedSearchTests
         index.Save(file);
         try
         {
-            // Segments copied into their own memory (what Load does for big ones) and searched in the mapping.
-            using var copied = PdqIndex.Load(file, tables, path, copyFrom: 0);
-            using var mapped = PdqIndex.Load(file, tables, path, copyFrom: long.MaxValue);
-            ok &= Same(copied, variants, radius, expected) && Same(mapped, variants, radius, expected);
+            // Segments searched in the mapping.
+            using var mapped = PdqIndex.Load(file, tables, path);
+            ok &= Same(mapped, variants, radius, expected);
 
-            // Removals after loading write tombstones into the copies (and the private mapping), never the file.
+            // Removals after loading write tombstones into the private mapping, never the file.
             var more = ids.Where(_ => rng.Next(4) == 0).ToHashSet();
             foreach (var id in more)
             {
-                copied.Remove(id);
                 mapped.Remove(id);
             }
 
             var after = Expected(hashes, ids, [.. removed, .. more], variants, Math.Min(radius, PdqHash.Bits));
-            ok &= Same(copied, variants, radius, after) && Same(mapped, variants, radius, after);
-            using var reloaded = PdqIndex.Load(file, tables, path, copyFrom: 0);
+            ok &= Same(mapped, variants, radius, after);
+            using var reloaded = PdqIndex.Load(file, tables, path);
             ok &= Same(reloaded, variants, radius, expected);
         }
         finally
@@ -155,7 +153,7 @@ public sealed class PdqIndexBatchedSearchTests
     }
 
     [Fact]
-    public void A_corrupt_snapshot_fails_closed_when_its_segments_are_copied()
+    public void A_corrupt_snapshot_fails_closed_when_loaded()
     {
         var rng = new Random(5);
         var (hashes, ids) = Uniform(9000, rng);
@@ -172,11 +170,11 @@ public sealed class PdqIndexBatchedSearchTests
                 var at = 64 + rng.Next(damaged.Length - 64);
                 damaged[at] ^= (byte)(1 << rng.Next(8));
                 File.WriteAllBytes(file, damaged);
-                Assert.Throws<InvalidDataException>(() => PdqIndex.Load(file, 0, PdqIndex.SearchPath.Auto, copyFrom: 0));
+                Assert.Throws<InvalidDataException>(() => PdqIndex.Load(file));
             }
 
             File.WriteAllBytes(file, bytes.AsSpan(0, bytes.Length - 1 - rng.Next(bytes.Length / 2)).ToArray());
-            Assert.Throws<InvalidDataException>(() => PdqIndex.Load(file, 0, PdqIndex.SearchPath.Auto, copyFrom: 0));
+            Assert.Throws<InvalidDataException>(() => PdqIndex.Load(file));
         }
         finally
         {

@@ -340,12 +340,7 @@ public sealed unsafe class PdqIndex : IDisposable
     /// <param name="path">The snapshot.</param>
     /// <param name="tablesOverride">As for the constructor.</param>
     /// <param name="searchPath">As for the constructor.</param>
-    /// <param name="copyFrom">
-    /// Segments whose blob is at least this many bytes are copied out of the mapping into huge-page memory
-    /// (<see cref="LargePages"/>); smaller ones are searched in place. Tests pass 0 (copy all), the bench
-    /// <see cref="long.MaxValue"/> (map only, the old behaviour) to compare.
-    /// </param>
-    internal static PdqIndex Load(string path, int tablesOverride, SearchPath searchPath, long copyFrom = LargePages.Threshold)
+    internal static PdqIndex Load(string path, int tablesOverride, SearchPath searchPath)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var length = new FileInfo(path).Length;
@@ -395,23 +390,13 @@ public sealed unsafe class PdqIndex : IDisposable
                 throw new InvalidDataException($"PDQ index snapshot '{path}' is corrupt: checksum mismatch.");
             }
 
-            // A private file mapping only ever gets 4 KiB pages, so a query's few thousand random lines each cost a
-            // TLB miss and page walk (under a loaded server, the walk misses cache too): big segments are copied
-            // into huge-page memory, and the mapped pages they came from are dropped as each copy completes.
+            // Segments are searched in the mapping itself (4 KiB pages). Copying big ones into huge pages was tried
+            // and removed: no gain beyond noise at 1M on an idle machine, for a second pass over the file at start-up
+            // (docs/performance.md).
             long pos = FileHeaderBytes;
-            var mapped = false;
             for (var s = 0; s < segmentCount; s++)
             {
-                var seg = PdqSegment.Open(p + pos, length - pos, s, copyFrom);
-                if (seg.Owned)
-                {
-                    LargePages.Discard(p + pos, seg.BlobLength);
-                }
-                else
-                {
-                    mapped = true;
-                }
-
+                var seg = PdqSegment.Open(p + pos, length - pos, s);
                 index._segments.Add(seg);
                 index._count += seg.Live;
                 pos += seg.BlobLength;
@@ -420,16 +405,6 @@ public sealed unsafe class PdqIndex : IDisposable
             if (pos != length)
             {
                 throw new InvalidDataException($"PDQ index snapshot '{path}' is corrupt: {length - pos} trailing bytes after {segmentCount} segments.");
-            }
-
-            if (!mapped)
-            {
-                // Every segment lives in its own memory now: the file need not stay mapped.
-                index._view.SafeMemoryMappedViewHandle.ReleasePointer();
-                index._view.Dispose();
-                index._view = null;
-                index._map.Dispose();
-                index._map = null;
             }
 
             return index;

@@ -80,9 +80,6 @@ internal sealed unsafe class PdqSegment : IDisposable
 
     public byte* BlobPointer => _base;
 
-    /// <summary>Whether the blob is this segment's own memory (built, or copied out of a snapshot), not a mapping.</summary>
-    public bool Owned => _owned;
-
     /// <summary>
     /// Allocates a segment whose hashes and ids the caller fills before calling <see cref="BuildTables"/>;
     /// <paramref name="overflowCap"/> comes from <see cref="OverflowCapacity"/> over (a superset of) those hashes.
@@ -92,7 +89,7 @@ internal sealed unsafe class PdqSegment : IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MihLayout.MaxSegment);
         ArgumentOutOfRangeException.ThrowIfNegative(overflowCap);
         var length = ComputeLayout(count, tables, overflowCap, out _, out _, TableOffsets.Scratch(tables.Length));
-        var blob = LargePages.Alloc(length);
+        var blob = (byte*)NativeMemory.AlignedAlloc((nuint)length, 64);
         new Span<byte>(blob, HeaderBytes).Clear();
         BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(blob, 4), Magic);
         BinaryPrimitives.WriteInt32LittleEndian(new Span<byte>(blob + 4, 4), count);
@@ -162,14 +159,10 @@ internal sealed unsafe class PdqSegment : IDisposable
 
     /// <summary>
     /// Opens a segment stored at <paramref name="blob"/> (a snapshot), validating everything a query relies on for
-    /// memory safety: the header, the length, directory monotonicity and every posting's slot.
+    /// memory safety: the header, the length, directory monotonicity and every posting's slot. The blob is
+    /// searched in place (a copy-on-write mapping: later removals never touch the file).
     /// </summary>
-    /// <remarks>
-    /// A blob of at least <paramref name="copyFrom"/> bytes is copied into memory of its own (huge pages where
-    /// Linux grants them; see <see cref="LargePages"/>) and validated there, so what is searched is what was
-    /// checked; smaller ones are used in place.
-    /// </remarks>
-    public static PdqSegment Open(byte* blob, long available, int index, long copyFrom = long.MaxValue)
+    public static PdqSegment Open(byte* blob, long available, int index)
     {
         string Where() => $"segment {index}";
         if (available < HeaderBytes)
@@ -225,15 +218,7 @@ internal sealed unsafe class PdqSegment : IDisposable
             throw new InvalidDataException($"PDQ index snapshot is truncated: {Where()} needs {length} bytes, {available} left.");
         }
 
-        var owned = length >= copyFrom;
-        if (owned)
-        {
-            var copy = LargePages.Alloc(length);
-            Buffer.MemoryCopy(blob, copy, length, length);
-            blob = copy;
-        }
-
-        var seg = new PdqSegment(blob, length, count, tables, overflowCap, owned);
+        var seg = new PdqSegment(blob, length, count, tables, overflowCap, owned: false);
         try
         {
             seg.Validate(index);

@@ -14,6 +14,7 @@ using Warden.Bench;
 //   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost
 //   model-index [--models 100000]   the server's model index start-up: built from record files vs loaded from its snapshot
 //   model [--gib 2] [--passes 2]   model fingerprint throughput (GB/s, one core and two) on a synthetic checkpoint in /tmp
+//   widen [--passes 10]         fp16/bf16 → fp32 tensor widening alone: CPU ms per 16 MiB
 //   console [--uploads N]       warden serve with the review console: matched-upload latency, case log replay
 //   retro [--uploads 10m] [--days 10] [--variants 1] [--delta 10000]   retroactive matching of a delta against signal-log partition snapshots
 //   retro db [--uploads 200k] [--days 4]   the same end to end through a SQLite signal log (and its size per million uploads)
@@ -34,6 +35,7 @@ return args.FirstOrDefault() switch
     "video" => VideoCommand.Run(args[1..]),
     "model" => ModelBenchCommand.Run(args[1..]),
     "model-index" => ModelIndexStartupCommand.Run(args[1..]),
+    "widen" => WidenCommand.Run(args[1..]),
     "console" => ConsoleCommand.Run(args[1..]),
     "retro" => RetroCommand.Run(args[1..]),
     "exchange" => await ExchangeCommand.RunAsync(args[1..]),

@@ -88,4 +88,20 @@ internal static class MatchingData
 
     public static List<(long, int)> Canon(List<PdqMatch> matches) =>
         [.. matches.Select(m => (m.Id, m.Distance)).Order()];
+
+    /// <summary>Saves <paramref name="index"/> to a temporary snapshot file, deleted when the result is disposed.</summary>
+    public static SavedSnapshot Save(PdqIndex index, string tag)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"warden-{tag}-{Guid.NewGuid():N}.pdq");
+        index.Save(path);
+        return new SavedSnapshot(path);
+    }
+
+    /// <summary>A snapshot file of a test, deleted on dispose.</summary>
+    public sealed class SavedSnapshot(string path) : IDisposable
+    {
+        public string Path { get; } = path;
+
+        public void Dispose() => File.Delete(Path);
+    }
 }

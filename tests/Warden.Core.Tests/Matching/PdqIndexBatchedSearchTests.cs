@@ -92,12 +92,10 @@ public sealed class PdqIndexBatchedSearchTests
         var expected = Expected(hashes, ids, removed, variants, Math.Min(radius, PdqHash.Bits));
         var ok = Same(index, variants, radius, expected);
 
-        var file = Path.Combine(Path.GetTempPath(), $"warden-batched-{Guid.NewGuid():N}.pdq");
-        index.Save(file);
-        try
+        using (var file = Save(index, "batched"))
         {
             // Segments searched in the mapping.
-            using var mapped = PdqIndex.Load(file, tables, path);
+            using var mapped = PdqIndex.Load(file.Path, tables, path);
             ok &= Same(mapped, variants, radius, expected);
 
             // Removals after loading write tombstones into the private mapping, never the file.
@@ -109,12 +107,8 @@ public sealed class PdqIndexBatchedSearchTests
 
             var after = Expected(hashes, ids, [.. removed, .. more], variants, Math.Min(radius, PdqHash.Bits));
             ok &= Same(mapped, variants, radius, after);
-            using var reloaded = PdqIndex.Load(file, tables, path);
+            using var reloaded = PdqIndex.Load(file.Path, tables, path);
             ok &= Same(reloaded, variants, radius, expected);
-        }
-        finally
-        {
-            File.Delete(file);
         }
 
         return ok.Label($"n={n} bulk={bulk} path={path} tables={tables} variants={variants.Length} radius={radius} expected={expected.Count}");
@@ -159,26 +153,18 @@ public sealed class PdqIndexBatchedSearchTests
         var (hashes, ids) = Uniform(9000, rng);
         using var index = new PdqIndex();
         index.AddRange(hashes, ids);
-        var file = Path.Combine(Path.GetTempPath(), $"warden-batched-{Guid.NewGuid():N}.pdq");
-        index.Save(file);
-        try
+        using var file = Save(index, "batched");
+        var bytes = File.ReadAllBytes(file.Path);
+        for (var i = 0; i < 24; i++)
         {
-            var bytes = File.ReadAllBytes(file);
-            for (var i = 0; i < 24; i++)
-            {
-                var damaged = (byte[])bytes.Clone();
-                var at = 64 + rng.Next(damaged.Length - 64);
-                damaged[at] ^= (byte)(1 << rng.Next(8));
-                File.WriteAllBytes(file, damaged);
-                Assert.Throws<InvalidDataException>(() => PdqIndex.Load(file));
-            }
+            var damaged = (byte[])bytes.Clone();
+            var at = 64 + rng.Next(damaged.Length - 64);
+            damaged[at] ^= (byte)(1 << rng.Next(8));
+            File.WriteAllBytes(file.Path, damaged);
+            Assert.Throws<InvalidDataException>(() => PdqIndex.Load(file.Path));
+        }
 
-            File.WriteAllBytes(file, bytes.AsSpan(0, bytes.Length - 1 - rng.Next(bytes.Length / 2)).ToArray());
-            Assert.Throws<InvalidDataException>(() => PdqIndex.Load(file));
-        }
-        finally
-        {
-            File.Delete(file);
-        }
+        File.WriteAllBytes(file.Path, bytes.AsSpan(0, bytes.Length - 1 - rng.Next(bytes.Length / 2)).ToArray());
+        Assert.Throws<InvalidDataException>(() => PdqIndex.Load(file.Path));
     }
 }

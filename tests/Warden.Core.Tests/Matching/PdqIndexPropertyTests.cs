@@ -60,11 +60,9 @@ public sealed class PdqIndexPropertyTests
             built.Remove(id);
         }
 
-        var path = Path.Combine(Path.GetTempPath(), $"warden-copylive-{Guid.NewGuid():N}.pdq");
-        built.Save(path);
-        try
+        using (var file = Save(built, "copylive"))
         {
-            using var loaded = PdqIndex.Load(path);
+            using var loaded = PdqIndex.Load(file.Path);
             var modulus = rng.Next(1, 4);
             bool Keep(long id) => id % modulus == 0;
             var expected = Canonical(hashes.Zip(ids).Where(p => !removed.Contains(p.Second) && Keep(p.Second)));
@@ -78,10 +76,6 @@ public sealed class PdqIndexPropertyTests
             }
 
             return ok.Label($"n={n} split={split} removed={removed.Count}");
-        }
-        finally
-        {
-            File.Delete(path);
         }
 
         static List<(long, string)> Canonical(IEnumerable<(PdqHash Hash, long Id)> pairs) =>

@@ -40,5 +40,20 @@ echo "machine: $MODEL, $(nproc) cores, AVX-512: ${FEATURES:-none}; load average 
 echo "PostgreSQL: throwaway local cluster (fsync=off, synchronous_commit=off); bank $ENTRIES PDQ; case intake on; one node; $RATE req/s open loop"
 grep -E '^ *[0-9]+ s ' "$WORK/soak.txt"
 grep -E '^(TOTAL|RSS)' "$WORK/soak.txt"
-echo "GC per interval (heap MiB, GCs gen0/1/2, pause ms):"
-grep -E '^ +gc heap' "$WORK/soak.txt" | sed -E 's/^ +gc heap ([0-9]+) MiB.*committed ([0-9]+) MiB; GCs ([^ ]+) pause ([0-9]+) ms.*threads ([0-9]+) pool.*/  heap \1 committed \2  GCs \3  pause \4 ms  pool threads \5/'
+echo "Memory and GC per interval (MiB; arena-like = glibc arena mappings in smaps; malloc = mallinfo2 of the node;"
+echo "flat means RSS and arena-like level after the baseline, malloc free not climbing, gen2 low):"
+python3 - "$WORK/soak.txt" <<'PY'
+import re, sys
+print(f"{'t':>7} {'RSS':>5} {'arena':>6} {'maps':>4} {'m.use':>6} {'m.free':>6} {'m.mapd':>6} {'heap':>5} {'gen0/1/2':>12} {'pause':>6}")
+t = rss = None
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    m = re.match(r"^ *(\d+) s .*server RSS ([\d + ]+) MiB", line)
+    if m:
+        t, rss = m.group(1), sum(int(x) for x in m.group(2).split("+"))
+        continue
+    if t is not None and re.match(r"^ +gc heap", line):
+        pats = [r"arena-like (\d+) MiB", r"in (\d+) maps", r"malloc in use (\S+)", r" free (\S+) mapped", r"mapped (\S+)$", r"gc heap (\d+) MiB", r"GCs (\S+)", r"pause (\d+) ms"]
+        v = [(re.search(p, line.rstrip()) or [None, "?"])[1] for p in pats]
+        print(f"{t + ' s':>7} {rss:>5} {v[0]:>6} {v[1]:>4} {v[2]:>6} {v[3]:>6} {v[4]:>6} {v[5]:>5} {v[6]:>12} {v[7]:>6}")
+        t = None
+PY

@@ -125,7 +125,8 @@ internal static class NativeHeapCommand
                         child.Start();
                         child.Join();
                     }
-                }) { IsBackground = true });
+                })
+                { IsBackground = true });
             }
         }
         else
@@ -140,7 +141,8 @@ internal static class NativeHeapCommand
                         pending.Add(Task.Run(() => { try { DecodeOne(n); } finally { slots.Release(); } }));
                     }
                 }
-            }) { IsBackground = true });
+            })
+            { IsBackground = true });
         }
 
         var first = Sample();

@@ -4,7 +4,8 @@
 # (managed heap by generation, fragmentation, committed, GCs and pause time, threads, Npgsql pool) and a
 # PostgreSQL line (checkpoints, WAL, autovacuum/autoanalyze by table), so a spike or an RSS step can be matched
 # to its cause; then the PostgreSQL log's checkpoint and autovacuum lines with their times.
-#   soak.sh REPO_ROOT            full size: about 33 minutes (idle 2-core machine)
+#   soak.sh REPO_ROOT            full size: about 36 minutes (idle 2-core machine): the soak, then 4 × 45 s of
+#                                bench native-heap (glibc's dynamic mmap threshold vs the fixed one)
 #   SHORT=1 soak.sh REPO_ROOT    dry run: 20k bank, 60 req/s, 90 s, 15 s intervals
 #   RATE=… DURATION=…            override the rate (req/s) and the length (s)
 set -uo pipefail
@@ -34,6 +35,18 @@ dotnet "$ROOT/bench/Warden.Bench/bin/Release/net10.0/Warden.Bench.dll" load --po
   --duration "$DURATION" --interval "$INTERVAL" --rss-baseline "$BASE" --dir "$WORK" | tee "$WORK/soak.txt"
 echo "==> PostgreSQL log: checkpoints and autovacuum runs during the soak"
 grep -hE 'checkpoint (starting|complete)|automatic (vacuum|analyze)' "$_pg_dir"/server.log 2>/dev/null | sed -E 's/^([0-9-]+ [0-9:.]+) [A-Z]+ \[[0-9]+\] /\1 /' | cut -c1-200 | tail -60
+# The native heap's mechanism side by side in process (bench native-heap): glibc's dynamic mmap threshold against
+# the fixed one the server sets (MallocMmapThreshold), for mixed PNG/WebP/GIF/JPEG and for the soak's 640x480 JPEGs.
+NH_SECONDS=45; [[ $SHORT == 1 ]] && NH_SECONDS=10
+echo "==> native heap side by side, $NH_SECONDS s each"
+for threshold in 0 131072; do
+  for mix in "--formats png,webp,gif,jpeg" "--formats jpeg --sizes 640x480"; do
+    # shellcheck disable=SC2086
+    r=$(dotnet "$ROOT/bench/Warden.Bench/bin/Release/net10.0/Warden.Bench.dll" native-heap --seconds "$NH_SECONDS" --interval 5 --rate 60 --threads 2 \
+      --arena-max 2 --mmap-threshold "$threshold" $mix 2>&1 | grep '^RESULT')
+    echo "threshold ${threshold/#0/dynamic} ${mix}: ${r#RESULT }" | tee -a "$WORK/nh.txt"
+  done
+done
 echo
 echo "================ soak results ($(date -u +%FT%TZ), wall $(( $(date +%s) - START )) s) ================"
 echo "machine: $MODEL, $(nproc) cores, AVX-512: ${FEATURES:-none}; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -57,3 +70,5 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
         print(f"{t + ' s':>7} {rss:>5} {v[0]:>6} {v[1]:>4} {v[2]:>6} {v[3]:>6} {v[4]:>6} {v[5]:>5} {v[6]:>12} {v[7]:>6}")
         t = None
 PY
+echo "native heap side by side (bench native-heap, 60 decodes/s on 2 pool threads, arena max 2; RSS after the first quarter -> end):"
+cat "$WORK/nh.txt"

@@ -71,7 +71,7 @@ internal static partial class LoadCommand
                     $"pause {Delta("dotnet_gc_pause_time") * 1000:F0} ms, allocated {Delta("dotnet_gc_heap_total_allocated") / MiB:F0} MiB; " +
                     $"threads {Sum(now, "dotnet_thread_pool_thread_count"):F0} pool / {Sum(now, "process_num_threads"):F0}; " +
                     $"npgsql {Sum(now, "db_client_connection_count", "\"used\""):F0} used {Sum(now, "db_client_connection_count", "\"idle\""):F0} idle; " +
-                    $"native: {NativeBreakdown(pids[n])}\n");
+                    $"native: {NativeBreakdown(pids[n], now)}\n");
                 _last[n] = now;
             }
 
@@ -89,56 +89,14 @@ internal static partial class LoadCommand
         }
 
         /// <summary>
-        /// Where the process's resident memory is, from /proc/PID/smaps: writable anonymous mappings that start on a
-        /// 64 MiB boundary (glibc's thread arenas, and any GC region that happens to start on one), the main malloc
-        /// heap, JIT code (the double-mapped memfd) and the remaining anonymous memory (GC heap, index, stacks), in MiB.
+        /// Where the node's resident memory is (<see cref="Warden.Core.Runtime.ProcessMemory"/>, from /proc/PID/smaps)
+        /// and what glibc malloc holds (the node's <c>warden_native_heap_bytes</c>, from mallinfo2), in MiB.
         /// </summary>
-        private static string NativeBreakdown(int pid)
+        private static string NativeBreakdown(int pid, Dictionary<string, double> metrics)
         {
-            try
-            {
-                long arenas = 0, heap = 0, code = 0, anon = 0, arenaCount = 0;
-                string name = string.Empty;
-                var start = 0UL;
-                var writable = false;
-                foreach (var line in File.ReadLines($"/proc/{pid}/smaps"))
-                {
-                    if (line.Length > 0 && char.IsAsciiHexDigit(line[0]) && line.IndexOf('-', StringComparison.Ordinal) is var dash and > 0 && line.IndexOf(' ', StringComparison.Ordinal) > dash)
-                    {
-                        var parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
-                        start = ulong.Parse(parts[0].AsSpan(0, dash), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-                        writable = parts[1].StartsWith("rw", StringComparison.Ordinal);
-                        name = parts.Length > 5 ? parts[5].Trim() : string.Empty;
-                    }
-                    else if (line.StartsWith("Rss:", StringComparison.Ordinal))
-                    {
-                        var kb = long.Parse(line.AsSpan(4).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture);
-                        if (name.Length == 0 && writable && start % (64UL << 20) == 0 && kb > 0)
-                        {
-                            arenas += kb;
-                            arenaCount++;
-                        }
-                        else if (name == "[heap]")
-                        {
-                            heap += kb;
-                        }
-                        else if (name.Contains("doublemapper", StringComparison.Ordinal))
-                        {
-                            code += kb;
-                        }
-                        else if (name.Length == 0)
-                        {
-                            anon += kb;
-                        }
-                    }
-                }
-
-                return $"arena-like {arenas / 1024.0:F0} MiB in {arenaCount} maps, main heap {heap / 1024.0:F0}, JIT code {code / 1024.0:F0}, other anonymous {anon / 1024.0:F0}";
-            }
-            catch (IOException)
-            {
-                return "?";
-            }
+            double Held(string state) => metrics.GetValueOrDefault($"warden_native_heap_bytes{{state=\"{state}\"}}", double.NaN) / 1048576.0;
+            var memory = Warden.Core.Runtime.ProcessMemory.Read(pid);
+            return string.Create(CultureInfo.InvariantCulture, $"{(memory is null ? "?" : memory.ToString())}; malloc in use {Held("arena_in_use"):F0} free {Held("arena_free"):F0} mapped {Held("mapped"):F0}");
         }
 
         private static string MetricName(string key) => key.IndexOf('{', StringComparison.Ordinal) is var brace and >= 0 ? key[..brace] : key;

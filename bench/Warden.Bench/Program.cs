@@ -8,6 +8,7 @@ using Warden.Bench;
 //   provenance [corpus]         provenance extraction cost next to hashing (metadata only, with pixel checks)
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16] [--warmup 30]   warden serve: hash+match of 100 KB JPEGs
+//   native-heap [--threads 2] [--threading fixed|pool|churn] [--rate 100] [--via decoder|buffer|source] [--arena-max N] [--mmap-threshold B] [--trim S]   libvips decoding vs glibc's arenas, RSS and gen2 GCs
 //   reqpath [--entries 1m] [--variants full,noprov,nodihedral,hash,health] [--intake off] [--warmup 15]   server CPU µs per request by variant; reqpath stages: in-process CPU µs per stage
 //   intake [--db TARGET] [--n 5000] [--uploaders 50]   case intake of a matched upload: µs and CPU per intake (SQLite, PostgreSQL)
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
@@ -28,6 +29,7 @@ return args.FirstOrDefault() switch
     "index" => IndexCommand.Run(args[1..]),
     "borders" => BordersCommand.Run(args[1..]),
     "load" => LoadCommand.Run(args[1..]),
+    "native-heap" => NativeHeapCommand.Run(args[1..]),
     "reqpath" => LoadCommand.ReqPath(args[1..]),
     "review" => ReviewCommand.Run(args[1..]),
     "intake" => IntakeCommand.Run(args[1..]),

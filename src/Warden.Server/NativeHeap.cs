@@ -1,48 +1,70 @@
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Prometheus;
+using Warden.Core.Runtime;
 
 namespace Warden.Server;
 
 /// <summary>
-/// Keeps the native (C) heap's resident size at what is live. Image decoding (libvips, libjpeg) allocates
-/// its pixel buffers with malloc, and glibc keeps what is freed: each thread that decodes binds to one of up
-/// to 8 × cores malloc arenas, and after the first large buffer is freed glibc raises its mmap threshold, so
-/// later buffers come from the arenas and stay resident after free. The RSS then rises in steps, each time a
-/// burst (a latency spike, more requests in flight) spreads decoding over more threads and arenas, and never
-/// comes back, although nothing is leaked. So the server caps the arenas at start (<c>mallopt(M_ARENA_MAX)</c>:
-/// decoding is limited to a few concurrent uploads, so a few arenas do not contend) and returns free pages to
-/// the system at intervals (<c>malloc_trim(0)</c>, which walks every arena). glibc only: on musl or another
-/// OS the functions are absent and this does nothing.
+/// Keeps the native (C) heap's resident size at what is live. The image decoders (libvips and the libraries under
+/// it: libjpeg, libspng, libwebp, cgif, libtiff) allocate each upload's pixel buffers with malloc, and glibc by
+/// default keeps what is freed: after the first large buffer is freed it raises its mmap threshold to that
+/// buffer's size (up to 32 MiB) and the trim threshold to twice that, so every later decode buffer is carved from
+/// an arena, the arenas fragment, and the RSS rises in steps that never come back although nothing leaks. So the
+/// server, before its threads start: fixes the mmap threshold (<see cref="ServerOptions.MallocMmapThreshold"/>),
+/// which turns the dynamic rule off, so decode buffers are mapped on their own and unmapped on free; caps the
+/// arenas (<see cref="ServerOptions.MallocArenaMax"/>), which then hold only small allocations; and returns free
+/// arena pages at intervals (<c>malloc_trim(0)</c>). glibc only: on musl or with another allocator this does nothing.
 /// </summary>
 internal sealed partial class NativeHeap(ServerOptions options, ILogger<NativeHeap> log) : BackgroundService
 {
-    private const int MArenaMax = -8; // glibc malloc.h
-
     private static readonly Counter Trimmed = Prometheus.Metrics.CreateCounter("warden_native_heap_trimmed_bytes_total", "Resident bytes returned to the system by malloc_trim (free native heap pages).");
 
-    private static readonly Lazy<(nint Opt, nint Trim)> Libc = new(Load);
+    private static readonly Gauge Held = Prometheus.Metrics.CreateGauge(
+        "warden_native_heap_bytes",
+        "What glibc malloc holds (mallinfo2): arena_in_use and arena_free in its arenas, mapped in buffers mapped on their own.",
+        "state");
+
+    static NativeHeap()
+    {
+        // Read at scrape time: a soak's per-interval line shows the arenas next to the RSS.
+        Prometheus.Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
+        {
+            if (GlibcMalloc.Info() is { } m)
+            {
+                Held.WithLabels("arena_in_use").Set(m.InUse);
+                Held.WithLabels("arena_free").Set(m.Free);
+                Held.WithLabels("mapped").Set(m.Mapped);
+            }
+        });
+    }
 
     /// <summary>True where glibc's malloc_trim is available (Linux with glibc).</summary>
-    public static bool Available => Libc.Value.Trim != 0;
+    public static bool Available => GlibcMalloc.Available;
 
     /// <summary>
-    /// Caps glibc's malloc arenas; call before the server's threads start (arenas are made on demand, so a cap set
-    /// later still bounds the ones made after it). <paramref name="max"/> ≤ 0 leaves glibc's default.
+    /// Applies the malloc settings; call before the server's threads start (arenas are made on demand, so settings
+    /// made later still bound the arenas and buffers made after them). Returns what glibc accepted.
     /// </summary>
-    public static unsafe bool CapArenas(int max) => max > 0 && Libc.Value.Opt != 0 && ((delegate* unmanaged<int, int, int>)Libc.Value.Opt)(MArenaMax, max) == 1;
+    public static (bool ArenasCapped, bool ThresholdFixed) Configure(ServerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return (GlibcMalloc.CapArenas(options.MallocArenaMax), GlibcMalloc.SetMmapThreshold(options.MallocMmapThreshold));
+    }
+
+    /// <summary>Caps glibc's malloc arenas; <paramref name="max"/> ≤ 0 leaves glibc's default.</summary>
+    public static bool CapArenas(int max) => GlibcMalloc.CapArenas(max);
 
     /// <summary>Returns free native heap pages to the system; the resident bytes released (from /proc), or null where unsupported.</summary>
-    public static unsafe long? Trim()
+    public static long? Trim()
     {
-        if (Libc.Value.Trim == 0)
+        if (!GlibcMalloc.Available)
         {
             return null;
         }
 
         var before = ResidentBytes();
-        _ = ((delegate* unmanaged<nuint, int>)Libc.Value.Trim)(0);
+        GlibcMalloc.Trim();
         return Math.Max(0, before - ResidentBytes());
     }
 
@@ -64,17 +86,6 @@ internal sealed partial class NativeHeap(ServerOptions options, ILogger<NativeHe
                 LogTrimmed(log, released / 1048576.0);
             }
         }
-    }
-
-    private static (nint, nint) Load()
-    {
-        if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libc.so.6", out var libc))
-        {
-            return (0, 0);
-        }
-
-        // Both or neither: a libc.so.6 without malloc_trim is not glibc.
-        return NativeLibrary.TryGetExport(libc, "mallopt", out var opt) && NativeLibrary.TryGetExport(libc, "malloc_trim", out var trim) ? (opt, trim) : (0, 0);
     }
 
     private static long ResidentBytes()

@@ -77,6 +77,16 @@ public sealed class ServerOptions
     public int MallocArenaMax { get; set; } = 2;
 
     /// <summary>
+    /// Size (bytes) from which glibc's malloc maps a buffer of its own, returned to the system on free
+    /// (<c>mallopt(M_MMAP_THRESHOLD)</c>, set at start; the trim threshold is set to twice it). Setting it turns off
+    /// glibc's dynamic threshold, which rises to the largest freed buffer (up to 32 MiB), after which decoded pixel
+    /// buffers (PNG, WebP, GIF, TIFF, libvips JPEG) fill and fragment the arenas and the RSS creeps up. 0 leaves the
+    /// dynamic rule. A mapped buffer's pages are faulted in afresh on every decode (CPU: see docs/operations.md,
+    /// Memory). Ignored off glibc.
+    /// </summary>
+    public int MallocMmapThreshold { get; set; } = 128 * 1024;
+
+    /// <summary>
     /// Thread-pool threads kept ready (worker threads; 0 leaves .NET's default of one per core). Case intake and
     /// match recording make synchronous database calls, so a database that stalls for a moment (a checkpoint, a
     /// lock) blocks those threads, and with one thread per core the pool starves and adds threads only slowly:

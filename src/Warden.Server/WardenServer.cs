@@ -38,8 +38,9 @@ public static class WardenServer
         builder.Configuration.GetSection("Warden").Bind(options);
         configure?.Invoke(options);
 
-        // Before the server's threads start: each thread that decodes would otherwise bind its own malloc arena.
-        NativeHeap.CapArenas(options.MallocArenaMax);
+        // Before the server's threads start: each thread that decodes would otherwise bind its own malloc arena, and
+        // glibc's dynamic mmap threshold would move decode buffers into the arenas after the first one is freed.
+        NativeHeap.Configure(options);
         ThreadPool.GetMinThreads(out var workers, out var io);
         if (options.MinThreads > workers)
         {

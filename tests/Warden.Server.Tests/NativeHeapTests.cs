@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Warden.Core.Runtime;
 
 namespace Warden.Server.Tests;
 
@@ -140,5 +141,141 @@ public sealed class NativeHeapTests
             ThreadPool.GetMinThreads(out var now, out _);
             Assert.True(now >= Math.Max(before, minThreads));
         }
+    }
+
+    /// <summary>
+    /// The class of the soak's growth: once a large buffer has been freed, glibc's dynamic threshold would serve every
+    /// later buffer below its size from the arenas. With the threshold fixed, buffers of any size above it (decoded
+    /// images of every format and size) are mapped on their own, and freeing them gives the pages straight back.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(256 * 1024)]
+    [InlineData(921_600)] // a 640x480 RGB decode
+    [InlineData(3 * 1024 * 1024)]
+    [InlineData(9_437_184)] // a 2048x1536 RGB decode
+    public unsafe void Fixed_mmap_threshold_keeps_large_buffers_out_of_the_arenas(int size)
+    {
+        Skip.IfNot(GlibcMalloc.Available && GlibcMalloc.Info() is not null, "glibc's mallopt/mallinfo2 are not available here (not Linux with glibc ≥ 2.33)");
+        Assert.True(GlibcMalloc.SetMmapThreshold(128 * 1024));
+
+        // What raised the dynamic threshold in the server: a larger buffer freed first.
+        var big = NativeMemory.Alloc(16 * 1024 * 1024);
+        NativeMemory.Free(big);
+
+        var before = GlibcMalloc.Info()!;
+        var rssBefore = ProcessMemory.Read()!.Rss;
+        var buffers = new nint[Math.Clamp(32 * 1024 * 1024 / size, 8, 64)];
+        var total = (long)buffers.Length * size;
+        for (var i = 0; i < buffers.Length; i++)
+        {
+            var p = NativeMemory.Alloc((nuint)size);
+            NativeMemory.Fill(p, (nuint)size, 7);
+            buffers[i] = (nint)p;
+        }
+
+        var held = GlibcMalloc.Info()!;
+        foreach (var p in buffers)
+        {
+            NativeMemory.Free((void*)p);
+        }
+
+        var after = GlibcMalloc.Info()!;
+
+        // Each buffer was a mapping of its own (other tests' threads allocate meanwhile, so at least, not exactly).
+        Assert.True(held.MappedChunks - before.MappedChunks >= buffers.Length - 1, $"mapped chunks {before.MappedChunks} -> {held.MappedChunks}");
+        Assert.True(held.Mapped - before.Mapped >= (long)(buffers.Length - 1) * size, $"mapped {before.Mapped} -> {held.Mapped}");
+
+        // Freed, they are unmapped, not kept as free arena space.
+        // Other tests' threads allocate and free meanwhile, so a margin of half of what was freed.
+        Assert.True(after.Free - before.Free < total / 2, $"arena free grew {before.Free} -> {after.Free} after freeing {total} bytes of {size}-byte buffers");
+        Assert.True(ProcessMemory.Read()!.Rss - rssBefore < total / 2, "freed buffers stayed resident");
+    }
+
+    [SkippableFact]
+    public void Mmap_threshold_outside_glibcs_range_is_refused()
+    {
+        Skip.IfNot(GlibcMalloc.Available, "glibc's mallopt is not available here (not Linux with glibc)");
+        Assert.False(GlibcMalloc.SetMmapThreshold(0));
+        Assert.False(GlibcMalloc.SetMmapThreshold(-1));
+        Assert.False(GlibcMalloc.SetMmapThreshold(GlibcMalloc.MaxMmapThreshold + 1));
+        Assert.True(GlibcMalloc.SetMmapThreshold(128 * 1024));
+    }
+
+    [SkippableFact]
+    public async Task Server_reports_what_malloc_holds()
+    {
+        Skip.IfNot(GlibcMalloc.Info() is not null, "glibc's mallinfo2 is not available here (not Linux with glibc ≥ 2.33)");
+        await using var server = await TestServer.StartAsync(Warden.Storage.SqlDialect.Sqlite);
+        using var client = server.Client(Warden.Server.Auth.Role.Admin);
+        var text = await client.GetStringAsync(new Uri("metrics", UriKind.Relative));
+        foreach (var state in new[] { "arena_in_use", "arena_free", "mapped" })
+        {
+            var line = text.Split('\n').FirstOrDefault(l => l.StartsWith($"warden_native_heap_bytes{{state=\"{state}\"}} ", StringComparison.Ordinal));
+            Assert.NotNull(line);
+            Assert.True(double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture) >= 0);
+        }
+
+        // Something is in use: the runtime itself mallocs.
+        var inUse = text.Split('\n').First(l => l.StartsWith("warden_native_heap_bytes{state=\"arena_in_use\"} ", StringComparison.Ordinal));
+        Assert.True(double.Parse(inUse.AsSpan(inUse.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture) > 0);
+    }
+
+    [Fact]
+    public void Smaps_are_read_for_this_process_and_add_up()
+    {
+        var m = ProcessMemory.Read();
+        Assert.NotNull(m);
+        Assert.True(m.Rss > 0);
+        Assert.True(m.ArenaLike + m.MainHeap + m.JitCode + m.OtherAnonymous <= m.Rss);
+    }
+
+    /// <summary>Random smaps text (with garbage and truncated lines): the parse never throws and counts by the rules.</summary>
+    [FsCheck.Xunit.Property(MaxTest = 200)]
+    public void Smaps_parse_classifies_mappings_and_skips_garbage(FsCheck.NonNegativeInt[] kbs, byte[] kinds, string[] garbage)
+    {
+        var lines = new List<string>();
+        long rss = 0, arena = 0, heap = 0, code = 0, anon = 0;
+        var maps = 0;
+        for (var i = 0; i < kbs.Length; i++)
+        {
+            var kb = kbs[i].Get % 100000;
+            var kind = kinds is { Length: > 0 } ? kinds[i % kinds.Length] % 5 : 0;
+            var start = kind == 0 ? (ulong)(i + 1) << 26 : ((ulong)(i + 1) << 26) + 0x1000;
+            var (perms, name) = kind switch
+            {
+                0 => ("rw-p", string.Empty),
+                1 => ("rw-p", "[heap]"),
+                2 => ("r-xs", "/memfd:doublemapper (deleted)"),
+                3 => ("rw-p", string.Empty),
+                _ => ("r--p", "/usr/lib/libc.so.6"),
+            };
+            lines.Add($"{start:x}-{start + 0x1000:x} {perms} 00000000 00:00 0          {name}");
+            lines.Add("Size:               4 kB");
+            lines.Add($"Rss:            {kb} kB");
+            if (garbage is { Length: > 0 })
+            {
+                lines.Add(garbage[i % garbage.Length] ?? string.Empty);
+            }
+
+            var bytes = kb * 1024L;
+            rss += bytes;
+            switch (kind)
+            {
+                case 0 when bytes > 0: arena += bytes; maps++; break;
+                case 0 or 3: anon += bytes; break;
+                case 1: heap += bytes; break;
+                case 2: code += bytes; break;
+            }
+        }
+
+        // Garbage that happens to look like a header or an Rss line is part of the input's meaning; skip those cases.
+        if (garbage is not null && garbage.Any(g => g is not null && (g.StartsWith("Rss:", StringComparison.Ordinal) || (g.Contains('-') && g.Contains(' ')))))
+        {
+            _ = ProcessMemory.Parse(lines);
+            return;
+        }
+
+        var m = ProcessMemory.Parse(lines);
+        Assert.Equal(new ProcessMemory(rss, arena, maps, heap, code, anon), m);
     }
 }

@@ -143,13 +143,18 @@ public static class ImageDecoder
         // fail_on=truncated: a cut-off file is an error, not a grey-filled image. autorotate stays off:
         // the reference ignores EXIF orientation, and dihedral variants cover it.
         const Enums.FailOn failOn = Enums.FailOn.Truncated;
+
+        // From a Source, not the byte[]: NetVips reports a byte[] argument's copy to the GC as memory pressure,
+        // which at a few hundred uploads a second forced ~300 gen2 GCs a minute (docs/operations.md, GC). The
+        // image holds its own reference on the source.
+        using var source = Source.NewFromMemory(data);
         return format switch
         {
-            ImageFormat.Jpeg => NetVipsImage.JpegloadBuffer(data, shrink: shrink, autorotate: false, access: Enums.Access.Sequential, failOn: failOn),
-            ImageFormat.Png => NetVipsImage.PngloadBuffer(data, access: Enums.Access.Sequential, failOn: failOn),
-            ImageFormat.WebP => NetVipsImage.WebploadBuffer(data, access: Enums.Access.Sequential, failOn: failOn),
-            ImageFormat.Gif => NetVipsImage.GifloadBuffer(data, access: Enums.Access.Sequential, failOn: failOn),
-            ImageFormat.Tiff => NetVipsImage.TiffloadBuffer(data, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.Jpeg => NetVipsImage.JpegloadSource(source, shrink: shrink, autorotate: false, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.Png => NetVipsImage.PngloadSource(source, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.WebP => NetVipsImage.WebploadSource(source, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.Gif => NetVipsImage.GifloadSource(source, access: Enums.Access.Sequential, failOn: failOn),
+            ImageFormat.Tiff => NetVipsImage.TiffloadSource(source, access: Enums.Access.Sequential, failOn: failOn),
             _ => throw new ImageDecodeException(ImageDecodeError.UnsupportedFormat, $"No decoder for {format}."),
         };
     }

@@ -50,6 +50,8 @@ public static class WardenServer
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
         builder.Logging.AddFilter("Warden.Server.Auth", LogLevel.Warning);
+        builder.WebHost.UseSockets(o => o.WaitForDataBeforeAllocatingBuffer = options.SocketWaitForData);
+        ServerMetrics.LimitMeters();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxUploadBytes + (64 * 1024);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 16 §6 (helper s7-reqpath): the request path of POST /v1/match outside the decoder and the index search.
 # Run on the IDLE 2-core machine:
-#   bench/measure/reqpath.sh REPO_ROOT            full size (~25 min: 1M bank, 4 alternating rounds of 20 s per pair)
+#   bench/measure/reqpath.sh REPO_ROOT            full size (~35 min: 1M bank, 3 alternating rounds of 15 s per server and variant)
 #   SHORT=1 bench/measure/reqpath.sh REPO_ROOT    dry run (20k bank, 1 round of 4 s per pair)
 # Each pair is two `warden serve` processes on the same bank, measured in alternating closed-loop rounds (A B, B A,
 # ...) so both see the same minutes; the figure is the server's CPU µs per request (utime + stime / requests), with
@@ -19,7 +19,7 @@ SHORT=${SHORT:-0}
 if [ "$SHORT" = 1 ]; then
   ENTRIES=20k; DUR=4; ROUNDS=1; WARM=5
 else
-  ENTRIES=1m; DUR=20; ROUNDS=4; WARM=30
+  ENTRIES=1m; DUR=15; ROUNDS=3; WARM=30
 fi
 TMP=$(mktemp -d /tmp/warden-measure-reqpath.XXXXXX)
 cleanup() { rm -rf "$TMP"; }

@@ -68,7 +68,7 @@ internal static partial class LoadCommand
                 case "--p99-budget": p99Budget = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--step": step = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--postgres": postgres = args[++i]; break;
-                case "--pg": return WithThrowawayPostgres(args);
+                case "--pg": return WithThrowawayPostgres("load", args);
                 case "--server-env":
                     var kv = args[++i].Split('=', 2);
                     serverEnv[kv[0]] = kv.Length > 1 ? kv[1] : string.Empty;
@@ -217,7 +217,7 @@ internal static partial class LoadCommand
     }
 
     /// <summary>Runs this same command again under scripts/with-postgres (a throwaway cluster), on its connection string.</summary>
-    private static int WithThrowawayPostgres(string[] args)
+    private static int WithThrowawayPostgres(string command, string[] args)
     {
         var root = AppContext.BaseDirectory;
         while (root is not null && !File.Exists(Path.Combine(root, "scripts", "with-postgres")))
@@ -234,7 +234,7 @@ internal static partial class LoadCommand
         // The cluster's connection string comes from the script's environment, so the child expands it.
         var rest = string.Join(' ', args.Where(a => a != "--pg").Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
         var info = new ProcessStartInfo(Path.Combine(root, "scripts", "with-postgres")) { UseShellExecute = false };
-        foreach (var a in new[] { "bash", "-c", $"exec dotnet '{typeof(LoadCommand).Assembly.Location}' load --postgres \"$WARDEN_TEST_POSTGRES\" {rest}" })
+        foreach (var a in new[] { "bash", "-c", $"exec dotnet '{typeof(LoadCommand).Assembly.Location}' {command} --postgres \"$WARDEN_TEST_POSTGRES\" {rest}" })
         {
             info.ArgumentList.Add(a);
         }

@@ -9,7 +9,7 @@ using Warden.Bench;
 //   index [--size 10m] [--data uniform|clustered] [sweep]   matching index: build, queries/s, RSS
 //   load [--entries 1m] [--rate 300] [--duration 60] [--connections 16] [--warmup 30]   warden serve: hash+match of 100 KB JPEGs
 //   native-heap [--threads 2] [--threading fixed|pool|churn] [--rate 100] [--via decoder|buffer|source] [--arena-max N] [--mmap-threshold B] [--trim S]   libvips decoding vs glibc's arenas, RSS and gen2 GCs
-//   reqpath [--entries 1m] [--variants full,noprov,nodihedral,hash,health] [--intake off] [--warmup 15]   server CPU µs per request by variant; reqpath stages: in-process CPU µs per stage
+//   reqpath [--entries 1m] [--variants full,noprov,nodihedral,hash,health] [--intake off] [--warmup 15] [--pg] [--server-env N=V] [--b-env N=V] [--b-dll DLL] [--rounds N]   server CPU µs per request by variant (A/B in alternating rounds); reqpath stages: in-process CPU µs per stage
 //   intake [--db TARGET] [--n 5000] [--uploaders 50]   case intake of a matched upload: µs and CPU per intake (SQLite, PostgreSQL)
 //   review [--items N]          cases/clusters, evidence vault, audit log and report delivery costs
 //   video [--cores 1|2|both] [--skip-long] [--skip-oracle] [--clip F] [--rounds 3] [--only TEXT] [--frame]   video hashing vs ffmpeg decode-only; fast-mode match cost

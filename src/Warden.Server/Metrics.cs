@@ -30,3 +30,35 @@ internal static class Metrics
 
     public static readonly Counter FloodQuarantines = Prometheus.Metrics.CreateCounter("warden_flood_quarantines_total", "Entries auto-quarantined by flood control.");
 }
+
+/// <summary>Which .NET meters /metrics publishes (prometheus-net's meter adapter publishes every meter by default).</summary>
+internal static class ServerMetrics
+{
+    /// <summary>
+    /// The meters published: the runtime's (GC, thread pool), Npgsql's pool, outgoing HTTP (webhooks, fetches), Kestrel's
+    /// connections and ASP.NET's exception counter. ASP.NET's per-request meters (hosting, routing, authentication,
+    /// authorization, rate limiting, the memory pool's per-block counters) are left out: prometheus-net's HTTP
+    /// middleware already gives request counts and durations by endpoint, and the adapter's bookkeeping for every
+    /// measurement showed in the request path's profile.
+    /// </summary>
+    public static readonly HashSet<string> Meters = new(StringComparer.Ordinal)
+    {
+        "System.Runtime",
+        "Npgsql",
+        "System.Net.Http",
+        "System.Net.NameResolution",
+        "Microsoft.AspNetCore.Server.Kestrel",
+        "Microsoft.AspNetCore.Diagnostics",
+    };
+
+    private static int _configured;
+
+    /// <summary>Limits the meter adapter to <see cref="Meters"/> (once per process, before the first metric is collected).</summary>
+    public static void LimitMeters()
+    {
+        if (Interlocked.Exchange(ref _configured, 1) == 0)
+        {
+            Prometheus.Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = instrument => Meters.Contains(instrument.Meter.Name));
+        }
+    }
+}

@@ -95,6 +95,13 @@ public sealed class ServerOptions
     /// </summary>
     public int MinThreads { get; set; } = Math.Max(16, Environment.ProcessorCount * 4);
 
+    /// <summary>
+    /// Kestrel's socket transport waits for data with a zero-byte read before it takes a receive buffer (.NET's
+    /// default, true). False reads straight into a buffer: an upload of ~91 KiB arrives in 4 KiB blocks, and each
+    /// block otherwise costs a second receive call; an idle keep-alive connection then holds one 4 KiB block.
+    /// </summary>
+    public bool SocketWaitForData { get; set; }
+
     /// <summary>How often free native heap pages are returned to the system (<c>malloc_trim</c>, seconds; 0 = never).</summary>
     public int NativeHeapTrimSeconds { get; set; } = 30;
 

@@ -51,6 +51,8 @@ public static class WardenServer
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
         builder.Logging.AddFilter("Warden.Server.Auth", LogLevel.Warning);
+        builder.WebHost.UseSockets(o => o.WaitForDataBeforeAllocatingBuffer = options.SocketWaitForData);
+        ServerMetrics.LimitMeters();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxUploadBytes + (64 * 1024);
@@ -177,13 +179,15 @@ public static class WardenServer
         var app = builder.Build();
 
         // Code below the endpoints (list readers, normalisation) asks SignalTypeRegistry.Current and ListFormatRegistry.Current: this server's.
-        app.Use(async (context, next) =>
+        app.Use((context, next) =>
         {
-            using (Warden.Core.Signals.SignalTypeRegistry.Use(options.SignalTypes))
-            using (Warden.Core.Banks.Formats.ListFormatRegistry.Use(options.ListFormats))
+            // Already current (the built-ins, unless a host plugs in its own): no AsyncLocal writes on every request.
+            if (ReferenceEquals(Warden.Core.Signals.SignalTypeRegistry.Current, options.SignalTypes) && ReferenceEquals(Warden.Core.Banks.Formats.ListFormatRegistry.Current, options.ListFormats))
             {
-                await next(context).ConfigureAwait(false);
+                return next(context);
             }
+
+            return WithRegistriesAsync(context, next, options);
         });
 
         if (hma is not null)
@@ -256,6 +260,15 @@ public static class WardenServer
         app.Services.GetRequiredService<BankStore>();
         app.Services.GetRequiredService<ServerStore>();
         return app;
+    }
+
+    private static async Task WithRegistriesAsync(HttpContext context, RequestDelegate next, ServerOptions options)
+    {
+        using (Warden.Core.Signals.SignalTypeRegistry.Use(options.SignalTypes))
+        using (Warden.Core.Banks.Formats.ListFormatRegistry.Use(options.ListFormats))
+        {
+            await next(context).ConfigureAwait(false);
+        }
     }
 
     /// <summary>For tests: the options the app runs with.</summary>

@@ -149,15 +149,24 @@ def backfill(folder, workers, threads, pin):
         if pin:
             cmd = ["taskset", "-c", str(w % os.cpu_count())] + cmd
         procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL), out))
+    # Count done lines incrementally (the poller must not take CPU from the workers it measures).
+    readers, count, rest = [open(p, "rb") for p in outs], [0], [b""] * len(outs)
     def dones():
-        return sum(sum(1 for l in open(p) if '"event":"done"' in l) for p in outs)
+        for i, r in enumerate(readers):
+            chunk = rest[i] + r.read()
+            cut = chunk.rfind(b"\n") + 1          # whole lines only: a line being written is counted next time
+            count[0] += chunk[:cut].count(b'"event":"done"')
+            rest[i] = chunk[cut:]
+        return count[0]
     samples = []
     for mark in (nwarm, nwarm + n):
         while dones() < mark and any(p.poll() is None for p, _ in procs):
-            time.sleep(0.01)
+            time.sleep(0.02)
         samples.append(([thread_cpu(p.pid) for p, _ in procs], proc_cpu(nats_pid)))
     for p, out in procs:
         p.wait(); out.close()
+    for r in readers:
+        r.close()
     ev = [json.loads(l) for p in outs for l in open(p) if l.startswith("{")]
     d = sorted(e["at"] for e in ev if e["event"] == "done")
     (c0, n0), (c1, n1) = samples

@@ -3,17 +3,23 @@
 # (taskset -c 0; time, CPU, peak RSS; target <= 10 s), (b) backfill throughput with 1 and 2 `warden worker`s
 # vs `warden scan` on the same files (targets: 2 workers >= 1.8x one; queue overhead <= 10 % of scan's time
 # per file), nats-server on loopback, on two file sets:
-#   "samples": the 8 sample uploads (10-117 KB, ~3 ms to hash each) x copies: the fixed per-item cost is magnified;
 #   "photos":  synthetic photo-sized JPEGs made here with ffmpeg (1024x768 to 3264x2448, ~0.1-2 MB, benign test
-#              patterns with grain), the size of real stored uploads.
-# Every run sees the same files (page cache warmed first), a fresh copy of the same database (the demo bank), and
-# leaves out process start-up (scan: minus the same process on one file; backfill: first item done -> last done).
-#   bash bench/measure/retro.sh REPO_ROOT          full size (~3 min on an idle 2-core machine)
-#   SHORT=1 bash bench/measure/retro.sh REPO_ROOT  quick dry run (200k uploads, fewer files)
+#              patterns with grain), the size of real stored uploads: the representative set;
+#   "samples": the 8 sample uploads (10-117 KB, ~3 ms to hash each) x copies: the fixed per-item cost is magnified.
+# Backfill workers are long-running services, so the headline figure is the STEADY STATE: the workers start on a
+# queue holding a warm-up set (~WARM items per worker: process start, JIT tier-up, libvips init, NATS connect) and
+# then the measured set; the rate is taken over the measured items only (last warm-up item done -> last measured item
+# done), and CPU per item (worker threads by kind, nats-server) over the same window from /proc. `warden scan` is
+# measured the same way: (scan of warm-up + measured files) - (scan of the warm-up files), per measured file. The old
+# end-to-end figure (cold workers, first item done -> last done, every item) is printed beside it.
+# Every run sees the same files (page cache warmed first) and a fresh copy of the same database (the demo bank).
+#   bash bench/measure/retro.sh REPO_ROOT          full size (~6 min on an idle 2-core machine)
+#   SHORT=1 bash bench/measure/retro.sh REPO_ROOT  quick dry run (200k uploads, few files)
 set -euo pipefail
 cd "${1:?repository root}"
 short=${SHORT:-0}
-if [[ $short == 1 ]]; then uploads=200k; delta=2000; copies=10; photos=2; pcopies=1; else uploads=10m; delta=10000; copies=60; photos=10; pcopies=3; fi
+# photos: $photos distinct frames per size class x $pcopies copies measured, plus warm-up copies; samples: 8 x $copies.
+if [[ $short == 1 ]]; then uploads=200k; delta=2000; copies=10; photos=2; pcopies=4; warm=24; else uploads=10m; delta=10000; copies=150; photos=25; pcopies=8; warm=300; fi
 
 echo "==> building (Release)"
 dotnet build bench/Warden.Bench -c Release -v q -nologo >/dev/null
@@ -40,24 +46,33 @@ for spec in "1024x768 testsrc2 6 4" "1600x1200 mandelbrot 8 4" "2048x1536 testsr
   ffmpeg -loglevel error -f lavfi -i "$src=size=$size:rate=1,noise=alls=$grain:allf=t+u" -frames:v "$photos" -q:v "$q" "$work/gen/$k-%03d.jpg"
 done
 for i in $(seq 1 "$pcopies"); do for f in "$work"/gen/*.jpg; do cp "$f" "$work/photos/$i-$(basename "$f")"; done; done
+# Warm-up sets (same content, other names, so other idempotency keys): $warm items per worker, 2 workers at most.
+# The samples hash ~4x faster than the photos: 3x as many warm-up items give the JIT's tier-up as long.
+for set in samples photos; do
+  mkdir -p "$work/warm-$set"; files=("$work/$set"/*); n=0; want=$((2 * warm)); [[ $set == samples ]] && want=$((6 * warm))
+  while [[ $n -lt $want ]]; do for f in "${files[@]}"; do [[ $n -ge $want ]] && break; ln "$f" "$work/warm-$set/w$n-$(basename "$f")"; n=$((n + 1)); done; done
+done
 dotnet "$W" bank create demo --db "$work/base.db" >/dev/null
 dotnet "$W" bank import demo samples/demo-bank.csv --db "$work/base.db" >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+: >"$work/nats.log"
 nats-server -js -a 127.0.0.1 -p "$port" -sd "$work/js" >"$work/nats.log" 2>&1 &
 nats_pid=$!
 for _ in $(seq 1 50); do grep -q "Server is ready" "$work/nats.log" && break; sleep 0.1; done
 export WARDEN_NATS="nats://127.0.0.1:$port"
 
-python3 - "$W" "$work" "$short" "$uploads" "$delta" "${m:-}" "$a_rss" <<'PY'
-import glob, json, os, resource, shutil, subprocess, sys, time
-W, work, short, uploads, delta, a_line, a_rss = sys.argv[1:8]
-runs = 1 if short == "1" else 3
+python3 - "$W" "$work" "$short" "$uploads" "$delta" "${m:-}" "$a_rss" "$nats_pid" "$warm" <<'PY'
+import collections, glob, json, os, resource, shutil, subprocess, sys, time
+W, work, short, uploads, delta, a_line, a_rss, nats_pid, warm = sys.argv[1:10]
+nats_pid, warm = int(nats_pid), int(warm)
+runs = 1 if short == "1" else 2
+HZ = os.sysconf("SC_CLK_TCK")
 
 def cpu_children():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
-def warm(folder):
+def warm_cache(folder):
     for f in os.listdir(folder):
         with open(os.path.join(folder, f), "rb") as h:
             while h.read(1 << 20):
@@ -71,82 +86,171 @@ def fresh_db(tag):
     shutil.copy(os.path.join(work, "base.db"), db)
     return db
 
-def scan(folder, threads, pin):
-    """Seconds and CPU seconds per file, start-up excluded: the run on the folder minus the same run on one file."""
-    one = os.path.join(work, "one-" + os.path.basename(folder))
-    os.makedirs(one, exist_ok=True)
-    first = sorted(os.listdir(folder))[0]
-    shutil.copy(os.path.join(folder, first), one)
+def kind(thread):
+    # .NET names its threads: the JIT's tier-up worker, GC threads, thread-pool workers (where items are hashed).
+    if thread.startswith(".NET Tiered"): return "jit"
+    if "GC" in thread: return "gc"
+    if thread.startswith("libvips") or thread.startswith("vips"): return "libvips"
+    if thread.startswith(".NET TP") or thread in ("dotnet", "warden"): return "work"
+    return "other"
+
+def thread_cpu(pid):
+    """CPU seconds per thread kind of a live process (/proc/PID/task/*/stat utime + stime)."""
+    out = collections.Counter()
+    for t in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            name = open(t + "/comm").read().strip()
+            f = open(t + "/stat").read().rsplit(")", 1)[1].split()
+            out[kind(name)] += (int(f[11]) + int(f[12])) / HZ
+        except (OSError, IndexError):
+            pass
+    return out
+
+def proc_cpu(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / HZ
+
+def scan(folder, threads, pin, mode):
+    """Seconds and CPU seconds per measured file. mode "steady": (warm-up + measured files) - (warm-up files);
+    mode "start": all files - one file (process start-up excluded, JIT tier-up included: the old figure)."""
     n = len(os.listdir(folder))
+    if mode == "steady":
+        base_paths, full_paths = [folder + "-warm1"], [folder + "-warm1", folder]
+    else:
+        one = os.path.join(work, "one-" + os.path.basename(folder))
+        os.makedirs(one, exist_ok=True)
+        shutil.copy(os.path.join(folder, sorted(os.listdir(folder))[0]), one)
+        base_paths, full_paths, n = [one], [folder], n - 1
     db = fresh_db("scan")
-    def run(path):
+    def run(paths):
         c0, t0 = cpu_children(), time.perf_counter()
-        subprocess.run((["taskset", "-c", "0"] if pin else []) + ["dotnet", W, "scan", path, "--db", db, "--threads", str(threads), "--no-progress", "--format", "jsonl"],
+        subprocess.run((["taskset", "-c", "0"] if pin else []) + ["dotnet", W, "scan", *paths, "--db", db, "--threads", str(threads), "--no-progress", "--format", "jsonl"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return time.perf_counter() - t0, cpu_children() - c0
-    base = min(run(one) for _ in range(runs)); full = min(run(folder) for _ in range(runs))
-    return (full[0] - base[0]) / (n - 1), (full[1] - base[1]) / (n - 1)
+    base = min(run(base_paths) for _ in range(runs)); full = min(run(full_paths) for _ in range(runs))
+    return (full[0] - base[0]) / n, (full[1] - base[1]) / n
 
 queue_no = [0]
 def backfill(folder, workers, threads, pin):
-    """(seconds per item from the first item done to the last, items in that window, CPU ms per item while busy, stages ms per item)."""
+    """Workers start on a queue holding warm-up items then the measured ones. Returns a dict of per-item figures."""
     queue_no[0] += 1
     q = f"M{queue_no[0]}"
     db = fresh_db(q)
+    warm_folder = folder + f"-warm{workers}"
+    nwarm, n = len(os.listdir(warm_folder)), len(os.listdir(folder))
+    subprocess.run(["dotnet", W, "backfill", warm_folder, "--queue", q], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["dotnet", W, "backfill", folder, "--queue", q], check=True, stdout=subprocess.DEVNULL)
-    procs = []
+    procs, outs = [], []
+    t_start = time.time()
     for w in range(workers):
-        out = open(os.path.join(work, f"{q}-{w}.out"), "w")
-        cmd = ["dotnet", W, "worker", "--db", db, "--queue", q, "--name", f"w{w}", "--exit-when-idle", "1", "--threads", str(threads)]
+        path = os.path.join(work, f"{q}-{w}.out")
+        out = open(path, "w"); outs.append(path)
+        cmd = ["dotnet", W, "worker", "--db", db, "--queue", q, "--name", f"w{w}", "--exit-when-idle", "2", "--threads", str(threads), "--stats-seconds", "0.2"]
         if pin:
             cmd = ["taskset", "-c", str(w % os.cpu_count())] + cmd
         procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL), out))
+    # Count done lines incrementally (the poller must not take CPU from the workers it measures).
+    readers, count, rest = [open(p, "rb") for p in outs], [0], [b""] * len(outs)
+    def dones():
+        for i, r in enumerate(readers):
+            chunk = rest[i] + r.read()
+            cut = chunk.rfind(b"\n") + 1          # whole lines only: a line being written is counted next time
+            count[0] += chunk[:cut].count(b'"event":"done"')
+            rest[i] = chunk[cut:]
+        return count[0]
+    samples = []
+    for mark in (nwarm, nwarm + n):
+        while dones() < mark and any(p.poll() is None for p, _ in procs):
+            time.sleep(0.02)
+        samples.append(([thread_cpu(p.pid) for p, _ in procs], proc_cpu(nats_pid)))
     for p, out in procs:
         p.wait(); out.close()
-    ev = [json.loads(l) for f in glob.glob(os.path.join(work, f"{q}-*.out")) for l in open(f) if l.startswith("{")]
-    dones = sorted(e["at"] for e in ev if e["event"] == "done")
-    stats = [e for e in ev if e["event"] == "stats"]
-    busy_items = sum(s["busy_items"] for s in stats)
-    cpu = sum(s["busy_cpu_ms"] for s in stats) / max(1, busy_items)
-    stages = {k: sum(s["stages_ms"][k] for s in stats) / max(1, sum(s["items"] for s in stats)) for k in stats[0]["stages_ms"]}
-    return (dones[-1] - dones[0]) / 1000 / (len(dones) - 1), len(dones) - 1, cpu, stages
+    for r in readers:
+        r.close()
+    ev = [json.loads(l) for p in outs for l in open(p) if l.startswith("{")]
+    d = sorted(e["at"] for e in ev if e["event"] == "done")
+    (c0, n0), (c1, n1) = samples
+    cpu = collections.Counter()
+    for a, b in zip(c0, c1):
+        for k in set(a) | set(b):
+            cpu[k] += b.get(k, 0) - a.get(k, 0)
+    # Stages in the measured window: each worker's exit totals minus its last running totals before the window.
+    mark = d[nwarm - 1]
+    stages, items = collections.Counter(), 0
+    for p in outs:
+        lines = [json.loads(l) for l in open(p) if l.startswith("{")]
+        end = next(e for e in lines if e["event"] == "stats")
+        before = [e for e in lines if e["event"] == "stats_so_far" and e["at"] <= mark]
+        start = before[-1] if before else {"items": 0, "stages_ms": {k: 0 for k in end["stages_ms"]}}
+        items += end["items"] - start["items"]
+        for k in end["stages_ms"]:
+            stages[k] += end["stages_ms"][k] - start["stages_ms"][k]
+    stages = {k: v / max(1, items) for k, v in stages.items()}
+    return {
+        "steady": (d[-1] - d[nwarm - 1]) / 1000 / n,             # s per measured item, warm workers
+        "old": (d[-1] - d[0]) / 1000 / (len(d) - 1),              # s per item, cold workers, first done -> last done
+        "drained": (d[-1] / 1000 - t_start) / len(d),             # s per item, worker start -> last done
+        "cpu": {k: v / n * 1000 for k, v in cpu.items()},         # ms per measured item, by thread kind
+        "nats": (n1 - n0) / n * 1000,                             # ms per measured item
+        "stages": stages, "n": n, "items": len(d),
+    }
+
+def show_cpu(c):
+    return f"{sum(c.values()):6.2f} ms CPU/item (" + ", ".join(f"{k} {c.get(k, 0):.2f}" for k in ("work", "libvips", "jit", "gc", "other")) + ")"
 
 results = []
-for name in ("samples", "photos"):
+for name in ("photos", "samples"):
     folder = os.path.join(work, name)
+    # Warm-up folders: warm1 (one worker; scan's baseline), warm2 (two workers: each gets about as many).
+    os.makedirs(folder + "-warm1", exist_ok=True); os.makedirs(folder + "-warm2", exist_ok=True)
+    for i, f in enumerate(sorted(os.listdir(os.path.join(work, "warm-" + name)))):
+        os.link(os.path.join(work, "warm-" + name, f), os.path.join(folder + "-warm2", f))
+        if i < warm * (3 if name == "samples" else 1):
+            os.link(os.path.join(work, "warm-" + name, f), os.path.join(folder + "-warm1", f))
     n = len(os.listdir(folder))
     sizes = [os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)]
-    warm(folder)
-    s1p = scan(folder, 1, True)       # one core, one thread: the overhead's reference
-    s1 = scan(folder, 1, False)
-    s2 = scan(folder, 2, False)
-    b1p = backfill(folder, 1, 1, True)   # one worker, one thread, pinned to core 0 like s1p
-    b1 = backfill(folder, 1, 1, False)
-    b2 = backfill(folder, 2, 1, False)
-    b2p = backfill(folder, 2, 1, True)   # worker i on core i
-    bt = backfill(folder, 1, 2, False)   # one worker, two hashing threads (the default on 2 cores)
-    results.append((name, n, sum(sizes) / n / 1024, min(sizes) / 1024, max(sizes) / 1024, s1p, s1, s2, b1p, b1, b2, b2p, bt))
+    warm_cache(folder); warm_cache(folder + "-warm2")
+    r = {"n": n, "avg": sum(sizes) / n / 1024, "lo": min(sizes) / 1024, "hi": max(sizes) / 1024}
+    r["s1p"] = scan(folder, 1, True, "steady")     # one core, one thread: the overhead's reference
+    r["s1p_old"] = scan(folder, 1, True, "start")
+    r["s1"] = scan(folder, 1, False, "steady")
+    r["s2"] = scan(folder, 2, False, "steady")
+    r["b1p"] = backfill(folder, 1, 1, True)        # one worker, one thread, pinned to core 0 like s1p
+    r["b1"] = backfill(folder, 1, 1, False)
+    r["b2"] = backfill(folder, 2, 1, False)
+    r["b2p"] = backfill(folder, 2, 1, True)        # worker i on core i
+    r["bt"] = backfill(folder, 1, 2, False)        # one worker, two hashing threads (the default on 2 cores)
+    results.append((name, r))
 
+ms = lambda s: s * 1000
 print("\n===== RESULTS: retroactive matching and backfill (issue 17) =====")
 if a_line:
     wall, cpu = a_line.split(" s wall, ")[0], a_line.split(" s wall, ")[1].split(" ")[0]
     print(f"(a) retroactive {delta}-entry delta vs {uploads}-upload log, one core (taskset -c 0): query {wall} s wall, {cpu} s CPU; peak RSS of the whole run {a_rss} MB; target <= 10 s: {'MET' if float(wall) <= 10 else 'NOT MET'}")
-print("(b) backfill vs warden scan, SQLite, demo bank, nats-server on loopback; times per file, start-up excluded")
-for name, n, avg, lo, hi, s1p, s1, s2, b1p, b1, b2, b2p, bt in results:
-    ms = lambda s: s * 1000
-    print(f"  [{name}] {n} files, {avg:.0f} KB average ({lo:.0f}-{hi:.0f} KB)")
-    print(f"    warden scan --threads 1, pinned to core 0 : {ms(s1p[0]):7.2f} ms/file wall, {ms(s1p[1]):6.2f} ms CPU/file")
-    print(f"    warden scan --threads 1                   : {ms(s1[0]):7.2f} ms/file wall, {ms(s1[1]):6.2f} ms CPU/file")
-    print(f"    warden scan --threads 2                   : {ms(s2[0]):7.2f} ms/file wall, {ms(s2[1]):6.2f} ms CPU/file")
-    print(f"    backfill 1 worker --threads 1, core 0     : {ms(b1p[0]):7.2f} ms/file wall ({b1p[1]} items), {b1p[2]:6.2f} ms CPU/item")
-    print(f"    backfill 1 worker --threads 1             : {ms(b1[0]):7.2f} ms/file wall ({b1[1]} items), {b1[2]:6.2f} ms CPU/item")
-    print(f"    backfill 2 workers --threads 1            : {ms(b2[0]):7.2f} ms/file wall ({b2[1]} items), {b2[2]:6.2f} ms CPU/item")
-    print(f"    backfill 2 workers --threads 1, cores 0+1 : {ms(b2p[0]):7.2f} ms/file wall ({b2p[1]} items), {b2p[2]:6.2f} ms CPU/item")
-    print(f"    backfill 1 worker --threads 2             : {ms(bt[0]):7.2f} ms/file wall ({bt[1]} items), {bt[2]:6.2f} ms CPU/item")
-    print(f"    worker stages, ms per item (1 worker, 1 thread, core 0): " + ", ".join(f"{k} {v:.3f}" for k, v in b1p[3].items()))
-    print(f"    2 workers / 1 worker = {b1[0] / b2[0]:.2f}x unpinned, {b1p[0] / b2p[0]:.2f}x pinned (target >= 1.8x)")
-    print(f"    queue overhead per file = (1 worker - scan), both one thread on core 0 = {(b1p[0] - s1p[0]) / s1p[0] * 100:.1f} % wall, "
-          f"{(b1p[2] - ms(s1p[1])) / ms(s1p[1]) * 100:.1f} % CPU (target <= 10 %)")
+print("(b) backfill vs warden scan, SQLite (in the worker process), demo bank, nats-server on loopback, per file.")
+print(f"    STEADY = workers already up and warm ({warm} warm-up items per worker first), last warm-up item done -> last measured done;")
+print("    scan: (warm-up + measured) - (warm-up alone). OLD = cold workers, first item done -> last done over every item (the earlier figure).")
+for name, r in results:
+    print(f"  [{name}] {r['n']} measured files, {r['avg']:.0f} KB average ({r['lo']:.0f}-{r['hi']:.0f} KB)")
+    print(f"    warden scan --threads 1, core 0           : {ms(r['s1p'][0]):7.2f} ms/file wall, {ms(r['s1p'][1]):6.2f} ms CPU/file (steady); "
+          f"{ms(r['s1p_old'][0]):.2f} ms, {ms(r['s1p_old'][1]):.2f} ms CPU (all files - one file)")
+    print(f"    warden scan --threads 1                   : {ms(r['s1'][0]):7.2f} ms/file wall, {ms(r['s1'][1]):6.2f} ms CPU/file")
+    print(f"    warden scan --threads 2                   : {ms(r['s2'][0]):7.2f} ms/file wall, {ms(r['s2'][1]):6.2f} ms CPU/file")
+    for key, label in (("b1p", "1 worker --threads 1, core 0    "), ("b1", "1 worker --threads 1            "), ("b2", "2 workers --threads 1           "),
+                       ("b2p", "2 workers --threads 1, cores 0+1"), ("bt", "1 worker --threads 2            ")):
+        b = r[key]
+        print(f"    backfill {label} : {ms(b['steady']):7.2f} ms/file steady (old {ms(b['old']):.2f}, start->drained {ms(b['drained']):.2f}); "
+              f"workers {show_cpu(b['cpu'])}; nats-server {b['nats']:.2f} ms CPU/item")
+    st = r["b1p"]["stages"]
+    db = sum(st[k] for k in ("ledger_check", "log_write", "ledger_write", "match_write", "begin_commit"))
+    print("    worker stages, ms per item (1 worker, 1 thread, core 0; steady window): " + ", ".join(f"{k} {v:.3f}" for k, v in st.items()))
+    print(f"    hash stage in the worker (steady) {st['hash']:.2f} ms/item vs warden scan's whole time per file {ms(r['s1p'][0]):.2f} ms (steady), {ms(r['s1p_old'][0]):.2f} ms (all - one)")
+    print(f"    database (SQLite, in the worker: ledger check + log/ledger/match writes + commit) {db:.3f} ms/item; nats-server {r['b1p']['nats']:.2f} ms CPU/item")
+    print(f"    2 workers / 1 worker STEADY = {r['b1']['steady'] / r['b2']['steady']:.2f}x unpinned, {r['b1p']['steady'] / r['b2p']['steady']:.2f}x pinned (target >= 1.8x); "
+          f"OLD end-to-end {r['b1']['old'] / r['b2']['old']:.2f}x unpinned, {r['b1p']['old'] / r['b2p']['old']:.2f}x pinned")
+    wcpu = sum(r["b1p"]["cpu"].values())
+    print(f"    queue overhead per file (1 worker vs scan, one thread, core 0, steady) = {(r['b1p']['steady'] - r['s1p'][0]) / r['s1p'][0] * 100:.1f} % wall, "
+          f"{(wcpu - ms(r['s1p'][1])) / ms(r['s1p'][1]) * 100:.1f} % CPU in the worker, {(wcpu + r['b1p']['nats'] - ms(r['s1p'][1])) / ms(r['s1p'][1]) * 100:.1f} % CPU with nats-server (target <= 10 %)")
 PY
 echo "CPU features: $(grep -o 'avx512[a-z]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "cores: $(nproc); load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -88,17 +88,18 @@ internal static class BackfillCommand
         var maxMb = new Option<long>("--max-mb") { Description = "Largest item read, in MiB (default 64).", DefaultValueFactory = _ => 64 };
         var threads = new Option<int>("--threads", "-j") { Description = "Items read, hashed and matched at once (default: one per CPU core).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var batch = new Option<int>("--batch") { Description = "Most items taken from the queue at once and committed in one transaction (default 64; fewer while items are slow).", DefaultValueFactory = _ => 64 };
+        var statsEvery = new Option<double?>("--stats-seconds") { Description = "Also print the running totals of the exit 'stats' line (a 'stats_so_far' line) at most this often, after a batch." };
         var command = new Command("worker", "Process backfill items from NATS JetStream: read, hash, match against the enabled banks, log the signals (signal log) and record matches,\n" +
             "once per item. Run as many as you like, on any machines sharing the database. Prints one JSON line per item started and done.\n\nExample:\n  warden worker --db 'Host=db;Database=warden' --nats nats://queue:4222")
         {
-            nats, queueName, db, name, ackWait, maxDeliver, idle, delay, maxMb, threads, batch,
+            nats, queueName, db, name, ackWait, maxDeliver, idle, delay, maxMb, threads, batch, statsEvery,
         };
         command.SetAction(async (p, ct) =>
         {
             if (p.GetValue(ackWait) is < 1 or > 86400 || p.GetValue(maxDeliver) is < 1 or > 1000 || p.GetValue(maxMb) < 1 || p.GetValue(delay) < 0
-                || p.GetValue(threads) is < 1 or > 512 || p.GetValue(batch) is < 1 or > 1000)
+                || p.GetValue(threads) is < 1 or > 512 || p.GetValue(batch) is < 1 or > 1000 || p.GetValue(statsEvery) is <= 0 or > 86400 or double.NaN)
             {
-                error.WriteLine("warden: --lease-seconds is 1..86400, --max-deliver 1..1000, --max-mb at least 1, --item-delay-ms not negative, --threads 1..512, --batch 1..1000.");
+                error.WriteLine("warden: --lease-seconds is 1..86400, --max-deliver 1..1000, --max-mb at least 1, --item-delay-ms not negative, --threads 1..512, --batch 1..1000, --stats-seconds above 0 and at most 86400.");
                 return WardenCli.UsageError;
             }
 
@@ -110,7 +111,8 @@ internal static class BackfillCommand
 
             using var store = BankStore.Open(target);
             var log = new Storage.SignalLog(store.Database, store.CacheDirectory("signal-log"));
-            var options = new WorkerOptions(p.GetRequiredValue(name), p.GetValue(idle) is { } s ? TimeSpan.FromSeconds(s) : null, TimeSpan.FromMilliseconds(p.GetValue(delay)), p.GetValue(maxMb) * 1024 * 1024, p.GetValue(maxDeliver), TimeSpan.FromSeconds(p.GetValue(ackWait)), p.GetValue(threads), p.GetValue(batch));
+            var options = new WorkerOptions(p.GetRequiredValue(name), p.GetValue(idle) is { } s ? TimeSpan.FromSeconds(s) : null, TimeSpan.FromMilliseconds(p.GetValue(delay)), p.GetValue(maxMb) * 1024 * 1024, p.GetValue(maxDeliver), TimeSpan.FromSeconds(p.GetValue(ackWait)), p.GetValue(threads), p.GetValue(batch),
+                p.GetValue(statsEvery) is { } every ? TimeSpan.FromSeconds(every) : null);
             return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-worker", error, async queue =>
             {
                 using var worker = new BackfillWorker(queue, store, log, options, output, error);

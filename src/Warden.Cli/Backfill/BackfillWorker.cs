@@ -17,7 +17,8 @@ namespace Warden.Cli.Backfill;
 /// <param name="Lease">The queue's lease: a busy worker extends it every third of it, so only a dead worker's items go to another.</param>
 /// <param name="Threads">Items of a batch read, hashed and matched at once.</param>
 /// <param name="MaxBatch">Most items taken from the queue at once (the batch adapts below it to about a tenth of a second of work).</param>
-internal sealed record WorkerOptions(string Name, TimeSpan? ExitWhenIdle, TimeSpan ItemDelay, long MaxBytes, int MaxDeliver, TimeSpan Lease, int Threads = 1, int MaxBatch = 64);
+/// <param name="StatsEvery">Also print the running totals (a <c>stats_so_far</c> line) after a batch when this long has passed since the last (null: only the <c>stats</c> line at exit).</param>
+internal sealed record WorkerOptions(string Name, TimeSpan? ExitWhenIdle, TimeSpan ItemDelay, long MaxBytes, int MaxDeliver, TimeSpan Lease, int Threads = 1, int MaxBatch = 64, TimeSpan? StatsEvery = null);
 
 /// <summary>
 /// One backfill worker: takes a batch of items from the queue (sized to about a tenth of a second of its work), reads
@@ -49,6 +50,7 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
     private DateTimeOffset _pauseCheckedAt;
     private bool _paused;
     private double _secondsPerItem;
+    private long _statsAt = WorkerStats.Start();
     private System.Data.Common.DbConnection? _connection;
 
     /// <summary>Items processed (logged, duplicates and dead letters).</summary>
@@ -103,10 +105,17 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
             await ProcessBatchAsync(leases, cancellationToken).ConfigureAwait(false);
             _stats.BatchEnded(Processed);
             Learn(leases.Count, WorkerStats.Since(started));
+            if (options.StatsEvery is { } every && WorkerStats.Since(_statsAt) >= every)
+            {
+                // Running totals: a long-running worker's steady-state cost per stage is the difference of two lines
+                // (the exit line's totals include the JIT tier-up of the first seconds).
+                _statsAt = WorkerStats.Start();
+                WriteStats("stats_so_far");
+            }
             idleSince = DateTimeOffset.UtcNow;
         }
 
-        WriteStats();
+        WriteStats("stats");
         error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warden: worker {options.Name}: stopped after {Processed} items"));
         return WardenCli.Ok;
     }
@@ -752,17 +761,17 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
     }
 
     /// <summary>
-    /// At exit, one JSON line: items, batches, and for the items after the first batch (start-up and JIT left out)
-    /// where the worker's wall time went per stage (summed over its threads) and the process's CPU time, for the
-    /// benchmark and for tuning.
+    /// At exit (and with <see cref="WorkerOptions.StatsEvery"/> every so often), one JSON line: items, batches, and
+    /// for the items after the first batch where the worker's wall time went per stage (summed over its threads) and
+    /// the process's CPU time, all totals so far, for the benchmark and for tuning.
     /// </summary>
-    private void WriteStats()
+    private void WriteStats(string name)
     {
         lock (output)
         {
             CommonOptions.WriteJsonLine(output, j =>
             {
-                j.WriteString("event", "stats");
+                j.WriteString("event", name);
                 j.WriteNumber("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 j.WriteString("worker", options.Name);
                 j.WriteNumber("items", Processed);

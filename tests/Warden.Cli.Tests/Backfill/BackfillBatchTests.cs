@@ -89,8 +89,9 @@ public sealed class BackfillBatchTests : IDisposable
         Prop.ForAll(
             Gen.Elements(Enum.GetValues<Spec>()).ListOf().Where(l => l.Count is >= 1 and <= 40).ToArbitrary(),
             Gen.Choose(1, 3).ToArbitrary(),
-            Gen.Choose(1, 9).ToArbitrary(),
-            (specs, threads, maxBatch) => RunCase(specs.ToList(), threads, maxBatch));
+            // The batch limit (1..9) and whether running stats lines are printed (every batch), in one number.
+            Gen.Choose(0, 17).ToArbitrary(),
+            (specs, threads, batchAndStats) => RunCase(specs.ToList(), threads, (batchAndStats / 2) + 1, batchAndStats % 2 == 1));
 
     [Fact]
     public void Every_kind_of_item_in_one_large_batch()
@@ -98,7 +99,22 @@ public sealed class BackfillBatchTests : IDisposable
         // The generator's cases, but all at once and every kind several times.
         var specs = Enumerable.Range(0, 60).Select(i => (Spec)(i % 5)).ToList();
         RunCase(specs, threads: 2, maxBatch: 64);
-        RunCase(specs, threads: 1, maxBatch: 1);
+        RunCase(specs, threads: 1, maxBatch: 1, runningStats: true);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("NaN")]
+    [InlineData("86401")]
+    [InlineData("soon")]
+    public void A_worker_refuses_a_stats_interval_out_of_range(string seconds)
+    {
+        var error = new StringWriter();
+        var exit = WardenCli.Run(["worker", "--db", Path.Combine(_dir, "never.db"), "--nats", "nats://127.0.0.1:1", "--stats-seconds", seconds], TextWriter.Null, error);
+        Assert.NotEqual(WardenCli.Ok, exit);
+        Assert.Contains("--stats-seconds", error.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_dir, "never.db")));
     }
 
     [Fact]
@@ -202,11 +218,41 @@ public sealed class BackfillBatchTests : IDisposable
         Assert.Equal(0, waiting);
     }
 
+    /// <summary>
+    /// The exit line's totals, and with running stats one running line per batch (interval zero) whose totals only
+    /// grow and end at the exit line's: the differences of two lines are a window's figures.
+    /// </summary>
+    private static void CheckStats(string jsonLines, bool running, int messages)
+    {
+        var lines = jsonLines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var final = Assert.Single(lines, e => e.GetProperty("event").GetString() == "stats");
+        Assert.Equal(messages, final.GetProperty("items").GetInt64());
+        var so = lines.Where(e => e.GetProperty("event").GetString() == "stats_so_far").ToList();
+        if (!running)
+        {
+            Assert.Empty(so);
+            return;
+        }
+
+        Assert.Equal(final.GetProperty("batches").GetInt64(), so.Count);
+        Assert.Equal(final.GetProperty("items").GetInt64(), so[^1].GetProperty("items").GetInt64());
+        foreach (var (before, after) in so.Zip(so.Skip(1).Append(final)))
+        {
+            Assert.True(after.GetProperty("items").GetInt64() >= before.GetProperty("items").GetInt64());
+            Assert.True(after.GetProperty("batches").GetInt64() >= before.GetProperty("batches").GetInt64());
+            Assert.True(after.GetProperty("busy_items").GetInt64() >= before.GetProperty("busy_items").GetInt64());
+            foreach (var stage in before.GetProperty("stages_ms").EnumerateObject())
+            {
+                Assert.True(after.GetProperty("stages_ms").GetProperty(stage.Name).GetDouble() >= stage.Value.GetDouble(), stage.Name);
+            }
+        }
+    }
+
     private static IEnumerable<string> Done(string jsonLines) =>
         jsonLines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
             .Where(e => e.GetProperty("event").GetString() == "done").Select(e => e.GetProperty("outcome").GetString()!);
 
-    private bool RunCase(List<Spec> specs, int threads, int maxBatch)
+    private bool RunCase(List<Spec> specs, int threads, int maxBatch, bool runningStats = false)
     {
         var db = FreshDb();
         using var store = BankStore.Open(db);
@@ -257,7 +303,7 @@ public sealed class BackfillBatchTests : IDisposable
         }
 
         var output = new StringWriter();
-        using (var worker = new BackfillWorker(queue, store, log, new WorkerOptions("p", TimeSpan.Zero, TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60), threads, maxBatch), output, TextWriter.Null))
+        using (var worker = new BackfillWorker(queue, store, log, new WorkerOptions("p", TimeSpan.Zero, TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60), threads, maxBatch, runningStats ? TimeSpan.Zero : null), output, TextWriter.Null))
         {
             worker.RunAsync(CancellationToken.None).GetAwaiter().GetResult();
             Assert.Equal(messages.Count, worker.Processed);
@@ -283,6 +329,7 @@ public sealed class BackfillBatchTests : IDisposable
         Assert.Equal(messages.Count, outcomes.Count);
         Assert.Equal(fresh.Count, outcomes.Count(o => o == "logged"));
         Assert.All(queue.Takes, t => Assert.InRange(t, 1, maxBatch));
+        CheckStats(output.ToString(), runningStats, messages.Count);
         _case++;
         return true;
 

@@ -82,6 +82,16 @@ public static class ImageDecoder
                 var length = Crop(dc.Pixels, dc.Width, w, h, dc.BytesPerPixel);
                 return new DecodedImage(format, jpeg.Width, jpeg.Height, w, h, dc.BytesPerPixel, dc.Pixels, length);
             }
+
+            // At 1/4 (the server's PDQ fast path for photos) a baseline file goes through the same decoder with
+            // libjpeg-turbo's 2x2/4x4 reduced IDCTs, fancy upsampling and colour tables: libvips' pixels, without
+            // libvips' pipeline, native heap or copies. Progressive files and anything else it declines go to libvips.
+            if (shrink == 4 && jpeg.Supported && !jpeg.Progressive && JpegDcDecoder.TryDecode(data, limits, 4, out var quarter) && quarter is not null)
+            {
+                var (w, h) = (Math.Max(1, jpeg.Width / 4), Math.Max(1, jpeg.Height / 4));
+                var length = Crop(quarter.Pixels, quarter.Width, w, h, quarter.BytesPerPixel);
+                return new DecodedImage(format, jpeg.Width, jpeg.Height, w, h, quarter.BytesPerPixel, quarter.Pixels, length);
+            }
         }
 
         EnsureInitialised();

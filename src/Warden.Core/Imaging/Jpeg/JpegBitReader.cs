@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Warden.Core.Imaging.Jpeg;
 
@@ -63,9 +64,16 @@ internal ref struct JpegBitReader
     ];
 
 
+    /// <summary>Entries of the per-position tables: k + advance - 1 reaches 63 + 64 - 1 at an end-of-block.</summary>
+    private const int PositionEntries = 128;
+
+    /// <summary>Where a block's scratch slot is: values the IDCT does not read are written there, unread.</summary>
+    public const int ScratchSlot = 64;
+
     /// <summary>
-    /// Per zigzag index (with <see cref="NaturalOrder"/>'s tail), for blocks through the 2x2 IDCT: 1 | 2 where
-    /// jpeg_idct_2x2 reads the coefficient (rows and columns 0, 1, 3, 5, 7), else 0.
+    /// Per zigzag position k + run (to <see cref="PositionEntries"/>; past 63 as <see cref="NaturalOrder"/>'s tail,
+    /// then nothing), for blocks through the 2x2 IDCT: 1 | 2 where jpeg_idct_2x2 reads the coefficient (rows and
+    /// columns 0, 1, 3, 5, 7), else 0.
     /// </summary>
     private static readonly byte[] Flags2x2 = BuildFlags(2);
 
@@ -76,10 +84,27 @@ internal ref struct JpegBitReader
     /// </summary>
     private static readonly byte[] Flags4x4 = BuildFlags(4);
 
+    /// <summary>Per position as <see cref="Flags2x2"/>: the natural-order index to write, or <see cref="ScratchSlot"/>.</summary>
+    private static readonly byte[] Destination2x2 = BuildDestinations(Flags2x2);
+
+    /// <summary>As <see cref="Destination2x2"/> for the 4x4 IDCT.</summary>
+    private static readonly byte[] Destination4x4 = BuildDestinations(Flags4x4);
+
+    private static byte[] BuildDestinations(byte[] flags)
+    {
+        var table = new byte[PositionEntries];
+        for (var k = 0; k < table.Length; k++)
+        {
+            table[k] = (byte)((flags[k] & 1) != 0 ? NaturalOrder[k] : ScratchSlot);
+        }
+
+        return table;
+    }
+
     private static byte[] BuildFlags(int size)
     {
-        var table = new byte[80];
-        for (var k = 1; k < table.Length; k++)
+        var table = new byte[PositionEntries];
+        for (var k = 1; k < NaturalOrder.Length; k++)
         {
             var natural = NaturalOrder[k];
             int row = natural >> 3, col = natural & 7;
@@ -108,26 +133,16 @@ internal ref struct JpegBitReader
     public void DecodeSequentialRunScaled(
         JpegHuffmanTable dcTable, JpegHuffmanTable acTable, short[] quant, int size, Span<short> coefficients, Span<byte> samples, int offset, int stride, ref int predictor)
     {
-        var buffer = _buffer;
-        var count = _bitCount;
-        var dcLookup = dcTable.Lookup;
-        var acLookup = acTable.Lookup;
         var flags = size == 2 ? Flags2x2 : Flags4x4;
-        var value = predictor;
-        Span<short> block = stackalloc short[64];
+        var destinations = size == 2 ? Destination2x2 : Destination4x4;
+        Span<short> block = stackalloc short[ScratchSlot + 1];
         block.Clear();
         for (var i = 0; i < coefficients.Length; i++)
         {
-            value += DecodeDcDifference(dcTable, dcLookup, ref buffer, ref count);
-            coefficients[i] = (short)value;
-
-            var mask = ReadAc(acTable, acLookup, block, flags, ref buffer, ref count);
-            Store(size, value, block, mask, quant, samples, offset + (size * i), stride);
+            var mask = ReadScaledBlock(dcTable, acTable, flags, destinations, block, ref predictor);
+            coefficients[i] = (short)predictor;
+            Store(size, predictor, block, mask, quant, samples, offset + (size * i), stride);
         }
-
-        predictor = value;
-        _buffer = buffer;
-        _bitCount = count;
     }
 
     /// <summary>
@@ -153,7 +168,7 @@ internal ref struct JpegBitReader
         Span<int> index = stackalloc int[blocks];
         Span<int> sampleIndex = stackalloc int[blocks];
         layout.RowStart(my, mx, index, sampleIndex);
-        Span<short> block = stackalloc short[64];
+        Span<short> block = stackalloc short[ScratchSlot + 1];
         block.Clear();
         for (var m = 0; m < mcuCount; m++)
         {
@@ -162,17 +177,26 @@ internal ref struct JpegBitReader
                 var dcTable = dcTables[b]!;
                 var acTable = acTables[b]!;
                 ref var predictor = ref predictors[components[b]];
-                predictor += DecodeDcDifference(dcTable, dcTable.Lookup, ref buffer, ref count);
-                coefficients[b][index[b]] = (short)predictor;
                 var size = sizes[b];
                 if (size > 1)
                 {
-                    var mask = ReadAc(acTable, acTable.Lookup, block, size == 2 ? Flags2x2 : Flags4x4, ref buffer, ref count);
+                    // Its own method, on the fields: the value-reading loop keeps the bit buffer in registers there,
+                    // where inlined into this loop it would be spilled.
+                    _buffer = buffer;
+                    _bitCount = count;
+                    var mask = size == 2
+                        ? ReadScaledBlock(dcTable, acTable, Flags2x2, Destination2x2, block, ref predictor)
+                        : ReadScaledBlock(dcTable, acTable, Flags4x4, Destination4x4, block, ref predictor);
+                    buffer = _buffer;
+                    count = _bitCount;
+                    coefficients[b][index[b]] = (short)predictor;
                     Store(size, predictor, block, mask, layout.Quant[b]!, samples[b]!, sampleIndex[b], layout.SampleStride[b]);
                     sampleIndex[b] += sampleStepX[b];
                 }
                 else
                 {
+                    predictor += DecodeDcDifference(dcTable, dcTable.Lookup, ref buffer, ref count);
+                    coefficients[b][index[b]] = (short)predictor;
                     SkipAc(acTable, acTable.Lookup, ref buffer, ref count);
                 }
 
@@ -219,15 +243,35 @@ internal ref struct JpegBitReader
     }
 
     /// <summary>
-    /// Steps through one block's AC codes as <see cref="SkipAc"/> does, extending only the values whose
+    /// Decodes one block whose values are needed: the DC difference (accumulated in <paramref name="predictor"/>),
+    /// then the AC codes as <see cref="SkipAc"/> steps through them, extending only the values whose
     /// <paramref name="flags"/> entry has bit 0 (the reduced IDCT reads them) into <paramref name="block"/> (natural
-    /// order; k counts in zigzag order as libjpeg's decode_mcu). Returns the OR of the flags of every coded
-    /// (so non-zero) coefficient.
+    /// order, at <paramref name="destinations"/>; k counts in zigzag order as libjpeg's decode_mcu). Returns the OR of
+    /// the flags of every coded (so non-zero) coefficient.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int ReadAc(JpegHuffmanTable acTable, uint[] acLookup, scoped Span<short> block, byte[] flags, ref ulong buffer, ref int count)
+    /// <remarks>
+    /// Branch-free per code: whether a position is needed follows the image, not a pattern, so a branch on it
+    /// mispredicts often. Every value is written, unneeded ones to the scratch slot; a ZRL or end-of-block writes a
+    /// 0 (EXTEND of 0 bits) where a coefficient is still 0, and adds no flags.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private int ReadScaledBlock(JpegHuffmanTable dcTable, JpegHuffmanTable acTable, byte[] flags, byte[] destinations, scoped Span<short> block, ref int predictor)
     {
-        var natural = NaturalOrder;
+        var buffer = _buffer;
+        var count = _bitCount;
+        predictor += DecodeDcDifference(dcTable, dcTable.Lookup, ref buffer, ref count);
+
+        // Unchecked reads: the lookup index is 11 bits of a 2048-entry table, and a position is at most 63 + 15,
+        // inside the 80 entries of the flag and zigzag tables; natural-order indices are below 64.
+        ref var lookup = ref MemoryMarshal.GetArrayDataReference(acTable.Lookup);
+        ref var flag = ref MemoryMarshal.GetArrayDataReference(flags);
+        ref var destination = ref MemoryMarshal.GetArrayDataReference(destinations);
+        ref var coefficient = ref MemoryMarshal.GetReference(block);
+        if (block.Length <= ScratchSlot || flags.Length < PositionEntries || destinations.Length < PositionEntries || acTable.Lookup.Length != 1 << JpegHuffmanTable.LookaheadBits)
+        {
+            throw new InvalidOperationException("Block or table of the wrong size.");
+        }
+
         var mask = 0;
         for (var k = 1; k < 64;)
         {
@@ -236,31 +280,28 @@ internal ref struct JpegBitReader
                 (buffer, count) = Refill(buffer, count);
             }
 
-            var entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+            var entry = Unsafe.Add(ref lookup, (nint)(buffer >> (64 - JpegHuffmanTable.LookaheadBits)));
             if (entry == 0)
             {
                 entry = DecodeLongAc(acTable, buffer);
             }
 
             var size = (int)(entry >> 24);
-            if (size != 0)
-            {
-                // A run past the block's end lands on position 63, as in libjpeg (NaturalOrder's tail).
-                var position = k + (int)((entry >> 8) & 0xFF) - 1;
-                int f = flags[position];
-                mask |= f;
-                if ((f & 1) != 0)
-                {
-                    block[natural[position]] = (short)Extend(buffer << (int)((entry >> 16) & 0xFF), size);
-                }
-            }
+            var advance = (int)((entry >> 8) & 0xFF);
+
+            // A run past the block's end lands on position 63, as in libjpeg (the tables' tail).
+            var position = k + advance - 1;
+            mask |= Unsafe.Add(ref flag, position) & -((size + 15) >> 4);
+            Unsafe.Add(ref coefficient, Unsafe.Add(ref destination, position)) = (short)Extend(buffer << (int)((entry >> 16) & 0xFF), size);
 
             var skip = (int)(entry & 0xFF);
             buffer <<= skip;
             count -= skip;
-            k += (int)((entry >> 8) & 0xFF);
+            k += advance;
         }
 
+        _buffer = buffer;
+        _bitCount = count;
         return mask;
     }
 

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Warden.Core.Imaging.Jpeg;
 
@@ -39,9 +40,10 @@ internal static class JpegIdct
     /// read) at <paramref name="offset"/> and <paramref name="offset"/> + <paramref name="stride"/>.
     /// <paramref name="anyAc"/> false says those AC terms are all zero (then all four samples are the same).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Idct2x2(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, bool anyAc, Span<byte> output, int offset, int stride)
     {
+        Check(block, quant, output, offset, stride, 2);
         if (!anyAc)
         {
             // Pass 1 gives 4·dq in column 0 and zeros elsewhere; pass 2 then shifts it back up, wrapping as pslld does.
@@ -54,24 +56,26 @@ internal static class JpegIdct
             return;
         }
 
-        var a00 = Column2(block, quant, 0, out var a10);
-        var a01 = Column2(block, quant, 1, out var a11);
-        var a03 = Column2(block, quant, 3, out var a13);
-        var a05 = Column2(block, quant, 5, out var a15);
-        var a07 = Column2(block, quant, 7, out var a17);
+        ref var b = ref MemoryMarshal.GetReference(block);
+        ref var q = ref MemoryMarshal.GetReference(quant);
+        var a00 = Column2(ref b, ref q, 0, out var a10);
+        var a01 = Column2(ref b, ref q, 1, out var a11);
+        var a03 = Column2(ref b, ref q, 3, out var a13);
+        var a05 = Column2(ref b, ref q, 5, out var a15);
+        var a07 = Column2(ref b, ref q, 7, out var a17);
         Row2(a00, a01, a03, a05, a07, output, offset);
         Row2(a10, a11, a13, a15, a17, output, offset + stride);
     }
 
     /// <summary>Pass 1 of the 2x2 for one column: row 0's workspace value, row 1's in <paramref name="second"/> (32-bit, unsaturated).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Column2(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, int col, out int second)
+    private static int Column2(ref short block, ref short quant, int col, out int second)
     {
-        int z0 = (short)(block[col] * quant[col]);
-        int z1 = (short)(block[8 + col] * quant[8 + col]);
-        int z3 = (short)(block[24 + col] * quant[24 + col]);
-        int z5 = (short)(block[40 + col] * quant[40 + col]);
-        int z7 = (short)(block[56 + col] * quant[56 + col]);
+        int z0 = Dequantise(ref block, ref quant, col);
+        int z1 = Dequantise(ref block, ref quant, 8 + col);
+        int z3 = Dequantise(ref block, ref quant, 24 + col);
+        int z5 = Dequantise(ref block, ref quant, 40 + col);
+        int z7 = Dequantise(ref block, ref quant, 56 + col);
         var tmp10 = z0 << 15;
         var tmp0 = ((z1 * F3624) + (z3 * -F1272)) + ((z5 * F0850) + (z7 * -F0720));
         second = (tmp10 - tmp0 + (1 << 12)) >> 13;
@@ -97,6 +101,9 @@ internal static class JpegIdct
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Idct4x4(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, int flags, Span<byte> output, int offset, int stride)
     {
+        Check(block, quant, output, offset, stride, 4);
+        ref var b = ref MemoryMarshal.GetReference(block);
+        ref var q = ref MemoryMarshal.GetReference(quant);
         if ((flags & AcRows) == 0)
         {
             if ((flags & AcRow0) == 0)
@@ -117,8 +124,8 @@ internal static class JpegIdct
 
             // The four workspace rows are the same: one row through pass 2, copied down.
             Row4(
-                Shortcut(block, quant, 0), Shortcut(block, quant, 1), Shortcut(block, quant, 2), Shortcut(block, quant, 3),
-                Shortcut(block, quant, 5), Shortcut(block, quant, 6), Shortcut(block, quant, 7),
+                Shortcut(ref b, ref q, 0), Shortcut(ref b, ref q, 1), Shortcut(ref b, ref q, 2), Shortcut(ref b, ref q, 3),
+                Shortcut(ref b, ref q, 5), Shortcut(ref b, ref q, 6), Shortcut(ref b, ref q, 7),
                 output,
                 offset);
             for (var r = 1; r < 4; r++)
@@ -129,36 +136,51 @@ internal static class JpegIdct
             return;
         }
 
-        Span<short> ws = stackalloc short[32];
-        Column4(block, quant, 0, ws);
-        Column4(block, quant, 1, ws);
-        Column4(block, quant, 2, ws);
-        Column4(block, quant, 3, ws);
-        Column4(block, quant, 5, ws);
-        Column4(block, quant, 6, ws);
-        Column4(block, quant, 7, ws);
+        // The workspace: 4 rows of 8 (column 4 unused), on the stack.
+        var ws = default(Workspace);
+        ref var w = ref Unsafe.As<Workspace, short>(ref ws);
+        Column4(ref b, ref q, 0, ref w);
+        Column4(ref b, ref q, 1, ref w);
+        Column4(ref b, ref q, 2, ref w);
+        Column4(ref b, ref q, 3, ref w);
+        Column4(ref b, ref q, 5, ref w);
+        Column4(ref b, ref q, 6, ref w);
+        Column4(ref b, ref q, 7, ref w);
         for (var r = 0; r < 4; r++)
         {
-            var w = ws.Slice(r * 8, 8);
-            Row4(w[0], w[1], w[2], w[3], w[5], w[6], w[7], output, offset + (r * stride));
+            ref var row = ref Unsafe.Add(ref w, r * 8);
+            Row4(row, Unsafe.Add(ref row, 1), Unsafe.Add(ref row, 2), Unsafe.Add(ref row, 3), Unsafe.Add(ref row, 5), Unsafe.Add(ref row, 6), Unsafe.Add(ref row, 7), output, offset + (r * stride));
+        }
+    }
+
+    /// <summary>Bounds for the unchecked reads and the writes: a whole block and table, and the output rectangle.</summary>
+    private static void Check(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, Span<byte> output, int offset, int stride, int size)
+    {
+        if (block.Length < 64 || quant.Length < 64 || offset < 0 || stride < size || (long)offset + ((long)(size - 1) * stride) + size > output.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(output), "The block, table or output region is out of range.");
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static short Shortcut(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, int col) =>
-        (short)((short)(block[col] * quant[col]) << 2);
+    private static short Dequantise(ref short block, ref short quant, int index) =>
+        (short)(Unsafe.Add(ref block, index) * Unsafe.Add(ref quant, index));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static short Shortcut(ref short block, ref short quant, int col) =>
+        (short)(Dequantise(ref block, ref quant, col) << 2);
 
     /// <summary>Pass 1 of the 4x4 for one column into the workspace (4 rows of 8), saturated to 16 bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Column4(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, int col, Span<short> ws)
+    private static void Column4(ref short block, ref short quant, int col, ref short ws)
     {
-        int z0 = (short)(block[col] * quant[col]);
-        int r1 = (short)(block[8 + col] * quant[8 + col]);
-        int r2 = (short)(block[16 + col] * quant[16 + col]);
-        int r3 = (short)(block[24 + col] * quant[24 + col]);
-        int r5 = (short)(block[40 + col] * quant[40 + col]);
-        int r6 = (short)(block[48 + col] * quant[48 + col]);
-        int r7 = (short)(block[56 + col] * quant[56 + col]);
+        int z0 = Dequantise(ref block, ref quant, col);
+        int r1 = Dequantise(ref block, ref quant, 8 + col);
+        int r2 = Dequantise(ref block, ref quant, 16 + col);
+        int r3 = Dequantise(ref block, ref quant, 24 + col);
+        int r5 = Dequantise(ref block, ref quant, 40 + col);
+        int r6 = Dequantise(ref block, ref quant, 48 + col);
+        int r7 = Dequantise(ref block, ref quant, 56 + col);
 
         // Summed in the SIMD code's pairs (pmaddwd), each pair and each sum a wrapping 32-bit lane.
         var tmp2 = ((r1 * F2562) + (r3 * F0899)) + ((r5 * -F0601) + (r7 * -F0509));
@@ -168,10 +190,10 @@ internal static class JpegIdct
         var tmp10 = even + tmpE;
         var tmp12 = even - tmpE;
         const int round = 1 << 11;
-        ws[col] = Sat16((tmp10 + tmp2 + round) >> 12);
-        ws[24 + col] = Sat16((tmp10 - tmp2 + round) >> 12);
-        ws[8 + col] = Sat16((tmp12 + tmp0 + round) >> 12);
-        ws[16 + col] = Sat16((tmp12 - tmp0 + round) >> 12);
+        Unsafe.Add(ref ws, col) = Sat16((tmp10 + tmp2 + round) >> 12);
+        Unsafe.Add(ref ws, 24 + col) = Sat16((tmp10 - tmp2 + round) >> 12);
+        Unsafe.Add(ref ws, 8 + col) = Sat16((tmp12 + tmp0 + round) >> 12);
+        Unsafe.Add(ref ws, 16 + col) = Sat16((tmp12 - tmp0 + round) >> 12);
     }
 
     /// <summary>Pass 2 of the 4x4 for one workspace row (column 4 unused): four samples, clamped.</summary>
@@ -185,17 +207,40 @@ internal static class JpegIdct
         var tmp2 = ((w1 * F2562) + (w3 * F0899)) + ((w5 * -F0601) + (w7 * -F0509));
         var tmp0 = ((w1 * F1061) + (w3 * -F2172)) + ((w5 * F1451) + (w7 * -F0211));
         const int round = 1 << 18;
-        var o3 = output.Slice(o, 4);
-        o3[0] = Clamp((tmp10 + tmp2 + round) >> 19);
-        o3[1] = Clamp((tmp12 + tmp0 + round) >> 19);
-        o3[2] = Clamp((tmp12 - tmp0 + round) >> 19);
-        o3[3] = Clamp((tmp10 - tmp2 + round) >> 19);
+        ref var out0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(output), o);
+        out0 = Clamp((tmp10 + tmp2 + round) >> 19);
+        Unsafe.Add(ref out0, 1) = Clamp((tmp12 + tmp0 + round) >> 19);
+        Unsafe.Add(ref out0, 2) = Clamp((tmp12 - tmp0 + round) >> 19);
+        Unsafe.Add(ref out0, 3) = Clamp((tmp10 - tmp2 + round) >> 19);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static short Sat16(int x) => (short)Math.Clamp(x, short.MinValue, short.MaxValue);
 
-    /// <summary>packssdw, packsswb, then + 128: a clamp to the sample range.</summary>
+    /// <summary>
+    /// packssdw, packsswb, then + 128: a clamp to the sample range, by table (branch-free). Every caller passes a
+    /// 32-bit value shifted right by at least 19, or a 16-bit one by 5: within ±4096.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte Clamp(int x) => (byte)(Math.Clamp(x, -128, 127) + 128);
+    private static byte Clamp(int x) => ClampTable[(x + 4096) & 8191];
+
+    private static readonly byte[] ClampTable = BuildClampTable();
+
+    private static byte[] BuildClampTable()
+    {
+        var table = new byte[8192];
+        for (var i = 0; i < table.Length; i++)
+        {
+            table[i] = (byte)(Math.Clamp(i - 4096, -128, 127) + 128);
+        }
+
+        return table;
+    }
+
+    /// <summary>The 4x4's pass-1 workspace: 4 rows of 8 shorts on the stack.</summary>
+    [InlineArray(32)]
+    private struct Workspace
+    {
+        private short _element;
+    }
 }

@@ -18,7 +18,8 @@ public static class ImageDecoder
     /// Decodes <paramref name="data"/>. <paramref name="maxReduction"/>, given the stored width and height,
     /// says by how much the caller lets the image be reduced while decoding (1 = full size): JPEGs are then
     /// DCT-scaled by the largest of 2, 4 or 8 not above it, each decoded pixel the mean of a block. At 1/8 a
-    /// progressive JPEG is read by Warden's DC-only decoder, which skips every AC scan.
+    /// progressive JPEG is read by Warden's DC-only decoder, which skips every AC scan; at 1/8 and 1/4 baseline
+    /// JPEGs are decoded by Warden's own decoder, pixels identical to libvips'.
     /// </summary>
     /// <exception cref="ImageDecodeException">Empty, unsupported, truncated, corrupt or over-limit input.</exception>
     public static DecodedImage Decode(byte[] data, ImageLimits? limits = null, Func<int, int, int>? maxReduction = null)

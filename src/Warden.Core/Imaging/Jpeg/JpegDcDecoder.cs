@@ -10,6 +10,9 @@ namespace Warden.Core.Imaging.Jpeg;
 /// their DC scans only; AC scans are stepped over by searching for the next marker, which is what makes a
 /// large progressive photo cost milliseconds. Sequential Huffman files still have every AC code decoded to
 /// stay in step, through a lookahead table that yields "bits to skip" without extending any value.
+/// At 1/4 (sequential files only) it is libjpeg-turbo's 1/4 scaled decode: the 2x2 and 4x4 reduced IDCTs
+/// (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsample"/>) and jdcolor.c's tables, byte-identical
+/// to libvips' shrink-on-load.
 /// </summary>
 /// <remarks>
 /// Supported: 8-bit Huffman SOF0/SOF1/SOF2, 1 component (grey) or 3 (YCbCr, or RGB per Adobe transform 0

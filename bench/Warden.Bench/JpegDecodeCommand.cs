@@ -19,6 +19,11 @@ internal static class JpegDecodeCommand
             return FullScale(passes);
         }
 
+        if (corpus == "load-ours")
+        {
+            return Ours(passes);
+        }
+
         var files = Corpora.Named(corpus).ToArray();
         double totVips = 0, totDc = 0, totDigest = 0;
         Console.WriteLine("file  MB  vips-ms  dc-ms  digests-ms  same-pixels");
@@ -46,8 +51,9 @@ internal static class JpegDecodeCommand
     }
 
     /// <summary>
-    /// `jpeg load`: the 64 generated 640x480 q85 JPEGs of `bench load`, decoded at full scale as /v1/match does, in CPU
-    /// microseconds per decode (mean over the set, best of N passes): libvips directly, and ImageDecoder (the server's path).
+    /// `jpeg load`: the 64 generated 640x480 q85 JPEGs of `bench load`, in CPU microseconds per decode (mean over the set,
+    /// best of N passes): at full scale through libvips and ImageDecoder, and scaled as /v1/match decodes them (PDQ's fast
+    /// path, 1/4) through libvips and through ImageDecoder (Warden's own decoder), with how many decode identically.
     /// </summary>
     private static int FullScale(int passes)
     {
@@ -78,11 +84,50 @@ internal static class JpegDecodeCommand
             }
         });
         var shrink = ImageDecoder.ShrinkFactor(Reduction(640, 480));
+
+        // The same scaled decode through libvips, as ImageDecoder did it before Warden's decoder took 1/4 over.
+        var vipsScaled = Best(passes, () =>
+        {
+            foreach (var data in images)
+            {
+                using var image = NetVips.Image.JpegloadBuffer(data, shrink: shrink, autorotate: false, access: NetVips.Enums.Access.Sequential);
+                _ = image.WriteToMemory<byte>();
+            }
+        });
+        var same = images.Count(data =>
+        {
+            using var ours = ImageDecoder.Decode(data, null, Reduction);
+            using var image = NetVips.Image.JpegloadBuffer(data, shrink: shrink, autorotate: false);
+            return ours.Pixels.SequenceEqual(image.WriteToMemory<byte>());
+        });
         var perVips = vips * 1000 / images.Length;
         var perWarden = warden * 1000 / images.Length;
         var perServer = server * 1000 / images.Length;
+        var perVipsScaled = vipsScaled * 1000 / images.Length;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"load set: {images.Length} JPEGs 640x480, mean {images.Average(b => b.Length) / 1024:F0} KiB; CPU us per decode: libvips scale 1 {perVips:F0}  ImageDecoder scale 1 {perWarden:F0}  ImageDecoder as /v1/match (scale 1/{shrink}) {perServer:F0}"));
+            $"load set: {images.Length} JPEGs 640x480, mean {images.Average(b => b.Length) / 1024:F0} KiB; CPU us per decode: libvips scale 1 {perVips:F0}  ImageDecoder scale 1 {perWarden:F0}  libvips scale 1/{shrink} {perVipsScaled:F0}  ImageDecoder as /v1/match (scale 1/{shrink}) {perServer:F0}; pixels identical to libvips at 1/{shrink}: {same}/{images.Length}"));
+        return 0;
+    }
+
+    /// <summary>
+    /// `jpeg load-ours`: only Warden's own decoder on the load set, at 1/8 and 1/4 (for profiling it: no libvips in the
+    /// process), CPU microseconds per decode, best of N passes.
+    /// </summary>
+    private static int Ours(int passes)
+    {
+        var images = Enumerable.Range(0, 64).Select(LoadCommand.Jpeg).ToArray();
+        foreach (var shrink in new[] { 8, 4 })
+        {
+            var cpu = Best(passes, () =>
+            {
+                foreach (var data in images)
+                {
+                    using var d = ImageDecoder.Decode(data, null, (_, _) => shrink);
+                }
+            });
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Warden's decoder at 1/{shrink}: {cpu * 1000 / images.Length:F0} us per decode"));
+        }
+
         return 0;
     }
 

@@ -39,6 +39,22 @@ public sealed class JpegScaledDecodeTests
         Assert.True(ours.Pixels.SequenceEqual(expected), $"{c}: pixels differ from libvips");
     }
 
+    [Property(MaxTest = 150, Arbitrary = [typeof(QuarterCases)])]
+    public void Baseline_1_4_decode_is_libvips_byte_for_byte(EncodeCase c)
+    {
+        var jpeg = c.Encode();
+        using var ours = ImageDecoder.Decode(jpeg, maxReduction: static (_, _) => 4);
+
+        // libvips crops its output to floor(size / 4) and so refuses a side under 4 pixels, where Warden keeps the one
+        // pixel libjpeg decodes; declaring that side as 4 in the frame header changes neither the entropy data nor
+        // any sample libjpeg computes (same MCU count, same output and component extents), so libvips can vouch for it.
+        using var vips = NetVips.Image.JpegloadBuffer(WithSidesAtLeast(jpeg, 4), shrink: 4, autorotate: false);
+        var expected = vips.WriteToMemory<byte>();
+        Assert.Equal((vips.Width, vips.Height, vips.Bands), (ours.PixelWidth, ours.PixelHeight, ours.BytesPerPixel));
+        Assert.Equal((c.Width, c.Height), (ours.Width, ours.Height));
+        Assert.True(ours.Pixels.SequenceEqual(expected), $"{c}: pixels differ from libvips");
+    }
+
     [Property(MaxTest = 40, Arbitrary = [typeof(JpegScaledDecodeTests)])]
     public void Pdq_from_a_reused_file_buffer_equals_pdq_from_the_stream(EncodeCase first, EncodeCase second, EncodeCase third)
     {
@@ -66,6 +82,44 @@ public sealed class JpegScaledDecodeTests
         {
             dir.Delete(recursive: true);
         }
+    }
+
+    /// <summary>A copy of <paramref name="jpeg"/> whose frame header declares each side as at least <paramref name="minimum"/>.</summary>
+    internal static byte[] WithSidesAtLeast(byte[] jpeg, int minimum)
+    {
+        var copy = (byte[])jpeg.Clone();
+
+        // Segment by segment: table data may hold the bytes FF C0 too.
+        for (var i = 2; i + 9 < copy.Length && copy[i] == 0xFF; i += 2 + ((copy[i + 2] << 8) | copy[i + 3]))
+        {
+            if (copy[i + 1] is 0xC0 or 0xC1)
+            {
+                var height = (copy[i + 5] << 8) | copy[i + 6];
+                var width = (copy[i + 7] << 8) | copy[i + 8];
+                (copy[i + 5], copy[i + 6]) = ((byte)(Math.Max(height, minimum) >> 8), (byte)Math.Max(height, minimum));
+                (copy[i + 7], copy[i + 8]) = ((byte)(Math.Max(width, minimum) >> 8), (byte)Math.Max(width, minimum));
+                return copy;
+            }
+        }
+
+        throw new InvalidOperationException("No SOF0/SOF1 marker.");
+    }
+
+    /// <summary>As <see cref="Cases"/>, with tiny images (1-17 px a side, down to less than one output pixel) too.</summary>
+    public static class QuarterCases
+    {
+        public static Arbitrary<EncodeCase> Cases() => Arb.From(
+            from width in Gen.Frequency((1, Gen.Choose(1, 17)), (3, Gen.Choose(8, 520)))
+            from height in Gen.Frequency((1, Gen.Choose(1, 17)), (3, Gen.Choose(8, 520)))
+            from quality in Gen.Choose(1, 100)
+            from subsample in Gen.Elements("on", "off", "auto")
+            from restart in Gen.Frequency((2, Gen.Constant(0)), (1, Gen.Choose(1, 40)))
+            from optimize in Gen.Elements(true, false)
+            from table in Gen.Choose(0, 8)
+            from noise in Gen.Elements(0, 4, 20, 90, 255)
+            from grey in Gen.Frequency((5, Gen.Constant(false)), (1, Gen.Constant(true)))
+            from seed in Gen.Choose(0, int.MaxValue)
+            select new EncodeCase(width, height, quality, subsample, restart, optimize, table, noise, grey, seed));
     }
 
     /// <summary>One generated JPEG: settings and content seed.</summary>

@@ -18,7 +18,8 @@ public static class ImageDecoder
     /// Decodes <paramref name="data"/>. <paramref name="maxReduction"/>, given the stored width and height,
     /// says by how much the caller lets the image be reduced while decoding (1 = full size): JPEGs are then
     /// DCT-scaled by the largest of 2, 4 or 8 not above it, each decoded pixel the mean of a block. At 1/8 a
-    /// progressive JPEG is read by Warden's DC-only decoder, which skips every AC scan.
+    /// progressive JPEG is read by Warden's DC-only decoder, which skips every AC scan; at 1/8 and 1/4 baseline
+    /// JPEGs are decoded by Warden's own decoder, pixels identical to libvips'.
     /// </summary>
     /// <exception cref="ImageDecodeException">Empty, unsupported, truncated, corrupt or over-limit input.</exception>
     public static DecodedImage Decode(byte[] data, ImageLimits? limits = null, Func<int, int, int>? maxReduction = null)
@@ -81,6 +82,16 @@ public static class ImageDecoder
                 var (w, h) = (Math.Max(1, jpeg.Width / 8), Math.Max(1, jpeg.Height / 8));
                 var length = Crop(dc.Pixels, dc.Width, w, h, dc.BytesPerPixel);
                 return new DecodedImage(format, jpeg.Width, jpeg.Height, w, h, dc.BytesPerPixel, dc.Pixels, length);
+            }
+
+            // At 1/4 (the server's PDQ fast path for photos) a baseline file goes through the same decoder with
+            // libjpeg-turbo's 2x2/4x4 reduced IDCTs, fancy upsampling and colour tables: libvips' pixels, without
+            // libvips' pipeline, native heap or copies. Progressive files and anything else it declines go to libvips.
+            if (shrink == 4 && jpeg.Supported && !jpeg.Progressive && JpegDcDecoder.TryDecode(data, limits, 4, out var quarter) && quarter is not null)
+            {
+                var (w, h) = (Math.Max(1, jpeg.Width / 4), Math.Max(1, jpeg.Height / 4));
+                var length = Crop(quarter.Pixels, quarter.Width, w, h, quarter.BytesPerPixel);
+                return new DecodedImage(format, jpeg.Width, jpeg.Height, w, h, quarter.BytesPerPixel, quarter.Pixels, length);
             }
         }
 

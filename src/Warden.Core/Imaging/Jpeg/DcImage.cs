@@ -1,8 +1,9 @@
 namespace Warden.Core.Imaging.Jpeg;
 
 /// <summary>
-/// The 1/8-scale image of a JPEG: one pixel per 8x8 block of the largest-sampled component
-/// (<c>ceil(width / 8)</c> by <c>ceil(height / 8)</c>), row-major and tightly packed.
+/// The 1/8-scale image of a JPEG (one pixel per 8x8 block of the largest-sampled component, <c>ceil(width / 8)</c>
+/// by <c>ceil(height / 8)</c>) or its 1/4-scale image (<c>ceil(width / 4)</c> by <c>ceil(height / 4)</c>), row-major
+/// and tightly packed.
 /// </summary>
 internal sealed class DcImage
 {
@@ -15,10 +16,10 @@ internal sealed class DcImage
         Pixels = pixels;
     }
 
-    /// <summary>Width in pixels: ceil(JPEG width / 8).</summary>
+    /// <summary>Width in pixels: ceil(JPEG width / scale).</summary>
     public int Width { get; }
 
-    /// <summary>Height in pixels: ceil(JPEG height / 8).</summary>
+    /// <summary>Height in pixels: ceil(JPEG height / scale).</summary>
     public int Height { get; }
 
     /// <summary>1 (grey) or 3 (RGB).</summary>
@@ -33,5 +34,5 @@ internal sealed class DcImage
 /// <param name="Height">Image height from the SOF (0 when a DNL marker defines it).</param>
 /// <param name="Components">Number of frame components.</param>
 /// <param name="Progressive">True for a progressive (SOF2/6/10/14) frame.</param>
-/// <param name="Supported">Whether <see cref="JpegDcDecoder.TryDecode"/> handles this frame rather than returning false.</param>
+/// <param name="Supported">Whether <see cref="JpegDcDecoder.TryDecode(ReadOnlySpan{byte}, ImageLimits, out DcImage?)"/> handles this frame rather than returning false.</param>
 internal sealed record JpegHeaderInfo(int Width, int Height, int Components, bool Progressive, bool Supported);

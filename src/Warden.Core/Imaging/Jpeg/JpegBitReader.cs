@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Warden.Core.Imaging.Jpeg;
 
@@ -62,58 +63,93 @@ internal ref struct JpegBitReader
         62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
     ];
 
-    /// <summary>Per zigzag index (with <see cref="NaturalOrder"/>'s tail): whether jpeg_idct_2x2 reads that coefficient.</summary>
-    private static ReadOnlySpan<bool> NeededBy2x2 => NeededTable;
 
-    private static readonly bool[] NeededTable = BuildNeeded();
+    /// <summary>Entries of the per-position tables: k + advance - 1 reaches 63 + 64 - 1 at an end-of-block.</summary>
+    private const int PositionEntries = 128;
 
-    private static bool[] BuildNeeded()
+    /// <summary>Where a block's scratch slot is: values the IDCT does not read are written there, unread.</summary>
+    public const int ScratchSlot = 64;
+
+    /// <summary>
+    /// Per zigzag position k + run (to <see cref="PositionEntries"/>; past 63 as <see cref="NaturalOrder"/>'s tail,
+    /// then nothing), for blocks through the 2x2 IDCT: 1 | 2 where jpeg_idct_2x2 reads the coefficient (rows and
+    /// columns 0, 1, 3, 5, 7), else 0.
+    /// </summary>
+    private static readonly byte[] Flags2x2 = BuildFlags(2);
+
+    /// <summary>
+    /// As <see cref="Flags2x2"/> for the 4x4 IDCT: 1 where it reads the coefficient (row and column 4 are never
+    /// read), plus <see cref="JpegIdct.AcRows"/> for rows 1-3 and 5-7 (all columns: the SIMD zero test looks at
+    /// whole rows) and <see cref="JpegIdct.AcRow0"/> for row 0's AC terms.
+    /// </summary>
+    private static readonly byte[] Flags4x4 = BuildFlags(4);
+
+    /// <summary>Per position as <see cref="Flags2x2"/>: the natural-order index to write, or <see cref="ScratchSlot"/>.</summary>
+    private static readonly byte[] Destination2x2 = BuildDestinations(Flags2x2);
+
+    /// <summary>As <see cref="Destination2x2"/> for the 4x4 IDCT.</summary>
+    private static readonly byte[] Destination4x4 = BuildDestinations(Flags4x4);
+
+    private static byte[] BuildDestinations(byte[] flags)
     {
-        var table = new bool[80];
+        var table = new byte[PositionEntries];
         for (var k = 0; k < table.Length; k++)
         {
+            table[k] = (byte)((flags[k] & 1) != 0 ? NaturalOrder[k] : ScratchSlot);
+        }
+
+        return table;
+    }
+
+    private static byte[] BuildFlags(int size)
+    {
+        var table = new byte[PositionEntries];
+        for (var k = 1; k < NaturalOrder.Length; k++)
+        {
             var natural = NaturalOrder[k];
-            table[k] = (natural >> 3) is 0 or 1 or 3 or 5 or 7 && (natural & 7) is 0 or 1 or 3 or 5 or 7;
+            int row = natural >> 3, col = natural & 7;
+            if (size == 2)
+            {
+                table[k] = (byte)(row is 0 or 1 or 3 or 5 or 7 && col is 0 or 1 or 3 or 5 or 7 ? 3 : 0);
+            }
+            else
+            {
+                var flags = row != 4 && col != 4 ? 1 : 0;
+                flags |= row is 0 ? (col != 4 ? JpegIdct.AcRow0 : 0) : row != 4 ? JpegIdct.AcRows : 0;
+                table[k] = (byte)flags;
+            }
         }
 
         return table;
     }
 
     /// <summary>
-    /// Decodes a run of consecutive sequential blocks of one component whose IDCT libjpeg-turbo scales to 2x2
-    /// (4:2:0 chroma at 1/8): DC and AC values (extended, in natural order), then <see cref="Idct2x2"/> into
-    /// <paramref name="samples"/> at <paramref name="offset"/>, two samples per block across and down.
+    /// Decodes a run of consecutive sequential blocks of one component whose IDCT is scaled to
+    /// <paramref name="size"/> × <paramref name="size"/> (2 or 4): DC and the AC values that IDCT reads (extended,
+    /// in natural order), then the IDCT into <paramref name="samples"/> at <paramref name="offset"/>,
+    /// <paramref name="size"/> samples per block across and down.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void DecodeSequentialRun2x2(
-        JpegHuffmanTable dcTable, JpegHuffmanTable acTable, short[] quant, Span<short> coefficients, Span<byte> samples, int offset, int stride, ref int predictor)
+    public void DecodeSequentialRunScaled(
+        JpegHuffmanTable dcTable, JpegHuffmanTable acTable, short[] quant, int size, Span<short> coefficients, Span<byte> samples, int offset, int stride, ref int predictor)
     {
-        var buffer = _buffer;
-        var count = _bitCount;
-        var dcLookup = dcTable.Lookup;
-        var acLookup = acTable.Lookup;
-        var value = predictor;
-        Span<short> block = stackalloc short[64];
+        var flags = size == 2 ? Flags2x2 : Flags4x4;
+        var destinations = size == 2 ? Destination2x2 : Destination4x4;
+        Span<short> block = stackalloc short[ScratchSlot + 1];
         block.Clear();
         for (var i = 0; i < coefficients.Length; i++)
         {
-            value += DecodeDcDifference(dcTable, dcLookup, ref buffer, ref count);
-            coefficients[i] = (short)value;
-
-            var any = ReadAc2x2(acTable, acLookup, block, ref buffer, ref count);
-            Store2x2(value, block, any, quant, samples, offset + (2 * i), stride);
+            var mask = ReadScaledBlock(dcTable, acTable, flags, destinations, block, ref predictor);
+            coefficients[i] = (short)predictor;
+            Store(size, predictor, block, mask, quant, samples, offset + (size * i), stride);
         }
-
-        predictor = value;
-        _buffer = buffer;
-        _bitCount = count;
     }
 
     /// <summary>
     /// Decodes <paramref name="mcuCount"/> interleaved MCUs of a sequential scan from MCU (<paramref name="mx"/>,
     /// <paramref name="my"/>): per block the DC (into the coefficients, predictors per component) and the AC
-    /// codes, skipped, or read and put through the 2x2 IDCT for blocks of 2x2 components. One call per run keeps
-    /// the bit buffer in registers.
+    /// codes, skipped, or read and put through the reduced IDCT for blocks of components that have one. One call
+    /// per run keeps the bit buffer in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DecodeSequentialMcus(JpegMcuLayout layout, int mx, int my, int mcuCount, scoped Span<int> predictors)
@@ -125,11 +161,14 @@ internal ref struct JpegBitReader
         var dcTables = layout.DcTables;
         var acTables = layout.AcTables;
         var samples = layout.Samples;
+        var sizes = layout.Size;
         var components = layout.Component;
         var stepX = layout.McuStepX;
+        var sampleStepX = layout.SampleStepX;
         Span<int> index = stackalloc int[blocks];
-        layout.RowStart(my, mx, index);
-        Span<short> block = stackalloc short[64];
+        Span<int> sampleIndex = stackalloc int[blocks];
+        layout.RowStart(my, mx, index, sampleIndex);
+        Span<short> block = stackalloc short[ScratchSlot + 1];
         block.Clear();
         for (var m = 0; m < mcuCount; m++)
         {
@@ -138,17 +177,26 @@ internal ref struct JpegBitReader
                 var dcTable = dcTables[b]!;
                 var acTable = acTables[b]!;
                 ref var predictor = ref predictors[components[b]];
-                predictor += DecodeDcDifference(dcTable, dcTable.Lookup, ref buffer, ref count);
-                coefficients[b][index[b]] = (short)predictor;
-                if (samples[b] is { } plane)
+                var size = sizes[b];
+                if (size > 1)
                 {
-                    // A 2x2 component has one block per MCU: its samples sit at (2 (mx + m), 2 my).
-                    var stride = layout.SampleStride[b];
-                    var any = ReadAc2x2(acTable, acTable.Lookup, block, ref buffer, ref count);
-                    Store2x2(predictor, block, any, layout.Quant[b]!, plane, (2 * my * stride) + (2 * (mx + m)), stride);
+                    // Its own method, on the fields: the value-reading loop keeps the bit buffer in registers there,
+                    // where inlined into this loop it would be spilled.
+                    _buffer = buffer;
+                    _bitCount = count;
+                    var mask = size == 2
+                        ? ReadScaledBlock(dcTable, acTable, Flags2x2, Destination2x2, block, ref predictor)
+                        : ReadScaledBlock(dcTable, acTable, Flags4x4, Destination4x4, block, ref predictor);
+                    buffer = _buffer;
+                    count = _bitCount;
+                    coefficients[b][index[b]] = (short)predictor;
+                    Store(size, predictor, block, mask, layout.Quant[b]!, samples[b]!, sampleIndex[b], layout.SampleStride[b]);
+                    sampleIndex[b] += sampleStepX[b];
                 }
                 else
                 {
+                    predictor += DecodeDcDifference(dcTable, dcTable.Lookup, ref buffer, ref count);
+                    coefficients[b][index[b]] = (short)predictor;
                     SkipAc(acTable, acTable.Lookup, ref buffer, ref count);
                 }
 
@@ -195,16 +243,36 @@ internal ref struct JpegBitReader
     }
 
     /// <summary>
-    /// Steps through one block's AC codes as <see cref="SkipAc"/> does, extending only the values the 2x2 IDCT
-    /// reads (rows and columns 0, 1, 3, 5, 7) into <paramref name="block"/> (natural order; k counts in zigzag
-    /// order as libjpeg's decode_mcu). Returns whether any of them is non-zero.
+    /// Decodes one block whose values are needed: the DC difference (accumulated in <paramref name="predictor"/>),
+    /// then the AC codes as <see cref="SkipAc"/> steps through them, extending only the values whose
+    /// <paramref name="flags"/> entry has bit 0 (the reduced IDCT reads them) into <paramref name="block"/> (natural
+    /// order, at <paramref name="destinations"/>; k counts in zigzag order as libjpeg's decode_mcu). Returns the OR of
+    /// the flags of every coded (so non-zero) coefficient.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool ReadAc2x2(JpegHuffmanTable acTable, uint[] acLookup, scoped Span<short> block, ref ulong buffer, ref int count)
+    /// <remarks>
+    /// Branch-free per code: whether a position is needed follows the image, not a pattern, so a branch on it
+    /// mispredicts often. Every value is written, unneeded ones to the scratch slot; a ZRL or end-of-block writes a
+    /// 0 (EXTEND of 0 bits) where a coefficient is still 0, and adds no flags.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private int ReadScaledBlock(JpegHuffmanTable dcTable, JpegHuffmanTable acTable, byte[] flags, byte[] destinations, scoped Span<short> block, ref int predictor)
     {
-        var natural = NaturalOrder;
-        var needed = NeededBy2x2;
-        var any = false;
+        var buffer = _buffer;
+        var count = _bitCount;
+        predictor += DecodeDcDifference(dcTable, dcTable.Lookup, ref buffer, ref count);
+
+        // Unchecked reads: the lookup index is 11 bits of a 2048-entry table, and a position is at most 63 + 15,
+        // inside the 80 entries of the flag and zigzag tables; natural-order indices are below 64.
+        ref var lookup = ref MemoryMarshal.GetArrayDataReference(acTable.Lookup);
+        ref var flag = ref MemoryMarshal.GetArrayDataReference(flags);
+        ref var destination = ref MemoryMarshal.GetArrayDataReference(destinations);
+        ref var coefficient = ref MemoryMarshal.GetReference(block);
+        if (block.Length <= ScratchSlot || flags.Length < PositionEntries || destinations.Length < PositionEntries || acTable.Lookup.Length != 1 << JpegHuffmanTable.LookaheadBits)
+        {
+            throw new InvalidOperationException("Block or table of the wrong size.");
+        }
+
+        var mask = 0;
         for (var k = 1; k < 64;)
         {
             if (count < 32)
@@ -212,112 +280,47 @@ internal ref struct JpegBitReader
                 (buffer, count) = Refill(buffer, count);
             }
 
-            var entry = acLookup[(int)(buffer >> (64 - JpegHuffmanTable.LookaheadBits))];
+            var entry = Unsafe.Add(ref lookup, (nint)(buffer >> (64 - JpegHuffmanTable.LookaheadBits)));
             if (entry == 0)
             {
                 entry = DecodeLongAc(acTable, buffer);
             }
 
             var size = (int)(entry >> 24);
-            var position = k + (int)((entry >> 8) & 0xFF) - 1;
-            if (size != 0 && needed[position])
-            {
-                // A run past the block's end lands on position 63, as in libjpeg (NaturalOrder's tail).
-                var v = (short)Extend(buffer << (int)((entry >> 16) & 0xFF), size);
-                block[natural[position]] = v;
-                any |= v != 0;
-            }
+            var advance = (int)((entry >> 8) & 0xFF);
+
+            // A run past the block's end lands on position 63, as in libjpeg (the tables' tail).
+            var position = k + advance - 1;
+            mask |= Unsafe.Add(ref flag, position) & -((size + 15) >> 4);
+            Unsafe.Add(ref coefficient, Unsafe.Add(ref destination, position)) = (short)Extend(buffer << (int)((entry >> 16) & 0xFF), size);
 
             var skip = (int)(entry & 0xFF);
             buffer <<= skip;
             count -= skip;
-            k += (int)((entry >> 8) & 0xFF);
+            k += advance;
         }
 
-        return any;
+        _buffer = buffer;
+        _bitCount = count;
+        return mask;
     }
 
-    /// <summary>
-    /// Writes a 2x2 block's four samples at <paramref name="offset"/> and clears <paramref name="block"/> for the
-    /// next one. With no AC term, jpeg_idct_2x2's zero shortcuts give DESCALE(dc × q, 3) in all four.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Store2x2(int dc, Span<short> block, bool any, short[] quant, Span<byte> samples, int offset, int stride)
+    /// <summary>Writes a block's reduced IDCT at <paramref name="offset"/> and clears <paramref name="block"/> for the next one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(int size, int dc, Span<short> block, int mask, short[] quant, Span<byte> samples, int offset, int stride)
     {
-        if (!any)
+        block[0] = (short)dc;
+        if (size == 2)
         {
-            var sample = RangeLimit[((((short)dc * quant[0]) + 4) >> 3) & 1023];
-            samples[offset] = sample;
-            samples[offset + 1] = sample;
-            samples[offset + stride] = sample;
-            samples[offset + stride + 1] = sample;
-            block.Clear();
-            return;
+            JpegIdct.Idct2x2(block, quant, (mask & 2) != 0, samples, offset, stride);
+        }
+        else
+        {
+            JpegIdct.Idct4x4(block, quant, mask, samples, offset, stride);
         }
 
-        block[0] = (short)dc;
-        Idct2x2(block, quant, samples, offset, stride);
         block.Clear();
     }
-
-    /// <summary>
-    /// libjpeg-turbo's <c>jpeg_idct_2x2</c> (jidctred.c, the reduced ISLOW IDCT: columns and rows 0, 1, 3, 5, 7;
-    /// 13-bit constants, 2 bits of pass-1 precision), bit for bit, including the IDCT range limiter.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Idct2x2(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, Span<byte> output, int offset, int stride)
-    {
-        // Columns 2, 4 and 6 are never read by pass 2 (their weights are zero at this size); the ten workspace
-        // values live in locals (no stack buffer, no loop).
-        var w00 = Column(block, quant, 0, out var w10);
-        var w01 = Column(block, quant, 1, out var w11);
-        var w03 = Column(block, quant, 3, out var w13);
-        var w05 = Column(block, quant, 5, out var w15);
-        var w07 = Column(block, quant, 7, out var w17);
-        Row(w00, w01, w03, w05, w07, output, offset);
-        Row(w10, w11, w13, w15, w17, output, offset + stride);
-    }
-
-    private const int ConstBits = 13;
-    private const int Pass1Bits = 2;
-    private const long Fix0720959822 = 5906;
-    private const long Fix0850430095 = 6967;
-    private const long Fix1272758580 = 10426;
-    private const long Fix3624509785 = 29692;
-
-    /// <summary>Pass 1 of <see cref="Idct2x2"/> for one column: returns row 0's workspace value, row 1's in <paramref name="second"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long Column(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, int col, out long second)
-    {
-        long z0 = block[col] * quant[col];
-        long z1 = block[8 + col] * quant[8 + col];
-        long z3 = block[24 + col] * quant[24 + col];
-        long z5 = block[40 + col] * quant[40 + col];
-        long z7 = block[56 + col] * quant[56 + col];
-        var tmp10 = z0 << (ConstBits + 2);
-        var tmp0 = (z7 * -Fix0720959822) + (z5 * Fix0850430095) + (z3 * -Fix1272758580) + (z1 * Fix3624509785);
-
-        // The workspace is int in libjpeg: truncate as it does.
-        second = (int)Descale(tmp10 - tmp0, ConstBits - Pass1Bits + 2);
-        return (int)Descale(tmp10 + tmp0, ConstBits - Pass1Bits + 2);
-    }
-
-    /// <summary>Pass 2 of <see cref="Idct2x2"/> for one row: two samples through the range limiter.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Row(long w0, long w1, long w3, long w5, long w7, Span<byte> output, int o)
-    {
-        var limit = RangeLimit;
-        var tmp10 = w0 << (ConstBits + 2);
-        var tmp0 = (w7 * -Fix0720959822) + (w5 * Fix0850430095) + (w3 * -Fix1272758580) + (w1 * Fix3624509785);
-        output[o] = limit[(int)Descale(tmp10 + tmp0, ConstBits + Pass1Bits + 3 + 2) & 1023];
-        output[o + 1] = limit[(int)Descale(tmp10 - tmp0, ConstBits + Pass1Bits + 3 + 2) & 1023];
-    }
-
-    /// <summary>libjpeg's IDCT output range limiter, indexed by (value &amp; 1023), centred on 128.</summary>
-    internal static ReadOnlySpan<byte> RangeLimit => JpegDcDecoder.IdctRangeLimit;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long Descale(long x, int n) => (x + (1L << (n - 1))) >> n;
 
     /// <summary>
     /// Decodes a run of consecutive progressive DC-first blocks: each difference is accumulated in

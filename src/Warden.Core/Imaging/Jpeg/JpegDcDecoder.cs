@@ -10,6 +10,9 @@ namespace Warden.Core.Imaging.Jpeg;
 /// their DC scans only; AC scans are stepped over by searching for the next marker, which is what makes a
 /// large progressive photo cost milliseconds. Sequential Huffman files still have every AC code decoded to
 /// stay in step, through a lookahead table that yields "bits to skip" without extending any value.
+/// At 1/4 (sequential files only) it is libjpeg-turbo's 1/4 scaled decode: the 2x2 and 4x4 reduced IDCTs
+/// (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsample"/>) and jdcolor.c's tables, byte-identical
+/// to libvips' shrink-on-load.
 /// </summary>
 /// <remarks>
 /// Supported: 8-bit Huffman SOF0/SOF1/SOF2, 1 component (grey) or 3 (YCbCr, or RGB per Adobe transform 0
@@ -55,11 +58,24 @@ internal static class JpegDcDecoder
     /// looks valid but uses something this decoder does not handle (see the type's remarks).
     /// </summary>
     /// <exception cref="ImageDecodeException">Empty, truncated, corrupt or over-limit input.</exception>
-    public static bool TryDecode(ReadOnlySpan<byte> jpeg, ImageLimits limits, out DcImage? image)
+    public static bool TryDecode(ReadOnlySpan<byte> jpeg, ImageLimits limits, out DcImage? image) => TryDecode(jpeg, limits, 8, out image);
+
+    /// <summary>
+    /// Decodes <paramref name="jpeg"/> to its 1/<paramref name="scale"/> image (8: as above; 4: sequential files only,
+    /// libjpeg-turbo's 1/4 scaled decode, <c>ceil(width / 4)</c> by <c>ceil(height / 4)</c>). Returns false, without
+    /// throwing, when the file looks valid but uses something this decoder does not handle at that scale.
+    /// </summary>
+    /// <exception cref="ImageDecodeException">Empty, truncated, corrupt or over-limit input.</exception>
+    public static bool TryDecode(ReadOnlySpan<byte> jpeg, ImageLimits limits, int scale, out DcImage? image)
     {
         ArgumentNullException.ThrowIfNull(limits);
+        if (scale is not (4 or 8))
+        {
+            throw new ArgumentOutOfRangeException(nameof(scale), scale, "Only 1/4 and 1/8 are supported.");
+        }
+
         image = null;
-        var decoder = new Decoder(limits, headerOnly: false);
+        var decoder = new Decoder(limits, headerOnly: false, scale);
         if (!decoder.Run(jpeg))
         {
             return false;
@@ -76,7 +92,7 @@ internal static class JpegDcDecoder
     public static bool TryReadHeader(ReadOnlySpan<byte> jpeg, out JpegHeaderInfo info)
     {
         info = new JpegHeaderInfo(0, 0, 0, false, false);
-        var decoder = new Decoder(ImageLimits.Default, headerOnly: true);
+        var decoder = new Decoder(ImageLimits.Default, headerOnly: true, 8);
         try
         {
             decoder.Run(jpeg);
@@ -137,16 +153,17 @@ internal static class JpegDcDecoder
         public int QuantDc = -1;
 
         /// <summary>
-        /// Decoded as libjpeg-turbo does at 1/8 for 4:2:0 chroma in a sequential file: its IDCT scaled to 2x2
-        /// (jpeg_idct_2x2, from AC terms too) rather than 1x1 then replicated, so <see cref="Samples"/> holds
-        /// 2x2 samples per block, at the output's own resolution.
+        /// Samples a side that each block decodes to, as libjpeg-turbo scales the component's IDCT
+        /// (jdmaster.c): 1 at 1/8 (DC only, no IDCT) except 4:2:0 chroma of sequential files, which gets the 2x2
+        /// reduced IDCT (jpeg_idct_2x2, from AC terms too); at 1/4 2 (jpeg_idct_2x2), or 4 (jpeg_idct_4x4) where the
+        /// component's sampling is half the maximum both ways. Above 1, <see cref="Samples"/> holds the IDCT output.
         /// </summary>
-        public bool Idct2x2;
+        public int Size = 1;
 
-        /// <summary>The whole quantisation table in natural order, latched with <see cref="QuantDc"/> (2x2 components only).</summary>
+        /// <summary>The whole quantisation table in natural order, latched with <see cref="QuantDc"/> (<see cref="Size"/> above 1 only).</summary>
         public short[]? Quant;
 
-        /// <summary>2x2 IDCT output, (2 × <see cref="Stride"/>) samples a row (2x2 components only).</summary>
+        /// <summary>IDCT output, (<see cref="Size"/> × <see cref="Stride"/>) samples a row (<see cref="Size"/> above 1 only).</summary>
         public byte[] Samples = [];
 
         /// <summary>Blocks per row of the MCU-padded coefficient array.</summary>
@@ -167,7 +184,7 @@ internal static class JpegDcDecoder
     }
 
     /// <summary>Marker parsing and scan decoding state for one file.</summary>
-    private sealed class Decoder(ImageLimits limits, bool headerOnly)
+    private sealed class Decoder(ImageLimits limits, bool headerOnly, int scale)
     {
         private readonly int[] _quantDc = [-1, -1, -1, -1];
         private readonly short[]?[] _quant = new short[4][];
@@ -244,6 +261,12 @@ internal static class JpegDcDecoder
                             if (headerOnly || !supported)
                             {
                                 return supported;
+                            }
+
+                            if (scale != 8 && _progressive)
+                            {
+                                // Only the DC scans are read: at 1/4 every AC scan would be needed.
+                                return false;
                             }
 
                             break;
@@ -341,13 +364,18 @@ internal static class JpegDcDecoder
         /// <summary>The 1/8-scale pixels from the decoded DC coefficients.</summary>
         public DcImage Render()
         {
+            if (scale == 4)
+            {
+                return RenderQuarter();
+            }
+
             var width = (_width + 7) / 8;
             var height = (_height + 7) / 8;
             var planes = new byte[_components.Length][];
             for (var ci = 0; ci < _components.Length; ci++)
             {
                 var c = _components[ci];
-                if (c.Idct2x2)
+                if (c.Size == 2)
                 {
                     planes[ci] = c.Samples;
                     continue;
@@ -423,14 +451,122 @@ internal static class JpegDcDecoder
             return new DcImage(width, height, 3, pixels);
         }
 
+        /// <summary>
+        /// The 1/4-scale image (libjpeg's output size, <c>ceil(width / 4)</c> by <c>ceil(height / 4)</c>) from the IDCT
+        /// planes: a component already at the output's resolution is used as it is, one at half of it is brought up
+        /// by libjpeg-turbo's fancy upsampling (jdsample.c: h2v1, h1v2, h2v2; plain replication where a component is
+        /// at most 2 samples wide), then jdcolor.c's YCbCr to RGB.
+        /// </summary>
+        private DcImage RenderQuarter()
+        {
+            const int minimum = 2;
+            var width = (_width + 3) / 4;
+            var height = (_height + 3) / 4;
+            var count = _components.Length;
+            var planes = new byte[count][];
+            var strides = new int[count];
+            for (var ci = 0; ci < count; ci++)
+            {
+                var c = _components[ci];
+                var hIn = c.H * c.Size / minimum;
+                var vIn = c.V * c.Size / minimum;
+                var source = c.Samples;
+                var stride = c.Size * c.Stride;
+                if (hIn == _hMax && vIn == _vMax)
+                {
+                    planes[ci] = source;
+                    strides[ci] = stride;
+                    continue;
+                }
+
+                // The component's own sample extent (jdmaster.c's downsampled_width/height): edges replicate from here.
+                var dw = (int)((((long)_width * c.H * c.Size) + (_hMax * 8) - 1) / (_hMax * 8));
+                var dh = (int)((((long)_height * c.V * c.Size) + (_vMax * 8) - 1) / (_vMax * 8));
+                var up = new byte[width * height];
+                if (hIn * 2 == _hMax && vIn == _vMax)
+                {
+                    JpegUpsample.H2V1(source, stride, dw, up, width, height, fancy: dw > 2);
+                }
+                else if (hIn == _hMax && vIn * 2 == _vMax)
+                {
+                    JpegUpsample.H1V2(source, stride, dh, up, width, height);
+                }
+                else if (hIn * 2 == _hMax && vIn * 2 == _vMax)
+                {
+                    JpegUpsample.H2V2(source, stride, dw, dh, up, width, height, fancy: dw > 2);
+                }
+                else
+                {
+                    // Sampling factors are 1 or 2 (ReadFrame), which leaves only the cases above.
+                    throw new InvalidOperationException("Unexpected sampling at 1/4.");
+                }
+
+                planes[ci] = up;
+                strides[ci] = width;
+            }
+
+            if (count == 1)
+            {
+                var grey = new byte[width * height];
+                for (var y = 0; y < height; y++)
+                {
+                    planes[0].AsSpan(y * strides[0], width).CopyTo(grey.AsSpan(y * width));
+                }
+
+                return new DcImage(width, height, 1, grey);
+            }
+
+            var pixels = new byte[width * height * 3];
+            for (var y = 0; y < height; y++)
+            {
+                var dst = pixels.AsSpan(y * width * 3, width * 3);
+                var p0 = planes[0].AsSpan(y * strides[0], width);
+                var p1 = planes[1].AsSpan(y * strides[1], width);
+                var p2 = planes[2].AsSpan(y * strides[2], width);
+                if (_rgb)
+                {
+                    for (int x = 0, o = 0; x < width; x++, o += 3)
+                    {
+                        dst[o] = p0[x];
+                        dst[o + 1] = p1[x];
+                        dst[o + 2] = p2[x];
+                    }
+                }
+                else
+                {
+                    YccToRgb(p0, p1, p2, dst);
+                }
+            }
+
+            return new DcImage(width, height, 3, pixels);
+        }
+
+        /// <summary>jdcolor.c's ycc_rgb_convert for one row, with its tables and clamp.</summary>
+        private static void YccToRgb(ReadOnlySpan<byte> y, ReadOnlySpan<byte> cb, ReadOnlySpan<byte> cr, Span<byte> dst)
+        {
+            var crToR = CrToR;
+            var cbToB = CbToB;
+            var crToG = CrToG;
+            var cbToG = CbToG;
+            for (int x = 0, o = 0; x < y.Length; x++, o += 3)
+            {
+                int a = y[x];
+                int b = cb[x];
+                int d = cr[x];
+                dst[o] = (byte)Math.Clamp(a + crToR[d], 0, 255);
+                dst[o + 1] = (byte)Math.Clamp(a + ((cbToG[b] + crToG[d]) >> 16), 0, 255);
+                dst[o + 2] = (byte)Math.Clamp(a + cbToB[b], 0, 255);
+            }
+        }
+
         /// <summary>0 when the component's samples are at the output's horizontal resolution, 1 when half of it.</summary>
-        private int ShiftX(Component c) => c.Idct2x2 ? 0 : (_hMax / c.H) - 1;
+        private int ShiftX(Component c) => c.Size == 2 ? 0 : (_hMax / c.H) - 1;
 
         /// <summary>0 when the component's samples are at the output's vertical resolution, 1 when half of it.</summary>
-        private int ShiftY(Component c) => c.Idct2x2 ? 0 : (_vMax / c.V) - 1;
+        private int ShiftY(Component c) => c.Size == 2 ? 0 : (_vMax / c.V) - 1;
 
         /// <summary>Samples per row of the component's plane.</summary>
-        private static int PlaneStride(Component c) => c.Idct2x2 ? 2 * c.Stride : c.Stride;
+        private static int PlaneStride(Component c) => c.Size * c.Stride;
 
         /// <summary>
         /// Finds the next marker from <paramref name="position"/> (skipping fill bytes and, as libjpeg does,
@@ -580,14 +716,21 @@ internal static class JpegDcDecoder
                 c.Rows = _mcusY * c.V;
                 c.Coefficients = new short[c.Stride * c.Rows];
 
-                // libjpeg-turbo (jpeg_core_output_dimensions) scales a component's IDCT up from 1x1 while its
-                // sampling divides the maximum by twice the size in both directions: with factors of 1 or 2,
-                // exactly the 1x1 components of a 2x2 frame. Progressive files keep replication: their AC
-                // scans are skipped, not decoded.
-                c.Idct2x2 = !progressive && c.H == 1 && c.V == 1 && _hMax == 2 && _vMax == 2;
-                if (c.Idct2x2)
+                // libjpeg-turbo (jpeg_calc_output_dimensions) scales a component's IDCT up from the minimum
+                // (1 at 1/8, 2 at 1/4) while its sampling divides the maximum by twice the size in both directions:
+                // at 1/8, with factors of 1 or 2, exactly the 1x1 components of a 2x2 frame. Progressive files keep
+                // replication at 1/8: their AC scans are skipped, not decoded.
+                var minimum = 8 / scale;
+                var size = minimum;
+                while (size < 8 && (_hMax * minimum) % (c.H * size * 2) == 0 && (_vMax * minimum) % (c.V * size * 2) == 0)
                 {
-                    c.Samples = new byte[4 * c.Stride * c.Rows];
+                    size *= 2;
+                }
+
+                c.Size = progressive ? 1 : size;
+                if (c.Size > 1)
+                {
+                    c.Samples = new byte[c.Size * c.Stride * c.Size * c.Rows];
                 }
             }
 
@@ -742,7 +885,7 @@ internal static class JpegDcDecoder
                         throw Corrupt("A component's quantisation table is not defined.");
                     }
 
-                    if (c.Idct2x2)
+                    if (c.Size > 1)
                     {
                         c.Quant = (short[])_quant[c.QuantTable]!.Clone();
                     }
@@ -867,10 +1010,11 @@ internal static class JpegDcDecoder
                             untilRestart -= run;
                         }
 
-                        if (c.Idct2x2 && mode == ScanMode.Sequential)
+                        if (c.Size > 1 && mode == ScanMode.Sequential)
                         {
                             var bx = c.WidthInBlocks - row.Length;
-                            reader.DecodeSequentialRun2x2(c.DcTable!, c.AcTable!, c.Quant!, row[..run], c.Samples, (by * 4 * c.Stride) + (bx * 2), 2 * c.Stride, ref c.Predictor);
+                            var stride = c.Size * c.Stride;
+                            reader.DecodeSequentialRunScaled(c.DcTable!, c.AcTable!, c.Quant!, c.Size, row[..run], c.Samples, (by * c.Size * stride) + (bx * c.Size), stride, ref c.Predictor);
                         }
                         else
                         {
@@ -922,7 +1066,7 @@ internal static class JpegDcDecoder
             {
                 // Sequential, interleaved: runs of whole MCUs, as above.
                 var layout = new JpegMcuLayout(scan.Select(c => (c.H, c.V, c.Stride, c.Coefficients, c.DcTable)).ToArray());
-                layout.SetSequential(scan.Select(c => (c.AcTable!, c.Quant, c.Idct2x2 ? c.Samples : null, 2 * c.Stride)).ToArray());
+                layout.SetSequential(scan.Select(c => (c.AcTable!, c.Quant, c.Size > 1 ? c.Samples : null, c.Size * c.Stride, c.Size)).ToArray());
                 Span<int> predictors = stackalloc int[scan.Length];
                 for (var my = 0; my < _mcusY; my++)
                 {

@@ -6,6 +6,8 @@ namespace Warden.Core.Imaging.Jpeg;
 /// </summary>
 internal sealed class JpegMcuLayout
 {
+    private readonly int[] _v;
+
     /// <summary>Lays out the MCU of a scan over components with the given sampling and coefficient arrays.</summary>
     public JpegMcuLayout(ReadOnlySpan<(int H, int V, int Stride, short[] Coefficients, JpegHuffmanTable? DcTable)> components)
     {
@@ -26,6 +28,11 @@ internal sealed class JpegMcuLayout
         Quant = new short[count][];
         Samples = new byte[count][];
         SampleStride = new int[count];
+        Size = new int[count];
+        _v = new int[count];
+        SampleOffset = new int[count];
+        SampleStepX = new int[count];
+        SampleStepY = new int[count];
         var b = 0;
         for (var ci = 0; ci < components.Length; ci++)
         {
@@ -40,27 +47,37 @@ internal sealed class JpegMcuLayout
                     Offset[b] = (v * c.Stride) + h;
                     McuStepX[b] = c.H;
                     McuStepY[b] = c.V * c.Stride;
+                    _v[b] = c.V;
                 }
             }
         }
     }
 
     /// <summary>
-    /// For sequential scans: each block's AC table and, for blocks of components decoded through the 2x2 IDCT,
-    /// where their samples go (Samples null for the others).
+    /// For sequential scans: each block's AC table and, for blocks of components decoded through a reduced IDCT
+    /// (Size 2 or 4 samples a side), where their samples go (Samples null and Size 1 for the others).
     /// </summary>
-    public void SetSequential(ReadOnlySpan<(JpegHuffmanTable AcTable, short[]? Quant, byte[]? Samples, int SampleStride)> components)
+    public void SetSequential(ReadOnlySpan<(JpegHuffmanTable AcTable, short[]? Quant, byte[]? Samples, int SampleStride, int Size)> components)
     {
         var b = 0;
         for (var ci = 0; ci < components.Length; ci++)
         {
             var c = components[ci];
+            var first = b;
             for (; b < BlockCount && Component[b] == ci; b++)
             {
                 AcTables[b] = c.AcTable;
                 Quant[b] = c.Quant;
                 Samples[b] = c.Samples;
                 SampleStride[b] = c.SampleStride;
+                Size[b] = c.Samples is null ? 1 : c.Size;
+
+                // Blocks of the MCU are row-major (H across, V down); each covers Size x Size samples.
+                var h = McuStepX[b];
+                var i = b - first;
+                SampleOffset[b] = ((i / h) * c.Size * c.SampleStride) + ((i % h) * c.Size);
+                SampleStepX[b] = h * c.Size;
+                SampleStepY[b] = _v[b] * c.Size * c.SampleStride;
             }
         }
     }
@@ -71,6 +88,16 @@ internal sealed class JpegMcuLayout
         for (var b = 0; b < BlockCount; b++)
         {
             index[b] = (my * McuStepY[b]) + (mx * McuStepX[b]) + Offset[b];
+        }
+    }
+
+    /// <summary>As <see cref="RowStart(int, int, Span{int})"/>, with each reduced-IDCT block's sample index too.</summary>
+    public void RowStart(int my, int mx, Span<int> index, Span<int> sampleIndex)
+    {
+        RowStart(my, mx, index);
+        for (var b = 0; b < BlockCount; b++)
+        {
+            sampleIndex[b] = (my * SampleStepY[b]) + (mx * SampleStepX[b]) + SampleOffset[b];
         }
     }
 
@@ -106,4 +133,16 @@ internal sealed class JpegMcuLayout
 
     /// <summary>Sequential scans: samples per row of <see cref="Samples"/>.</summary>
     public int[] SampleStride { get; }
+
+    /// <summary>Sequential scans: samples a side that each block's IDCT gives (1: DC only, no samples).</summary>
+    public int[] Size { get; }
+
+    /// <summary>Sequential scans: each reduced-IDCT block's sample index within MCU (0, 0).</summary>
+    public int[] SampleOffset { get; }
+
+    /// <summary>Sequential scans: sample index step per MCU to the right.</summary>
+    public int[] SampleStepX { get; }
+
+    /// <summary>Sequential scans: sample index step per MCU row.</summary>
+    public int[] SampleStepY { get; }
 }

@@ -100,7 +100,11 @@ public static class ImageDecoder
         {
             // Opening reads the header only; pixels are decoded by WriteToMemory below. A scaled JPEG is
             // opened at its scale straight away: its stored size is already known from our header read.
-            using var image = Load(format, WholeArray(segment), shrink);
+            // The source pins the upload for libvips; pixels are read lazily (sequential access) until ToPixels
+            // returns, so it must outlive the image (disposed after it, in reverse order): disposing it earlier
+            // unpins an array the GC may then move while libvips still reads it.
+            using var source = Source.NewFromMemory(WholeArray(segment));
+            using var image = Load(format, source, shrink);
             var (width, height) = shrink > 1 ? (jpeg!.Width, jpeg.Height) : (image.Width, image.Height);
             CheckPixels(width, height, limits);
             return ToPixels(image, format, width, height);
@@ -149,16 +153,14 @@ public static class ImageDecoder
         }
     }
 
-    private static NetVipsImage Load(ImageFormat format, byte[] data, int shrink)
+    private static NetVipsImage Load(ImageFormat format, Source source, int shrink)
     {
         // fail_on=truncated: a cut-off file is an error, not a grey-filled image. autorotate stays off:
         // the reference ignores EXIF orientation, and dihedral variants cover it.
         const Enums.FailOn failOn = Enums.FailOn.Truncated;
 
         // From a Source, not the byte[]: NetVips reports a byte[] argument's copy to the GC as memory pressure,
-        // which at a few hundred uploads a second forced ~300 gen2 GCs a minute (docs/operations.md, GC). The
-        // image holds its own reference on the source.
-        using var source = Source.NewFromMemory(data);
+        // which at a few hundred uploads a second forced ~300 gen2 GCs a minute (docs/operations.md, GC).
         return format switch
         {
             ImageFormat.Jpeg => NetVipsImage.JpegloadSource(source, shrink: shrink, autorotate: false, access: Enums.Access.Sequential, failOn: failOn),

@@ -35,7 +35,8 @@ public sealed class ImageDecoderPinningTests
                 GC.Collect(0, GCCollectionMode.Forced, blocking: true, compacting: true);
                 Thread.Sleep(1); // a collection about every millisecond: most decodes see several
             }
-        }) { IsBackground = true };
+        })
+        { IsBackground = true };
         collector.Start();
         try
         {

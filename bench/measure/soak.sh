@@ -8,6 +8,7 @@
 #                                bench native-heap (glibc's dynamic mmap threshold vs the fixed one)
 #   SHORT=1 soak.sh REPO_ROOT    dry run: 20k bank, 60 req/s, 90 s, 15 s intervals
 #   RATE=… DURATION=…            override the rate (req/s) and the length (s)
+#   NATIVE_HEAP=0                skip the native-heap comparison after the soak (~3 minutes)
 set -uo pipefail
 cd "$1" || exit 1
 ROOT=$(pwd)
@@ -38,8 +39,9 @@ grep -hE 'checkpoint (starting|complete)|automatic (vacuum|analyze)' "$_pg_dir"/
 # The native heap's mechanism side by side in process (bench native-heap): glibc's dynamic mmap threshold against
 # the fixed one the server sets (MallocMmapThreshold), for mixed PNG/WebP/GIF/JPEG and for the soak's 640x480 JPEGs.
 NH_SECONDS=45; [[ $SHORT == 1 ]] && NH_SECONDS=10
-echo "==> native heap side by side, $NH_SECONDS s each"
-for threshold in 0 131072; do
+thresholds="0 131072"; [[ ${NATIVE_HEAP:-1} == 0 ]] && thresholds=""
+[[ -n $thresholds ]] && echo "==> native heap side by side, $NH_SECONDS s each"
+for threshold in $thresholds; do
   for mix in "--formats png,webp,gif,jpeg" "--formats jpeg --sizes 640x480"; do
     # shellcheck disable=SC2086
     r=$(dotnet "$ROOT/bench/Warden.Bench/bin/Release/net10.0/Warden.Bench.dll" native-heap --seconds "$NH_SECONDS" --interval 5 --rate 60 --threads 2 \
@@ -70,5 +72,7 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
         print(f"{t + ' s':>7} {rss:>5} {v[0]:>6} {v[1]:>4} {v[2]:>6} {v[3]:>6} {v[4]:>6} {v[5]:>5} {v[6]:>12} {v[7]:>6}")
         t = None
 PY
-echo "native heap side by side (bench native-heap, 60 decodes/s on 2 pool threads, arena max 2; RSS after the first quarter -> end):"
-cat "$WORK/nh.txt"
+if [[ -f $WORK/nh.txt ]]; then
+  echo "native heap side by side (bench native-heap, 60 decodes/s on 2 pool threads, arena max 2; RSS after the first quarter -> end):"
+  cat "$WORK/nh.txt"
+fi

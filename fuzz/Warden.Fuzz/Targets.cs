@@ -116,6 +116,7 @@ public static class Targets
 
     private static void RunJpegDc(byte[] data)
     {
+        var outstanding = JpegScratch.Outstanding;
         if (JpegDcDecoder.TryReadHeader(data, out _))
         {
             try
@@ -136,9 +137,9 @@ public static class Targets
         }
 
         // Whatever the outcome, the decoder's pooled planes and tables must all have gone back.
-        if (JpegScratch.Outstanding != 0)
+        if (JpegScratch.Outstanding != outstanding)
         {
-            throw new InvalidOperationException($"The JPEG decoder kept {JpegScratch.Outstanding} pooled arrays.");
+            throw new InvalidOperationException($"The JPEG decoder kept {JpegScratch.Outstanding - outstanding} pooled arrays.");
         }
     }
 

@@ -39,7 +39,7 @@ public static class Targets
         Image("image-gif", ImageFormat.Gif),
         Image("image-tiff", ImageFormat.Tiff),
         Image("image-bmp", ImageFormat.Bmp),
-        new("jpeg-dc", "JpegDcDecoder.TryReadHeader + TryDecode (1/8-scale DC-only decoder)", nameof(ImageDecodeException), RunJpegDc, Fast, [CoreDll]),
+        new("jpeg-dc", "JpegDcDecoder.TryReadHeader + TryDecode (1/8-scale DC-only decoder, and the 1/4 reduced-IDCT decode); every pooled array returned", nameof(ImageDecodeException), RunJpegDc, Fast, [CoreDll]),
         new("provenance", "ProvenanceReader.Read (containers, text chunks, EXIF, XMP, C2PA with verification)", nameof(ProvenanceException), RunProvenance, Decode, [CoreDll]),
         new("provenance-pixels", "ProvenanceReader.Read with pixel checks (watermark, alpha LSB)", nameof(ProvenanceException), RunProvenancePixels, Decode, [CoreDll]),
         new("xmp", "Xmp.Read", nameof(ProvenanceException), RunXmp, Fast, [CoreDll]),
@@ -80,7 +80,7 @@ public static class Targets
 
     private static FuzzTarget Image(string name, ImageFormat format) => new(
         name,
-        $"ImageDecoder.Decode ({format}; full size, and at 1/8 where the format scales on load)",
+        $"ImageDecoder.Decode ({format}; full size, and at 1/8 and 1/4 where the format scales on load)",
         nameof(ImageDecodeException),
         data => DecodeImage(data, format),
         Decode,
@@ -102,6 +102,11 @@ public static class Targets
                 using (ImageDecoder.Decode(data, null, static (_, _) => 8))
                 {
                 }
+
+                // The server's /v1/match path: Warden's 1/4 reduced-IDCT decode for baseline files, libvips for the rest.
+                using (ImageDecoder.Decode(data, null, static (_, _) => 4))
+                {
+                }
             }
         }
         catch (ImageDecodeException)
@@ -111,6 +116,7 @@ public static class Targets
 
     private static void RunJpegDc(byte[] data)
     {
+        var outstanding = JpegScratch.Outstanding;
         if (JpegDcDecoder.TryReadHeader(data, out _))
         {
             try
@@ -120,6 +126,20 @@ public static class Targets
             catch (ImageDecodeException)
             {
             }
+
+            try
+            {
+                _ = JpegDcDecoder.TryDecode(data, ImageLimits.Default, 4, out _);
+            }
+            catch (ImageDecodeException)
+            {
+            }
+        }
+
+        // Whatever the outcome, the decoder's pooled planes and tables must all have gone back.
+        if (JpegScratch.Outstanding != outstanding)
+        {
+            throw new InvalidOperationException($"The JPEG decoder kept {JpegScratch.Outstanding - outstanding} pooled arrays.");
         }
     }
 

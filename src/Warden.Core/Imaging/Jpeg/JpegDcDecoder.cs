@@ -76,13 +76,21 @@ internal static class JpegDcDecoder
 
         image = null;
         var decoder = new Decoder(limits, headerOnly: false, scale);
-        if (!decoder.Run(jpeg))
+        try
         {
-            return false;
-        }
+            if (!decoder.Run(jpeg))
+            {
+                return false;
+            }
 
-        image = decoder.Render();
-        return true;
+            image = decoder.Render();
+            return true;
+        }
+        finally
+        {
+            // On every exit, exceptions included: the pooled planes and tables go back (see JpegScratch).
+            decoder.ReturnBuffers();
+        }
     }
 
     /// <summary>
@@ -207,6 +215,28 @@ internal static class JpegDcDecoder
         private bool _rgb;
 
         public JpegHeaderInfo? Header { get; private set; }
+
+        /// <summary>Returns every pooled array (planes, Huffman lookups) to the pool; the decoder is unusable after.</summary>
+        public void ReturnBuffers()
+        {
+            foreach (var c in _components)
+            {
+                JpegScratch.Return(c.Coefficients);
+                JpegScratch.Return(c.Samples);
+                c.Coefficients = [];
+                c.Samples = [];
+            }
+
+            foreach (var t in _dcTables)
+            {
+                t?.ReturnBuffers();
+            }
+
+            foreach (var t in _acTables)
+            {
+                t?.ReturnBuffers();
+            }
+        }
 
         /// <summary>Parses and decodes; false when unsupported. In header-only mode stops after the frame header.</summary>
         public bool Run(ReadOnlySpan<byte> data)
@@ -369,9 +399,29 @@ internal static class JpegDcDecoder
                 return RenderQuarter();
             }
 
+            var planes = new byte[_components.Length][];
+            try
+            {
+                return RenderEighth(planes);
+            }
+            finally
+            {
+                for (var ci = 0; ci < planes.Length; ci++)
+                {
+                    // Size-2 components lend their IDCT samples, which ReturnBuffers gives back.
+                    if (planes[ci] is { } plane && _components[ci].Size != 2)
+                    {
+                        JpegScratch.Return(plane);
+                    }
+                }
+            }
+        }
+
+        /// <summary>The 1/8 image from the DC coefficients (or the 2x2 IDCT's samples), through pooled planes filled into <paramref name="planes"/>.</summary>
+        private DcImage RenderEighth(byte[][] planes)
+        {
             var width = (_width + 7) / 8;
             var height = (_height + 7) / 8;
-            var planes = new byte[_components.Length][];
             for (var ci = 0; ci < _components.Length; ci++)
             {
                 var c = _components[ci];
@@ -384,15 +434,14 @@ internal static class JpegDcDecoder
                 // libjpeg-turbo's SIMD builds multiply in 16 bits (ISLOW_MULT_TYPE is short), so a 16-bit
                 // quantiser above 32767 acts negative there; do the same.
                 var quant = (int)(short)c.QuantDc;
-                var plane = new byte[c.Coefficients.Length];
+                var length = c.Stride * c.Rows;
+                var plane = planes[ci] = JpegScratch.Rent<byte>(length);
                 var coefficients = c.Coefficients;
-                for (var i = 0; i < plane.Length; i++)
+                for (var i = 0; i < length; i++)
                 {
                     // jpeg_idct_1x1: DESCALE(coef * quant, 3), then the range limiter.
                     plane[i] = IdctRangeLimit[(((coefficients[i] * quant) + 4) >> 3) & 1023];
                 }
-
-                planes[ci] = plane;
             }
 
             // Sampling factors are 1 or 2, so a component is at full or half the output resolution:
@@ -459,12 +508,33 @@ internal static class JpegDcDecoder
         /// </summary>
         private DcImage RenderQuarter()
         {
-            const int minimum = 2;
             var width = (_width + 3) / 4;
             var height = (_height + 3) / 4;
             var count = _components.Length;
             var planes = new byte[count][];
             var strides = new int[count];
+            try
+            {
+                return RenderQuarter(planes, strides, width, height);
+            }
+            finally
+            {
+                for (var ci = 0; ci < count; ci++)
+                {
+                    // Upsampled planes are rented here; a component's own samples go back in ReturnBuffers.
+                    if (planes[ci] is { } plane && !ReferenceEquals(plane, _components[ci].Samples))
+                    {
+                        JpegScratch.Return(plane);
+                    }
+                }
+            }
+        }
+
+        /// <summary><see cref="RenderQuarter()"/> into the caller's <paramref name="planes"/> (so it can return pooled ones).</summary>
+        private DcImage RenderQuarter(byte[][] planes, int[] strides, int width, int height)
+        {
+            const int minimum = 2;
+            var count = _components.Length;
             for (var ci = 0; ci < count; ci++)
             {
                 var c = _components[ci];
@@ -482,7 +552,7 @@ internal static class JpegDcDecoder
                 // The component's own sample extent (jdmaster.c's downsampled_width/height): edges replicate from here.
                 var dw = (int)((((long)_width * c.H * c.Size) + (_hMax * 8) - 1) / (_hMax * 8));
                 var dh = (int)((((long)_height * c.V * c.Size) + (_vMax * 8) - 1) / (_vMax * 8));
-                var up = new byte[width * height];
+                var up = planes[ci] = JpegScratch.Rent<byte>(width * height);
                 if (hIn * 2 == _hMax && vIn == _vMax)
                 {
                     JpegUpsample.H2V1(source, stride, dw, up, width, height, fancy: dw > 2);
@@ -714,7 +784,7 @@ internal static class JpegDcDecoder
                 c.HeightInBlocks = (int)((((long)height * c.V) + (8L * _vMax) - 1) / (8L * _vMax));
                 c.Stride = _mcusX * c.H;
                 c.Rows = _mcusY * c.V;
-                c.Coefficients = new short[c.Stride * c.Rows];
+                c.Coefficients = JpegScratch.Rent<short>(c.Stride * c.Rows);
 
                 // libjpeg-turbo (jpeg_calc_output_dimensions) scales a component's IDCT up from the minimum
                 // (1 at 1/8, 2 at 1/4) while its sampling divides the maximum by twice the size in both directions:
@@ -730,7 +800,7 @@ internal static class JpegDcDecoder
                 c.Size = progressive ? 1 : size;
                 if (c.Size > 1)
                 {
-                    c.Samples = new byte[c.Size * c.Stride * c.Size * c.Rows];
+                    c.Samples = JpegScratch.Rent<byte>(c.Size * c.Stride * c.Size * c.Rows);
                 }
             }
 

@@ -28,7 +28,7 @@ internal sealed class JpegHuffmanTable
     /// <c>codeLength + size | advance &lt;&lt; 8 | codeLength &lt;&lt; 16 | size &lt;&lt; 24</c>, where advance is
     /// run + 1, 16 for ZRL and 64 for end-of-block; the last two fields serve blocks whose values are needed.
     /// </summary>
-    public uint[] Lookup { get; } = new uint[1 << LookaheadBits];
+    public uint[] Lookup { get; private set; } = [];
 
     /// <summary>
     /// AC tables only: the run of whole symbols (code and magnitude bits) that the next <see cref="LookaheadBits"/>
@@ -39,7 +39,7 @@ internal sealed class JpegHuffmanTable
     /// the entry applies only while k + prefix &lt; 64, i.e. when every symbol in it still belongs to the block.
     /// 0 where the first code is longer than the lookahead (or invalid).
     /// </summary>
-    public uint[] SkipLookup { get; } = new uint[1 << LookaheadBits];
+    public uint[] SkipLookup { get; private set; } = [];
 
     /// <summary>Replaces the table from a DHT's 16 counts and its symbols (already bounds-checked by the caller).</summary>
     /// <exception cref="ImageDecodeException">The counts oversubscribe the code space.</exception>
@@ -72,6 +72,12 @@ internal sealed class JpegHuffmanTable
         if (_built)
         {
             return;
+        }
+
+        // The two lookups (16 KiB) are rented at first build and given back by ReturnBuffers at the end of the decode.
+        if (Lookup.Length == 0)
+        {
+            Lookup = JpegScratch.Rent<uint>(1 << LookaheadBits);
         }
 
         Array.Clear(Lookup);
@@ -110,8 +116,24 @@ internal sealed class JpegHuffmanTable
         _built = true;
     }
 
+    /// <summary>Gives the lookups back to the pool; the table must be built again before further use.</summary>
+    public void ReturnBuffers()
+    {
+        JpegScratch.Return(Lookup);
+        JpegScratch.Return(SkipLookup);
+        Lookup = [];
+        SkipLookup = [];
+        _built = false;
+    }
+
     private void BuildSkipLookup()
     {
+        if (SkipLookup.Length == 0)
+        {
+            // Every entry is written below, so the rented array needs no clearing beyond Rent's.
+            SkipLookup = JpegScratch.Rent<uint>(1 << LookaheadBits);
+        }
+
         const int window = LookaheadBits;
         const int mask = (1 << window) - 1;
         var lookup = Lookup;

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Warden.Core.Imaging.Jpeg;
 
@@ -42,6 +44,23 @@ internal static class JpegIdct
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Idct2x2(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, bool anyAc, Span<byte> output, int offset, int stride)
+    {
+        if (anyAc && Vector128.IsHardwareAccelerated)
+        {
+            Check(block, quant, output, offset, stride, 2);
+            Idct2x2Vector(ref MemoryMarshal.GetReference(block), ref MemoryMarshal.GetReference(quant), output, offset, stride);
+            return;
+        }
+
+        Idct2x2Scalar(block, quant, anyAc, output, offset, stride);
+    }
+
+    /// <summary>
+    /// <see cref="Idct2x2"/> one column (pass 1) and one row (pass 2) at a time: the reference that the vector path
+    /// must equal (the property tests compare them), and the path where Vector128 is not accelerated.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Idct2x2Scalar(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, bool anyAc, Span<byte> output, int offset, int stride)
     {
         Check(block, quant, output, offset, stride, 2);
         if (!anyAc)
@@ -101,6 +120,21 @@ internal static class JpegIdct
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Idct4x4(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, int flags, Span<byte> output, int offset, int stride)
     {
+        // The full case (some AC term in rows 1-7) is the common one in photos; the shortcuts stay scalar.
+        if ((flags & AcRows) != 0 && Sse2.IsSupported && BitConverter.IsLittleEndian)
+        {
+            Check(block, quant, output, offset, stride, 4);
+            Idct4x4Vector(ref MemoryMarshal.GetReference(block), ref MemoryMarshal.GetReference(quant), output, offset, stride);
+            return;
+        }
+
+        Idct4x4Scalar(block, quant, flags, output, offset, stride);
+    }
+
+    /// <summary><see cref="Idct4x4"/> a column and a row at a time: the reference for the vector path, and its fallback.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Idct4x4Scalar(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, int flags, Span<byte> output, int offset, int stride)
+    {
         Check(block, quant, output, offset, stride, 4);
         ref var b = ref MemoryMarshal.GetReference(block);
         ref var q = ref MemoryMarshal.GetReference(quant);
@@ -152,6 +186,134 @@ internal static class JpegIdct
             Row4(row, Unsafe.Add(ref row, 1), Unsafe.Add(ref row, 2), Unsafe.Add(ref row, 3), Unsafe.Add(ref row, 5), Unsafe.Add(ref row, 6), Unsafe.Add(ref row, 7), output, offset + (r * stride));
         }
     }
+
+    /// <summary>
+    /// The 2x2 with pass 1 over all eight columns at once (columns 2, 4 and 6 are computed and weighted by zero) and
+    /// pass 2 as a dot product of each saturated workspace row with the odd constants. Sums wrap as the scalar ones
+    /// do, and wrapping addition does not depend on the order, so the bytes are the scalar path's.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Idct2x2Vector(ref short b, ref short q, Span<byte> output, int offset, int stride)
+    {
+        var d0 = Vector128.LoadUnsafe(ref b) * Vector128.LoadUnsafe(ref q);
+        var d1 = Vector128.LoadUnsafe(ref b, 8) * Vector128.LoadUnsafe(ref q, 8);
+        var d3 = Vector128.LoadUnsafe(ref b, 24) * Vector128.LoadUnsafe(ref q, 24);
+        var d5 = Vector128.LoadUnsafe(ref b, 40) * Vector128.LoadUnsafe(ref q, 40);
+        var d7 = Vector128.LoadUnsafe(ref b, 56) * Vector128.LoadUnsafe(ref q, 56);
+        Pass1Of2x2(Vector128.WidenLower(d0), Vector128.WidenLower(d1), Vector128.WidenLower(d3), Vector128.WidenLower(d5), Vector128.WidenLower(d7), out var firstLo, out var secondLo);
+        Pass1Of2x2(Vector128.WidenUpper(d0), Vector128.WidenUpper(d1), Vector128.WidenUpper(d3), Vector128.WidenUpper(d5), Vector128.WidenUpper(d7), out var firstHi, out var secondHi);
+        var kLo = Vector128.Create(0, F3624, 0, -F1272);
+        var kHi = Vector128.Create(0, F0850, 0, -F0720);
+        ref var out0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(output), offset);
+        Row2Vector(firstLo, firstHi, kLo, kHi, ref out0);
+        Row2Vector(secondLo, secondHi, kLo, kHi, ref Unsafe.Add(ref out0, stride));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Pass1Of2x2(Vector128<int> z0, Vector128<int> z1, Vector128<int> z3, Vector128<int> z5, Vector128<int> z7, out Vector128<int> first, out Vector128<int> second)
+    {
+        var tmp10 = z0 << 15;
+        var tmp0 = ((z1 * F3624) + (z3 * -F1272)) + ((z5 * F0850) + (z7 * -F0720));
+        var round = Vector128.Create(1 << 12);
+        first = Vector128.ShiftRightArithmetic(tmp10 + tmp0 + round, 13);
+        second = Vector128.ShiftRightArithmetic(tmp10 - tmp0 + round, 13);
+    }
+
+    /// <summary>Pass 2 of the 2x2 for one workspace row held as columns 0-3 and 4-7: the even term unsaturated, the odd ones saturated.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Row2Vector(Vector128<int> lo, Vector128<int> hi, Vector128<int> kLo, Vector128<int> kHi, ref byte o)
+    {
+        var tmp10 = lo.ToScalar() << 15;
+        var tmp0 = Vector128.Sum((Sat16(lo) * kLo) + (Sat16(hi) * kHi));
+        o = Clamp((tmp10 + tmp0 + (1 << 19)) >> 20);
+        Unsafe.Add(ref o, 1) = Clamp((tmp10 - tmp0 + (1 << 19)) >> 20);
+    }
+
+    /// <summary>
+    /// The 4x4's general case: pass 1 over all eight columns at once (column 4 is computed and never read), the
+    /// workspace transposed (SSE2 unpacks) so that pass 2 runs the four rows at once, and each row's four samples
+    /// packed into one 32-bit store. The arithmetic is the scalar path's, lane for lane.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Idct4x4Vector(ref short b, ref short q, Span<byte> output, int offset, int stride)
+    {
+        var d0 = Vector128.LoadUnsafe(ref b) * Vector128.LoadUnsafe(ref q);
+        var d1 = Vector128.LoadUnsafe(ref b, 8) * Vector128.LoadUnsafe(ref q, 8);
+        var d2 = Vector128.LoadUnsafe(ref b, 16) * Vector128.LoadUnsafe(ref q, 16);
+        var d3 = Vector128.LoadUnsafe(ref b, 24) * Vector128.LoadUnsafe(ref q, 24);
+        var d5 = Vector128.LoadUnsafe(ref b, 40) * Vector128.LoadUnsafe(ref q, 40);
+        var d6 = Vector128.LoadUnsafe(ref b, 48) * Vector128.LoadUnsafe(ref q, 48);
+        var d7 = Vector128.LoadUnsafe(ref b, 56) * Vector128.LoadUnsafe(ref q, 56);
+        Pass1Of4x4(
+            Vector128.WidenLower(d0), Vector128.WidenLower(d1), Vector128.WidenLower(d2), Vector128.WidenLower(d3), Vector128.WidenLower(d5), Vector128.WidenLower(d6), Vector128.WidenLower(d7),
+            out var r0, out var r1, out var r2, out var r3);
+        Transpose(ref r0, ref r1, ref r2, ref r3);
+        Pass1Of4x4(
+            Vector128.WidenUpper(d0), Vector128.WidenUpper(d1), Vector128.WidenUpper(d2), Vector128.WidenUpper(d3), Vector128.WidenUpper(d5), Vector128.WidenUpper(d6), Vector128.WidenUpper(d7),
+            out var r4, out var r5, out var r6, out var r7);
+        Transpose(ref r4, ref r5, ref r6, ref r7);
+
+        // Now r0..r7 are the workspace's columns 0..7, one lane per row (r4 is column 4: unused).
+        var even = r0 << 14;
+        var tmpE = (r2 * F1847) + (r6 * -F0765);
+        var tmp10 = even + tmpE;
+        var tmp12 = even - tmpE;
+        var tmp2 = ((r1 * F2562) + (r3 * F0899)) + ((r5 * -F0601) + (r7 * -F0509));
+        var tmp0 = ((r1 * F1061) + (r3 * -F2172)) + ((r5 * F1451) + (r7 * -F0211));
+        var round = Vector128.Create(1 << 18);
+        var c0 = ClampSample(Vector128.ShiftRightArithmetic(tmp10 + tmp2 + round, 19));
+        var c1 = ClampSample(Vector128.ShiftRightArithmetic(tmp12 + tmp0 + round, 19));
+        var c2 = ClampSample(Vector128.ShiftRightArithmetic(tmp12 - tmp0 + round, 19));
+        var c3 = ClampSample(Vector128.ShiftRightArithmetic(tmp10 - tmp2 + round, 19));
+        var rows = (c0 | (c1 << 8) | (c2 << 16) | (c3 << 24)).AsUInt32();
+        ref var o = ref Unsafe.Add(ref MemoryMarshal.GetReference(output), offset);
+        Unsafe.WriteUnaligned(ref o, rows.GetElement(0));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref o, stride), rows.GetElement(1));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref o, 2 * stride), rows.GetElement(2));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref o, 3 * stride), rows.GetElement(3));
+    }
+
+    /// <summary>Pass 1 of the 4x4 for four columns (one per lane): workspace rows 0-3, saturated to 16 bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Pass1Of4x4(
+        Vector128<int> z0, Vector128<int> r1, Vector128<int> r2, Vector128<int> r3, Vector128<int> r5, Vector128<int> r6, Vector128<int> r7,
+        out Vector128<int> w0, out Vector128<int> w1, out Vector128<int> w2, out Vector128<int> w3)
+    {
+        var tmp2 = ((r1 * F2562) + (r3 * F0899)) + ((r5 * -F0601) + (r7 * -F0509));
+        var tmp0 = ((r1 * F1061) + (r3 * -F2172)) + ((r5 * F1451) + (r7 * -F0211));
+        var even = z0 << 14;
+        var tmpE = (r2 * F1847) + (r6 * -F0765);
+        var tmp10 = even + tmpE;
+        var tmp12 = even - tmpE;
+        var round = Vector128.Create(1 << 11);
+        w0 = Sat16(Vector128.ShiftRightArithmetic(tmp10 + tmp2 + round, 12));
+        w3 = Sat16(Vector128.ShiftRightArithmetic(tmp10 - tmp2 + round, 12));
+        w1 = Sat16(Vector128.ShiftRightArithmetic(tmp12 + tmp0 + round, 12));
+        w2 = Sat16(Vector128.ShiftRightArithmetic(tmp12 - tmp0 + round, 12));
+    }
+
+    /// <summary>4x4 transpose of 32-bit lanes (rows in, columns out).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose(ref Vector128<int> a, ref Vector128<int> b, ref Vector128<int> c, ref Vector128<int> d)
+    {
+        var t0 = Sse2.UnpackLow(a, b).AsInt64();
+        var t1 = Sse2.UnpackLow(c, d).AsInt64();
+        var t2 = Sse2.UnpackHigh(a, b).AsInt64();
+        var t3 = Sse2.UnpackHigh(c, d).AsInt64();
+        a = Sse2.UnpackLow(t0, t1).AsInt32();
+        b = Sse2.UnpackHigh(t0, t1).AsInt32();
+        c = Sse2.UnpackLow(t2, t3).AsInt32();
+        d = Sse2.UnpackHigh(t2, t3).AsInt32();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> Sat16(Vector128<int> x) =>
+        Vector128.Min(Vector128.Max(x, Vector128.Create((int)short.MinValue)), Vector128.Create((int)short.MaxValue));
+
+    /// <summary><see cref="Clamp"/> per lane: packssdw, packsswb, + 128 (the value in the low byte, 0-255).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> ClampSample(Vector128<int> x) =>
+        Vector128.Min(Vector128.Max(x, Vector128.Create(-128)), Vector128.Create(127)) + Vector128.Create(128);
 
     /// <summary>Bounds for the unchecked reads and the writes: a whole block and table, and the output rectangle.</summary>
     private static void Check(ReadOnlySpan<short> block, ReadOnlySpan<short> quant, Span<byte> output, int offset, int stride, int size)

@@ -19,6 +19,7 @@
 # `warden worker` runs with dynamic PGO off (it re-executes itself with DOTNET_TieredPGO=0; docs/backfill.md).
 #   bash bench/measure/retro.sh REPO_ROOT          full size (~6 min on an idle 2-core machine)
 #   SHORT=1 bash bench/measure/retro.sh REPO_ROOT  quick dry run (200k uploads, few files)
+#   RETRO=0 SETS=photos BUILDS=jit ...            only part (b), only the photos, only the JIT build
 set -euo pipefail
 cd "${1:?repository root}"
 short=${SHORT:-0}
@@ -40,10 +41,12 @@ nats_pid=""
 cleanup() { [[ -n $nats_pid ]] && kill "$nats_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
+if [[ ${RETRO:-1} == 1 ]]; then
 echo "==> (a) retroactive match, one core: $uploads uploads (merged weeks, as RetroactiveSearch keeps them), delta $delta"
 /usr/bin/time -v -o "$work/time-a.txt" taskset -c 0 dotnet "$B" retro --uploads "$uploads" --data uniform --merge 7 --delta "$delta" --dir "$work/retro" | tee "$work/a.txt"
 a_rss=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$work/time-a.txt")
 m=$(grep -oE '[0-9.]+ s wall, [0-9.]+ s CPU' "$work/a.txt" || true)
+else a_rss=0; m=""; fi
 
 echo "==> (b) backfill throughput: file sets"
 mkdir -p "$work/samples" "$work/photos" "$work/gen"
@@ -70,9 +73,9 @@ nats_pid=$!
 for _ in $(seq 1 50); do grep -q "Server is ready" "$work/nats.log" && break; sleep 0.1; done
 export WARDEN_NATS="nats://127.0.0.1:$port"
 
-python3 - "$W" "$work" "$short" "$uploads" "$delta" "${m:-}" "$a_rss" "$nats_pid" "$warm" "$builds" <<'PY'
+python3 - "$W" "$work" "$short" "$uploads" "$delta" "${m:-}" "$a_rss" "$nats_pid" "$warm" "$builds" "${SETS:-photos samples}" <<'PY'
 import collections, glob, json, os, resource, shutil, subprocess, sys, time
-W, work, short, uploads, delta, a_line, a_rss, nats_pid, warm, builds = sys.argv[1:11]
+W, work, short, uploads, delta, a_line, a_rss, nats_pid, warm, builds, sets = sys.argv[1:12]
 BUILDS = {"jit": ["dotnet", W], "r2r": [os.path.join(work, "r2r", "warden")]}
 CMD = BUILDS["jit"]
 nats_pid, warm = int(nats_pid), int(warm)
@@ -249,7 +252,7 @@ for name in ("photos", "samples"):
         os.link(os.path.join(work, "warm-" + name, f), os.path.join(folder + "-warm2", f))
         if i < warm * (3 if name == "samples" else 1):
             os.link(os.path.join(work, "warm-" + name, f), os.path.join(folder + "-warm1", f))
-for build, name in [(b, s) for b in builds.split() for s in ("photos", "samples") if b == "jit" or s == "photos"]:
+for build, name in [(b, s) for b in builds.split() for s in sets.split() if b == "jit" or s == "photos"]:
     CMD = BUILDS[build]
     folder = os.path.join(work, name)
     n = len(os.listdir(folder))

@@ -16,10 +16,11 @@
 # Builds (BUILDS, default "jit r2r" full size, "jit" with SHORT=1): "jit" = `dotnet build` output run as `dotnet warden.dll`;
 # "r2r" = the self-contained ReadyToRun build `scripts/install` publishes (warden-full, what an operator runs), photos
 # only; `warden scan` and the workers always come from the same build, so each comparison is like for like.
-# `warden worker` runs with dynamic PGO off (it re-executes itself with DOTNET_TieredPGO=0; docs/backfill.md).
-#   bash bench/measure/retro.sh REPO_ROOT          full size (~6 min on an idle 2-core machine)
+# `warden worker` runs with dynamic PGO off (it re-executes itself with DOTNET_TieredPGO=0; docs/operations.md).
+#   bash bench/measure/retro.sh REPO_ROOT          full size (~10 min on an idle 2-core machine: ~6 the JIT build, ~4 publishing and measuring the ReadyToRun one)
 #   SHORT=1 bash bench/measure/retro.sh REPO_ROOT  quick dry run (200k uploads, few files)
 #   RETRO=0 SETS=photos BUILDS=jit ...            only part (b), only the photos, only the JIT build
+#   WORKER_ENV="DOTNET_GCgen0size=0x400000" ...   extra environment for scan and workers alike (A/B a runtime setting)
 set -euo pipefail
 cd "${1:?repository root}"
 short=${SHORT:-0}
@@ -76,6 +77,10 @@ export WARDEN_NATS="nats://127.0.0.1:$port"
 python3 - "$W" "$work" "$short" "$uploads" "$delta" "${m:-}" "$a_rss" "$nats_pid" "$warm" "$builds" "${SETS:-photos samples}" <<'PY'
 import collections, glob, json, os, resource, shutil, subprocess, sys, time
 W, work, short, uploads, delta, a_line, a_rss, nats_pid, warm, builds, sets = sys.argv[1:12]
+# WORKER_ENV="NAME=VALUE ...": extra environment for `warden scan` and the workers alike (A/B of runtime settings,
+# e.g. DOTNET_GCgen0size=0x400000 or DOTNET_TieredPGO=1), printed with the results.
+EXTRA = dict(kv.split("=", 1) for kv in os.environ.get("WORKER_ENV", "").split())
+ENV = dict(os.environ, **EXTRA)
 BUILDS = {"jit": ["dotnet", W], "r2r": [os.path.join(work, "r2r", "warden")]}
 CMD = BUILDS["jit"]
 nats_pid, warm = int(nats_pid), int(warm)
@@ -165,7 +170,7 @@ def scan(folder, threads, pin, mode):
     def run(paths):
         c0, t0 = cpu_children(), time.perf_counter()
         subprocess.run((["taskset", "-c", "0"] if pin else []) + CMD + ["scan", *paths, "--db", db, "--threads", str(threads), "--no-progress", "--format", "jsonl"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
         return time.perf_counter() - t0, cpu_children() - c0
     base = min(run(base_paths) for _ in range(runs)); full = min(run(full_paths) for _ in range(runs))
     return (full[0] - base[0]) / n, (full[1] - base[1]) / n
@@ -188,7 +193,7 @@ def backfill(folder, workers, threads, pin):
         cmd = CMD + ["worker", "--db", db, "--queue", q, "--name", f"w{w}", "--exit-when-idle", "2", "--threads", str(threads), "--stats-seconds", "0.2"]
         if pin:
             cmd = ["taskset", "-c", str(w % os.cpu_count())] + cmd
-        procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL), out))
+        procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=ENV), out))
     # Count done lines incrementally (the poller must not take CPU from the workers it measures).
     readers, count, rest = [open(p, "rb") for p in outs], [0], [b""] * len(outs)
     def dones():
@@ -220,7 +225,7 @@ def backfill(folder, workers, threads, pin):
             cpu[k] += b.get(k, 0) - a.get(k, 0)
     # Stages in the measured window: each worker's exit totals minus its last running totals before the window.
     mark = d[nwarm - 1]
-    stages, items = collections.Counter(), 0
+    stages, items, gcs = collections.Counter(), 0, collections.Counter()
     for p in outs:
         lines = [json.loads(l) for l in open(p) if l.startswith("{")]
         end = next(e for e in lines if e["event"] == "stats")
@@ -229,7 +234,11 @@ def backfill(folder, workers, threads, pin):
         items += end["items"] - start["items"]
         for k in end["stages_ms"]:
             stages[k] += end["stages_ms"][k] - start["stages_ms"][k]
+        for k in ("allocated_mb", "gc0", "gc1", "gc2"):
+            if k in end:
+                gcs[k] += end[k] - start.get(k, 0)
     stages = {k: v / max(1, items) for k, v in stages.items()}
+    gcs = {k: v / max(1, items) for k, v in gcs.items()}
     return {
         "steady": (d[-1] - d[nwarm - 1]) / 1000 / n,             # s per measured item, warm workers
         "old": (d[-1] - d[0]) / 1000 / (len(d) - 1),              # s per item, cold workers, first done -> last done
@@ -237,7 +246,7 @@ def backfill(folder, workers, threads, pin):
         "cpu": {k: v / n * 1000 for k, v in cpu.items()},         # ms per measured item, by thread kind
         "nats": (n1 - n0) / n * 1000,                             # ms per measured item
         "counts": {k: v / n for k, v in counts.items()},         # minor faults, context switches per measured item (workers)
-        "stages": stages, "n": n, "items": len(d),
+        "stages": stages, "n": n, "items": len(d), "gc": gcs,
     }
 
 def show_cpu(c):
@@ -275,7 +284,7 @@ print("\n===== RESULTS: retroactive matching and backfill (issue 17) =====")
 if a_line:
     wall, cpu = a_line.split(" s wall, ")[0], a_line.split(" s wall, ")[1].split(" ")[0]
     print(f"(a) retroactive {delta}-entry delta vs {uploads}-upload log, one core (taskset -c 0): query {wall} s wall, {cpu} s CPU; peak RSS of the whole run {a_rss} MB; target <= 10 s: {'MET' if float(wall) <= 10 else 'NOT MET'}")
-print("(b) backfill vs warden scan, SQLite (in the worker process), demo bank, nats-server on loopback, per file.")
+print("(b) backfill vs warden scan, SQLite (in the worker process), demo bank, nats-server on loopback, per file." + (f" Extra environment (WORKER_ENV): {EXTRA}" if EXTRA else ""))
 print(f"    STEADY = workers already up and warm ({warm} warm-up items per worker first), last warm-up item done -> last measured done;")
 print("    scan: (warm-up + measured) - (warm-up alone). OLD = cold workers, first item done -> last done over every item (the earlier figure).")
 for name, r in results:
@@ -289,7 +298,8 @@ for name, r in results:
         b = r[key]
         print(f"    backfill {label} : {ms(b['steady']):7.2f} ms/file steady (old {ms(b['old']):.2f}, start->drained {ms(b['drained']):.2f}); "
               f"workers {show_cpu(b['cpu'])}; nats-server {b['nats']:.2f} ms CPU/item; "
-              f"per item: {b['counts'].get('minflt', 0):.0f} minor faults, {b['counts'].get('vcsw', 0):.1f} voluntary + {b['counts'].get('ivcsw', 0):.1f} involuntary context switches")
+              f"per item: {b['counts'].get('minflt', 0):.0f} minor faults, {b['counts'].get('vcsw', 0):.1f} voluntary + {b['counts'].get('ivcsw', 0):.1f} involuntary context switches, "
+              f"{b['gc'].get('allocated_mb', 0) * 1024:.0f} KB managed allocation, {b['gc'].get('gc0', 0) * 100:.1f} gen0 / {b['gc'].get('gc1', 0) * 100:.1f} gen1 / {b['gc'].get('gc2', 0) * 100:.1f} gen2 GCs per 100 items")
     st = r["b1p"]["stages"]
     db = sum(st[k] for k in ("ledger_check", "log_write", "ledger_write", "match_write", "begin_commit"))
     print("    worker stages, ms per item (1 worker, 1 thread, core 0; steady window): " + ", ".join(f"{k} {v:.3f}" for k, v in st.items()))

@@ -13,11 +13,18 @@
 # measured the same way: (scan of warm-up + measured files) - (scan of the warm-up files), per measured file. The old
 # end-to-end figure (cold workers, first item done -> last done, every item) is printed beside it.
 # Every run sees the same files (page cache warmed first) and a fresh copy of the same database (the demo bank).
-#   bash bench/measure/retro.sh REPO_ROOT          full size (~6 min on an idle 2-core machine)
+# Builds (BUILDS, default "jit r2r" full size, "jit" with SHORT=1): "jit" = `dotnet build` output run as `dotnet warden.dll`;
+# "r2r" = the self-contained ReadyToRun build `scripts/install` publishes (warden-full, what an operator runs), photos
+# only; `warden scan` and the workers always come from the same build, so each comparison is like for like.
+# `warden worker` runs with dynamic PGO off (it re-executes itself with DOTNET_TieredPGO=0; docs/operations.md).
+#   bash bench/measure/retro.sh REPO_ROOT          full size (~10 min on an idle 2-core machine: ~6 the JIT build, ~4 publishing and measuring the ReadyToRun one)
 #   SHORT=1 bash bench/measure/retro.sh REPO_ROOT  quick dry run (200k uploads, few files)
+#   RETRO=0 SETS=photos BUILDS=jit ...            only part (b), only the photos, only the JIT build
+#   WORKER_ENV="DOTNET_GCgen0size=0x400000" ...   extra environment for scan and workers alike (A/B a runtime setting)
 set -euo pipefail
 cd "${1:?repository root}"
 short=${SHORT:-0}
+if [[ $short == 1 ]]; then builds=${BUILDS:-jit}; else builds=${BUILDS:-jit r2r}; fi
 # photos: $photos distinct frames per size class x $pcopies copies measured, plus warm-up copies; samples: 8 x $copies.
 if [[ $short == 1 ]]; then uploads=200k; delta=2000; copies=10; photos=2; pcopies=4; warm=24; else uploads=10m; delta=10000; copies=150; photos=25; pcopies=8; warm=300; fi
 
@@ -27,14 +34,20 @@ dotnet build src/Warden.Cli -c Release -v q -nologo >/dev/null
 B=bench/Warden.Bench/bin/Release/net10.0/Warden.Bench.dll
 W=src/Warden.Cli/bin/Release/net10.0/warden.dll
 work=$(mktemp -d /tmp/warden-measure-retro.XXXXXX)
+if [[ " $builds " == *" r2r "* ]]; then
+  echo "==> publishing the ReadyToRun build (as scripts/install; a few minutes)"
+  dotnet publish src/Warden.Cli -c Release -r linux-x64 -o "$work/r2r" -nologo -v q >/dev/null
+fi
 nats_pid=""
 cleanup() { [[ -n $nats_pid ]] && kill "$nats_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
+if [[ ${RETRO:-1} == 1 ]]; then
 echo "==> (a) retroactive match, one core: $uploads uploads (merged weeks, as RetroactiveSearch keeps them), delta $delta"
 /usr/bin/time -v -o "$work/time-a.txt" taskset -c 0 dotnet "$B" retro --uploads "$uploads" --data uniform --merge 7 --delta "$delta" --dir "$work/retro" | tee "$work/a.txt"
 a_rss=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$work/time-a.txt")
 m=$(grep -oE '[0-9.]+ s wall, [0-9.]+ s CPU' "$work/a.txt" || true)
+else a_rss=0; m=""; fi
 
 echo "==> (b) backfill throughput: file sets"
 mkdir -p "$work/samples" "$work/photos" "$work/gen"
@@ -61,9 +74,15 @@ nats_pid=$!
 for _ in $(seq 1 50); do grep -q "Server is ready" "$work/nats.log" && break; sleep 0.1; done
 export WARDEN_NATS="nats://127.0.0.1:$port"
 
-python3 - "$W" "$work" "$short" "$uploads" "$delta" "${m:-}" "$a_rss" "$nats_pid" "$warm" <<'PY'
+python3 - "$W" "$work" "$short" "$uploads" "$delta" "${m:-}" "$a_rss" "$nats_pid" "$warm" "$builds" "${SETS:-photos samples}" <<'PY'
 import collections, glob, json, os, resource, shutil, subprocess, sys, time
-W, work, short, uploads, delta, a_line, a_rss, nats_pid, warm = sys.argv[1:10]
+W, work, short, uploads, delta, a_line, a_rss, nats_pid, warm, builds, sets = sys.argv[1:12]
+# WORKER_ENV="NAME=VALUE ...": extra environment for `warden scan` and the workers alike (A/B of runtime settings,
+# e.g. DOTNET_GCgen0size=0x400000 or DOTNET_TieredPGO=1), printed with the results.
+EXTRA = dict(kv.split("=", 1) for kv in os.environ.get("WORKER_ENV", "").split())
+ENV = dict(os.environ, **EXTRA)
+BUILDS = {"jit": ["dotnet", W], "r2r": [os.path.join(work, "r2r", "warden")]}
+CMD = BUILDS["jit"]
 nats_pid, warm = int(nats_pid), int(warm)
 runs = 1 if short == "1" else 2
 HZ = os.sysconf("SC_CLK_TCK")
@@ -87,22 +106,48 @@ def fresh_db(tag):
     return db
 
 def kind(thread):
-    # .NET names its threads: the JIT's tier-up worker, GC threads, thread-pool workers (where items are hashed).
+    # .NET names its threads (/proc/PID/task/*/comm, cut to 15 characters): the JIT's tier-up worker (".NET Tiered Com"),
+    # GC threads (".NET BGC", ".NET Server GC"), thread-pool workers (where items are hashed), the main thread (named
+    # after the executable: dotnet, or warden-full for the published build).
     if thread.startswith(".NET Tiered"): return "jit"
     if "GC" in thread: return "gc"
     if thread.startswith("libvips") or thread.startswith("vips"): return "libvips"
-    if thread.startswith(".NET TP") or thread in ("dotnet", "warden"): return "work"
+    if thread.startswith(".NET TP") or thread in ("dotnet", "warden", "warden-full"): return "work"
     return "other"
 
 def thread_cpu(pid):
-    """CPU seconds per thread kind of a live process (/proc/PID/task/*/stat utime + stime)."""
+    """CPU seconds per thread kind of a live process (/proc/PID/task/*/stat utime + stime). Threads that have exited
+    (libvips and glib pool threads come and go) are gone from task/, but the process total keeps their time: the
+    difference is counted as "other" (before, it was lost, and a thread exiting inside the window even gave a
+    negative figure)."""
     out = collections.Counter()
+    try:
+        total = proc_cpu(pid)
+    except OSError:
+        return out
     for t in glob.glob(f"/proc/{pid}/task/*"):
         try:
             name = open(t + "/comm").read().strip()
             f = open(t + "/stat").read().rsplit(")", 1)[1].split()
             out[kind(name)] += (int(f[11]) + int(f[12])) / HZ
         except (OSError, IndexError):
+            pass
+    out["other"] += max(0.0, total - sum(out.values()))
+    return out
+
+def proc_counts(pid):
+    """Minor page faults (process total) and context switches (voluntary, involuntary; summed over live threads)."""
+    out = collections.Counter()
+    try:
+        out["minflt"] = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[7])
+    except (OSError, IndexError):
+        pass
+    for t in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            for line in open(t + "/status"):
+                if line.startswith("voluntary_ctxt_switches:"): out["vcsw"] += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"): out["ivcsw"] += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
             pass
     return out
 
@@ -124,8 +169,8 @@ def scan(folder, threads, pin, mode):
     db = fresh_db("scan")
     def run(paths):
         c0, t0 = cpu_children(), time.perf_counter()
-        subprocess.run((["taskset", "-c", "0"] if pin else []) + ["dotnet", W, "scan", *paths, "--db", db, "--threads", str(threads), "--no-progress", "--format", "jsonl"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run((["taskset", "-c", "0"] if pin else []) + CMD + ["scan", *paths, "--db", db, "--threads", str(threads), "--no-progress", "--format", "jsonl"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
         return time.perf_counter() - t0, cpu_children() - c0
     base = min(run(base_paths) for _ in range(runs)); full = min(run(full_paths) for _ in range(runs))
     return (full[0] - base[0]) / n, (full[1] - base[1]) / n
@@ -138,17 +183,17 @@ def backfill(folder, workers, threads, pin):
     db = fresh_db(q)
     warm_folder = folder + f"-warm{workers}"
     nwarm, n = len(os.listdir(warm_folder)), len(os.listdir(folder))
-    subprocess.run(["dotnet", W, "backfill", warm_folder, "--queue", q], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["dotnet", W, "backfill", folder, "--queue", q], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(CMD + ["backfill", warm_folder, "--queue", q], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(CMD + ["backfill", folder, "--queue", q], check=True, stdout=subprocess.DEVNULL)
     procs, outs = [], []
     t_start = time.time()
     for w in range(workers):
         path = os.path.join(work, f"{q}-{w}.out")
         out = open(path, "w"); outs.append(path)
-        cmd = ["dotnet", W, "worker", "--db", db, "--queue", q, "--name", f"w{w}", "--exit-when-idle", "2", "--threads", str(threads), "--stats-seconds", "0.2"]
+        cmd = CMD + ["worker", "--db", db, "--queue", q, "--name", f"w{w}", "--exit-when-idle", "2", "--threads", str(threads), "--stats-seconds", "0.2"]
         if pin:
             cmd = ["taskset", "-c", str(w % os.cpu_count())] + cmd
-        procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL), out))
+        procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=ENV), out))
     # Count done lines incrementally (the poller must not take CPU from the workers it measures).
     readers, count, rest = [open(p, "rb") for p in outs], [0], [b""] * len(outs)
     def dones():
@@ -162,21 +207,25 @@ def backfill(folder, workers, threads, pin):
     for mark in (nwarm, nwarm + n):
         while dones() < mark and any(p.poll() is None for p, _ in procs):
             time.sleep(0.02)
-        samples.append(([thread_cpu(p.pid) for p, _ in procs], proc_cpu(nats_pid)))
+        samples.append(([thread_cpu(p.pid) for p, _ in procs], proc_cpu(nats_pid), [proc_counts(p.pid) for p, _ in procs]))
     for p, out in procs:
         p.wait(); out.close()
     for r in readers:
         r.close()
     ev = [json.loads(l) for p in outs for l in open(p) if l.startswith("{")]
     d = sorted(e["at"] for e in ev if e["event"] == "done")
-    (c0, n0), (c1, n1) = samples
+    (c0, n0, k0), (c1, n1, k1) = samples
+    counts = collections.Counter()
+    for a, b in zip(k0, k1):
+        for k in b:
+            counts[k] += b[k] - a.get(k, 0)
     cpu = collections.Counter()
     for a, b in zip(c0, c1):
         for k in set(a) | set(b):
             cpu[k] += b.get(k, 0) - a.get(k, 0)
     # Stages in the measured window: each worker's exit totals minus its last running totals before the window.
     mark = d[nwarm - 1]
-    stages, items = collections.Counter(), 0
+    stages, items, gcs = collections.Counter(), 0, collections.Counter()
     for p in outs:
         lines = [json.loads(l) for l in open(p) if l.startswith("{")]
         end = next(e for e in lines if e["event"] == "stats")
@@ -185,14 +234,19 @@ def backfill(folder, workers, threads, pin):
         items += end["items"] - start["items"]
         for k in end["stages_ms"]:
             stages[k] += end["stages_ms"][k] - start["stages_ms"][k]
+        for k in ("allocated_mb", "gc0", "gc1", "gc2"):
+            if k in end:
+                gcs[k] += end[k] - start.get(k, 0)
     stages = {k: v / max(1, items) for k, v in stages.items()}
+    gcs = {k: v / max(1, items) for k, v in gcs.items()}
     return {
         "steady": (d[-1] - d[nwarm - 1]) / 1000 / n,             # s per measured item, warm workers
         "old": (d[-1] - d[0]) / 1000 / (len(d) - 1),              # s per item, cold workers, first done -> last done
         "drained": (d[-1] / 1000 - t_start) / len(d),             # s per item, worker start -> last done
         "cpu": {k: v / n * 1000 for k, v in cpu.items()},         # ms per measured item, by thread kind
         "nats": (n1 - n0) / n * 1000,                             # ms per measured item
-        "stages": stages, "n": n, "items": len(d),
+        "counts": {k: v / n for k, v in counts.items()},         # minor faults, context switches per measured item (workers)
+        "stages": stages, "n": n, "items": len(d), "gc": gcs,
     }
 
 def show_cpu(c):
@@ -207,6 +261,9 @@ for name in ("photos", "samples"):
         os.link(os.path.join(work, "warm-" + name, f), os.path.join(folder + "-warm2", f))
         if i < warm * (3 if name == "samples" else 1):
             os.link(os.path.join(work, "warm-" + name, f), os.path.join(folder + "-warm1", f))
+for build, name in [(b, s) for b in builds.split() for s in sets.split() if b == "jit" or s == "photos"]:
+    CMD = BUILDS[build]
+    folder = os.path.join(work, name)
     n = len(os.listdir(folder))
     sizes = [os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)]
     warm_cache(folder); warm_cache(folder + "-warm2")
@@ -220,14 +277,14 @@ for name in ("photos", "samples"):
     r["b2"] = backfill(folder, 2, 1, False)
     r["b2p"] = backfill(folder, 2, 1, True)        # worker i on core i
     r["bt"] = backfill(folder, 1, 2, False)        # one worker, two hashing threads (the default on 2 cores)
-    results.append((name, r))
+    results.append((f"{name}, {build} build", r))
 
 ms = lambda s: s * 1000
 print("\n===== RESULTS: retroactive matching and backfill (issue 17) =====")
 if a_line:
     wall, cpu = a_line.split(" s wall, ")[0], a_line.split(" s wall, ")[1].split(" ")[0]
     print(f"(a) retroactive {delta}-entry delta vs {uploads}-upload log, one core (taskset -c 0): query {wall} s wall, {cpu} s CPU; peak RSS of the whole run {a_rss} MB; target <= 10 s: {'MET' if float(wall) <= 10 else 'NOT MET'}")
-print("(b) backfill vs warden scan, SQLite (in the worker process), demo bank, nats-server on loopback, per file.")
+print("(b) backfill vs warden scan, SQLite (in the worker process), demo bank, nats-server on loopback, per file." + (f" Extra environment (WORKER_ENV): {EXTRA}" if EXTRA else ""))
 print(f"    STEADY = workers already up and warm ({warm} warm-up items per worker first), last warm-up item done -> last measured done;")
 print("    scan: (warm-up + measured) - (warm-up alone). OLD = cold workers, first item done -> last done over every item (the earlier figure).")
 for name, r in results:
@@ -240,7 +297,9 @@ for name, r in results:
                        ("b2p", "2 workers --threads 1, cores 0+1"), ("bt", "1 worker --threads 2            ")):
         b = r[key]
         print(f"    backfill {label} : {ms(b['steady']):7.2f} ms/file steady (old {ms(b['old']):.2f}, start->drained {ms(b['drained']):.2f}); "
-              f"workers {show_cpu(b['cpu'])}; nats-server {b['nats']:.2f} ms CPU/item")
+              f"workers {show_cpu(b['cpu'])}; nats-server {b['nats']:.2f} ms CPU/item; "
+              f"per item: {b['counts'].get('minflt', 0):.0f} minor faults, {b['counts'].get('vcsw', 0):.1f} voluntary + {b['counts'].get('ivcsw', 0):.1f} involuntary context switches, "
+              f"{b['gc'].get('allocated_mb', 0) * 1024:.0f} KB managed allocation, {b['gc'].get('gc0', 0) * 100:.1f} gen0 / {b['gc'].get('gc1', 0) * 100:.1f} gen1 / {b['gc'].get('gc2', 0) * 100:.1f} gen2 GCs per 100 items")
     st = r["b1p"]["stages"]
     db = sum(st[k] for k in ("ledger_check", "log_write", "ledger_write", "match_write", "begin_commit"))
     print("    worker stages, ms per item (1 worker, 1 thread, core 0; steady window): " + ", ".join(f"{k} {v:.3f}" for k, v in st.items()))

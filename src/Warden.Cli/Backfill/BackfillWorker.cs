@@ -779,6 +779,12 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
                 j.WriteNumber("threads", options.Threads);
                 j.WriteNumber("busy_items", _stats.BusyItems);
                 j.WriteNumber("busy_cpu_ms", Math.Round(_stats.BusyCpu.TotalMilliseconds, 1));
+                // Managed allocation and collections so far (whole process): with the CPU per item they tell a GC or
+                // cache effect (several worker processes each sweeping their own gen0) from scheduling.
+                j.WriteNumber("allocated_mb", Math.Round(GC.GetTotalAllocatedBytes() / 1048576.0, 1));
+                j.WriteNumber("gc0", GC.CollectionCount(0));
+                j.WriteNumber("gc1", GC.CollectionCount(1));
+                j.WriteNumber("gc2", GC.CollectionCount(2));
                 j.WriteStartObject("stages_ms");
                 foreach (var stage in Enum.GetValues<Stage>())
                 {

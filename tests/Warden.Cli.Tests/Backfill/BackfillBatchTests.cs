@@ -241,6 +241,12 @@ public sealed class BackfillBatchTests : IDisposable
             Assert.True(after.GetProperty("items").GetInt64() >= before.GetProperty("items").GetInt64());
             Assert.True(after.GetProperty("batches").GetInt64() >= before.GetProperty("batches").GetInt64());
             Assert.True(after.GetProperty("busy_items").GetInt64() >= before.GetProperty("busy_items").GetInt64());
+            foreach (var counter in new[] { "allocated_mb", "gc0", "gc1", "gc2" })
+            {
+                // Process totals so far: never going back, and present on every line.
+                Assert.True(after.GetProperty(counter).GetDouble() >= before.GetProperty(counter).GetDouble(), counter);
+            }
+
             foreach (var stage in before.GetProperty("stages_ms").EnumerateObject())
             {
                 Assert.True(after.GetProperty("stages_ms").GetProperty(stage.Name).GetDouble() >= stage.Value.GetDouble(), stage.Name);

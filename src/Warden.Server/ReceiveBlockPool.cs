@@ -20,7 +20,7 @@ internal sealed class ReceiveBlockPool : MemoryPool<byte>
     /// <summary>Free blocks kept for reuse; more are dropped to the GC.</summary>
     public const int MaxFreeBlocks = 256;
 
-    private readonly ConcurrentQueue<Block> _free = new();
+    private readonly ConcurrentQueue<byte[]> _free = new();
     private readonly int _blockSize;
     private int _freeCount;
     private volatile bool _disposed;
@@ -44,16 +44,14 @@ internal sealed class ReceiveBlockPool : MemoryPool<byte>
         // Pipes never ask for more than MaxBufferSize (they allocate larger segments themselves); as Kestrel's pool does.
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, _blockSize);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_free.TryDequeue(out var block))
+        if (_free.TryDequeue(out var array))
         {
             Interlocked.Decrement(ref _freeCount);
-            block.Lease();
-            return block;
         }
 
-        var fresh = new Block(this, GC.AllocateUninitializedArray<byte>(_blockSize, pinned: true));
-        fresh.Lease();
-        return fresh;
+        // A new owner per rent (the array is what is pooled): a stale second dispose by an earlier owner then
+        // cannot hand back a block that someone else holds now.
+        return new Block(this, array ?? GC.AllocateUninitializedArray<byte>(_blockSize, pinned: true));
     }
 
     /// <inheritdoc />
@@ -66,7 +64,7 @@ internal sealed class ReceiveBlockPool : MemoryPool<byte>
         }
     }
 
-    private void Return(Block block)
+    private void Return(byte[] array)
     {
         if (_disposed || Interlocked.Increment(ref _freeCount) > MaxFreeBlocks)
         {
@@ -78,23 +76,21 @@ internal sealed class ReceiveBlockPool : MemoryPool<byte>
             return;
         }
 
-        _free.Enqueue(block);
+        _free.Enqueue(array);
     }
 
-    /// <summary>One pooled block; disposing it returns it once (a second dispose is ignored, as a pipe may not repeat it).</summary>
+    /// <summary>One lease of a pooled array; disposing it returns the array once (a second dispose is ignored).</summary>
     private sealed class Block(ReceiveBlockPool pool, byte[] array) : IMemoryOwner<byte>
     {
-        private int _leased;
+        private byte[]? _array = array;
 
-        public Memory<byte> Memory => Volatile.Read(ref _leased) == 1 ? array : throw new ObjectDisposedException(nameof(Block));
-
-        public void Lease() => Volatile.Write(ref _leased, 1);
+        public Memory<byte> Memory => Volatile.Read(ref _array) ?? throw new ObjectDisposedException(nameof(Block));
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _leased, 0) == 1)
+            if (Interlocked.Exchange(ref _array, null) is { } a)
             {
-                pool.Return(this);
+                pool.Return(a);
             }
         }
     }

@@ -14,7 +14,7 @@ public sealed class ReceiveBlockPoolTests
     [FsCheck.Xunit.Property(MaxTest = 300)]
     public Property Blocks_are_never_shared_and_return_once()
     {
-        var ops = Gen.ArrayOf(Gen.Choose(0, 9), Gen.Choose(1, 600));
+        var ops = Gen.Choose(1, 600).SelectMany(n => Gen.Choose(0, 9).ArrayOf(n));
         var sizes = Gen.Elements(4096, 6001, 32 * 1024, 65_536);
         return Prop.ForAll(ops.ToArbitrary(), sizes.ToArbitrary(), (steps, size) =>
         {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 16 §6 (helper s7-reqpath): the request path of POST /v1/match outside the decoder and the index search.
 # Run on the IDLE 2-core machine:
-#   bench/measure/reqpath.sh REPO_ROOT            full size (~35 min: 1M bank, 3 alternating rounds of 15 s per server and variant)
+#   bench/measure/reqpath.sh REPO_ROOT            full size (~45 min: 1M bank, 3 alternating rounds of 15 s per server and variant)
 #   SHORT=1 bench/measure/reqpath.sh REPO_ROOT    dry run (20k bank, 1 round of 4 s per pair)
 # Each pair is two `warden serve` processes on the same bank, measured in alternating closed-loop rounds (A B, B A,
 # ...) so both see the same minutes; the figure is the server's CPU µs per request (utime + stime / requests), with
@@ -12,6 +12,7 @@
 #  3. non-concurrent GC (DOTNET_gcConcurrent=0), 4. gen0 budget 64 MiB (DOTNET_GCgen0size=0x4000000), 5. Server GC
 #  6. case intake off (the share of the match record + case intake writes), SQLite
 #  7. the same pair 6 on PostgreSQL (throwaway cluster via scripts/with-postgres): server and PostgreSQL CPU
+#  8. Kestrel's memory-pool block size (Warden__ReceiveBlockBytes=0: Kestrel's own 4 KiB pool), 9. TieredPGO off
 set -euo pipefail
 ROOT=${1:?usage: reqpath.sh REPO_ROOT}
 cd "$ROOT"
@@ -46,6 +47,8 @@ pair "4. GC (B: DOTNET_GCgen0size=0x4000000)" --b-env DOTNET_GCgen0size=0x400000
 pair "5. GC (B: DOTNET_gcServer=1)" --b-env DOTNET_gcServer=1
 pair "6. database writes, SQLite (B: case intake off)" --b-env Warden__Review__CaseIntake=false
 pair "7. database writes, PostgreSQL (B: case intake off)" --pg --b-env Warden__Review__CaseIntake=false
+pair "8. Kestrel memory-pool blocks (B: Warden__ReceiveBlockBytes=0, Kestrel's 4 KiB pool; A: 32 KiB)" --b-env Warden__ReceiveBlockBytes=0
+pair "9. JIT (B: DOTNET_TieredPGO=0)" --b-env DOTNET_TieredPGO=0
 
 echo
 echo "================ RESULTS (reqpath.sh, SHORT=$SHORT) ================"

@@ -52,6 +52,12 @@ public static class WardenServer
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
         builder.Logging.AddFilter("Warden.Server.Auth", LogLevel.Warning);
         builder.WebHost.UseSockets(o => o.WaitForDataBeforeAllocatingBuffer = options.SocketWaitForData);
+        if (options.ReceiveBlockBytes > 0)
+        {
+            // Registered after Kestrel's default factory, so this one is what the transport resolves.
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new ReceiveBlockPoolFactory(Math.Clamp(options.ReceiveBlockBytes, 4096, 1 << 20)));
+        }
+
         ServerMetrics.LimitMeters();
         builder.WebHost.ConfigureKestrel(k =>
         {

@@ -119,6 +119,42 @@ public sealed class PdqDihedralKernelTests
             return true;
         });
 
+    // Any length the radix median takes, from values that stress it: ties, both zeros, neighbouring floats (whose
+    // bit patterns share all but the last byte), subnormals, huge magnitudes and all-equal runs.
+    private static Arbitrary<float[]> MedianInputs()
+    {
+        var near = Gen.Choose(-40, 40).Select(i => BitConverter.Int32BitsToSingle(0x3F80_0000 + i));
+        var wild = Gen.Elements(0f, -0f, float.Epsilon, -float.Epsilon, 1e-39f, -1e-39f, 1e30f, -1e30f, 3e33f, -1f, 1f); // not near float.MaxValue: Torben's (min + max) / 2 overflows there and never ends
+        var spread = Gen.Choose(-2_000_000_000, 2_000_000_000).Select(BitConverter.Int32BitsToSingle).Where(f => !float.IsNaN(f));
+        var value = Gen.Frequency((3, near), (2, wild), (3, spread), (2, Gen.Choose(-3, 3).Select(i => (float)i)));
+        return Gen.Choose(1, 1024).SelectMany(n => Gen.OneOf(value.ArrayOf(n), value.Select(v => Enumerable.Repeat(v, n).ToArray()))).ToArbitrary();
+    }
+
+    [Property(MaxTest = 2000)]
+    public Property Radix_median_is_torbens_median() =>
+        Prop.ForAll(MedianInputs(), a =>
+        {
+            var torben = PdqStages.Torben(a);
+            var radix = PdqStages.Median(a);
+
+            // Equal as numbers (a zero may differ in sign), so "strictly above the median" sets the same bits.
+            Assert.True(torben == radix, $"n={a.Length}: Torben {torben:R}, radix {radix:R}");
+            Assert.Equal(a.Count(v => v > torben), a.Count(v => v > radix));
+            if (a.Length >= 256)
+            {
+                Assert.Equal(PdqStages.ToHash(a.AsSpan(0, 256), PdqStages.Torben(a.AsSpan(0, 256))), PdqStages.ToHash(a.AsSpan(0, 256)));
+            }
+        });
+
+    [Fact]
+    public void Radix_median_refuses_empty_and_oversized_input()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => PdqStages.Median([]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => PdqStages.Median(new float[1025]));
+        Assert.Equal(7f, PdqStages.Median([7f]));
+        Assert.Equal(2f, PdqStages.Median([3f, 1f, 2f, 4f]));
+    }
+
     [Fact]
     public void Variants_said_to_share_values_hold_the_same_multiset()
     {

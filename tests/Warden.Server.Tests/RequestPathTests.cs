@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection;
 using Warden.Server.Auth;
 using Warden.Server.Data;
 using Warden.Storage;
@@ -18,13 +20,20 @@ namespace Warden.Server.Tests;
 public sealed class RequestPathTests
 {
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Bodies_split_at_random_over_tcp_segments_and_keep_alive_requests_hash_to_the_bytes_sent(bool waitForData)
+    [InlineData(false, 32 * 1024)]
+    [InlineData(true, 32 * 1024)]
+    [InlineData(false, 0)]
+    [InlineData(true, 0)]
+    [InlineData(false, 4096)]
+    [InlineData(false, 6001)]
+    [InlineData(false, 1 << 20)]
+    public async Task Bodies_split_at_random_over_tcp_segments_and_keep_alive_requests_hash_to_the_bytes_sent(bool waitForData, int receiveBlock)
     {
-        await using var server = await TestServer.StartAsync(SqlDialect.Sqlite, o => o.SocketWaitForData = waitForData);
+        await using var server = await TestServer.StartAsync(SqlDialect.Sqlite, o => (o.SocketWaitForData, o.ReceiveBlockBytes) = (waitForData, receiveBlock));
         var key = server.Key(Role.Submitter);
-        var random = new Random(waitForData ? 16_06 : 16_07);
+        var random = new Random((waitForData ? 16_06 : 16_07) + receiveBlock);
+        var pools = server.App.Services.GetRequiredService<IMemoryPoolFactory<byte>>();
+        Assert.Equal(receiveBlock > 0, pools is ReceiveBlockPoolFactory);
 
         // Several connections, each sending several requests back to back, each body in randomly sized writes
         // (1 byte to 20 KiB), sometimes with a pause between writes so the server's reads see partial blocks.
@@ -36,7 +45,8 @@ public sealed class RequestPathTests
             using var reader = new StreamReader(stream, Encoding.ASCII, false, 1, leaveOpen: true);
             for (var request = 0; request < 6; request++)
             {
-                var body = new byte[random.Next(0, 5) switch { 0 => random.Next(1, 64), 1 => random.Next(4090, 4200), _ => random.Next(1, 250_000) }];
+                var block = receiveBlock > 0 ? Math.Clamp(receiveBlock, 4096, 1 << 20) : 4096;
+                var body = new byte[random.Next(0, 6) switch { 0 => random.Next(1, 64), 1 => random.Next(4090, 4200), 2 => Math.Max(1, random.Next(block - 300, block + 300)), _ => random.Next(1, 250_000) }];
                 random.NextBytes(body);
                 var head = Encoding.ASCII.GetBytes($"POST /v1/hash HTTP/1.1\r\nHost: {server.BaseAddress.Authority}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/octet-stream\r\nContent-Length: {body.Length}\r\n\r\n");
                 var wire = new byte[head.Length + body.Length];

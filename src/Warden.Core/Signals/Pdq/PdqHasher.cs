@@ -207,7 +207,7 @@ public sealed class PdqHasher
     {
         var quality = PdqStages.Quality(_buffer64);
         PdqStages.Dct64To16(_buffer64, _buffer16x64, _buffer16x16);
-        var median = PdqStages.Torben(_buffer16x16);
+        var median = PdqStages.Median(_buffer16x16);
         var hash = PdqStages.ToHash(_buffer16x16, median);
         if (!dihedral)
         {

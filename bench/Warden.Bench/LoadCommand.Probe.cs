@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Text;
 using Npgsql;
 
@@ -109,40 +108,7 @@ internal static partial class LoadCommand
             return tables.Count == 0 ? "+0" : $"+{total} ({string.Join(", ", tables)})";
         }
 
-        private Dictionary<string, double>? Scrape(HttpClient client)
-        {
-            try
-            {
-                using var request = new HttpRequestMessage(HttpMethod.Get, "metrics");
-                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
-                using var response = client.SendAsync(request).GetAwaiter().GetResult();
-                if (!response.IsSuccessStatusCode)
-                {
-                    return null;
-                }
-
-                var values = new Dictionary<string, double>(StringComparer.Ordinal);
-                foreach (var line in response.Content.ReadAsStringAsync().GetAwaiter().GetResult().Split('\n'))
-                {
-                    if (line.Length == 0 || line[0] == '#')
-                    {
-                        continue;
-                    }
-
-                    var space = line.LastIndexOf(' ');
-                    if (space > 0 && double.TryParse(line.AsSpan(space + 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var v))
-                    {
-                        values[line[..space]] = v;
-                    }
-                }
-
-                return values;
-            }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-            {
-                return null;
-            }
-        }
+        private Dictionary<string, double>? Scrape(HttpClient client) => ScrapeMetrics(client, adminKey);
 
         private sealed record PgReading(long CheckpointsTimed, long CheckpointsRequested, long CheckpointBuffers, double CheckpointWriteMs, long WalBytes, Dictionary<string, long> Vacuums, Dictionary<string, long> Analyzes);
 

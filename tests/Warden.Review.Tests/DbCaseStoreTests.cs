@@ -11,13 +11,25 @@ using Warden.Storage.Tests;
 
 namespace Warden.Review.Tests;
 
+/// <summary>
+/// The case-store tests run alone: the memory test reads the process's managed heap (GC.GetTotalMemory), which
+/// test classes running beside it would grow (it failed once in a full suite with 2.7 MiB held by a neighbour).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class CaseStoreSerial
+{
+    public const string Name = "case-store-serial";
+}
+
 /// <summary>Cases in a SQLite file (one node).</summary>
+[Collection(CaseStoreSerial.Name)]
 public sealed class SqliteDbCaseStoreTests : DbCaseStoreTests
 {
     protected override SqlDialect Dialect => SqlDialect.Sqlite;
 }
 
 /// <summary>Cases on PostgreSQL (several nodes on one database; WARDEN_TEST_POSTGRES).</summary>
+[Collection(CaseStoreSerial.Name)]
 public sealed class PostgresDbCaseStoreTests : DbCaseStoreTests
 {
     protected override SqlDialect Dialect => SqlDialect.Postgres;

@@ -4,7 +4,7 @@ using Warden.Core.Runtime;
 // A backfill worker is a long-running batch process: with dynamic PGO each method is compiled three times (plain,
 // instrumented, optimised), and the per-batch code (NATS fetch and ack, the SQLite transaction) runs ~10x less often
 // than the per-item code, so its instrumented tier lasted ~600-1,000 items and the JIT thread took ~2 ms CPU per item
-// after a 300-item warm-up (docs/backfill.md, Performance). Without PGO tier-up ends within ~100 items and the steady
+// after a 300-item warm-up (docs/performance.md, retroactive matching and backfill). Without PGO tier-up ends within ~100 items and the steady
 // per-item CPU is the same. The setting is read only at startup, hence the re-execution (same pid, same arguments);
 // an operator's own DOTNET_TieredPGO (or the older COMPlus_TieredPGO) wins.
 if (args.FirstOrDefault() == "worker" && Environment.GetEnvironmentVariable("COMPlus_TieredPGO") is null)

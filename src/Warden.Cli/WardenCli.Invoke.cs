@@ -29,12 +29,19 @@ public static partial class WardenCli
         "Run 'warden COMMAND --help' for a command's options.";
 
     /// <summary>
+    /// Every word is taken literally: no response files (an argument such as a file or bank name starting with '@'
+    /// would otherwise be replaced by the contents of a file) and no POSIX bundling (which splits a word such as
+    /// "-:x" into an option and a value, so an invalid name reached the command as a different, valid one).
+    /// </summary>
+    internal static readonly ParserConfiguration ParserSettings = new() { ResponseFileTokenReplacer = null, EnablePosixBundling = false };
+
+    /// <summary>
     /// Parses and runs <paramref name="args"/> on <paramref name="root"/>: usage errors and failures become one line
     /// on stderr and an exit code. Shared by this program and the native front end (FrontEnd/), so both answer alike.
     /// </summary>
     internal static int Invoke(RootCommand root, string[] args, TextWriter output, TextWriter error)
     {
-        var parse = root.Parse(args);
+        var parse = root.Parse(args, ParserSettings);
         var config = new InvocationConfiguration { Output = output, Error = error };
         if (parse.Errors.Count > 0)
         {

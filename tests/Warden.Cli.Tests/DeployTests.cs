@@ -29,7 +29,7 @@ public sealed class DeployTests
     /// <summary>The command line must parse: no unknown option, no missing argument, a command that exists.</summary>
     private static void AssertParses(string[] args, string where)
     {
-        var parse = WardenCli.Root(TextWriter.Null, TextWriter.Null).Parse(args);
+        var parse = WardenCli.Root(TextWriter.Null, TextWriter.Null).Parse(args, WardenCli.ParserSettings);
         Assert.True(parse.Errors.Count == 0, $"{where}: warden {string.Join(' ', args)}: {string.Join("; ", parse.Errors.Select(e => e.Message))}");
     }
 

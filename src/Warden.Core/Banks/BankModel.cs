@@ -204,6 +204,6 @@ public static partial class BankNames
     /// <summary>The rule in words.</summary>
     public const string Rule = "a bank name is 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit";
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\z")]
     private static partial Regex Pattern();
 }

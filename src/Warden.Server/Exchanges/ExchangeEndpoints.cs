@@ -351,6 +351,6 @@ internal static partial class ExchangeEndpoints
         return HmaConfig(s.Update(name, enabled: enabled));
     }
 
-    [GeneratedRegex("^[A-Z0-9_]+$")]
+    [GeneratedRegex(@"^[A-Z0-9_]+\z")]
     private static partial Regex HmaName();
 }

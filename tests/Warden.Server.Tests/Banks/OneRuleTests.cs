@@ -37,12 +37,15 @@ public sealed class OneRuleTests : IDisposable
     private static string[] Names()
     {
         var valid = "aZ09_-.".ToCharArray();
-        var hostile = " !/é~\t%?#\\\"'\0:".ToCharArray();
+        var hostile = " !/é~\t%?#\\\"'\0:@=\n\r".ToCharArray();
         var ch = Gen.Frequency((8, Gen.Elements(valid)), (1, Gen.Elements(hostile)));
         var gen = from length in Gen.Frequency((6, Gen.Choose(0, 12)), (2, Gen.Choose(60, 70)))
                   from chars in ch.ArrayOf(length)
                   select new string(chars);
-        string[] edges = ["", "a", new string('a', 64), new string('a', 65), "-a", ".a", "_a", "a b", "ā", "bank.v2", "x/y", " a"];
+        string[] edges = ["", "a", new string('a', 64), new string('a', 65), "-a", ".a", "_a", "a b", "ā", "bank.v2", "x/y", " a",
+            // Words a command-line parser could rewrite (response files, "-x:value" splitting) and line ends that a
+            // regex "$" accepts: each must be refused everywhere, not turned into a different, valid name.
+            "-:a09", "-=a", "-a:b", "-a=b", "@a", "@", "a\n", "a\r\n", "\na", "a\n\n", "a\u2028"];
         return [.. edges, .. gen.Sample(40, 80)];
     }
 

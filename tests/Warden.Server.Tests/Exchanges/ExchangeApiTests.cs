@@ -123,6 +123,7 @@ public sealed class ExchangeApiTests
         Assert.Equal("Created successfully", (await hmaCreate.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString());
         Assert.False((await curator.GetFromJsonAsync<JsonElement>("c/exchange/NCMEC_TWO")).GetProperty("enabled").GetBoolean());
         Assert.Equal(HttpStatusCode.BadRequest, (await curator.PostAsync("c/exchanges", Json("""{"bank":"lower_case","api":"ncmec","api_json":{}}"""))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await curator.PostAsync("c/exchanges", Json("""{"bank":"NCMEC_THREE\n","api":"ncmec","api_json":{}}"""))).StatusCode);
         var put = await curator.PutAsync("c/exchange/NCMEC_TWO", Json("""{"enabled":true}"""));
         Assert.True((await put.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("enabled").GetBoolean());
         Assert.Equal("Exchange deleted", (await (await curator.DeleteAsync("c/exchange/NCMEC_TWO")).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString());

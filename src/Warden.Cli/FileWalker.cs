@@ -1,3 +1,5 @@
+using Warden.Core.Runtime;
+
 namespace Warden.Cli;
 
 /// <summary>Expands the paths given on the command line into files, recursively, in a stable order.</summary>
@@ -8,7 +10,8 @@ internal static class FileWalker
 
     /// <summary>
     /// Files in argument order; a folder contributes its files sorted by ordinal path, recursively.
-    /// Symbolic links to folders are not followed (no cycles); paths that do not exist are reported.
+    /// Symbolic links to folders are not followed (no cycles); paths that do not exist, and entries of a folder that
+    /// are not regular files (FIFOs, devices, sockets), are reported.
     /// </summary>
     public static IEnumerable<(string Path, string? Error)> Expand(IEnumerable<string> paths)
     {
@@ -52,7 +55,11 @@ internal static class FileWalker
 
             foreach (var f in files)
             {
-                yield return (f, null);
+                // A FIFO or device in a walked folder would stop the whole batch (opening a FIFO waits for a
+                // writer, /dev/zero never ends): reported as a failed entry, never opened. Named on the command
+                // line (a pipe from process substitution) it is the user's choice and is read.
+                var kind = RegularFile.Kind(f);
+                yield return kind is FileKind.Regular or FileKind.Unknown ? (f, null) : (f, $"{RegularFile.Describe(kind)}, not a regular file; skipped");
             }
 
             for (var i = dirs.Length - 1; i >= 0; i--)

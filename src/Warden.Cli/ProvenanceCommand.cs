@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Warden.Core.Banks;
 using Warden.Core.Provenance;
+using Warden.Core.Runtime;
 
 namespace Warden.Cli;
 
@@ -135,22 +136,23 @@ internal static class ProvenanceCommand
         try
         {
             byte[] bytes;
-            if (path == FileWalker.StandardInput)
+
+            // Standard input and named paths alike are read with the size limit as a ceiling: a pipe or device
+            // that never ends (/dev/zero) is refused at the limit instead of filling memory.
+            var max = options.Limits.MaxFileBytes;
+            using (var source = path == FileWalker.StandardInput ? Console.OpenStandardInput() : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
             {
-                using var stdin = Console.OpenStandardInput();
-                using var ms = new MemoryStream();
-                stdin.CopyTo(ms);
-                bytes = ms.ToArray();
-            }
-            else
-            {
-                var length = new FileInfo(path).Length;
-                if (length > options.Limits.MaxFileBytes)
+                if (source.CanSeek && source.Length > max)
                 {
-                    return new Outcome(path, null, $"the file has {length} bytes; the limit is {options.Limits.MaxFileBytes}");
+                    return new Outcome(path, null, $"the file has {source.Length} bytes; the limit is {max}");
                 }
 
-                bytes = File.ReadAllBytes(path);
+                if (BoundedRead.ReadAll(source, max) is not { } read)
+                {
+                    return new Outcome(path, null, $"more than {max} bytes arrived; the limit is {max}");
+                }
+
+                bytes = read;
             }
 
             var report = ProvenanceReader.Read(bytes, options);

@@ -39,7 +39,12 @@ internal static class BackfillCommand
             var all = new List<string>(p.GetValue(sources) ?? []);
             if (p.GetValue(list) is { } file)
             {
-                var lines = file == "-" ? ReadAll(Console.In) : File.ReadAllLines(file);
+                string[] lines;
+                using (var named = file == "-" ? null : new StreamReader(file))
+                {
+                    lines = ReadAll(named ?? Console.In);
+                }
+
                 all.AddRange(lines.Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')));
             }
 
@@ -330,12 +335,41 @@ internal static class BackfillCommand
         yield return s;
     }
 
-    private static string[] ReadAll(TextReader reader)
+    /// <summary>Longest line of a --list file: far above any path or URL, far below what could fill memory.</summary>
+    internal const int MaxListLine = 64 * 1024;
+
+    // Lines of a --list file (a file, a pipe or standard input). A line is bounded, so a source that never sends
+    // a newline (/dev/zero, a binary file given by mistake) is one clear error, not a process that fills memory.
+    internal static string[] ReadAll(TextReader reader)
     {
         var lines = new List<string>();
-        while (reader.ReadLine() is { } line)
+        var line = new System.Text.StringBuilder();
+        var chunk = new char[8192];
+        int n;
+        while ((n = reader.Read(chunk)) > 0)
         {
-            lines.Add(line);
+            for (var i = 0; i < n; i++)
+            {
+                var c = chunk[i];
+                if (c == '\n')
+                {
+                    lines.Add(line.ToString().TrimEnd('\r'));
+                    line.Clear();
+                }
+                else if (line.Length == MaxListLine)
+                {
+                    throw new InvalidDataException($"line {lines.Count + 1} of the list is longer than {MaxListLine:N0} characters; a list holds one path, URL or s3:// prefix per line");
+                }
+                else
+                {
+                    line.Append(c);
+                }
+            }
+        }
+
+        if (line.Length > 0)
+        {
+            lines.Add(line.ToString().TrimEnd('\r'));
         }
 
         return [.. lines];

@@ -4,6 +4,7 @@ using NATS.Client.JetStream;
 using Warden.Core.Banks;
 using Warden.Core.Hashing;
 using Warden.Core.Imaging;
+using Warden.Core.Runtime;
 using Warden.Storage;
 
 namespace Warden.Cli.Backfill;
@@ -668,7 +669,9 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
         {
             // A local file: read whole into the slot's reused buffer (as 'warden scan' does), synchronously: no
             // fresh array per item (large ones would each be a large-object allocation) and no thread hop.
-            using var handle = File.OpenHandle(source, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+            // Only a regular file: a FIFO or device at the item's path would hold this worker (and, redelivered,
+            // every other) for ever; refused at once as a permanent failure (dead letter with the reason).
+            using var handle = RegularFile.OpenRead(source, FileOptions.SequentialScan);
             var size = RandomAccess.GetLength(handle);
             if (size > options.MaxBytes)
             {
@@ -683,6 +686,10 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
             return (default, null, "no such file", null);
         }
         catch (UnauthorizedAccessException ex)
+        {
+            return (default, null, ex.Message, null);
+        }
+        catch (NotRegularFileException ex)
         {
             return (default, null, ex.Message, null);
         }

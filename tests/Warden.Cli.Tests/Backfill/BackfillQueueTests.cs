@@ -42,9 +42,19 @@ public sealed class BackfillQueueTests : IDisposable
         File.WriteAllBytes(empty, []);
         var missing = Path.Combine(_dir, "gone.png");
         File.WriteAllBytes(missing, [1, 2, 3]);
+        // Regular files when enqueued, then swapped for a FIFO and a link to /dev/zero before a worker reads
+        // them: opening the FIFO would wait for ever and /dev/zero never ends, so both must be refused at once.
+        var fifo = Path.Combine(_dir, "fifo.png");
+        File.WriteAllBytes(fifo, [1]);
+        var device = Path.Combine(_dir, "device.png");
+        File.WriteAllBytes(device, [2]);
         const string Queue = "POISON";
-        Assert.Equal(0, Cli.Run("backfill", good, empty, missing, "--nats", nats.Url, "--queue", Queue).Exit);
+        Assert.Equal(0, Cli.Run("backfill", good, empty, missing, fifo, device, "--nats", nats.Url, "--queue", Queue).Exit);
         File.Delete(missing); // vanished between enqueue and work: poison
+        File.Delete(fifo);
+        SpecialFiles.Fifo(fifo);
+        File.Delete(device);
+        File.CreateSymbolicLink(device, "/dev/zero");
 
         // Hostile messages straight onto the subject: not JSON, JSON without a key, a key that is not hex.
         // Published through JetStream and acknowledged, so the stream holds them before the counts below are read.
@@ -78,23 +88,25 @@ public sealed class BackfillQueueTests : IDisposable
             }
 
             Assert.Equal(0, paused.Processed);
-            Assert.Equal(9, (await queue.StateAsync(CancellationToken.None)).Waiting);
+            Assert.Equal(11, (await queue.StateAsync(CancellationToken.None)).Waiting);
 
             Assert.Equal(0, Cli.Run("backfill", "resume", "--db", db).Exit);
             var output = new StringWriter();
             using var worker = new BackfillWorker(queue, store, log, new WorkerOptions("w", TimeSpan.FromSeconds(1), TimeSpan.Zero, 1 << 20, 3, TimeSpan.FromSeconds(60)), output, TextWriter.Null);
-            await worker.RunAsync(CancellationToken.None);
-            Assert.Equal(10, worker.Processed);
+            await worker.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.Equal(12, worker.Processed);
             var outcomes = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
                 .Where(e => e.GetProperty("event").GetString() == "done").Select(e => e.GetProperty("outcome").GetString()).Order().ToList();
-            Assert.Equal(["dead", "dead", "dead", "dead", "dead", "dead", "dead", "dead", "logged", "logged"], outcomes); // an empty file is content too: its digests are logged
+            Assert.Equal(["dead", "dead", "dead", "dead", "dead", "dead", "dead", "dead", "dead", "dead", "logged", "logged"], outcomes); // an empty file is content too: its digests are logged
         }
 
         var (code, dead, _) = Cli.Run("backfill", "dead", "--nats", nats.Url, "--queue", Queue);
         Assert.Equal(0, code);
         var reasons = dead.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("reason").GetString()!).ToList();
-        Assert.Equal(8, reasons.Count);
+        Assert.Equal(10, reasons.Count);
         Assert.Single(reasons, r => r.Contains("no such file", StringComparison.Ordinal));
+        Assert.Single(reasons, r => r.Contains("is a named pipe (FIFO), not a regular file", StringComparison.Ordinal));
+        Assert.Single(reasons, r => r.Contains("is a character device, not a regular file", StringComparison.Ordinal));
         Assert.Equal(5, reasons.Count(r => r.StartsWith("not a backfill item", StringComparison.Ordinal)));
         Assert.Single(reasons, r => r.Contains("unknown kind 'shell'", StringComparison.Ordinal));
         Assert.Single(reasons, r => r.Contains("no such retroactive task", StringComparison.Ordinal));
@@ -114,7 +126,7 @@ public sealed class BackfillQueueTests : IDisposable
         Assert.Equal(2, log.Partitions().Sum(log.Count));
         var status = JsonDocument.Parse(Cli.Run("backfill", "status", "--nats", nats.Url, "--queue", Queue, "--db", db, "--format", "jsonl").Out).RootElement;
         Assert.Equal(0, status.GetProperty("waiting").GetInt64());
-        Assert.Equal(8, status.GetProperty("dead_lettered").GetInt64());
+        Assert.Equal(10, status.GetProperty("dead_lettered").GetInt64());
         Assert.False(status.GetProperty("paused").GetBoolean());
     }
 

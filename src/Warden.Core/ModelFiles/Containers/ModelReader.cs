@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
+using Warden.Core.Runtime;
 
 namespace Warden.Core.ModelFiles;
 
@@ -100,7 +101,7 @@ public static class ModelReader
     {
         ArgumentNullException.ThrowIfNull(path);
         limits ??= ModelLimits.Default;
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+        using var handle = RegularFile.OpenRead(path, FileOptions.RandomAccess);
         var length = RandomAccess.GetLength(handle);
         var head = new byte[(int)Math.Min(length, 512)];
         ZipDirectory.ReadExactly(handle, head, 0);
@@ -382,7 +383,7 @@ public static class ModelReader
         {
             try
             {
-                using var json = JsonDocument.Parse(File.ReadAllBytes(index), new JsonDocumentOptions { MaxDepth = 16 });
+                using var json = JsonDocument.Parse(RegularFile.ReadAllBytes(index, MaxSidecarBytes), new JsonDocumentOptions { MaxDepth = 16 });
                 if (json.RootElement.TryGetProperty("weight_map", out var map) && map.ValueKind == JsonValueKind.Object)
                 {
                     foreach (var shard in map.EnumerateObject().Select(p => p.Value.GetString()).Where(s => s is not null).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
@@ -403,8 +404,9 @@ public static class ModelReader
                     }
                 }
             }
-            catch (JsonException ex)
+            catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException)
             {
+                // Unreadable, not a regular file or over the size limit: flagged, never silently skipped.
                 doc.Flag(AnomalySeverity.Error, "folder.bad-index", $"{Path.GetFileName(index)}: {ex.Message}");
             }
 
@@ -431,7 +433,7 @@ public static class ModelReader
     {
         try
         {
-            using var h = File.OpenHandle(f);
+            using var h = RegularFile.OpenRead(f);
             var len = RandomAccess.GetLength(h);
             var head = new byte[(int)Math.Min(len, 512)];
             ZipDirectory.ReadExactly(h, head, 0);
@@ -472,14 +474,17 @@ public static class ModelReader
 
         try
         {
-            using var json = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 32 });
+            using var json = JsonDocument.Parse(RegularFile.ReadAllBytes(path, 1 << 20), new JsonDocumentOptions { MaxDepth = 32 });
             doc.Metadata["config:" + key] = json.RootElement.GetRawText();
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException)
         {
             doc.Flag(AnomalySeverity.Error, "folder.bad-config", $"{key}: {ex.Message}");
         }
     }
 
-    internal static SafeFileHandle Open(string path) => File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+    internal static SafeFileHandle Open(string path) => RegularFile.OpenRead(path);
+
+    // A sharded model's index.json lists tensor names and shard files: a few MiB at most even for the largest models.
+    private const int MaxSidecarBytes = 16 << 20;
 }

@@ -4,6 +4,7 @@ using System.IO.Hashing;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using Warden.Core.Runtime;
 
 namespace Warden.Core.ModelFiles;
 
@@ -452,7 +453,7 @@ public static class Fingerprinter
 
     private static FileHashes? Stream(string path, bool fileHashes, bool autoV3, bool blake3, List<Acc> accs, Scratch scratch, Action<long>? progress, out long bytesRead)
     {
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+        using var handle = RegularFile.OpenRead(path, FileOptions.SequentialScan);
         var length = RandomAccess.GetLength(handle);
         bytesRead = 0;
         if (!fileHashes && accs.Count == 0)

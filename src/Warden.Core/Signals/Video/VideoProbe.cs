@@ -51,7 +51,7 @@ public static class VideoProbe
             ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-i", LiteralPath(path)],
             limits.Timeout,
             cancel);
-        var json = ReadBounded(p.Output, MaxJsonBytes);
+        var json = Runtime.BoundedRead.ReadAll(p.Output, MaxJsonBytes);
         if (json is null)
         {
             // Stop it: it would block writing the rest.
@@ -181,24 +181,6 @@ public static class VideoProbe
     {
         var all = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return string.Join(" / ", all.TakeLast(lines));
-    }
-
-    private static byte[]? ReadBounded(Stream stream, int max)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16384];
-        int n;
-        while ((n = stream.Read(chunk)) > 0)
-        {
-            if (buffer.Length + n > max)
-            {
-                return null;
-            }
-
-            buffer.Write(chunk, 0, n);
-        }
-
-        return buffer.ToArray();
     }
 
     private static bool IsAttachedPicture(JsonElement st) =>

@@ -274,7 +274,7 @@ internal static class BackfillCommand
 
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("nats" or "tls" or "ws" or "wss"))
         {
-            error.WriteLine($"warden: --nats must be a nats:// URL, not '{url}'.");
+            error.WriteLine(UrlCredentials.Redact($"warden: --nats must be a nats:// URL, not '{url}'.", url));
             return WardenCli.UsageError;
         }
 
@@ -286,7 +286,7 @@ internal static class BackfillCommand
         }
         catch (Exception ex) when (BackfillWorker.IsTransient(ex) || ex is OperationCanceledException)
         {
-            error.WriteLine($"warden: cannot use NATS JetStream at {url}: {ex.Message} (is 'nats-server -js' running there?)");
+            error.WriteLine(UrlCredentials.Redact($"warden: cannot use NATS JetStream at {url}: {ex.Message} (is 'nats-server -js' running there?)", url));
             return WardenCli.SomeFailed;
         }
 
@@ -304,7 +304,13 @@ internal static class BackfillCommand
     {
         foreach (var s in sources)
         {
-            if (s.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+            if ((s.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("https://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("s3://", StringComparison.OrdinalIgnoreCase))
+                && UrlCredentials.Of(s) is not null)
+            {
+                error.WriteLine($"warden: {UrlCredentials.Redact(s, s)}: {WorkItem.CredentialsRefused}");
+                missing();
+            }
+            else if (s.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
             {
                 yield return One(s);
             }

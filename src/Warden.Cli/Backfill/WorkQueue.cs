@@ -17,6 +17,10 @@ internal sealed record WorkItem(
     [property: JsonPropertyName("uploader")] string? Uploader,
     [property: JsonPropertyName("kind"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Kind = null)
 {
+    /// <summary>Why a source URL with a user name or password is refused.</summary>
+    public const string CredentialsRefused =
+        "a URL with a user name or password is refused (the source is kept in the queue, the signal log and messages); give a URL the workers can read without them";
+
     /// <summary>The kind of a retroactive task.</summary>
     public const string RetroKind = "retro";
 
@@ -40,6 +44,12 @@ internal sealed record WorkItem(
             if (item is null || string.IsNullOrWhiteSpace(item.Source) || item.Key is not { Length: 64 } || !item.Key.All(char.IsAsciiHexDigitLower))
             {
                 reason = "not a backfill item (needs a source and a 64-hex-digit key)";
+                return null;
+            }
+
+            if (item.Kind is null && item.Source.Contains("://", StringComparison.Ordinal) && UrlCredentials.Of(item.Source) is not null)
+            {
+                reason = "not a backfill item: " + CredentialsRefused;
                 return null;
             }
 

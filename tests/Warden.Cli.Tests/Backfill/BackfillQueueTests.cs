@@ -160,4 +160,55 @@ public sealed class BackfillQueueTests : IDisposable
         Assert.Equal(WardenCli.SomeFailed, code);
         Assert.Contains("cannot use NATS JetStream at nats://127.0.0.1:1", err, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("nats://warden:s3cr3t-pw@127.0.0.1:1", "s3cr3t-pw")]
+    [InlineData("nats://s3cr3t-token@127.0.0.1:1", "s3cr3t-token")]
+    [InlineData("nats://warden:p%40ss-s3cr3t@127.0.0.1:1", "p%40ss-s3cr3t")]
+    [InlineData("nats://warden:raw@s3cr3t@127.0.0.1:1", "raw@s3cr3t")]
+    [InlineData("http://warden:s3cr3t-pw@127.0.0.1:4222", "s3cr3t-pw")]
+    public void Credentials_in_the_broker_url_never_reach_stderr(string url, string secret)
+    {
+        var file = Path.Combine(_dir, "f.bin");
+        File.WriteAllBytes(file, [1]);
+        foreach (var args in new[] { new[] { "backfill", file, "--nats", url }, ["backfill", "status", "--nats", url], ["worker", "--nats", url, "--db", Path.Combine(_dir, "w.db")] })
+        {
+            var (code, output, err) = Cli.Run(args);
+            Assert.NotEqual(WardenCli.Ok, code);
+            Assert.DoesNotContain(secret, err + output, StringComparison.Ordinal);
+            Assert.DoesNotContain("s3cr3t", err + output, StringComparison.Ordinal);
+        }
+    }
+
+    [SkippableFact]
+    public async Task Source_urls_with_credentials_are_refused_and_never_repeated()
+    {
+        Skip.If(NatsProcess.Missing is not null, NatsProcess.Missing);
+        using var nats = NatsProcess.Start(Directory.CreateDirectory(Path.Combine(_dir, "js")).FullName);
+        var good = Path.Combine(_dir, "a.bin");
+        File.WriteAllBytes(good, [1, 2, 3]);
+        const string Queue = "CREDS";
+        string[] refused = ["https://user:s3cr3t@127.0.0.1:9/a.jpg", "http://s3cr3t@127.0.0.1:9/b.jpg", "s3://key:s3cr3t@bucket/prefix/", "HTTPS://u:s3cr3t@127.0.0.1:9"];
+        var (code, output, err) = Cli.Run(["backfill", good, .. refused, "--nats", nats.Url, "--queue", Queue]);
+        Assert.Equal(WardenCli.SomeFailed, code);
+        Assert.DoesNotContain("s3cr3t", err + output, StringComparison.Ordinal);
+        Assert.Equal(refused.Length, err.Split('\n').Count(l => l.Contains("user name or password is refused", StringComparison.Ordinal)));
+        Assert.Contains("queued 1 items", output, StringComparison.Ordinal);
+
+        // Published straight onto the subject by another producer: the worker refuses the item without echoing it.
+        foreach (var source in refused)
+        {
+            Assert.Null(WorkItem.Parse(WorkItem.For(source, null).ToBytes(), out var reason));
+            Assert.Contains("user name or password is refused", reason, StringComparison.Ordinal);
+            Assert.DoesNotContain("s3cr3t", reason, StringComparison.Ordinal);
+        }
+
+        // Sources that merely contain '@' (a file name, a path after the host) are not credentials.
+        foreach (var source in new[] { "/srv/up/@me.jpg", "https://127.0.0.1:9/u/@me.jpg", "https://127.0.0.1:9/a?next=x@y" })
+        {
+            Assert.NotNull(WorkItem.Parse(WorkItem.For(source, null).ToBytes(), out _));
+        }
+
+        await Task.CompletedTask;
+    }
 }

@@ -154,7 +154,13 @@ public sealed class OpenApiTests
                 {
                     checkedErrors++;
                     Assert.True(documented.Contains(status.ToString(System.Globalization.CultureInfo.InvariantCulture)), $"{method.ToUpperInvariant()} {path}: answered {status}, documented only {string.Join(',', documented)}");
-                    Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                    var media = response.Content.Headers.ContentType?.MediaType;
+                    if (status == 400 && media is null && url.Contains("%00", StringComparison.Ordinal))
+                    {
+                        continue; // Kestrel refuses an encoded NUL in the path itself, before any of Warden's code (docs/api.md)
+                    }
+
+                    Assert.True(media == "application/problem+json", $"{method.ToUpperInvariant()} {url}: {status} as {media ?? "no content type"}");
                 }
             }
         }
@@ -172,6 +178,20 @@ public sealed class OpenApiTests
         yield return (admin, unknown, Garbage());
         yield return (admin, unknown + "?limit=-5&signal_type=nope&signal=zz&format=nope&url=ftp://x", new ByteArrayContent([]));
         yield return (admin, unknown, new StringContent("{}", Encoding.UTF8, "application/json"));
+
+        // Hostile path segments and query values: line ends, NUL, an encoded traversal, invalid UTF-8, bidi
+        // controls, numbers past every integer type, a very long segment. Each is a 4xx, never a 500.
+        string[] hostile = ["%0A", "a%0D%0Ab", "%00", "..%2F..%2Fetc", "%C3%28", "%E2%80%AE", "-1", "99999999999999999999999", "1e5", "0x10", new string('a', 4000)];
+        foreach (var h in hostile)
+        {
+            var url = System.Text.RegularExpressions.Regex.Replace(path, "\\{[^}]+\\}", h);
+            if (url != path)
+            {
+                yield return (admin, url, new StringContent("{}", Encoding.UTF8, "application/json"));
+            }
+        }
+
+        yield return (admin, unknown + "?limit=99999999999999999999&offset=-1&since=%00&cursor=%0A&page=NaN&state=%E2%80%AE", new ByteArrayContent([]));
     }
 
     [SkippableFact]

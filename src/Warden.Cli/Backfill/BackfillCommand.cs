@@ -57,18 +57,28 @@ internal static class BackfillCommand
             return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-backfill", error, async queue =>
             {
                 long queued = 0, repeated = 0, missing = 0;
-                foreach (var source in Expand(all, error, () => missing++, ct))
+                foreach (var (name, source) in Expand(all, error, () => missing++, ct))
                 {
-                    await foreach (var s in source.ConfigureAwait(false))
+                    try
                     {
-                        if (await queue.EnqueueAsync(WorkItem.For(s, p.GetValue(uploader)), ct).ConfigureAwait(false))
+                        await foreach (var s in source.ConfigureAwait(false))
                         {
-                            queued++;
+                            if (await queue.EnqueueAsync(WorkItem.For(s, p.GetValue(uploader)), ct).ConfigureAwait(false))
+                            {
+                                queued++;
+                            }
+                            else
+                            {
+                                repeated++;
+                            }
                         }
-                        else
-                        {
-                            repeated++;
-                        }
+                    }
+                    catch (Exception ex) when (ex is Amazon.Runtime.AmazonClientException or ArgumentException or HttpRequestException)
+                    {
+                        // A bucket that cannot be listed (no endpoint, no such bucket, refused): this source fails,
+                        // the others are still queued; what was listed before the failure stays queued.
+                        error.WriteLine($"warden: {name}: cannot list: {ex.Message}");
+                        missing++;
                     }
                 }
 
@@ -300,23 +310,35 @@ internal static class BackfillCommand
         }
     }
 
-    private static IEnumerable<IAsyncEnumerable<string>> Expand(IEnumerable<string> sources, TextWriter error, Action missing, CancellationToken cancellationToken)
+    private static IEnumerable<(string Name, IAsyncEnumerable<string> Items)> Expand(IEnumerable<string> sources, TextWriter error, Action missing, CancellationToken cancellationToken)
     {
         foreach (var s in sources)
         {
-            if ((s.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("https://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("s3://", StringComparison.OrdinalIgnoreCase))
-                && UrlCredentials.Of(s) is not null)
+            var http = s.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+            var s3 = s.StartsWith("s3://", StringComparison.OrdinalIgnoreCase);
+            if ((http || s3) && UrlCredentials.Of(s) is not null)
             {
                 error.WriteLine($"warden: {UrlCredentials.Redact(s, s)}: {WorkItem.CredentialsRefused}");
                 missing();
             }
-            else if (s.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+            else if (http && !(Uri.TryCreate(s, UriKind.Absolute, out var uri) && uri.Host.Length > 0))
             {
-                yield return One(s);
+                // Refused here rather than dead-lettered later by every worker that tries it.
+                error.WriteLine($"warden: {s}: not a valid http(s) URL");
+                missing();
             }
-            else if (s.StartsWith("s3://", StringComparison.OrdinalIgnoreCase))
+            else if (http)
             {
-                yield return S3Source.ListAsync(s, cancellationToken);
+                yield return (s, One(s));
+            }
+            else if (s3 && !S3Source.TryParse(s, out _, out _))
+            {
+                error.WriteLine($"warden: {s}: not s3://BUCKET/PREFIX (a bucket name is letters, digits, '.', '-' or '_')");
+                missing();
+            }
+            else if (s3)
+            {
+                yield return (s, S3Source.ListAsync(s, cancellationToken));
             }
             else
             {
@@ -329,7 +351,7 @@ internal static class BackfillCommand
                         continue;
                     }
 
-                    yield return One(Path.GetFullPath(path));
+                    yield return (path, One(Path.GetFullPath(path)));
                 }
             }
         }

@@ -655,7 +655,7 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
             }
 
             await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            var data = await ReadLimitedAsync(body, cancellationToken).ConfigureAwait(false);
+            var data = await BoundedRead.ReadAllAsync(body, options.MaxBytes, cancellationToken).ConfigureAwait(false);
             return data is null ? (default, null, $"larger than {options.MaxBytes} bytes", null) : (data, response.Content.Headers.LastModified, null, null);
         }
 
@@ -697,24 +697,6 @@ internal sealed class BackfillWorker(IWorkQueue queue, BankStore store, Storage.
         {
             return (default, null, "not a usable path: " + ex.Message, null);
         }
-    }
-
-    private async Task<byte[]?> ReadLimitedAsync(Stream body, CancellationToken cancellationToken)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > options.MaxBytes)
-            {
-                return null;
-            }
-
-            buffer.Write(chunk, 0, n);
-        }
-
-        return buffer.ToArray();
     }
 
     /// <summary>Settles one item (ack, dead letter) and reports it done.</summary>

@@ -25,8 +25,16 @@ internal static class S3Source
         var slash = rest.IndexOf('/', StringComparison.Ordinal);
         bucket = slash < 0 ? rest : rest[..slash];
         key = slash < 0 ? string.Empty : rest[(slash + 1)..];
-        return bucket.Length > 0;
+        return IsBucketName(bucket) && !key.Contains('\0', StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// A bucket name as S3-compatible services accept it: 1-255 letters, digits, '.', '-' or '_' (AWS's current rule
+    /// is stricter; the legacy rule and MinIO/Ceph allow these). Anything else (a space, '%', a control character)
+    /// is refused before a request is made.
+    /// </summary>
+    public static bool IsBucketName(string bucket) =>
+        bucket.Length is > 0 and <= 255 && bucket.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_');
 
     public static AmazonS3Client Client()
     {
@@ -41,6 +49,11 @@ internal static class S3Source
         {
             config.ServiceURL = endpoint;
         }
+        else
+        {
+            // AWS itself: the SDK needs a region endpoint (without one it refuses every call).
+            config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(config.AuthenticationRegion);
+        }
 
         var id = Environment.GetEnvironmentVariable("AWS_ACCESS_KEY_ID");
         var secret = Environment.GetEnvironmentVariable("AWS_SECRET_ACCESS_KEY");
@@ -52,7 +65,7 @@ internal static class S3Source
     {
         if (!TryParse(source, out var bucket, out var prefix))
         {
-            throw new ArgumentException($"'{source}' is not s3://BUCKET/PREFIX.");
+            throw new ArgumentException($"'{source}' is not s3://BUCKET/PREFIX (a bucket name is letters, digits, '.', '-' or '_').");
         }
 
         using var client = Client();
@@ -94,9 +107,11 @@ internal static class S3Source
                 return (null, null, $"larger than {maxBytes} bytes", null);
             }
 
-            using var buffer = new MemoryStream();
-            await response.ResponseStream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
-            return (buffer.ToArray(), response.LastModified is { } m ? new DateTimeOffset(m.ToUniversalTime()) : null, null, null);
+            // Bounded even when the service sent more than it declared.
+            var data = await Warden.Core.Runtime.BoundedRead.ReadAllAsync(response.ResponseStream, maxBytes, cancellationToken).ConfigureAwait(false);
+            return data is null
+                ? (null, null, $"larger than {maxBytes} bytes", null)
+                : (data, response.LastModified is { } m ? new DateTimeOffset(m.ToUniversalTime()) : null, null, null);
         }
         catch (AmazonS3Exception ex) when (ex.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Forbidden)
         {

@@ -25,4 +25,24 @@ public static class BoundedRead
 
         return buffer.ToArray();
     }
+
+    /// <summary>As <see cref="ReadAll"/>, asynchronously (a network body).</summary>
+    public static async Task<byte[]?> ReadAllAsync(Stream stream, long max, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int n;
+        while ((n = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + n > max)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, n);
+        }
+
+        return buffer.ToArray();
+    }
 }

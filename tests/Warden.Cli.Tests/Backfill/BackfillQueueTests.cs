@@ -211,4 +211,38 @@ public sealed class BackfillQueueTests : IDisposable
 
         await Task.CompletedTask;
     }
+
+    [SkippableFact]
+    public void Sources_that_cannot_be_read_are_refused_at_enqueue_one_line_each()
+    {
+        Skip.If(NatsProcess.Missing is not null, NatsProcess.Missing);
+        using var nats = NatsProcess.Start(Directory.CreateDirectory(Path.Combine(_dir, "js")).FullName);
+        var good = Path.Combine(_dir, "a.bin");
+        File.WriteAllBytes(good, [1, 2, 3]);
+        string[] bad = ["http://", "https://[::1", "https:///path-only", "s3://", "s3:///key", "s3://a b/c", "s3://b%00/x", "s3://bucket!/x"];
+        var (code, output, err) = Cli.Run(["backfill", good, .. bad, "--nats", nats.Url, "--queue", "BADSRC"]);
+        Assert.Equal(WardenCli.SomeFailed, code);
+        Assert.Contains("queued 1 items", output, StringComparison.Ordinal);
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(bad.Length, lines.Length);
+        Assert.All(lines, l => Assert.StartsWith("warden: ", l, StringComparison.Ordinal));
+        Assert.DoesNotContain("internal error", err, StringComparison.Ordinal);
+
+        // A bucket whose service cannot be reached is one line for that source; the others are still queued.
+        // (Only the S3 code reads AWS_ENDPOINT_URL, so setting it in this process for a moment touches no other test.)
+        (int Exit, string Out, string Err) unreachable;
+        Environment.SetEnvironmentVariable("AWS_ENDPOINT_URL", "http://127.0.0.1:1");
+        try
+        {
+            unreachable = Cli.Run(["backfill", "s3://bucket/prefix/", good, "--nats", nats.Url, "--queue", "BADSRC2"]);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("AWS_ENDPOINT_URL", null);
+        }
+
+        Assert.Equal(WardenCli.SomeFailed, unreachable.Exit);
+        Assert.Contains("warden: s3://bucket/prefix/: cannot list:", unreachable.Err, StringComparison.Ordinal);
+        Assert.Contains("queued 1 items", unreachable.Out, StringComparison.Ordinal);
+    }
 }

@@ -73,7 +73,7 @@ internal static class BackfillCommand
                             }
                         }
                     }
-                    catch (Exception ex) when (ex is Amazon.Runtime.AmazonClientException or ArgumentException or HttpRequestException)
+                    catch (Exception ex) when (ex is not OperationCanceledException)
                     {
                         // A bucket that cannot be listed (no endpoint, no such bucket, refused): this source fails,
                         // the others are still queued; what was listed before the failure stays queued.

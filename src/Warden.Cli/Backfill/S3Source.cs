@@ -121,5 +121,11 @@ internal static class S3Source
         {
             return (null, null, null, "S3: " + ex.Message);
         }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Anything else the SDK throws on what the service sent (a malformed ETag, an unreadable body, a
+            // connection cut mid-object): a failure of this item, retried and then dead-lettered, never the worker's end.
+            return (null, null, null, $"S3: {ex.GetType().Name}: {ex.Message}");
+        }
     }
 }

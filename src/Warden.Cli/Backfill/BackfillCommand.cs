@@ -54,6 +54,12 @@ internal static class BackfillCommand
                 return WardenCli.UsageError;
             }
 
+            if (Core.Banks.UploaderIds.Problem(p.GetValue(uploader)) is { } uploaderProblem)
+            {
+                error.WriteLine($"warden: --uploader: {uploaderProblem}");
+                return WardenCli.UsageError;
+            }
+
             return await WithQueueAsync(p.GetRequiredValue(nats), p.GetRequiredValue(queueName), "warden-backfill", error, async queue =>
             {
                 long queued = 0, repeated = 0, missing = 0;

@@ -53,6 +53,12 @@ internal sealed record WorkItem(
                 return null;
             }
 
+            if (Core.Banks.UploaderIds.Problem(item.Uploader) is { } uploaderProblem)
+            {
+                reason = "not a backfill item: " + uploaderProblem;
+                return null;
+            }
+
             if (item.Kind is not (null or RetroKind))
             {
                 reason = $"not a backfill item: unknown kind '{item.Kind}'";

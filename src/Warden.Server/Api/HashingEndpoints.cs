@@ -79,5 +79,5 @@ internal static class HashingEndpoints
     private static IResult MatchSignal(HttpContext context, [FromQuery(Name = "signal_type")] string? signalType, string? signal, [FromQuery(Name = "uploader_id")] string? uploaderId, MatchService service) =>
         Results.Ok(service.MatchSignal(signalType ?? string.Empty, signal ?? string.Empty, new MatchContext(context.User.KeyId(), Uploader(uploaderId))));
 
-    internal static string? Uploader(string? id) => id is { Length: > 256 } ? throw ApiException.BadRequest(ErrorCodes.InvalidRequest, "uploader_id is longer than 256 characters.") : id;
+    internal static string? Uploader(string? id) => Core.Banks.UploaderIds.Problem(id) is { } problem ? throw ApiException.BadRequest(ErrorCodes.InvalidRequest, problem) : id;
 }

@@ -136,6 +136,7 @@ public sealed class BackfillQueueTests : IDisposable
     [InlineData("backfill", "x", "--queue", "bad queue!")]
     [InlineData("backfill", "x", "--queue", "")]
     [InlineData("backfill")]
+    [InlineData("backfill", "x", "--uploader", "u257")]
     [InlineData("worker", "--lease-seconds", "0")]
     [InlineData("worker", "--max-deliver", "-1")]
     [InlineData("worker", "--item-delay-ms", "-5")]
@@ -146,6 +147,7 @@ public sealed class BackfillQueueTests : IDisposable
     [InlineData("worker", "--threads", "many")]
     public void Bad_command_lines_are_usage_errors(params string[] args)
     {
+        args = [.. args.Select(a => a == "u257" ? new string('u', 257) : a)];
         var (code, _, err) = Cli.Run(args[0] == "worker" ? [.. args, "--db", Path.Combine(_dir, "none.db")] : args);
         Assert.Equal(WardenCli.UsageError, code);
         Assert.StartsWith("warden:", err, StringComparison.Ordinal);
@@ -202,6 +204,11 @@ public sealed class BackfillQueueTests : IDisposable
             Assert.Contains("user name or password is refused", reason, StringComparison.Ordinal);
             Assert.DoesNotContain("s3cr3t", reason, StringComparison.Ordinal);
         }
+
+        // An uploader id over the API's limit, published by another producer: refused as the API would.
+        Assert.Null(WorkItem.Parse(WorkItem.For(good, new string('u', 257)).ToBytes(), out var tooLong));
+        Assert.Contains("longer than 256", tooLong, StringComparison.Ordinal);
+        Assert.NotNull(WorkItem.Parse(WorkItem.For(good, new string('u', 256)).ToBytes(), out _));
 
         // Sources that merely contain '@' (a file name, a path after the host) are not credentials.
         foreach (var source in new[] { "/srv/up/@me.jpg", "https://127.0.0.1:9/u/@me.jpg", "https://127.0.0.1:9/a?next=x@y" })

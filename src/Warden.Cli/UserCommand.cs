@@ -33,6 +33,12 @@ internal static class UserCommand
             }
 
             var name = p.GetRequiredValue(username);
+            if (UserNames.Problem(name) is { } problem)
+            {
+                error.WriteLine($"warden: {problem}");
+                return WardenCli.UsageError;
+            }
+
             return CommonOptions.Guarded(error, () => Target(p.GetValue(reviewDb), p.GetRequiredValue(db), create: true, error) is { } target
                 ? CreateUser(target, name, p.GetRequiredValue(role), secret, error)
                 : WardenCli.NoDatabase);
@@ -185,7 +191,7 @@ internal static class UserCommand
         using var database = ReviewDatabase.Open(target);
         if (!new ReviewStore(database).CreateUser(name, role, PasswordHashing.Hash(secret)))
         {
-            error.WriteLine($"warden: user '{name}' exists.");
+            error.WriteLine($"warden: user '{name}' exists (names are compared without regard to case).");
             return WardenCli.SomeFailed;
         }
 

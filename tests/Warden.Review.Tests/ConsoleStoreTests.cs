@@ -113,6 +113,32 @@ public abstract class ConsoleStoreTests
         Assert.Equal(50, generated.Distinct().Count());
     }
 
+    [SkippableFact]
+    public async Task User_names_follow_one_rule_and_never_differ_only_in_case()
+    {
+        await using var t = await TestDatabases.CreateAsync(Dialect);
+        using var db = ReviewDatabase.Open(t.Target);
+        var users = new ReviewStore(db);
+        var hash = PasswordHashing.Hash("a long enough passphrase");
+        string[] refused = ["", " alice", "alice ", "al ice", "alice\n", "alice\nroot", "a\u0000b", "\u0430lice", "ali\u200Bce", "-alice", ".alice", "@alice", new string('a', 65), "a/b", "a;b", "a'b", "a\"b", "a\u2028b"];
+        foreach (var name in refused)
+        {
+            var ex = Assert.Throws<ArgumentException>(() => users.CreateUser(name, "reviewer", hash));
+            Assert.Contains("Invalid user name", ex.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("\n", ex.Message, StringComparison.Ordinal); // shown escaped, never a second line
+        }
+
+        foreach (var name in new[] { "alice", "bob.smith", "r2-d2", "x_y", "jane+review@example.org", new string('a', 64), "7" })
+        {
+            Assert.True(users.CreateUser(name, "reviewer", hash), name);
+        }
+
+        Assert.False(users.CreateUser("ALICE", "admin", hash)); // taken: differs only in case
+        Assert.False(users.CreateUser("Bob.Smith", "admin", hash));
+        Assert.Equal(7, users.Users().Count);
+        Assert.Equal("reviewer", users.FindUser("alice")!.Value.User.Role);
+    }
+
     private static ConsoleUser User(ReviewDatabase db, string name)
     {
         var users = new ReviewStore(db);

@@ -18,10 +18,24 @@ public sealed record CaseEvent(long Seq, string Kind, string CaseId, string? Clu
 /// </summary>
 public sealed class ReviewStore(ReviewDatabase database)
 {
-    /// <summary>Creates a user; false when the name is taken.</summary>
+    /// <summary>
+    /// Creates a user; false when the name is taken, also by a name that differs only in case ("Alice" beside
+    /// "alice" would read as the same person in the audit log). Throws <see cref="ArgumentException"/> for a name
+    /// outside <see cref="UserNames"/>' rule.
+    /// </summary>
     public bool CreateUser(string username, string role, string passwordHash)
     {
+        if (UserNames.Problem(username) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(username));
+        }
+
         using var c = database.Connect();
+        if (c.ExecuteScalar<long>("SELECT COUNT(*) FROM console_users WHERE lower(username) = lower(@username)", new { username }) > 0)
+        {
+            return false;
+        }
+
         return c.Execute(
             "INSERT INTO console_users(username, role, password_hash, created_at) VALUES (@username, @role, @passwordHash, @at) ON CONFLICT(username) DO NOTHING",
             new { username, role, passwordHash, at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }) == 1;

@@ -18,6 +18,15 @@ public sealed class ConsoleCliTests
         Assert.Equal(0, exit);
         Assert.Contains("created reviewer 'bob'", err, StringComparison.Ordinal);
         Assert.Equal(1, Run("user", "create", "bob", "--role", "reviewer", "--password", "a long enough passphrase", "--db", db).Exit); // taken
+        Assert.Equal(1, Run("user", "create", "BOB", "--role", "admin", "--password", "a long enough passphrase", "--db", db).Exit); // taken, whatever the case
+        foreach (var bad in new[] { "bob\nroot", " bob", "b\u043Eb", "" })
+        {
+            var refused = Run("user", "create", bad, "--role", "admin", "--password", "a long enough passphrase", "--db", db);
+            Assert.Equal(2, refused.Exit);
+            Assert.Single(refused.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains("Invalid user name", refused.Err, StringComparison.Ordinal);
+        }
+
         Assert.Equal(2, Run("user", "create", "carol", "--role", "reviewer", "--password", "short", "--db", db).Exit);
         Assert.Equal(2, Run("user", "create", "carol", "--role", "submitter", "--password", "a long enough passphrase", "--db", db).Exit);
         Assert.Contains(h.Review.Audit.Query(new(Action: "user.create")), a => a.Subject == "user:bob");

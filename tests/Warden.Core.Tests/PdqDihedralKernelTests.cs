@@ -124,7 +124,7 @@ public sealed class PdqDihedralKernelTests
     private static Arbitrary<float[]> MedianInputs()
     {
         var near = Gen.Choose(-40, 40).Select(i => BitConverter.Int32BitsToSingle(0x3F80_0000 + i));
-        var wild = Gen.Elements(0f, -0f, float.Epsilon, -float.Epsilon, 1e-39f, -1e-39f, 1e30f, -1e30f, 3e33f, -1f, 1f); // not near float.MaxValue: Torben's (min + max) / 2 overflows there and never ends
+        var wild = Gen.Elements(0f, -0f, float.Epsilon, -float.Epsilon, 1e-39f, -1e-39f, 1e30f, -1e30f, 3e33f, -1f, 1f, float.MaxValue, -float.MaxValue, 3e38f, -3e38f);
         var spread = Gen.Choose(-2_000_000_000, 2_000_000_000).Select(BitConverter.Int32BitsToSingle).Where(f => !float.IsNaN(f));
         var value = Gen.Frequency((3, near), (2, wild), (3, spread), (2, Gen.Choose(-3, 3).Select(i => (float)i)));
         return Gen.Choose(1, 1024).SelectMany(n => Gen.OneOf(value.ArrayOf(n), value.Select(v => Enumerable.Repeat(v, n).ToArray()))).ToArbitrary();
@@ -145,6 +145,30 @@ public sealed class PdqDihedralKernelTests
                 Assert.Equal(PdqStages.ToHash(a.AsSpan(0, 256), PdqStages.Torben(a.AsSpan(0, 256))), PdqStages.ToHash(a.AsSpan(0, 256)));
             }
         });
+
+    /// <summary>
+    /// Regression: Torben's midpoint overflowed to ±infinity when every value was near ±float.MaxValue (an all-equal
+    /// run drawn from the property's "spread" values), and the search never ended: Warden.Core.Tests hung in CI.
+    /// </summary>
+    [Fact]
+    public async Task Torben_ends_for_values_near_the_float_limits()
+    {
+        float[][] cases =
+        [
+            [-float.MaxValue, -float.MaxValue, -float.MaxValue],
+            [float.MaxValue, float.MaxValue],
+            [float.MaxValue, 3e38f, float.MaxValue, 3.3e38f],
+            [-float.MaxValue, -3e38f, -3.1e38f],
+            [-float.MaxValue, float.MaxValue, 0f],
+            [BitConverter.Int32BitsToSingle(unchecked((int)0xFF7FFFFE)), BitConverter.Int32BitsToSingle(unchecked((int)0xFF7FFFFF))],
+        ];
+        foreach (var a in cases)
+        {
+            // A hang fails here (TimeoutException) instead of stalling the run.
+            var torben = await Task.Run(() => PdqStages.Torben(a)).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(PdqStages.Median(a), torben);
+        }
+    }
 
     [Fact]
     public void Radix_median_refuses_empty_and_oversized_input()

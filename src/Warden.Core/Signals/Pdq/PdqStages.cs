@@ -493,7 +493,10 @@ public static class PdqStages
         var half = (n + 1) / 2;
         while (true)
         {
-            guess = (min + max) / 2;
+            // The midpoint in double: (min + max) / 2 in float overflows to ±infinity when both are near
+            // ±float.MaxValue, and the search then never moves (a CI hang, found through the radix-median property).
+            // The answer is always one of the values, so how the guess is rounded cannot change it.
+            guess = (float)(((double)min + max) / 2);
             less = 0;
             greater = 0;
             equal = 0;

@@ -18,13 +18,7 @@ public sealed class BadInputCliTests : IDisposable
         Directory.Delete(_dir, recursive: true);
     }
 
-    private static (int Exit, string Out, string Err) Run(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var exit = WardenCli.Run(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
+    private static (int Exit, string Out, string Err) Run(params string[] args) => Cli.Run(args);
 
     private string File(string name, byte[] content)
     {

@@ -121,14 +121,3 @@ public sealed class BackfillKillTests : IDisposable
         Assert.Equal(matches.Select(m => m.Match.Key).Order(), claimed.Order());
     }
 }
-
-/// <summary>Runs the CLI in process.</summary>
-internal static class Cli
-{
-    public static (int Exit, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        return (WardenCli.Run(args, output, error), output.ToString(), error.ToString());
-    }
-}

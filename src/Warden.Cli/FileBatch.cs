@@ -83,7 +83,7 @@ internal static class FileBatch
                 if (r.Error is not null)
                 {
                     failed++;
-                    var line = $"warden: {r.Path}: {r.Error}";
+                    var line = $"warden: {CommonOptions.Shown(r.Path)}: {r.Error}";
                     if (progress is not null)
                     {
                         progress.WriteLine(line);

@@ -136,7 +136,7 @@ internal static class HashCommand
         {
             // The frame hashes are too long for a table: a summary, then the reference's lines indented.
             Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"video {v.Info.Codec} {v.Info.Width}x{v.Info.Height} {VideoFiles.Fps(v.Info)} fps, {v.Vpdq?.Frames.Count ?? 0} vPDQ frames  {h.Exact.Md5Hex}  {h.Exact.Sha1Hex}  {h.Exact.Sha256Hex}  {path}"));
+                $"video {v.Info.Codec} {v.Info.Width}x{v.Info.Height} {VideoFiles.Fps(v.Info)} fps, {v.Vpdq?.Frames.Count ?? 0} vPDQ frames  {h.Exact.Md5Hex}  {h.Exact.Sha1Hex}  {h.Exact.Sha256Hex}  {CommonOptions.Shown(path)}"));
             foreach (var f in v.Vpdq?.Frames ?? [])
             {
                 Output.WriteLine("  " + f);
@@ -153,7 +153,7 @@ internal static class HashCommand
 
             var img = h.Image!;
             Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{img.Pdq.Hash}  {img.Pdq.Quality,3}  {img.Width,5}  {img.Height,6}  {h.Exact.Md5Hex}  {h.Exact.Sha1Hex}  {h.Exact.Sha256Hex}  {path}"));
+                $"{img.Pdq.Hash}  {img.Pdq.Quality,3}  {img.Width,5}  {img.Height,6}  {h.Exact.Md5Hex}  {h.Exact.Sha1Hex}  {h.Exact.Sha256Hex}  {CommonOptions.Shown(path)}"));
             if (Dihedral && img.Pdq.Dihedral is { } variants)
             {
                 for (var v = 1; v < variants.Count; v++)

@@ -93,7 +93,7 @@ internal static partial class ModelCommand
             else
             {
                 var f = fp!.File;
-                output.WriteLine($"{item}");
+                output.WriteLine(CommonOptions.Shown(item));
                 if (f is not null)
                 {
                     output.WriteLine($"  sha256 {f.Sha256Hex}  autov1 {f.AutoV1Hex ?? "-"}  autov2 {f.AutoV2Hex}  autov3 {f.AutoV3Short ?? "-"}  crc32 {f.Crc32Hex}{(f.Blake3Hex is null ? string.Empty : "  blake3 " + f.Blake3Hex)}");
@@ -183,7 +183,7 @@ internal static partial class ModelCommand
         {
             if (walkError is not null)
             {
-                error.WriteLine($"warden: {item}: {walkError}");
+                error.WriteLine($"warden: {CommonOptions.Shown(item)}: {walkError}");
                 failed++;
                 continue;
             }
@@ -196,13 +196,13 @@ internal static partial class ModelCommand
             catch (ModelFormatException ex) when (walked && ex.NotAModel)
             {
                 // A file in a walked folder that is no model format at all (README, image…) is skipped, not failed.
-                error.WriteLine($"warden: {item}: skipped: {ex.Message}");
+                error.WriteLine($"warden: {CommonOptions.Shown(item)}: skipped: {ex.Message}");
                 continue;
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 // One file's failure is that file's error: a malformed model fails (never "safe"), the run goes on.
-                error.WriteLine($"warden: {item}: {Describe(ex)}");
+                error.WriteLine($"warden: {CommonOptions.Shown(item)}: {Describe(ex)}");
                 failed++;
                 continue;
             }
@@ -233,7 +233,7 @@ internal static partial class ModelCommand
                 }
                 catch (Exception ex) when (ex is not OutOfMemoryException)
                 {
-                    error.WriteLine($"warden: {item}: {Describe(ex)}");
+                    error.WriteLine($"warden: {CommonOptions.Shown(item)}: {Describe(ex)}");
                     failed++;
                     continue;
                 }
@@ -256,7 +256,7 @@ internal static partial class ModelCommand
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                error.WriteLine($"warden: {item}: {Describe(ex)}");
+                error.WriteLine($"warden: {CommonOptions.Shown(item)}: {Describe(ex)}");
                 failed++;
             }
         }
@@ -389,7 +389,7 @@ internal static partial class ModelCommand
 
     private static void WriteDocumentTable(TextWriter output, string item, ModelDocument doc, ArchitectureGuess arch)
     {
-        output.WriteLine($"{item}");
+        output.WriteLine(CommonOptions.Shown(item));
         output.WriteLine($"  format {Format(doc.Format)}; architecture {arch.Summary}; {doc.Tensors.Count} tensors; pickle {Verdict(doc)}; {doc.Anomalies.Count} anomalies");
         foreach (var e in arch.Evidence.Take(6))
         {

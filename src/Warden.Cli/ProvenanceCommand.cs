@@ -108,7 +108,7 @@ internal static class ProvenanceCommand
             if (r.Error is not null)
             {
                 failed++;
-                error.WriteLine($"warden: {r.Path}: {r.Error}");
+                error.WriteLine($"warden: {CommonOptions.Shown(r.Path)}: {r.Error}");
                 continue;
             }
 
@@ -178,12 +178,13 @@ internal static class ProvenanceCommand
         var inv = CultureInfo.InvariantCulture;
         var generator = r.Generator is { } g ? g.Tool + (g.Version is null ? string.Empty : " " + g.Version) : "-";
         var c2pa = r.C2pa is { Present: true } c ? "c2pa:" + c.Validation : r.C2pa?.RemoteManifestUrl is not null ? "c2pa:remote" : "-";
-        output.WriteLine(string.Create(inv, $"{path}  ai={r.Verdict.AiGenerated} score={r.Verdict.Score:0.00}  generator={generator}  {c2pa}  models={r.ModelRefs.Count}  bank-hits={r.ModelMatches.Count}"));
+        output.WriteLine(string.Create(inv, $"{CommonOptions.Shown(path)}  ai={r.Verdict.AiGenerated} score={r.Verdict.Score:0.00}  generator={CommonOptions.Shown(generator)}  {c2pa}  models={r.ModelRefs.Count}  bank-hits={r.ModelMatches.Count}"));
         foreach (var s in r.Signals)
         {
             var where = s.Location is { } l ? $"{l.Container}:{l.Chunk}{(l.Key is null ? string.Empty : ":" + l.Key)}" : string.Empty;
             var fields = string.Join(", ", s.Parsed.Where(p => !p.Key.EndsWith("_sha256", StringComparison.Ordinal)).Take(6).Select(p => $"{p.Key}={Short(p.Value)}"));
-            output.WriteLine(string.Create(inv, $"  {s.Id} {s.Type,-22} {s.AiIndication.ToString().ToLowerInvariant(),-8} {s.Confidence:0.00}  {where}  {fields}"));
+            // Keys, values and chunk names come from the file itself: shown escaped, one line per signal whatever they hold.
+            output.WriteLine(string.Create(inv, $"  {s.Id} {s.Type,-22} {s.AiIndication.ToString().ToLowerInvariant(),-8} {s.Confidence:0.00}  {CommonOptions.Shown(where)}  {CommonOptions.Shown(fields)}"));
         }
 
         for (var i = 0; i < r.ModelRefs.Count; i++)
@@ -191,7 +192,7 @@ internal static class ProvenanceCommand
             var m = r.ModelRefs[i];
             var hashes = string.Join(" ", m.Hashes.Select(h => $"{h.Scheme}:{h.Value}"));
             var weight = m.Weight is { } w ? string.Create(inv, $" weight={w:0.###}") : string.Empty;
-            output.WriteLine($"  model {m.Role} {m.Name ?? "?"}{weight} {hashes} (from {m.SignalId})");
+            output.WriteLine($"  model {m.Role} {CommonOptions.Shown(m.Name ?? "?")}{weight} {CommonOptions.Shown(hashes)} (from {m.SignalId})");
             foreach (var hit in r.ModelMatches.Where(x => x.ModelIndex == i))
             {
                 output.WriteLine($"    MATCH {hit.SignalType}:{hit.Hash.Value} in bank '{hit.Hit.Bank.Name}' ({hit.Hit.Bank.Kind}) entry {hit.Hit.EntryId}{(hit.Hit.Suppressed ? " (suppressed by an allow list)" : string.Empty)}");

@@ -238,7 +238,7 @@ internal static class ScanCommand
 
                     var bank = h.Suppressed ? h.Bank.Name + " (suppressed)" : h.Bank.Name;
                     var text = string.Join(';', labels.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
-                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{bank,-20}  {h.SignalType,-6}  {h.Distance,4}  {h.Variant,-18}  {h.EntryId,8}  {text,-30}  {path}"));
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{bank,-20}  {h.SignalType,-6}  {h.Distance,4}  {h.Variant,-18}  {h.EntryId,8}  {CommonOptions.Shown(text),-30}  {CommonOptions.Shown(path)}"));
                     if (h.Video is { } match)
                     {
                         output.WriteLine($"{"",-20}  {h.Signal}{(match.Ranges.Count > 0 ? "; matched at " + RangesText(match) : string.Empty)}");

@@ -83,7 +83,7 @@ internal static class BackfillCommand
                     {
                         // A bucket that cannot be listed (no endpoint, no such bucket, refused): this source fails,
                         // the others are still queued; what was listed before the failure stays queued.
-                        error.WriteLine($"warden: {name}: cannot list: {ex.Message}");
+                        error.WriteLine($"warden: {CommonOptions.Shown(name)}: cannot list: {ex.Message}");
                         missing++;
                     }
                 }
@@ -330,7 +330,7 @@ internal static class BackfillCommand
             else if (http && !(Uri.TryCreate(s, UriKind.Absolute, out var uri) && uri.Host.Length > 0))
             {
                 // Refused here rather than dead-lettered later by every worker that tries it.
-                error.WriteLine($"warden: {s}: not a valid http(s) URL");
+                error.WriteLine($"warden: {CommonOptions.Shown(s)}: not a valid http(s) URL");
                 missing();
             }
             else if (http)
@@ -339,7 +339,7 @@ internal static class BackfillCommand
             }
             else if (s3 && !S3Source.TryParse(s, out _, out _))
             {
-                error.WriteLine($"warden: {s}: not s3://BUCKET/PREFIX (a bucket name is letters, digits, '.', '-' or '_')");
+                error.WriteLine($"warden: {CommonOptions.Shown(s)}: not s3://BUCKET/PREFIX (a bucket name is letters, digits, '.', '-' or '_')");
                 missing();
             }
             else if (s3)
@@ -352,7 +352,7 @@ internal static class BackfillCommand
                 {
                     if (problem is not null || path == FileWalker.StandardInput)
                     {
-                        error.WriteLine($"warden: {path}: {problem ?? "standard input cannot be backfilled"}");
+                        error.WriteLine($"warden: {CommonOptions.Shown(path)}: {problem ?? "standard input cannot be backfilled"}");
                         missing();
                         continue;
                     }

@@ -143,7 +143,7 @@ public sealed class BankStore : IDisposable
     {
         if (!BankNames.IsValid(name))
         {
-            throw new StorageException(StorageError.Invalid, $"Invalid bank name '{name}': {BankNames.Rule}.");
+            throw new StorageException(StorageError.Invalid, $"Invalid bank name '{Warden.Core.Runtime.ShownText.Of(name)}': {BankNames.Rule}.");
         }
 
         var map = MergeThresholds(null, thresholds?.Select(p => KeyValuePair.Create(p.Key, (int?)p.Value)), pdqThreshold, clearPdq: false);

@@ -19,11 +19,10 @@ public static class UserNames
             ? null
             : $"Invalid user name '{Shown(name)}': {Rule}.";
 
-    // Quoted in an error line: control characters and line ends shown escaped, long names cut.
+    // Quoted in an error line: escaped (one line whatever the name holds), long names cut.
     private static string Shown(string? name)
     {
         var text = name ?? string.Empty;
-        text = text.Length > 80 ? text[..80] + "…" : text;
-        return string.Concat(text.Select(c => char.IsControl(c) || c is '\u2028' or '\u2029' ? $"\\u{(int)c:x4}" : c.ToString()));
+        return Core.Runtime.ShownText.Of(text.Length > 80 ? text[..80] + "…" : text);
     }
 }
